@@ -1,0 +1,35 @@
+/* Line-at-a-time input from a file (plain or gzip, through zlib), stdin or
+ * a memory buffer, with the checks a text-format reader needs up front:
+ * bounded line length and no NUL bytes. Lines are returned without their
+ * "\n" or "\r\n". */
+#ifndef MOEPLACE_COMMON_LINE_READER_H
+#define MOEPLACE_COMMON_LINE_READER_H
+
+#include <stddef.h>
+#include <zlib.h>
+
+typedef struct mp_line_reader {
+  const char *name; /* for messages (not owned) */
+  gzFile gz;        /* file source, or NULL for memory */
+  const unsigned char *mem;
+  size_t mem_size;
+  unsigned char *chunk; /* raw bytes read but not yet consumed */
+  size_t chunk_len, chunk_pos;
+  int at_eof;
+  char *line; /* current line, NUL-terminated */
+  size_t line_len, line_cap, max_line;
+  long lineno; /* 1-based number of the current line */
+} mp_line_reader;
+
+/* path "-" is stdin. Compressed and plain input are both accepted. */
+int mp_line_reader_open_file(mp_line_reader *r, const char *path, const char *name,
+                             size_t max_line);
+int mp_line_reader_open_memory(mp_line_reader *r, const void *data, size_t size,
+                               const char *name, size_t max_line);
+void mp_line_reader_close(mp_line_reader *r);
+
+/* 1: a line is in r->line (length r->line_len); 0: end of input; <0: error
+ * with "name:line: reason" set. */
+int mp_line_reader_next(mp_line_reader *r);
+
+#endif
