@@ -1,0 +1,241 @@
+#!/bin/bash
+# slurm_test.sh: the Slurm batch scripts on a real one-node Slurm cluster.
+#
+# Starts a private cluster on this machine (scripts/slurm/cluster.sh: munged,
+# slurmctld, slurmd), submits scripts/slurm/demo.sbatch with sbatch, waits
+# for each job, checks its final state, exit code and output, runs the replay
+# sweep's job array in --dry-run mode, and stops the cluster again whatever
+# happened (trap EXIT). Before that, checks the scripts' syntax and the sweep's
+# shape table logic and aggregation without Slurm.
+#
+#   make check-slurm                     # builds what it needs, then runs this
+#   top_builddir=/tmp/build top_srcdir=/src bash tests/slurm_test.sh
+#
+# Needs root and the Debian packages slurmctld slurmd slurm-client munge
+# (exit 77 = skipped when they are absent). Until moeplace-demo is built, the
+# demo job runs tests/slurm_mpi_hello instead (MOEPLACE_DEMO_CMD); once it
+# exists, the real demo job is submitted too.
+#
+# Environment: top_builddir [.], top_srcdir [this script's ..],
+#   MOEPLACE_SLURM_JOB_TIMEOUT  seconds a job may take [300]
+#   MOEPLACE_SLURM_KEEP=1       keep the work directory even on success
+set -u
+
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+top_builddir=${top_builddir:-$PWD}
+PYTHON3=${PYTHON3:-python3}
+slurm_dir=$top_srcdir/scripts/slurm
+cluster=$slurm_dir/cluster.sh
+hello=$top_builddir/tests/slurm_mpi_hello
+job_timeout=${MOEPLACE_SLURM_JOB_TIMEOUT:-300}
+t0=$(date +%s)
+
+say() { printf 'slurm_test: %s\n' "$*"; }
+skip() { say "SKIP: $*"; exit 77; }
+work=
+fail() {
+	say "FAIL: $*"
+	[ -n "$work" ] && say "work directory kept: $work"
+	exit 1
+}
+
+# ---- prerequisites ----------------------------------------------------------
+[ "$(id -u)" = 0 ] || skip "needs root (the test cluster runs SlurmUser=root)"
+for prog in munged slurmctld slurmd sbatch scontrol sinfo; do
+	command -v "$prog" >/dev/null || skip "$prog not installed (apt-get install slurmctld slurmd slurm-client munge)"
+done
+[ -x "$hello" ] || fail "$hello not built (run: make check-slurm, or make tests/slurm_mpi_hello)"
+
+work=$(mktemp -d /tmp/moeplace-slurm-test.XXXXXX) || fail "mktemp"
+# The sweep finds shapes.txt (and the trace) in the source tree.
+export MOEPLACE_SRCDIR=$top_srcdir
+
+# ---- static checks: syntax, shape table, array range, aggregation ------------
+for f in "$cluster" "$slurm_dir/demo.sbatch" "$slurm_dir/replay-sweep.sbatch" \
+	"$slurm_dir/submit-sweep.sh"; do
+	bash -n "$f" || fail "syntax error in $f"
+done
+"$PYTHON3" -m py_compile "$slurm_dir/replay-aggregate.py" || fail "replay-aggregate.py does not compile"
+
+sweep=$slurm_dir/replay-sweep.sbatch
+shapes=$slurm_dir/shapes.txt
+# The shapes, read independently of the script under test.
+mapfile -t want < <(sed 's/#.*//' "$shapes" | awk 'NF { print $1, $2, $3 }')
+n=${#want[@]}
+[ "$n" -gt 0 ] || fail "no shapes in $shapes"
+got=$(bash "$sweep" --count) || fail "replay-sweep --count failed"
+[ "$got" = "$n" ] || fail "replay-sweep --count says $got shapes, $shapes has $n"
+grep -qx "#SBATCH --array=0-$((n - 1))" "$sweep" ||
+	fail "#SBATCH --array in $sweep does not cover the $n shapes (want 0-$((n - 1)))"
+for ((i = 0; i < n; i++)); do
+	read -r r s nn <<<"${want[$i]}"
+	out=$(SLURM_ARRAY_TASK_ID=$i MOEPLACE_OUTDIR=/o MOEPLACE_TRACE=/t.csv.gz bash "$sweep" --dry-run) ||
+		fail "dry run of task $i failed"
+	[ "$out" = "replay-sweep: task $i: moeplace-replay --trace /t.csv.gz --ranks $r --slots $s --nodes $nn --json /o/out-$i.json" ] ||
+		fail "task $i: unexpected command: $out"
+done
+out=$(MOEPLACE_INTERVAL=500 MOEPLACE_POLICIES=none,sw_avg SLURM_ARRAY_TASK_ID=0 bash "$sweep" --dry-run)
+case $out in *"--interval 500 --policies none,sw_avg --json"*) ;; *) fail "interval/policies not passed: $out" ;; esac
+# Every task of a dry run without SLURM_ARRAY_TASK_ID, one line each.
+[ "$(bash "$sweep" --dry-run | grep -c '^replay-sweep: task ')" = "$n" ] || fail "dry run does not list $n tasks"
+# Rejections: index past the table, malformed tables, a real run outside Slurm.
+SLURM_ARRAY_TASK_ID=$n bash "$sweep" --dry-run 2>"$work/err" >/dev/null
+[ $? = 2 ] && grep -q "array index $n has no shape" "$work/err" || fail "index $n past the table not rejected"
+printf '4 4 1\n8 x 2\n' >"$work/bad1.txt"
+printf '# c\n4 4\n' >"$work/bad2.txt"
+printf '6 2 4\n' >"$work/bad3.txt"
+for b in bad1:2 bad2:2 bad3:1; do
+	MOEPLACE_SHAPES=$work/${b%:*}.txt bash "$sweep" --count 2>"$work/err" >/dev/null
+	[ $? = 2 ] && grep -q "${b%:*}.txt:${b#*:}:" "$work/err" ||
+		fail "malformed $b.txt not rejected with file:line: $(cat "$work/err")"
+done
+(unset SLURM_ARRAY_TASK_ID; bash "$sweep" >/dev/null 2>&1)
+[ $? = 2 ] || fail "replay-sweep outside an array job must exit 2"
+
+mkdir -p "$work/agg"
+echo '{"policies": {"none": {"max_load": 2.5}, "sw_avg": {"max_load": 1.25}}, "ok": true}' >"$work/agg/out-0.json"
+echo '{"policies": {"none": {"max_load": 2.0}}}' >"$work/agg/out-2.json"
+printf '4 4 1\n4 8 1\n8 2 1\n' >"$work/agg/shapes.txt"
+"$PYTHON3" "$slurm_dir/replay-aggregate.py" --shapes "$work/agg/shapes.txt" -o "$work/agg/t.csv" "$work/agg" 2>"$work/err"
+[ $? = 1 ] && grep -q 'no report for task(s) \[1\]' "$work/err" || fail "aggregate: missing task 1 not reported"
+expect='task,shape.ranks,shape.slots,shape.nodes,policies.none.max_load,policies.sw_avg.max_load,ok
+0,4,4,1,2.5,1.25,True
+2,8,2,1,2.0,,'
+[ "$(tr -d '\r' <"$work/agg/t.csv")" = "$expect" ] || fail "aggregate table differs: $(cat "$work/agg/t.csv")"
+echo 'not json' >"$work/agg/out-1.json"
+"$PYTHON3" "$slurm_dir/replay-aggregate.py" "$work/agg" >/dev/null 2>"$work/err"
+[ $? = 1 ] && grep -q 'out-1.json' "$work/err" || fail "aggregate: malformed out-1.json not reported"
+say "static checks passed ($n shapes)"
+
+# ---- the cluster --------------------------------------------------------------
+cleanup() {
+	local rc=$?
+	[ $rc != 0 ] && bash "$cluster" logs
+	bash "$cluster" stop
+	if [ $rc = 0 ] && [ "${MOEPLACE_SLURM_KEEP:-0}" != 1 ]; then rm -rf "$work"; fi
+	say "total $(($(date +%s) - t0)) s"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+env_line=$(bash "$cluster" start) || fail "cluster did not start"
+eval "$env_line"
+export SLURM_CONF
+say "cluster up in $(($(date +%s) - t0)) s ($SLURM_CONF)"
+cd "$work" || fail "cd $work"
+
+ncpu=$(nproc)
+sbatch_opts=()
+# The demo script asks for 2 ranks; a 1-CPU machine still runs them.
+[ "$ncpu" -lt 2 ] && sbatch_opts+=(--overcommit)
+
+# wait_job ID: poll until the job (every task of an array) has ended; prints
+# the final `scontrol show job -o` lines.
+wait_job() {
+	local id=$1 i info
+	for ((i = 0; i < job_timeout * 4; i++)); do
+		info=$(scontrol show job -o "$id" 2>&1) || fail "scontrol show job $id: $info"
+		if ! grep -qE 'JobState=(PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED|REQUEUED|RESIZING)' <<<"$info"; then
+			printf '%s\n' "$info"
+			return 0
+		fi
+		sleep 0.25
+	done
+	scancel "$id"
+	fail "job $id not finished after $job_timeout s: $info"
+}
+
+# show_job ID: the job's files, for a failure message.
+show_job() {
+	local f
+	for f in "$work"/*"$1"*.out "$work"/*"$1"*.err; do
+		[ -f "$f" ] && { echo "----- $f"; cat "$f"; }
+	done
+}
+
+# check_state ID STATE EXIT: every job record has this state and exit code,
+# in scontrol and in the completion log.
+check_state() {
+	local id=$1 state=$2 code=$3 info
+	info=$(wait_job "$id") || exit 1
+	if grep -v "JobState=$state .*ExitCode=$code" <<<"$info" | grep -q .; then
+		show_job "$id"
+		fail "job $id: want JobState=$state ExitCode=$code, got: $(grep -o 'JobId=[0-9]* \|JobState=[A-Z_]*\|ExitCode=[0-9:]*' <<<"$info" | tr '\n' ' ')"
+	fi
+	# jobcomp/filetxt writes the record when the job leaves the controller's
+	# active state; it can trail scontrol by a moment.
+	local comp=${SLURM_CONF%/etc/slurm.conf}/log/jobcomp.log i
+	for ((i = 0; i < 40; i++)); do
+		grep -q "^JobId=$id .*JobState=$state .*ExitCode=$code" "$comp" 2>/dev/null && return 0
+		sleep 0.25
+	done
+	fail "job $id: no JobState=$state ExitCode=$code record in $comp"
+}
+
+# hello_job LAUNCHER: the demo batch script running the MPI hello program.
+hello_job() {
+	local launcher=$1 id out ntasks=2 r host
+	id=$(MOEPLACE_LAUNCHER=$launcher MOEPLACE_DEMO_CMD=$hello \
+		sbatch --parsable ${sbatch_opts[@]+"${sbatch_opts[@]}"} "$slurm_dir/demo.sbatch") ||
+		fail "sbatch demo.sbatch ($launcher) refused"
+	check_state "$id" COMPLETED 0:0
+	out=$work/moeplace-demo-$id.out
+	[ -f "$out" ] || fail "job $id: no output file $out"
+	host=$(hostname -s)
+	for ((r = 0; r < ntasks; r++)); do
+		grep -qx "slurm_mpi_hello: rank $r of $ntasks on $host.* (SLURM_JOB_ID=$id) sum=$((ntasks * (ntasks - 1) / 2))" "$out" ||
+			{ show_job "$id"; fail "job $id ($launcher): no line from rank $r"; }
+	done
+	grep -qx "slurm_mpi_hello: OK $ntasks ranks" "$out" || { show_job "$id"; fail "job $id: no OK line"; }
+	[ "$(grep -c '^slurm_mpi_hello: rank ' "$out")" = "$ntasks" ] ||
+		{ show_job "$id"; fail "job $id: not exactly $ntasks rank lines"; }
+	grep -q "launcher $launcher" "$out" || [ "$launcher" = auto ] ||
+		{ show_job "$id"; fail "job $id: launcher $launcher not used"; }
+	grep -qx 'demo.sbatch: finished with exit status 0 after [0-9]* s' "$out" ||
+		{ show_job "$id"; fail "job $id: no final status line"; }
+	say "job $id: demo.sbatch with $(grep -o "launcher [a-z]*" "$out") COMPLETED, $ntasks ranks answered"
+	last_launcher=$(grep -o 'launcher [a-z]*' "$out" | head -n1)
+	last_launcher=${last_launcher#launcher }
+}
+
+# 1. The launcher demo.sbatch picks by itself, then the other one.
+last_launcher=
+hello_job auto
+case $last_launcher in
+srun) hello_job mpirun ;;
+mpirun) say "srun has no pmix plugin here: only mpirun is tested" ;;
+esac
+
+# 2. A failing rank program must fail the job (the checks above can fail).
+id=$(MOEPLACE_DEMO_CMD=false sbatch --parsable ${sbatch_opts[@]+"${sbatch_opts[@]}"} \
+	"$slurm_dir/demo.sbatch") || fail "sbatch (failing job) refused"
+check_state "$id" FAILED 1:0
+say "job $id: a failing program gives JobState=FAILED ExitCode=1:0"
+
+# 3. The real demo, once it is built.
+if [ -x "$top_builddir/moeplace-demo" ]; then
+	id=$(MOEPLACE_BUILDDIR=$top_builddir sbatch --parsable ${sbatch_opts[@]+"${sbatch_opts[@]}"} \
+		"$slurm_dir/demo.sbatch") || fail "sbatch demo.sbatch refused"
+	check_state "$id" COMPLETED 0:0
+	"$PYTHON3" -m json.tool "$work/moeplace-demo-$id/demo.json" >/dev/null ||
+		{ show_job "$id"; fail "job $id: moeplace-demo-$id/demo.json missing or not JSON"; }
+	say "job $id: moeplace-demo COMPLETED and wrote demo.json"
+else
+	say "moeplace-demo not built yet: the demo job ran tests/slurm_mpi_hello"
+fi
+
+# 4. The sweep as a real job array, each task in --dry-run mode: checks that
+#    Slurm's array indexes reach the right shapes.
+id=$(MOEPLACE_TRACE=/t.csv.gz sbatch --parsable "$sweep" --dry-run) ||
+	fail "sbatch replay-sweep.sbatch refused"
+check_state "$id" COMPLETED 0:0
+[ "$(wait_job "$id" | wc -l)" = "$n" ] || fail "array job $id: not $n tasks"
+for ((i = 0; i < n; i++)); do
+	read -r r s nn <<<"${want[$i]}"
+	f=$work/moeplace-sweep-${id}_$i.out
+	grep -qx "replay-sweep: task $i: moeplace-replay --trace /t.csv.gz --ranks $r --slots $s --nodes $nn --json $work/moeplace-sweep-$id/out-$i.json" "$f" ||
+		{ show_job "$id"; fail "array task $i: wrong command in $f"; }
+done
+say "array job $id: $n tasks COMPLETED, each with its own shape"
+say "PASS"
