@@ -30,7 +30,7 @@ hello=$top_builddir/tests/slurm_mpi_hello
 job_timeout=${MOEPLACE_SLURM_JOB_TIMEOUT:-300}
 t0=$(date +%s)
 
-say() { printf 'slurm_test: %s\n' "$*"; }
+say() { printf 'slurm_test: [%3ds] %s\n' "$(($(date +%s) - t0))" "$*"; }
 skip() { say "SKIP: $*"; exit 77; }
 work=
 fail() {
@@ -108,10 +108,19 @@ echo 'not json' >"$work/agg/out-1.json"
 say "static checks passed ($n shapes)"
 
 # ---- the cluster --------------------------------------------------------------
+daemon_pids=()
 cleanup() {
-	local rc=$?
+	local rc=$? pid stat
 	[ $rc != 0 ] && bash "$cluster" logs
 	bash "$cluster" stop
+	# Every daemon we started is gone (a zombie waiting for init counts as gone).
+	for pid in ${daemon_pids[@]+"${daemon_pids[@]}"}; do
+		stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+		stat=${stat##*) }
+		[ "${stat%% *}" = Z ] && continue
+		say "FAIL: daemon pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) still runs after stop"
+		rc=1
+	done
 	if [ $rc = 0 ] && [ "${MOEPLACE_SLURM_KEEP:-0}" != 1 ]; then rm -rf "$work"; fi
 	say "total $(($(date +%s) - t0)) s"
 	exit $rc
@@ -122,6 +131,9 @@ trap 'exit 1' INT TERM HUP
 env_line=$(bash "$cluster" start) || fail "cluster did not start"
 eval "$env_line"
 export SLURM_CONF
+for f in "${SLURM_CONF%/etc/slurm.conf}"/run/{munged,slurmctld,slurmd}.pid; do
+	daemon_pids+=("$(cat "$f")") || fail "no pid file $f"
+done
 say "cluster up in $(($(date +%s) - t0)) s ($SLURM_CONF)"
 cd "$work" || fail "cd $work"
 

@@ -35,6 +35,15 @@ NODE=$(hostname -s)
 say() { printf 'cluster.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+# alive PID: the process exists and is not a zombie (a dead daemon stays a
+# zombie until its parent, often init, reaps it; containers' init may be slow).
+alive() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[ "${stat%% *}" != Z ]
+}
+
 # pid_of NAME: the pid recorded for one of our daemons, if that process still
 # runs the same program (guards against a recycled pid).
 pid_of() {
@@ -44,21 +53,35 @@ pid_of() {
 	read -r pid <"$file" || return 1
 	case $pid in '' | *[!0-9]*) return 1 ;; esac
 	comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-	[ "$comm" = "$name" ] || return 1
+	[ "$comm" = "$name" ] && alive "$pid" || return 1
 	printf '%s\n' "$pid"
 }
 
-stop_daemon() {
-	local name=$1 pid i
-	pid=$(pid_of "$name") || return 0
-	kill -TERM "$pid" 2>/dev/null
+# stop_daemons NAME...: SIGTERM to each of ours that runs, then wait for all
+# of them (in parallel: slurmctld and munged each take ~2 s to wind down).
+stop_daemons() {
+	local name pid i pids=() names=() running
+	for name in "$@"; do
+		pid=$(pid_of "$name") || continue
+		kill -TERM "$pid" 2>/dev/null
+		pids+=("$pid")
+		names+=("$name")
+	done
+	[ ${#pids[@]} -gt 0 ] || return 0
 	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || { say "stopped $name (pid $pid)"; return 0; }
+		running=0
+		for pid in "${pids[@]}"; do alive "$pid" && running=1; done
+		[ $running = 0 ] && break
 		sleep 0.1
 	done
-	say "$name (pid $pid) ignored SIGTERM for 10 s, sending SIGKILL"
-	kill -KILL "$pid" 2>/dev/null
-	sleep 0.2
+	for i in "${!pids[@]}"; do
+		if alive "${pids[$i]}"; then
+			say "${names[$i]} (pid ${pids[$i]}) ignored SIGTERM for 10 s, sending SIGKILL"
+			kill -KILL "${pids[$i]}" 2>/dev/null
+		else
+			say "stopped ${names[$i]} (pid ${pids[$i]})"
+		fi
+	done
 }
 
 print_logs() {
@@ -71,19 +94,33 @@ print_logs() {
 }
 
 do_stop() {
-	# Reverse order of start: compute node, controller, then authentication.
-	stop_daemon slurmd
-	stop_daemon slurmctld
-	stop_daemon munged
-	# Job steps of a killed slurmd can outlive it (proctrack/linuxproc only
-	# tracks them while slurmd runs); slurmstepd names itself in comm.
-	local p
+	local p i
+	# Jobs first, so that no rank outlives the cluster: every job in this
+	# private cluster is ours. KillWait=5: SIGTERM, then SIGKILL 5 s later.
+	if pid_of slurmctld >/dev/null; then
+		SLURM_CONF=$CONF scancel --quiet --user="$(id -un)" 2>/dev/null
+		for ((i = 0; i < 80; i++)); do
+			[ -z "$(SLURM_CONF=$CONF squeue -h -o %A 2>/dev/null)" ] && break
+			sleep 0.1
+		done
+	fi
+	# Reverse order of start: the compute node first (it reports to the
+	# controller while it shuts down), then controller and authentication.
+	stop_daemons slurmd
+	stop_daemons slurmctld munged
+	# A step daemon of a killed slurmd can outlive it. Ours carry our
+	# SLURM_CONF in their environment (do_start exports it).
 	for p in $(pgrep -x slurmstepd 2>/dev/null); do
-		if tr '\0' ' ' <"/proc/$p/environ" 2>/dev/null | grep -q "SLURM_CONF=$CONF"; then
+		alive "$p" || continue
+		if tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "SLURM_CONF=$CONF"; then
 			kill -KILL "$p" 2>/dev/null && say "killed leftover slurmstepd $p"
 		fi
 	done
-	rm -rf "$DIR"
+	# Only what `start` creates: MOEPLACE_SLURM_DIR may be a directory that
+	# holds other things.
+	rm -rf "$DIR/etc" "$DIR/run" "$DIR/log" "$DIR/spool" "$DIR/state" "$DIR/munge"
+	rmdir "$DIR" 2>/dev/null
+	return 0
 }
 
 ensure_munge_key() {
@@ -147,6 +184,8 @@ InactiveLimit=0
 KillWait=5
 MinJobAge=600
 SchedulerType=sched/backfill
+# Start batch jobs at once instead of batching submissions for up to 3 s.
+SchedulerParameters=batch_sched_delay=0
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
@@ -198,6 +237,8 @@ do_start() {
 	install -d -o munge -g munge -m 0755 "$DIR/munge" || exit 1
 	ensure_munge_key || die "cannot create /etc/munge/munge.key"
 	write_config || exit 1
+	# The daemons and their step daemons carry this (see do_stop).
+	export SLURM_CONF=$CONF
 
 	runuser -u munge -- munged --socket="$MUNGE_SOCKET" \
 		--pid-file="$DIR/munge/munged.pid" --log-file="$DIR/munge/munged.log" \
