@@ -55,7 +55,13 @@ for f in "$cluster" "$slurm_dir/demo.sbatch" "$slurm_dir/replay-sweep.sbatch" \
 	"$slurm_dir/submit-sweep.sh"; do
 	bash -n "$f" || fail "syntax error in $f"
 done
-"$PYTHON3" -m py_compile "$slurm_dir/replay-aggregate.py" || fail "replay-aggregate.py does not compile"
+# compile() only: py_compile would write __pycache__ into the source tree.
+"$PYTHON3" -c 'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], "exec")' \
+	"$slurm_dir/replay-aggregate.py" || fail "replay-aggregate.py does not compile"
+if command -v shellcheck >/dev/null; then
+	shellcheck -s bash -S warning "$cluster" "$slurm_dir"/*.sbatch "$slurm_dir/submit-sweep.sh" "$0" ||
+		fail "shellcheck warnings"
+fi
 
 sweep=$slurm_dir/replay-sweep.sbatch
 shapes=$slurm_dir/shapes.txt
