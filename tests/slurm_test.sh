@@ -214,15 +214,32 @@ hello_job() {
 	say "job $id: demo.sbatch with $(grep -o "launcher [a-z]*" "$out") COMPLETED, $ntasks ranks answered"
 	last_launcher=$(grep -o 'launcher [a-z]*' "$out" | head -n1)
 	last_launcher=${last_launcher#launcher }
+	last_id=$id
 }
 
 # 1. The launcher demo.sbatch picks by itself, then the other one.
 last_launcher=
+last_id=
 hello_job auto
 case $last_launcher in
 srun) hello_job mpirun ;;
 mpirun) say "srun has no pmix plugin here: only mpirun is tested" ;;
 esac
+
+# 1b. srun 22.05 exits 0 when its step fails to launch; demo.sbatch must
+#     notice. Provoked the way it happened for real: a PMIx directory left
+#     behind by an earlier step with the same id (uid 0, step <job>.0).
+if srun --mpi=list 2>&1 | grep -qw pmix; then
+	next=$((last_id + 1))
+	mkdir -p "${SLURM_CONF%/etc/slurm.conf}/tmp/spmix_appdir_0_$next.0"
+	id=$(MOEPLACE_LAUNCHER=srun MOEPLACE_DEMO_CMD=$hello sbatch --parsable \
+		${sbatch_opts[@]+"${sbatch_opts[@]}"} "$slurm_dir/demo.sbatch") || fail "sbatch (srun launch failure) refused"
+	[ "$id" = "$next" ] || fail "job ids not consecutive ($id after $last_id): cannot provoke the launch failure"
+	check_state "$id" FAILED 1:0
+	grep -q 'srun exited 0 but the step did not launch' "$work/moeplace-demo-$id.out" ||
+		{ show_job "$id"; fail "job $id: launch failure not reported"; }
+	say "job $id: a step that srun failed to launch gives JobState=FAILED ExitCode=1:0"
+fi
 
 # 2. A failing rank program must fail the job (the checks above can fail).
 id=$(MOEPLACE_DEMO_CMD=false sbatch --parsable ${sbatch_opts[@]+"${sbatch_opts[@]}"} \

@@ -45,6 +45,29 @@ alive() {
 	[ "${stat%% *}" != Z ]
 }
 
+# descendants PID: the pids below PID in the process tree, deepest first.
+descendants() {
+	local f stat pid ppid out=""
+	local -A kids=()
+	for f in /proc/[0-9]*/stat; do
+		stat=$(cat "$f" 2>/dev/null) || continue
+		pid=${stat%% *}
+		stat=${stat##*) }
+		ppid=${stat#* }
+		ppid=${ppid%% *}
+		kids[$ppid]+="$pid "
+	done
+	_desc() {
+		local c
+		for c in ${kids[$1]:-}; do
+			_desc "$c"
+			out+="$c "
+		done
+	}
+	_desc "$1"
+	printf '%s\n' "$out"
+}
+
 # pid_of NAME: the pid recorded for one of our daemons, if that process still
 # runs the same program (guards against a recycled pid).
 pid_of() {
@@ -109,17 +132,24 @@ do_stop() {
 	# controller while it shuts down), then controller and authentication.
 	stop_daemons slurmd
 	stop_daemons slurmctld munged
-	# A step daemon of a killed slurmd can outlive it. Ours carry our
-	# SLURM_CONF in their environment (do_start exports it).
-	for p in $(pgrep -x slurmstepd 2>/dev/null); do
-		alive "$p" || continue
+	# A step daemon of a killed slurmd can outlive it, with the job's
+	# processes below it. Ours carry our SLURM_CONF in their environment
+	# (do_start exports it). The whole tree goes, leaves first.
+	# (/proc directly: minimal systems lack procps' pgrep.)
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = slurmstepd ] && alive "$p" || continue
 		if tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "SLURM_CONF=$CONF"; then
-			kill -KILL "$p" 2>/dev/null && say "killed leftover slurmstepd $p"
+			local tree
+			tree=$(descendants "$p")
+			# shellcheck disable=SC2086 # a list of pids
+			kill -KILL $tree "$p" 2>/dev/null
+			say "killed leftover slurmstepd $p and its processes ${tree:-(none)}"
 		fi
 	done
 	# Only what `start` creates: MOEPLACE_SLURM_DIR may be a directory that
 	# holds other things.
-	rm -rf "${DIR:?}/etc" "$DIR/run" "$DIR/log" "$DIR/spool" "$DIR/state" "$DIR/munge"
+	rm -rf "${DIR:?}/etc" "$DIR/run" "$DIR/log" "$DIR/spool" "$DIR/state" "$DIR/munge" "$DIR/tmp"
 	rmdir "$DIR" 2>/dev/null
 	return 0
 }
@@ -173,6 +203,10 @@ JobCompType=jobcomp/filetxt
 JobCompLoc=$DIR/log/jobcomp.log
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
+# Job-private temporary files, e.g. the PMIx plugin's spmix_appdir_<uid>_<step>:
+# under /tmp, one left by a killed step breaks every later srun --mpi=pmix
+# step with the same id, and job ids restart at 1 with each clean start.
+TmpFS=$DIR/tmp
 SlurmctldPidFile=$DIR/run/slurmctld.pid
 SlurmdPidFile=$DIR/run/slurmd.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
@@ -218,7 +252,7 @@ wait_idle() {
 		case $state in
 		idle) say "node $NODE idle after $((i / 2)) s"; return 0 ;;
 		*drain* | *down* | *fail*)
-			# A node registered down (e.g. after a restart) is resumed once.
+			# A node that registered down (e.g. after an unclean stop) is resumed.
 			SLURM_CONF=$CONF scontrol update NodeName="$NODE" State=RESUME 2>/dev/null ;;
 		esac
 		sleep 0.5
@@ -242,6 +276,7 @@ do_start() {
 	trap 'say "start failed; daemon logs follow"; print_logs; do_stop' EXIT
 
 	install -d -m 0755 "$DIR" "$DIR/etc" "$DIR/run" "$DIR/log" "$DIR/spool" || exit 1
+	install -d -m 1777 "$DIR/tmp" || exit 1
 	install -d -m 0700 "$DIR/state" || exit 1
 	# munged insists on directories that only its own user can write.
 	install -d -o munge -g munge -m 0755 "$DIR/munge" || exit 1
