@@ -272,4 +272,40 @@ for ((i = 0; i < n; i++)); do
 		{ show_job "$id"; fail "array task $i: wrong command in $f"; }
 done
 say "array job $id: $n tasks COMPLETED, each with its own shape"
+
+# 5. The whole sweep pipeline, submit-sweep.sh: array over a small table
+#    with a stand-in for moeplace-replay (same CLI, writes a JSON report),
+#    then the aggregation job that waits for it (afterok) and writes the CSV.
+cat >"$work/fake-replay" <<'FAKE'
+#!/bin/bash
+# Stand-in for moeplace-replay: checks its CLI, writes a small report.
+set -eu
+while [ $# -gt 0 ]; do
+	case $1 in
+	--trace) [ -r "$2" ] || { echo "fake-replay: cannot read $2" >&2; exit 2; }; t=$(basename "$2") ;;
+	--ranks) r=$2 ;; --slots) s=$2 ;; --nodes) n=$2 ;; --json) j=$2 ;;
+	*) echo "fake-replay: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift 2
+done
+printf '{"trace": "%s", "ranks": %d, "nodes": %d, "policies": {"none": {"slots_total": %d}}}\n' \
+	"$t" "$r" "$n" $((r * s)) >"$j.tmp" && mv "$j.tmp" "$j"
+FAKE
+chmod +x "$work/fake-replay"
+printf '# small table\n2 8 1\n4 4 2\n\n8 2 2 # last\n' >"$work/shapes3.txt"
+out=$(MOEPLACE_SHAPES=$work/shapes3.txt MOEPLACE_REPLAY=$work/fake-replay \
+	bash "$slurm_dir/submit-sweep.sh" ${sbatch_opts[@]+"${sbatch_opts[@]}"}) || fail "submit-sweep.sh failed: $out"
+[[ $out =~ ^array\ job\ ([0-9]+)\ \(3\ shapes\),\ aggregation\ job\ ([0-9]+)\ -\>\ (.*)$ ]] ||
+	fail "submit-sweep.sh: unexpected output: $out"
+array_id=${BASH_REMATCH[1]} agg_id=${BASH_REMATCH[2]} csv=${BASH_REMATCH[3]}
+check_state "$array_id" COMPLETED 0:0
+check_state "$agg_id" COMPLETED 0:0
+[ "$csv" = "$work/moeplace-sweep-$array_id/sweep.csv" ] || fail "sweep table at $csv"
+expect='task,shape.ranks,shape.slots,shape.nodes,trace,ranks,nodes,policies.none.slots_total
+0,2,8,1,pycode-L4-E16-top2-4k.csv.gz,2,1,16
+1,4,4,2,pycode-L4-E16-top2-4k.csv.gz,4,2,16
+2,8,2,2,pycode-L4-E16-top2-4k.csv.gz,8,2,16'
+[ "$(tr -d '\r' <"$csv" 2>/dev/null)" = "$expect" ] ||
+	{ show_job "$array_id"; show_job "$agg_id"; fail "sweep.csv differs: $(cat "$csv" 2>&1)"; }
+say "submit-sweep.sh: array job $array_id (3 tasks) and aggregation job $agg_id COMPLETED, sweep.csv right"
 say "PASS"

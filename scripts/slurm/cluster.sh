@@ -226,6 +226,8 @@ MinJobAge=600
 SchedulerType=sched/backfill
 # Start batch jobs at once instead of batching submissions for up to 3 s.
 SchedulerParameters=batch_sched_delay=0
+# A job whose dependency failed ends at once instead of pending forever.
+DependencyParameters=kill_invalid_depend
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
