@@ -258,6 +258,13 @@ if [ -x "$top_builddir/moeplace-demo" ]; then
 else
 	say "moeplace-demo not built yet: the demo job ran tests/slurm_mpi_hello"
 fi
+# A missing program fails the job with a message that says what to set.
+id=$(MOEPLACE_BIN=$work/no-such-demo sbatch --parsable ${sbatch_opts[@]+"${sbatch_opts[@]}"} \
+	"$slurm_dir/demo.sbatch") || fail "sbatch (missing program) refused"
+check_state "$id" FAILED 1:0
+grep -q 'moeplace-demo not found (set MOEPLACE_BIN' "$work/moeplace-demo-$id.err" ||
+	{ show_job "$id"; fail "job $id: no clear message for a missing moeplace-demo"; }
+say "job $id: a missing moeplace-demo gives JobState=FAILED and says what to set"
 
 # 4. The sweep as a real job array, each task in --dry-run mode: checks that
 #    Slurm's array indexes reach the right shapes.
