@@ -2,11 +2,14 @@
 # slurm_test.sh: the Slurm batch scripts on a real one-node Slurm cluster.
 #
 # Starts a private cluster on this machine (scripts/slurm/cluster.sh: munged,
-# slurmctld, slurmd), submits scripts/slurm/demo.sbatch with sbatch, waits
-# for each job, checks its final state, exit code and output, runs the replay
-# sweep's job array in --dry-run mode, and stops the cluster again whatever
-# happened (trap EXIT). Before that, checks the scripts' syntax and the sweep's
-# shape table logic and aggregation without Slurm.
+# slurmctld, slurmd), submits scripts/slurm/demo.sbatch with sbatch (both
+# launchers, and jobs that must fail), waits for each job, checks its final
+# state and exit code (scontrol and the job completion log) and its output
+# (a line from every rank), runs the replay sweep's job array in --dry-run
+# mode and submit-sweep.sh with a stand-in replay, and stops the cluster
+# again whatever happened (trap EXIT), checking that no daemon remains.
+# Before that, checks the scripts' syntax and the sweep's shape table logic
+# and aggregation without Slurm. Takes about 15 s.
 #
 #   make check-slurm                     # builds what it needs, then runs this
 #   top_builddir=/tmp/build top_srcdir=/src bash tests/slurm_test.sh
@@ -33,9 +36,10 @@ t0=$(date +%s)
 say() { printf 'slurm_test: [%3ds] %s\n' "$(($(date +%s) - t0))" "$*"; }
 skip() { say "SKIP: $*"; exit 77; }
 work=
+# On stderr: fail may run inside $(...) (wait_job), whose stdout is captured.
 fail() {
-	say "FAIL: $*"
-	[ -n "$work" ] && say "work directory kept: $work"
+	say "FAIL: $*" >&2
+	[ -n "$work" ] && say "work directory kept: $work" >&2
 	exit 1
 }
 
