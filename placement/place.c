@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +74,11 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
                      "the problem %d x %d x %d x %d",
                      current->layers, current->experts, current->ranks, current->slots, L, E, R, S);
     rc = moeplace_placement_validate(current);
-    if (rc) return mp_fail(rc, "current placement: %s", moeplace_last_error());
+    if (rc) {
+      char why[512];
+      snprintf(why, sizeof why, "%s", moeplace_last_error());
+      return mp_fail(rc, "current placement: %s", why);
+    }
   }
   moeplace_placement *res;
   rc = moeplace_placement_create(&res, L, E, R, S);
@@ -134,7 +139,13 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
       mp_place_layer_align(&alt);
       mp_place_layer_moves(&alt, &mv, &by_fr, &cb, &cost_fr);
       const double obj_fr = mp_place_layer_max(&alt) + opt.migration_weight * cost_fr;
-      if (obj_fr < obj_ls - sp.min_gain && (budget_before < 0 || by_fr <= budget_before)) {
+      // like every local-search change, each extra move must gain min_gain
+      int64_t mv_ls;
+      double t1, t2, t3;
+      mp_place_layer_moves(&st, &mv_ls, &t1, &t2, &t3);
+      const double extra = (double)(mv - mv_ls) > 1 ? (double)(mv - mv_ls) : 1;
+      if (obj_fr < obj_ls - sp.min_gain * extra &&
+          (budget_before < 0 || by_fr <= budget_before)) {
         mp_place_layer_copy(&st, &alt);
         if (budget_before >= 0) budget = budget_before - by_fr;
       }

@@ -585,8 +585,13 @@ typedef struct cand {
 #define NCAND 4
 
 static void cand_push(cand *best, int *nb, cand c) {
-  int k = *nb < NCAND ? (*nb)++ : NCAND - 1;
-  if (k == NCAND - 1 && *nb == NCAND && best[k].est >= c.est) return;
+  int k;
+  if (*nb < NCAND) {
+    k = (*nb)++;
+  } else {
+    if (best[NCAND - 1].est >= c.est) return;
+    k = NCAND - 1;
+  }
   best[k] = c;
   while (k > 0 && best[k - 1].est < best[k].est) {
     cand t = best[k];
@@ -699,14 +704,25 @@ void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_se
   st->w = w;
   const int *cur = st->cur;
   st->cur = NULL; // a fresh placement ignores migration
-  if ((long)st->RS - st->E >= st->R - 1)
-    construct_transfer(st);
-  else
-    construct(st);
   double tot = 0;
   for (int e = 0; e < st->E; e++) tot += w[e];
   double bound = mp_place_layer_bound(st, w);
-  waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+  if ((long)st->RS - st->E >= st->R - 1) {
+    construct_transfer(st);
+    waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+    // the transfers can get stuck when light ranks run out of free slots:
+    // then the replicate-then-LPT start may be better
+    const double m1 = mp_place_layer_max(st);
+    if (m1 > bound * (1 + 1e-3)) {
+      st_save(st);
+      construct(st);
+      waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+      if (mp_place_layer_max(st) >= m1) st_restore(st);
+    }
+  } else {
+    construct(st);
+    waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+  }
   mp_place_search fs = *sp;
   fs.lambda = 0;
   fs.budget = NULL;

@@ -284,7 +284,9 @@ int moeplace_topology_load(moeplace_topology **out, const char *path) {
                                         (int)shape[3]);
   }
   if (rc) {
-    mp_fail(rc, "%s: %s", path, moeplace_last_error());
+    char why[512];
+    snprintf(why, sizeof why, "%s", moeplace_last_error());
+    mp_fail(rc, "%s: %s", path, why);
     goto done;
   }
   for (int c = 1; c < MOEPLACE_LINK_CLASSES; c++)

@@ -1,0 +1,100 @@
+#!/bin/sh
+# moeplace-place end to end: a placement from a trace, its JSON accepted back
+# as --current, few moves on the next interval, the budget respected, and
+# clear errors (exit 2) for invalid inputs.
+set -u
+. "$top_srcdir/tests/lib.sh" 2>/dev/null || true
+P="$top_builddir/moeplace-place"
+TR="$top_srcdir/data/pycode-L4-E16-top2-4k.csv.gz"
+D=$(mktemp -d)
+trap 'rm -rf "$D"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$P" --help | grep -q -- "--migration-weight" || fail "--help lacks options"
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 0:500 --json "$D/p1.json" >"$D/o1" ||
+  fail "first placement"
+"$PYTHON3" - "$D/p1.json" <<'PY' || fail "JSON content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+R, S, E = d["ranks"], d["slots"], d["experts"]
+assert (R, S, E, d["layers"]) == (8, 3, 16, 4)
+for k in ("imbalance", "lower_bound", "moves", "bytes_moved", "cross_node_bytes", "solve_ms"):
+    assert k in d, k
+num = den = 0.0
+for lay in d["placement"]:
+    ph, sh = lay["phy2log"], lay["share"]
+    assert len(ph) == R * S and len(lay["logcnt"]) == E
+    for r in range(R):
+        ex = [e for e in ph[r * S:(r + 1) * S] if e >= 0]
+        assert len(ex) == len(set(ex)), "duplicate on a rank"
+    for e in range(E):
+        s = sum(sh[p] for p in range(R * S) if ph[p] == e)
+        assert abs(s - 1) < 1e-9, (e, s)
+        assert lay["logcnt"][e] == ph.count(e) >= 1
+assert d["lower_bound"] <= d["imbalance"] + 1e-12
+PY
+# recompute the imbalance from the trace's first 500 steps independently
+"$PYTHON3" - "$D/p1.json" "$TR" <<'PY' || fail "imbalance recomputation"
+import gzip, json, sys
+d = json.load(open(sys.argv[1]))
+R, S, E, L = d["ranks"], d["slots"], d["experts"], d["layers"]
+tot = [[0.0] * E for _ in range(L)]
+for line in gzip.open(sys.argv[2], "rt"):
+    if line.startswith("#") or line.startswith("step") or not line.strip():
+        continue
+    f = line.split(",")
+    if int(f[0]) >= 500:
+        break
+    for e in range(E):
+        tot[int(f[1])][e] += float(f[2 + e])
+num = den = 0.0
+for lay in d["placement"]:
+    l, ph, sh = lay["layer"], lay["phy2log"], lay["share"]
+    loads = [sum(sh[p] * tot[l][ph[p]] for p in range(r * S, (r + 1) * S) if ph[p] >= 0)
+             for r in range(R)]
+    num += max(loads)
+    den += sum(tot[l]) / R
+assert abs(num / den - d["imbalance"]) < 1e-9, (num / den, d["imbalance"])
+PY
+# next interval from the current placement: accepted, few moves, budget kept
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p1.json" \
+  --expert-bytes 1000 --budget 3000 --json "$D/p2.json" --plan "$D/plan.json" >"$D/o2" ||
+  fail "second placement"
+"$PYTHON3" - "$D/p2.json" "$D/plan.json" <<'PY' || fail "budget / plan"
+import json, sys
+d = json.load(open(sys.argv[1])); plan = json.load(open(sys.argv[2]))
+assert d["bytes_moved"] <= 3000, d["bytes_moved"]
+assert len(plan["transfers"]) == d["moves"]
+PY
+# the same loads again: nothing to gain, nothing moves
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p2.json" \
+  --json "$D/p3.json" >"$D/o3" || fail "third placement"
+grep -q "moves 0" "$D/o3" || fail "re-placing the same loads moved replicas: $(cat "$D/o3")"
+grep -q "kept_current yes" "$D/o3" || fail "kept_current not reported"
+
+# errors: exit 2 with a clear message
+expect_usage() { # message-pattern command...
+  pat=$1; shift
+  "$@" >"$D/out" 2>"$D/err"; rc=$?
+  [ $rc -eq 2 ] || fail "exit $rc (expected 2) for: $*"
+  grep -q "$pat" "$D/err" || fail "message '$pat' missing: $(cat "$D/err")"
+}
+expect_usage "more experts" "$P" --loads "$TR" --ranks 4 --slots 3
+expect_usage "current placement is" "$P" --loads "$TR" --ranks 4 --slots 6 --current "$D/p1.json"
+"$PYTHON3" - "$D/p1.json" "$D/dup.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+ph = d["placement"][0]["phy2log"]
+ph[1] = ph[0]
+json.dump(d, open(sys.argv[2], "w"))
+PY
+expect_usage "twice" "$P" --loads "$TR" --ranks 8 --slots 3 --current "$D/dup.json"
+printf 'step,layer,e0,e1\n0,0,5,-3\n' >"$D/neg.csv"
+expect_usage "neg.csv:2" "$P" --loads "$D/neg.csv" --ranks 2 --slots 1
+printf 'nodes 2\nranks_per_node four\n' >"$D/topo.txt"
+expect_usage "topo.txt:2" "$P" --loads "$TR" --topology "$D/topo.txt" --slots 3
+expect_usage "steps" "$P" --loads "$TR" --ranks 8 --slots 3 --steps 9:3
+printf 'nodes 2\nranks_per_node 4\npackages_per_node 2\ncost other_node 10\n' >"$D/topo2.txt"
+"$P" --loads "$TR" --topology "$D/topo2.txt" --slots 3 >/dev/null || fail "topology file"
+echo "PASS"
+exit 0
