@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,9 @@
 #include "placement/topology.h"
 
 #define WF_MAX_PASSES 30
+/* Gap to the bound at which a layer is good enough: searching further costs
+ * more time than it gains (0.1% of the layer time). */
+#define MP_PLACE_GOOD_GAP 1e-3
 #define WF_TOL 1e-7 // relative to the mean rank load
 
 int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_topology *topo) {
@@ -344,10 +348,45 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
 
 /* ---- constructive ------------------------------------------------------ */
 
-static const double *sort_key;
-static int cmp_desc_key(const void *a, const void *b) {
-  double x = sort_key[*(const int *)a], y = sort_key[*(const int *)b];
-  return x > y ? -1 : x < y ? 1 : (*(const int *)a - *(const int *)b);
+/* Sorts idx [n] by key[idx] descending (ties: smaller index first).
+ * Insertion sort below 24 elements, median-of-three quicksort above: no
+ * callback per comparison as with qsort. */
+static inline int key_before(const double *key, int a, int b) {
+  return key[a] > key[b] || (key[a] == key[b] && a < b);
+}
+static void sort_desc(int *idx, int n, const double *key) {
+  while (n > 24) {
+    int m = n / 2, hi = n - 1, t;
+    if (key_before(key, idx[m], idx[0])) t = idx[m], idx[m] = idx[0], idx[0] = t;
+    if (key_before(key, idx[hi], idx[0])) t = idx[hi], idx[hi] = idx[0], idx[0] = t;
+    if (key_before(key, idx[hi], idx[m])) t = idx[hi], idx[hi] = idx[m], idx[m] = t;
+    const int pv = idx[m];
+    int i = 0, j = hi;
+    for (;;) {
+      while (key_before(key, idx[i], pv)) i++;
+      while (key_before(key, pv, idx[j])) j--;
+      if (i >= j) break;
+      t = idx[i], idx[i] = idx[j], idx[j] = t;
+      i++, j--;
+    }
+    // recurse into the smaller part, loop on the larger
+    if (j + 1 < n - j - 1) {
+      sort_desc(idx, j + 1, key);
+      idx += j + 1;
+      n -= j + 1;
+    } else {
+      sort_desc(idx + j + 1, n - j - 1, key);
+      n = j + 1;
+    }
+  }
+  for (int i = 1; i < n; i++) {
+    int v = idx[i], j = i;
+    while (j > 0 && key_before(key, v, idx[j - 1])) {
+      idx[j] = idx[j - 1];
+      j--;
+    }
+    idx[j] = v;
+  }
 }
 
 /* Min-heap of ranks keyed by load. */
@@ -389,8 +428,7 @@ static void construct(mp_place_layer *st) {
       ord[n] = n;
       n++;
     }
-  sort_key = key;
-  qsort(ord, (size_t)n, sizeof(int), cmp_desc_key);
+  sort_desc(ord, n, key);
   int nh = R;
   for (int r = 0; r < R; r++) rh[r] = r;
   for (int t = 0; t < n; t++) {
@@ -423,8 +461,8 @@ static void construct(mp_place_layer *st) {
  * the replica when all of its tokens go). Every step saturates a rank or
  * empties a replica, so it ends after O(R + spare) steps, usually with
  * every rank at T. Leftover free slots then get replicas of the heaviest
- * experts per replica (shares are re-optimised afterwards, so they only
- * add flexibility). */
+ * experts per replica: water-filling gives them tokens where the transfers
+ * got stuck, and they add flexibility. */
 static void construct_transfer(mp_place_layer *st) {
   const int E = st->E, R = st->R, S = st->S;
   int *ord = st->c_ord, *rh = st->c_rh, *skip = st->c_skip;
@@ -434,8 +472,7 @@ static void construct_transfer(mp_place_layer *st) {
     ord[e] = e;
     tot += st->w[e];
   }
-  sort_key = st->w;
-  qsort(ord, (size_t)E, sizeof(int), cmp_desc_key);
+  sort_desc(ord, E, st->w);
   int nh = R;
   for (int r = 0; r < R; r++) rh[r] = r;
   // keep one slot per rank free for the transfers when the experts allow
@@ -693,7 +730,7 @@ static void local_search(mp_place_layer *st, const mp_place_search *sp, double b
                          double *bytes_used) {
   for (int it = 0; it < sp->max_iter; it++) {
     // close enough to the bound: further search costs more time than it gains
-    if (mp_place_layer_max(st) <= bound * (1 + 2e-4)) break;
+    if (mp_place_layer_max(st) <= bound * (1 + MP_PLACE_GOOD_GAP)) break;
     if (sp->deadline > 0 && (it & 7) == 7 && mp_now_s() > sp->deadline) break;
     if (!improve_once(st, sp, bytes_used)) break;
   }
@@ -713,7 +750,7 @@ void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_se
     // the transfers can get stuck when light ranks run out of free slots:
     // then the replicate-then-LPT start may be better
     const double m1 = mp_place_layer_max(st);
-    if (m1 > bound * (1 + 1e-3)) {
+    if (m1 > bound * (1 + 4 * MP_PLACE_GOOD_GAP)) {
       st_save(st);
       construct(st);
       waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
