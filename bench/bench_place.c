@@ -144,6 +144,9 @@ static void bench_shape(const char *name, const double *loads, int L, int E, int
          "(%.2f ms)  valid=%s\n",
          name, L, E, R, S, nodes, ms[repeat / 2], ms[0], ms[repeat - 1], st.imbalance, check,
          st.lower_bound, 100 * st.gap, g, gms, valid ? "yes" : "NO");
+  printf("RESULT %s moeplace ms %.3f imbalance %.5f greedy %.5f lower_bound %.5f\n", name,
+         ms[repeat / 2], st.imbalance, g, st.lower_bound);
+  fflush(stdout);
   free(ms);
   moeplace_placement_destroy(p);
   moeplace_topology_destroy(topo);
