@@ -23,7 +23,7 @@ void moeplace_place_options_init(moeplace_place_options *opt) {
   opt->migration_weight = 0.0;
   opt->byte_budget = -1.0;
   opt->expert_bytes = 1.0;
-  opt->min_gain = 1e-3;
+  opt->min_gain = 2e-3;
   opt->max_iterations = 64;
   opt->time_limit_ms = 0;
   opt->seed = 1;

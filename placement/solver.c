@@ -70,6 +70,12 @@ int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_
   st->c_key = malloc(RS * sizeof(double));
   st->c_rh = malloc((size_t)R * sizeof(int));
   st->c_skip = malloc((size_t)R * sizeof(int));
+  st->t_int = malloc(16 * (size_t)R * sizeof(int));
+  st->t_dbl = malloc((size_t)R * sizeof(double));
+  if (!st->t_int || !st->t_dbl) {
+    mp_place_layer_free(st);
+    return -1;
+  }
   if (!st->c_counts || !st->c_eheap || !st->c_reps || !st->c_ord || !st->c_key || !st->c_rh ||
       !st->c_skip) {
     mp_place_layer_free(st);
@@ -111,6 +117,8 @@ void mp_place_layer_free(mp_place_layer *st) {
   free(st->c_key);
   free(st->c_rh);
   free(st->c_skip);
+  free(st->t_int);
+  free(st->t_dbl);
   memset(st, 0, sizeof *st);
 }
 
@@ -460,9 +468,132 @@ static void construct(mp_place_layer *st) {
  * that has a free slot, exactly down to the mean T = total / R (relocating
  * the replica when all of its tokens go). Every step saturates a rank or
  * empties a replica, so it ends after O(R + spare) steps, usually with
- * every rank at T. Leftover free slots then get replicas of the heaviest
- * experts per replica: water-filling gives them tokens where the transfers
- * got stuck, and they add flexibility. */
+ * every rank at T. */
+/* Transfers between components. Ranks linked by a split expert form a
+ * component whose load can be moved freely inside it (by shifting the split
+ * expert's shares), so what matters is each component's excess over
+ * T x size. The most over-loaded component hands tokens of its largest
+ * replica to a new replica in the most under-loaded component that has a
+ * free slot; the two merge. Each split merges two components, so R - 1
+ * spare slots are enough in principle (McNaughton's wrap-around, with the
+ * no-duplicate rule). The split experts form a forest over the ranks;
+ * a post-order pass over each tree then sets the shares exactly so that
+ * every rank of a component gets the component's mean. */
+static void transfer_components(mp_place_layer *st, double T) {
+  const int R = st->R, S = st->S;
+  int *par = st->t_int, *nxt = par + R, *tail = nxt + R, *csize = tail + R, *cfree = csize + R;
+  int *ea = cfree + R, *eb = ea + R, *adj_head = eb + R, *adj_nxt = adj_head + R; // [2R]
+  int *order = adj_nxt + 2 * R, *pedge = order + R, *stack = pedge + R;
+  double *cload = st->t_dbl;
+  const double eps = 1e-12 * (T > 0 ? T : 1);
+  for (int r = 0; r < R; r++) {
+    par[r] = r;
+    nxt[r] = -1;
+    tail[r] = r;
+    csize[r] = 1;
+    cfree[r] = st->nfree[r];
+    cload[r] = st->load[r];
+  }
+  int nedge = 0;
+  for (int guard = 0; guard < 2 * R + st->RS; guard++) {
+    int co = -1, cu = -1;
+    double ex = eps, df = eps;
+    for (int r = 0; r < R; r++) {
+      if (par[r] != r) continue;
+      double d = cload[r] - T * csize[r];
+      if (d > ex) ex = d, co = r;
+    }
+    if (co < 0) break;
+    for (int r = 0; r < R; r++) {
+      if (par[r] != r || r == co || cfree[r] == 0) continue;
+      double d = T * csize[r] - cload[r];
+      if (d > df) df = d, cu = r;
+    }
+    if (cu < 0) break;
+    // the largest replica in co whose expert some free rank of cu lacks
+    int best = -1, bq = -1;
+    for (int r = co; r >= 0; r = nxt[r])
+      for (int k = 0; k < S; k++) {
+        int i = r * S + k, e = st->slot_e[i];
+        if (e < 0 || st->slot_x[i] <= (best >= 0 ? st->slot_x[best] : 0)) continue;
+        for (int q = cu; q >= 0; q = nxt[q])
+          if (st->nfree[q] > 0 && !st_rank_holds(st, q, e)) {
+            best = i;
+            bq = q;
+            break;
+          }
+      }
+    if (best < 0) break;
+    const int e = st->slot_e[best], r = best / S;
+    double a = ex < df ? ex : df;
+    if (a >= st->slot_x[best]) { // relocate the whole replica: no link
+      a = st->slot_x[best];
+      st_take(st, best);
+      st_put(st, st_free_slot(st, bq), e, a);
+      cload[co] -= a;
+      cload[cu] += a;
+      cfree[co]++;
+      cfree[cu]--;
+      continue;
+    }
+    st->slot_x[best] -= a;
+    st->load[r] -= a;
+    int j = st_free_slot(st, bq);
+    st_put(st, j, e, a);
+    ea[nedge] = best;
+    eb[nedge] = j;
+    nedge++;
+    // merge cu into co
+    par[cu] = co;
+    for (int m = cu; m >= 0; m = nxt[m]) par[m] = co;
+    nxt[tail[co]] = cu;
+    tail[co] = tail[cu];
+    csize[co] += csize[cu];
+    cfree[co] += cfree[cu] - 1;
+    cload[co] += cload[cu];
+  }
+  if (nedge == 0) return;
+  // shares along each tree: children push their excess over the mean to
+  // their parent through the split expert linking them
+  for (int r = 0; r < R; r++) adj_head[r] = -1;
+  for (int k = 0; k < nedge; k++) {
+    int ra = ea[k] / S, rb = eb[k] / S;
+    adj_nxt[2 * k] = adj_head[ra];
+    adj_head[ra] = 2 * k;
+    adj_nxt[2 * k + 1] = adj_head[rb];
+    adj_head[rb] = 2 * k + 1;
+  }
+  for (int r = 0; r < R; r++) pedge[r] = -2; // unvisited
+  for (int root = 0; root < R; root++) {
+    if (par[root] != root || csize[root] == 1) continue;
+    const double avg = cload[root] / csize[root];
+    int n = 0, sp = 0;
+    stack[sp++] = root;
+    pedge[root] = -1;
+    while (sp > 0) {
+      int v = stack[--sp];
+      order[n++] = v;
+      for (int h = adj_head[v]; h >= 0; h = adj_nxt[h]) {
+        int k = h >> 1, u = (h & 1 ? ea[k] : eb[k]) / S; // the other end
+        if (pedge[u] != -2) continue;
+        pedge[u] = h ^ 1; // the half-edge seen from u
+        stack[sp++] = u;
+      }
+    }
+    for (int t = n - 1; t > 0; t--) {
+      int v = order[t], h = pedge[v], k = h >> 1;
+      int sv = h & 1 ? eb[k] : ea[k], sp2 = h & 1 ? ea[k] : eb[k]; // slot on v, on parent
+      double move = st->load[v] - avg;
+      if (move > st->slot_x[sv]) move = st->slot_x[sv];
+      if (move < -st->slot_x[sp2]) move = -st->slot_x[sp2];
+      st->slot_x[sv] -= move;
+      st->slot_x[sp2] += move;
+      st->load[v] -= move;
+      st->load[sp2 / S] += move;
+    }
+  }
+}
+
 static void construct_transfer(mp_place_layer *st) {
   const int E = st->E, R = st->R, S = st->S;
   int *ord = st->c_ord, *rh = st->c_rh, *skip = st->c_skip;
@@ -486,36 +617,12 @@ static void construct_transfer(mp_place_layer *st) {
     rheap_down(rh, nh, 0, st->load);
   }
   (void)skip;
-  const double T = tot / R, eps = 1e-12 * (T > 0 ? T : 1);
-  for (int guard = 0; guard < 4 * (R + st->RS); guard++) {
-    int r = st_argmax(st);
-    double ex = st->load[r] - T;
-    if (ex <= eps) break;
-    int q = -1;
-    for (int k = 0; k < R; k++)
-      if (k != r && st->nfree[k] > 0 && (q < 0 || st->load[k] < st->load[q])) q = k;
-    if (q < 0 || st->load[q] >= T - eps) break;
-    double df = T - st->load[q];
-    int best = -1; // replica on r of an expert q lacks, with the most tokens
-    for (int k = 0; k < S; k++) {
-      int i = r * S + k, e = st->slot_e[i];
-      if (e >= 0 && st->slot_x[i] > 0 && !st_rank_holds(st, q, e) &&
-          (best < 0 || st->slot_x[i] > st->slot_x[best]))
-        best = i;
-    }
-    if (best < 0) break;
-    int e = st->slot_e[best];
-    double a = ex < df ? ex : df;
-    if (a >= st->slot_x[best]) { // relocate the whole replica
-      double x = st_take(st, best);
-      st_put(st, st_free_slot(st, q), e, x);
-    } else {
-      st->slot_x[best] -= a;
-      st->load[r] -= a;
-      st_put(st, st_free_slot(st, q), e, a);
-    }
-  }
-  // leftover slots: replicas of the heaviest experts per replica
+  transfer_components(st, tot / R);
+  // Balanced: leftover slots stay empty (a replica there would get a zero
+  // share; a free slot lets the next rebalance add a replica without
+  // evicting one). Otherwise they get replicas of the heaviest experts per
+  // replica, which water-filling then uses where the transfers got stuck.
+  if (mp_place_layer_max(st) <= tot / R * (1 + 1e-9)) return;
   int *counts = st->c_counts, *heap = st->c_eheap, n = 0;
   for (int e = 0; e < E; e++) {
     counts[e] = st->cnt[e];

@@ -36,6 +36,8 @@ typedef struct mp_place_layer {
   int *c_reps, *c_ord;        // [RS]
   double *c_key;              // [RS]
   int *c_rh, *c_skip;         // [R]
+  int *t_int;                 // [16 R] transfer components and trees
+  double *t_dbl;              // [R]
 } mp_place_layer;
 
 int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_topology *topo);

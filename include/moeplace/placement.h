@@ -148,7 +148,7 @@ typedef struct moeplace_place_options {
   /* Bytes of one expert replica's state (weights, optimizer state...). */
   double expert_bytes;
   /* A change must also gain more than min_gain x the layer's mean rank load
-   * (default 1e-3), so noise-level load changes move nothing. */
+   * (default 2e-3), so noise-level load changes move nothing. */
   double min_gain;
   /* Local-search effort: improvement iterations per layer (default 64). */
   int max_iterations;
