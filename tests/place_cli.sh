@@ -66,11 +66,13 @@ d = json.load(open(sys.argv[1])); plan = json.load(open(sys.argv[2]))
 assert d["bytes_moved"] <= 3000, d["bytes_moved"]
 assert len(plan["transfers"]) == d["moves"]
 PY
-# the same loads again: nothing to gain, nothing moves
+# without the budget, then the same loads again: nothing to gain, nothing moves
 "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p2.json" \
   --json "$D/p3.json" >"$D/o3" || fail "third placement"
-grep -q "moves 0" "$D/o3" || fail "re-placing the same loads moved replicas: $(cat "$D/o3")"
-grep -q "kept_current yes" "$D/o3" || fail "kept_current not reported"
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p3.json" \
+  --json "$D/p4.json" >"$D/o4" || fail "fourth placement"
+grep -q "moves 0 " "$D/o4" || fail "re-placing the same loads moved replicas: $(cat "$D/o4")"
+grep -q "kept_current yes" "$D/o4" || fail "kept_current not reported"
 
 # errors: exit 2 with a clear message
 expect_usage() { # message-pattern command...
