@@ -71,8 +71,12 @@ int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_
   st->c_rh = malloc((size_t)R * sizeof(int));
   st->c_skip = malloc((size_t)R * sizeof(int));
   st->t_int = malloc(16 * (size_t)R * sizeof(int));
+  st->hcap = R + 2 * (2 * R + (int)RS) + 8;
+  st->h_key = malloc(2 * (size_t)st->hcap * sizeof(double));
+  st->h_val = malloc(2 * (size_t)st->hcap * sizeof(int));
+  st->h_stamp = malloc(2 * (size_t)st->hcap * sizeof(int));
   st->t_dbl = malloc((size_t)R * sizeof(double));
-  if (!st->t_int || !st->t_dbl) {
+  if (!st->t_int || !st->t_dbl || !st->h_key || !st->h_val || !st->h_stamp) {
     mp_place_layer_free(st);
     return -1;
   }
@@ -119,6 +123,9 @@ void mp_place_layer_free(mp_place_layer *st) {
   free(st->c_skip);
   free(st->t_int);
   free(st->t_dbl);
+  free(st->h_key);
+  free(st->h_val);
+  free(st->h_stamp);
   memset(st, 0, sizeof *st);
 }
 
@@ -479,13 +486,56 @@ static void construct(mp_place_layer *st) {
  * no-duplicate rule). The split experts form a forest over the ranks;
  * a post-order pass over each tree then sets the shares exactly so that
  * every rank of a component gets the component's mean. */
+/* Lazy max-heap of (key, component root, stamp): entries whose stamp is no
+ * longer the root's current stamp are skipped when popped. */
+typedef struct lheap {
+  double *key;
+  int *val, *stamp, n;
+} lheap;
+
+static void lheap_push(lheap *h, double key, int val, int stamp) {
+  int i = h->n++;
+  while (i > 0) {
+    int p = (i - 1) / 2;
+    if (h->key[p] >= key) break;
+    h->key[i] = h->key[p];
+    h->val[i] = h->val[p];
+    h->stamp[i] = h->stamp[p];
+    i = p;
+  }
+  h->key[i] = key;
+  h->val[i] = val;
+  h->stamp[i] = stamp;
+}
+
+static void lheap_pop(lheap *h) {
+  double k = h->key[--h->n];
+  int v = h->val[h->n], sm = h->stamp[h->n], i = 0;
+  for (;;) {
+    int l = 2 * i + 1, m = l;
+    if (l >= h->n) break;
+    if (l + 1 < h->n && h->key[l + 1] > h->key[l]) m = l + 1;
+    if (h->key[m] <= k) break;
+    h->key[i] = h->key[m];
+    h->val[i] = h->val[m];
+    h->stamp[i] = h->stamp[m];
+    i = m;
+  }
+  h->key[i] = k;
+  h->val[i] = v;
+  h->stamp[i] = sm;
+}
+
 static void transfer_components(mp_place_layer *st, double T) {
   const int R = st->R, S = st->S;
   int *par = st->t_int, *nxt = par + R, *tail = nxt + R, *csize = tail + R, *cfree = csize + R;
   int *ea = cfree + R, *eb = ea + R, *adj_head = eb + R, *adj_nxt = adj_head + R; // [2R]
   int *order = adj_nxt + 2 * R, *pedge = order + R, *stack = pedge + R;
+  int *rep = stack + R, *stamp = rep + R; // heaviest rank of a component; version
   double *cload = st->t_dbl;
   const double eps = 1e-12 * (T > 0 ? T : 1);
+  lheap over = {st->h_key, st->h_val, st->h_stamp, 0};
+  lheap under = {st->h_key + st->hcap, st->h_val + st->hcap, st->h_stamp + st->hcap, 0};
   for (int r = 0; r < R; r++) {
     par[r] = r;
     nxt[r] = -1;
@@ -493,26 +543,36 @@ static void transfer_components(mp_place_layer *st, double T) {
     csize[r] = 1;
     cfree[r] = st->nfree[r];
     cload[r] = st->load[r];
+    rep[r] = r;
+    stamp[r] = 0;
+    double d = cload[r] - T;
+    if (d > eps) lheap_push(&over, d, r, 0);
+    else if (-d > eps && cfree[r] > 0) lheap_push(&under, -d, r, 0);
   }
   int nedge = 0;
+  // (re)files a component in the heap its balance calls for
+  #define FILE_COMP(c)                                                    \
+    do {                                                                  \
+      double d_ = cload[c] - T * csize[c];                                \
+      stamp[c]++;                                                         \
+      if (d_ > eps && over.n < st->hcap) lheap_push(&over, d_, c, stamp[c]); \
+      else if (-d_ > eps && cfree[c] > 0 && under.n < st->hcap)           \
+        lheap_push(&under, -d_, c, stamp[c]);                             \
+    } while (0)
   for (int guard = 0; guard < 2 * R + st->RS; guard++) {
-    int co = -1, cu = -1;
-    double ex = eps, df = eps;
-    for (int r = 0; r < R; r++) {
-      if (par[r] != r) continue;
-      double d = cload[r] - T * csize[r];
-      if (d > ex) ex = d, co = r;
-    }
-    if (co < 0) break;
-    for (int r = 0; r < R; r++) {
-      if (par[r] != r || r == co || cfree[r] == 0) continue;
-      double d = T * csize[r] - cload[r];
-      if (d > df) df = d, cu = r;
-    }
-    if (cu < 0) break;
-    // the largest replica in co whose expert some free rank of cu lacks
+    while (over.n > 0 && (par[over.val[0]] != over.val[0] || over.stamp[0] != stamp[over.val[0]]))
+      lheap_pop(&over);
+    while (under.n > 0 &&
+           (par[under.val[0]] != under.val[0] || under.stamp[0] != stamp[under.val[0]]))
+      lheap_pop(&under);
+    if (over.n == 0 || under.n == 0) break;
+    const int co = over.val[0], cu = under.val[0];
+    const double ex = over.key[0], df = under.key[0];
+    // the largest replica on co's heaviest rank whose expert a free rank of
+    // cu lacks
     int best = -1, bq = -1;
-    for (int r = co; r >= 0; r = nxt[r])
+    {
+      const int r = rep[co];
       for (int k = 0; k < S; k++) {
         int i = r * S + k, e = st->slot_e[i];
         if (e < 0 || st->slot_x[i] <= (best >= 0 ? st->slot_x[best] : 0)) continue;
@@ -523,7 +583,13 @@ static void transfer_components(mp_place_layer *st, double T) {
             break;
           }
       }
-    if (best < 0) break;
+    }
+    if (best < 0) { // this pair cannot trade: set the under component aside
+      lheap_pop(&under);
+      continue;
+    }
+    lheap_pop(&over);
+    lheap_pop(&under);
     const int e = st->slot_e[best], r = best / S;
     double a = ex < df ? ex : df;
     if (a >= st->slot_x[best]) { // relocate the whole replica: no link
@@ -534,6 +600,12 @@ static void transfer_components(mp_place_layer *st, double T) {
       cload[cu] += a;
       cfree[co]++;
       cfree[cu]--;
+      if (st->load[bq] > st->load[rep[cu]]) rep[cu] = bq;
+      if (r == rep[co])
+        for (int m = co; m >= 0; m = nxt[m])
+          if (st->load[m] > st->load[rep[co]]) rep[co] = m;
+      FILE_COMP(co);
+      FILE_COMP(cu);
       continue;
     }
     st->slot_x[best] -= a;
@@ -544,14 +616,16 @@ static void transfer_components(mp_place_layer *st, double T) {
     eb[nedge] = j;
     nedge++;
     // merge cu into co
-    par[cu] = co;
     for (int m = cu; m >= 0; m = nxt[m]) par[m] = co;
     nxt[tail[co]] = cu;
     tail[co] = tail[cu];
     csize[co] += csize[cu];
     cfree[co] += cfree[cu] - 1;
     cload[co] += cload[cu];
+    if (st->load[rep[cu]] > st->load[rep[co]]) rep[co] = rep[cu];
+    FILE_COMP(co);
   }
+  #undef FILE_COMP
   if (nedge == 0) return;
   // shares along each tree: children push their excess over the mean to
   // their parent through the split expert linking them

@@ -38,6 +38,9 @@ typedef struct mp_place_layer {
   int *c_rh, *c_skip;         // [R]
   int *t_int;                 // [16 R] transfer components and trees
   double *t_dbl;              // [R]
+  int hcap;                   // lazy heaps of the transfers: 2 x hcap entries
+  double *h_key;
+  int *h_val, *h_stamp;
 } mp_place_layer;
 
 int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_topology *topo);
