@@ -2,18 +2,17 @@
 # moeplace-place end to end: a placement from a trace, its JSON accepted back
 # as --current, few moves on the next interval, the budget respected, and
 # clear errors (exit 2) for invalid inputs.
-set -u
-. "$top_srcdir/tests/lib.sh" 2>/dev/null || true
+. "$top_srcdir/tests/lib.sh"
 P="$top_builddir/moeplace-place"
 TR="$top_srcdir/data/pycode-L4-E16-top2-4k.csv.gz"
-D=$(mktemp -d)
-trap 'rm -rf "$D"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+D=$WORK
+# a failed step makes the later ones meaningless: stop there
+die() { fail "$*"; finish; }
 
-"$P" --help | grep -q -- "--migration-weight" || fail "--help lacks options"
+"$P" --help | grep -q -- "--migration-weight" || die "--help lacks options"
 "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 0:500 --json "$D/p1.json" >"$D/o1" ||
-  fail "first placement"
-"$PYTHON3" - "$D/p1.json" <<'PY' || fail "JSON content"
+  die "first placement"
+"$PYTHON3" - "$D/p1.json" <<'PY' || die "JSON content"
 import json, sys
 d = json.load(open(sys.argv[1]))
 R, S, E = d["ranks"], d["slots"], d["experts"]
@@ -34,7 +33,7 @@ for lay in d["placement"]:
 assert d["lower_bound"] <= d["imbalance"] + 1e-12
 PY
 # recompute the imbalance from the trace's first 500 steps independently
-"$PYTHON3" - "$D/p1.json" "$TR" <<'PY' || fail "imbalance recomputation"
+"$PYTHON3" - "$D/p1.json" "$TR" <<'PY' || die "imbalance recomputation"
 import gzip, json, sys
 d = json.load(open(sys.argv[1]))
 R, S, E, L = d["ranks"], d["slots"], d["experts"], d["layers"]
@@ -59,8 +58,8 @@ PY
 # next interval from the current placement: accepted, few moves, budget kept
 "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p1.json" \
   --expert-bytes 1000 --budget 3000 --json "$D/p2.json" --plan "$D/plan.json" >"$D/o2" ||
-  fail "second placement"
-"$PYTHON3" - "$D/p2.json" "$D/plan.json" <<'PY' || fail "budget / plan"
+  die "second placement"
+"$PYTHON3" - "$D/p2.json" "$D/plan.json" <<'PY' || die "budget / plan"
 import json, sys
 d = json.load(open(sys.argv[1])); plan = json.load(open(sys.argv[2]))
 assert d["bytes_moved"] <= 3000, d["bytes_moved"]
@@ -68,26 +67,26 @@ assert len(plan["transfers"]) == d["moves"]
 PY
 # without the budget, then the same loads again: nothing to gain, nothing moves
 "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p2.json" \
-  --json "$D/p3.json" >"$D/o3" || fail "third placement"
+  --json "$D/p3.json" >"$D/o3" || die "third placement"
 "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p3.json" \
-  --json "$D/p4.json" >"$D/o4" || fail "fourth placement"
-grep -q "moves 0 " "$D/o4" || fail "re-placing the same loads moved replicas: $(cat "$D/o4")"
-grep -q "kept_current yes" "$D/o4" || fail "kept_current not reported"
+  --json "$D/p4.json" >"$D/o4" || die "fourth placement"
+expect_grep "moves 0 " "$D/o4" "re-placing the same loads moves nothing"
+expect_grep "kept_current yes" "$D/o4" "kept_current reported"
 
 # errors: exit 2 with a clear message
 expect_usage() { # message-pattern command...
-  pat=$1; shift
-  "$@" >"$D/out" 2>"$D/err"; rc=$?
-  [ $rc -eq 2 ] || fail "exit $rc (expected 2) for: $*"
-  grep -q "$pat" "$D/err" || fail "message '$pat' missing: $(cat "$D/err")"
+  pat=$1
+  shift
+  expect_status 2 "invalid input ($pat)" -- "$@" && expect_grep "$pat" "$WORK/err" "message"
 }
 expect_usage "more experts" "$P" --loads "$TR" --ranks 4 --slots 3
 expect_usage "current placement is" "$P" --loads "$TR" --ranks 4 --slots 6 --current "$D/p1.json"
 "$PYTHON3" - "$D/p1.json" "$D/dup.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-ph = d["placement"][0]["phy2log"]
-ph[1] = ph[0]
+S, ph = d["slots"], d["placement"][0]["phy2log"]
+p0 = next(p for p in range(len(ph)) if ph[p] >= 0)  # a replica...
+ph[p0 // S * S + (p0 + 1) % S] = ph[p0]             # ...copied onto its own rank
 json.dump(d, open(sys.argv[2], "w"))
 PY
 expect_usage "twice" "$P" --loads "$TR" --ranks 8 --slots 3 --current "$D/dup.json"
@@ -97,6 +96,5 @@ printf 'nodes 2\nranks_per_node four\n' >"$D/topo.txt"
 expect_usage "topo.txt:2" "$P" --loads "$TR" --topology "$D/topo.txt" --slots 3
 expect_usage "steps" "$P" --loads "$TR" --ranks 8 --slots 3 --steps 9:3
 printf 'nodes 2\nranks_per_node 4\npackages_per_node 2\ncost other_node 10\n' >"$D/topo2.txt"
-"$P" --loads "$TR" --topology "$D/topo2.txt" --slots 3 >/dev/null || fail "topology file"
-echo "PASS"
-exit 0
+expect_status 0 "topology file" -- "$P" --loads "$TR" --topology "$D/topo2.txt" --slots 3
+finish
