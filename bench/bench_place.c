@@ -144,6 +144,27 @@ static void bench_shape(const char *name, const double *loads, int L, int E, int
          "(%.2f ms)  valid=%s\n",
          name, L, E, R, S, nodes, ms[repeat / 2], ms[0], ms[repeat - 1], st.imbalance, check,
          st.lower_bound, 100 * st.gap, g, gms, valid ? "yes" : "NO");
+  // a rebalance after a 5% load drift, from this placement
+  {
+    size_t n = (size_t)L * E;
+    double *w2 = malloc(n * sizeof *w2);
+    for (size_t i = 0; i < n; i++) w2[i] = loads[i] * (1 + 0.05 * nrand());
+    for (size_t i = 0; i < n; i++) w2[i] = w2[i] < 0 ? 0 : w2[i];
+    moeplace_placement *q, *f;
+    moeplace_place_stats sq, sf;
+    if (moeplace_place(topo, L, E, S, w2, p, NULL, &q, &sq) == 0 &&
+        moeplace_place(topo, L, E, S, w2, NULL, NULL, &f, &sf) == 0) {
+      moeplace_move_stats d;
+      moeplace_placement_diff(p, f, topo, 1.0, &d);
+      printf("%-22s rebalance after 5%% drift: solve_ms %.3f  moves %" PRId64
+             " (from scratch %" PRId64 ")  imbalance %.5f (from scratch %.5f, kept %.5f)\n",
+             name, sq.solve_ms, sq.moves, d.moves, sq.imbalance, sf.imbalance,
+             sq.current_imbalance);
+      moeplace_placement_destroy(q);
+      moeplace_placement_destroy(f);
+    }
+    free(w2);
+  }
   printf("RESULT %s moeplace ms %.3f imbalance %.5f greedy %.5f lower_bound %.5f\n", name,
          ms[repeat / 2], st.imbalance, g, st.lower_bound);
   fflush(stdout);

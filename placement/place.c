@@ -1,7 +1,8 @@
 /* moeplace_place: validates the problem, runs the per-layer solver on every
  * layer (from the current placement when there is one, with a fresh
  * placement as the alternative when it pays within the budget), decides
- * whether the change pays for its migration, and fills the stats. */
+ * whether the change pays for its migration, and fills the stats. A third
+ * candidate repairs the current placement by component transfers. */
 #include "config.h"
 
 #include <math.h>
@@ -130,29 +131,38 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
       // improvement from there, migration cost in the objective
       const double budget_before = budget;
       mp_place_layer_from_current(&st, w, &sp);
+      // Two alternatives to the local search: the repair of the current
+      // placement by component transfers, and the fresh placement aligned to
+      // the current slots. Score: max load + weight x cost + min_gain per
+      // move (every local-search change had to gain that much too). The
+      // best one within the byte budget wins.
       int64_t mv;
-      double by, cb, cost_ls, cost_fr, by_fr;
-      mp_place_layer_moves(&st, &mv, &by, &cb, &cost_ls);
-      const double obj_ls = mp_place_layer_max(&st) + opt.migration_weight * cost_ls;
-      // the fresh placement, aligned to the current slots, if it pays more
-      mp_place_layer_fresh(&alt, w, &sp);
-      mp_place_layer_align(&alt);
-      mp_place_layer_moves(&alt, &mv, &by_fr, &cb, &cost_fr);
-      const double obj_fr = mp_place_layer_max(&alt) + opt.migration_weight * cost_fr;
-      // like every local-search change, each extra move must gain min_gain
-      int64_t mv_ls;
-      double t1, t2, t3;
-      mp_place_layer_moves(&st, &mv_ls, &t1, &t2, &t3);
-      const double extra = (double)(mv - mv_ls) > 1 ? (double)(mv - mv_ls) : 1;
-      if (obj_fr < obj_ls - sp.min_gain * extra &&
-          (budget_before < 0 || by_fr <= budget_before)) {
-        mp_place_layer_copy(&st, &alt);
-        if (budget_before >= 0) budget = budget_before - by_fr;
+      double by, cb, cost;
+      mp_place_layer_moves(&st, &mv, &by, &cb, &cost);
+      double best_score = mp_place_layer_max(&st) + opt.migration_weight * cost +
+                          sp.min_gain * (double)mv;
+      double best_bytes = -1; // -1: the local search's result (budget already charged)
+      for (int alt_kind = 0; alt_kind < 2; alt_kind++) {
+        if (alt_kind == 0) {
+          mp_place_layer_repair(&alt, w);
+        } else {
+          mp_place_layer_fresh(&alt, w, &sp);
+          mp_place_layer_align(&alt);
+        }
+        mp_place_layer_moves(&alt, &mv, &by, &cb, &cost);
+        const double score = mp_place_layer_max(&alt) + opt.migration_weight * cost +
+                             sp.min_gain * (double)mv;
+        if (score < best_score && (budget_before < 0 || by <= budget_before)) {
+          best_score = score;
+          best_bytes = by;
+          mp_place_layer_copy(&st, &alt);
+        }
       }
+      if (best_bytes >= 0 && budget_before >= 0) budget = budget_before - best_bytes;
       double m_new = mp_place_layer_max(&st);
-      mp_place_layer_moves(&st, &mv, &by, &cb, &cost_ls);
+      mp_place_layer_moves(&st, &mv, &by, &cb, &cost);
       gain_total += m_keep - m_new;
-      cost_total += opt.migration_weight * cost_ls;
+      cost_total += opt.migration_weight * cost;
     }
     if (current) mp_place_layer_align(&st);
     mp_place_layer_export(&st, ph, sh);

@@ -228,12 +228,6 @@ double mp_place_layer_max(const mp_place_layer *st) {
   return m;
 }
 
-static int st_argmax(const mp_place_layer *st) {
-  int best = 0;
-  for (int r = 1; r < st->R; r++)
-    if (st->load[r] > st->load[best]) best = r;
-  return best;
-}
 
 /* ---- water-filling ----------------------------------------------------- */
 
@@ -800,7 +794,7 @@ typedef struct cand {
   double est;    // estimated gain minus lambda x cost
 } cand;
 
-#define NCAND 4
+#define NCAND 8
 
 static void cand_push(cand *best, int *nb, cand c) {
   int k;
@@ -820,9 +814,22 @@ static void cand_push(cand *best, int *nb, cand c) {
 }
 
 /* One improving change from the busiest rank; returns 1 if one was kept. */
-static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *bytes_used) {
+/* Total excess of the ranks over the mean T: the max load is at most
+ * T + excess, and unlike the max it drops with every useful change even
+ * when several ranks share the top (the max alone has plateaus). */
+static double total_excess(const mp_place_layer *st, double T) {
+  double x = 0;
+  for (int r = 0; r < st->R; r++)
+    if (st->load[r] > T) x += st->load[r] - T;
+  return x;
+}
+
+/* One improving change that takes load off rank rs; 1 if one was kept.
+ * Mmax is the layer's max load (which must not rise), T the mean and X0
+ * the total excess before the change. */
+static int improve_from(mp_place_layer *st, const mp_place_search *sp, int rs, double Mmax,
+                        double T, double X0, double *bytes_used) {
   const int S = st->S, R = st->R;
-  const int rs = st_argmax(st);
   const double M = st->load[rs];
   cand best[NCAND];
   int nb = 0;
@@ -842,7 +849,8 @@ static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *b
         if (!q_has_b && (a2 < 0 || (a2 != b && st->cnt[a2] > 1))) {
           // replicate b into slot j (evicting a spare replica of a2)
           double base = Lq - st->slot_x[j];
-          double d = (M - base) / 2;
+          // tokens that can flow from rs to q without raising q above T
+          double d = base < T ? (T - base < M - T ? T - base : M - T) : 0;
           if (d > xi) d = xi;
           double est = d - cb + (a2 >= 0 ? sp->lambda * slot_cost(st, j) : 0);
           if (d > 0) cand_push(best, &nb, (cand){1, i, j, est});
@@ -895,14 +903,45 @@ static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *b
     waterfill_ranks(st, rs, q, 2);
     const double dbytes = bytes_after - bytes_before;
     const double nm = mp_place_layer_max(st);
-    const double gain = M - nm - sp->lambda * (cost_after - cost_before);
+    const double gain = X0 - total_excess(st, T) - sp->lambda * (cost_after - cost_before);
     const int within_budget =
         !sp->budget || *sp->budget < 0 || dbytes <= 0 || *bytes_used + dbytes <= *sp->budget;
-    if (gain > sp->min_gain && nm < M && within_budget) {
+    if (gain > sp->min_gain && nm <= Mmax && within_budget) {
       *bytes_used += dbytes;
       return 1;
     }
     st_restore(st);
+  }
+  return 0;
+}
+
+/* Tries the most loaded ranks in turn (the top one may be stuck while the
+ * next ones can still shed load, which lowers the total excess). */
+#define LS_SOURCES 4
+static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *bytes_used) {
+  const int R = st->R;
+  int top[LS_SOURCES], nt = 0;
+  double T = 0;
+  for (int r = 0; r < R; r++) {
+    T += st->load[r];
+    // keep the LS_SOURCES most loaded ranks, in decreasing load
+    int k = nt < LS_SOURCES ? nt++ : LS_SOURCES - 1;
+    if (k == LS_SOURCES - 1 && nt == LS_SOURCES && r >= LS_SOURCES &&
+        st->load[top[k]] >= st->load[r])
+      continue;
+    top[k] = r;
+    while (k > 0 && st->load[top[k - 1]] < st->load[top[k]]) {
+      int t = top[k];
+      top[k] = top[k - 1];
+      top[k - 1] = t;
+      k--;
+    }
+  }
+  T /= R;
+  const double Mmax = st->load[top[0]], X0 = total_excess(st, T);
+  for (int k = 0; k < nt; k++) {
+    if (st->load[top[k]] <= T) break;
+    if (improve_from(st, sp, top[k], Mmax, T, X0, bytes_used)) return 1;
   }
   return 0;
 }
@@ -976,6 +1015,30 @@ void mp_place_layer_from_current(mp_place_layer *st, const double *w, const mp_p
     ms.budget = NULL;
     local_search(st, &ms, bound, &used);
   }
+}
+
+void mp_place_layer_repair(mp_place_layer *st, const double *w) {
+  st->w = w;
+  st_clear(st);
+  for (int i = 0; i < st->RS; i++)
+    if (st->cur[i] >= 0) st_put(st, i, st->cur[i], 0);
+  double tot = 0;
+  for (int e = 0; e < st->E; e++) {
+    tot += w[e];
+    for (int i = st->head[e]; i >= 0; i = st->next[i]) {
+      st->slot_x[i] = w[e] / st->cnt[e];
+      st->load[i / st->S] += st->slot_x[i];
+    }
+  }
+  const double T = tot / st->R;
+  waterfill_all(st, WF_TOL * (T > 0 ? T : 1), WF_MAX_PASSES);
+  // spare replicas the current loads leave idle free their slots (no bytes)
+  for (int i = 0; i < st->RS; i++) {
+    int e = st->slot_e[i];
+    if (e >= 0 && st->cnt[e] > 1 && st->slot_x[i] <= 1e-12 * (T > 0 ? T : 1)) st_take(st, i);
+  }
+  transfer_components(st, T);
+  waterfill_all(st, WF_TOL * (T > 0 ? T : 1), WF_MAX_PASSES);
 }
 
 void mp_place_layer_align(mp_place_layer *st) {

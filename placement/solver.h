@@ -68,6 +68,11 @@ void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_se
  * objective. */
 void mp_place_layer_from_current(mp_place_layer *st, const double *w, const mp_place_search *sp);
 
+/* Repair of the current placement: its replicas with water-filled shares,
+ * idle spare replicas dropped, then the component transfers from there:
+ * each split is one move, at most R - 1 per layer. */
+void mp_place_layer_repair(mp_place_layer *st, const double *w);
+
 void mp_place_layer_set_current(mp_place_layer *st, const int *cur, double expert_bytes);
 
 /* Max rank load of the state. */
