@@ -3,7 +3,9 @@
  * placement as the alternative when it pays within the budget), decides
  * whether the change pays for its migration, and fills the stats. A third
  * candidate repairs the current placement by component transfers. */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <math.h>
 #include <stdio.h>

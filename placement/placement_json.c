@@ -1,6 +1,8 @@
 /* Placement files: the JSON moeplace-place writes and accepts back as
  * --current (docs/PLACEMENT.md). */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <jansson.h>
 #include <math.h>

@@ -19,7 +19,9 @@
  *    is kept only if the max load drops by more than lambda x its migration
  *    cost plus min_gain.
  */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -71,12 +73,15 @@ int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_
   st->c_rh = malloc((size_t)R * sizeof(int));
   st->c_skip = malloc((size_t)R * sizeof(int));
   st->t_int = malloc(16 * (size_t)R * sizeof(int));
+  st->c_rtmp = malloc(big * sizeof(int));
+  st->c_rk0 = malloc(big * sizeof(uint64_t));
+  st->c_rk1 = malloc(big * sizeof(uint64_t));
   st->hcap = R + 2 * (2 * R + (int)RS) + 8;
   st->h_key = malloc(2 * (size_t)st->hcap * sizeof(double));
   st->h_val = malloc(2 * (size_t)st->hcap * sizeof(int));
   st->h_stamp = malloc(2 * (size_t)st->hcap * sizeof(int));
   st->t_dbl = malloc((size_t)R * sizeof(double));
-  if (!st->t_int || !st->t_dbl || !st->h_key || !st->h_val || !st->h_stamp) {
+  if (!st->c_rtmp || !st->c_rk0 || !st->c_rk1 || !st->t_int || !st->t_dbl || !st->h_key || !st->h_val || !st->h_stamp) {
     mp_place_layer_free(st);
     return -1;
   }
@@ -122,6 +127,9 @@ void mp_place_layer_free(mp_place_layer *st) {
   free(st->c_rh);
   free(st->c_skip);
   free(st->t_int);
+  free(st->c_rtmp);
+  free(st->c_rk0);
+  free(st->c_rk1);
   free(st->t_dbl);
   free(st->h_key);
   free(st->h_val);
@@ -357,45 +365,45 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
 
 /* ---- constructive ------------------------------------------------------ */
 
-/* Sorts idx [n] by key[idx] descending (ties: smaller index first).
- * Insertion sort below 24 elements, median-of-three quicksort above: no
- * callback per comparison as with qsort. */
-static inline int key_before(const double *key, int a, int b) {
-  return key[a] > key[b] || (key[a] == key[b] && a < b);
-}
-static void sort_desc(int *idx, int n, const double *key) {
-  while (n > 24) {
-    int m = n / 2, hi = n - 1, t;
-    if (key_before(key, idx[m], idx[0])) t = idx[m], idx[m] = idx[0], idx[0] = t;
-    if (key_before(key, idx[hi], idx[0])) t = idx[hi], idx[hi] = idx[0], idx[0] = t;
-    if (key_before(key, idx[hi], idx[m])) t = idx[hi], idx[hi] = idx[m], idx[m] = t;
-    const int pv = idx[m];
-    int i = 0, j = hi;
-    for (;;) {
-      while (key_before(key, idx[i], pv)) i++;
-      while (key_before(key, pv, idx[j])) j--;
-      if (i >= j) break;
-      t = idx[i], idx[i] = idx[j], idx[j] = t;
-      i++, j--;
-    }
-    // recurse into the smaller part, loop on the larger
-    if (j + 1 < n - j - 1) {
-      sort_desc(idx, j + 1, key);
-      idx += j + 1;
-      n -= j + 1;
-    } else {
-      sort_desc(idx + j + 1, n - j - 1, key);
-      n = j + 1;
-    }
+/* Sorts idx [n] (n >= 1) by key[idx] descending, ties by smaller index
+ * first, for non-negative keys: LSD radix sort on the IEEE bits (which order
+ * like the values for non-negative doubles), 8 bits per pass, skipping the
+ * passes where every key has the same byte. Stable, O(8 n), no comparisons.
+ * tmp_idx [n], k0 and k1 [n] are scratch. */
+static void radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64_t *k0,
+                            uint64_t *k1) {
+  for (int i = 0; i < n; i++) {
+    double v = key[idx[i]];
+    uint64_t b;
+    if (v == 0) v = 0; // -0.0 sorts as 0.0
+    memcpy(&b, &v, sizeof b);
+    k0[i] = ~b; // ascending in ~bits = descending in value
   }
-  for (int i = 1; i < n; i++) {
-    int v = idx[i], j = i;
-    while (j > 0 && key_before(key, v, idx[j - 1])) {
-      idx[j] = idx[j - 1];
-      j--;
+  int *src_i = idx, *dst_i = tmp_idx;
+  uint64_t *src_k = k0, *dst_k = k1;
+  for (int shift = 0; shift < 64; shift += 8) {
+    int cnt[256] = {0};
+    for (int i = 0; i < n; i++) cnt[(src_k[i] >> shift) & 255]++;
+    if (cnt[(src_k[0] >> shift) & 255] == n) continue; // all equal: nothing to do
+    int pos = 0;
+    for (int b = 0; b < 256; b++) {
+      int c = cnt[b];
+      cnt[b] = pos;
+      pos += c;
     }
-    idx[j] = v;
+    for (int i = 0; i < n; i++) {
+      int d = cnt[(src_k[i] >> shift) & 255]++;
+      dst_k[d] = src_k[i];
+      dst_i[d] = src_i[i];
+    }
+    int *ti = src_i;
+    src_i = dst_i;
+    dst_i = ti;
+    uint64_t *tk = src_k;
+    src_k = dst_k;
+    dst_k = tk;
   }
+  if (src_i != idx) memcpy(idx, src_i, (size_t)n * sizeof *idx);
 }
 
 /* Min-heap of ranks keyed by load. */
@@ -437,7 +445,7 @@ static void construct(mp_place_layer *st) {
       ord[n] = n;
       n++;
     }
-  sort_desc(ord, n, key);
+  radix_sort_desc(ord, n, key, st->c_rtmp, st->c_rk0, st->c_rk1);
   int nh = R;
   for (int r = 0; r < R; r++) rh[r] = r;
   for (int t = 0; t < n; t++) {
@@ -671,20 +679,18 @@ static void construct_transfer(mp_place_layer *st) {
     ord[e] = e;
     tot += st->w[e];
   }
-  sort_desc(ord, E, st->w);
-  int nh = R;
-  for (int r = 0; r < R; r++) rh[r] = r;
-  // keep one slot per rank free for the transfers when the experts allow
-  const int keep = (long)R * (S - 1) >= E ? 1 : 0;
-  for (int t = 0; t < E; t++) { // LPT: ranks are all distinct per expert here
-    int r = rh[0];
-    st_put(st, st_free_slot(st, r), ord[t], st->w[ord[t]]);
-    if (st->nfree[r] == keep) {
-      rh[0] = rh[--nh];
-    }
-    rheap_down(rh, nh, 0, st->load);
-  }
+  radix_sort_desc(ord, E, st->w, st->c_rtmp, st->c_rk0, st->c_rk1);
+  // Snake order over the ranks (0..R-1, R-1..0, ...) of the experts in
+  // decreasing load: O(E), every rank gets ceil or floor of E / R experts
+  // (so one slot per rank stays free when R (S - 1) >= E), and the
+  // transfers below remove whatever imbalance is left.
+  (void)rh;
   (void)skip;
+  (void)S;
+  for (int t = 0; t < E; t++) {
+    int round = t / R, pos = t % R, r = round & 1 ? R - 1 - pos : pos;
+    st_put(st, st_free_slot(st, r), ord[t], st->w[ord[t]]);
+  }
   transfer_components(st, tot / R);
   // Balanced: leftover slots stay empty (a replica there would get a zero
   // share; a free slot lets the next rebalance add a replica without

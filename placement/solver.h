@@ -36,6 +36,8 @@ typedef struct mp_place_layer {
   int *c_reps, *c_ord;        // [RS]
   double *c_key;              // [RS]
   int *c_rh, *c_skip;         // [R]
+  int *c_rtmp;                // [max(E, RS, R)] radix sort scratch
+  uint64_t *c_rk0, *c_rk1;    // [max(E, RS, R)]
   int *t_int;                 // [16 R] transfer components and trees
   double *t_dbl;              // [R]
   int hcap;                   // lazy heaps of the transfers: 2 x hcap entries

@@ -1,6 +1,8 @@
 /* Rank topology: which node / package / NUMA domain each rank is on, and
  * the per-byte cost of moving expert state between two ranks' classes. */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <ctype.h>
 #include <errno.h>
