@@ -849,7 +849,9 @@ static int improve_from(mp_place_layer *st, const mp_place_search *sp, int rs, d
       if (Lq >= M) continue;
       const int q_has_b = st_rank_holds(st, q, b);
       int cls;
-      const double cb = q_has_b ? 0 : sp->lambda * move_cost(st, b, q, &cls);
+      // costs only matter through lambda (and move_cost scans replicas)
+      const int priced = sp->lambda > 0 && st->cur;
+      const double cb = q_has_b || !priced ? 0 : sp->lambda * move_cost(st, b, q, &cls);
       for (int k = 0; k < S; k++) {
         int j = q * S + k, a2 = st->slot_e[j];
         if (!q_has_b && (a2 < 0 || (a2 != b && st->cnt[a2] > 1))) {
@@ -858,7 +860,7 @@ static int improve_from(mp_place_layer *st, const mp_place_search *sp, int rs, d
           // tokens that can flow from rs to q without raising q above T
           double d = base < T ? (T - base < M - T ? T - base : M - T) : 0;
           if (d > xi) d = xi;
-          double est = d - cb + (a2 >= 0 ? sp->lambda * slot_cost(st, j) : 0);
+          double est = d - cb + (a2 >= 0 && priced ? sp->lambda * slot_cost(st, j) : 0);
           if (d > 0) cand_push(best, &nb, (cand){1, i, j, est});
         }
         if (!q_has_b && a2 >= 0 && a2 != b && st->slot_x[j] < xi &&
@@ -868,8 +870,9 @@ static int improve_from(mp_place_layer *st, const mp_place_search *sp, int rs, d
           double m1 = M - xi + xj, m2 = Lq - xj + xi;
           double nm = m1 > m2 ? m1 : m2;
           int c2;
-          double cost = cb + sp->lambda * move_cost(st, a2, rs, &c2) -
-                        sp->lambda * (slot_cost(st, i) + slot_cost(st, j));
+          double cost = !priced ? 0
+                                : cb + sp->lambda * move_cost(st, a2, rs, &c2) -
+                                      sp->lambda * (slot_cost(st, i) + slot_cost(st, j));
           if (nm < M) cand_push(best, &nb, (cand){2, i, j, M - nm - cost});
         }
       }
