@@ -54,6 +54,22 @@ for lay in d["placement"]:
     num += max(loads)
     den += sum(tot[l]) / R
 assert abs(num / den - d["imbalance"]) < 1e-9, (num / den, d["imbalance"])
+# lower bound, independently: per layer max(mean, min over replica counts of
+# max w/c), the inner minimum by binary search on T (ceil(w/T) replicas each)
+import math
+lb = 0.0
+for l in range(L):
+    w = tot[l]
+    lo, hi = 0.0, max(w)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        need = sum(max(1, math.ceil(x / mid)) if mid > 0 else R for x in w)
+        if need <= R * S and all(math.ceil(x / mid) <= R for x in w if mid > 0):
+            hi = mid
+        else:
+            lo = mid
+    lb += max(sum(w) / R, hi)
+assert abs(lb / den - d["lower_bound"]) < 1e-6, (lb / den, d["lower_bound"])
 PY
 # next interval from the current placement: accepted, few moves, budget kept
 "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p1.json" \

@@ -410,6 +410,90 @@ START_TEST(test_json_roundtrip) {
 }
 END_TEST
 
+/* The plan takes each replica from the closest current holder. */
+START_TEST(test_plan_closest_source) {
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 2, 2, 1, 1), 0); // ranks 0,1 | 2,3
+  moeplace_placement *a, *b;
+  ck_assert_int_eq(moeplace_placement_create(&a, 1, 2, 4, 2), 0);
+  ck_assert_int_eq(moeplace_placement_create(&b, 1, 2, 4, 2), 0);
+  // old: expert 0 on ranks 0 and 2, expert 1 on rank 1
+  int pa[8] = {0, -1, 1, -1, 0, -1, -1, -1};
+  double sa[8] = {0.5, 0, 1, 0, 0.5, 0, 0, 0};
+  // new: expert 0 also on ranks 1 and 3
+  int pb[8] = {0, -1, 1, 0, 0, -1, 0, -1};
+  double sb[8] = {0.25, 0, 1, 0.25, 0.25, 0, 0.25, 0};
+  memcpy(moeplace_placement_phy2log(a, 0), pa, sizeof pa);
+  memcpy(moeplace_placement_share(a, 0), sa, sizeof sa);
+  memcpy(moeplace_placement_phy2log(b, 0), pb, sizeof pb);
+  memcpy(moeplace_placement_share(b, 0), sb, sizeof sb);
+  ck_assert_int_eq(moeplace_placement_validate(a), 0);
+  ck_assert_int_eq(moeplace_placement_validate(b), 0);
+  moeplace_transfer *tr;
+  size_t n;
+  ck_assert_int_eq(moeplace_migration_plan(a, b, t, 100, &tr, &n), 0);
+  ck_assert_int_eq((int)n, 2);
+  for (size_t i = 0; i < n; i++) {
+    ck_assert_int_eq(tr[i].expert, 0);
+    // rank 1 gets it from rank 0 (same node), rank 3 from rank 2 (same node)
+    ck_assert_int_eq(tr[i].src_rank, tr[i].dst_rank == 1 ? 0 : 2);
+    ck_assert_int_ne(tr[i].link, MOEPLACE_LINK_OTHER_NODE);
+    ck_assert(tr[i].bytes == 100);
+  }
+  moeplace_transfers_free(tr);
+  moeplace_move_stats d;
+  ck_assert_int_eq(moeplace_placement_diff(a, b, t, 100, &d), 0);
+  ck_assert_int_eq(d.moves, 2);
+  ck_assert(d.bytes_moved == 200 && d.cross_node_bytes == 0);
+  moeplace_placement_destroy(a);
+  moeplace_placement_destroy(b);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+/* Malformed placement files: each rejected with a message naming the problem. */
+START_TEST(test_json_errors) {
+  static const struct {
+    const char *text, *msg;
+  } cases[] = {
+      {"[1, 2]", "expected a JSON object"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1}", "\"experts\""},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 3, \"placement\": []}",
+       "more experts"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": []}",
+       "array of 1 layers"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0], \"share\": [1]}]}",
+       "ranks x slots = 2"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0, 5], \"share\": [1, 1]}]}",
+       "phy2log[1]"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0, 0], \"share\": [0.5, 0.5]}]}",
+       "expert 1 has no replica"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0, 1], \"share\": [0.5, 1]}]}",
+       "sum to"},
+      {"{not json", "placement"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    char path[] = "/tmp/mp_badplXXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_eq(write(fd, cases[k].text, strlen(cases[k].text)),
+                     (ssize_t)strlen(cases[k].text));
+    close(fd);
+    moeplace_placement *p = NULL;
+    int rc = moeplace_placement_read_json(&p, path);
+    ck_assert_msg(rc == MOEPLACE_ERR_FORMAT, "case %zu: status %d", k, rc);
+    ck_assert_ptr_null(p);
+    if (k + 1 < sizeof cases / sizeof cases[0])
+      ck_assert_msg(strstr(moeplace_last_error(), cases[k].msg), "case %zu: '%s' lacks '%s'", k,
+                    moeplace_last_error(), cases[k].msg);
+    unlink(path);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("placement");
   TCase *tc = tcase_create("core");
@@ -422,6 +506,8 @@ int main(void) {
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_topology_file);
   tcase_add_test(tc, test_json_roundtrip);
+  tcase_add_test(tc, test_plan_closest_source);
+  tcase_add_test(tc, test_json_errors);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
