@@ -32,8 +32,8 @@ for lay in d["placement"]:
         assert lay["logcnt"][e] == ph.count(e) >= 1
 assert d["lower_bound"] <= d["imbalance"] + 1e-12
 PY
-# recompute the imbalance from the trace's first 500 steps independently
-"$PYTHON3" - "$D/p1.json" "$TR" <<'PY' || die "imbalance recomputation"
+# imbalance and lower bound recomputed independently from the trace
+cat >"$D/check.py" <<'PY'
 import gzip, json, sys
 d = json.load(open(sys.argv[1]))
 R, S, E, L = d["ranks"], d["slots"], d["experts"], d["layers"]
@@ -42,7 +42,7 @@ for line in gzip.open(sys.argv[2], "rt"):
     if line.startswith("#") or line.startswith("step") or not line.strip():
         continue
     f = line.split(",")
-    if int(f[0]) >= 500:
+    if int(f[0]) >= int(sys.argv[3]):
         break
     for e in range(E):
         tot[int(f[1])][e] += float(f[2 + e])
@@ -71,6 +71,14 @@ for l in range(L):
     lb += max(sum(w) / R, hi)
 assert abs(lb / den - d["lower_bound"]) < 1e-6, (lb / den, d["lower_bound"])
 PY
+"$PYTHON3" "$D/check.py" "$D/p1.json" "$TR" 500 || die "imbalance / bound recomputation"
+# a skewed trace without room to replicate: the replica-count term binds
+PERL="$top_srcdir/data/perl-L4-E8-top1-4k.csv.gz"
+"$P" --loads "$PERL" --ranks 8 --slots 1 --steps 0:1000 --json "$D/perl.json" >/dev/null ||
+  die "perl placement"
+"$PYTHON3" "$D/check.py" "$D/perl.json" "$PERL" 1000 || die "perl recomputation"
+"$PYTHON3" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["lower_bound"] > 1.5, d["lower_bound"]' "$D/perl.json" ||
+  die "perl lower bound should exceed 1.5"
 # next interval from the current placement: accepted, few moves, budget kept
 "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p1.json" \
   --expert-bytes 1000 --budget 3000 --json "$D/p2.json" --plan "$D/plan.json" >"$D/o2" ||
