@@ -86,13 +86,19 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
   moeplace_placement *res;
   rc = moeplace_placement_create(&res, L, E, R, S);
   if (rc) return rc;
-  mp_place_layer st, alt;
+  mp_place_layer st, alt, bst;
   if (mp_place_layer_init(&st, E, R, S, topo)) {
     moeplace_placement_destroy(res);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
   }
   if (current && mp_place_layer_init(&alt, E, R, S, topo)) {
     mp_place_layer_free(&st);
+    moeplace_placement_destroy(res);
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
+  }
+  if (current && mp_place_layer_init(&bst, E, R, S, topo)) {
+    mp_place_layer_free(&st);
+    mp_place_layer_free(&alt);
     moeplace_placement_destroy(res);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
   }
@@ -130,26 +136,35 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
       mp_place_layer_from_current(&st, w, &keep);
       const double m_keep = mp_place_layer_max(&st);
       num_keep += m_keep;
-      // improvement from there, migration cost in the objective
+      // Candidates: the repair of the current placement by component
+      // transfers, a fresh placement built around the current one, the fresh
+      // placement aligned to the current slots, and the local search from
+      // the current placement. Score: max load + weight x cost + min_gain
+      // per move. The best one within the byte budget wins; keeping the
+      // current placement (score m_keep, no move) is the default.
       const double budget_before = budget;
-      mp_place_layer_from_current(&st, w, &sp);
-      // Two alternatives to the local search: the repair of the current
-      // placement by component transfers, and the fresh placement aligned to
-      // the current slots. Score: max load + weight x cost + min_gain per
-      // move (every local-search change had to gain that much too). The
-      // best one within the byte budget wins.
-      int64_t mv;
-      double by, cb, cost;
-      mp_place_layer_moves(&st, &mv, &by, &cb, &cost);
-      double best_score = mp_place_layer_max(&st) + opt.migration_weight * cost +
-                          sp.min_gain * (double)mv;
-      double best_bytes = -1; // -1: the local search's result (budget already charged)
-      for (int alt_kind = 0; alt_kind < 2; alt_kind++) {
-        if (alt_kind == 0) {
+      mp_place_layer_set_current(&bst, cur, opt.expert_bytes);
+      int64_t mv, best_mv = 0;
+      double by, cb, cost, best_bytes = 0, best_score = m_keep;
+      int have_best = 0;
+      for (int kind = 0; kind < 4; kind++) {
+        if (kind == 0) {
+          mp_place_layer_copy(&alt, &st); // the current placement, shares re-optimised
           mp_place_layer_repair(&alt, w);
-        } else {
+        } else if (kind == 1) {
+          mp_place_layer_home(&alt, w);
+        } else if (kind == 2) {
           mp_place_layer_fresh(&alt, w, &sp);
           mp_place_layer_align(&alt);
+        } else {
+          // the search moves one or two replicas per step: it can only win
+          // with fewer moves than the best candidate so far
+          mp_place_search ls = sp;
+          double ls_budget = budget_before;
+          ls.budget = budget_before >= 0 ? &ls_budget : NULL;
+          if (have_best && ls.max_iter > best_mv - 1) ls.max_iter = (int)(best_mv - 1);
+          if (ls.max_iter <= 0) break;
+          mp_place_layer_from_current(&alt, w, &ls);
         }
         mp_place_layer_moves(&alt, &mv, &by, &cb, &cost);
         const double score = mp_place_layer_max(&alt) + opt.migration_weight * cost +
@@ -157,10 +172,13 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
         if (score < best_score && (budget_before < 0 || by <= budget_before)) {
           best_score = score;
           best_bytes = by;
-          mp_place_layer_copy(&st, &alt);
+          best_mv = mv;
+          have_best = 1;
+          mp_place_layer_copy(&bst, &alt);
         }
       }
-      if (best_bytes >= 0 && budget_before >= 0) budget = budget_before - best_bytes;
+      if (have_best) mp_place_layer_copy(&st, &bst);
+      if (budget_before >= 0) budget = budget_before - best_bytes;
       double m_new = mp_place_layer_max(&st);
       mp_place_layer_moves(&st, &mv, &by, &cb, &cost);
       gain_total += m_keep - m_new;
@@ -220,14 +238,20 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
   s.lower_bound = den > 0 ? lb / den : 1.0;
   s.gap = s.lower_bound > 0 ? (s.imbalance - s.lower_bound) / s.lower_bound : 0;
   mp_place_layer_free(&st);
-  if (current) mp_place_layer_free(&alt);
+  if (current) {
+    mp_place_layer_free(&alt);
+    mp_place_layer_free(&bst);
+  }
   s.solve_ms = (mp_now_s() - t0) * 1e3;
   if (stats) *stats = s;
   *out = res;
   return MOEPLACE_OK;
 fail:
   mp_place_layer_free(&st);
-  if (current) mp_place_layer_free(&alt);
+  if (current) {
+    mp_place_layer_free(&alt);
+    mp_place_layer_free(&bst);
+  }
   moeplace_placement_destroy(res);
   return rc;
 }

@@ -488,6 +488,8 @@ static void construct(mp_place_layer *st) {
  * no-duplicate rule). The split experts form a forest over the ranks;
  * a post-order pass over each tree then sets the shares exactly so that
  * every rank of a component gets the component's mean. */
+static int cur_rank_holds(const mp_place_layer *st, int r, int e);
+
 /* Lazy max-heap of (key, component root, stamp): entries whose stamp is no
  * longer the root's current stamp are skipped when popped. */
 typedef struct lheap {
@@ -572,20 +574,27 @@ static void transfer_components(mp_place_layer *st, double T) {
     const double ex = over.key[0], df = under.key[0];
     // the largest replica on co's heaviest rank whose expert a free rank of
     // cu lacks
-    int best = -1, bq = -1;
+    // (with a current placement, a rank that holds the expert now is
+    // preferred: that split moves nothing)
+    int best = -1, bq = -1, free_best = -1, free_q = -1;
     {
       const int r = rep[co];
       for (int k = 0; k < S; k++) {
         int i = r * S + k, e = st->slot_e[i];
-        if (e < 0 || st->slot_x[i] <= (best >= 0 ? st->slot_x[best] : 0)) continue;
-        for (int q = cu; q >= 0; q = nxt[q])
-          if (st->nfree[q] > 0 && !st_rank_holds(st, q, e)) {
+        if (e < 0 || st->slot_x[i] <= 0) continue;
+        for (int q = cu; q >= 0; q = nxt[q]) {
+          if (st->nfree[q] == 0 || st_rank_holds(st, q, e)) continue;
+          if (st->cur && cur_rank_holds(st, q, e)) {
+            if (free_best < 0 || st->slot_x[i] > st->slot_x[free_best]) free_best = i, free_q = q;
+          } else if (best < 0 || st->slot_x[i] > st->slot_x[best]) {
             best = i;
             bq = q;
-            break;
           }
+          if (!st->cur) break;
+        }
       }
     }
+    if (free_best >= 0) best = free_best, bq = free_q;
     if (best < 0) { // this pair cannot trade: set the under component aside
       lheap_pop(&under);
       continue;
@@ -1028,19 +1037,9 @@ void mp_place_layer_from_current(mp_place_layer *st, const double *w, const mp_p
 
 void mp_place_layer_repair(mp_place_layer *st, const double *w) {
   st->w = w;
-  st_clear(st);
-  for (int i = 0; i < st->RS; i++)
-    if (st->cur[i] >= 0) st_put(st, i, st->cur[i], 0);
   double tot = 0;
-  for (int e = 0; e < st->E; e++) {
-    tot += w[e];
-    for (int i = st->head[e]; i >= 0; i = st->next[i]) {
-      st->slot_x[i] = w[e] / st->cnt[e];
-      st->load[i / st->S] += st->slot_x[i];
-    }
-  }
+  for (int e = 0; e < st->E; e++) tot += w[e];
   const double T = tot / st->R;
-  waterfill_all(st, WF_TOL * (T > 0 ? T : 1), WF_MAX_PASSES);
   // spare replicas the current loads leave idle free their slots (no bytes)
   for (int i = 0; i < st->RS; i++) {
     int e = st->slot_e[i];
@@ -1048,6 +1047,46 @@ void mp_place_layer_repair(mp_place_layer *st, const double *w) {
   }
   transfer_components(st, T);
   waterfill_all(st, WF_TOL * (T > 0 ? T : 1), WF_MAX_PASSES);
+}
+
+void mp_place_layer_home(mp_place_layer *st, const double *w) {
+  const int E = st->E, R = st->R, S = st->S;
+  st->w = w;
+  st_clear(st);
+  double tot = 0;
+  int *ord = st->c_ord;
+  for (int e = 0; e < E; e++) {
+    ord[e] = e;
+    tot += w[e];
+  }
+  radix_sort_desc(ord, E, w, st->c_rtmp, st->c_rk0, st->c_rk1);
+  const int keep = (long)R * (S - 1) >= E ? 1 : 0;
+  // heaviest first, each expert to the least loaded of its current ranks
+  // with room; an expert whose ranks are all full waits for the second pass
+  int *late = st->c_reps, nlate = 0;
+  for (int t = 0; t < E; t++) {
+    int e = ord[t], b = -1;
+    for (int i = st->cur_head[e]; i >= 0; i = st->cur_next[i]) {
+      int r = i / S;
+      if (st->nfree[r] > keep && (b < 0 || st->load[r] < st->load[b])) b = r;
+    }
+    if (b < 0) {
+      late[nlate++] = e;
+      continue;
+    }
+    st_put(st, st_free_slot(st, b), e, w[e]);
+  }
+  for (int t = 0; t < nlate; t++) { // these move: to the least loaded rank with room
+    int e = late[t], b = -1;
+    for (int r = 0; r < R; r++)
+      if (st->nfree[r] > keep && (b < 0 || st->load[r] < st->load[b])) b = r;
+    if (b < 0)
+      for (int r = 0; r < R; r++)
+        if (st->nfree[r] > 0 && (b < 0 || st->load[r] < st->load[b])) b = r;
+    st_put(st, st_free_slot(st, b), e, w[e]);
+  }
+  transfer_components(st, tot / R);
+  waterfill_all(st, WF_TOL * (tot > 0 ? tot / R : 1), WF_MAX_PASSES);
 }
 
 void mp_place_layer_align(mp_place_layer *st) {

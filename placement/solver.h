@@ -70,10 +70,16 @@ void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_se
  * objective. */
 void mp_place_layer_from_current(mp_place_layer *st, const double *w, const mp_place_search *sp);
 
-/* Repair of the current placement: its replicas with water-filled shares,
- * idle spare replicas dropped, then the component transfers from there:
- * each split is one move, at most R - 1 per layer. */
+/* Repair of the current placement; st must hold it with water-filled shares
+ * (mp_place_layer_from_current with max_iter 0, or a copy of that state):
+ * idle spare replicas are dropped, then the component transfers run from
+ * there: each split is one move, at most R - 1 per layer. */
 void mp_place_layer_repair(mp_place_layer *st, const double *w);
+
+/* A fresh placement built around the current one: every expert starts on
+ * one of its current ranks (heaviest first, least loaded), then the
+ * component transfers balance, preferring ranks that hold the expert now. */
+void mp_place_layer_home(mp_place_layer *st, const double *w);
 
 void mp_place_layer_set_current(mp_place_layer *st, const int *cur, double expert_bytes);
 
