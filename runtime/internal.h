@@ -61,6 +61,9 @@ struct moeplace_runtime {
   uint64_t *gather_buf;    /* [R][1 + L*S] gathered window records */
   int pending_error;       /* found while aggregating, reported at the next decision */
 
+  char *staging;      /* migration staging pool, reused (see migrate.c) */
+  size_t staging_cap;
+
   moeplace_runtime_stats stats;
   int test_corrupt_next; /* test hook: corrupt the next received expert */
 };

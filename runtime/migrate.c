@@ -114,7 +114,22 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
   int ok = xs && ops && reqs && req_op && free_idx && indices;
   char reason[512] = "";
   if (!ok) snprintf(reason, sizeof reason, "rank %d: out of memory preparing a migration", me);
-  size_t k = 0;
+  // Staging comes from a pool kept between migrations: first-touch page
+  // faults of fresh memory would otherwise cost more than the transfer.
+  size_t incoming = 0;
+  for (int i = 0; i < n; i++)
+    if (plan[i].dst_rank == me) incoming += rt->expert_bytes[plan[i].layer];
+  if (ok && incoming > rt->staging_cap) {
+    free(rt->staging);
+    rt->staging = malloc(incoming);
+    rt->staging_cap = rt->staging ? incoming : 0;
+    if (rt->staging) memset(rt->staging, 0, incoming);
+    else {
+      ok = 0;
+      snprintf(reason, sizeof reason, "rank %d: no memory for %zu bytes of staging", me, incoming);
+    }
+  }
+  size_t k = 0, staged = 0;
   for (int i = 0, j = 0; ok && i < n; i++) {
     const mp_rt_transfer *t = &plan[i];
     if (t->src_rank != me && t->dst_rank != me) continue;
@@ -123,12 +138,8 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
     x->incoming = t->dst_rank == me;
     size_t eb = rt->expert_bytes[t->layer];
     if (x->incoming) {
-      x->staging = malloc(eb ? eb : 1);
-      if (!x->staging) {
-        ok = 0;
-        snprintf(reason, sizeof reason, "rank %d: no memory for %zu bytes of staging", me, eb);
-        break;
-      }
+      x->staging = rt->staging + staged;
+      staged += eb;
     }
     const mp_rt_slot *src = &rt->slots[(size_t)t->layer * S + t->src_slot];
     if (t->src_rank == t->dst_rank) {
@@ -283,7 +294,6 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
 
 cleanup:
   for (int j = 0; xs && j < nx; j++) {
-    free(xs[j].staging);
     XXH3_freeState(xs[j].hash);
   }
   free(xs);

@@ -32,6 +32,7 @@ static void free_runtime(moeplace_runtime *rt) {
   free(rt->window_counts);
   mp_rt_history_destroy(rt->history);
   free(rt->gather_buf);
+  free(rt->staging);
   free(rt);
 }
 
