@@ -126,6 +126,7 @@ static void update(float *w, float *m, size_t n, int e, int64_t t) {
 
 typedef struct phase_result {
   double step_ms, imbalance, migration_s, decision_s;
+  double compute_ms_sum, compute_ms_max; /* per step: GEMM time summed / max over ranks */
   int rebalances, skipped, failed;
   int64_t moves, steps;
   uint64_t bytes_moved;
@@ -133,17 +134,35 @@ typedef struct phase_result {
   int replicas_consistent;
 } phase_result;
 
-static int run_phase(const opts *o, int dynamic, phase_result *res) {
-  int rank, R;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &R);
-  memset(res, 0, sizeof *res);
-  moeplace_trace *tr = NULL;
-  int st = moeplace_trace_open(&tr, o->trace);
+/* One of the two runs. The two are interleaved block by block (see main),
+ * so that both see the same background load on a shared machine. */
+typedef struct phase {
+  int dynamic, rank, R, L, E, S, done;
+  moeplace_trace *tr;
+  moeplace_runtime *rt;
+  model md;
+  size_t cap;
+  uint64_t *counts, *tok;
+  long long *rank_tok;
+  moeplace_replica *reps;
+  float *x, *h, *y;
+  double busy_s, imb_sum;
+  double compute_s; /* this rank's time in expert GEMMs */
+  long long nsteps;
+} phase;
+
+static int phase_open(const opts *o, int dynamic, phase *ph) {
+  memset(ph, 0, sizeof *ph);
+  ph->dynamic = dynamic;
+  MPI_Comm_rank(MPI_COMM_WORLD, &ph->rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &ph->R);
+  int st = moeplace_trace_open(&ph->tr, o->trace);
   if (st != MOEPLACE_OK) return st;
-  int L = moeplace_trace_layers(tr), E = moeplace_trace_experts(tr);
+  int L = ph->L = moeplace_trace_layers(ph->tr), E = ph->E = moeplace_trace_experts(ph->tr);
+  int R = ph->R;
   int S = o->slots ? (int)o->slots : (E + R - 1) / R + 1;
   if (S > E) S = E;
+  ph->S = S;
   moeplace_runtime_config cfg;
   moeplace_runtime_config_default(&cfg);
   cfg.layers = L;
@@ -153,126 +172,146 @@ static int run_phase(const opts *o, int dynamic, phase_result *res) {
   cfg.rebalance_interval = dynamic ? (int)o->interval : 0;
   cfg.migration_tradeoff = 0.02;
   cfg.min_gain = 0.01;
-  moeplace_runtime *rt = NULL;
-  st = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  if (st != MOEPLACE_OK) {
-    moeplace_trace_close(tr);
-    return st;
+  st = moeplace_runtime_create(&ph->rt, MPI_COMM_WORLD, &cfg);
+  if (st != MOEPLACE_OK) return st;
+  model *md = &ph->md;
+  *md = (model){L, S, (int)o->d, (int)o->f, (size_t)(2 * o->d * o->f), NULL, NULL};
+  md->w = calloc((size_t)L * S, sizeof *md->w);
+  md->m = calloc((size_t)L * S, sizeof *md->m);
+  ph->counts = malloc((size_t)L * E * sizeof *ph->counts); // counts: [L][E]
+  ph->tok = malloc((size_t)S * sizeof *ph->tok);
+  ph->rank_tok = malloc((size_t)R * sizeof *ph->rank_tok);
+  ph->reps = malloc((size_t)R * sizeof *ph->reps);
+  if (!md->w || !md->m || !ph->counts || !ph->tok || !ph->rank_tok || !ph->reps) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
   }
-  model md = {L, S, (int)o->d, (int)o->f, (size_t)(2 * o->d * o->f), NULL, NULL};
-  md.w = calloc((size_t)L * S, sizeof *md.w);
-  md.m = calloc((size_t)L * S, sizeof *md.m);
   for (int l = 0; l < L; l++)
     for (int s = 0; s < S; s++) {
       int e;
-      moeplace_runtime_local_expert(rt, l, s, &e, NULL);
-      float *w = malloc(md.n * sizeof *w), *m = calloc(md.n, sizeof *m);
+      moeplace_runtime_local_expert(ph->rt, l, s, &e, NULL);
+      float *w = malloc(md->n * sizeof *w), *m = calloc(md->n, sizeof *m);
       if (!w || !m) {
         fprintf(stderr, "%s: out of memory for the expert weights\n", prog);
         MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
       }
-      for (size_t i = 0; i < md.n; i++) w[i] = init_value(l, e, i);
-      md.w[l * S + s] = w;
-      md.m[l * S + s] = m;
-      moeplace_runtime_register_buffer(rt, l, s, w, md.n * sizeof *w);
-      moeplace_runtime_register_buffer(rt, l, s, m, md.n * sizeof *m);
+      for (size_t i = 0; i < md->n; i++) w[i] = init_value(l, e, i);
+      md->w[l * S + s] = w;
+      md->m[l * S + s] = m;
+      moeplace_runtime_register_buffer(ph->rt, l, s, w, md->n * sizeof *w);
+      moeplace_runtime_register_buffer(ph->rt, l, s, m, md->n * sizeof *m);
     }
-  // Activations: the largest token count an expert can get in one step.
-  size_t cap = 0;
-  uint64_t *counts = malloc((size_t)L * E * sizeof *counts); // counts: [L][E]
-  uint64_t *tok = malloc((size_t)S * sizeof *tok);
-  long long *rank_tok = malloc((size_t)R * sizeof *rank_tok);
-  moeplace_replica *reps = malloc((size_t)R * sizeof *reps);
-  float *x = NULL, *h = NULL, *y = NULL;
-  double t_start = mp_now_s(), imb_sum = 0.0;
+  return MOEPLACE_OK;
+}
+
+/* Runs up to `block` steps (fewer at the end of the trace or of --steps). */
+static int phase_run(const opts *o, phase *ph, long long block) {
+  int L = ph->L, E = ph->E, S = ph->S, R = ph->R, rank = ph->rank;
+  model *md = &ph->md;
+  int st = MOEPLACE_OK;
   int64_t step_id;
-  long long nsteps = 0;
-  while (st == MOEPLACE_OK && (o->steps == 0 || nsteps < o->steps)) {
-    int got = moeplace_trace_read_step(tr, &step_id, counts);
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = mp_now_s();
+  for (long long b = 0; b < block && st == MOEPLACE_OK; b++) {
+    if (o->steps && ph->nsteps >= o->steps) {
+      ph->done = 1;
+      break;
+    }
+    int got = moeplace_trace_read_step(ph->tr, &step_id, ph->counts);
     if (got < 0) st = got;
-    if (got <= 0) break;
+    if (got <= 0) {
+      ph->done = 1;
+      break;
+    }
     double sum_max = 0.0, sum_mean = 0.0;
     for (int l = 0; l < L; l++) {
-      memset(rank_tok, 0, (size_t)R * sizeof *rank_tok);
+      memset(ph->rank_tok, 0, (size_t)R * sizeof *ph->rank_tok);
       for (int e = 0; e < E; e++) {
         // Split the expert's tokens over its replicas by cumulative share,
         // so the parts sum exactly to the count.
-        uint64_t c = (uint64_t)llround((double)counts[(size_t)l * E + e] * o->token_scale);
+        uint64_t c = (uint64_t)llround((double)ph->counts[(size_t)l * E + e] * o->token_scale);
         int n = 0;
-        moeplace_runtime_routing(rt, l, e, reps, R, &n);
+        moeplace_runtime_routing(ph->rt, l, e, ph->reps, R, &n);
         double cum = 0.0;
         long long prev = 0;
         for (int i = 0; i < n; i++) {
-          cum += reps[i].share;
+          cum += ph->reps[i].share;
           long long upto = i == n - 1 ? (long long)c : llround((double)c * cum);
           long long part = upto - prev > 0 ? upto - prev : 0;
           prev = upto > prev ? upto : prev;
-          rank_tok[reps[i].rank] += part;
-          if (reps[i].rank == rank) tok[reps[i].slot] = (uint64_t)part;
+          ph->rank_tok[ph->reps[i].rank] += part;
+          if (ph->reps[i].rank == rank) ph->tok[ph->reps[i].slot] = (uint64_t)part;
         }
       }
       long long mx = 0, sum = 0;
       for (int r = 0; r < R; r++) {
-        mx = rank_tok[r] > mx ? rank_tok[r] : mx;
-        sum += rank_tok[r];
+        mx = ph->rank_tok[r] > mx ? ph->rank_tok[r] : mx;
+        sum += ph->rank_tok[r];
       }
       sum_max += (double)mx;
       sum_mean += (double)sum / R;
       // The expert computation for this rank's replicas.
+      double c0 = mp_now_s();
       for (int s = 0; s < S; s++) {
         int e;
-        moeplace_runtime_local_expert(rt, l, s, &e, NULL);
-        if (e < 0) tok[s] = 0;
-        size_t T = tok[s];
+        moeplace_runtime_local_expert(ph->rt, l, s, &e, NULL);
+        if (e < 0) ph->tok[s] = 0;
+        size_t T = ph->tok[s];
         if (!T) continue;
-        if (T > cap) {
-          cap = T;
-          x = realloc(x, cap * md.d * sizeof *x);
-          h = realloc(h, cap * md.f * sizeof *h);
-          y = realloc(y, cap * md.d * sizeof *y);
-          if (!x || !h || !y) {
+        if (T > ph->cap) {
+          ph->cap = T;
+          ph->x = realloc(ph->x, T * md->d * sizeof *ph->x);
+          ph->h = realloc(ph->h, T * md->f * sizeof *ph->h);
+          ph->y = realloc(ph->y, T * md->d * sizeof *ph->y);
+          if (!ph->x || !ph->h || !ph->y) {
             fprintf(stderr, "%s: out of memory for activations\n", prog);
             MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
           }
-          for (size_t i = 0; i < cap * md.d; i++) x[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+          for (size_t i = 0; i < T * md->d; i++) ph->x[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
         }
-        const float *w1 = md.w[l * S + s], *w2 = w1 + (size_t)md.d * md.f;
+        const float *w1 = md->w[l * S + s], *w2 = w1 + (size_t)md->d * md->f;
         // h: [T][f] = x [T][d] @ W1 [d][f]; relu; y: [T][d] = h @ W2 [f][d]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, md.f, md.d, 1.0f, x, md.d,
-                    w1, md.f, 0.0f, h, md.f);
-        for (size_t i = 0; i < T * md.f; i++) h[i] = h[i] > 0.0f ? h[i] : 0.0f;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, md.d, md.f, 1.0f, h, md.f,
-                    w2, md.d, 0.0f, y, md.d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, md->f, md->d, 1.0f, ph->x,
+                    md->d, w1, md->f, 0.0f, ph->h, md->f);
+        for (size_t i = 0; i < T * md->f; i++) ph->h[i] = ph->h[i] > 0.0f ? ph->h[i] : 0.0f;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, md->d, md->f, 1.0f, ph->h,
+                    md->f, w2, md->d, 0.0f, ph->y, md->d);
       }
-      moeplace_runtime_record(rt, l, tok);
+      ph->compute_s += mp_now_s() - c0;
+      moeplace_runtime_record(ph->rt, l, ph->tok);
       MPI_Barrier(MPI_COMM_WORLD); // the layer's all-to-all: everyone waits for the slowest
     }
-    imb_sum += sum_mean > 0 ? sum_max / sum_mean : 1.0;
+    ph->imb_sum += sum_mean > 0 ? sum_max / sum_mean : 1.0;
     for (int l = 0; l < L; l++)
       for (int s = 0; s < S; s++) {
         int e;
-        moeplace_runtime_local_expert(rt, l, s, &e, NULL);
-        if (e >= 0) update(md.w[l * S + s], md.m[l * S + s], md.n, e, nsteps);
+        moeplace_runtime_local_expert(ph->rt, l, s, &e, NULL);
+        if (e >= 0) update(md->w[l * S + s], md->m[l * S + s], md->n, e, ph->nsteps);
       }
     moeplace_step_info info;
-    st = moeplace_runtime_step(rt, &info);
-    if (st == MOEPLACE_ERR_VERIFY) st = MOEPLACE_OK; // rolled back: keep training, counted below
-    nsteps++;
+    st = moeplace_runtime_step(ph->rt, &info);
+    if (st == MOEPLACE_ERR_VERIFY) st = MOEPLACE_OK; // rolled back: training goes on, counted
+    ph->nsteps++;
     if (rank == 0 && info.rebalanced)
-      fprintf(stderr, "%s: step %lld: rebalanced, %d moves, %.1f KiB, %.2f ms, predicted imbalance %.3f -> %.3f\n",
-              prog, nsteps, info.moves, info.bytes_moved / 1024.0, info.migration_s * 1e3,
+      fprintf(stderr,
+              "%s: step %lld: rebalanced, %d moves, %.1f KiB, %.2f ms, predicted imbalance %.3f -> %.3f\n",
+              prog, ph->nsteps, info.moves, info.bytes_moved / 1024.0, info.migration_s * 1e3,
               info.predicted_imbalance_old, info.predicted_imbalance_new);
-    if (rank == 0 && nsteps % 250 == 0)
-      fprintf(stderr, "%s: %s: step %lld, %.2f ms/step\n", prog, dynamic ? "dynamic" : "static",
-              nsteps, (mp_now_s() - t_start) / nsteps * 1e3);
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  double elapsed = mp_now_s() - t_start;
-  res->steps = nsteps;
-  res->step_ms = nsteps ? elapsed / nsteps * 1e3 : 0.0;
-  res->imbalance = nsteps ? imb_sum / nsteps : 0.0;
+  ph->busy_s += mp_now_s() - t0;
+  return st;
+}
+
+/* Final figures and a hash of every expert's state, gathered on rank 0. */
+static void phase_close(phase *ph, phase_result *res) {
+  int L = ph->L, E = ph->E, S = ph->S, R = ph->R, rank = ph->rank;
+  memset(res, 0, sizeof *res);
+  res->steps = ph->nsteps;
+  res->step_ms = ph->nsteps ? ph->busy_s / ph->nsteps * 1e3 : 0.0;
+  res->imbalance = ph->nsteps ? ph->imb_sum / ph->nsteps : 0.0;
   moeplace_runtime_stats stats;
-  moeplace_runtime_get_stats(rt, &stats);
+  moeplace_runtime_get_stats(ph->rt, &stats);
   res->rebalances = stats.rebalances;
   res->skipped = stats.rebalances_skipped;
   res->failed = stats.migrations_failed;
@@ -280,16 +319,20 @@ static int run_phase(const opts *o, int dynamic, phase_result *res) {
   res->bytes_moved = stats.bytes_moved;
   res->migration_s = stats.migration_s;
   res->decision_s = stats.decision_s;
-  // Final state: a hash per local slot, gathered to rank 0 with its expert.
+  double c_sum = 0, c_max = 0;
+  MPI_Reduce(&ph->compute_s, &c_sum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+  MPI_Reduce(&ph->compute_s, &c_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+  res->compute_ms_sum = ph->nsteps ? c_sum / ph->nsteps * 1e3 : 0.0;
+  res->compute_ms_max = ph->nsteps ? c_max / ph->nsteps * 1e3 : 0.0;
   uint64_t *mine = malloc((size_t)L * S * 2 * sizeof *mine);
   for (int l = 0; l < L; l++)
     for (int s = 0; s < S; s++) {
       int e;
-      moeplace_runtime_local_expert(rt, l, s, &e, NULL);
+      moeplace_runtime_local_expert(ph->rt, l, s, &e, NULL);
       XXH3_state_t *hs = XXH3_createState();
       XXH3_64bits_reset(hs);
-      XXH3_64bits_update(hs, md.w[l * S + s], md.n * sizeof(float));
-      XXH3_64bits_update(hs, md.m[l * S + s], md.n * sizeof(float));
+      XXH3_64bits_update(hs, ph->md.w[l * S + s], ph->md.n * sizeof(float));
+      XXH3_64bits_update(hs, ph->md.m[l * S + s], ph->md.n * sizeof(float));
       mine[(l * S + s) * 2] = (uint64_t)(int64_t)e;
       mine[(l * S + s) * 2 + 1] = XXH3_64bits_digest(hs);
       XXH3_freeState(hs);
@@ -312,25 +355,21 @@ static int run_phase(const opts *o, int dynamic, phase_result *res) {
   }
   free(all);
   free(mine);
-  if (st == MOEPLACE_OK && rank == 0) {
-    // (E and L for the caller's comparison)
-  }
   for (int i = 0; i < L * S; i++) {
-    free(md.w[i]);
-    free(md.m[i]);
+    free(ph->md.w[i]);
+    free(ph->md.m[i]);
   }
-  free(md.w);
-  free(md.m);
-  free(x);
-  free(h);
-  free(y);
-  free(counts);
-  free(tok);
-  free(rank_tok);
-  free(reps);
-  moeplace_runtime_destroy(rt);
-  moeplace_trace_close(tr);
-  return st;
+  free(ph->md.w);
+  free(ph->md.m);
+  free(ph->x);
+  free(ph->h);
+  free(ph->y);
+  free(ph->counts);
+  free(ph->tok);
+  free(ph->rank_tok);
+  free(ph->reps);
+  moeplace_runtime_destroy(ph->rt);
+  moeplace_trace_close(ph->tr);
 }
 
 static json_t *phase_json(const phase_result *p, int dynamic) {
@@ -338,6 +377,8 @@ static json_t *phase_json(const phase_result *p, int dynamic) {
   json_object_set_new(o, "steps", json_integer(p->steps));
   json_object_set_new(o, "step_ms", json_real(p->step_ms));
   json_object_set_new(o, "imbalance", json_real(p->imbalance));
+  json_object_set_new(o, "compute_ms_sum", json_real(p->compute_ms_sum));
+  json_object_set_new(o, "compute_ms_max", json_real(p->compute_ms_max));
   if (dynamic) {
     json_object_set_new(o, "rebalances", json_integer(p->rebalances));
     json_object_set_new(o, "rebalances_skipped", json_integer(p->skipped));
@@ -364,16 +405,37 @@ int main(int argc, char **argv) {
     MPI_Finalize();
     return rc < 0 ? CLI_EXIT_OK : rc;
   }
+  // Both runs advance block by block in turn (one rebalance interval each),
+  // so that a change in the machine's background load hits both alike.
+  phase runs[2];
   phase_result ph[2];
   for (int dyn = 0; dyn < 2; dyn++) {
-    if (rank == 0) fprintf(stderr, "%s: %s placement, %d ranks...\n", prog, dyn ? "moeplace" : "static", R);
-    int st = run_phase(&o, dyn, &ph[dyn]);
+    int st = phase_open(&o, dyn, &runs[dyn]);
     if (st != MOEPLACE_OK) {
       rc = cli_report(prog, st);
       MPI_Finalize();
       return rc;
     }
   }
+  if (rank == 0)
+    fprintf(stderr, "%s: %s, %d ranks: static and moeplace runs interleaved every %lld steps\n",
+            prog, o.trace, R, o.interval);
+  while (!runs[0].done || !runs[1].done) {
+    for (int dyn = 0; dyn < 2; dyn++) {
+      if (runs[dyn].done) continue;
+      int st = phase_run(&o, &runs[dyn], o.interval);
+      if (st != MOEPLACE_OK) {
+        rc = cli_report(prog, st);
+        MPI_Finalize();
+        return rc;
+      }
+    }
+    if (rank == 0 && runs[0].nsteps % (5 * o.interval) == 0 && runs[0].nsteps)
+      fprintf(stderr, "%s: step %lld: static %.2f ms/step, moeplace %.2f ms/step\n", prog,
+              runs[0].nsteps, runs[0].busy_s / runs[0].nsteps * 1e3,
+              runs[1].nsteps ? runs[1].busy_s / runs[1].nsteps * 1e3 : 0.0);
+  }
+  for (int dyn = 0; dyn < 2; dyn++) phase_close(&runs[dyn], &ph[dyn]);
   rc = CLI_EXIT_OK;
   if (rank == 0) {
     moeplace_trace *tr = NULL;
@@ -386,9 +448,11 @@ int main(int argc, char **argv) {
     double speedup = ph[1].step_ms > 0 ? ph[0].step_ms / ph[1].step_ms : 0.0;
     printf("moeplace-demo: %s, %lld steps, %d ranks, %d layers x %d experts\n", o.trace,
            (long long)ph[0].steps, R, L, E);
-    printf("%-10s %10s %10s\n", "phase", "step_ms", "imbalance");
-    printf("%-10s %10.3f %10.3f\n", "static", ph[0].step_ms, ph[0].imbalance);
-    printf("%-10s %10.3f %10.3f\n", "dynamic", ph[1].step_ms, ph[1].imbalance);
+    printf("%-10s %10s %10s %16s %16s\n", "phase", "step_ms", "imbalance", "gemm_ms_all_ranks",
+           "gemm_ms_max_rank");
+    for (int i = 0; i < 2; i++)
+      printf("%-10s %10.3f %10.3f %16.3f %16.3f\n", i ? "dynamic" : "static", ph[i].step_ms,
+             ph[i].imbalance, ph[i].compute_ms_sum, ph[i].compute_ms_max);
     printf("speedup (static/dynamic step time): %.3f\n", speedup);
     printf("rebalances %d (skipped %d, failed %d), moves %lld, bytes moved %llu, migration %.3f s",
            ph[1].rebalances, ph[1].skipped, ph[1].failed, (long long)ph[1].moves,
