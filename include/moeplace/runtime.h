@@ -41,6 +41,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The MPI C++ bindings (removed from MPI-3) do not compile cleanly with modern
+ * compilers; moeplace only needs the C API, also from C++. */
+#if defined(__cplusplus) && !defined(OMPI_SKIP_MPICXX)
+#define OMPI_SKIP_MPICXX 1
+#endif
+#if defined(__cplusplus) && !defined(MPICH_SKIP_MPICXX)
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <moeplace/base.h>
