@@ -18,6 +18,7 @@
 typedef struct mp_rt_buffer {
   void *ptr;
   size_t bytes;
+  int owned; /* allocated by the runtime: commit swaps pointers */
 } mp_rt_buffer;
 
 typedef struct mp_rt_slot {
@@ -63,6 +64,9 @@ struct moeplace_runtime {
 
   char *staging;      /* migration staging pool, reused (see migrate.c) */
   size_t staging_cap;
+  void **spare_ptr;   /* spare buffers for owned slot buffers */
+  size_t *spare_size;
+  int nspare, spare_cap;
 
   moeplace_runtime_stats stats;
   int test_corrupt_next; /* test hook: corrupt the next received expert */
@@ -130,6 +134,10 @@ typedef struct mp_rt_migration_result {
  * change rt->slot_expert: the caller commits the placement on success. */
 int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
                   mp_rt_migration_result *res);
+
+/* Returns a buffer of `size` bytes to the spare pool (frees it if the pool
+ * cannot grow). */
+void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size);
 
 /* Test hook (not exported): the next expert this rank receives is corrupted
  * after arrival, before verification. */

@@ -13,14 +13,15 @@
  *    Posting in one global order is what makes the bounded window deadlock
  *    free: the smallest unfinished operation is always posted on both of its
  *    ranks (everything before it is complete), so it can always complete.
- *  - Receives land in staging buffers, never in the registered ones. Sources
- *    are read in place while sends are in flight and only overwritten at
- *    commit, after every send has completed: a slot that is both a source
- *    and a destination is read before it is overwritten.
+ *  - Receives land in staging buffers, never in the registered ones (for
+ *    buffers the runtime owns, in spare buffers that commit swaps in, with
+ *    no copy). Sources are read in place while sends are in flight and only
+ *    overwritten at commit, after every send has completed: a slot that is
+ *    both a source and a destination is read before it is overwritten.
  *  - The receiver hashes chunks in order as they arrive and compares with
  *    the sender's digest. One MPI_Allreduce(MIN) of "I verified everything"
- *    decides: commit (copy staging into the destination slots) on every
- *    rank, or drop the staging on every rank. */
+ *    decides: commit (copy staging into the destination slots, or swap the
+ *    spares in) on every rank, or drop the staging on every rank. */
 #include "config.h"
 
 #include <limits.h>
@@ -29,6 +30,14 @@
 #include <string.h>
 
 #include <xxhash.h>
+/* libxxhash's runtime-dispatched XXH3 (AVX2/AVX-512 when the CPU has them)
+ * hashes about twice as fast as the SSE2 default: checksums share the cores
+ * that copy the data, so this shows directly in migration bandwidth. */
+#if defined(__x86_64__) && defined(__has_include)
+#if __has_include(<xxh_x86dispatch.h>)
+#include <xxh_x86dispatch.h>
+#endif
+#endif
 
 #include "common/error.h"
 #include "common/timer.h"
@@ -42,7 +51,7 @@ typedef struct op {
   int kind;
   int tr;    /* index into this rank's transfer table */
   int peer;
-  char *ptr; /* chunk address (source buffer or staging) */
+  char *ptr; /* chunk address (source buffer, staging or spare) */
   int bytes;
   int done;
 } op;
@@ -51,7 +60,8 @@ typedef struct op {
 typedef struct xfer {
   const mp_rt_transfer *t;
   int incoming;        /* this rank is the destination */
-  char *staging;       /* incoming: expert_bytes of staging */
+  char *dest[MOEPLACE_RUNTIME_MAX_BUFFERS]; /* incoming: where each buffer lands (pool
+                                              staging, or a spare for owned buffers) */
   int first_chunk_op;  /* index of its first chunk op in the op list */
   int nchunks;
   int hashed;          /* incoming: chunks hashed so far, in order */
@@ -68,6 +78,41 @@ static size_t chunks_of(const mp_rt_slot *sl, size_t chunk) {
 }
 
 void mp_rt_test_corrupt_next(moeplace_runtime *rt) { rt->test_corrupt_next = 1; }
+
+/* Spare buffers for runtime-owned slot buffers: an incoming expert lands in
+ * a spare, and commit swaps it with the slot's buffer, whose old memory
+ * becomes a spare for the next migration (already faulted in). */
+static char *spare_take(moeplace_runtime *rt, size_t size) {
+  for (int i = 0; i < rt->nspare; i++)
+    if (rt->spare_size[i] == size) {
+      char *p = rt->spare_ptr[i];
+      rt->nspare--;
+      rt->spare_ptr[i] = rt->spare_ptr[rt->nspare];
+      rt->spare_size[i] = rt->spare_size[rt->nspare];
+      return p;
+    }
+  char *p = malloc(size);
+  if (p) memset(p, 0, size); // fault the pages in before the transfer
+  return p;
+}
+
+void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size) {
+  if (!p) return;
+  if (rt->nspare == rt->spare_cap) {
+    int cap = rt->spare_cap ? 2 * rt->spare_cap : 16;
+    void **np = realloc(rt->spare_ptr, (size_t)cap * sizeof *np);
+    if (np) rt->spare_ptr = np;
+    size_t *ns = realloc(rt->spare_size, (size_t)cap * sizeof *ns);
+    if (ns) rt->spare_size = ns;
+    if (!np || !ns) {
+      free(p);
+      return;
+    }
+    rt->spare_cap = cap;
+  }
+  rt->spare_ptr[rt->nspare] = p;
+  rt->spare_size[rt->nspare++] = size;
+}
 
 /* Hashes the in-order prefix of arrived chunks of an incoming transfer and
  * verifies once everything is there. */
@@ -117,8 +162,12 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
   // Staging comes from a pool kept between migrations: first-touch page
   // faults of fresh memory would otherwise cost more than the transfer.
   size_t incoming = 0;
-  for (int i = 0; i < n; i++)
-    if (plan[i].dst_rank == me) incoming += rt->expert_bytes[plan[i].layer];
+  for (int i = 0; i < n; i++) {
+    if (plan[i].dst_rank != me) continue;
+    const mp_rt_slot *sl = &rt->slots[(size_t)plan[i].layer * S + plan[i].dst_slot];
+    for (int b = 0; b < sl->nbuf; b++)
+      if (!sl->buf[b].owned) incoming += sl->buf[b].bytes;
+  }
   if (ok && incoming > rt->staging_cap) {
     free(rt->staging);
     rt->staging = malloc(incoming);
@@ -136,10 +185,23 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
     xfer *x = &xs[j];
     x->t = t;
     x->incoming = t->dst_rank == me;
-    size_t eb = rt->expert_bytes[t->layer];
     if (x->incoming) {
-      x->staging = rt->staging + staged;
-      staged += eb;
+      const mp_rt_slot *dsl = &rt->slots[(size_t)t->layer * S + t->dst_slot];
+      for (int b = 0; b < dsl->nbuf; b++) {
+        if (dsl->buf[b].owned) {
+          x->dest[b] = spare_take(rt, dsl->buf[b].bytes);
+        } else {
+          x->dest[b] = rt->staging + staged;
+          staged += dsl->buf[b].bytes;
+        }
+        if (!x->dest[b]) ok = 0;
+      }
+      if (!ok) {
+        snprintf(reason, sizeof reason, "rank %d: no memory for a spare buffer", me);
+        j++; // so that cleanup returns what was taken
+        nx = j;
+        break;
+      }
     }
     const mp_rt_slot *src = &rt->slots[(size_t)t->layer * S + t->src_slot];
     if (t->src_rank == t->dst_rank) {
@@ -155,16 +217,14 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
     }
     x->first_chunk_op = (int)k;
     const mp_rt_slot *sl = x->incoming ? &rt->slots[(size_t)t->layer * S + t->dst_slot] : src;
-    size_t off = 0;
     for (int b = 0; b < sl->nbuf; b++) {
       for (size_t o = 0; o < sl->buf[b].bytes; o += chunk) {
         size_t len = sl->buf[b].bytes - o < chunk ? sl->buf[b].bytes - o : chunk;
-        char *p = x->incoming ? x->staging + off + o : (char *)src->buf[b].ptr + o;
+        char *p = x->incoming ? x->dest[b] + o : (char *)src->buf[b].ptr + o;
         ops[k++] = (op){x->incoming ? OP_RECV : OP_SEND, j, x->incoming ? t->src_rank : t->dst_rank,
                         p, (int)len, 0};
         x->nchunks++;
       }
-      off += sl->buf[b].bytes;
     }
     ops[k++] = (op){x->incoming ? OP_RECV_DIGEST : OP_SEND_DIGEST, j,
                     x->incoming ? t->src_rank : t->dst_rank, (char *)&x->digest,
@@ -200,11 +260,7 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
       if (o->kind == OP_LOCAL_COPY) {
         const mp_rt_transfer *t = x->t;
         const mp_rt_slot *src = &rt->slots[(size_t)t->layer * S + t->src_slot];
-        size_t off = 0;
-        for (int b = 0; b < src->nbuf; b++) {
-          memcpy(x->staging + off, src->buf[b].ptr, src->buf[b].bytes);
-          off += src->buf[b].bytes;
-        }
+        for (int b = 0; b < src->nbuf; b++) memcpy(x->dest[b], src->buf[b].ptr, src->buf[b].bytes);
         x->verified = 1;
         o->done = 1;
         next++;
@@ -283,11 +339,15 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
   for (int j = 0; j < nx; j++) {
     xfer *x = &xs[j];
     if (!x->incoming) continue;
-    const mp_rt_slot *dst = &rt->slots[(size_t)x->t->layer * S + x->t->dst_slot];
-    size_t off = 0;
+    mp_rt_slot *dst = &rt->slots[(size_t)x->t->layer * S + x->t->dst_slot];
     for (int b = 0; b < dst->nbuf; b++) {
-      memcpy(dst->buf[b].ptr, x->staging + off, dst->buf[b].bytes);
-      off += dst->buf[b].bytes;
+      if (dst->buf[b].owned) { // swap: the old memory becomes a spare
+        mp_rt_spare_give(rt, dst->buf[b].ptr, dst->buf[b].bytes);
+        dst->buf[b].ptr = x->dest[b];
+        x->dest[b] = NULL;
+      } else {
+        memcpy(dst->buf[b].ptr, x->dest[b], dst->buf[b].bytes);
+      }
     }
   }
   res->verified_ok = 1;
@@ -295,6 +355,11 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
 cleanup:
   for (int j = 0; xs && j < nx; j++) {
     XXH3_freeState(xs[j].hash);
+    if (!xs[j].incoming || !xs[j].t) continue;
+    // Spares not committed (rollback, failure) go back to the pool.
+    const mp_rt_slot *dsl = &rt->slots[(size_t)xs[j].t->layer * S + xs[j].t->dst_slot];
+    for (int b = 0; b < dsl->nbuf; b++)
+      if (dsl->buf[b].owned && xs[j].dest[b]) mp_rt_spare_give(rt, xs[j].dest[b], dsl->buf[b].bytes);
   }
   free(xs);
   free(ops);

@@ -27,7 +27,13 @@ static void free_runtime(moeplace_runtime *rt) {
   free(rt->next_se);
   free(rt->next_sh);
   mp_rt_topology_free(&rt->topo);
+  for (size_t i = 0; rt->slots && i < (size_t)rt->L * rt->S; i++)
+    for (int b = 0; b < rt->slots[i].nbuf; b++)
+      if (rt->slots[i].buf[b].owned) free(rt->slots[i].buf[b].ptr);
   free(rt->slots);
+  for (int i = 0; i < rt->nspare; i++) free(rt->spare_ptr[i]);
+  free(rt->spare_ptr);
+  free(rt->spare_size);
   free(rt->expert_bytes);
   free(rt->window_counts);
   mp_rt_history_destroy(rt->history);
@@ -138,8 +144,38 @@ int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, 
   if (sl->nbuf >= MOEPLACE_RUNTIME_MAX_BUFFERS)
     return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: layer %d slot %d already has %d buffers",
                    layer, slot, MOEPLACE_RUNTIME_MAX_BUFFERS);
-  sl->buf[sl->nbuf++] = (mp_rt_buffer){ptr, bytes};
+  sl->buf[sl->nbuf++] = (mp_rt_buffer){ptr, bytes, 0};
   rt->registration_dirty = 1;
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_alloc_buffer(moeplace_runtime *rt, int layer, int slot, size_t bytes,
+                                  void **ptr) {
+  if (ptr) *ptr = NULL;
+  if (!ptr) return mp_fail(MOEPLACE_ERR_ARG, "alloc_buffer: ptr is NULL");
+  if (bytes == 0) return mp_fail(MOEPLACE_ERR_ARG, "alloc_buffer: need > 0 bytes");
+  void *p = calloc(1, bytes);
+  if (!p) return mp_fail(MOEPLACE_ERR_NOMEM, "alloc_buffer: no memory for %zu bytes", bytes);
+  int st = moeplace_runtime_register_buffer(rt, layer, slot, p, bytes);
+  if (st != MOEPLACE_OK) {
+    free(p);
+    return st;
+  }
+  rt->slots[(size_t)layer * rt->S + slot].buf[rt->slots[(size_t)layer * rt->S + slot].nbuf - 1].owned = 1;
+  *ptr = p;
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_buffer(const moeplace_runtime *rt, int layer, int slot, int index,
+                            void **ptr, size_t *bytes) {
+  if (!rt || !ptr) return mp_fail(MOEPLACE_ERR_ARG, "buffer: runtime and ptr must not be NULL");
+  if (layer < 0 || layer >= rt->L || slot < 0 || slot >= rt->S)
+    return mp_fail(MOEPLACE_ERR_ARG, "buffer: layer %d slot %d out of range", layer, slot);
+  const mp_rt_slot *sl = &rt->slots[(size_t)layer * rt->S + slot];
+  if (index < 0 || index >= sl->nbuf)
+    return mp_fail(MOEPLACE_ERR_ARG, "buffer: slot has %d buffers, no index %d", sl->nbuf, index);
+  *ptr = sl->buf[index].ptr;
+  if (bytes) *bytes = sl->buf[index].bytes;
   return MOEPLACE_OK;
 }
 

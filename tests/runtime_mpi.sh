@@ -12,7 +12,7 @@ fi
 export OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
 status=0
 for np in 2 4; do
-  for c in config args topology registration migrate corrupt loop; do
+  for c in config args topology registration migrate migrate_owned corrupt corrupt_owned loop; do
     if ! timeout 60 "$MPIRUN" --oversubscribe -np "$np" "$prog" "$c"; then
       echo "FAIL: $c with $np ranks"
       status=1

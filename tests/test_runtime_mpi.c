@@ -6,7 +6,8 @@
  * no deadlock), args (bad arguments return errors), topology (emulated nodes
  * and a synthetic hwloc machine), migrate (random placements: weights arrive
  * intact, placements agree everywhere, slots that are both source and
- * destination), corrupt (an injected corruption is detected and rolled back
+ * destination; _owned: with buffers the runtime allocates, committed by
+ * pointer swap), corrupt (an injected corruption is detected and rolled back
  * with nothing lost), registration (mismatched buffer sizes are reported),
  * loop (the closed loop rebalances a skewed load and keeps the weights). */
 #include "config.h"
@@ -42,12 +43,14 @@ static uint8_t pattern(int l, int e, int b, size_t i) {
 }
 
 typedef struct state {
-  int L, S, nbuf;
+  int L, S, nbuf, owned_mask; /* bit b: buffer b allocated by the runtime */
   size_t sizes[2];
   uint8_t **bufs; /* [L][S][nbuf] */
 } state;
 
-static void state_init(state *st, moeplace_runtime *rt, int L, int S, size_t s0, size_t s1) {
+static void state_init(state *st, moeplace_runtime *rt, int L, int S, size_t s0, size_t s1,
+                       int owned_mask) {
+  st->owned_mask = owned_mask;
   st->L = L;
   st->S = S;
   st->nbuf = 2;
@@ -59,11 +62,19 @@ static void state_init(state *st, moeplace_runtime *rt, int L, int S, size_t s0,
       int e;
       moeplace_runtime_local_expert(rt, l, s, &e, NULL);
       for (int b = 0; b < 2; b++) {
-        uint8_t *p = malloc(st->sizes[b]);
-        for (size_t i = 0; i < st->sizes[b]; i++) p[i] = e >= 0 ? pattern(l, e, b, i) : 0;
-        st->bufs[((size_t)l * S + s) * 2 + b] = p;
-        int rc = moeplace_runtime_register_buffer(rt, l, s, p, st->sizes[b]);
-        CHECK(rc == MOEPLACE_OK, "register_buffer");
+        uint8_t *p = NULL;
+        int rc;
+        if (owned_mask >> b & 1) {
+          void *v = NULL;
+          rc = moeplace_runtime_alloc_buffer(rt, l, s, st->sizes[b], &v);
+          p = v;
+        } else {
+          p = malloc(st->sizes[b]);
+          rc = moeplace_runtime_register_buffer(rt, l, s, p, st->sizes[b]);
+          st->bufs[((size_t)l * S + s) * 2 + b] = p;
+        }
+        CHECK(rc == MOEPLACE_OK && p, "register/alloc buffer");
+        for (size_t i = 0; p && i < st->sizes[b]; i++) p[i] = e >= 0 ? pattern(l, e, b, i) : 0;
       }
     }
 }
@@ -82,7 +93,14 @@ static int state_bad_slots(const state *st, moeplace_runtime *rt) {
       moeplace_runtime_local_expert(rt, l, s, &e, NULL);
       if (e < 0) continue;
       for (int b = 0; b < 2; b++) {
-        const uint8_t *p = st->bufs[((size_t)l * st->S + s) * 2 + b];
+        void *v = NULL;
+        size_t bytes = 0;
+        moeplace_runtime_buffer(rt, l, s, b, &v, &bytes);
+        const uint8_t *p = v;
+        if (bytes != st->sizes[b] || (!(st->owned_mask >> b & 1) && p != st->bufs[((size_t)l * st->S + s) * 2 + b])) {
+          bad++; // a registered buffer never moves; sizes never change
+          break;
+        }
         size_t i = 0;
         while (i < st->sizes[b] && p[i] == pattern(l, e, b, i)) i++;
         if (i < st->sizes[b]) {
@@ -228,6 +246,10 @@ static void case_args(int R) {
   CHECK(moeplace_runtime_local_expert(rt, 0, 5, &e, NULL) == MOEPLACE_ERR_ARG, "local slot out of range");
   CHECK(moeplace_runtime_topology(rt, R, &node, NULL, NULL) == MOEPLACE_ERR_ARG, "topology rank out of range");
   CHECK(moeplace_runtime_step(NULL, NULL) == MOEPLACE_ERR_ARG, "step NULL");
+  void *vp;
+  CHECK(moeplace_runtime_alloc_buffer(rt, 0, 0, 0, &vp) == MOEPLACE_ERR_ARG, "alloc 0 bytes");
+  CHECK(moeplace_runtime_alloc_buffer(rt, 5, 0, 8, &vp) == MOEPLACE_ERR_ARG, "alloc bad layer");
+  CHECK(moeplace_runtime_buffer(rt, 0, 0, 0, &vp, NULL) == MOEPLACE_ERR_ARG, "no buffer 0 yet");
   CHECK(moeplace_runtime_get_stats(rt, NULL) == MOEPLACE_ERR_ARG, "stats NULL");
   // An invalid placement (expert 0 missing) is refused on every rank.
   int G = R * 2;
@@ -286,13 +308,13 @@ static void case_topology(int R) {
   CHECK(rc == MOEPLACE_ERR_ARG && !rt, "invalid synthetic description: rc=%d", rc);
 }
 
-static void case_migrate(int R) {
+static void case_migrate(int R, int owned_mask) {
   const int L = 2, E = 3 * R - 1, S = 4, G = R * S;
   // Small chunks and a small window exercise chunking and the request bound.
   moeplace_runtime *rt = make_rt(L, E, S, 4096, 4);
   if (!rt) return;
   state st;
-  state_init(&st, rt, L, S, 3 * 4096 + 123, 77);
+  state_init(&st, rt, L, S, 3 * 4096 + 123, 77, owned_mask);
   int *se = malloc((size_t)L * G * sizeof *se);
   for (int round = 0; round < 6; round++) {
     random_placement(L, E, R, S, se);
@@ -333,12 +355,12 @@ static void case_migrate(int R) {
   moeplace_runtime_destroy(rt);
 }
 
-static void case_corrupt(int R) {
+static void case_corrupt(int R, int owned_mask) {
   const int L = 2, E = 2 * R, S = 3, G = R * S;
   moeplace_runtime *rt = make_rt(L, E, S, 1024, 6);
   if (!rt) return;
   state st;
-  state_init(&st, rt, L, S, 5000, 64);
+  state_init(&st, rt, L, S, 5000, 64, owned_mask);
   int *old = malloc((size_t)L * G * sizeof *old), *se = malloc((size_t)L * G * sizeof *se);
   moeplace_runtime_get_placement(rt, old, NULL);
   // Rotate every expert to the next rank: every rank receives.
@@ -396,7 +418,7 @@ static void case_loop(int R) {
   CHECK(rc == MOEPLACE_OK, "create");
   if (!rt) return;
   state st;
-  state_init(&st, rt, L, S, 10000, 100);
+  state_init(&st, rt, L, S, 10000, 100, 1);
   // Load: expert E-2 of every layer (initially one replica) gets most tokens.
   uint64_t *tok = malloc((size_t)S * sizeof *tok);
   int rebalanced = 0, checked = 0;
@@ -459,8 +481,10 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "config")) case_config(R);
   else if (!strcmp(c, "args")) case_args(R);
   else if (!strcmp(c, "topology")) case_topology(R);
-  else if (!strcmp(c, "migrate")) case_migrate(R);
-  else if (!strcmp(c, "corrupt")) case_corrupt(R);
+  else if (!strcmp(c, "migrate")) case_migrate(R, 0);
+  else if (!strcmp(c, "migrate_owned")) case_migrate(R, 1); // weights owned, momentum registered
+  else if (!strcmp(c, "corrupt")) case_corrupt(R, 0);
+  else if (!strcmp(c, "corrupt_owned")) case_corrupt(R, 3);
   else if (!strcmp(c, "registration")) case_registration(R);
   else if (!strcmp(c, "loop")) case_loop(R);
   else {

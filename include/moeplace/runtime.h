@@ -116,6 +116,19 @@ void moeplace_runtime_destroy(moeplace_runtime *rt);
 int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, void *ptr,
                                      size_t bytes);
 
+/* Like moeplace_runtime_register_buffer(), but the runtime allocates the
+ * buffer (zeroed) and owns it. A migration then commits into such a buffer
+ * by swapping in the memory the expert arrived in instead of copying it, so
+ * after a step that rebalanced (info.rebalanced) the slot's buffer may be at
+ * a new address: fetch it again with moeplace_runtime_buffer(). Freed by
+ * moeplace_runtime_destroy(). */
+int moeplace_runtime_alloc_buffer(moeplace_runtime *rt, int layer, int slot, size_t bytes,
+                                  void **ptr);
+
+/* Current address (and size) of buffer `index` of a local slot. */
+int moeplace_runtime_buffer(const moeplace_runtime *rt, int layer, int slot, int index,
+                            void **ptr, size_t *bytes);
+
 /* Adds the tokens each local slot of `layer` processed in the current step:
  * tokens has shape [slots_per_rank]. Local, O(slots_per_rank). */
 int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tokens);
