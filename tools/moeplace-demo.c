@@ -190,16 +190,15 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
     for (int s = 0; s < S; s++) {
       int e;
       moeplace_runtime_local_expert(ph->rt, l, s, &e, NULL);
-      float *w = malloc(md->n * sizeof *w), *m = calloc(md->n, sizeof *m);
-      if (!w || !m) {
-        fprintf(stderr, "%s: out of memory for the expert weights\n", prog);
-        MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
-      }
-      for (size_t i = 0; i < md->n; i++) w[i] = init_value(l, e, i);
+      // The runtime owns the state (zeroed), so that migration commits by
+      // swapping buffers; the addresses are refreshed after a rebalance.
+      void *w = NULL, *m = NULL;
+      st = moeplace_runtime_alloc_buffer(ph->rt, l, s, md->n * sizeof(float), &w);
+      if (st == MOEPLACE_OK) st = moeplace_runtime_alloc_buffer(ph->rt, l, s, md->n * sizeof(float), &m);
+      if (st != MOEPLACE_OK) return st;
       md->w[l * S + s] = w;
       md->m[l * S + s] = m;
-      moeplace_runtime_register_buffer(ph->rt, l, s, w, md->n * sizeof *w);
-      moeplace_runtime_register_buffer(ph->rt, l, s, m, md->n * sizeof *m);
+      for (size_t i = 0; i < md->n; i++) md->w[l * S + s][i] = init_value(l, e, i);
     }
   return MOEPLACE_OK;
 }
@@ -291,6 +290,15 @@ static int phase_run(const opts *o, phase *ph, long long block) {
     moeplace_step_info info;
     st = moeplace_runtime_step(ph->rt, &info);
     if (st == MOEPLACE_ERR_VERIFY) st = MOEPLACE_OK; // rolled back: training goes on, counted
+    if (info.rebalanced) // migrated slots hold their new expert in new memory
+      for (int l = 0; l < L; l++)
+        for (int s = 0; s < S; s++) {
+          void *p;
+          moeplace_runtime_buffer(ph->rt, l, s, 0, &p, NULL);
+          md->w[l * S + s] = p;
+          moeplace_runtime_buffer(ph->rt, l, s, 1, &p, NULL);
+          md->m[l * S + s] = p;
+        }
     ph->nsteps++;
     if (rank == 0 && info.rebalanced)
       fprintf(stderr,
@@ -355,10 +363,6 @@ static void phase_close(phase *ph, phase_result *res) {
   }
   free(all);
   free(mine);
-  for (int i = 0; i < L * S; i++) {
-    free(ph->md.w[i]);
-    free(ph->md.m[i]);
-  }
   free(ph->md.w);
   free(ph->md.m);
   free(ph->x);
