@@ -39,7 +39,7 @@ static void usage(FILE *out) {
           "  --sizes LIST        expert sizes in KiB, comma separated\n"
           "                      (default 64,256,1024,4096,16384)\n"
           "  --experts N         experts each rank sends per size (default 4)\n"
-          "  --reps N            repetitions, best kept (default 5)\n"
+          "  --reps N            repetitions, best kept (default 9)\n"
           "  --chunk KIB         migration chunk size in KiB (default 1024)\n"
           "  --layers N          layers for aggregation/record (default 4)\n"
           "  --slots N           slots per rank for aggregation/record (default 16)\n"
@@ -62,7 +62,7 @@ static int parse(int argc, char **argv, opts *o) {
       {"layers", required_argument, NULL, 'l'}, {"slots", required_argument, NULL, 'S'},
       {"iters", required_argument, NULL, 'i'}, {"json", required_argument, NULL, 'j'},
       {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-  *o = (opts){.nsizes = 5, .experts = 4, .reps = 5, .chunk_kib = 1024, .layers = 4,
+  *o = (opts){.nsizes = 5, .experts = 4, .reps = 9, .chunk_kib = 1024, .layers = 4,
               .slots = 16, .iters = 2000};
   long long def[] = {64, 256, 1024, 4096, 16384};
   memcpy(o->sizes_kib, def, sizeof def);
@@ -125,12 +125,17 @@ static double raw_transfer(int rank, int R, int n, size_t bytes, char **src, cha
   return max_over_ranks(dt);
 }
 
-/* Migration of `n` experts per rank of `bytes` each to the neighbour, best
- * of reps; owned: buffers allocated by the runtime (commit by pointer
- * swap), else registered user buffers (commit by copy). Returns GB/s or a
- * negative status. */
-static double bench_moeplace(const opts *o, int R, size_t bytes, int owned, int *status) {
-  int n = (int)o->experts;
+/* A runtime with n slots of `bytes` per rank, buffers owned by the runtime
+ * (commit by pointer swap) or registered user buffers (commit by copy). */
+typedef struct mp_setup {
+  moeplace_runtime *rt;
+  char **user;
+  int *cur, *next;
+  double best;
+} mp_setup;
+
+static int setup_open(mp_setup *m, const opts *o, int R, size_t bytes, int owned) {
+  int n = (int)o->experts, st;
   moeplace_runtime_config cfg;
   moeplace_runtime_config_default(&cfg);
   cfg.layers = 1;
@@ -138,42 +143,51 @@ static double bench_moeplace(const opts *o, int R, size_t bytes, int owned, int 
   cfg.slots_per_rank = n;
   cfg.rebalance_interval = 0;
   cfg.chunk_bytes = (size_t)o->chunk_kib << 10;
-  moeplace_runtime *rt = NULL;
-  *status = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  if (*status != MOEPLACE_OK) return 0.0;
-  char **user = calloc((size_t)n, sizeof *user);
-  for (int s = 0; s < n && *status == MOEPLACE_OK; s++) {
+  memset(m, 0, sizeof *m);
+  m->best = 1e30;
+  st = moeplace_runtime_create(&m->rt, MPI_COMM_WORLD, &cfg);
+  if (st != MOEPLACE_OK) return st;
+  m->user = calloc((size_t)n, sizeof *m->user);
+  m->cur = malloc((size_t)R * n * sizeof *m->cur);
+  m->next = malloc((size_t)R * n * sizeof *m->next);
+  for (int s = 0; s < n && st == MOEPLACE_OK; s++) {
     void *p = NULL;
     if (owned) {
-      *status = moeplace_runtime_alloc_buffer(rt, 0, s, bytes, &p);
+      st = moeplace_runtime_alloc_buffer(m->rt, 0, s, bytes, &p);
     } else {
-      p = user[s] = malloc(bytes);
-      *status = p ? moeplace_runtime_register_buffer(rt, 0, s, p, bytes) : MOEPLACE_ERR_NOMEM;
+      p = m->user[s] = malloc(bytes);
+      st = p ? moeplace_runtime_register_buffer(m->rt, 0, s, p, bytes) : MOEPLACE_ERR_NOMEM;
     }
     if (p) memset(p, s + 1, bytes);
   }
-  int G = R * n;
-  int *cur = malloc((size_t)G * sizeof *cur), *next = malloc((size_t)G * sizeof *next);
-  double best = 1e30;
-  // One unmeasured round first: it allocates the staging/spares once.
-  for (int rep = -1; rep < o->reps && *status == MOEPLACE_OK; rep++) {
-    // Rotate: every expert moves to the previous rank's same slot.
-    moeplace_runtime_get_placement(rt, cur, NULL);
-    for (int g = 0; g < G; g++) next[g] = cur[(g + n) % G];
-    moeplace_step_info info;
-    MPI_Barrier(MPI_COMM_WORLD);
-    *status = moeplace_runtime_apply_placement(rt, next, NULL, &info);
-    if (*status == MOEPLACE_OK && rep >= 0) best = fmin(best, max_over_ranks(info.migration_s));
-  }
-  for (int s = 0; s < n; s++) free(user[s]);
-  free(user);
-  free(cur);
-  free(next);
-  moeplace_runtime_destroy(rt);
-  return (double)bytes * n * R / best / 1e9;
+  return st;
 }
 
-static double bench_raw(const opts *o, int rank, int R, size_t bytes) {
+/* One migration: every expert moves to the previous rank's same slot. */
+static int setup_rotate(mp_setup *m, int R, int n, int measure) {
+  int G = R * n;
+  moeplace_runtime_get_placement(m->rt, m->cur, NULL);
+  for (int g = 0; g < G; g++) m->next[g] = m->cur[(g + n) % G];
+  moeplace_step_info info;
+  MPI_Barrier(MPI_COMM_WORLD);
+  int st = moeplace_runtime_apply_placement(m->rt, m->next, NULL, &info);
+  if (st == MOEPLACE_OK && measure) m->best = fmin(m->best, max_over_ranks(info.migration_s));
+  return st;
+}
+
+static void setup_close(mp_setup *m, int n) {
+  for (int s = 0; m->user && s < n; s++) free(m->user[s]);
+  free(m->user);
+  free(m->cur);
+  free(m->next);
+  moeplace_runtime_destroy(m->rt);
+}
+
+/* One size: raw MPI, moeplace (owned) and moeplace (registered) in turn in
+ * every repetition, so that all three see the same background load; best of
+ * reps for each, after one unmeasured round (page faults, pools). */
+static int bench_size(const opts *o, int rank, int R, size_t bytes, double *mp, double *raw,
+                      double *mp_reg) {
   int n = (int)o->experts;
   char **src = calloc((size_t)n, sizeof *src), **dst = calloc((size_t)n, sizeof *dst);
   for (int s = 0; s < n; s++) {
@@ -186,18 +200,30 @@ static double bench_raw(const opts *o, int rank, int R, size_t bytes) {
     memset(src[s], rank + s, bytes);
     memset(dst[s], 0, bytes);
   }
-  double best = 1e30;
-  for (int rep = -1; rep < o->reps; rep++) {
+  mp_setup own, reg;
+  int st = setup_open(&own, o, R, bytes, 1);
+  if (st == MOEPLACE_OK) st = setup_open(&reg, o, R, bytes, 0);
+  else memset(&reg, 0, sizeof reg);
+  double best_raw = 1e30;
+  for (int rep = -1; rep < o->reps && st == MOEPLACE_OK; rep++) {
     double t = raw_transfer(rank, R, n, bytes, src, dst);
-    if (rep >= 0) best = fmin(best, t);
+    if (rep >= 0) best_raw = fmin(best_raw, t);
+    st = setup_rotate(&own, R, n, rep >= 0);
+    if (st == MOEPLACE_OK) st = setup_rotate(&reg, R, n, rep >= 0);
   }
+  double total = (double)bytes * n * R;
+  *raw = total / best_raw / 1e9;
+  *mp = total / own.best / 1e9;
+  *mp_reg = total / reg.best / 1e9;
+  setup_close(&own, n);
+  setup_close(&reg, n);
   for (int s = 0; s < n; s++) {
     free(src[s]);
     free(dst[s]);
   }
   free(src);
   free(dst);
-  return (double)bytes * n * R / best / 1e9;
+  return st;
 }
 
 /* Aggregation latency (a step that closes a window) and record cost. */
@@ -272,9 +298,8 @@ int main(int argc, char **argv) {
   int status = MOEPLACE_OK;
   for (int i = 0; i < o.nsizes && status == MOEPLACE_OK; i++) {
     size_t bytes = (size_t)o.sizes_kib[i] << 10;
-    double raw = bench_raw(&o, rank, R, bytes);
-    double mp = bench_moeplace(&o, R, bytes, 1, &status);
-    double mp_reg = status == MOEPLACE_OK ? bench_moeplace(&o, R, bytes, 0, &status) : 0.0;
+    double raw = 0, mp = 0, mp_reg = 0;
+    status = bench_size(&o, rank, R, bytes, &mp, &raw, &mp_reg);
     if (status != MOEPLACE_OK) break;
     if (rank == 0)
       printf("%12zu %14.3f %14.3f %7.1f%% %16.3f\n", bytes, mp, raw, 100.0 * mp / raw, mp_reg);
