@@ -18,5 +18,11 @@ for np in 2 4; do
       status=1
     fi
   done
+  # hwloc's own environment variable selects a synthetic machine.
+  if ! timeout 60 "$MPIRUN" --oversubscribe -np "$np" \
+      -x HWLOC_SYNTHETIC="pack:2 numa:1 core:2 pu:1" "$prog" topology_env; then
+    echo "FAIL: topology_env with $np ranks"
+    status=1
+  fi
 done
 exit $status

@@ -4,7 +4,8 @@
  *
  * Cases: config (mismatched and invalid configs are reported on every rank,
  * no deadlock), args (bad arguments return errors), topology (emulated nodes
- * and a synthetic hwloc machine), migrate (random placements: weights arrive
+ * and a synthetic hwloc machine; topology_env: the same through
+ * $HWLOC_SYNTHETIC), migrate (random placements: weights arrive
  * intact, placements agree everywhere, slots that are both source and
  * destination; _owned: with buffers the runtime allocates, committed by
  * pointer swap), corrupt (an injected corruption is detected and rolled back
@@ -308,6 +309,26 @@ static void case_topology(int R) {
   CHECK(rc == MOEPLACE_ERR_ARG && !rt, "invalid synthetic description: rc=%d", rc);
 }
 
+/* Run with HWLOC_SYNTHETIC="pack:2 numa:1 core:2 pu:1" in the environment:
+ * hwloc describes that machine, whose 4 PUs the ranks spread over. */
+static void case_topology_env(int R) {
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_default(&cfg);
+  cfg.layers = 1;
+  cfg.experts = R;
+  cfg.slots_per_rank = 1;
+  moeplace_runtime *rt = NULL;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK, "create under HWLOC_SYNTHETIC");
+  for (int r = 0; rt && r < R; r++) {
+    int node, pkg, numa, expect = r * 4 / R / 2;
+    moeplace_runtime_topology(rt, r, &node, &pkg, &numa);
+    CHECK(node == 0 && pkg == expect && numa == expect, "rank %d: node %d package %d numa %d, expected 0 %d %d",
+          r, node, pkg, numa, expect, expect);
+  }
+  moeplace_runtime_destroy(rt);
+}
+
 static void case_migrate(int R, int owned_mask) {
   const int L = 2, E = 3 * R - 1, S = 4, G = R * S;
   // Small chunks and a small window exercise chunking and the request bound.
@@ -481,6 +502,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "config")) case_config(R);
   else if (!strcmp(c, "args")) case_args(R);
   else if (!strcmp(c, "topology")) case_topology(R);
+  else if (!strcmp(c, "topology_env")) case_topology_env(R);
   else if (!strcmp(c, "migrate")) case_migrate(R, 0);
   else if (!strcmp(c, "migrate_owned")) case_migrate(R, 1); // weights owned, momentum registered
   else if (!strcmp(c, "corrupt")) case_corrupt(R, 0);
