@@ -108,7 +108,7 @@ static int arima_forecast(void *state, int horizon_windows, double *out) {
     a->path = p;
     a->path_cap = horizon_windows;
   }
-  const mp_arima_opts opts = {a->cfg.tol, a->cfg.max_iter};
+  const mp_arima_opts opts = {a->cfg.tol, a->cfg.max_iter, 0};
   const int refit = a->fitted_at < 0 || a->hist.count - a->fitted_at >= a->cfg.refit_every;
   for (int e = 0; e < E; e++) {
     gather(a, e, n);

@@ -237,14 +237,21 @@ int mp_arima_fit_order(const double *y, int n, int p, int d, int q, const mp_ari
     // GSL's default error handler aborts; a library must not. Failures are
     // detected from return values instead.
     gsl_error_handler_t *old = gsl_set_error_handler_off();
-    gsl_multimin_fminimizer_set(mn, &f, &xv.vector, &sv.vector);
-    int it = 0, status = GSL_CONTINUE;
-    while (status == GSL_CONTINUE && it < opts->max_iter) {
-      it++;
-      if (gsl_multimin_fminimizer_iterate(mn)) break;
-      status = gsl_multimin_test_size(gsl_multimin_fminimizer_size(mn), opts->tol);
+    int it = 0;
+    // Nelder-Mead can stall on a flat ridge (near-cancelling AR and MA
+    // roots); restarting from the point it stopped at, with a fresh simplex,
+    // is the standard remedy.
+    for (int round = 0; round <= opts->restarts; round++) {
+      gsl_multimin_fminimizer_set(mn, &f, &xv.vector, &sv.vector);
+      int status = GSL_CONTINUE;
+      while (status == GSL_CONTINUE && it < opts->max_iter) {
+        it++;
+        if (gsl_multimin_fminimizer_iterate(mn)) break;
+        status = gsl_multimin_test_size(gsl_multimin_fminimizer_size(mn), opts->tol);
+      }
+      for (int i = 0; i < k; i++) u[i] = gsl_vector_get(mn->x, i);
+      for (int i = 0; i < k; i++) stepd[i] = 0.1;
     }
-    for (int i = 0; i < k; i++) u[i] = gsl_vector_get(mn->x, i);
     out->iterations = it;
     gsl_multimin_fminimizer_free(mn);
     gsl_set_error_handler(old);
@@ -274,7 +281,7 @@ double mp_arima_kpss(const double *y, int n) {
     eta += s * s;
     g0 += e * e;
   }
-  int lags = (int)(12.0 * pow(n / 100.0, 0.25));
+  int lags = (int)ceil(12.0 * pow(n / 100.0, 0.25)); // statsmodels rounds up
   if (lags > n - 1) lags = n - 1;
   double lrv = g0;
   for (int l = 1; l <= lags; l++) {

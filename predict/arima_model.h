@@ -30,7 +30,8 @@ typedef struct mp_arima_fit {
 
 typedef struct mp_arima_opts {
   double tol;   /* simplex size at which Nelder-Mead stops (unconstrained, standardised units) */
-  int max_iter; /* iteration cap of the optimiser */
+  int max_iter; /* iteration cap of the optimiser (all rounds) */
+  int restarts; /* extra Nelder-Mead rounds from the point found */
 } mp_arima_opts;
 
 /* Fits one order to y[n] (oldest first). Needs n >= p + q + d + 3. */
@@ -38,7 +39,7 @@ int mp_arima_fit_order(const double *y, int n, int p, int d, int q, const mp_ari
                        mp_arima_fit *out);
 
 /* KPSS level-stationarity statistic of y[n] (Bartlett long-run variance
- * with statsmodels' "legacy" lag int(12 (n/100)^(1/4))). Values above
+ * with statsmodels' "legacy" lag ceil(12 (n/100)^(1/4)). Values above
  * MP_ARIMA_KPSS_CRIT_5 (5% level) reject stationarity. */
 #define MP_ARIMA_KPSS_CRIT_5 0.463
 double mp_arima_kpss(const double *y, int n);
