@@ -22,7 +22,7 @@ typedef struct arima_pred {
 void mp_arima_config_default(mp_arima_config *cfg) {
   cfg->history = 200;
   cfg->refit_every = 10;
-  cfg->min_history = 16;
+  cfg->min_history = 40;
   cfg->pmax = 2;
   cfg->dmax = 1;
   cfg->qmax = 1;

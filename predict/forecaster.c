@@ -34,6 +34,7 @@ void moeplace_predict_config_default(moeplace_predict_config *cfg, int layers, i
   cfg->sw_avg_k = prm.sw_avg_k;
   cfg->arima_history = prm.arima.history;
   cfg->arima_refit = prm.arima.refit_every;
+  cfg->auto_power = prm.auto_power;
   moeplace_detector_config_default(&cfg->detector);
   cfg->seed = 42;
 }
@@ -70,6 +71,9 @@ int moeplace_forecaster_create(moeplace_forecaster **out, const moeplace_predict
   prm.sw_avg_k = cfg->sw_avg_k;
   prm.arima.history = cfg->arima_history;
   prm.arima.refit_every = cfg->arima_refit;
+  if (!(cfg->auto_power >= 0) || !isfinite(cfg->auto_power))
+    return mp_fail(MOEPLACE_ERR_ARG, "auto power must be finite and >= 0, got %g", cfg->auto_power);
+  prm.auto_power = cfg->auto_power;
   if (prm.arima.min_history > prm.arima.history) prm.arima.min_history = prm.arima.history;
 
   moeplace_forecaster *f = calloc(1, sizeof *f);

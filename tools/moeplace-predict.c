@@ -57,6 +57,8 @@ static void usage(FILE *out) {
           "                        (default 1.5)\n"
           "  --arima-history N     arima: windows fitted on (default 200)\n"
           "  --arima-refit N       arima: windows between refits (default 10)\n"
+          "  --auto-power P        auto: weight of a method ~ (best error / its error)^P\n"
+          "                        (default 8; 0 = plain average)\n"
           "  --seed S              seed of learned predictors (default 42)\n"
           "  --quiet               no table on stdout, no progress on stderr\n"
           "  --bench               time one forecast of each predictor for a synthetic\n"
@@ -556,7 +558,7 @@ static int run_bench(const options *o) {
 int main(int argc, char **argv) {
   enum {
     O_K = 256, O_MINH, O_DK, O_VT, O_RT, O_HY, O_AH, O_AR, O_SEED, O_SER, O_SERL, O_BENCH, O_BL,
-    O_BE, O_BW, O_BS, O_BC
+    O_BE, O_BW, O_BS, O_BC, O_AP
   };
   static const struct option opts[] = {
       {"trace", required_argument, NULL, 't'},     {"window", required_argument, NULL, 'w'},
@@ -570,6 +572,7 @@ int main(int argc, char **argv) {
       {"hysteresis", required_argument, NULL, O_HY},
       {"arima-history", required_argument, NULL, O_AH},
       {"arima-refit", required_argument, NULL, O_AR},
+      {"auto-power", required_argument, NULL, O_AP},
       {"seed", required_argument, NULL, O_SEED},   {"quiet", no_argument, NULL, 'q'},
       {"bench", no_argument, NULL, O_BENCH},       {"layers", required_argument, NULL, O_BL},
       {"experts", required_argument, NULL, O_BE},  {"bench-windows", required_argument, NULL, O_BW},
@@ -614,6 +617,7 @@ int main(int argc, char **argv) {
     case O_HY: REAL_OPT(o.cfg.detector.hysteresis, "--hysteresis", 1.0, 1e6); break;
     case O_AH: INT_OPT(o.cfg.arima_history, "--arima-history", 16, 100000); break;
     case O_AR: INT_OPT(o.cfg.arima_refit, "--arima-refit", 1, 1000000); break;
+    case O_AP: REAL_OPT(o.cfg.auto_power, "--auto-power", 0.0, 1000.0); break;
     case O_SEED:
       if (cli_parse_int(prog, "--seed", optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
       o.cfg.seed = (uint64_t)v;
