@@ -17,10 +17,7 @@
 #include "predict/auto.h"
 #include "predict/proportions.h"
 #include "predict/registry.h"
-
-#ifndef SRCDIR
-#define SRCDIR "."
-#endif
+#include "tests/test_util.h"
 
 static uint64_t rng = 12345;
 static double urand(void) {
@@ -235,7 +232,7 @@ static double dget(json_t *o, const char *k) { return json_real_value(json_objec
 
 START_TEST(test_arima_vs_statsmodels) {
   json_t *doc;
-  ck_assert_int_eq(mp_json_read_file(SRCDIR "/tests/data/arima_fixture.json", &doc), 0);
+  ck_assert_int_eq(mp_json_read_file(test_src_path("tests/data/arima_fixture.json"), &doc), 0);
   const int H = (int)json_integer_value(json_object_get(doc, "horizon"));
   json_t *series = json_object_get(doc, "series");
   ck_assert_int_ge((int)json_array_size(series), 4);
@@ -461,10 +458,4 @@ static Suite *predict_suite(void) {
   return s;
 }
 
-int main(void) {
-  SRunner *sr = srunner_create(predict_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return test_run_suite(predict_suite()); }
