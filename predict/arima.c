@@ -14,6 +14,7 @@ typedef struct arima_pred {
   mp_predict_history hist;
   mp_arima_fit *fit;    /* [experts] */
   int64_t fitted_at;    /* window count at the last refit; -1: never */
+  mp_arima_warm *warm;  /* [experts]: previous optimum of every order */
   double *series;       /* scratch: one expert's series, oldest first: [history] */
   double *path;         /* scratch: forecast path: [path_cap] */
   int path_cap;
@@ -35,6 +36,7 @@ static void arima_destroy(void *state) {
   if (!a) return;
   mp_predict_history_free(&a->hist);
   free(a->fit);
+  free(a->warm);
   free(a->series);
   free(a->path);
   free(a);
@@ -61,8 +63,9 @@ int mp_arima_create_cfg(void **state, int experts, const mp_arima_config *cfg) {
   a->fitted_at = -1;
   int rc = mp_predict_history_init(&a->hist, cfg->history, experts);
   a->fit = calloc(experts, sizeof *a->fit);
+  a->warm = calloc(experts, sizeof *a->warm);
   a->series = malloc((size_t)cfg->history * sizeof *a->series);
-  if (rc || !a->fit || !a->series) {
+  if (rc || !a->fit || !a->warm || !a->series) {
     arima_destroy(a);
     return rc ? rc : mp_fail(MOEPLACE_ERR_NOMEM, "arima: out of memory");
   }
@@ -113,7 +116,8 @@ static int arima_forecast(void *state, int horizon_windows, double *out) {
   for (int e = 0; e < E; e++) {
     gather(a, e, n);
     if (refit) {
-      int rc = mp_arima_select(a->series, n, a->cfg.pmax, a->cfg.dmax, a->cfg.qmax, &opts, &a->fit[e]);
+      int rc = mp_arima_select_warm(a->series, n, a->cfg.pmax, a->cfg.dmax, a->cfg.qmax, &opts,
+                                    &a->warm[e], &a->fit[e]);
       if (rc) return rc;
     }
     int rc = mp_arima_forecast(&a->fit[e], a->series, n, horizon_windows, a->path);

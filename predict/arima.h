@@ -1,6 +1,7 @@
 /* arima predictor: one ARIMA model per expert series of window proportions
  * (predict/arima_model.h), order chosen by KPSS (d) and AIC (p, q), refitted
- * every `refit_every` windows on the last `history` windows; between refits
+ * every `refit_every` windows on the last `history` windows (each order warm-
+ * started from its previous optimum); between refits
  * the fitted models are re-filtered over the new data (cheap). The forecast
  * of each expert is the mean of its ARIMA point forecasts over the horizon;
  * the vector is then clipped at 0 and renormalised. */

@@ -186,8 +186,18 @@ static double objective(const gsl_vector *v, void *params) {
   return isfinite(ll) ? -ll / fp->n : BAD_OBJECTIVE;
 }
 
+/* Fits order (p,d,q) starting the simplex at u0 (unconstrained,
+ * standardised units; NULL: zeros) with initial step step0. */
+static int fit_order_from(const double *y, int n, int p, int d, int q, const mp_arima_opts *opts,
+                          const double *u0, double step0, mp_arima_fit *out);
+
 int mp_arima_fit_order(const double *y, int n, int p, int d, int q, const mp_arima_opts *opts,
                        mp_arima_fit *out) {
+  return fit_order_from(y, n, p, d, q, opts, NULL, 0.5, out);
+}
+
+static int fit_order_from(const double *y, int n, int p, int d, int q, const mp_arima_opts *opts,
+                          const double *u0, double step0, mp_arima_fit *out) {
   if (!y || !out || !opts) return mp_fail(MOEPLACE_ERR_ARG, "arima: NULL argument");
   if (p < 0 || p > MP_ARIMA_MAX_P || q < 0 || q > MP_ARIMA_MAX_Q || d < 0 || d > 1)
     return mp_fail(MOEPLACE_ERR_ARG, "arima: order (%d,%d,%d) outside p<=%d, d<=1, q<=%d", p, d,
@@ -226,11 +236,12 @@ int mp_arima_fit_order(const double *y, int n, int p, int d, int q, const mp_ari
   fit_problem fp = {w, x, m, p, q, d == 0};
   const int k = fp.has_mean + p + q;
   double u[MAXPAR] = {0};
+  if (u0) memcpy(u, u0, sizeof u);
   if (k > 0) {
     gsl_multimin_function f = {objective, (size_t)k, &fp};
     gsl_vector_view xv = gsl_vector_view_array(u, k);
     double stepd[MAXPAR];
-    for (int i = 0; i < k; i++) stepd[i] = 0.5;
+    for (int i = 0; i < k; i++) stepd[i] = step0;
     gsl_vector_view sv = gsl_vector_view_array(stepd, k);
     gsl_multimin_fminimizer *mn = gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, k);
     MP_CHECK_ALLOC(mn);
@@ -260,6 +271,7 @@ int mp_arima_fit_order(const double *y, int n, int p, int d, int q, const mp_ari
   unpack(&fp, u, &mean, phi, theta);
   double ll = concentrated_loglik(&fp, mean, phi, theta, &s2);
   if (!isfinite(ll)) return mp_fail(MOEPLACE_ERR_NUMERIC, "arima(%d,%d,%d): likelihood failed", p, d, q);
+  memcpy(out->u, u, sizeof out->u);
   out->mean = d ? 0.0 : center + scale * mean;
   memcpy(out->phi, phi, sizeof out->phi);
   memcpy(out->theta, theta, sizeof out->theta);
@@ -296,13 +308,26 @@ double mp_arima_kpss(const double *y, int n) {
 
 int mp_arima_select(const double *y, int n, int pmax, int dmax, int qmax,
                     const mp_arima_opts *opts, mp_arima_fit *best) {
+  return mp_arima_select_warm(y, n, pmax, dmax, qmax, opts, NULL, best);
+}
+
+int mp_arima_select_warm(const double *y, int n, int pmax, int dmax, int qmax,
+                         const mp_arima_opts *opts, mp_arima_warm *warm, mp_arima_fit *best) {
+  if (pmax < 0 || pmax > MP_ARIMA_MAX_P || qmax < 0 || qmax > MP_ARIMA_MAX_Q || dmax < 0 || dmax > 1)
+    return mp_fail(MOEPLACE_ERR_ARG, "arima: order grid p<=%d, d<=%d, q<=%d not supported", pmax, dmax, qmax);
   int d = dmax > 0 && mp_arima_kpss(y, n) > MP_ARIMA_KPSS_CRIT_5 ? 1 : 0;
   int found = 0;
   for (int p = 0; p <= pmax; p++)
     for (int q = 0; q <= qmax; q++) {
       if (n < p + q + d + 3) continue;
       mp_arima_fit f;
-      if (mp_arima_fit_order(y, n, p, d, q, opts, &f)) continue; // a failed order is just not chosen
+      double *u0 = warm && warm->have[d][p][q] ? warm->u[d][p][q] : NULL;
+      // a failed order is just not chosen
+      if (fit_order_from(y, n, p, d, q, opts, u0, u0 ? 0.1 : 0.5, &f)) continue;
+      if (warm && !f.degenerate) {
+        memcpy(warm->u[d][p][q], f.u, sizeof f.u);
+        warm->have[d][p][q] = 1;
+      }
       if (!found || f.aic < best->aic) *best = f;
       found = 1;
       if (f.degenerate) return MOEPLACE_OK;

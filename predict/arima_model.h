@@ -26,6 +26,7 @@ typedef struct mp_arima_fit {
   int n_eff;                      /* observations in the likelihood (n - d) */
   int iterations;                 /* optimiser iterations used */
   int degenerate;                 /* constant series: forecasts the last value */
+  double u[1 + MP_ARIMA_MAX_P + MP_ARIMA_MAX_Q]; /* optimum, unconstrained (warm starts) */
 } mp_arima_fit;
 
 typedef struct mp_arima_opts {
@@ -50,6 +51,17 @@ double mp_arima_kpss(const double *y, int n);
  * different data), then p <= pmax, q <= qmax by the lowest AIC. */
 int mp_arima_select(const double *y, int n, int pmax, int dmax, int qmax,
                     const mp_arima_opts *opts, mp_arima_fit *best);
+
+/* Warm starts for repeated selections on a sliding series: the optimum of
+ * each order from the previous selection, used as the next starting point
+ * (a small simplex around it instead of a cold start). Zero-initialise. */
+typedef struct mp_arima_warm {
+  unsigned char have[2][MP_ARIMA_MAX_P + 1][MP_ARIMA_MAX_Q + 1];
+  double u[2][MP_ARIMA_MAX_P + 1][MP_ARIMA_MAX_Q + 1][1 + MP_ARIMA_MAX_P + MP_ARIMA_MAX_Q];
+} mp_arima_warm;
+
+int mp_arima_select_warm(const double *y, int n, int pmax, int dmax, int qmax,
+                         const mp_arima_opts *opts, mp_arima_warm *warm, mp_arima_fit *best);
 
 /* Point forecasts of y_{n+1} .. y_{n+h} from the model, after running the
  * filter over y[n] with the fitted parameters: out[h]. */

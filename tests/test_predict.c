@@ -336,6 +336,31 @@ START_TEST(test_arima_degenerate) {
 }
 END_TEST
 
+/* Warm-started selections on a sliding series reach the same optimum as
+ * cold ones. */
+START_TEST(test_arima_warm_start) {
+  double y[260];
+  double x = 0, e_prev = 0;
+  for (int t = 0; t < 260; t++) {
+    double e = 0.01 * nrand();
+    x = 0.6 * x + e + 0.3 * e_prev;
+    e_prev = e;
+    y[t] = 0.1 + x;
+  }
+  const mp_arima_opts opts = {1e-6, 5000, 1};
+  mp_arima_warm warm;
+  memset(&warm, 0, sizeof warm);
+  for (int off = 0; off <= 60; off += 10) {
+    mp_arima_fit cold, hot;
+    ck_assert_int_eq(mp_arima_select(y + off, 200, 2, 1, 1, &opts, &cold), 0);
+    ck_assert_int_eq(mp_arima_select_warm(y + off, 200, 2, 1, 1, &opts, &warm, &hot), 0);
+    ck_assert_int_eq(cold.p * 10 + cold.d * 100 + cold.q, hot.p * 10 + hot.d * 100 + hot.q);
+    ck_assert_msg(fabs(cold.loglik - hot.loglik) < 1e-3, "offset %d: %.6f vs %.6f", off, cold.loglik,
+                  hot.loglik);
+  }
+}
+END_TEST
+
 /* ---- auto ------------------------------------------------------------------ */
 
 /* Backtest of one layer with public forecasters: mape of each method. */
@@ -451,6 +476,7 @@ static Suite *predict_suite(void) {
   tcase_add_test(tc, test_detector_hysteresis);
   tcase_add_test(tc, test_arima_vs_statsmodels);
   tcase_add_test(tc, test_arima_degenerate);
+  tcase_add_test(tc, test_arima_warm_start);
   tcase_add_test(tc, test_auto_stationary);
   tcase_add_test(tc, test_auto_drifting);
   tcase_add_test(tc, test_api_errors);
