@@ -263,15 +263,4 @@ static int auto_forecast(void *state, int horizon_windows, double *out) {
   return MOEPLACE_OK;
 }
 
-int mp_auto_weights(const void *state, const char **names, double *w, int n) {
-  const auto_pred *a = state;
-  double all[MAX_CHILDREN];
-  weights(a, all);
-  for (int c = 0; c < a->n && c < n; c++) {
-    if (names) names[c] = a->ops[c]->name;
-    w[c] = all[c];
-  }
-  return a->n;
-}
-
 const mp_predictor_ops mp_auto_ops = {"auto", auto_create, auto_observe, auto_forecast, auto_destroy};

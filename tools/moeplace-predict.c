@@ -515,10 +515,12 @@ static int run_bench(const options *o) {
     }
   }
   if (!o->quiet)
-    printf("bench: %d layers x %d experts, %d windows of history, horizon %d windows\n"
-           "%-8s %16s %16s %16s\n",
-           L, E, T, o->cfg.horizon / o->cfg.window, "method", "first_forecast_s",
-           "next_forecast_s", "per_series_us");
+    printf("bench: %d layers x %d experts, %d windows of history, horizon %d windows; seconds for\n"
+           "one forecast of all layers: cold (first; arima fits from scratch), refit (arima\n"
+           "refits warm-started), filter (no refit); and per series (layer x expert)\n"
+           "%-8s %12s %12s %12s %14s %14s\n",
+           L, E, T, o->cfg.horizon / o->cfg.window, "method", "cold_s", "refit_s", "filter_s",
+           "cold_us/series", "refit_us/series");
   for (int i = 0; ret == CLI_EXIT_OK && i < moeplace_predict_method_count(); i++) {
     const char *m = moeplace_predict_method_name(i);
     if (strcmp(o->predictor, "all") && strcmp(o->predictor, m)) continue;
@@ -532,22 +534,30 @@ static int run_bench(const options *o) {
       ret = cli_report(prog, rc);
       break;
     }
-    for (int t = 0; t < T && !rc; t++) rc = moeplace_forecaster_observe(f, props + (size_t)t * LE) < 0;
-    // first forecast: fits (arima) from scratch; next: one more window, no refit
+    // History: the first T - R windows; then three forecasts: cold (arima
+    // selects and fits every order from scratch), after R more windows (a
+    // refit, warm-started), after one more window (no refit: filter only).
+    const int R = c.arima_refit < T / 2 ? c.arima_refit : T / 2;
+    for (int t = 0; t < T - R - 1 && !rc; t++) rc = moeplace_forecaster_observe(f, props + (size_t)t * LE) < 0;
     double t0 = mp_now_s();
     if (!rc) rc = moeplace_forecaster_forecast(f, out);
-    double t1 = mp_now_s();
-    if (!rc) rc = moeplace_forecaster_observe(f, props + (size_t)(T - 1) * LE) < 0;
-    double t2 = mp_now_s();
+    double cold = mp_now_s() - t0;
+    for (int t = T - R - 1; t < T - 1 && !rc; t++) rc = moeplace_forecaster_observe(f, props + (size_t)t * LE) < 0;
+    t0 = mp_now_s();
     if (!rc) rc = moeplace_forecaster_forecast(f, out);
-    double t3 = mp_now_s();
+    double warm = mp_now_s() - t0;
+    if (!rc) rc = moeplace_forecaster_observe(f, props + (size_t)(T - 1) * LE) < 0;
+    t0 = mp_now_s();
+    if (!rc) rc = moeplace_forecaster_forecast(f, out);
+    double next = mp_now_s() - t0;
     moeplace_forecaster_destroy(f);
     if (rc) {
       ret = cli_report(prog, MOEPLACE_ERR_NUMERIC);
       break;
     }
     if (!o->quiet)
-      printf("%-8s %16.4f %16.4f %16.2f\n", m, t1 - t0, t3 - t2, 1e6 * (t1 - t0) / (double)LE);
+      printf("%-8s %12.4f %12.4f %12.4f %14.2f %14.2f\n", m, cold, warm, next, 1e6 * cold / (double)LE,
+             1e6 * warm / (double)LE);
   }
   free(props);
   free(logit);

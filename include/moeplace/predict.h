@@ -66,7 +66,8 @@ int moeplace_state_detector_figures(const moeplace_state_detector *det, int laye
  * per layer by their measured error on horizons that have come true. */
 #define MOEPLACE_PREDICT_AUTO "auto"
 
-/* Number of available methods; *name receives the i-th (0 <= i < count). */
+/* Number of available methods, and the name of the i-th (0 <= i < count;
+ * NULL outside). */
 int moeplace_predict_method_count(void);
 const char *moeplace_predict_method_name(int i);
 
