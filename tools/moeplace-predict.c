@@ -58,7 +58,7 @@ static void usage(FILE *out) {
           "  --arima-history N     arima: windows fitted on (default 200)\n"
           "  --arima-refit N       arima: windows between refits (default 10)\n"
           "  --auto-power P        auto: weight of a method ~ (best error / its error)^P\n"
-          "                        (default 8; 0 = plain average)\n"
+          "                        (default 4; 0 = plain average)\n"
           "  --seed S              seed of learned predictors (default 42)\n"
           "  --quiet               no table on stdout, no progress on stderr\n"
           "  --bench               time one forecast of each predictor for a synthetic\n"

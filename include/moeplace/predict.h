@@ -79,7 +79,7 @@ typedef struct moeplace_predict_config {
   int sw_avg_k;       /* sw_avg: windows averaged (default 50) */
   int arima_history;  /* arima: windows fitted on (default 200) */
   int arima_refit;    /* arima: windows between refits (default 10) */
-  double auto_power;  /* auto: a method's weight ~ (best error / its error)^power (default 8) */
+  double auto_power;  /* auto: a method's weight ~ (best error / its error)^power (default 4) */
   moeplace_detector_config detector;
   uint64_t seed;      /* makes learned methods deterministic */
 } moeplace_predict_config;
