@@ -178,14 +178,17 @@ static double train_step(lstm_state *s, long end, int fresh) {
   const long w0 = end - T + 1;
   build_inputs(s, w0, T, s->ids, B);
   const double eps = s->eps;
-  for (int t = 0; t < T; t++) {
-    const long w = w0 + t;
-    const size_t o = slot(s, w);
-    for (int b = 0; b < B; b++) {
-      const int e = s->ids[b];
-      double acc = 0.0; /* mean of p over windows w+1 .. w+h */
-      for (int k = 1; k <= h; k++) acc += s->p[slot(s, w + k) + e];
-      const double r = log((acc / h + eps) / (s->base[o + e] + eps));
+  /* Target of step t: the mean of p over windows w0+t+1 .. w0+t+h, kept as
+   * a sliding sum in double (O(h + T) per expert instead of O(h T)). */
+  for (int b = 0; b < B; b++) {
+    const int e = s->ids[b];
+    double acc = 0.0;
+    for (int k = 1; k <= h; k++) acc += s->p[slot(s, w0 + k) + e];
+    for (int t = 0; t < T; t++) {
+      const long w = w0 + t;
+      if (t > 0) acc += (double)s->p[slot(s, w + h) + e] - s->p[slot(s, w) + e];
+      const double mean = acc > 0.0 ? acc / h : 0.0;
+      const double r = log((mean + eps) / (s->base[slot(s, w) + e] + eps));
       s->target[(size_t)t * B + b] = (float)r;
       s->mask[(size_t)t * B + b] = t >= s->cfg.burn_in ? 1.0f : 0.0f;
     }

@@ -10,6 +10,7 @@
 #include <check.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,11 +27,12 @@
 /* Fixture tolerance: the reference is float64 on float32 inputs, the C code
  * computes in float32, so agreement is limited by float32 rounding over a
  * T = 5 recurrence: |c - ref| <= 1e-5 * max(|ref|, 1e-1) (i.e. 1e-5 relative,
- * 1e-6 absolute near zero). */
+ * 1e-6 absolute near zero). Measured worst: about 2% of that. */
 #define FIX_REL 1e-5
 #define FIX_FLOOR 1e-1
 
 static json_t *fixture;
+static double fix_worst; /* largest |c - ref| / tol seen, reported */
 
 static double *get_array(const char *key, size_t expect) {
   json_t *a = json_object_get(fixture, key);
@@ -45,6 +47,7 @@ static int get_int(const char *key) { return (int)json_integer_value(json_object
 
 static void assert_close(const char *what, size_t i, double got, double ref) {
   const double tol = FIX_REL * fmax(fabs(ref), FIX_FLOOR);
+  if (fabs(got - ref) / tol > fix_worst) fix_worst = fabs(got - ref) / tol;
   ck_assert_msg(fabs(got - ref) <= tol, "%s[%zu]: C %.9g vs torch %.9g (tol %.3g)", what, i, got,
                 ref, tol);
 }
@@ -109,12 +112,14 @@ START_TEST(test_fixture_forward_backward) {
   free(ghw); free(ghb); free(gx); free(x); free(tg); free(mk); free(y); free(dx);
   mp_lstm_net_destroy(net);
   json_decref(fixture);
+  fprintf(stderr, "lstm fixture: worst |C - torch| = %.3g of the tolerance\n", fix_worst);
 }
 END_TEST
 
 /* Central differences in float32 with step 1e-2 on a loss of order 1: the
- * truncation error is O(step^2 * f''') ~ 1e-4 and the rounding error
- * ~ 1e-7 / 1e-2 = 1e-5, so |fd - analytic| <= 2e-3 + 2e-2 |analytic|. */
+ * truncation error is O(step^2 * f''') ~ 1e-5 and the rounding error
+ * ~ 1e-7 / 1e-2 = 1e-5, so |fd - analytic| <= 2e-4 + 2e-3 |analytic|
+ * (measured worst: about 2% of that bound). */
 START_TEST(test_finite_difference) {
   const int B = 4, T = 6, in = 3, H = 5;
   mp_lstm_net *net;
@@ -144,11 +149,11 @@ START_TEST(test_finite_difference) {
     const double lm = mp_lstm_net_loss(net, tg, mk);
     net->params[p] = keep;
     const double fd = (lp - lm) / (2.0 * step), an = net->grads[p];
-    const double err = fabs(fd - an) / (2e-3 + 2e-2 * fabs(an));
+    const double err = fabs(fd - an) / (2e-4 + 2e-3 * fabs(an));
     if (err > worst) worst = err;
     ck_assert_msg(err <= 1.0, "param %zu: analytic %.6g vs finite difference %.6g", p, an, fd);
   }
-  ck_assert(worst >= 0.0);
+  fprintf(stderr, "finite differences: worst error = %.3g of the tolerance\n", worst);
   mp_lstm_net_destroy(net);
 }
 END_TEST
@@ -336,6 +341,8 @@ START_TEST(test_learns_predictable_swing) {
     }
   }
   const double trust = mp_lstm_trust(st);
+  fprintf(stderr, "swing: trust %.3f, mape lstm %.3f%% vs baseline %.3f%%\n", trust,
+          100.0 * err_lstm / (scored * E), 100.0 * err_base / (scored * E));
   ck_assert_msg(trust > 0.2, "trust %g", trust);
   ck_assert_msg(err_lstm < 0.7 * err_base, "mape lstm %.3f%% vs baseline %.3f%%",
                 100.0 * err_lstm / (scored * E), 100.0 * err_base / (scored * E));
