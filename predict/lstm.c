@@ -16,9 +16,13 @@
  *   cost per window is bounded whatever the trace length.
  * - Forecast: the same `bptt`-window context ending at the newest window,
  *   p_e = (b_e + eps) exp(a * r_e) - eps, clamped at 0 and renormalised.
- *   a in [0, 1] is an online least-squares shrinkage of the correction,
- *   a = <r_hat, r> / <r_hat, r_hat> (EMAs over freshly matured windows), so a
- *   net that has learnt nothing useful fades out instead of adding noise. */
+ * - a in [0, 1] is an online least-squares shrinkage of the correction,
+ *   a = <r_hat, r> / <r_hat, r_hat> over EMAs of out-of-sample pairs: after
+ *   every observe the net's prediction for the newest window is logged, and
+ *   h windows later, when its target has come true, it is scored. So a net
+ *   that has learnt nothing useful (or overfits) fades out instead of adding
+ *   noise, and until the first logged prediction matures the forecast is
+ *   the baseline. */
 #include "predict/lstm.h"
 
 #include <math.h>
@@ -43,6 +47,13 @@ typedef struct lstm_state {
   long count;           /* windows observed so far */
   int horizon;          /* training horizon (windows) */
   double trust_num, trust_den; /* EMAs of <r_hat, r> and <r_hat, r_hat> */
+  double *base_sum;     /* [E] running sum of p over the baseline windows */
+  /* Log of out-of-sample predictions, slot = window % history:
+   * log_r [N][Bm] r_hat of experts log_ids [N][Bm], made with horizon
+   * log_h[N] at window log_w[N] (-1: empty). */
+  float *log_r;
+  int *log_ids, *log_h, *log_n;
+  long *log_w;
   /* Scratch: x [T][B][IN], target [T][B], mask [T][B], y [T][B], expert ids [E] */
   float *x, *target, *mask, *y;
   int *ids;       /* [E] experts of a training step (shuffled) */
@@ -79,6 +90,12 @@ static void lstm_destroy(void *state) {
   free(s->y);
   free(s->ids);
   free(s->seq_ids);
+  free(s->base_sum);
+  free(s->log_r);
+  free(s->log_ids);
+  free(s->log_h);
+  free(s->log_n);
+  free(s->log_w);
   free(s);
 }
 
@@ -86,7 +103,7 @@ int mp_lstm_create_config(void **state, int experts, uint64_t seed, const mp_lst
   *state = NULL;
   if (experts <= 0) return mp_fail(MOEPLACE_ERR_ARG, "lstm: experts must be > 0, got %d", experts);
   if (cfg->hidden <= 0 || cfg->bptt <= 0 || cfg->burn_in < 0 || cfg->burn_in >= cfg->bptt ||
-      cfg->baseline <= 0 || cfg->history < cfg->bptt + 1 || cfg->history < cfg->baseline ||
+      cfg->baseline <= 0 || cfg->history < cfg->bptt + 1 || cfg->history <= cfg->baseline ||
       cfg->max_batch <= 0 || cfg->train_steps < 0 || cfg->default_horizon <= 0 ||
       !(cfg->lr > 0.0f) || !(cfg->ema > 0.0 && cfg->ema <= 1.0))
     return mp_fail(MOEPLACE_ERR_ARG,
@@ -117,12 +134,21 @@ int mp_lstm_create_config(void **state, int experts, uint64_t seed, const mp_lst
   s->y = malloc(TB * sizeof(float));
   s->ids = malloc((size_t)experts * sizeof(int));
   s->seq_ids = malloc((size_t)experts * sizeof(int));
+  s->base_sum = calloc((size_t)experts, sizeof(double));
+  const size_t NB = (size_t)cfg->history * B;
+  s->log_r = malloc(NB * sizeof(float));
+  s->log_ids = malloc(NB * sizeof(int));
+  s->log_h = malloc((size_t)cfg->history * sizeof(int));
+  s->log_n = calloc((size_t)cfg->history, sizeof(int));
+  s->log_w = malloc((size_t)cfg->history * sizeof(long));
   if (!s->p || !s->base || !s->ema || !s->x || !s->target || !s->mask || !s->y || !s->ids ||
-      !s->seq_ids) {
+      !s->seq_ids || !s->base_sum || !s->log_r || !s->log_ids || !s->log_h || !s->log_n ||
+      !s->log_w) {
     lstm_destroy(s);
     return mp_fail(MOEPLACE_ERR_NOMEM, "lstm: out of memory for %d experts", experts);
   }
   for (int e = 0; e < experts; e++) s->ids[e] = s->seq_ids[e] = e;
+  for (int i = 0; i < cfg->history; i++) s->log_w[i] = -1;
   *state = s;
   return MOEPLACE_OK;
 }
@@ -157,24 +183,31 @@ static int train_horizon(const lstm_state *s) {
   return s->horizon < hmax ? s->horizon : hmax;
 }
 
-/* One Adam step on the bptt-window ending at window `end` (its targets, the
- * mean of the next h windows, must all be observed). Returns the loss; when
- * `fresh`, also updates the shrinkage statistics on the last step, measured
- * before the update. */
-static double train_step(lstm_state *s, long end, int fresh) {
-  const int T = s->cfg.bptt, h = train_horizon(s), E = s->E;
-  int B = s->net->max_b;
-  /* Experts of this step: all of them, or a seeded random subset. */
-  if (B < E) {
-    for (int i = 0; i < B; i++) {
-      const int j = i + (int)(mp_lstm_rand_u64(&s->rng) % (uint64_t)(E - i));
-      const int tmp = s->ids[i];
-      s->ids[i] = s->ids[j];
-      s->ids[j] = tmp;
-    }
-  } else {
-    B = E;
+/* Picks the experts of a step into s->ids[0..B): all of them, or a seeded
+ * random subset of net->max_b. Returns B. */
+static int pick_experts(lstm_state *s) {
+  const int E = s->E, B = s->net->max_b;
+  if (B >= E) return E;
+  for (int i = 0; i < B; i++) {
+    const int j = i + (int)(mp_lstm_rand_u64(&s->rng) % (uint64_t)(E - i));
+    const int tmp = s->ids[i];
+    s->ids[i] = s->ids[j];
+    s->ids[j] = tmp;
   }
+  return B;
+}
+
+static double clamp_r(double r) {
+  if (!isfinite(r)) return 0.0;
+  return r > LSTM_MAX_LOG_RATIO ? LSTM_MAX_LOG_RATIO
+                                : (r < -LSTM_MAX_LOG_RATIO ? -LSTM_MAX_LOG_RATIO : r);
+}
+
+/* One Adam step on the bptt-window ending at window `end` (its targets, the
+ * mean of the next h windows, must all be observed). Returns the loss. */
+static double train_step(lstm_state *s, long end) {
+  const int T = s->cfg.bptt, h = train_horizon(s);
+  const int B = pick_experts(s);
   const long w0 = end - T + 1;
   build_inputs(s, w0, T, s->ids, B);
   const double eps = s->eps;
@@ -194,19 +227,6 @@ static double train_step(lstm_state *s, long end, int fresh) {
     }
   }
   mp_lstm_net_forward(s->net, s->x, B, T, NULL);
-  if (fresh) {
-    double num = 0.0, den = 0.0;
-    for (int b = 0; b < B; b++) {
-      const size_t i = (size_t)(T - 1) * B + b;
-      double rh = s->net->y[i];
-      if (rh > LSTM_MAX_LOG_RATIO) rh = LSTM_MAX_LOG_RATIO;
-      if (rh < -LSTM_MAX_LOG_RATIO) rh = -LSTM_MAX_LOG_RATIO;
-      num += rh * s->target[i];
-      den += rh * rh;
-    }
-    s->trust_num = LSTM_TRUST_DECAY * s->trust_num + (1.0 - LSTM_TRUST_DECAY) * num / B;
-    s->trust_den = LSTM_TRUST_DECAY * s->trust_den + (1.0 - LSTM_TRUST_DECAY) * den / B;
-  }
   mp_lstm_net_zero_grad(s->net);
   const double loss = mp_lstm_net_backward(s->net, s->target, s->mask, NULL);
   mp_lstm_net_adam(s->net, s->cfg.lr, s->cfg.clip);
@@ -235,14 +255,59 @@ int mp_lstm_train_now(void *state, int steps, double *loss) {
   const long lo = oldest_trainable(s);
   double l = 0.0;
   for (int i = 0; i < steps; i++) {
-    /* First step: the newest matured window (fresh data, feeds the
-     * shrinkage); then replay of a random window of the ring, so the net
-     * does not chase only the latest stretch. */
+    /* First step: the newest matured window (fresh data); then replay of a
+     * random window of the ring, so the net does not chase only the latest
+     * stretch. */
     const long end = i == 0 ? hi : lo + (long)(mp_lstm_rand_u64(&s->rng) % (uint64_t)(hi - lo + 1));
-    l = train_step(s, end, i == 0);
+    l = train_step(s, end);
   }
   if (loss) *loss = l;
   return MOEPLACE_OK;
+}
+
+/* Logs the net's raw prediction for the newest window (what a forecast made
+ * now would use), for experts picked like a training step. */
+static void log_prediction(lstm_state *s) {
+  const long last = s->count - 1;
+  const int T = s->count < s->cfg.bptt ? (int)s->count : s->cfg.bptt;
+  const int B = pick_experts(s);
+  build_inputs(s, last - T + 1, T, s->ids, B);
+  mp_lstm_net_forward(s->net, s->x, B, T, NULL);
+  const size_t ls = (size_t)(last % s->cfg.history);
+  for (int b = 0; b < B; b++) {
+    s->log_r[ls * s->net->max_b + b] = (float)clamp_r(s->net->y[(size_t)(T - 1) * B + b]);
+    s->log_ids[ls * s->net->max_b + b] = s->ids[b];
+  }
+  s->log_n[ls] = B;
+  s->log_h[ls] = train_horizon(s);
+  s->log_w[ls] = last;
+}
+
+/* Scores every logged prediction whose target window has just come true
+ * (made at window w0 with horizon h, newest window = w0 + h) and folds the
+ * pairs into the shrinkage EMAs. Horizons change rarely, so only the entry
+ * of the current training horizon is looked at. */
+static void score_matured(lstm_state *s) {
+  const int h = train_horizon(s);
+  const long w0 = s->count - 1 - h;
+  if (w0 < 0) return;
+  const size_t ls = (size_t)(w0 % s->cfg.history);
+  if (s->log_w[ls] != w0 || s->log_h[ls] != h) return;
+  const int n = s->log_n[ls];
+  double num = 0.0, den = 0.0;
+  for (int b = 0; b < n; b++) {
+    const int e = s->log_ids[ls * s->net->max_b + b];
+    double acc = 0.0;
+    for (int k = 1; k <= h; k++) acc += s->p[slot(s, w0 + k) + e];
+    const double r = log((acc / h + s->eps) / (s->base[slot(s, w0) + e] + s->eps));
+    const double rh = s->log_r[ls * s->net->max_b + b];
+    num += rh * r;
+    den += rh * rh;
+  }
+  s->log_w[ls] = -1;
+  if (n == 0) return;
+  s->trust_num = LSTM_TRUST_DECAY * s->trust_num + (1.0 - LSTM_TRUST_DECAY) * num / n;
+  s->trust_den = LSTM_TRUST_DECAY * s->trust_den + (1.0 - LSTM_TRUST_DECAY) * den / n;
 }
 
 static int lstm_observe(void *state, const double *prop) {
@@ -255,21 +320,27 @@ static int lstm_observe(void *state, const double *prop) {
     sum += prop[e];
   }
   if (!(sum > 0.0)) return mp_fail(MOEPLACE_ERR_ARG, "lstm: proportions sum to %g", sum);
-  const long w = s->count;
+  const long w = s->count, K = s->cfg.baseline;
   const size_t o = slot(s, w);
   for (int e = 0; e < E; e++) s->p[o + e] = (float)(prop[e] / sum);
-  /* Baseline over the last min(count+1, baseline) windows, EMA. */
-  const long k = w + 1 < s->cfg.baseline ? w + 1 : s->cfg.baseline;
+  /* Baseline: running sum over the last min(count+1, K) windows (history > K,
+   * so window w-K is still in the ring); EMA of the short-term feature. */
+  const long k = w + 1 < K ? w + 1 : K;
   for (int e = 0; e < E; e++) {
-    double acc = 0.0;
-    for (long j = 0; j < k; j++) acc += s->p[slot(s, w - j) + e];
-    s->base[o + e] = (float)(acc / k);
+    s->base_sum[e] += s->p[o + e];
+    if (w >= K) s->base_sum[e] -= s->p[slot(s, w - K) + e];
+    const double b = s->base_sum[e] / k;
+    s->base[o + e] = (float)(b > 0.0 ? b : 0.0);
     const double prev = w > 0 ? s->ema[slot(s, w - 1) + e] : s->p[o + e];
     s->ema[o + e] = (float)(prev + s->cfg.ema * (s->p[o + e] - prev));
   }
   s->count++;
-  if (s->cfg.train_steps > 0 && newest_trainable(s) >= 0)
-    return mp_lstm_train_now(s, s->cfg.train_steps, NULL);
+  score_matured(s);
+  if (s->cfg.train_steps > 0 && newest_trainable(s) >= 0) {
+    int rc = mp_lstm_train_now(s, s->cfg.train_steps, NULL);
+    if (rc != MOEPLACE_OK) return rc;
+  }
+  if (s->net->adam_t > 0) log_prediction(s);
   return MOEPLACE_OK;
 }
 
@@ -305,10 +376,7 @@ static int lstm_forecast(void *state, int horizon, double *out) {
       r = s->net->y + (size_t)(T - 1) * B;
     }
     for (int b = 0; b < B; b++) {
-      double rb = r ? r[b] : 0.0;
-      if (!isfinite(rb)) rb = 0.0;
-      if (rb > LSTM_MAX_LOG_RATIO) rb = LSTM_MAX_LOG_RATIO;
-      if (rb < -LSTM_MAX_LOG_RATIO) rb = -LSTM_MAX_LOG_RATIO;
+      const double rb = r ? clamp_r(r[b]) : 0.0;
       const double v = (s->base[o + e0 + b] + s->eps) * exp(a * rb) - s->eps;
       out[e0 + b] = v > 0.0 ? v : 0.0;
     }
