@@ -29,14 +29,11 @@ double mp_lstm_rand_uniform(uint64_t *state) {
  *                Cephes expf polynomial (relative error ~1e-7 on the range);
  *   sigmoid(x) = 1 / (1 + exp(-x));  tanh(x) = 2 sigmoid(2x) - 1
  * (absolute error ~1e-7, well inside the fixture tolerance). */
-/* The helpers below (used by the forward pass only) pass 32-byte vectors by
- * value; they are static inline, so no call crosses an ABI boundary and GCC's
- * note about the AVX ABI does not apply. The pragma ends after the forward. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
+/* 8 float lanes; helpers take pointers (not vectors by value) so no
+ * function signature depends on the vector ABI of the target. */
 #define MP_LSTM_LANES 8
-typedef float v4f __attribute__((vector_size(4 * MP_LSTM_LANES)));
-typedef int32_t v4i __attribute__((vector_size(4 * MP_LSTM_LANES)));
+typedef float vf __attribute__((vector_size(4 * MP_LSTM_LANES)));
+typedef int32_t vi __attribute__((vector_size(4 * MP_LSTM_LANES)));
 
 /* The forward pass is compiled twice where the toolchain can dispatch at load
  * time: for AVX2 (the 8 lanes in one register) and for the x86-64 baseline
@@ -47,42 +44,46 @@ typedef int32_t v4i __attribute__((vector_size(4 * MP_LSTM_LANES)));
 #define MP_LSTM_CLONES
 #endif
 
-static inline v4f v4_load(const float *p) {
-  v4f v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
-static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
-
 /* m ? a : b lane by lane (m: all-ones or zero lanes from a comparison). */
-static inline v4f v4_select(v4i m, v4f a, v4f b) {
-  return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
-}
+#define VF_SELECT(m, a, b) ((vf)(((vi)(a) & (m)) | ((vi)(b) & ~(m))))
 
-static inline v4f v4_exp(v4f x) {
-  const v4f hi = (v4f){0} + 88.0f, lo = (v4f){0} - 87.0f;
-  x = v4_select(x > hi, hi, x);
-  x = v4_select(x < lo, lo, x);
-  const v4f fn = x * 1.44269504088896341f + 0.5f;
-  v4i n = __builtin_convertvector(fn, v4i);
-  n -= (v4i)(__builtin_convertvector(n, v4f) > fn) & 1; /* floor(x log2 e + 0.5) */
-  const v4f nf = __builtin_convertvector(n, v4f);
-  const v4f r = x - nf * 0.693359375f + nf * 2.12194440e-4f; /* x - n ln2, ln2 split hi/lo */
-  v4f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+static inline void vf_exp(vf *v) {
+  const vf hi = (vf){0} + 88.0f, lo = (vf){0} - 87.0f;
+  vf x = *v;
+  x = VF_SELECT(x > hi, hi, x);
+  x = VF_SELECT(x < lo, lo, x);
+  const vf fn = x * 1.44269504088896341f + 0.5f;
+  vi n = __builtin_convertvector(fn, vi);
+  n -= (vi)(__builtin_convertvector(n, vf) > fn) & 1; /* floor(x log2 e + 0.5) */
+  const vf nf = __builtin_convertvector(n, vf);
+  const vf r = x - nf * 0.693359375f + nf * 2.12194440e-4f; /* x - n ln2, ln2 split hi/lo */
+  vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const v4i bits = (n + 127) << 23; /* 2^n for n in [-126, 127] */
-  v4f scale;
+  const vi bits = (n + 127) << 23; /* 2^n for n in [-126, 127] */
+  vf scale;
   memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  *v = p * scale;
 }
 
-static inline v4f v4_sigmoid(v4f x) { return 1.0f / (1.0f + v4_exp(-x)); }
-static inline v4f v4_tanh(v4f x) { return 2.0f / (1.0f + v4_exp(-2.0f * x)) - 1.0f; }
+/* *v = sigmoid(src[0..LANES)) */
+static inline void vf_sigmoid(vf *v, const float *src) {
+  vf t;
+  memcpy(&t, src, sizeof t);
+  t = -t;
+  vf_exp(&t);
+  *v = 1.0f / (1.0f + t);
+}
+
+/* *v = tanh(x) = 2 sigmoid(2x) - 1 */
+static inline void vf_tanh(vf *v, const vf *x) {
+  vf t = -2.0f * *x;
+  vf_exp(&t);
+  *v = 2.0f / (1.0f + t) - 1.0f;
+}
 
 static float sigmoidf_(float z) { return 1.0f / (1.0f + expf(-z)); }
 
@@ -197,19 +198,25 @@ MP_LSTM_CLONES int mp_lstm_net_forward(mp_lstm_net *net, const float *x, int B, 
       float acc = bout;
       int j = 0;
       for (; j + MP_LSTM_LANES <= H; j += MP_LSTM_LANES) {
-        const v4f ig = v4_sigmoid(v4_load(a + j)), fg = v4_sigmoid(v4_load(a + H + j));
-        const v4f gg = v4_tanh(v4_load(a + 2 * H + j)), og = v4_sigmoid(v4_load(a + 3 * H + j));
-        v4_store(a + j, ig);
-        v4_store(a + H + j, fg);
-        v4_store(a + 2 * H + j, gg);
-        v4_store(a + 3 * H + j, og);
-        const v4f cc = fg * v4_load(cp + j) + ig * gg;
-        const v4f tcc = v4_tanh(cc);
-        const v4f hh = og * tcc;
-        v4_store(cb + j, cc);
-        v4_store(tcb + j, tcc);
-        v4_store(hb + j, hh);
-        const v4f prod = hh * v4_load(wout + j);
+        vf ig, fg, gg, og, cc, tcc, cpv, wv, zg;
+        vf_sigmoid(&ig, a + j);
+        vf_sigmoid(&fg, a + H + j);
+        memcpy(&zg, a + 2 * H + j, sizeof zg);
+        vf_tanh(&gg, &zg);
+        vf_sigmoid(&og, a + 3 * H + j);
+        memcpy(a + j, &ig, sizeof ig);
+        memcpy(a + H + j, &fg, sizeof fg);
+        memcpy(a + 2 * H + j, &gg, sizeof gg);
+        memcpy(a + 3 * H + j, &og, sizeof og);
+        memcpy(&cpv, cp + j, sizeof cpv);
+        cc = fg * cpv + ig * gg;
+        vf_tanh(&tcc, &cc);
+        const vf hh = og * tcc;
+        memcpy(cb + j, &cc, sizeof cc);
+        memcpy(tcb + j, &tcc, sizeof tcc);
+        memcpy(hb + j, &hh, sizeof hh);
+        memcpy(&wv, wout + j, sizeof wv);
+        const vf prod = hh * wv;
         for (int q = 0; q < MP_LSTM_LANES; q++) acc += prod[q];
       }
       for (; j < H; j++) { /* hidden sizes that are not a multiple of 4 */
@@ -237,8 +244,6 @@ MP_LSTM_CLONES int mp_lstm_net_forward(mp_lstm_net *net, const float *x, int B, 
   if (y) memcpy(y, net->y, (size_t)T * B * sizeof(float));
   return MOEPLACE_OK;
 }
-
-#pragma GCC diagnostic pop
 
 void mp_lstm_net_zero_grad(mp_lstm_net *net) {
   memset(net->grads, 0, net->n_params * sizeof(float));
