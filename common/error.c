@@ -1,5 +1,7 @@
 /* Status strings and the per-thread "last error" message. */
-#include "config.h"
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* PACKAGE_VERSION */
+#endif
 
 #include "common/error.h"
 

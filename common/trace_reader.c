@@ -61,10 +61,15 @@ static int parse_u64(const char *s, size_t n, uint64_t *out) {
 }
 
 static int fail_at(moeplace_trace *t, long line, const char *fmt, const char *field, size_t n) {
-  /* field may not be NUL-terminated; print at most 40 bytes of it. */
-  char shown[48];
-  size_t k = n < 40 ? n : 40;
-  memcpy(shown, field, k);
+  /* Show at most 40 bytes of the offending text, with anything unprintable
+   * escaped so that binary garbage cannot mangle the terminal. */
+  char shown[40 * 4 + 4];
+  size_t k = 0;
+  for (size_t i = 0; i < n && i < 40; i++) {
+    unsigned char c = (unsigned char)field[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\') shown[k++] = (char)c;
+    else k += (size_t)snprintf(shown + k, sizeof shown - k, "\\x%02x", c);
+  }
   strcpy(shown + k, n > 40 ? "..." : "");
   return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: %s '%s'", t->name, line, fmt, shown);
 }
