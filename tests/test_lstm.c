@@ -19,10 +19,7 @@
 #include "common/json_file.h"
 #include "predict/lstm.h"
 #include "predict/lstm_net.h"
-
-#ifndef LSTM_FIXTURE
-#define LSTM_FIXTURE "tests/data/lstm_fixture.json"
-#endif
+#include "tests/test_util.h"
 
 /* Fixture tolerance: the reference is float64 on float32 inputs, the C code
  * computes in float32, so agreement is limited by float32 rounding over a
@@ -53,7 +50,8 @@ static void assert_close(const char *what, size_t i, double got, double ref) {
 }
 
 START_TEST(test_fixture_forward_backward) {
-  ck_assert_int_eq(mp_json_read_file(LSTM_FIXTURE, &fixture), 0);
+  ck_assert_msg(mp_json_read_file(test_src_path("tests/data/lstm_fixture.json"), &fixture) == 0,
+                "cannot read the fixture: %s", moeplace_last_error());
   const int B = get_int("batch"), T = get_int("T"), in = get_int("in"), H = get_int("hid");
   const int G = 4 * H;
   mp_lstm_net *net;
@@ -365,10 +363,4 @@ static Suite *lstm_suite(void) {
   return s;
 }
 
-int main(void) {
-  SRunner *sr = srunner_create(lstm_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  const int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+int main(void) { return test_run_suite(lstm_suite()); }
