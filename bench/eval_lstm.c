@@ -5,7 +5,7 @@
  *   bench/eval_lstm TRACE [HORIZON_STEPS=1000] [WINDOW=10] [SEED=1] [KEY=VALUE ...]
  *
  * KEY=VALUE overrides a field of mp_lstm_config (hidden, bptt, burn_in,
- * history, baseline, max_batch, train_steps, lr, ema), for tuning.
+ * history, baseline, max_batch, train_steps, lr, ema, slow_ema), for tuning.
  *
  * Every layer gets its own predictor, fed the window proportions in order,
  * and forecasts at every origin t (one window apart, from t = bptt) whose
@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
     continue;                                         \
   }
     SET(hidden, int) SET(bptt, int) SET(burn_in, int) SET(history, int) SET(baseline, int)
-    SET(max_batch, int) SET(train_steps, int) SET(lr, float) SET(ema, double)
+    SET(max_batch, int) SET(train_steps, int) SET(lr, float) SET(ema, double) SET(slow_ema, double)
 #undef SET
     fprintf(stderr, "%s: unknown config key '%s'\n", argv[0], key);
     return 2;

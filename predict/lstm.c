@@ -10,6 +10,10 @@
  *     x0 = log((p_s + eps) / (b_s + eps))     this window against the baseline
  *     x1 = log((m_s + eps) / (b_s + eps))     short EMA m against the baseline
  *     x2 = log(E b_s + E eps)                 level (1 = fair share -> 0)
+ *     x3 = log((l_s + eps) / (b_s + eps))     slow EMA l (~100 windows) against
+ *                                             the baseline: lets the net lean
+ *                                             towards a longer mean when that
+ *                                             predicts better
  * - Training: truncated BPTT over `bptt` windows from a zero state, the loss
  *   on every step after `burn_in` whose target has come true (the window
  *   ends h windows before the newest), a few Adam steps per observe, so the
@@ -32,7 +36,7 @@
 #include "common/error.h"
 #include "predict/lstm_net.h"
 
-enum { LSTM_IN = 3 };
+enum { LSTM_IN = 4 };
 #define LSTM_MAX_LOG_RATIO 3.0 /* |r| cap: a factor of e^3 ~ 20 around the baseline */
 #define LSTM_TRUST_DECAY 0.98  /* EMA decay of the shrinkage statistics */
 
@@ -42,8 +46,9 @@ typedef struct lstm_state {
   double eps;
   mp_lstm_net *net;
   uint64_t rng;
-  /* Ring buffers over windows, slot = window index % history: [N][E]. */
-  float *p, *base, *ema;
+  /* Ring buffers over windows, slot = window index % history: [N][E]:
+   * proportions, baseline, short EMA, slow EMA. */
+  float *p, *base, *ema, *slow;
   long count;           /* windows observed so far */
   int horizon;          /* training horizon (windows) */
   double trust_num, trust_den; /* EMAs of <r_hat, r> and <r_hat, r_hat> */
@@ -73,6 +78,7 @@ mp_lstm_config mp_lstm_config_default(void) {
       .lr = 3e-3f,
       .clip = 1.0f,
       .ema = 0.2,
+      .slow_ema = 0.01,
   };
   return c;
 }
@@ -84,6 +90,7 @@ static void lstm_destroy(void *state) {
   free(s->p);
   free(s->base);
   free(s->ema);
+  free(s->slow);
   free(s->x);
   free(s->target);
   free(s->mask);
@@ -105,7 +112,8 @@ int mp_lstm_create_config(void **state, int experts, uint64_t seed, const mp_lst
   if (cfg->hidden <= 0 || cfg->bptt <= 0 || cfg->burn_in < 0 || cfg->burn_in >= cfg->bptt ||
       cfg->baseline <= 0 || cfg->history < cfg->bptt + 1 || cfg->history <= cfg->baseline ||
       cfg->max_batch <= 0 || cfg->train_steps < 0 || cfg->default_horizon <= 0 ||
-      !(cfg->lr > 0.0f) || !(cfg->ema > 0.0 && cfg->ema <= 1.0))
+      !(cfg->lr > 0.0f) || !(cfg->ema > 0.0 && cfg->ema <= 1.0) ||
+      !(cfg->slow_ema > 0.0 && cfg->slow_ema <= 1.0))
     return mp_fail(MOEPLACE_ERR_ARG,
                    "lstm: invalid config (hidden %d, bptt %d, burn_in %d, history %d, "
                    "baseline %d, max_batch %d, train_steps %d, lr %g, ema %g)",
@@ -128,6 +136,7 @@ int mp_lstm_create_config(void **state, int experts, uint64_t seed, const mp_lst
   s->p = malloc(NE * sizeof(float));
   s->base = malloc(NE * sizeof(float));
   s->ema = malloc(NE * sizeof(float));
+  s->slow = malloc(NE * sizeof(float));
   s->x = malloc(TB * LSTM_IN * sizeof(float));
   s->target = malloc(TB * sizeof(float));
   s->mask = malloc(TB * sizeof(float));
@@ -141,7 +150,7 @@ int mp_lstm_create_config(void **state, int experts, uint64_t seed, const mp_lst
   s->log_h = malloc((size_t)cfg->history * sizeof(int));
   s->log_n = calloc((size_t)cfg->history, sizeof(int));
   s->log_w = malloc((size_t)cfg->history * sizeof(long));
-  if (!s->p || !s->base || !s->ema || !s->x || !s->target || !s->mask || !s->y || !s->ids ||
+  if (!s->p || !s->base || !s->ema || !s->slow || !s->x || !s->target || !s->mask || !s->y || !s->ids ||
       !s->seq_ids || !s->base_sum || !s->log_r || !s->log_ids || !s->log_h || !s->log_n ||
       !s->log_w) {
     lstm_destroy(s);
@@ -172,6 +181,7 @@ static void build_inputs(lstm_state *s, long w0, int T, const int *ids, int B) {
       x[0] = (float)log((s->p[o + e] + eps) / bs);
       x[1] = (float)log((s->ema[o + e] + eps) / bs);
       x[2] = (float)log(E * bs);
+      x[3] = (float)log((s->slow[o + e] + eps) / bs);
     }
   }
 }
@@ -324,7 +334,7 @@ static int lstm_observe(void *state, const double *prop) {
   const size_t o = slot(s, w);
   for (int e = 0; e < E; e++) s->p[o + e] = (float)(prop[e] / sum);
   /* Baseline: running sum over the last min(count+1, K) windows (history > K,
-   * so window w-K is still in the ring); EMA of the short-term feature. */
+   * so window w-K is still in the ring); the short and slow EMAs. */
   const long k = w + 1 < K ? w + 1 : K;
   for (int e = 0; e < E; e++) {
     s->base_sum[e] += s->p[o + e];
@@ -333,6 +343,8 @@ static int lstm_observe(void *state, const double *prop) {
     s->base[o + e] = (float)(b > 0.0 ? b : 0.0);
     const double prev = w > 0 ? s->ema[slot(s, w - 1) + e] : s->p[o + e];
     s->ema[o + e] = (float)(prev + s->cfg.ema * (s->p[o + e] - prev));
+    const double sprev = w > 0 ? s->slow[slot(s, w - 1) + e] : s->p[o + e];
+    s->slow[o + e] = (float)(sprev + s->cfg.slow_ema * (s->p[o + e] - sprev));
   }
   s->count++;
   score_matured(s);

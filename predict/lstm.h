@@ -25,6 +25,7 @@ typedef struct mp_lstm_config {
   float lr;            /* Adam learning rate (3e-3) */
   float clip;          /* global gradient-norm clip (1.0) */
   double ema;          /* smoothing of the short-term input feature (0.2) */
+  double slow_ema;     /* smoothing of the slow input feature (0.01) */
 } mp_lstm_config;
 
 mp_lstm_config mp_lstm_config_default(void);

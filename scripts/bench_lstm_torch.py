@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Same-size PyTorch reference for bench/bench_lstm (docs/BENCHMARKS.md).
 
-Times one training step of LAYERS independent torch.nn.LSTM(3, HID) +
+Times one training step of LAYERS independent torch.nn.LSTM(4, HID) +
 nn.Linear(HID, 1) models (one per MoE layer, like the C predictor): forward
-over a [T][BATCH][3] window from a zero state, the masked MSE of
+over a [T][BATCH][4] window from a zero state, the masked MSE of
 predict/lstm_net.h (first BURN_IN steps masked), backward, torch.optim.Adam,
 and, separately, one forecast-sized forward (no grad) of EXPERTS sequences.
 Median of REPEATS runs after one warm-up run, float32, at the thread count
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-IN, HID, T, BURN_IN = 3, 16, 32, 8
+IN, HID, T, BURN_IN = 4, 16, 32, 8
 
 
 def main():
