@@ -55,9 +55,10 @@ int main(int argc, char **argv) {
   }
   const mp_lstm_config cfg = mp_lstm_config_default();
   const int T = cfg.bptt, H = cfg.hidden, IN = 4; /* the predictor's input features */
-  printf("lstm bench: %d layers, %d experts, input %d, hidden %d, T %d, training batch %d, "
-         "OpenBLAS threads %d\n",
-         L, E, IN, H, T, BATCH, openblas_get_num_threads());
+  printf(
+      "lstm bench: %d layers, %d experts, input %d, hidden %d, T %d, training batch %d, "
+      "OpenBLAS threads %d\n",
+      L, E, IN, H, T, BATCH, openblas_get_num_threads());
 
   /* 1. Raw training step: L nets, random inputs and targets. */
   mp_lstm_net **nets = calloc((size_t)L, sizeof *nets);
@@ -72,7 +73,7 @@ int main(int argc, char **argv) {
   for (int l = 0; l < L; l++)
     if (mp_lstm_net_create(&nets[l], IN, H, BATCH, T, (uint64_t)l) != 0) return 1;
   double *ts = malloc((size_t)R * sizeof *ts), loss = 0.0; /* loss: keeps the work live */
-  for (int r = 0; r < R + 1; r++) { /* first run warms up */
+  for (int r = 0; r < R + 1; r++) {                        /* first run warms up */
     const double t0 = mp_now_s();
     for (int l = 0; l < L; l++) {
       mp_lstm_net_forward(nets[l], x, BATCH, T, NULL);
@@ -83,9 +84,10 @@ int main(int argc, char **argv) {
     if (r > 0) ts[r - 1] = mp_now_s() - t0;
   }
   const double t_train = median(ts, R);
-  printf("train_step (fwd+bwd+adam, %d layers x batch %d x T %d): %.3f ms  (%.1f us per layer)  "
-         "[mean loss %.3g]\n",
-         L, BATCH, T, 1e3 * t_train, 1e6 * t_train / L, loss / ((R + 1.0) * L));
+  printf(
+      "train_step (fwd+bwd+adam, %d layers x batch %d x T %d): %.3f ms  (%.1f us per layer)  "
+      "[mean loss %.3g]\n",
+      L, BATCH, T, 1e3 * t_train, 1e6 * t_train / L, loss / ((R + 1.0) * L));
   for (int l = 0; l < L; l++) mp_lstm_net_destroy(nets[l]);
   free(nets);
 
@@ -112,10 +114,11 @@ int main(int argc, char **argv) {
     if (r > 0) ts[r - 1] = mp_now_s() - t0;
   }
   const double t_fc = median(ts, R);
-  printf("forecast (%d layers x %d experts, horizon %d windows): %.3f ms  (%.1f us per layer)  "
-         "[mean trust %.2f: %s]\n",
-         L, E, horizon, 1e3 * t_fc, 1e6 * t_fc / L, trust,
-         trust > 0 ? "net forward included" : "baseline only");
+  printf(
+      "forecast (%d layers x %d experts, horizon %d windows): %.3f ms  (%.1f us per layer)  "
+      "[mean trust %.2f: %s]\n",
+      L, E, horizon, 1e3 * t_fc, 1e6 * t_fc / L, trust,
+      trust > 0 ? "net forward included" : "baseline only");
   /* observe: baseline update, the default training steps, prediction log. */
   for (int r = 0; r < R + 1; r++) {
     const double t0 = mp_now_s();
@@ -126,9 +129,17 @@ int main(int argc, char **argv) {
     if (r > 0) ts[r - 1] = mp_now_s() - t0;
   }
   const double t_obs = median(ts, R);
-  printf("observe (%d layers, %d training steps + 1 logged prediction each): %.3f ms  (%.1f us per layer)\n", L,
-         cfg.train_steps, 1e3 * t_obs, 1e6 * t_obs / L);
+  printf(
+      "observe (%d layers, %d training steps + 1 logged prediction each): %.3f ms  (%.1f us per "
+      "layer)\n",
+      L, cfg.train_steps, 1e3 * t_obs, 1e6 * t_obs / L);
   for (int l = 0; l < L; l++) mp_lstm_ops.destroy(st[l]);
-  free(st); free(p); free(f); free(x); free(tg); free(mk); free(ts);
+  free(st);
+  free(p);
+  free(f);
+  free(x);
+  free(tg);
+  free(mk);
+  free(ts);
   return 0;
 }

@@ -58,15 +58,16 @@ int main(int argc, char **argv) {
       fprintf(stderr, "%s: bad override '%s' (KEY=VALUE)\n", argv[0], argv[i]);
       return 2;
     }
-#define SET(field, type)                              \
-  if (!strcmp(key, #field)) {                         \
-    cfg.field = (type)v;                              \
-    continue;                                         \
+#define SET(field, type)      \
+  if (!strcmp(key, #field)) { \
+    cfg.field = (type)v;      \
+    continue;                 \
   }
-    SET(hidden, int) SET(bptt, int) SET(burn_in, int) SET(history, int) SET(baseline, int)
-    SET(max_batch, int) SET(train_steps, int) SET(lr, float) SET(ema, double) SET(slow_ema, double)
+    SET(hidden, int)
+    SET(bptt, int) SET(burn_in, int) SET(history, int) SET(baseline, int) SET(max_batch, int)
+        SET(train_steps, int) SET(lr, float) SET(ema, double) SET(slow_ema, double)
 #undef SET
-    fprintf(stderr, "%s: unknown config key '%s'\n", argv[0], key);
+            fprintf(stderr, "%s: unknown config key '%s'\n", argv[0], key);
     return 2;
   }
   if (H <= 0 || W <= 0 || H % W) {
@@ -143,9 +144,10 @@ int main(int argc, char **argv) {
     trust += mp_lstm_trust(st) / L;
     mp_lstm_ops.destroy(st);
   }
-  printf("trace %s: %d layers x %d experts, %zu windows of %d steps, horizon %d steps "
-         "(%d windows), origins in the second half: %ld\n",
-         argv[1], L, E, nw, W, H, h, n_fc / (L > 0 ? L : 1));
+  printf(
+      "trace %s: %d layers x %d experts, %zu windows of %d steps, horizon %d steps "
+      "(%d windows), origins in the second half: %ld\n",
+      argv[1], L, E, nw, W, H, h, n_fc / (L > 0 ? L : 1));
   printf("%-24s %10s %10s %14s %14s\n", "predictor", "mape_%", "mae_pp", "1st-half mape",
          "1st-half mae");
   const char *names[3] = {"lstm", "last", "baseline (mean, K win.)"};
@@ -156,6 +158,11 @@ int main(int argc, char **argv) {
            100 * sc[i][1].ae / sc[i][1].n_ae);
   printf("mean final trust %.3f; mean observe %.1f us, forecast %.1f us per layer\n", trust,
          1e6 * t_obs / ((double)nw * L), 1e6 * t_fc / (n_fc > 0 ? n_fc : 1));
-  free(cnt); free(tot); free(p); free(f); free(a); free(b);
+  free(cnt);
+  free(tot);
+  free(p);
+  free(f);
+  free(a);
+  free(b);
   return 0;
 }

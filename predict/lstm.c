@@ -49,10 +49,10 @@ typedef struct lstm_state {
   /* Ring buffers over windows, slot = window index % history: [N][E]:
    * proportions, baseline, short EMA, slow EMA. */
   float *p, *base, *ema, *slow;
-  long count;           /* windows observed so far */
-  int horizon;          /* training horizon (windows) */
+  long count;                  /* windows observed so far */
+  int horizon;                 /* training horizon (windows) */
   double trust_num, trust_den; /* EMAs of <r_hat, r> and <r_hat, r_hat> */
-  double *base_sum;     /* [E] running sum of p over the baseline windows */
+  double *base_sum;            /* [E] running sum of p over the baseline windows */
   /* Log of out-of-sample predictions, slot = window % history:
    * log_r [N][Bm] r_hat of experts log_ids [N][Bm], made with horizon
    * log_h[N] at window log_w[N] (-1: empty). */
@@ -61,8 +61,8 @@ typedef struct lstm_state {
   long *log_w;
   /* Scratch: x [T][B][IN], target [T][B], mask [T][B], y [T][B], expert ids [E] */
   float *x, *target, *mask, *y;
-  int *ids;       /* [E] experts of a training step (shuffled) */
-  int *seq_ids;   /* [E] 0 .. E-1, forecast chunks */
+  int *ids;     /* [E] experts of a training step (shuffled) */
+  int *seq_ids; /* [E] 0 .. E-1, forecast chunks */
 } lstm_state;
 
 mp_lstm_config mp_lstm_config_default(void) {
@@ -150,9 +150,9 @@ int mp_lstm_create_config(void **state, int experts, uint64_t seed, const mp_lst
   s->log_h = malloc((size_t)cfg->history * sizeof(int));
   s->log_n = calloc((size_t)cfg->history, sizeof(int));
   s->log_w = malloc((size_t)cfg->history * sizeof(long));
-  if (!s->p || !s->base || !s->ema || !s->slow || !s->x || !s->target || !s->mask || !s->y || !s->ids ||
-      !s->seq_ids || !s->base_sum || !s->log_r || !s->log_ids || !s->log_h || !s->log_n ||
-      !s->log_w) {
+  if (!s->p || !s->base || !s->ema || !s->slow || !s->x || !s->target || !s->mask || !s->y ||
+      !s->ids || !s->seq_ids || !s->base_sum || !s->log_r || !s->log_ids || !s->log_h ||
+      !s->log_n || !s->log_w) {
     lstm_destroy(s);
     return mp_fail(MOEPLACE_ERR_NOMEM, "lstm: out of memory for %d experts", experts);
   }
@@ -260,8 +260,7 @@ int mp_lstm_train_now(void *state, int steps, double *loss) {
   lstm_state *s = state;
   const long hi = newest_trainable(s);
   if (hi < 0)
-    return mp_fail(MOEPLACE_ERR_STATE, "lstm: not enough history to train (%ld windows)",
-                   s->count);
+    return mp_fail(MOEPLACE_ERR_STATE, "lstm: not enough history to train (%ld windows)", s->count);
   const long lo = oldest_trainable(s);
   double l = 0.0;
   for (int i = 0; i < steps; i++) {

@@ -38,7 +38,8 @@ typedef int32_t vi __attribute__((vector_size(4 * MP_LSTM_LANES)));
 /* The forward pass is compiled twice where the toolchain can dispatch at load
  * time: for AVX2 (the 8 lanes in one register) and for the x86-64 baseline
  * (the same 8-lane code as two SSE halves); the arithmetic is identical. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
 #define MP_LSTM_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define MP_LSTM_CLONES
@@ -106,8 +107,7 @@ void mp_lstm_net_destroy(mp_lstm_net *net) {
   free(net);
 }
 
-int mp_lstm_net_create(mp_lstm_net **out, int in, int hid, int max_b, int max_t,
-                       uint64_t seed) {
+int mp_lstm_net_create(mp_lstm_net **out, int in, int hid, int max_b, int max_t, uint64_t seed) {
   *out = NULL;
   if (in <= 0 || hid <= 0 || max_b <= 0 || max_t <= 0)
     return mp_fail(MOEPLACE_ERR_ARG, "lstm net: sizes must be > 0 (in %d, hid %d, batch %d, T %d)",
@@ -139,11 +139,11 @@ int mp_lstm_net_create(mp_lstm_net **out, int in, int hid, int max_b, int max_t,
   n->dxh = malloc(B * IH * sizeof(float));
   n->dh = malloc(B * H * sizeof(float));
   n->dc = malloc(B * H * sizeof(float));
-  if (!n->params || !n->grads || !n->adam_m || !n->adam_v || !n->xh || !n->act || !n->c ||
-      !n->tc || !n->h || !n->y || !n->dz || !n->dxh || !n->dh || !n->dc) {
+  if (!n->params || !n->grads || !n->adam_m || !n->adam_v || !n->xh || !n->act || !n->c || !n->tc ||
+      !n->h || !n->y || !n->dz || !n->dxh || !n->dh || !n->dc) {
     mp_lstm_net_destroy(n);
-    return mp_fail(MOEPLACE_ERR_NOMEM, "lstm net: out of memory (batch %d, T %d, hid %d)",
-                   max_b, max_t, hid);
+    return mp_fail(MOEPLACE_ERR_NOMEM, "lstm net: out of memory (batch %d, T %d, hid %d)", max_b,
+                   max_t, hid);
   }
   /* PyTorch's nn.LSTM init: every weight and bias U(-k, k), k = 1/sqrt(H).
    * The two PyTorch biases add up, so b is the sum of two such draws. The
@@ -154,32 +154,31 @@ int mp_lstm_net_create(mp_lstm_net **out, int in, int hid, int max_b, int max_t,
   for (size_t j = 0; j < n->off_b; j++)
     n->params[j] = (float)((2.0 * mp_lstm_rand_uniform(&rng) - 1.0) * k);
   for (size_t j = 0; j < G; j++)
-    n->params[n->off_b + j] =
-        (float)((2.0 * mp_lstm_rand_uniform(&rng) - 1.0) * k +
-                (2.0 * mp_lstm_rand_uniform(&rng) - 1.0) * k);
+    n->params[n->off_b + j] = (float)((2.0 * mp_lstm_rand_uniform(&rng) - 1.0) * k +
+                                      (2.0 * mp_lstm_rand_uniform(&rng) - 1.0) * k);
   *out = n;
   return MOEPLACE_OK;
 }
 
 MP_LSTM_CLONES int mp_lstm_net_forward(mp_lstm_net *net, const float *x, int B, int T, float *y) {
   if (B <= 0 || T <= 0 || B > net->max_b || T > net->max_t)
-    return mp_fail(MOEPLACE_ERR_ARG, "lstm forward: batch %d / T %d outside capacity %d / %d",
-                   B, T, net->max_b, net->max_t);
+    return mp_fail(MOEPLACE_ERR_ARG, "lstm forward: batch %d / T %d outside capacity %d / %d", B, T,
+                   net->max_b, net->max_t);
   const int in = net->in, H = net->hid, IH = in + H, G = 4 * H;
-  const float *W = net->params + net->off_w;     /* [IH][G] */
-  const float *bias = net->params + net->off_b;  /* [G] */
+  const float *W = net->params + net->off_w;       /* [IH][G] */
+  const float *bias = net->params + net->off_b;    /* [G] */
   const float *wout = net->params + net->off_wout; /* [H] */
   const float bout = net->params[net->off_bout];
   memset(net->c, 0, (size_t)B * H * sizeof(float)); /* c[0] = 0 */
   for (int t = 0; t < T; t++) {
-    float *xh_t = net->xh + (size_t)t * B * IH;          /* [B][IH] */
-    float *act_t = net->act + (size_t)t * B * G;         /* [B][G] */
-    const float *cprev = net->c + (size_t)t * B * H;     /* [B][H] */
-    float *c_t = net->c + (size_t)(t + 1) * B * H;       /* [B][H] */
+    float *xh_t = net->xh + (size_t)t * B * IH;      /* [B][IH] */
+    float *act_t = net->act + (size_t)t * B * G;     /* [B][G] */
+    const float *cprev = net->c + (size_t)t * B * H; /* [B][H] */
+    float *c_t = net->c + (size_t)(t + 1) * B * H;   /* [B][H] */
     float *tc_t = net->tc + (size_t)t * B * H;
     float *h_t = net->h + (size_t)t * B * H;
     const float *hprev = t > 0 ? net->h + (size_t)(t - 1) * B * H : NULL;
-    const float *x_t = x + (size_t)t * B * in;           /* [B][in] */
+    const float *x_t = x + (size_t)t * B * in; /* [B][in] */
     for (int b = 0; b < B; b++) {
       memcpy(xh_t + (size_t)b * IH, x_t + (size_t)b * in, (size_t)in * sizeof(float));
       if (hprev)
@@ -268,16 +267,15 @@ double mp_lstm_net_loss(const mp_lstm_net *net, const float *target, const float
   return s / tot;
 }
 
-double mp_lstm_net_backward(mp_lstm_net *net, const float *target, const float *mask,
-                            float *dx) {
+double mp_lstm_net_backward(mp_lstm_net *net, const float *target, const float *mask, float *dx) {
   const int B = net->last_b, T = net->last_t;
   const int in = net->in, H = net->hid, IH = in + H, G = 4 * H;
   const float *W = net->params + net->off_w;
   const float *wout = net->params + net->off_wout;
-  float *dW = net->grads + net->off_w;        /* [IH][G] */
-  float *db = net->grads + net->off_b;        /* [G] */
-  float *dwout = net->grads + net->off_wout;  /* [H] */
-  float *dbout = net->grads + net->off_bout;  /* [1] */
+  float *dW = net->grads + net->off_w;       /* [IH][G] */
+  float *db = net->grads + net->off_b;       /* [G] */
+  float *dwout = net->grads + net->off_wout; /* [H] */
+  float *dbout = net->grads + net->off_bout; /* [1] */
   const double loss = mp_lstm_net_loss(net, target, mask);
   const double tot = mask_total(mask, (size_t)T * B);
   const float scale = tot > 0.0 ? (float)(2.0 / tot) : 0.0f;
@@ -292,13 +290,14 @@ double mp_lstm_net_backward(mp_lstm_net *net, const float *target, const float *
     for (int b = 0; b < B; b++) {
       const size_t i = (size_t)t * B + b;
       /* dL/dy for this output. */
-      const float dy = mask && mask[i] == 0.0f ? 0.0f
-                       : scale * (mask ? mask[i] : 1.0f) * (net->y[i] - target[i]);
+      const float dy = mask && mask[i] == 0.0f
+                           ? 0.0f
+                           : scale * (mask ? mask[i] : 1.0f) * (net->y[i] - target[i]);
       *dbout += dy;
       const float *a = act_t + (size_t)b * G;
       float *dzb = net->dz + (size_t)b * G;
-      float *dhb = net->dh + (size_t)b * H;  /* in: from t+1, out: unused */
-      float *dcb = net->dc + (size_t)b * H;  /* in: from t+1, out: to t-1 */
+      float *dhb = net->dh + (size_t)b * H; /* in: from t+1, out: unused */
+      float *dcb = net->dc + (size_t)b * H; /* in: from t+1, out: to t-1 */
       for (int j = 0; j < H; j++) {
         const float hh = h_t[(size_t)b * H + j];
         dwout[j] += dy * hh;
@@ -306,17 +305,17 @@ double mp_lstm_net_backward(mp_lstm_net *net, const float *target, const float *
         const float ig = a[j], fg = a[H + j], gg = a[2 * H + j], og = a[3 * H + j];
         const float tcc = tc_t[(size_t)b * H + j];
         const float dcj = dhj * og * (1.0f - tcc * tcc) + dcb[j];
-        dzb[j] = dcj * gg * ig * (1.0f - ig);                       /* input gate */
+        dzb[j] = dcj * gg * ig * (1.0f - ig);                           /* input gate */
         dzb[H + j] = dcj * cprev[(size_t)b * H + j] * fg * (1.0f - fg); /* forget */
-        dzb[2 * H + j] = dcj * ig * (1.0f - gg * gg);                /* candidate */
-        dzb[3 * H + j] = dhj * tcc * og * (1.0f - og);               /* output gate */
+        dzb[2 * H + j] = dcj * ig * (1.0f - gg * gg);                   /* candidate */
+        dzb[3 * H + j] = dhj * tcc * og * (1.0f - og);                  /* output gate */
         dcb[j] = dcj * fg;
       }
       for (int j = 0; j < G; j++) db[j] += dzb[j];
     }
     /* dW[IH][G] += xh_t^T[IH][B] @ dz[B][G] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IH, G, B, 1.0f, xh_t, IH, net->dz, G,
-                1.0f, dW, G);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IH, G, B, 1.0f, xh_t, IH, net->dz, G, 1.0f,
+                dW, G);
     /* dxh[B][IH] = dz[B][G] @ W^T[G][IH] */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, IH, G, 1.0f, net->dz, G, W, G, 0.0f,
                 net->dxh, IH);

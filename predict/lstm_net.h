@@ -21,8 +21,8 @@
 #include <stdint.h>
 
 typedef struct mp_lstm_net {
-  int in, hid;          /* input size, hidden size H */
-  int max_b, max_t;     /* capacity of the activation buffers */
+  int in, hid;      /* input size, hidden size H */
+  int max_b, max_t; /* capacity of the activation buffers */
   size_t n_params;
   /* Flat parameters, in this order (offsets below):
    *   W     [(in+H)][4H]   row-major, columns i|f|g|o blocks of H
@@ -31,19 +31,19 @@ typedef struct mp_lstm_net {
    *   b_out [1] */
   float *params, *grads, *adam_m, *adam_v;
   size_t off_w, off_b, off_wout, off_bout;
-  long adam_t;          /* Adam step counter (bias correction) */
+  long adam_t; /* Adam step counter (bias correction) */
   /* Activations of the last forward pass, kept for backward. */
-  float *xh;            /* [T][B][in+H]  concatenated input and previous h */
-  float *act;           /* [T][B][4H]    gate activations i,f,g,o (post-nonlinearity) */
-  float *c;             /* [T+1][B][H]   cell state, c[0] = 0 */
-  float *tc;            /* [T][B][H]     tanh(c_t) */
-  float *h;             /* [T][B][H]     hidden state */
-  float *y;             /* [T][B]        head outputs */
+  float *xh;  /* [T][B][in+H]  concatenated input and previous h */
+  float *act; /* [T][B][4H]    gate activations i,f,g,o (post-nonlinearity) */
+  float *c;   /* [T+1][B][H]   cell state, c[0] = 0 */
+  float *tc;  /* [T][B][H]     tanh(c_t) */
+  float *h;   /* [T][B][H]     hidden state */
+  float *y;   /* [T][B]        head outputs */
   /* Scratch for backward. */
-  float *dz;            /* [B][4H] */
-  float *dxh;           /* [B][in+H] */
-  float *dh, *dc;       /* [B][H] each: gradient flowing from t+1 */
-  int last_b, last_t;   /* shape of the last forward pass */
+  float *dz;          /* [B][4H] */
+  float *dxh;         /* [B][in+H] */
+  float *dh, *dc;     /* [B][H] each: gradient flowing from t+1 */
+  int last_b, last_t; /* shape of the last forward pass */
 } mp_lstm_net;
 
 /* Allocates a net for batches up to max_b and sequences up to max_t and
@@ -60,8 +60,7 @@ int mp_lstm_net_forward(mp_lstm_net *net, const float *x, int B, int T, float *y
  * (NULL = all ones). Returns the loss; accumulates (+=) parameter gradients
  * into net->grads and, when dx != NULL, writes the input gradient dx:
  * [T][B][in]. Call mp_lstm_net_zero_grad() first. */
-double mp_lstm_net_backward(mp_lstm_net *net, const float *target, const float *mask,
-                            float *dx);
+double mp_lstm_net_backward(mp_lstm_net *net, const float *target, const float *mask, float *dx);
 void mp_lstm_net_zero_grad(mp_lstm_net *net);
 
 /* Loss only, from the last forward pass (same definition as backward). */

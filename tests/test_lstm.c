@@ -40,7 +40,9 @@ static double *get_array(const char *key, size_t expect) {
   return v;
 }
 
-static int get_int(const char *key) { return (int)json_integer_value(json_object_get(fixture, key)); }
+static int get_int(const char *key) {
+  return (int)json_integer_value(json_object_get(fixture, key));
+}
 
 static void assert_close(const char *what, size_t i, double got, double ref) {
   const double tol = FIX_REL * fmax(fabs(ref), FIX_FLOOR);
@@ -56,7 +58,8 @@ START_TEST(test_fixture_forward_backward) {
   const int G = 4 * H;
   mp_lstm_net *net;
   ck_assert_int_eq(mp_lstm_net_create(&net, in, H, B, T, 1), 0);
-  double *wih = get_array("weight_ih", (size_t)G * in), *whh = get_array("weight_hh", (size_t)G * H);
+  double *wih = get_array("weight_ih", (size_t)G * in),
+         *whh = get_array("weight_hh", (size_t)G * H);
   double *bih = get_array("bias_ih", G), *bhh = get_array("bias_hh", G);
   double *hw = get_array("head_weight", H), *hb = get_array("head_bias", 1);
   /* PyTorch weight_ih: [4H][in], weight_hh: [4H][H]; ours W: [in+H][4H]. */
@@ -93,7 +96,8 @@ START_TEST(test_fixture_forward_backward) {
   const float *dW = net->grads + net->off_w;
   for (int j = 0; j < G; j++) {
     for (int k = 0; k < in; k++)
-      assert_close("grad_weight_ih", (size_t)j * in + k, dW[(size_t)k * G + j], gwih[(size_t)j * in + k]);
+      assert_close("grad_weight_ih", (size_t)j * in + k, dW[(size_t)k * G + j],
+                   gwih[(size_t)j * in + k]);
     for (int k = 0; k < H; k++)
       assert_close("grad_weight_hh", (size_t)j * H + k, dW[(size_t)(in + k) * G + j],
                    gwhh[(size_t)j * H + k]);
@@ -101,13 +105,33 @@ START_TEST(test_fixture_forward_backward) {
     assert_close("grad_bias_ih", (size_t)j, net->grads[net->off_b + j], gbih[j]);
     assert_close("grad_bias_hh", (size_t)j, net->grads[net->off_b + j], gbhh[j]);
   }
-  for (int k = 0; k < H; k++) assert_close("grad_head_weight", (size_t)k, net->grads[net->off_wout + k], ghw[k]);
+  for (int k = 0; k < H; k++)
+    assert_close("grad_head_weight", (size_t)k, net->grads[net->off_wout + k], ghw[k]);
   assert_close("grad_head_bias", 0, net->grads[net->off_bout], ghb[0]);
   for (size_t i = 0; i < n * in; i++) assert_close("grad_x", i, dx[i], gx[i]);
 
-  free(wih); free(whh); free(bih); free(bhh); free(hw); free(hb);
-  free(xd); free(td); free(md); free(yref); free(gwih); free(gwhh); free(gbih); free(gbhh);
-  free(ghw); free(ghb); free(gx); free(x); free(tg); free(mk); free(y); free(dx);
+  free(wih);
+  free(whh);
+  free(bih);
+  free(bhh);
+  free(hw);
+  free(hb);
+  free(xd);
+  free(td);
+  free(md);
+  free(yref);
+  free(gwih);
+  free(gwhh);
+  free(gbih);
+  free(gbhh);
+  free(ghw);
+  free(ghb);
+  free(gx);
+  free(x);
+  free(tg);
+  free(mk);
+  free(y);
+  free(dx);
   mp_lstm_net_destroy(net);
   json_decref(fixture);
   fprintf(stderr, "lstm fixture: worst |C - torch| = %.3g of the tolerance\n", fix_worst);
@@ -163,7 +187,8 @@ START_TEST(test_adam_first_step) {
   ck_assert_int_eq(mp_lstm_net_create(&net, 2, 3, 1, 1, 3), 0);
   float *before = malloc(net->n_params * sizeof *before);
   memcpy(before, net->params, net->n_params * sizeof *before);
-  for (size_t p = 0; p < net->n_params; p++) net->grads[p] = (p % 3 == 0) ? 0.0f : (p % 2 ? 0.5f : -2.0f);
+  for (size_t p = 0; p < net->n_params; p++)
+    net->grads[p] = (p % 3 == 0) ? 0.0f : (p % 2 ? 0.5f : -2.0f);
   const double norm = mp_lstm_net_adam(net, 0.01f, 0.0f);
   ck_assert(norm > 0.0);
   for (size_t p = 0; p < net->n_params; p++) {
@@ -217,7 +242,9 @@ static void run_series(void *st, int E, int windows, series_fn gen, int horizon,
 }
 
 static double gen_const(int w, int e, int E) { return 1.0; }
-static double gen_zero_expert(int w, int e, int E) { return e == 1 ? 0.0 : 1.0 + 0.5 * sin(0.3 * w + e); }
+static double gen_zero_expert(int w, int e, int E) {
+  return e == 1 ? 0.0 : 1.0 + 0.5 * sin(0.3 * w + e);
+}
 static double gen_one_hot(int w, int e, int E) { return e == 0 ? 1.0 : 0.0; }
 static double gen_noisy(int w, int e, int E) {
   uint64_t s = (uint64_t)w * 1000003u + (uint64_t)e;
