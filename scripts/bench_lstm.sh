@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the LSTM benchmark (bench/bench_lstm, built by `make check`) and the
 # same-size PyTorch reference (scripts/bench_lstm_torch.py) in the same run,
-# and prints the ratios torch time / C time (> 1: the C code is faster).
+# and prints the ratios torch time / C time (> 1: the C code is faster),
+# from the minimum over the repeats of each.
 #   scripts/bench_lstm.sh [BUILD_DIR=.] [LAYERS=64] [EXPERTS=256] [BATCH=64] [REPEATS=5]
 # C: OpenBLAS with 1 thread and with its default; torch: 1 thread, its
 # default, and one thread per core. Figures: docs/BENCHMARKS.md.
@@ -16,7 +17,8 @@ if [ ! -x "$bench" ]; then
   echo "bench_lstm.sh: $bench not found (run 'make check' in the build directory first)" >&2
   exit 2
 fi
-ms() { sed -n "s/^.*$1[^:]*: \([0-9.]*\) ms.*$/\1/p" | head -1; }
+# The minimum of the repeats (least disturbed by other load) of a named figure.
+ms() { sed -n "s/^.*$1[^:]*: min \([0-9.]*\) ms.*$/\1/p" | head -1; }
 c1=$(OPENBLAS_NUM_THREADS=1 "$bench" $args); echo "$c1"
 cd_=$("$bench" $args); echo "$cd_"
 for tt in 1 0 "$(nproc)"; do

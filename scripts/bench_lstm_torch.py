@@ -6,7 +6,7 @@ nn.Linear(HID, 1) models (one per MoE layer, like the C predictor): forward
 over a [T][BATCH][4] window from a zero state, the masked MSE of
 predict/lstm_net.h (first BURN_IN steps masked), backward, torch.optim.Adam,
 and, separately, one forecast-sized forward (no grad) of EXPERTS sequences.
-Median of REPEATS runs after one warm-up run, float32, at the thread count
+Minimum and median of REPEATS runs after one warm-up run, float32, at the thread count
 given (default: torch's default).
 
 Usage: scripts/bench_lstm_torch.py [--threads N] [LAYERS EXPERTS BATCH REPEATS]
@@ -67,13 +67,14 @@ def main():
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)
-        return statistics.median(ts)
+        return min(ts), statistics.median(ts)
 
-    tt, tf = timed(train_all), timed(forecast_all)
-    print(f"torch {torch.__version__} threads {torch.get_num_threads()}: "
-          f"train_step ({a.layers} layers x batch {a.batch} x T {T}): {tt * 1e3:.3f} ms "
-          f"({tt * 1e6 / a.layers:.1f} us per layer); "
-          f"forecast forward ({a.layers} layers x {a.experts} experts): {tf * 1e3:.3f} ms")
+    (tt, tt_med), (tf, tf_med) = timed(train_all), timed(forecast_all)
+    print(f"torch {torch.__version__} threads {torch.get_num_threads()}:\n"
+          f"torch train_step ({a.layers} layers x batch {a.batch} x T {T}): min {tt * 1e3:.3f} ms, "
+          f"median {tt_med * 1e3:.3f} ms  ({tt * 1e6 / a.layers:.1f} us per layer)\n"
+          f"torch forecast forward ({a.layers} layers x {a.experts} experts): "
+          f"min {tf * 1e3:.3f} ms, median {tf_med * 1e3:.3f} ms")
 
 
 if __name__ == "__main__":
