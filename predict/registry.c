@@ -4,11 +4,12 @@
 
 #include "common/error.h"
 #include "predict/auto.h"
+#include "predict/lstm.h"
 #include "predict/sw_avg.h"
 
 /* Order: the reference first, the blend last (auto blends everything between). */
 static const mp_predictor_ops *const methods[] = {&mp_last_ops, &mp_sw_avg_ops, &mp_arima_ops,
-                                                  &mp_auto_ops};
+                                                  &mp_lstm_ops, &mp_auto_ops};
 
 void mp_predict_params_default(mp_predict_params *prm) {
   prm->sw_avg_k = MP_SW_AVG_DEFAULT_K;
