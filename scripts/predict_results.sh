@@ -25,14 +25,15 @@ for t in ("pycode-L4-E16-top2", "perl-L4-E8-top1"):
         d = json.load(open(os.path.join(out, "%s-%d.json" % (t, h))))
         p = d["predictors"]
         print("\n**%s, W = %d, H = %d** (%d origins)\n" % (t, d["window"], h, p["last"]["origins"]))
-        print("| predictor | mape % | mape transient % | mape stable % | mae_pp | mae_pp stable | forecast_us |")
-        print("|---|---|---|---|---|---|---|")
+        print("| predictor | mape % | mape transient % | mape stable % | mae_pp | mae_pp transient | mae_pp stable | forecast_us | observe_us |")
+        print("|---|---|---|---|---|---|---|---|---|")
         best = min(v["mape"] for k, v in p.items() if k not in ("last", "auto"))
         f = lambda x: "-" if x is None else "%.3f" % x
         for k, v in p.items():
             name = "**%s**" % k if v["mape"] <= min(w["mape"] for w in p.values()) else k
-            print("| %s | %s | %s | %s | %.4f | %s | %.0f |" % (name, f(v["mape"]), f(v["mape_transient"]),
-                  f(v["mape_stable"]), v["mae_pp"], f(v["mae_pp_stable"]), v["forecast_us"]))
+            print("| %s | %s | %s | %s | %.4f | %s | %s | %.0f | %.0f |" % (name, f(v["mape"]), f(v["mape_transient"]),
+                  f(v["mape_stable"]), v["mae_pp"], f(v["mae_pp_transient"]), f(v["mae_pp_stable"]),
+                  v["forecast_us"], v["observe_us"]))
         print("\nauto vs best single predictor: %+.1f%% mape" % (100 * (p["auto"]["mape"] / best - 1)))
         if h == 1000:
             print("\nState changes (step:state; every layer starts transient):\n")

@@ -85,8 +85,8 @@ typedef struct score {
   double ape[3], ae[3];
   int64_t n_ape[3], n_ae[3], skipped;
   int64_t origins;
-  double forecast_s;
-  int64_t forecasts;
+  double forecast_s, observe_s;
+  int64_t forecasts, observes;
 } score;
 
 static double pct(double s, int64_t n) { return n ? 100.0 * s / (double)n : NAN; }
@@ -269,11 +269,15 @@ static int run_backtest(const options *o) {
   const int64_t n_origins = N - Hw - n0 + 1;
   for (int n = 1; n <= N - Hw; n++) { // n = windows observed
     const double *win = s.props + (size_t)(n - 1) * LE;
-    for (int i = 0; i < np; i++)
+    for (int i = 0; i < np; i++) {
+      const double t0 = mp_now_s();
       if ((rc = moeplace_forecaster_observe(fc[i], win)) < 0) {
         ret = cli_report(prog, rc);
         goto done;
       }
+      sc[i].observe_s += mp_now_s() - t0;
+      sc[i].observes += L;
+    }
     if ((rc = moeplace_state_detector_observe(det, win, changed)) < 0) {
       ret = cli_report(prog, rc);
       goto done;
@@ -365,14 +369,17 @@ static int run_backtest(const options *o) {
     printf("trace %s: %d windows of %d steps, %d layers x %d experts, horizon %d steps "
            "(%d windows), %" PRId64 " origins from step %" PRId64 "\n\n",
            o->trace, N, W, L, E, H, Hw, sc[0].origins, s.first_step + (int64_t)n0 * W - 1);
-    printf("%-10s %9s %12s %11s %9s %11s %10s %8s %12s\n", "predictor", "mape%", "mape_trans%",
-           "mape_stab%", "mae_pp", "mae_pp_tr", "mae_pp_st", "origins", "forecast_us");
+    printf("%-10s %9s %12s %11s %9s %11s %10s %8s %12s %11s\n", "predictor", "mape%", "mape_trans%",
+           "mape_stab%", "mae_pp", "mae_pp_tr", "mae_pp_st", "origins", "forecast_us", "observe_us");
     for (int i = 0; i < np; i++)
-      printf("%-10s %9.3f %12.3f %11.3f %9.4f %11.4f %10.4f %8" PRId64 " %12.1f\n", sc[i].name,
+      printf("%-10s %9.3f %12.3f %11.3f %9.4f %11.4f %10.4f %8" PRId64 " %12.1f %11.1f\n", sc[i].name,
              pct(sc[i].ape[2], sc[i].n_ape[2]), pct(sc[i].ape[0], sc[i].n_ape[0]),
              pct(sc[i].ape[1], sc[i].n_ape[1]), pct(sc[i].ae[2], sc[i].n_ae[2]),
              pct(sc[i].ae[0], sc[i].n_ae[0]), pct(sc[i].ae[1], sc[i].n_ae[1]), sc[i].origins,
-             1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1));
+             1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1),
+             1e6 * sc[i].observe_s / (double)(sc[i].observes ? sc[i].observes : 1));
+    printf("\nforecast_us: mean time of one forecast of one layer (all experts); observe_us:\n"
+           "of feeding one window to one layer (learning methods train there)\n");
     printf("\nstate changes (layers start transient):\n");
     for (int l = 0; l < L; l++) {
       printf("  layer %d:", l);
@@ -415,6 +422,8 @@ static int run_backtest(const options *o) {
       json_object_set_new(p, "layer_origins_stable", json_integer(sc[i].n_ae[1] / E));
       json_object_set_new(p, "forecast_us",
                           num(1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1)));
+      json_object_set_new(p, "observe_us",
+                          num(1e6 * sc[i].observe_s / (double)(sc[i].observes ? sc[i].observes : 1)));
       json_object_set_new(preds, sc[i].name, p);
     }
     json_object_set_new(root, "predictors", preds);
