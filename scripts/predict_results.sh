@@ -41,5 +41,22 @@ for t in ("pycode-L4-E16-top2", "perl-L4-E8-top1"):
                 ch = ", ".join("%d %s" % (c["step"], c["state"]) for c in s["changes"]) or "none (transient throughout)"
                 print("- layer %d: %s" % (s["layer"], ch))
 PY
+# Robustness: other windows and shorter traces (defaults otherwise).
+for t in pycode-L4-E16-top2 perl-L4-E8-top1; do
+  ./moeplace-predict --quiet --trace "$traces/$t.csv.gz" --window 20 --horizon 1000 --json "$out/$t-W20-1000.json"
+  ./moeplace-predict --quiet --trace "$here/../data/${t}-4k.csv.gz" --window 10 --horizon 500 --json "$out/$t-4k-500.json"
+done
+/usr/bin/python3 - "$out" <<'PY'
+import json, sys, os
+out = sys.argv[1]
+print("\n| run | last | sw_avg | arima | lstm | auto | auto vs best single |")
+print("|---|---|---|---|---|---|---|")
+for t in ("pycode-L4-E16-top2", "perl-L4-E8-top1"):
+    for tag, what in (("W20-1000", "W = 20, H = 1000"), ("4k-500", "first 4000 steps, W = 10, H = 500")):
+        p = json.load(open(os.path.join(out, "%s-%s.json" % (t, tag))))["predictors"]
+        best = min(v["mape"] for k, v in p.items() if k not in ("last", "auto"))
+        print("| %s, %s | %s | %+.1f%% |" % (t, what, " | ".join("%.2f" % p[k]["mape"] for k in
+              ("last", "sw_avg", "arima", "lstm", "auto")), 100 * (p["auto"]["mape"] / best - 1)))
+PY
 /usr/bin/python3 "$here/plot_predictions.py" "$out/series-pycode-L4-E16-top2-1000-L1.csv" \
   "$out/predict-pycode-L1-H1000.png" --json "$out/pycode-L4-E16-top2-1000.json" --layer 1 --experts 4
