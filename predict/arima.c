@@ -13,7 +13,7 @@ typedef struct arima_pred {
   int experts;
   mp_predict_history hist;
   mp_arima_fit *fit;    /* [experts] */
-  int64_t fitted_at;    /* window count at the last refit; -1: never */
+  int64_t *fitted_at;   /* [experts]: window count at each expert's last refit; -1: never */
   mp_arima_warm *warm;  /* [experts]: previous optimum of every order */
   double *series;       /* scratch: one expert's series, oldest first: [history] */
   double *path;         /* scratch: forecast path: [path_cap] */
@@ -37,6 +37,7 @@ static void arima_destroy(void *state) {
   mp_predict_history_free(&a->hist);
   free(a->fit);
   free(a->warm);
+  free(a->fitted_at);
   free(a->series);
   free(a->path);
   free(a);
@@ -60,12 +61,13 @@ int mp_arima_create_cfg(void **state, int experts, const mp_arima_config *cfg) {
   MP_CHECK_ALLOC(a);
   a->cfg = *cfg;
   a->experts = experts;
-  a->fitted_at = -1;
   int rc = mp_predict_history_init(&a->hist, cfg->history, experts);
   a->fit = calloc(experts, sizeof *a->fit);
   a->warm = calloc(experts, sizeof *a->warm);
+  a->fitted_at = malloc(experts * sizeof *a->fitted_at);
+  for (int e = 0; a->fitted_at && e < experts; e++) a->fitted_at[e] = -1;
   a->series = malloc((size_t)cfg->history * sizeof *a->series);
-  if (rc || !a->fit || !a->warm || !a->series) {
+  if (rc || !a->fit || !a->warm || !a->fitted_at || !a->series) {
     arima_destroy(a);
     return rc ? rc : mp_fail(MOEPLACE_ERR_NOMEM, "arima: out of memory");
   }
@@ -112,13 +114,17 @@ static int arima_forecast(void *state, int horizon_windows, double *out) {
     a->path_cap = horizon_windows;
   }
   const mp_arima_opts opts = {a->cfg.tol, a->cfg.max_iter, 0};
-  const int refit = a->fitted_at < 0 || a->hist.count - a->fitted_at >= a->cfg.refit_every;
+  const int64_t now = a->hist.count;
   for (int e = 0; e < E; e++) {
     gather(a, e, n);
-    if (refit) {
+    if (a->fitted_at[e] < 0 || now - a->fitted_at[e] >= a->cfg.refit_every) {
       int rc = mp_arima_select_warm(a->series, n, a->cfg.pmax, a->cfg.dmax, a->cfg.qmax, &opts,
                                     &a->warm[e], &a->fit[e]);
       if (rc) return rc;
+      // Stagger the refits: after the first (cold) fit, expert e is next due
+      // e % refit_every windows early, so that each later forecast refits
+      // about E / refit_every experts instead of all of them at once.
+      a->fitted_at[e] = a->fitted_at[e] < 0 ? now - e % a->cfg.refit_every : now;
     }
     int rc = mp_arima_forecast(&a->fit[e], a->series, n, horizon_windows, a->path);
     if (rc) return rc;
@@ -126,7 +132,6 @@ static int arima_forecast(void *state, int horizon_windows, double *out) {
     for (int j = 0; j < horizon_windows; j++) sum += a->path[j];
     out[e] = sum / horizon_windows;
   }
-  if (refit) a->fitted_at = a->hist.count;
   mp_normalize_proportions(out, E);
   return MOEPLACE_OK;
 }
