@@ -215,6 +215,33 @@ START_TEST(test_detector_hysteresis) {
 }
 END_TEST
 
+/* The forecaster reports its detector's state changes. */
+START_TEST(test_forecaster_states) {
+  moeplace_predict_config cfg;
+  moeplace_predict_config_default(&cfg, 2, 2);
+  cfg.method = "sw_avg";
+  cfg.detector = (moeplace_detector_config){.k = 3, .var_threshold = 1e-3, .range_threshold = 0.1,
+                                            .hysteresis = 1.5};
+  moeplace_forecaster *f;
+  ck_assert_int_eq(moeplace_forecaster_create(&f, &cfg), 0);
+  ck_assert_int_eq(moeplace_forecaster_state(f, 0), MOEPLACE_STATE_TRANSIENT);
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0), -1);
+  // layer 0 calm, layer 1 alternating: only layer 0 settles, after 2k - 1 windows
+  for (int t = 1; t <= 8; t++) {
+    double p[4] = {0.4, 0.6, t % 2 ? 0.9 : 0.1, t % 2 ? 0.1 : 0.9};
+    int n = moeplace_forecaster_observe(f, p);
+    ck_assert_int_eq(n, t == 2 * cfg.detector.k - 1 ? 1 : 0);
+  }
+  ck_assert_int_eq(moeplace_forecaster_state(f, 0), MOEPLACE_STATE_STABLE);
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0), 2 * cfg.detector.k - 1);
+  ck_assert_int_eq(moeplace_forecaster_state(f, 1), MOEPLACE_STATE_TRANSIENT);
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 1), -1);
+  ck_assert_int_lt(moeplace_forecaster_state(f, 2), 0);
+  ck_assert_str_eq(moeplace_layer_state_name(MOEPLACE_STATE_STABLE), "stable");
+  moeplace_forecaster_destroy(f);
+}
+END_TEST
+
 /* ---- ARIMA against statsmodels ------------------------------------------- */
 
 /* Tolerances. Both sides maximise the same exact likelihood; they differ in
@@ -474,6 +501,7 @@ static Suite *predict_suite(void) {
   tcase_add_test(tc, test_forecaster_all_zero_window);
   tcase_add_test(tc, test_sw_avg_exact);
   tcase_add_test(tc, test_detector_hysteresis);
+  tcase_add_test(tc, test_forecaster_states);
   tcase_add_test(tc, test_arima_vs_statsmodels);
   tcase_add_test(tc, test_arima_degenerate);
   tcase_add_test(tc, test_arima_warm_start);
