@@ -12,11 +12,11 @@ typedef struct arima_pred {
   mp_arima_config cfg;
   int experts;
   mp_predict_history hist;
-  mp_arima_fit *fit;    /* [experts] */
-  int64_t *fitted_at;   /* [experts]: window count at each expert's last refit; -1: never */
-  mp_arima_warm *warm;  /* [experts]: previous optimum of every order */
-  double *series;       /* scratch: one expert's series, oldest first: [history] */
-  double *path;         /* scratch: forecast path: [path_cap] */
+  mp_arima_fit *fit;   /* [experts] */
+  int64_t *fitted_at;  /* [experts]: window count at each expert's last refit; -1: never */
+  mp_arima_warm *warm; /* [experts]: previous optimum of every order */
+  double *series;      /* scratch: one expert's series, oldest first: [history] */
+  double *path;        /* scratch: forecast path: [path_cap] */
   int path_cap;
 } arima_pred;
 
@@ -53,8 +53,9 @@ int mp_arima_create_cfg(void **state, int experts, const mp_arima_config *cfg) {
                    cfg->history, cfg->refit_every, cfg->min_history);
   if (cfg->pmax < 0 || cfg->pmax > MP_ARIMA_MAX_P || cfg->qmax < 0 || cfg->qmax > MP_ARIMA_MAX_Q ||
       cfg->dmax < 0 || cfg->dmax > 1)
-    return mp_fail(MOEPLACE_ERR_ARG, "arima: order grid p<=%d, d<=%d, q<=%d outside p<=%d, d<=1, q<=%d",
-                   cfg->pmax, cfg->dmax, cfg->qmax, MP_ARIMA_MAX_P, MP_ARIMA_MAX_Q);
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "arima: order grid p<=%d, d<=%d, q<=%d outside p<=%d, d<=1, q<=%d", cfg->pmax,
+                   cfg->dmax, cfg->qmax, MP_ARIMA_MAX_P, MP_ARIMA_MAX_Q);
   if (!(cfg->tol > 0) || cfg->max_iter < 1)
     return mp_fail(MOEPLACE_ERR_ARG, "arima: tol must be > 0 and max_iter >= 1");
   arima_pred *a = calloc(1, sizeof *a);

@@ -11,12 +11,12 @@
 #include "predict/predictor.h"
 
 typedef struct mp_arima_config {
-  int history;     /* windows a model is fitted on (ring buffer size); default 200 */
-  int refit_every; /* windows between refits; default 10 */
-  int min_history; /* fewer windows than this: forecast their mean; default 16 */
+  int history;          /* windows a model is fitted on (ring buffer size); default 200 */
+  int refit_every;      /* windows between refits; default 10 */
+  int min_history;      /* fewer windows than this: forecast their mean; default 16 */
   int pmax, dmax, qmax; /* order grid; default 2, 1, 1 */
-  double tol;      /* Nelder-Mead simplex size tolerance; default 1e-3 */
-  int max_iter;    /* default 200 */
+  double tol;           /* Nelder-Mead simplex size tolerance; default 1e-3 */
+  int max_iter;         /* default 200 */
 } mp_arima_config;
 
 void mp_arima_config_default(mp_arima_config *cfg);

@@ -64,7 +64,8 @@ static int arma_initial_variance(const arma_sys *s, double P[MAXR][MAXR]) {
       int row = i * r + j;
       b[row] = s->R[i] * s->R[j];
       for (int k = 0; k < r; k++)
-        for (int l = 0; l < r; l++) A[row * m + k * r + l] = (row == k * r + l) - s->T[i][k] * s->T[j][l];
+        for (int l = 0; l < r; l++)
+          A[row * m + k * r + l] = (row == k * r + l) - s->T[i][k] * s->T[j][l];
     }
   gsl_matrix_view Av = gsl_matrix_view_array(A, m, m);
   gsl_vector_view bv = gsl_vector_view_array(b, m), xv = gsl_vector_view_array(x, m);
@@ -200,11 +201,11 @@ static int fit_order_from(const double *y, int n, int p, int d, int q, const mp_
                           const double *u0, double step0, mp_arima_fit *out) {
   if (!y || !out || !opts) return mp_fail(MOEPLACE_ERR_ARG, "arima: NULL argument");
   if (p < 0 || p > MP_ARIMA_MAX_P || q < 0 || q > MP_ARIMA_MAX_Q || d < 0 || d > 1)
-    return mp_fail(MOEPLACE_ERR_ARG, "arima: order (%d,%d,%d) outside p<=%d, d<=1, q<=%d", p, d,
-                   q, MP_ARIMA_MAX_P, MP_ARIMA_MAX_Q);
+    return mp_fail(MOEPLACE_ERR_ARG, "arima: order (%d,%d,%d) outside p<=%d, d<=1, q<=%d", p, d, q,
+                   MP_ARIMA_MAX_P, MP_ARIMA_MAX_Q);
   if (n < p + q + d + 3)
-    return mp_fail(MOEPLACE_ERR_ARG, "arima: %d observations are too few for order (%d,%d,%d)",
-                   n, p, d, q);
+    return mp_fail(MOEPLACE_ERR_ARG, "arima: %d observations are too few for order (%d,%d,%d)", n,
+                   p, d, q);
   if (n > 1000000) return mp_fail(MOEPLACE_ERR_ARG, "arima: series of %d values is too long", n);
   memset(out, 0, sizeof *out);
   out->p = p;
@@ -243,7 +244,8 @@ static int fit_order_from(const double *y, int n, int p, int d, int q, const mp_
     double stepd[MAXPAR];
     for (int i = 0; i < k; i++) stepd[i] = step0;
     gsl_vector_view sv = gsl_vector_view_array(stepd, k);
-    gsl_multimin_fminimizer *mn = gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, k);
+    gsl_multimin_fminimizer *mn =
+        gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, k);
     MP_CHECK_ALLOC(mn);
     // GSL's default error handler aborts; a library must not. Failures are
     // detected from return values instead.
@@ -270,7 +272,8 @@ static int fit_order_from(const double *y, int n, int p, int d, int q, const mp_
   double mean, phi[MAXR] = {0}, theta[MAXR] = {0}, s2 = 0;
   unpack(&fp, u, &mean, phi, theta);
   double ll = concentrated_loglik(&fp, mean, phi, theta, &s2);
-  if (!isfinite(ll)) return mp_fail(MOEPLACE_ERR_NUMERIC, "arima(%d,%d,%d): likelihood failed", p, d, q);
+  if (!isfinite(ll))
+    return mp_fail(MOEPLACE_ERR_NUMERIC, "arima(%d,%d,%d): likelihood failed", p, d, q);
   memcpy(out->u, u, sizeof out->u);
   out->mean = d ? 0.0 : center + scale * mean;
   memcpy(out->phi, phi, sizeof out->phi);
@@ -306,15 +309,17 @@ double mp_arima_kpss(const double *y, int n) {
   return eta / ((double)n * n) / lrv;
 }
 
-int mp_arima_select(const double *y, int n, int pmax, int dmax, int qmax,
-                    const mp_arima_opts *opts, mp_arima_fit *best) {
+int mp_arima_select(const double *y, int n, int pmax, int dmax, int qmax, const mp_arima_opts *opts,
+                    mp_arima_fit *best) {
   return mp_arima_select_warm(y, n, pmax, dmax, qmax, opts, NULL, best);
 }
 
 int mp_arima_select_warm(const double *y, int n, int pmax, int dmax, int qmax,
                          const mp_arima_opts *opts, mp_arima_warm *warm, mp_arima_fit *best) {
-  if (pmax < 0 || pmax > MP_ARIMA_MAX_P || qmax < 0 || qmax > MP_ARIMA_MAX_Q || dmax < 0 || dmax > 1)
-    return mp_fail(MOEPLACE_ERR_ARG, "arima: order grid p<=%d, d<=%d, q<=%d not supported", pmax, dmax, qmax);
+  if (pmax < 0 || pmax > MP_ARIMA_MAX_P || qmax < 0 || qmax > MP_ARIMA_MAX_Q || dmax < 0 ||
+      dmax > 1)
+    return mp_fail(MOEPLACE_ERR_ARG, "arima: order grid p<=%d, d<=%d, q<=%d not supported", pmax,
+                   dmax, qmax);
   int d = dmax > 0 && mp_arima_kpss(y, n) > MP_ARIMA_KPSS_CRIT_5 ? 1 : 0;
   int found = 0;
   for (int p = 0; p <= pmax; p++)
@@ -332,7 +337,8 @@ int mp_arima_select_warm(const double *y, int n, int pmax, int dmax, int qmax,
       found = 1;
       if (f.degenerate) return MOEPLACE_OK;
     }
-  if (!found) return mp_fail(MOEPLACE_ERR_NUMERIC, "arima: no order could be fitted to %d observations", n);
+  if (!found)
+    return mp_fail(MOEPLACE_ERR_NUMERIC, "arima: no order could be fitted to %d observations", n);
   return MOEPLACE_OK;
 }
 

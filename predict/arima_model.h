@@ -17,15 +17,15 @@
 
 typedef struct mp_arima_fit {
   int p, d, q;
-  double mean;                    /* d = 0: the series mean; 0 for d = 1 */
-  double phi[MP_ARIMA_MAX_P];     /* AR coefficients */
-  double theta[MP_ARIMA_MAX_Q];   /* MA coefficients */
-  double sigma2;                  /* innovation variance */
-  double loglik;                  /* exact log-likelihood of w */
-  double aic;                     /* -2 loglik + 2 (parameters incl. sigma2) */
-  int n_eff;                      /* observations in the likelihood (n - d) */
-  int iterations;                 /* optimiser iterations used */
-  int degenerate;                 /* constant series: forecasts the last value */
+  double mean;                                   /* d = 0: the series mean; 0 for d = 1 */
+  double phi[MP_ARIMA_MAX_P];                    /* AR coefficients */
+  double theta[MP_ARIMA_MAX_Q];                  /* MA coefficients */
+  double sigma2;                                 /* innovation variance */
+  double loglik;                                 /* exact log-likelihood of w */
+  double aic;                                    /* -2 loglik + 2 (parameters incl. sigma2) */
+  int n_eff;                                     /* observations in the likelihood (n - d) */
+  int iterations;                                /* optimiser iterations used */
+  int degenerate;                                /* constant series: forecasts the last value */
   double u[1 + MP_ARIMA_MAX_P + MP_ARIMA_MAX_Q]; /* optimum, unconstrained (warm starts) */
 } mp_arima_fit;
 
@@ -49,8 +49,8 @@ double mp_arima_kpss(const double *y, int n);
  * differences (at most dmax, 0 or 1) the KPSS test asks for (AIC values of
  * models with different d are not comparable: their likelihoods are of
  * different data), then p <= pmax, q <= qmax by the lowest AIC. */
-int mp_arima_select(const double *y, int n, int pmax, int dmax, int qmax,
-                    const mp_arima_opts *opts, mp_arima_fit *best);
+int mp_arima_select(const double *y, int n, int pmax, int dmax, int qmax, const mp_arima_opts *opts,
+                    mp_arima_fit *best);
 
 /* Warm starts for repeated selections on a sliding series: the optimum of
  * each order from the previous selection, used as the next starting point

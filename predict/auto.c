@@ -235,7 +235,8 @@ static int auto_forecast(void *state, int horizon_windows, double *out) {
     if (rc) return rc;
     const int len = mp_predict_history_len(&a->actual);
     bigger.count = a->actual.count - len;
-    for (int b = len - 1; b >= 0; b--) mp_predict_history_push(&bigger, mp_predict_history_get(&a->actual, b));
+    for (int b = len - 1; b >= 0; b--)
+      mp_predict_history_push(&bigger, mp_predict_history_get(&a->actual, b));
     mp_predict_history_free(&a->actual);
     a->actual = bigger;
   }
@@ -263,4 +264,5 @@ static int auto_forecast(void *state, int horizon_windows, double *out) {
   return MOEPLACE_OK;
 }
 
-const mp_predictor_ops mp_auto_ops = {"auto", auto_create, auto_observe, auto_forecast, auto_destroy};
+const mp_predictor_ops mp_auto_ops = {"auto", auto_create, auto_observe, auto_forecast,
+                                      auto_destroy};

@@ -11,9 +11,9 @@
 struct moeplace_state_detector {
   int layers, experts;
   moeplace_detector_config cfg;
-  mp_predict_history *hist; /* [layers], each the last k windows */
-  int *state;               /* [layers] */
-  int *under;               /* [layers]: consecutive windows under both thresholds */
+  mp_predict_history *hist;    /* [layers], each the last k windows */
+  int *state;                  /* [layers] */
+  int *under;                  /* [layers]: consecutive windows under both thresholds */
   double *var_max, *range_max; /* [layers]: figures after the last window */
 };
 
@@ -49,13 +49,16 @@ int moeplace_state_detector_create(moeplace_state_detector **out, int layers, in
   if (layers < 1 || experts < 1)
     return mp_fail(MOEPLACE_ERR_ARG, "state detector: layers (%d) and experts (%d) must be >= 1",
                    layers, experts);
-  if (cfg->k < 2) return mp_fail(MOEPLACE_ERR_ARG, "state detector: k must be >= 2, got %d", cfg->k);
+  if (cfg->k < 2)
+    return mp_fail(MOEPLACE_ERR_ARG, "state detector: k must be >= 2, got %d", cfg->k);
   if (!(cfg->var_threshold > 0) || !(cfg->range_threshold > 0) || !isfinite(cfg->var_threshold) ||
       !isfinite(cfg->range_threshold))
-    return mp_fail(MOEPLACE_ERR_ARG, "state detector: thresholds must be finite and > 0 (var %g, range %g)",
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "state detector: thresholds must be finite and > 0 (var %g, range %g)",
                    cfg->var_threshold, cfg->range_threshold);
   if (!(cfg->hysteresis >= 1.0) || !isfinite(cfg->hysteresis))
-    return mp_fail(MOEPLACE_ERR_ARG, "state detector: hysteresis must be >= 1, got %g", cfg->hysteresis);
+    return mp_fail(MOEPLACE_ERR_ARG, "state detector: hysteresis must be >= 1, got %g",
+                   cfg->hysteresis);
   moeplace_state_detector *d = calloc(1, sizeof *d);
   MP_CHECK_ALLOC(d);
   d->layers = layers;
@@ -131,7 +134,8 @@ int moeplace_state_detector_observe(moeplace_state_detector *det, const double *
         det->under[l] = 0;
       }
     } else {
-      det->under[l] = v <= det->cfg.var_threshold && r <= det->cfg.range_threshold ? det->under[l] + 1 : 0;
+      det->under[l] =
+          v <= det->cfg.var_threshold && r <= det->cfg.range_threshold ? det->under[l] + 1 : 0;
       if (det->under[l] >= det->cfg.k) next = MOEPLACE_STATE_STABLE;
     }
     if (next != det->state[l]) {

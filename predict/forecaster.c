@@ -14,11 +14,11 @@ struct moeplace_forecaster {
   moeplace_predict_config cfg;
   int horizon_windows;
   const mp_predictor_ops *ops;
-  void **layer;          /* [layers] */
+  void **layer; /* [layers] */
   moeplace_state_detector *det;
   int64_t windows;
-  int64_t *last_change;  /* [layers] */
-  double *props;         /* scratch: [layers][experts] */
+  int64_t *last_change;   /* [layers] */
+  double *props;          /* scratch: [layers][experts] */
   unsigned char *changed; /* scratch: [layers] */
 };
 
@@ -58,14 +58,16 @@ int moeplace_forecaster_create(moeplace_forecaster **out, const moeplace_predict
   if (cfg->layers < 1 || cfg->experts < 1)
     return mp_fail(MOEPLACE_ERR_ARG, "forecaster: layers (%d) and experts (%d) must be >= 1",
                    cfg->layers, cfg->experts);
-  if (cfg->window < 1) return mp_fail(MOEPLACE_ERR_ARG, "window must be >= 1 step, got %d", cfg->window);
+  if (cfg->window < 1)
+    return mp_fail(MOEPLACE_ERR_ARG, "window must be >= 1 step, got %d", cfg->window);
   if (cfg->horizon < cfg->window || cfg->horizon % cfg->window)
     return mp_fail(MOEPLACE_ERR_ARG, "horizon (%d) must be a positive multiple of the window (%d)",
                    cfg->horizon, cfg->window);
   const char *name = cfg->method ? cfg->method : MOEPLACE_PREDICT_AUTO;
   const mp_predictor_ops *ops = mp_predict_find(name);
   if (!ops) return mp_fail(MOEPLACE_ERR_ARG, "unknown prediction method '%s'", name);
-  if (cfg->sw_avg_k < 1) return mp_fail(MOEPLACE_ERR_ARG, "sw_avg k must be >= 1, got %d", cfg->sw_avg_k);
+  if (cfg->sw_avg_k < 1)
+    return mp_fail(MOEPLACE_ERR_ARG, "sw_avg k must be >= 1, got %d", cfg->sw_avg_k);
   mp_predict_params prm;
   mp_predict_params_default(&prm);
   prm.sw_avg_k = cfg->sw_avg_k;
@@ -145,7 +147,8 @@ int moeplace_forecaster_observe(moeplace_forecaster *f, const double *proportion
 int moeplace_forecaster_forecast_layer(moeplace_forecaster *f, int layer, double *out) {
   if (!f || !out) return mp_fail(MOEPLACE_ERR_ARG, "forecaster: NULL argument");
   if (layer < 0 || layer >= f->cfg.layers)
-    return mp_fail(MOEPLACE_ERR_ARG, "forecaster: layer %d out of range [0, %d)", layer, f->cfg.layers);
+    return mp_fail(MOEPLACE_ERR_ARG, "forecaster: layer %d out of range [0, %d)", layer,
+                   f->cfg.layers);
   const int E = f->cfg.experts;
   int rc = f->ops->forecast(f->layer[layer], f->horizon_windows, out);
   if (rc) return rc;

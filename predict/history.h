@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 typedef struct mp_predict_history {
-  int cap;        /* windows kept */
+  int cap; /* windows kept */
   int experts;
-  int64_t count;  /* windows pushed so far (may exceed cap) */
-  double *ring;   /* [cap][experts], window w at slot w % cap */
+  int64_t count; /* windows pushed so far (may exceed cap) */
+  double *ring;  /* [cap][experts], window w at slot w % cap */
 } mp_predict_history;
 
 int mp_predict_history_init(mp_predict_history *h, int cap, int experts);

@@ -20,7 +20,8 @@ static void sw_avg_destroy(void *state) {
 
 int mp_sw_avg_create_k(void **state, int experts, int k) {
   if (k < 1) return mp_fail(MOEPLACE_ERR_ARG, "sw_avg: k must be >= 1, got %d", k);
-  if (experts < 1) return mp_fail(MOEPLACE_ERR_ARG, "sw_avg: experts must be >= 1, got %d", experts);
+  if (experts < 1)
+    return mp_fail(MOEPLACE_ERR_ARG, "sw_avg: experts must be >= 1, got %d", experts);
   sw_avg *s = calloc(1, sizeof *s);
   MP_CHECK_ALLOC(s);
   s->k = k;
@@ -53,7 +54,8 @@ static int sw_avg_forecast(void *state, int horizon_windows, double *out) {
   sw_avg *s = state;
   const int E = s->hist.experts, n = mp_predict_history_len(&s->hist);
   if (horizon_windows < 1)
-    return mp_fail(MOEPLACE_ERR_ARG, "sw_avg: horizon must be >= 1 window, got %d", horizon_windows);
+    return mp_fail(MOEPLACE_ERR_ARG, "sw_avg: horizon must be >= 1 window, got %d",
+                   horizon_windows);
   for (int e = 0; e < E; e++) out[e] = 0;
   // The mean does not depend on the horizon: sw_avg assumes the future looks
   // like the recent past. Summed afresh each time (k*E adds) so no rounding

@@ -168,8 +168,8 @@ END_TEST
 /* ---- state detector ------------------------------------------------------- */
 
 START_TEST(test_detector_hysteresis) {
-  moeplace_detector_config cfg = {.k = 5, .var_threshold = 1e-3, .range_threshold = 0.1,
-                                  .hysteresis = 2.0};
+  moeplace_detector_config cfg = {
+      .k = 5, .var_threshold = 1e-3, .range_threshold = 0.1, .hysteresis = 2.0};
   moeplace_state_detector *d;
   ck_assert_int_eq(moeplace_state_detector_create(&d, 2, 2, &cfg), 0);
   // layer 0 alternates wildly for 10 windows, then is calm; layer 1 is calm throughout.
@@ -220,8 +220,8 @@ START_TEST(test_forecaster_states) {
   moeplace_predict_config cfg;
   moeplace_predict_config_default(&cfg, 2, 2);
   cfg.method = "sw_avg";
-  cfg.detector = (moeplace_detector_config){.k = 3, .var_threshold = 1e-3, .range_threshold = 0.1,
-                                            .hysteresis = 1.5};
+  cfg.detector = (moeplace_detector_config){
+      .k = 3, .var_threshold = 1e-3, .range_threshold = 0.1, .hysteresis = 1.5};
   moeplace_forecaster *f;
   ck_assert_int_eq(moeplace_forecaster_create(&f, &cfg), 0);
   ck_assert_int_eq(moeplace_forecaster_state(f, 0), MOEPLACE_STATE_TRANSIENT);
@@ -248,12 +248,12 @@ END_TEST
  * optimiser (Nelder-Mead here, L-BFGS there) and stopping rules, so the
  * log-likelihoods must agree closely (the maximum is flat, so parameters
  * agree less tightly than the likelihood does). */
-#define TOL_LOGLIK 0.002   /* absolute */
-#define TOL_COEF 2e-3      /* absolute, phi, theta */
-#define TOL_MEAN_SD 2e-3   /* |mean difference| / sd(y) */
-#define TOL_SIGMA2 2e-3    /* relative */
-#define TOL_FC_SD 2e-3     /* |forecast difference| / sd(y) */
-#define TOL_KPSS 1e-6      /* relative */
+#define TOL_LOGLIK 0.002 /* absolute */
+#define TOL_COEF 2e-3    /* absolute, phi, theta */
+#define TOL_MEAN_SD 2e-3 /* |mean difference| / sd(y) */
+#define TOL_SIGMA2 2e-3  /* relative */
+#define TOL_FC_SD 2e-3   /* |forecast difference| / sd(y) */
+#define TOL_KPSS 1e-6    /* relative */
 
 static double dget(json_t *o, const char *k) { return json_real_value(json_object_get(o, k)); }
 
@@ -277,12 +277,14 @@ START_TEST(test_arima_vs_statsmodels) {
     for (int t = 0; t < n; t++) sd += (y[t] - mean) * (y[t] - mean) / n;
     sd = sqrt(sd);
     double kp = mp_arima_kpss(y, n), kp_ref = dget(s, "kpss");
-    ck_assert_msg(fabs(kp - kp_ref) <= TOL_KPSS * fabs(kp_ref), "%s: kpss %.9g vs %.9g", name, kp, kp_ref);
+    ck_assert_msg(fabs(kp - kp_ref) <= TOL_KPSS * fabs(kp_ref), "%s: kpss %.9g vs %.9g", name, kp,
+                  kp_ref);
     size_t fi;
     json_t *fit;
     json_array_foreach(json_object_get(s, "fits"), fi, fit) {
       json_t *ord = json_object_get(fit, "order");
-      int p = (int)json_integer_value(json_array_get(ord, 0)), d = (int)json_integer_value(json_array_get(ord, 1)),
+      int p = (int)json_integer_value(json_array_get(ord, 0)),
+          d = (int)json_integer_value(json_array_get(ord, 1)),
           q = (int)json_integer_value(json_array_get(ord, 2));
       mp_arima_fit f;
       ck_assert_int_eq(mp_arima_fit_order(y, n, p, d, q, &opts, &f), 0);
@@ -291,37 +293,41 @@ START_TEST(test_arima_vs_statsmodels) {
       // L-BFGS stopped early on a flat likelihood (it happens even with tight
       // settings, for over-parameterised orders): then the reference
       // coefficients are not the optimum and are not compared.
-      ck_assert_msg(f.loglik >= ll_ref - TOL_LOGLIK, "%s (%d,%d,%d): loglik %.6f vs %.6f", name, p, d, q,
-                    f.loglik, ll_ref);
+      ck_assert_msg(f.loglik >= ll_ref - TOL_LOGLIK, "%s (%d,%d,%d): loglik %.6f vs %.6f", name, p,
+                    d, q, f.loglik, ll_ref);
       max_ll = fmax(max_ll, fabs(f.loglik - ll_ref));
       if (f.loglik > ll_ref + TOL_LOGLIK) {
         better++;
         continue;
       }
-      ck_assert_msg(fabs(f.aic - dget(fit, "aic")) <= 2 * TOL_LOGLIK, "%s (%d,%d,%d): aic", name, p, d, q);
-      ck_assert_msg(fabs(f.mean - dget(fit, "mean")) <= TOL_MEAN_SD * sd, "%s (%d,%d,%d): mean %.6g vs %.6g",
-                    name, p, d, q, f.mean, dget(fit, "mean"));
+      ck_assert_msg(fabs(f.aic - dget(fit, "aic")) <= 2 * TOL_LOGLIK, "%s (%d,%d,%d): aic", name, p,
+                    d, q);
+      ck_assert_msg(fabs(f.mean - dget(fit, "mean")) <= TOL_MEAN_SD * sd,
+                    "%s (%d,%d,%d): mean %.6g vs %.6g", name, p, d, q, f.mean, dget(fit, "mean"));
       for (int i = 0; i < p; i++) {
         double ref = json_real_value(json_array_get(json_object_get(fit, "phi"), i));
         max_coef = fmax(max_coef, fabs(f.phi[i] - ref));
-        ck_assert_msg(fabs(f.phi[i] - ref) <= TOL_COEF, "%s (%d,%d,%d): phi%d %.5f vs %.5f (loglik %.6f vs %.6f; phi %.6f %.6f theta %.6f mean %.6f)", name, p, d, q,
-                      i + 1, f.phi[i], ref, f.loglik, ll_ref, f.phi[0], f.phi[1], f.theta[0], f.mean);
+        ck_assert_msg(fabs(f.phi[i] - ref) <= TOL_COEF,
+                      "%s (%d,%d,%d): phi%d %.5f vs %.5f (loglik %.6f vs %.6f; phi %.6f %.6f theta "
+                      "%.6f mean %.6f)",
+                      name, p, d, q, i + 1, f.phi[i], ref, f.loglik, ll_ref, f.phi[0], f.phi[1],
+                      f.theta[0], f.mean);
       }
       for (int i = 0; i < q; i++) {
         double ref = json_real_value(json_array_get(json_object_get(fit, "theta"), i));
         max_coef = fmax(max_coef, fabs(f.theta[i] - ref));
-        ck_assert_msg(fabs(f.theta[i] - ref) <= TOL_COEF, "%s (%d,%d,%d): theta%d %.5f vs %.5f", name, p, d,
-                      q, i + 1, f.theta[i], ref);
+        ck_assert_msg(fabs(f.theta[i] - ref) <= TOL_COEF, "%s (%d,%d,%d): theta%d %.5f vs %.5f",
+                      name, p, d, q, i + 1, f.theta[i], ref);
       }
-      ck_assert_msg(fabs(f.sigma2 / dget(fit, "sigma2") - 1) <= TOL_SIGMA2, "%s (%d,%d,%d): sigma2", name, p,
-                    d, q);
+      ck_assert_msg(fabs(f.sigma2 / dget(fit, "sigma2") - 1) <= TOL_SIGMA2, "%s (%d,%d,%d): sigma2",
+                    name, p, d, q);
       double fc[64];
       ck_assert_int_eq(mp_arima_forecast(&f, y, n, H, fc), 0);
       for (int j = 0; j < H; j++) {
         double ref = json_real_value(json_array_get(json_object_get(fit, "forecast"), j));
         max_fc = fmax(max_fc, fabs(fc[j] - ref) / sd);
-        ck_assert_msg(fabs(fc[j] - ref) <= TOL_FC_SD * sd, "%s (%d,%d,%d): forecast %d %.6g vs %.6g", name,
-                      p, d, q, j + 1, fc[j], ref);
+        ck_assert_msg(fabs(fc[j] - ref) <= TOL_FC_SD * sd,
+                      "%s (%d,%d,%d): forecast %d %.6g vs %.6g", name, p, d, q, j + 1, fc[j], ref);
       }
       compared++;
     }
@@ -345,7 +351,7 @@ START_TEST(test_arima_degenerate) {
   double fc[5];
   ck_assert_int_eq(mp_arima_forecast(&f, y, 30, 5, fc), 0);
   for (int j = 0; j < 5; j++) ck_assert_double_eq_tol(fc[j], 0.25, 1e-15);
-  ck_assert_int_eq(mp_arima_fit_order(y, 3, 2, 0, 1, &opts, &f), MOEPLACE_ERR_ARG); // too short
+  ck_assert_int_eq(mp_arima_fit_order(y, 3, 2, 0, 1, &opts, &f), MOEPLACE_ERR_ARG);  // too short
   ck_assert_int_eq(mp_arima_fit_order(y, 30, 3, 0, 0, &opts, &f), MOEPLACE_ERR_ARG); // p too large
   // a random walk needs a difference, white noise does not
   double rw[200], wn[200], lvl = 0;
@@ -382,8 +388,8 @@ START_TEST(test_arima_warm_start) {
     ck_assert_int_eq(mp_arima_select(y + off, 200, 2, 1, 1, &opts, &cold), 0);
     ck_assert_int_eq(mp_arima_select_warm(y + off, 200, 2, 1, 1, &opts, &warm, &hot), 0);
     ck_assert_int_eq(cold.p * 10 + cold.d * 100 + cold.q, hot.p * 10 + hot.d * 100 + hot.q);
-    ck_assert_msg(fabs(cold.loglik - hot.loglik) < 1e-3, "offset %d: %.6f vs %.6f", off, cold.loglik,
-                  hot.loglik);
+    ck_assert_msg(fabs(cold.loglik - hot.loglik) < 1e-3, "offset %d: %.6f vs %.6f", off,
+                  cold.loglik, hot.loglik);
   }
 }
 END_TEST
@@ -407,7 +413,8 @@ static void backtest(gen_fn gen, int E, int windows, int hw, double *mape_by_met
   for (int t = 0; t < windows; t++) gen(t, E, x + (size_t)t * E);
   int origins = 0;
   for (int t = 0; t + hw < windows; t++) {
-    for (int m = 0; m < M; m++) ck_assert_int_ge(moeplace_forecaster_observe(f[m], x + (size_t)t * E), 0);
+    for (int m = 0; m < M; m++)
+      ck_assert_int_ge(moeplace_forecaster_observe(f[m], x + (size_t)t * E), 0);
     if (t < 20) continue;
     double act[64] = {0};
     for (int j = 1; j <= hw; j++)
@@ -448,8 +455,10 @@ static void check_auto(gen_fn gen) {
   double best = INFINITY;
   for (int m = 0; m < moeplace_predict_method_count(); m++) {
     const char *nm = moeplace_predict_method_name(m);
-    if (!strcmp(nm, "auto")) ia = m;
-    else if (strcmp(nm, "last")) best = fmin(best, mape[m]);
+    if (!strcmp(nm, "auto"))
+      ia = m;
+    else if (strcmp(nm, "last"))
+      best = fmin(best, mape[m]);
   }
   ck_assert_int_ge(ia, 0);
   ck_assert_msg(mape[ia] <= 1.10 * best, "auto mape %.3f vs best single %.3f", mape[ia], best);

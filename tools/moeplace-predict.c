@@ -27,19 +27,18 @@ static const char *prog = "moeplace-predict";
 #define MAX_PRED 16
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: moeplace-predict --trace FILE [OPTIONS]\n"
-          "       moeplace-predict --bench [--layers L] [--experts E] [OPTIONS]\n"
-          "\n"
-          "Backtests load forecasters on a trace (docs/PREDICT.md, metrics in\n"
-          "docs/metrics.md): at every forecast origin, one window apart, each predictor\n"
-          "forecasts the load proportions of the next H steps from the past only, and is\n"
-          "scored against them. The reference `last` is always included.\n"
-          "\n"
-          "  --trace FILE          expert-load trace (.csv or .csv.gz, - for stdin)\n"
-          "  --window W            steps per window (default 10)\n"
-          "  --horizon H           steps forecast, a multiple of W (default 1000)\n"
-          "  --predictor NAME|all  one of:");
+  fprintf(out, "Usage: moeplace-predict --trace FILE [OPTIONS]\n"
+               "       moeplace-predict --bench [--layers L] [--experts E] [OPTIONS]\n"
+               "\n"
+               "Backtests load forecasters on a trace (docs/PREDICT.md, metrics in\n"
+               "docs/metrics.md): at every forecast origin, one window apart, each predictor\n"
+               "forecasts the load proportions of the next H steps from the past only, and is\n"
+               "scored against them. The reference `last` is always included.\n"
+               "\n"
+               "  --trace FILE          expert-load trace (.csv or .csv.gz, - for stdin)\n"
+               "  --window W            steps per window (default 10)\n"
+               "  --horizon H           steps forecast, a multiple of W (default 1000)\n"
+               "  --predictor NAME|all  one of:");
   for (int i = 0; i < moeplace_predict_method_count(); i++)
     fprintf(out, " %s", moeplace_predict_method_name(i));
   fprintf(out,
@@ -370,10 +369,11 @@ static int run_backtest(const options *o) {
            "(%d windows), %" PRId64 " origins from step %" PRId64 "\n\n",
            o->trace, N, W, L, E, H, Hw, sc[0].origins, s.first_step + (int64_t)n0 * W - 1);
     printf("%-10s %9s %12s %11s %9s %11s %10s %8s %12s %11s\n", "predictor", "mape%", "mape_trans%",
-           "mape_stab%", "mae_pp", "mae_pp_tr", "mae_pp_st", "origins", "forecast_us", "observe_us");
+           "mape_stab%", "mae_pp", "mae_pp_tr", "mae_pp_st", "origins", "forecast_us",
+           "observe_us");
     for (int i = 0; i < np; i++)
-      printf("%-10s %9.3f %12.3f %11.3f %9.4f %11.4f %10.4f %8" PRId64 " %12.1f %11.1f\n", sc[i].name,
-             pct(sc[i].ape[2], sc[i].n_ape[2]), pct(sc[i].ape[0], sc[i].n_ape[0]),
+      printf("%-10s %9.3f %12.3f %11.3f %9.4f %11.4f %10.4f %8" PRId64 " %12.1f %11.1f\n",
+             sc[i].name, pct(sc[i].ape[2], sc[i].n_ape[2]), pct(sc[i].ape[0], sc[i].n_ape[0]),
              pct(sc[i].ape[1], sc[i].n_ape[1]), pct(sc[i].ae[2], sc[i].n_ae[2]),
              pct(sc[i].ae[0], sc[i].n_ae[0]), pct(sc[i].ae[1], sc[i].n_ae[1]), sc[i].origins,
              1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1),
@@ -401,11 +401,12 @@ static int run_backtest(const options *o) {
     json_object_set_new(root, "experts", json_integer(E));
     json_object_set_new(root, "window", json_integer(W));
     json_object_set_new(root, "horizon", json_integer(H));
-    json_object_set_new(root, "first_origin_step", json_integer(s.first_step + (json_int_t)n0 * W - 1));
-    json_t *det_cfg = json_pack("{s:i,s:f,s:f,s:f}", "k", o->cfg.detector.k, "var_threshold",
-                                o->cfg.detector.var_threshold, "range_threshold",
-                                o->cfg.detector.range_threshold, "hysteresis",
-                                o->cfg.detector.hysteresis);
+    json_object_set_new(root, "first_origin_step",
+                        json_integer(s.first_step + (json_int_t)n0 * W - 1));
+    json_t *det_cfg =
+        json_pack("{s:i,s:f,s:f,s:f}", "k", o->cfg.detector.k, "var_threshold",
+                  o->cfg.detector.var_threshold, "range_threshold", o->cfg.detector.range_threshold,
+                  "hysteresis", o->cfg.detector.hysteresis);
     json_object_set_new(root, "detector", det_cfg);
     json_object_set_new(root, "sw_avg_k", json_integer(o->cfg.sw_avg_k));
     for (int i = 0; i < np; i++) {
@@ -420,10 +421,12 @@ static int run_backtest(const options *o) {
       json_object_set_new(p, "origins", json_integer(sc[i].origins));
       json_object_set_new(p, "layer_origins_transient", json_integer(sc[i].n_ae[0] / E));
       json_object_set_new(p, "layer_origins_stable", json_integer(sc[i].n_ae[1] / E));
-      json_object_set_new(p, "forecast_us",
-                          num(1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1)));
-      json_object_set_new(p, "observe_us",
-                          num(1e6 * sc[i].observe_s / (double)(sc[i].observes ? sc[i].observes : 1)));
+      json_object_set_new(
+          p, "forecast_us",
+          num(1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1)));
+      json_object_set_new(
+          p, "observe_us",
+          num(1e6 * sc[i].observe_s / (double)(sc[i].observes ? sc[i].observes : 1)));
       json_object_set_new(preds, sc[i].name, p);
     }
     json_object_set_new(root, "predictors", preds);
@@ -431,8 +434,8 @@ static int run_backtest(const options *o) {
       json_t *arr = json_array();
       for (size_t c = 0; c < n_chg; c++)
         if (chg[c].layer == l)
-          json_array_append_new(arr, json_pack("{s:I,s:s}", "step", (json_int_t)chg[c].step, "state",
-                                               moeplace_layer_state_name(chg[c].state)));
+          json_array_append_new(arr, json_pack("{s:I,s:s}", "step", (json_int_t)chg[c].step,
+                                               "state", moeplace_layer_state_name(chg[c].state)));
       json_array_append_new(states, json_pack("{s:i,s:o}", "layer", l, "changes", arr));
     }
     json_object_set_new(root, "states", states);
@@ -514,7 +517,8 @@ static int run_bench(const options *o) {
       for (int j = 0; j < n; j++) fprintf(f, "%ss%d", j ? "," : "", j);
       fputc('\n', f);
       for (int t = 0; t < T; t++)
-        for (int j = 0; j < n; j++) fprintf(f, "%.17g%c", props[(size_t)t * LE + j], j + 1 < n ? ',' : '\n');
+        for (int j = 0; j < n; j++)
+          fprintf(f, "%.17g%c", props[(size_t)t * LE + j], j + 1 < n ? ',' : '\n');
       int bad = ferror(f) | (fclose(f) != 0);
       if (bad) mp_atomic_abort(&af, 1);
       if (bad || mp_atomic_commit(&af, 1)) {
@@ -547,11 +551,13 @@ static int run_bench(const options *o) {
     // selects and fits every order from scratch), after R more windows (a
     // refit, warm-started), after one more window (no refit: filter only).
     const int R = c.arima_refit < T / 2 ? c.arima_refit : T / 2;
-    for (int t = 0; t < T - R - 1 && !rc; t++) rc = moeplace_forecaster_observe(f, props + (size_t)t * LE) < 0;
+    for (int t = 0; t < T - R - 1 && !rc; t++)
+      rc = moeplace_forecaster_observe(f, props + (size_t)t * LE) < 0;
     double t0 = mp_now_s();
     if (!rc) rc = moeplace_forecaster_forecast(f, out);
     double cold = mp_now_s() - t0;
-    for (int t = T - R - 1; t < T - 1 && !rc; t++) rc = moeplace_forecaster_observe(f, props + (size_t)t * LE) < 0;
+    for (int t = T - R - 1; t < T - 1 && !rc; t++)
+      rc = moeplace_forecaster_observe(f, props + (size_t)t * LE) < 0;
     t0 = mp_now_s();
     if (!rc) rc = moeplace_forecaster_forecast(f, out);
     double warm = mp_now_s() - t0;
@@ -565,8 +571,8 @@ static int run_bench(const options *o) {
       break;
     }
     if (!o->quiet)
-      printf("%-8s %12.4f %12.4f %12.4f %14.2f %14.2f\n", m, cold, warm, next, 1e6 * cold / (double)LE,
-             1e6 * warm / (double)LE);
+      printf("%-8s %12.4f %12.4f %12.4f %14.2f %14.2f\n", m, cold, warm, next,
+             1e6 * cold / (double)LE, 1e6 * warm / (double)LE);
   }
   free(props);
   free(logit);
@@ -576,28 +582,51 @@ static int run_bench(const options *o) {
 
 int main(int argc, char **argv) {
   enum {
-    O_K = 256, O_MINH, O_DK, O_VT, O_RT, O_HY, O_AH, O_AR, O_SEED, O_SER, O_SERL, O_BENCH, O_BL,
-    O_BE, O_BW, O_BS, O_BC, O_AP
+    O_K = 256,
+    O_MINH,
+    O_DK,
+    O_VT,
+    O_RT,
+    O_HY,
+    O_AH,
+    O_AR,
+    O_SEED,
+    O_SER,
+    O_SERL,
+    O_BENCH,
+    O_BL,
+    O_BE,
+    O_BW,
+    O_BS,
+    O_BC,
+    O_AP
   };
-  static const struct option opts[] = {
-      {"trace", required_argument, NULL, 't'},     {"window", required_argument, NULL, 'w'},
-      {"horizon", required_argument, NULL, 'H'},   {"predictor", required_argument, NULL, 'p'},
-      {"json", required_argument, NULL, 'j'},      {"series", required_argument, NULL, O_SER},
-      {"series-layer", required_argument, NULL, O_SERL},
-      {"k", required_argument, NULL, O_K},         {"min-history", required_argument, NULL, O_MINH},
-      {"detector-k", required_argument, NULL, O_DK},
-      {"var-threshold", required_argument, NULL, O_VT},
-      {"range-threshold", required_argument, NULL, O_RT},
-      {"hysteresis", required_argument, NULL, O_HY},
-      {"arima-history", required_argument, NULL, O_AH},
-      {"arima-refit", required_argument, NULL, O_AR},
-      {"auto-power", required_argument, NULL, O_AP},
-      {"seed", required_argument, NULL, O_SEED},   {"quiet", no_argument, NULL, 'q'},
-      {"bench", no_argument, NULL, O_BENCH},       {"layers", required_argument, NULL, O_BL},
-      {"experts", required_argument, NULL, O_BE},  {"bench-windows", required_argument, NULL, O_BW},
-      {"bench-series", required_argument, NULL, O_BS},
-      {"bench-count", required_argument, NULL, O_BC},
-      {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {{"trace", required_argument, NULL, 't'},
+                                       {"window", required_argument, NULL, 'w'},
+                                       {"horizon", required_argument, NULL, 'H'},
+                                       {"predictor", required_argument, NULL, 'p'},
+                                       {"json", required_argument, NULL, 'j'},
+                                       {"series", required_argument, NULL, O_SER},
+                                       {"series-layer", required_argument, NULL, O_SERL},
+                                       {"k", required_argument, NULL, O_K},
+                                       {"min-history", required_argument, NULL, O_MINH},
+                                       {"detector-k", required_argument, NULL, O_DK},
+                                       {"var-threshold", required_argument, NULL, O_VT},
+                                       {"range-threshold", required_argument, NULL, O_RT},
+                                       {"hysteresis", required_argument, NULL, O_HY},
+                                       {"arima-history", required_argument, NULL, O_AH},
+                                       {"arima-refit", required_argument, NULL, O_AR},
+                                       {"auto-power", required_argument, NULL, O_AP},
+                                       {"seed", required_argument, NULL, O_SEED},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"bench", no_argument, NULL, O_BENCH},
+                                       {"layers", required_argument, NULL, O_BL},
+                                       {"experts", required_argument, NULL, O_BE},
+                                       {"bench-windows", required_argument, NULL, O_BW},
+                                       {"bench-series", required_argument, NULL, O_BS},
+                                       {"bench-count", required_argument, NULL, O_BC},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   options o;
   memset(&o, 0, sizeof o);
   moeplace_predict_config_default(&o.cfg, 1, 1);
@@ -609,15 +638,15 @@ int main(int argc, char **argv) {
   int c;
   long long v;
   double d;
-#define INT_OPT(field, name, lo, hi) \
-  do { \
-    if (cli_parse_int(prog, name, optarg, lo, hi, &v)) return CLI_EXIT_USAGE; \
-    field = (int)v; \
+#define INT_OPT(field, name, lo, hi)                                                               \
+  do {                                                                                             \
+    if (cli_parse_int(prog, name, optarg, lo, hi, &v)) return CLI_EXIT_USAGE;                      \
+    field = (int)v;                                                                                \
   } while (0)
-#define REAL_OPT(field, name, lo, hi) \
-  do { \
-    if (cli_parse_double(prog, name, optarg, lo, hi, &d)) return CLI_EXIT_USAGE; \
-    field = d; \
+#define REAL_OPT(field, name, lo, hi)                                                              \
+  do {                                                                                             \
+    if (cli_parse_double(prog, name, optarg, lo, hi, &d)) return CLI_EXIT_USAGE;                   \
+    field = d;                                                                                     \
   } while (0)
   while ((c = getopt_long(argc, argv, "t:w:H:p:j:qh", opts, NULL)) != -1) {
     switch (c) {

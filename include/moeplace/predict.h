@@ -56,8 +56,8 @@ int moeplace_state_detector_state(const moeplace_state_detector *det, int layer)
 
 /* The detector's figures for a layer after the last window: the largest
  * per-expert variance and range over the last k windows (0 before k windows). */
-int moeplace_state_detector_figures(const moeplace_state_detector *det, int layer,
-                                    double *var_max, double *range_max);
+int moeplace_state_detector_figures(const moeplace_state_detector *det, int layer, double *var_max,
+                                    double *range_max);
 
 /* ---- Forecasting ------------------------------------------------------ */
 
@@ -81,7 +81,7 @@ typedef struct moeplace_predict_config {
   int arima_refit;    /* arima: windows between refits (default 10) */
   double auto_power;  /* auto: a method's weight ~ (best error / its error)^power (default 4) */
   moeplace_detector_config detector;
-  uint64_t seed;      /* makes learned methods deterministic */
+  uint64_t seed; /* makes learned methods deterministic */
 } moeplace_predict_config;
 
 /* Fills the defaults for a model of `layers` x `experts`. */
