@@ -51,4 +51,13 @@ for r in rows:
 assert all(abs(sum(v) - 1) < 1e-6 and min(v) >= 0 for v in by.values())
 PY
 fi
+# A sampled trace (every 2nd step): windows are 10 recorded steps, and the
+# reported steps are the trace's own (origin after 20 windows: step 398).
+if expect_status 0 "convert" -- "$top_builddir/moeplace-trace" convert --every 2 "$T" "$WORK/e2.csv" &&
+  expect_status 0 "sampled trace" -- "$P" --trace "$WORK/e2.csv" --horizon 200 --predictor sw_avg \
+    --json "$WORK/e2.json" --series "$WORK/e2s.csv"; then
+  expect_grep "sampled every 2 steps" "$WORK/err" "says the trace is sampled"
+  expect_grep '"first_origin_step": 398' "$WORK/e2.json" "origin in trace steps"
+  expect_grep "^398,798,0," "$WORK/e2s.csv" "series in trace steps"
+fi
 finish

@@ -98,9 +98,16 @@ static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); 
  * windows is a difference of two rows. props: [windows][L][E]. */
 typedef struct series {
   int L, E, windows;
-  int64_t first_step;
+  int64_t first_step, stride, irregular;
+  int64_t *win_first; /* [windows]: first step of each window */
   double *cum, *props;
 } series;
+
+/* The last step of window w (0-based). A sampled trace (stride > 1) has W
+ * recorded steps per window, spanning W x stride training steps. */
+static int64_t window_end(const series *s, int W, int w) {
+  return s->win_first[w] + (int64_t)(W - 1) * s->stride;
+}
 
 static int load_trace(const char *path, int W, series *s, int *partial) {
   memset(s, 0, sizeof *s);
@@ -110,6 +117,11 @@ static int load_trace(const char *path, int W, series *s, int *partial) {
   const int L = moeplace_trace_layers(t), E = moeplace_trace_experts(t);
   const size_t LE = (size_t)L * E;
   uint64_t *tot = malloc(LE * sizeof *tot);
+  if (!tot) {
+    moeplace_trace_close(t);
+    fprintf(stderr, "%s: out of memory loading %s\n", prog, path);
+    return MOEPLACE_ERR_NOMEM;
+  }
   int cap = 0;
   s->L = L;
   s->E = E;
@@ -129,14 +141,17 @@ static int load_trace(const char *path, int W, series *s, int *partial) {
       cap = cap ? 2 * cap : 256;
       double *c = realloc(s->cum, (size_t)(cap + 1) * LE * sizeof *c);
       double *p = c ? realloc(s->props, (size_t)cap * LE * sizeof *p) : NULL;
+      int64_t *wf = p ? realloc(s->win_first, (size_t)cap * sizeof *wf) : NULL;
       if (c) s->cum = c;
       if (p) s->props = p;
-      if (!c || !p) {
+      if (wf) s->win_first = wf;
+      if (!c || !p || !wf) {
         rc = MOEPLACE_ERR_NOMEM;
         break;
       }
       if (s->windows == 0) memset(s->cum, 0, LE * sizeof *s->cum);
     }
+    s->win_first[s->windows] = first;
     double *prev = s->cum + (size_t)s->windows * LE, *next = prev + LE;
     double *p = s->props + (size_t)s->windows * LE;
     for (int l = 0; l < L; l++) {
@@ -151,10 +166,14 @@ static int load_trace(const char *path, int W, series *s, int *partial) {
     s->windows++;
   }
   free(tot);
+  moeplace_trace_progress pr = moeplace_trace_get_progress(t);
+  s->stride = pr.stride > 0 ? pr.stride : 1;
+  s->irregular = pr.irregular;
   moeplace_trace_close(t);
   if (rc < 0) {
     free(s->cum);
     free(s->props);
+    free(s->win_first);
     if (rc == MOEPLACE_ERR_NOMEM) fprintf(stderr, "%s: out of memory loading %s\n", prog, path);
   }
   return rc < 0 ? rc : 0;
@@ -184,6 +203,11 @@ static int run_backtest(const options *o) {
   const size_t LE = (size_t)L * E;
   int ret = CLI_EXIT_FAILURE;
   const int n0 = o->min_history > 0 ? o->min_history : o->cfg.detector.k;
+  if ((s.stride > 1 || s.irregular) && !o->quiet)
+    fprintf(stderr,
+            "%s: note: %s: steps are sampled every %" PRId64 " steps%s: a window is %d recorded "
+            "steps and the horizon %d recorded steps\n",
+            prog, o->trace, s.stride, s.irregular ? " (with irregular gaps)" : "", W, H);
   if (partial && !o->quiet)
     fprintf(stderr, "%s: note: the last %d steps do not fill a window of %d and are left out\n",
             prog, partial, W);
@@ -194,6 +218,7 @@ static int run_backtest(const options *o) {
             prog, o->trace, N, W, n0, Hw);
     free(s.cum);
     free(s.props);
+    free(s.win_first);
     return CLI_EXIT_USAGE;
   }
   if (o->cfg.sw_avg_k > N - Hw) {
@@ -202,6 +227,7 @@ static int run_backtest(const options *o) {
             prog, o->cfg.sw_avg_k, N - Hw);
     free(s.cum);
     free(s.props);
+    free(s.win_first);
     return CLI_EXIT_USAGE;
   }
   if (o->series && (o->series_layer < 0 || o->series_layer >= L)) {
@@ -209,6 +235,7 @@ static int run_backtest(const options *o) {
             L - 1);
     free(s.cum);
     free(s.props);
+    free(s.win_first);
     return CLI_EXIT_USAGE;
   }
 
@@ -281,7 +308,7 @@ static int run_backtest(const options *o) {
       ret = cli_report(prog, rc);
       goto done;
     }
-    const int64_t step_end = s.first_step + (int64_t)n * W - 1; // last step of window n
+    const int64_t step_end = window_end(&s, W, n - 1); // the origin: last step of window n
     for (int l = 0; l < L; l++) {
       state[l] = moeplace_state_detector_state(det, l);
       if (!changed[l]) continue;
@@ -336,7 +363,8 @@ static int run_backtest(const options *o) {
       }
       if (ser && l == o->series_layer)
         for (int e = 0; e < E; e++) {
-          fprintf(ser, "%" PRId64 ",%" PRId64 ",%d,%.9g", step_end, step_end + H, e, a[e]);
+          fprintf(ser, "%" PRId64 ",%" PRId64 ",%d,%.9g", step_end, window_end(&s, W, n - 1 + Hw),
+                  e, a[e]);
           for (int i = 0; i < np; i++) fprintf(ser, ",%.9g", pred[(size_t)i * E + e]);
           fputc('\n', ser);
         }
@@ -367,7 +395,7 @@ static int run_backtest(const options *o) {
   if (!o->quiet) {
     printf("trace %s: %d windows of %d steps, %d layers x %d experts, horizon %d steps "
            "(%d windows), %" PRId64 " origins from step %" PRId64 "\n\n",
-           o->trace, N, W, L, E, H, Hw, sc[0].origins, s.first_step + (int64_t)n0 * W - 1);
+           o->trace, N, W, L, E, H, Hw, sc[0].origins, window_end(&s, W, n0 - 1));
     printf("%-10s %9s %12s %11s %9s %11s %10s %8s %12s %11s\n", "predictor", "mape%", "mape_trans%",
            "mape_stab%", "mae_pp", "mae_pp_tr", "mae_pp_st", "origins", "forecast_us",
            "observe_us");
@@ -401,8 +429,7 @@ static int run_backtest(const options *o) {
     json_object_set_new(root, "experts", json_integer(E));
     json_object_set_new(root, "window", json_integer(W));
     json_object_set_new(root, "horizon", json_integer(H));
-    json_object_set_new(root, "first_origin_step",
-                        json_integer(s.first_step + (json_int_t)n0 * W - 1));
+    json_object_set_new(root, "first_origin_step", json_integer(window_end(&s, W, n0 - 1)));
     json_t *det_cfg =
         json_pack("{s:i,s:f,s:f,s:f}", "k", o->cfg.detector.k, "var_threshold",
                   o->cfg.detector.var_threshold, "range_threshold", o->cfg.detector.range_threshold,
@@ -461,6 +488,7 @@ done:
   free(chg);
   free(s.cum);
   free(s.props);
+  free(s.win_first);
   return ret;
 }
 
