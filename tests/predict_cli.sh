@@ -12,6 +12,8 @@ expect_status 2 "unknown predictor" -- "$P" --trace "$T" --predictor prophet &&
   expect_grep "unknown predictor 'prophet'" "$WORK/err" "names the predictor"
 expect_status 2 "k larger than the history" -- "$P" --trace "$T" --horizon 1000 --k 1000 &&
   expect_grep "larger than the history" "$WORK/err" "names k"
+expect_status 2 "detector k larger than the history" -- "$P" --trace "$T" --horizon 1000 --min-history 5 \
+  --detector-k 400 && expect_grep "detector-k 400 is larger" "$WORK/err" "names detector k"
 expect_status 2 "trace too short" -- "$P" --trace "$T" --horizon 4000 &&
   expect_grep "too short for one forecast origin" "$WORK/err" "says why"
 expect_status 2 "negative window" -- "$P" --trace "$T" --window -3

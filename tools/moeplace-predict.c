@@ -221,6 +221,16 @@ static int run_backtest(const options *o) {
     free(s.win_first);
     return CLI_EXIT_USAGE;
   }
+  if (o->cfg.detector.k > N - Hw) {
+    fprintf(stderr,
+            "%s: --detector-k %d is larger than the history available at the last origin (%d "
+            "windows)\n",
+            prog, o->cfg.detector.k, N - Hw);
+    free(s.cum);
+    free(s.props);
+    free(s.win_first);
+    return CLI_EXIT_USAGE;
+  }
   if (o->cfg.sw_avg_k > N - Hw) {
     fprintf(stderr,
             "%s: --k %d is larger than the history available at the last origin (%d windows)\n",
