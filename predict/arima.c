@@ -45,10 +45,11 @@ static void arima_destroy(void *state) {
 
 int mp_arima_create_cfg(void **state, int experts, const mp_arima_config *cfg) {
   if (experts < 1) return mp_fail(MOEPLACE_ERR_ARG, "arima: experts must be >= 1, got %d", experts);
-  if (cfg->history < 8 || cfg->refit_every < 1 || cfg->min_history < 8 ||
+  if (cfg->history < 8 || cfg->history > MP_ARIMA_MAX_HISTORY || cfg->refit_every < 1 || cfg->min_history < 8 ||
       cfg->min_history > cfg->history)
     return mp_fail(MOEPLACE_ERR_ARG,
-                   "arima: need history >= 8 (got %d), refit_every >= 1 (got %d), "
+                   "arima: need 8 <= history <= " MP_ARIMA_MAX_HISTORY_STR
+                   " (got %d), refit_every >= 1 (got %d), "
                    "8 <= min_history <= history (got %d)",
                    cfg->history, cfg->refit_every, cfg->min_history);
   if (cfg->pmax < 0 || cfg->pmax > MP_ARIMA_MAX_P || cfg->qmax < 0 || cfg->qmax > MP_ARIMA_MAX_Q ||

@@ -10,6 +10,10 @@
 
 #include "predict/predictor.h"
 
+/* Fits use stack buffers of the series length: keep it bounded. */
+#define MP_ARIMA_MAX_HISTORY 10000
+#define MP_ARIMA_MAX_HISTORY_STR "10000"
+
 typedef struct mp_arima_config {
   int history;          /* windows a model is fitted on (ring buffer size); default 200 */
   int refit_every;      /* windows between refits; default 10 */

@@ -206,7 +206,8 @@ static int fit_order_from(const double *y, int n, int p, int d, int q, const mp_
   if (n < p + q + d + 3)
     return mp_fail(MOEPLACE_ERR_ARG, "arima: %d observations are too few for order (%d,%d,%d)", n,
                    p, d, q);
-  if (n > 1000000) return mp_fail(MOEPLACE_ERR_ARG, "arima: series of %d values is too long", n);
+  // w and x below live on the stack (at most 2 x 80 kB)
+  if (n > 10000) return mp_fail(MOEPLACE_ERR_ARG, "arima: series of %d values is too long (> 10000)", n);
   memset(out, 0, sizeof *out);
   out->p = p;
   out->d = d;
@@ -349,7 +350,8 @@ int mp_arima_forecast(const mp_arima_fit *fit, const double *y, int n, int h, do
     return MOEPLACE_OK;
   }
   const int d = fit->d, m = n - d;
-  if (m < 1) return mp_fail(MOEPLACE_ERR_ARG, "arima forecast: series too short");
+  if (m < 1 || n > 10000)
+    return mp_fail(MOEPLACE_ERR_ARG, "arima forecast: series of %d values (1 .. 10000)", n);
   double x[m];
   for (int t = 0; t < m; t++) x[t] = (d ? y[t + 1] - y[t] : y[t]) - fit->mean;
   arma_sys s;

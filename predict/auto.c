@@ -39,7 +39,8 @@ typedef struct auto_pred {
   mp_predict_history actual; /* the last windows, as many as the longest horizon asked */
   pending pend[PENDING];
   int64_t last_recorded;
-  double *fc; /* scratch: [children][E] */
+  double *fc;  /* scratch: [children][E] */
+  double *act; /* scratch: [E] */
 } auto_pred;
 
 static void auto_destroy(void *state) {
@@ -51,6 +52,7 @@ static void auto_destroy(void *state) {
   free(a->fc);
   free(a->xerr[0]);
   free(a->xerr[1]);
+  free(a->act);
   free(a);
 }
 
@@ -78,9 +80,10 @@ int mp_auto_create_cfg(void **state, int experts, uint64_t seed, const mp_predic
     a->ops[a->n++] = o;
   }
   a->fc = calloc((size_t)a->n * experts, sizeof *a->fc);
+  a->act = calloc(experts, sizeof *a->act);
   a->xerr[0] = calloc((size_t)a->n * experts, sizeof(double));
   a->xerr[1] = calloc((size_t)a->n * experts, sizeof(double));
-  if (!a->xerr[0] || !a->xerr[1]) {
+  if (!a->xerr[0] || !a->xerr[1] || !a->act) {
     free(a->fc);
     a->fc = NULL;
   }
@@ -143,7 +146,7 @@ static int auto_observe(void *state, const double *proportions) {
     pending *pd = &a->pend[i];
     const int age = EARLY_AGE < pd->h ? EARLY_AGE : pd->h;
     if (!pd->used || pd->early_done || pd->made_at + age > a->actual.count) continue;
-    double act[E];
+    double *act = a->act;
     for (int e = 0; e < E; e++) act[e] = 0;
     for (int b = 0; b < age; b++) {
       const double *w = mp_predict_history_get(&a->actual, b);
@@ -161,7 +164,7 @@ static int auto_observe(void *state, const double *proportions) {
     pending *pd = &a->pend[i];
     if (!pd->used || pd->made_at + pd->h > a->actual.count) continue;
     // Its horizon has come true: actual = mean proportion over those windows.
-    double act[E];
+    double *act = a->act;
     for (int e = 0; e < E; e++) act[e] = 0;
     for (int b = 0; b < pd->h; b++) {
       const double *w = mp_predict_history_get(&a->actual, b);

@@ -701,7 +701,7 @@ int main(int argc, char **argv) {
     case O_VT: REAL_OPT(o.cfg.detector.var_threshold, "--var-threshold", 1e-300, 1.0); break;
     case O_RT: REAL_OPT(o.cfg.detector.range_threshold, "--range-threshold", 1e-300, 1.0); break;
     case O_HY: REAL_OPT(o.cfg.detector.hysteresis, "--hysteresis", 1.0, 1e6); break;
-    case O_AH: INT_OPT(o.cfg.arima_history, "--arima-history", 16, 100000); break;
+    case O_AH: INT_OPT(o.cfg.arima_history, "--arima-history", 16, 10000); break;
     case O_AR: INT_OPT(o.cfg.arima_refit, "--arima-refit", 1, 1000000); break;
     case O_AP: REAL_OPT(o.cfg.auto_power, "--auto-power", 0.0, 1000.0); break;
     case O_SEED:
