@@ -7,7 +7,7 @@ steps and each predictor's forecast) and, optionally, the tool's --json
 output to shade the layer's stable periods. Writes a PNG (matplotlib, Agg).
 
 Usage: scripts/plot_predictions.py SERIES.csv OUT.png [--json RESULT.json]
-       [--layer L] [--experts N] [--predictors auto,sw_avg,arima]
+       [--layer L] [--experts N] [--predictors auto,sw_avg,arima] [--logy]
 """
 import argparse
 import csv
@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--layer", type=int, default=0, help="layer of the series (for the title and shading)")
     ap.add_argument("--experts", type=int, default=4, help="plot the N experts with the largest mean share")
     ap.add_argument("--predictors", default="auto,sw_avg,arima")
+    ap.add_argument("--logy", action="store_true", help="logarithmic proportion axis (skewed layers)")
     a = ap.parse_args()
 
     rows = list(csv.DictReader(open(a.series)))
@@ -67,7 +68,9 @@ def main():
         ax.plot([], [], color="0.85", lw=8, label="stable state")
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("forecast origin (training step)")
-    ax.set_ylabel("load proportion")
+    ax.set_ylabel("load proportion" + (" (log scale)" if a.logy else ""))
+    if a.logy:
+        ax.set_yscale("log")
     ax.legend(fontsize=7, ncol=2, loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -12,6 +12,7 @@ for t in pycode-L4-E16-top2 perl-L4-E8-top1; do
   for h in 1000 2000; do
     series=""
     [ "$t" = pycode-L4-E16-top2 ] && [ "$h" = 1000 ] && series="--series $out/series-$t-$h-L1.csv --series-layer 1"
+    [ "$t" = perl-L4-E8-top1 ] && [ "$h" = 1000 ] && series="--series $out/series-$t-$h-L3.csv --series-layer 3"
     # shellcheck disable=SC2086
     ./moeplace-predict --trace "$traces/$t.csv.gz" --window 10 --horizon "$h" --predictor all \
       --json "$out/$t-$h.json" $series >"$out/$t-$h.txt"
@@ -60,3 +61,6 @@ for t in ("pycode-L4-E16-top2", "perl-L4-E8-top1"):
 PY
 /usr/bin/python3 "$here/plot_predictions.py" "$out/series-pycode-L4-E16-top2-1000-L1.csv" \
   "$out/predict-pycode-L1-H1000.png" --json "$out/pycode-L4-E16-top2-1000.json" --layer 1 --experts 4
+/usr/bin/python3 "$here/plot_predictions.py" "$out/series-perl-L4-E8-top1-1000-L3.csv" \
+  "$out/predict-perl-L3-H1000.png" --json "$out/perl-L4-E8-top1-1000.json" --layer 3 --experts 8 \
+  --predictors auto,arima --logy
