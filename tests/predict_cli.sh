@@ -53,6 +53,13 @@ for r in rows:
 assert all(abs(sum(v) - 1) < 1e-6 and min(v) >= 0 for v in by.values())
 PY
 fi
+# The benchmark runs (its timings are not checked) and writes its series.
+if expect_status 0 "bench" -- "$P" --bench --layers 2 --experts 4 --bench-windows 60 --horizon 100 \
+  --bench-series "$WORK/b.csv" --bench-count 3; then
+  expect_grep "^arima " "$WORK/out" "bench row"
+  expect_grep "^s0,s1,s2$" "$WORK/b.csv" "bench series header"
+fi
+
 # A sampled trace (every 2nd step): windows are 10 recorded steps, and the
 # reported steps are the trace's own (origin after 20 windows: step 398).
 if expect_status 0 "convert" -- "$top_builddir/moeplace-trace" convert --every 2 "$T" "$WORK/e2.csv" &&
