@@ -9,6 +9,7 @@
 
 #include <mpi.h>
 
+#include <moeplace/predict.h>
 #include <moeplace/runtime.h>
 
 #include "runtime/history.h"
@@ -40,6 +41,7 @@ struct moeplace_runtime {
   moeplace_runtime_config cfg; /* strings point into the copies below */
   char *predictor;
   char *hwloc_synthetic;
+  char *cluster_file;
   int L, E, S, R, G;
 
   int *slot_expert; /* [L][G] expert in each global slot, -1 = empty */
@@ -59,6 +61,7 @@ struct moeplace_runtime {
 
   /* Coordinator only. */
   mp_rt_history *history;  /* per-layer ring buffers of window proportions */
+  moeplace_forecaster *forecaster; /* the predict engine, fed every window */
   uint64_t *gather_buf;    /* [R][1 + L*S] gathered window records */
   int pending_error;       /* found while aggregating, reported at the next decision */
 
@@ -108,16 +111,6 @@ int mp_rt_make_plan(const moeplace_runtime *rt, const int *new_slot_expert,
  * load) of a placement for load proportions p [L][E]. */
 double mp_rt_predicted_imbalance(int L, int E, int R, int S, const double *p,
                                  const int *slot_expert, const double *shares);
-
-/* ---- built-in placer (place.c) ----------------------------------------- */
-
-/* Replicates the hottest experts into the spare slots, packs replicas onto
- * ranks longest-processing-time first, balances the routing shares, and
- * relabels ranks and slots to keep as many replicas where they already are.
- * p: [L][E] forecast proportions; cur: [L][G] current placement;
- * out_se, out_sh: [L][G]. */
-int mp_rt_place(int L, int E, int R, int S, const double *p, const int *cur, int *out_se,
-                double *out_sh);
 
 /* ---- migration engine (migrate.c) -------------------------------------- */
 

@@ -45,7 +45,9 @@ static int aggregate(moeplace_runtime *rt) {
         }
     }
     mp_rt_history_push(rt->history, totals);
+    int st = moeplace_forecaster_observe_counts(rt->forecaster, totals);
     free(totals);
+    if (st < 0 && !rt->pending_error) rt->pending_error = st;
   }
   rt->stats.aggregate_s += mp_now_s() - t0;
   return MOEPLACE_OK;
@@ -91,61 +93,73 @@ static int migrate_to(moeplace_runtime *rt, const int *new_se, const double *new
   return MOEPLACE_OK;
 }
 
-/* Forecast of the next horizon's proportions [L][E] from the history. */
-static void forecast(const moeplace_runtime *rt, double *p) {
-  int k;
-  switch (mp_rt_predictor_id(rt->cfg.predictor)) {
-  case 2: k = 1; break; // last
-  default:
-    // sw_avg over the span of one rebalance interval (or of the horizon when
-    // rebalancing is off): the loads the last placement was exposed to.
-    k = (rt->cfg.rebalance_interval ? rt->cfg.rebalance_interval : rt->cfg.horizon) /
-        rt->cfg.window;
-    if (k < 1) k = 1;
-  }
-  mp_rt_history_mean(rt->history, k, p);
-}
-
-/* Coordinator: decides whether and where to rebalance. hdr = {status,
- * migrate?}; new_se/new_sh filled when migrating. */
+/* The coordinator's decision: forecast (predict engine), placement
+ * (placement engine, from the placement in force, with the topology's
+ * migration costs), the plan's bytes, and whether the predicted gain pays
+ * for them. hdr = {status, migrate?}; new_se/new_sh filled when migrating. */
 static void decide(moeplace_runtime *rt, int *hdr, int *new_se, double *new_sh,
                    moeplace_step_info *info) {
   double t0 = mp_now_s();
+  int L = rt->L, E = rt->E, R = rt->R, S = rt->S, G = rt->G;
   hdr[0] = rt->pending_error;
   hdr[1] = 0;
   rt->pending_error = MOEPLACE_OK;
   if (hdr[0] != MOEPLACE_OK) return;
-  double *p = malloc((size_t)rt->L * rt->E * sizeof *p);
-  if (!p) {
-    hdr[0] = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory forecasting");
-    return;
+  double *p = malloc((size_t)L * E * sizeof *p); // p: [L][E] forecast proportions
+  moeplace_placement *cur = NULL, *next = NULL;
+  mp_rt_transfer *plan = NULL;
+  int st = p ? MOEPLACE_OK : mp_fail(MOEPLACE_ERR_NOMEM, "out of memory forecasting");
+  if (st == MOEPLACE_OK && moeplace_forecaster_forecast(rt->forecaster, p) != MOEPLACE_OK) {
+    // A forecaster that cannot forecast (a numerical failure) must not stop
+    // training: fall back to the mean of the last rebalance interval.
+    int k = rt->cfg.rebalance_interval / rt->cfg.window;
+    mp_rt_history_mean(rt->history, k > 0 ? k : 1, p);
   }
-  forecast(rt, p);
-  int st = mp_rt_place(rt->L, rt->E, rt->R, rt->S, p, rt->slot_expert, new_se, new_sh);
+  if (st == MOEPLACE_OK) st = moeplace_placement_create(&cur, L, E, R, S);
+  for (int l = 0; st == MOEPLACE_OK && l < L; l++) {
+    memcpy(moeplace_placement_phy2log(cur, l), rt->slot_expert + (size_t)l * G, (size_t)G * sizeof(int));
+    memcpy(moeplace_placement_share(cur, l), rt->shares + (size_t)l * G, (size_t)G * sizeof(double));
+  }
+  uint64_t all_bytes = 0;
+  for (int l = 0; l < L; l++) all_bytes += (uint64_t)E * rt->expert_bytes[l];
+  if (st == MOEPLACE_OK) {
+    // Loads are proportions, so the sum over layers of the mean rank load is
+    // L/R and an imbalance change d is a load change d*L/R: the trade-off
+    // (imbalance per fraction of all state moved) becomes load per byte.
+    moeplace_place_options opt;
+    moeplace_place_options_init(&opt);
+    opt.expert_bytes = L ? (double)all_bytes / ((double)L * E) : 0.0;
+    opt.migration_weight =
+        all_bytes ? rt->cfg.migration_tradeoff * L / ((double)R * (double)all_bytes) : 0.0;
+    opt.byte_budget = rt->cfg.migration_budget_bytes ? (double)rt->cfg.migration_budget_bytes : -1.0;
+    moeplace_place_stats ps;
+    st = moeplace_place(rt->topo.shape, L, E, S, p, cur, &opt, &next, &ps);
+  }
+  for (int l = 0; st == MOEPLACE_OK && l < L; l++) {
+    memcpy(new_se + (size_t)l * G, moeplace_placement_phy2log_const(next, l), (size_t)G * sizeof(int));
+    memcpy(new_sh + (size_t)l * G, moeplace_placement_share_const(next, l), (size_t)G * sizeof(double));
+  }
   if (st == MOEPLACE_OK) st = mp_rt_check_placement(rt, new_se, new_sh);
+  int n = 0;
+  if (st == MOEPLACE_OK) st = mp_rt_make_plan(rt, new_se, &plan, &n);
+  moeplace_placement_destroy(cur);
+  moeplace_placement_destroy(next);
   if (st != MOEPLACE_OK) {
     free(p);
+    free(plan);
     hdr[0] = st;
     return;
   }
-  double old_imb = mp_rt_predicted_imbalance(rt->L, rt->E, rt->R, rt->S, p, rt->slot_expert, rt->shares);
-  double new_imb = mp_rt_predicted_imbalance(rt->L, rt->E, rt->R, rt->S, p, new_se, new_sh);
+  double old_imb = mp_rt_predicted_imbalance(L, E, R, S, p, rt->slot_expert, rt->shares);
+  double new_imb = mp_rt_predicted_imbalance(L, E, R, S, p, new_se, new_sh);
   free(p);
-  mp_rt_transfer *plan = NULL;
-  int n = 0;
-  st = mp_rt_make_plan(rt, new_se, &plan, &n);
-  if (st != MOEPLACE_OK) {
-    hdr[0] = st;
-    return;
-  }
-  uint64_t bytes = 0, all_bytes = 0;
+  uint64_t bytes = 0;
   for (int i = 0; i < n; i++)
     if (plan[i].src_rank != plan[i].dst_rank) bytes += rt->expert_bytes[plan[i].layer];
   free(plan);
-  for (int l = 0; l < rt->L; l++) all_bytes += (uint64_t)rt->E * rt->expert_bytes[l];
   double frac = all_bytes ? (double)bytes / (double)all_bytes : 0.0;
-  int changed = memcmp(new_se, rt->slot_expert, (size_t)rt->L * rt->G * sizeof *new_se) != 0 ||
-                memcmp(new_sh, rt->shares, (size_t)rt->L * rt->G * sizeof *new_sh) != 0;
+  int changed = memcmp(new_se, rt->slot_expert, (size_t)L * G * sizeof *new_se) != 0 ||
+                memcmp(new_sh, rt->shares, (size_t)L * G * sizeof *new_sh) != 0;
   int pays = old_imb - new_imb >= rt->cfg.min_gain + rt->cfg.migration_tradeoff * frac;
   int within = rt->cfg.migration_budget_bytes == 0 || bytes <= rt->cfg.migration_budget_bytes;
   hdr[1] = changed && pays && within;

@@ -6,8 +6,8 @@
 
 #include <moeplace/runtime.h>
 
-/* Predictor name -> index in {auto, sw_avg, last, arima, lstm}, -1 unknown. */
-int mp_rt_predictor_id(const char *name);
+/* 1 if the predict engine knows this method name (or "auto"). */
+int mp_rt_predictor_known(const char *name);
 
 /* Local validation for a communicator of `ranks` ranks. */
 int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks);

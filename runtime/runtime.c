@@ -22,6 +22,8 @@ static void free_runtime(moeplace_runtime *rt) {
   if (rt->comm != MPI_COMM_NULL) MPI_Comm_free(&rt->comm);
   free(rt->predictor);
   free(rt->hwloc_synthetic);
+  free(rt->cluster_file);
+  moeplace_forecaster_destroy(rt->forecaster);
   free(rt->slot_expert);
   free(rt->shares);
   free(rt->next_se);
@@ -49,6 +51,8 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   rt->hwloc_synthetic = dup_str(cfg->hwloc_synthetic);
   rt->cfg.predictor = rt->predictor;
   rt->cfg.hwloc_synthetic = rt->hwloc_synthetic;
+  rt->cluster_file = dup_str(cfg->cluster_file);
+  rt->cfg.cluster_file = rt->cluster_file;
   rt->L = cfg->layers;
   rt->E = cfg->experts;
   rt->S = cfg->slots_per_rank;
@@ -62,7 +66,8 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   rt->slots = calloc(LS, sizeof *rt->slots);
   rt->expert_bytes = calloc((size_t)rt->L, sizeof *rt->expert_bytes);
   rt->window_counts = calloc(LS, sizeof *rt->window_counts);
-  if (!rt->predictor || (cfg->hwloc_synthetic && !rt->hwloc_synthetic) || !rt->slot_expert ||
+  if (!rt->predictor || (cfg->hwloc_synthetic && !rt->hwloc_synthetic) ||
+      (cfg->cluster_file && !rt->cluster_file) || !rt->slot_expert ||
       !rt->shares || !rt->next_se || !rt->next_sh || !rt->slots || !rt->expert_bytes || !rt->window_counts)
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the runtime");
   if (rt->rank == cfg->coordinator) {
@@ -70,6 +75,15 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
     if (st != MOEPLACE_OK) return st;
     rt->gather_buf = malloc((size_t)rt->R * (1 + LS) * sizeof *rt->gather_buf);
     MP_CHECK_ALLOC(rt->gather_buf);
+    // The predict engine forecasts whole windows: the horizon is rounded up
+    // to a multiple of the window.
+    moeplace_predict_config pc;
+    moeplace_predict_config_default(&pc, rt->L, rt->E);
+    pc.window = cfg->window;
+    pc.horizon = (cfg->horizon + cfg->window - 1) / cfg->window * cfg->window;
+    pc.method = cfg->predictor;
+    st = moeplace_forecaster_create(&rt->forecaster, &pc);
+    if (st != MOEPLACE_OK) return st;
   }
   // Initial placement: expert g % E in global slot g, equal shares.
   for (int l = 0; l < rt->L; l++)
@@ -121,6 +135,7 @@ int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
     return ok ? mp_fail(MOEPLACE_ERR_NOMEM, "runtime: another rank ran out of memory") : local;
   }
   status = mp_rt_topology_discover(rt->comm, cfg->ranks_per_node, cfg->hwloc_synthetic, &rt->topo);
+  if (status == MOEPLACE_OK) status = mp_rt_topology_attach_shape(rt->comm, cfg->cluster_file, &rt->topo);
   if (status != MOEPLACE_OK) {
     free_runtime(rt);
     return status;

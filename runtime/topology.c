@@ -147,8 +147,51 @@ int mp_rt_topology_discover(MPI_Comm comm, int ranks_per_node, const char *synth
   return MOEPLACE_OK;
 }
 
+int mp_rt_topology_attach_shape(MPI_Comm comm, const char *cluster_file, mp_rt_topology *t) {
+  int status = MOEPLACE_OK;
+  if (cluster_file) {
+    status = moeplace_topology_load(&t->shape, cluster_file);
+    if (status == MOEPLACE_OK && moeplace_topology_ranks(t->shape) != t->R)
+      status = mp_fail(MOEPLACE_ERR_MISMATCH, "%s describes %d ranks, the communicator has %d",
+                       cluster_file, moeplace_topology_ranks(t->shape), t->R);
+    if (status == MOEPLACE_OK) {
+      t->from_file = 1;
+      t->nodes = moeplace_topology_nodes(t->shape);
+      for (int r = 0; r < t->R; r++) {
+        t->node[r] = moeplace_topology_rank_node(t->shape, r);
+        t->package[r] = t->numa[r] = -1; // the file's classes live in t->shape
+      }
+    }
+  } else {
+    // The engine wants labels >= 0: an unknown package/NUMA becomes a label
+    // of its own per rank (R + r), which is "different" as documented.
+    int *pkg = malloc((size_t)t->R * sizeof *pkg), *numa = malloc((size_t)t->R * sizeof *numa);
+    if (!pkg || !numa) status = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the topology");
+    for (int r = 0; status == MOEPLACE_OK && r < t->R; r++) {
+      pkg[r] = t->package[r] >= 0 ? t->package[r] : t->R + r;
+      numa[r] = t->numa[r] >= 0 ? t->numa[r] : t->R + r;
+    }
+    if (status == MOEPLACE_OK)
+      status = moeplace_topology_create_table(&t->shape, t->R, t->node, pkg, numa);
+    free(pkg);
+    free(numa);
+  }
+  int ok = status == MOEPLACE_OK, all_ok = 0;
+  if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+    return mp_fail(MOEPLACE_ERR_MPI, "MPI_Allreduce failed in topology setup");
+  if (!all_ok) {
+    moeplace_topology_destroy(t->shape);
+    t->shape = NULL;
+    return ok ? mp_fail(MOEPLACE_ERR_ARG, "the cluster shape could not be set up on another rank")
+              : status;
+  }
+  return MOEPLACE_OK;
+}
+
 void mp_rt_topology_free(mp_rt_topology *t) {
   if (!t) return;
+  moeplace_topology_destroy(t->shape);
+  t->shape = NULL;
   free(t->node);
   free(t->package);
   free(t->numa);
@@ -156,6 +199,7 @@ void mp_rt_topology_free(mp_rt_topology *t) {
 }
 
 int mp_rt_topology_class(const mp_rt_topology *t, int a, int b) {
+  if (t->shape) return (int)moeplace_topology_class(t->shape, a, b);
   if (a == b) return 0;
   if (t->node[a] != t->node[b]) return 4;
   if (t->numa[a] >= 0 && t->numa[a] == t->numa[b]) return 1;

@@ -7,6 +7,8 @@
 
 #include <mpi.h>
 
+#include <moeplace/placement.h>
+
 typedef struct mp_rt_topology {
   int R;
   int nodes;    /* distinct nodes */
@@ -15,6 +17,8 @@ typedef struct mp_rt_topology {
   int *numa;    /* [R] NUMA node logical index within the node, -1 unknown */
   int emulated_nodes; /* 1 if nodes come from ranks_per_node */
   int synthetic;      /* 1 if hwloc described a synthetic/XML machine, not this one */
+  int from_file;      /* 1 if a cluster-shape file replaced the discovery */
+  moeplace_topology *shape; /* the same, for the placement engine: classes and costs */
 } mp_rt_topology;
 
 /* Collective over comm. ranks_per_node > 0 emulates nodes of that many
@@ -27,10 +31,18 @@ typedef struct mp_rt_topology {
 int mp_rt_topology_discover(MPI_Comm comm, int ranks_per_node, const char *synthetic,
                             mp_rt_topology *out);
 
+/* Collective, after discovery: builds t->shape for the placement engine,
+ * either from the discovered classes or, when cluster_file is not NULL,
+ * from that cluster-shape file (which then replaces the discovered nodes;
+ * it must describe exactly the communicator's ranks). Same status on every
+ * rank. */
+int mp_rt_topology_attach_shape(MPI_Comm comm, const char *cluster_file, mp_rt_topology *t);
+
 void mp_rt_topology_free(mp_rt_topology *t);
 
-/* Distance class of a pair: 0 same rank, 1 same NUMA, 2 same package,
- * 3 same node, 4 other node. Unknown package/NUMA count as different. */
+/* Distance class of a pair (moeplace_link_class): 0 same rank, 1 same NUMA,
+ * 2 same package, 3 same node, 4 other node. Unknown package/NUMA count as
+ * different. With a shape, the shape decides. */
 int mp_rt_topology_class(const mp_rt_topology *t, int a, int b);
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <moeplace.h>
 
@@ -303,7 +304,39 @@ static void case_topology(int R) {
           pkg, numa, expect_pkg);
   }
   moeplace_runtime_destroy(rt);
+  // A cluster-shape file (placement engine's format) replaces the discovery.
   cfg.ranks_per_node = 0;
+  cfg.hwloc_synthetic = NULL;
+  int pid = (int)getpid();
+  MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  char path[2][128];
+  for (int i = 0; i < 2; i++) {
+    snprintf(path[i], sizeof path[i], "/tmp/moeplace-rt-shape-%d-%d.txt", pid, i);
+    if (my_rank == 0) {
+      FILE *f = fopen(path[i], "w");
+      // i = 0: R/2 nodes of 2 ranks; i = 1: one rank too many
+      fprintf(f, "# test shape\nnodes %d\nranks_per_node %d\n", i ? 1 : R / 2, i ? R + 1 : 2);
+      fclose(f);
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  cfg.cluster_file = path[0];
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK, "create with a cluster-shape file: rc=%d", rc);
+  for (int r = 0; rt && r < R; r++) {
+    moeplace_runtime_topology(rt, r, &node, NULL, NULL);
+    CHECK(node == r / 2, "shape file: rank %d on node %d, expected %d", r, node, r / 2);
+  }
+  moeplace_runtime_destroy(rt);
+  cfg.cluster_file = path[1];
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "shape file with the wrong rank count: rc=%d", rc);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (my_rank == 0) {
+    remove(path[0]);
+    remove(path[1]);
+  }
+  cfg.cluster_file = NULL;
   cfg.hwloc_synthetic = "pack:banana";
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_ERR_ARG && !rt, "invalid synthetic description: rc=%d", rc);

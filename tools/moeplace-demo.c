@@ -36,7 +36,7 @@
 static const char *prog = "moeplace-demo";
 
 typedef struct opts {
-  const char *trace, *json;
+  const char *trace, *json, *predictor;
   long long steps, d, f, slots, window, interval, max_tokens;
   double token_scale;
 } opts;
@@ -60,6 +60,7 @@ static void usage(FILE *out) {
           "  --window N          aggregation window in steps (default 10)\n"
           "  --interval N        rebalance interval in steps (default 100)\n"
           "  --token-scale X     multiply the trace's token counts by X (default 1)\n"
+          "  --predictor NAME    forecasting method: sw_avg, auto, arima, last (default sw_avg)\n"
           "  --json OUT          write the figures as JSON to OUT\n"
           "  --help              this text\n",
           MOEPLACE_DATADIR);
@@ -72,9 +73,11 @@ static int parse(int argc, char **argv, opts *o) {
       {"slots", required_argument, NULL, 's'},   {"window", required_argument, NULL, 'w'},
       {"interval", required_argument, NULL, 'i'}, {"token-scale", required_argument, NULL, 'x'},
       {"json", required_argument, NULL, 'j'},    {"help", no_argument, NULL, 'h'},
+      {"predictor", required_argument, NULL, 'p'},
       {NULL, 0, NULL, 0}};
   *o = (opts){.trace = MOEPLACE_DATADIR "/pycode-L4-E16-top2-4k.csv.gz", .steps = 0, .d = 64,
-              .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0};
+              .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0,
+              .predictor = "sw_avg"};
   int c;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (c) {
@@ -87,6 +90,7 @@ static int parse(int argc, char **argv, opts *o) {
     case 'i': if (cli_parse_int(prog, "--interval", optarg, 1, 100000000, &o->interval) < 0) return CLI_EXIT_USAGE; break;
     case 'x': if (cli_parse_double(prog, "--token-scale", optarg, 1e-6, 1e6, &o->token_scale) < 0) return CLI_EXIT_USAGE; break;
     case 'j': o->json = optarg; break;
+    case 'p': o->predictor = optarg; break;
     case 'h': usage(stdout); return -1;
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
@@ -172,6 +176,7 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   cfg.rebalance_interval = dynamic ? (int)o->interval : 0;
   cfg.migration_tradeoff = 0.02;
   cfg.min_gain = 0.01;
+  cfg.predictor = o->predictor;
   st = moeplace_runtime_create(&ph->rt, MPI_COMM_WORLD, &cfg);
   if (st != MOEPLACE_OK) return st;
   model *md = &ph->md;

@@ -74,7 +74,11 @@ typedef struct moeplace_runtime_config {
                               (default 500); 0 disables rebalancing */
   int history_windows;     /* windows kept per layer in the coordinator's ring
                               buffer (default 256); memory is bounded by it */
-  const char *predictor;   /* "auto" (default), "sw_avg", "arima", "lstm", "last" */
+  const char *predictor;   /* forecasting method of the predict engine: "sw_avg"
+                              (default: cheap), "auto", "arima", "last", "lstm"
+                              (when built in); see moeplace_predict_method_name().
+                              The forecast runs on the coordinator inside the
+                              rebalancing step: auto/arima cost far more. */
   double migration_tradeoff; /* price of migration in imbalance: a rebalance must
                                 gain (old - new predicted imbalance) >= min_gain +
                                 tradeoff * (bytes moved / bytes of all expert
@@ -85,6 +89,10 @@ typedef struct moeplace_runtime_config {
   int coordinator;         /* rank that aggregates and decides (default 0) */
   int ranks_per_node;      /* > 0: emulate nodes of this many consecutive ranks
                               instead of MPI_COMM_TYPE_SHARED (default 0) */
+  const char *cluster_file; /* cluster-shape file of the placement engine
+                               (docs/PLACEMENT.md) that replaces the discovered
+                               topology, to emulate a cluster on one host; it must
+                               describe exactly the communicator's ranks (NULL) */
   const char *hwloc_synthetic; /* hwloc synthetic description used instead of the
                                   machine ("pack:2 numa:1 core:4 pu:1"); NULL =
                                   the machine (or $HWLOC_XMLFILE / $HWLOC_SYNTHETIC) */
