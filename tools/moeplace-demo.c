@@ -1,10 +1,11 @@
 /* moeplace-demo: the main job. Replays an expert-load trace as a training
  * run with real expert weights and real expert computation, twice: once
  * with the static initial placement, once with moeplace rebalancing, and
- * compares step time, imbalance and the final weights.
+ * compares step time, imbalance and the final weights. The two runs are
+ * interleaved block by block (see main).
  *
  * Per rank and per local slot: an expert FFN W1 [d][f], W2 [f][d] (float)
- * and a momentum buffer of the same size, both registered with the runtime.
+ * and a momentum buffer of the same size, both allocated by the runtime.
  * Per step and per layer, every rank multiplies the tokens the trace routes
  * to its replicas (Y = relu(X W1) W2 with OpenBLAS), then waits for the
  * others (an MoE layer is a synchronisation point). After the step every
@@ -45,9 +46,10 @@ static void usage(FILE *out) {
   fprintf(out,
           "Usage: mpirun -np N moeplace-demo [OPTIONS]\n"
           "\n"
-          "Runs a trace as MoE training with real expert weights and GEMMs, first with\n"
-          "the static placement, then with moeplace rebalancing, and compares step time,\n"
-          "imbalance and the final weights (which must be bit-identical).\n"
+          "Runs a trace as MoE training with real expert weights and GEMMs twice, with the\n"
+          "static placement and with moeplace rebalancing (interleaved every --interval\n"
+          "steps so both see the same machine load), and compares step time, imbalance\n"
+          "and the final weights (which must be bit-identical). Exit 1 if they differ.\n"
           "\n"
           "Options:\n"
           "  --trace FILE        load trace (default %s/pycode-L4-E16-top2-4k.csv.gz)\n"
