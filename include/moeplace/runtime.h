@@ -149,9 +149,10 @@ typedef struct moeplace_step_info {
   int rebalanced;        /* 1 if a new placement was committed */
   int moves;             /* transfers of the committed migration */
   uint64_t bytes_moved;  /* bytes sent between ranks (local copies excluded) */
-  double migration_s;    /* wall time from migration start to commit */
-  double decision_s;     /* coordinator time to forecast and place */
-  double predicted_imbalance_old, predicted_imbalance_new; /* on the forecast */
+  double migration_s;    /* this rank's wall time from migration start to commit */
+  double decision_s;     /* coordinator only: time to forecast, place and plan */
+  double predicted_imbalance_old, predicted_imbalance_new; /* coordinator only: the
+                            placement in force and the one decided, on the forecast */
 } moeplace_step_info;
 
 /* Collective, once per training step after the step's records. Closes
