@@ -17,7 +17,7 @@ export OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 status=0
 for np in 2 4; do
-  for c in config args topology registration migrate migrate_owned corrupt corrupt_owned loop; do
+  for c in config args topology registration migrate migrate_owned corrupt corrupt_owned loop loop_nostate; do
     if ! timeout 60 "$MPIRUN" --oversubscribe -np "$np" "$prog" "$c"; then
       echo "FAIL: $c with $np ranks"
       status=1
