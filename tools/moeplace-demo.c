@@ -37,7 +37,8 @@
 static const char *prog = "moeplace-demo";
 
 typedef struct opts {
-  const char *trace, *json, *predictor;
+  const char *trace, *json, *predictor, *cluster_file;
+  long long ranks_per_node;
   long long steps, d, f, slots, window, interval, max_tokens;
   double token_scale;
 } opts;
@@ -63,6 +64,8 @@ static void usage(FILE *out) {
           "  --interval N        rebalance interval in steps (default 100)\n"
           "  --token-scale X     multiply the trace's token counts by X (default 1)\n"
           "  --predictor NAME    forecasting method: sw_avg, auto, arima, last (default sw_avg)\n"
+          "  --ranks-per-node N  emulate nodes of N consecutive ranks (default: the real nodes)\n"
+          "  --cluster-file FILE cluster-shape file (docs/PLACEMENT.md) replacing the topology\n"
           "  --json OUT          write the figures as JSON to OUT\n"
           "  --help              this text\n",
           MOEPLACE_DATADIR);
@@ -76,6 +79,8 @@ static int parse(int argc, char **argv, opts *o) {
       {"interval", required_argument, NULL, 'i'}, {"token-scale", required_argument, NULL, 'x'},
       {"json", required_argument, NULL, 'j'},    {"help", no_argument, NULL, 'h'},
       {"predictor", required_argument, NULL, 'p'},
+      {"ranks-per-node", required_argument, NULL, 'N'},
+      {"cluster-file", required_argument, NULL, 'C'},
       {NULL, 0, NULL, 0}};
   *o = (opts){.trace = MOEPLACE_DATADIR "/pycode-L4-E16-top2-4k.csv.gz", .steps = 0, .d = 64,
               .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0,
@@ -93,6 +98,8 @@ static int parse(int argc, char **argv, opts *o) {
     case 'x': if (cli_parse_double(prog, "--token-scale", optarg, 1e-6, 1e6, &o->token_scale) < 0) return CLI_EXIT_USAGE; break;
     case 'j': o->json = optarg; break;
     case 'p': o->predictor = optarg; break;
+    case 'N': if (cli_parse_int(prog, "--ranks-per-node", optarg, 1, 1000000, &o->ranks_per_node) < 0) return CLI_EXIT_USAGE; break;
+    case 'C': o->cluster_file = optarg; break;
     case 'h': usage(stdout); return -1;
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
@@ -179,6 +186,8 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   cfg.migration_tradeoff = 0.02;
   cfg.min_gain = 0.01;
   cfg.predictor = o->predictor;
+  cfg.ranks_per_node = (int)o->ranks_per_node;
+  cfg.cluster_file = o->cluster_file;
   st = moeplace_runtime_create(&ph->rt, MPI_COMM_WORLD, &cfg);
   if (st != MOEPLACE_OK) return st;
   model *md = &ph->md;
