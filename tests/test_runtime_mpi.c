@@ -365,8 +365,9 @@ static void case_topology_env(int R) {
 
 static void case_migrate(int R, int owned_mask) {
   const int L = 2, E = 3 * R - 1, S = 4, G = R * S;
-  // Small chunks and a small window exercise chunking and the request bound.
-  moeplace_runtime *rt = make_rt(L, E, S, 4096, 4);
+  // Small chunks and a small window exercise chunking and the request bound
+  // (the owned variant runs at the smallest bound, 2 requests in flight).
+  moeplace_runtime *rt = make_rt(L, E, S, owned_mask ? 1024 : 4096, owned_mask ? 2 : 4);
   if (!rt) return;
   state st;
   state_init(&st, rt, L, S, 3 * 4096 + 123, 77, owned_mask);
