@@ -98,7 +98,10 @@ int mp_rt_topology_discover(MPI_Comm comm, int ranks_per_node, const char *synth
   if (mine[3] != MOEPLACE_OK) snprintf(reason, sizeof reason, "%s", moeplace_last_error());
 
   int *all = malloc((size_t)size * 5 * sizeof *all);
-  int ok_alloc = all != NULL, ok_all;
+  out->node = malloc((size_t)size * sizeof *out->node);
+  out->package = malloc((size_t)size * sizeof *out->package);
+  out->numa = malloc((size_t)size * sizeof *out->numa);
+  int ok_alloc = all && out->node && out->package && out->numa, ok_all;
   // Everyone must take part in the exchange even if this rank failed to
   // allocate, so agree on that first.
   if (MPI_Allreduce(&ok_alloc, &ok_all, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS) {
@@ -107,30 +110,24 @@ int mp_rt_topology_discover(MPI_Comm comm, int ranks_per_node, const char *synth
   }
   if (!ok_all) {
     free(all);
+    mp_rt_topology_free(out);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory in topology discovery on some rank");
   }
   if (MPI_Allgather(mine, 5, MPI_INT, all, 5, MPI_INT, comm) != MPI_SUCCESS) {
     free(all);
+    mp_rt_topology_free(out);
     return mp_fail(MOEPLACE_ERR_MPI, "MPI_Allgather failed in topology discovery");
   }
   for (int r = 0; r < size; r++) {
     if (all[5 * r + 3] != MOEPLACE_OK) {
       int st = all[5 * r + 3];
       free(all);
+      mp_rt_topology_free(out);
       if (r == rank) return mp_fail(st, "%s", reason);
       return mp_fail(st, "topology discovery failed on rank %d", r);
     }
   }
   out->R = size;
-  out->node = malloc((size_t)size * sizeof *out->node);
-  out->package = malloc((size_t)size * sizeof *out->package);
-  out->numa = malloc((size_t)size * sizeof *out->numa);
-  // (allocation failures here are local; the runtime's create agrees on them)
-  if (!out->node || !out->package || !out->numa) {
-    free(all);
-    mp_rt_topology_free(out);
-    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the topology of %d ranks", size);
-  }
   out->emulated_nodes = ranks_per_node > 0;
   for (int r = 0; r < size; r++) {
     // Dense node index: how many distinct leaders are smaller than r's.
