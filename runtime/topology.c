@@ -106,6 +106,7 @@ int mp_rt_topology_discover(MPI_Comm comm, int ranks_per_node, const char *synth
   // allocate, so agree on that first.
   if (MPI_Allreduce(&ok_alloc, &ok_all, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS) {
     free(all);
+    mp_rt_topology_free(out);
     return mp_fail(MOEPLACE_ERR_MPI, "MPI_Allreduce failed in topology discovery");
   }
   if (!ok_all) {
