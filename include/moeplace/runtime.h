@@ -1,12 +1,220 @@
-/* moeplace/runtime.h: see <moeplace.h>. (API under construction.) */
+/* moeplace/runtime.h: the MPI runtime an MoE trainer links. Include <moeplace.h>.
+ *
+ * A training job creates one runtime per MPI communicator (collective),
+ * registers the memory that holds each local expert slot's state (weights,
+ * optimizer moments: any number of buffers, the same sizes for every slot of
+ * a layer), and then, once per training step:
+ *
+ *     for each layer: moeplace_runtime_record(rt, layer, tokens_per_local_slot);
+ *     moeplace_runtime_step(rt, &info);       // collective, at a step boundary
+ *     if (info.rebalanced) re-read the routing table for the dispatcher
+ *
+ * record is local and cheap (a few additions). step is collective but only
+ * communicates at window boundaries (one MPI_Gather of the window's
+ * [layers][slots] totals to the coordinator) and at rebalance boundaries,
+ * where the coordinator forecasts the load, computes a new placement and a
+ * migration plan, broadcasts them, and every rank moves the affected expert
+ * state with non-blocking point-to-point MPI into staging buffers, verifying
+ * an xxHash checksum of every expert it receives. The new placement is
+ * committed on every rank only if every rank verified every expert; if not,
+ * every rank keeps the old placement, no registered byte has changed, and
+ * step returns MOEPLACE_ERR_VERIFY on every rank. See docs/RUNTIME.md.
+ *
+ * Slots. Each rank has `slots_per_rank` slots per layer; global slot g of a
+ * layer is local slot g % slots_per_rank of rank g / slots_per_rank. A slot
+ * holds one replica of one logical expert (or nothing: -1). The initial
+ * placement puts expert g % experts in global slot g (so with
+ * ranks * slots_per_rank == experts: the usual contiguous expert parallelism).
+ *
+ * Errors: every call returns MOEPLACE_OK or a negative MOEPLACE_ERR_*, with
+ * the reason in moeplace_last_error(); nothing aborts the job (the runtime's
+ * communicator uses MPI_ERRORS_RETURN). Collective calls return the same
+ * status on every rank. Thread safety: one runtime is used by one thread at a
+ * time.
+ *
+ * C++: the declarations are wrapped in extern "C"; include <moeplace.h> from
+ * C++ code as is. This header includes <mpi.h>.
+ */
 #ifndef MOEPLACE_RUNTIME_H
 #define MOEPLACE_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The MPI C++ bindings (removed from MPI-3) do not compile cleanly with modern
+ * compilers; moeplace only needs the C API, also from C++. */
+#if defined(__cplusplus) && !defined(OMPI_SKIP_MPICXX)
+#define OMPI_SKIP_MPICXX 1
+#endif
+#if defined(__cplusplus) && !defined(MPICH_SKIP_MPICXX)
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
 
 #include <moeplace/base.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Upper bounds the runtime enforces on its configuration. */
+#define MOEPLACE_RUNTIME_MAX_BUFFERS 8 /* buffers registered per slot */
+
+/* Configuration. Fill it with moeplace_runtime_config_default(), then set
+ * at least layers, experts and slots_per_rank. Every rank must pass the same
+ * values (checked: MOEPLACE_ERR_MISMATCH on every rank otherwise). */
+typedef struct moeplace_runtime_config {
+  int layers;              /* MoE layers (> 0) */
+  int experts;             /* logical experts per layer (> 0) */
+  int slots_per_rank;      /* expert slots per rank per layer; ranks*slots >= experts,
+                              slots <= experts */
+  int window;              /* steps per aggregation window (default 10) */
+  int horizon;             /* steps the forecast covers (default 1000) */
+  int rebalance_interval;  /* steps between rebalances, a multiple of window
+                              (default 500); 0 disables rebalancing */
+  int history_windows;     /* windows kept per layer in the coordinator's ring
+                              buffer (default 256); memory is bounded by it */
+  const char *predictor;   /* forecasting method of the predict engine: "sw_avg"
+                              (default: cheap), "auto", "arima", "last", "lstm"
+                              (when built in); see moeplace_predict_method_name().
+                              The forecast runs on the coordinator inside the
+                              rebalancing step: auto/arima cost far more. */
+  double migration_tradeoff; /* price of migration in imbalance: a rebalance must
+                                gain (old - new predicted imbalance) >= min_gain +
+                                tradeoff * (bytes moved / bytes of all expert
+                                state) (default 0.05) */
+  uint64_t migration_budget_bytes; /* max bytes moved per rebalance, 0 = no limit */
+  double min_gain;         /* skip a rebalance whose predicted imbalance gain is
+                              below this fraction (default 0.02) */
+  int coordinator;         /* rank that aggregates and decides (default 0) */
+  int ranks_per_node;      /* > 0: emulate nodes of this many consecutive ranks
+                              instead of MPI_COMM_TYPE_SHARED (default 0) */
+  const char *cluster_file; /* cluster-shape file of the placement engine
+                               (docs/PLACEMENT.md) that replaces the discovered
+                               topology, to emulate a cluster on one host; it must
+                               describe exactly the communicator's ranks (NULL) */
+  const char *hwloc_synthetic; /* hwloc synthetic description used instead of the
+                                  machine ("pack:2 numa:1 core:4 pu:1"); NULL =
+                                  the machine (or $HWLOC_XMLFILE / $HWLOC_SYNTHETIC) */
+  size_t chunk_bytes;      /* migration message size (default 1 MiB) */
+  int max_outstanding;     /* non-blocking requests in flight per rank (default 64) */
+} moeplace_runtime_config;
+
+/* Sets every field to its documented default (layers/experts/slots to 0). */
+void moeplace_runtime_config_default(moeplace_runtime_config *cfg);
+
+typedef struct moeplace_runtime moeplace_runtime;
+
+/* Collective over comm. Validates cfg, checks that every rank passed the same
+ * configuration, discovers the topology and sets the initial placement. The
+ * runtime works on a duplicate of comm. */
+int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
+                            const moeplace_runtime_config *cfg);
+
+/* Collective (frees the duplicated communicator). Accepts NULL. Registered
+ * buffers are not freed: they belong to the caller. */
+void moeplace_runtime_destroy(moeplace_runtime *rt);
+
+/* Registers one buffer of local slot `slot` of `layer` (call once per
+ * buffer: weights, then optimizer state, ...; the order is the buffer index).
+ * Every slot of a layer, on every rank, must register the same number of
+ * buffers with the same sizes: an expert's state is the concatenation of its
+ * buffers. Local; the consistency check happens in the next
+ * moeplace_runtime_step(). The memory must stay valid until destroy. */
+int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, void *ptr,
+                                     size_t bytes);
+
+/* Like moeplace_runtime_register_buffer(), but the runtime allocates the
+ * buffer (zeroed) and owns it. A migration then commits into such a buffer
+ * by swapping in the memory the expert arrived in instead of copying it, so
+ * after a step that rebalanced (info.rebalanced) the slot's buffer may be at
+ * a new address: fetch it again with moeplace_runtime_buffer(). Freed by
+ * moeplace_runtime_destroy(). */
+int moeplace_runtime_alloc_buffer(moeplace_runtime *rt, int layer, int slot, size_t bytes,
+                                  void **ptr);
+
+/* Current address (and size) of buffer `index` of a local slot. */
+int moeplace_runtime_buffer(const moeplace_runtime *rt, int layer, int slot, int index,
+                            void **ptr, size_t *bytes);
+
+/* Adds the tokens each local slot of `layer` processed in the current step:
+ * tokens has shape [slots_per_rank]. Local, O(slots_per_rank). */
+int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tokens);
+
+/* What the last moeplace_runtime_step() did. */
+typedef struct moeplace_step_info {
+  int64_t step;          /* steps completed, including this one */
+  int window_closed;     /* 1 if this step closed a window (aggregation ran) */
+  int rebalance_checked; /* 1 if a rebalance decision was taken at this step */
+  int rebalanced;        /* 1 if a new placement was committed */
+  int moves;             /* transfers of the committed migration */
+  uint64_t bytes_moved;  /* bytes sent between ranks (local copies excluded) */
+  double migration_s;    /* this rank's wall time from migration start to commit */
+  double decision_s;     /* coordinator only: time to forecast, place and plan */
+  double predicted_imbalance_old, predicted_imbalance_new; /* coordinator only: the
+                            placement in force and the one decided, on the forecast */
+} moeplace_step_info;
+
+/* Collective, once per training step after the step's records. Closes
+ * windows, rebalances and migrates as configured. info may be NULL.
+ * A failed migration returns MOEPLACE_ERR_VERIFY (or _MPI) on every rank
+ * with the old placement still in force and all state intact. */
+int moeplace_runtime_step(moeplace_runtime *rt, moeplace_step_info *info);
+
+/* Collective: migrates to the given placement now (every rank passes the
+ * same arrays; checked). slot_expert: [layers][ranks][slots_per_rank] logical
+ * expert per global slot or -1; shares: same shape, the fraction of the
+ * expert's tokens routed to that replica (NULL = equal shares). Every expert
+ * must keep at least one replica and no rank may hold two replicas of the
+ * same expert of a layer. */
+int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *slot_expert,
+                                     const double *shares, moeplace_step_info *info);
+
+/* Shape of the job. */
+int moeplace_runtime_rank(const moeplace_runtime *rt);
+int moeplace_runtime_size(const moeplace_runtime *rt);
+
+/* The placement in force: slot_expert [layers][ranks][slots_per_rank] and
+ * shares of the same shape (either may be NULL). */
+int moeplace_runtime_get_placement(const moeplace_runtime *rt, int *slot_expert,
+                                   double *shares);
+
+/* Logical expert held by a local slot (-1 = empty) and its routing share. */
+int moeplace_runtime_local_expert(const moeplace_runtime *rt, int layer, int slot,
+                                  int *expert, double *share);
+
+/* One replica in the routing table. */
+typedef struct moeplace_replica {
+  int rank;
+  int slot;     /* local slot on that rank */
+  double share; /* fraction of the expert's tokens to send there; sums to 1 */
+} moeplace_replica;
+
+/* Routing table entry of (layer, expert): up to `max` replicas written to
+ * out, their number in *n (at most the number of ranks). */
+int moeplace_runtime_routing(const moeplace_runtime *rt, int layer, int expert,
+                             moeplace_replica *out, int max, int *n);
+
+/* Topology as discovered (or emulated): for `rank`, its node index, package
+ * and NUMA node within that node (-1 if unknown). */
+int moeplace_runtime_topology(const moeplace_runtime *rt, int rank, int *node, int *package,
+                              int *numa);
+
+/* Totals since create. */
+typedef struct moeplace_runtime_stats {
+  int64_t steps;
+  int64_t windows;
+  int rebalances;        /* committed */
+  int rebalances_skipped; /* decided not worth it */
+  int migrations_failed; /* rolled back */
+  int64_t moves;
+  uint64_t bytes_moved;
+  double migration_s;    /* sum over committed migrations */
+  double decision_s;     /* sum of coordinator decision times */
+  double aggregate_s;    /* sum of time spent in window aggregation */
+} moeplace_runtime_stats;
+
+int moeplace_runtime_get_stats(const moeplace_runtime *rt, moeplace_runtime_stats *out);
 
 #ifdef __cplusplus
 }

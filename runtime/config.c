@@ -1,0 +1,134 @@
+/* Runtime configuration: defaults, validation, and the check that every
+ * rank passed the same configuration. */
+#include "config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "runtime/internal.h"
+#include "runtime/rt_config.h"
+
+void moeplace_runtime_config_default(moeplace_runtime_config *cfg) {
+  if (!cfg) return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->window = 10;
+  cfg->horizon = 1000;
+  cfg->rebalance_interval = 500;
+  cfg->history_windows = 256;
+  // sw_avg decides in ~60 us at 4 x 16; "auto" (which fits ARIMA models)
+  // takes ~100 ms per decision there, more than a training step.
+  cfg->predictor = "sw_avg";
+  cfg->migration_tradeoff = 0.05;
+  cfg->migration_budget_bytes = 0;
+  cfg->min_gain = 0.02;
+  cfg->coordinator = 0;
+  cfg->ranks_per_node = 0;
+  cfg->hwloc_synthetic = NULL;
+  cfg->cluster_file = NULL;
+  cfg->chunk_bytes = (size_t)1 << 20;
+  cfg->max_outstanding = 64;
+}
+
+int mp_rt_predictor_known(const char *name) {
+  if (!name) return 0;
+  if (strcmp(name, MOEPLACE_PREDICT_AUTO) == 0) return 1;
+  for (int i = 0; i < moeplace_predict_method_count(); i++)
+    if (strcmp(name, moeplace_predict_method_name(i)) == 0) return 1;
+  return 0;
+}
+
+int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
+  if (c->layers <= 0) return mp_fail(MOEPLACE_ERR_ARG, "config: layers must be > 0, got %d", c->layers);
+  if (c->experts <= 0) return mp_fail(MOEPLACE_ERR_ARG, "config: experts must be > 0, got %d", c->experts);
+  if (c->slots_per_rank <= 0 || c->slots_per_rank > c->experts)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: slots_per_rank must be in [1, experts=%d], got %d",
+                   c->experts, c->slots_per_rank);
+  if ((long long)c->slots_per_rank * ranks < c->experts)
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "config: %d ranks x %d slots cannot hold %d experts", ranks,
+                   c->slots_per_rank, c->experts);
+  if ((long long)c->slots_per_rank * ranks > INT_MAX / 4 || (long long)c->layers * c->experts > INT_MAX / 4)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: layers x experts x slots too large");
+  if (c->window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "config: window must be > 0, got %d", c->window);
+  if (c->horizon <= 0) return mp_fail(MOEPLACE_ERR_ARG, "config: horizon must be > 0, got %d", c->horizon);
+  if (c->rebalance_interval < 0 || c->rebalance_interval % c->window != 0)
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "config: rebalance_interval must be >= 0 and a multiple of window=%d, got %d",
+                   c->window, c->rebalance_interval);
+  if (c->history_windows <= 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: history_windows must be > 0, got %d", c->history_windows);
+  if (!mp_rt_predictor_known(c->predictor))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: unknown predictor \"%s\" (see moeplace_predict_method_name)",
+                   c->predictor ? c->predictor : "(null)");
+  if (!(c->migration_tradeoff >= 0.0))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: migration_tradeoff must be >= 0, got %g", c->migration_tradeoff);
+  if (!(c->min_gain >= 0.0))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: min_gain must be >= 0, got %g", c->min_gain);
+  if (c->coordinator < 0 || c->coordinator >= ranks)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: coordinator %d is not a rank of a %d-rank communicator",
+                   c->coordinator, ranks);
+  if (c->ranks_per_node < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: ranks_per_node must be >= 0, got %d", c->ranks_per_node);
+  if (c->chunk_bytes < 64 || c->chunk_bytes > (size_t)INT_MAX)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: chunk_bytes must be in [64, %d], got %zu", INT_MAX,
+                   c->chunk_bytes);
+  if (c->max_outstanding < 2 || c->max_outstanding > 65536)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: max_outstanding must be in [2, 65536], got %d",
+                   c->max_outstanding);
+  return MOEPLACE_OK;
+}
+
+/* Field names, in the order of the agreed vector below. */
+static const char *const field_names[] = {
+    "(validity)", "layers", "experts", "slots_per_rank", "window", "horizon",
+    "rebalance_interval", "history_windows", "predictor", "migration_tradeoff",
+    "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
+    "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file"};
+enum { NFIELDS = sizeof field_names / sizeof *field_names };
+
+static int64_t hash_double(double d) { return mp_rt_hash62(&d, sizeof d, 7); }
+static int64_t hash_str(const char *s) { return s ? mp_rt_hash62(s, strlen(s), 11) : -1; }
+
+int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int local_status) {
+  int64_t v[NFIELDS] = {0};
+  v[0] = local_status == MOEPLACE_OK;
+  if (c) {
+    v[1] = c->layers;
+    v[2] = c->experts;
+    v[3] = c->slots_per_rank;
+    v[4] = c->window;
+    v[5] = c->horizon;
+    v[6] = c->rebalance_interval;
+    v[7] = c->history_windows;
+    v[8] = hash_str(c->predictor);
+    v[9] = hash_double(c->migration_tradeoff);
+    v[10] = (int64_t)(c->migration_budget_bytes >> 1);
+    v[11] = hash_double(c->min_gain);
+    v[12] = c->coordinator;
+    v[13] = c->ranks_per_node;
+    v[14] = hash_str(c->hwloc_synthetic);
+    v[15] = (int64_t)(c->chunk_bytes >> 1);
+    v[16] = c->max_outstanding;
+    v[17] = hash_str(c->cluster_file);
+  }
+  int same;
+  int64_t mn[NFIELDS], mx[NFIELDS];
+  int status = mp_rt_agree_i64(comm, v, NFIELDS, &same, mn, mx);
+  if (status != MOEPLACE_OK) return status;
+  if (mn[0] == 0) {
+    if (local_status != MOEPLACE_OK) return local_status; // keep this rank's own reason
+    return mp_fail(MOEPLACE_ERR_ARG, "config: invalid arguments on another rank");
+  }
+  if (same) return MOEPLACE_OK;
+  for (int i = 1; i < NFIELDS; i++) {
+    if (mn[i] == mx[i]) continue;
+    if (i <= 7 || i == 12 || i == 13 || i == 16)
+      return mp_fail(MOEPLACE_ERR_MISMATCH,
+                     "config differs across ranks: %s ranges from %lld to %lld", field_names[i],
+                     (long long)mn[i], (long long)mx[i]);
+    return mp_fail(MOEPLACE_ERR_MISMATCH, "config differs across ranks: %s", field_names[i]);
+  }
+  return mp_fail(MOEPLACE_ERR_MISMATCH, "config differs across ranks");
+}

@@ -1,0 +1,75 @@
+/* Ring buffer of window proportions: see history.h. */
+#include "config.h"
+
+#include "runtime/history.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity) {
+  *out = NULL;
+  if (L <= 0 || E <= 0 || capacity <= 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "history shape must be positive (L=%d E=%d capacity=%d)",
+                   L, E, capacity);
+  mp_rt_history *h = calloc(1, sizeof *h);
+  MP_CHECK_ALLOC(h);
+  h->L = L;
+  h->E = E;
+  h->capacity = capacity;
+  h->prop = calloc((size_t)capacity * (size_t)L * (size_t)E, sizeof *h->prop);
+  h->tokens = calloc((size_t)capacity * (size_t)L, sizeof *h->tokens);
+  if (!h->prop || !h->tokens) {
+    mp_rt_history_destroy(h);
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d windows of history", capacity);
+  }
+  *out = h;
+  return MOEPLACE_OK;
+}
+
+void mp_rt_history_destroy(mp_rt_history *h) {
+  if (!h) return;
+  free(h->prop);
+  free(h->tokens);
+  free(h);
+}
+
+void mp_rt_history_push(mp_rt_history *h, const uint64_t *totals) {
+  int row = (int)(h->pushed % h->capacity);
+  double *p = h->prop + (size_t)row * h->L * h->E; // p: [L][E]
+  for (int l = 0; l < h->L; l++) {
+    const uint64_t *t = totals + (size_t)l * h->E;
+    uint64_t sum = 0;
+    for (int e = 0; e < h->E; e++) sum += t[e];
+    h->tokens[(size_t)row * h->L + l] = sum;
+    for (int e = 0; e < h->E; e++)
+      p[(size_t)l * h->E + e] = sum ? (double)t[e] / (double)sum : 1.0 / h->E;
+  }
+  h->pushed++;
+}
+
+int mp_rt_history_count(const mp_rt_history *h) {
+  return h->pushed < h->capacity ? (int)h->pushed : h->capacity;
+}
+
+const double *mp_rt_history_get(const mp_rt_history *h, int age) {
+  int64_t idx = h->pushed - 1 - age;
+  return h->prop + (size_t)(idx % h->capacity) * h->L * h->E;
+}
+
+void mp_rt_history_mean(const mp_rt_history *h, int k, double *out) {
+  size_t n = (size_t)h->L * h->E;
+  int have = mp_rt_history_count(h);
+  if (k > have) k = have;
+  if (k <= 0) {
+    for (size_t i = 0; i < n; i++) out[i] = 1.0 / h->E;
+    return;
+  }
+  memset(out, 0, n * sizeof *out);
+  for (int a = 0; a < k; a++) {
+    const double *p = mp_rt_history_get(h, a);
+    for (size_t i = 0; i < n; i++) out[i] += p[i];
+  }
+  for (size_t i = 0; i < n; i++) out[i] /= k;
+}

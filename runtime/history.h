@@ -1,0 +1,33 @@
+/* Bounded per-layer history of window load proportions (coordinator side).
+ * A ring buffer of `capacity` windows: memory is fixed at creation and does
+ * not grow with the length of training. */
+#ifndef MOEPLACE_RUNTIME_HISTORY_H
+#define MOEPLACE_RUNTIME_HISTORY_H
+
+#include <stdint.h>
+
+typedef struct mp_rt_history {
+  int L, E, capacity;
+  int64_t pushed;   /* windows pushed since creation */
+  double *prop;     /* [capacity][L][E] proportions; slot pushed % capacity is next */
+  uint64_t *tokens; /* [capacity][L] tokens per layer of each window */
+} mp_rt_history;
+
+int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity);
+void mp_rt_history_destroy(mp_rt_history *h);
+
+/* Appends one window: totals [L][E] tokens per logical expert. A layer with
+ * no tokens gets uniform proportions. */
+void mp_rt_history_push(mp_rt_history *h, const uint64_t *totals);
+
+/* Windows available (min(pushed, capacity)). */
+int mp_rt_history_count(const mp_rt_history *h);
+
+/* Proportions [L][E] of the window `age` windows back (0 = newest). */
+const double *mp_rt_history_get(const mp_rt_history *h, int age);
+
+/* Mean of the proportions of the newest k windows (k clamped to what is
+ * available; uniform if nothing is): out [L][E]. */
+void mp_rt_history_mean(const mp_rt_history *h, int k, double *out);
+
+#endif

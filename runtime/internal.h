@@ -1,0 +1,139 @@
+/* Internal state of a moeplace runtime, shared by the files of runtime/.
+ * Shapes use L = layers, E = experts, R = ranks, S = slots per rank,
+ * G = R * S global slots per layer. */
+#ifndef MOEPLACE_RUNTIME_INTERNAL_H
+#define MOEPLACE_RUNTIME_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mpi.h>
+
+#include <moeplace/predict.h>
+#include <moeplace/runtime.h>
+
+#include "runtime/history.h"
+#include "runtime/topology.h"
+
+/* One registered buffer of a local slot. */
+typedef struct mp_rt_buffer {
+  void *ptr;
+  size_t bytes;
+  int owned; /* allocated by the runtime: commit swaps pointers */
+} mp_rt_buffer;
+
+typedef struct mp_rt_slot {
+  int nbuf;
+  mp_rt_buffer buf[MOEPLACE_RUNTIME_MAX_BUFFERS];
+} mp_rt_slot;
+
+/* One move of an expert replica's state: the migration plan is an array of
+ * these, identical on every rank. src_rank == dst_rank is a local copy. */
+typedef struct mp_rt_transfer {
+  int layer, expert;
+  int src_rank, src_slot;
+  int dst_rank, dst_slot;
+} mp_rt_transfer;
+
+struct moeplace_runtime {
+  MPI_Comm comm; /* duplicate of the user's communicator, MPI_ERRORS_RETURN */
+  int rank, size;
+  moeplace_runtime_config cfg; /* strings point into the copies below */
+  char *predictor;
+  char *hwloc_synthetic;
+  char *cluster_file;
+  int L, E, S, R, G;
+
+  int *slot_expert; /* [L][G] expert in each global slot, -1 = empty */
+  double *shares;   /* [L][G] share of the expert's tokens routed there */
+  int *next_se;     /* [L][G] scratch: the placement being decided/received */
+  double *next_sh;  /* [L][G] */
+
+  mp_rt_topology topo;
+
+  mp_rt_slot *slots;      /* [L][S] registered local state */
+  size_t *expert_bytes;   /* [L] bytes of one expert's state (after the check) */
+  int registration_dirty; /* buffers changed since the last agreement check */
+
+  uint64_t *window_counts; /* [L][S] local tokens of the open window */
+  int64_t step;            /* steps completed */
+  int steps_in_window;
+
+  /* Coordinator only. */
+  mp_rt_history *history;  /* per-layer ring buffers of window proportions */
+  moeplace_forecaster *forecaster; /* the predict engine, fed every window */
+  uint64_t *gather_buf;    /* [R][1 + L*S] gathered window records */
+  int pending_error;       /* found while aggregating, reported at the next decision */
+
+  char *staging;      /* migration staging pool, reused (see migrate.c) */
+  size_t staging_cap;
+  void **spare_ptr;   /* spare buffers for owned slot buffers */
+  size_t *spare_size;
+  int nspare, spare_cap;
+
+  moeplace_runtime_stats stats;
+  int test_corrupt_next; /* test hook: corrupt the next received expert */
+};
+
+/* ---- agreement (agree.c) ----------------------------------------------- */
+
+/* Every rank passes n values; *same is 1 iff all ranks passed the same
+ * values; min/max (may be NULL) receive the element-wise extremes. One
+ * MPI_Allreduce. Values must be in (INT64_MIN, INT64_MAX]. */
+int mp_rt_agree_i64(MPI_Comm comm, const int64_t *v, int n, int *same, int64_t *min,
+                    int64_t *max);
+
+/* 62-bit hash of a byte string (for agreement of strings and arrays). */
+int64_t mp_rt_hash62(const void *data, size_t size, int64_t seed);
+
+/* Collective check that every slot of every rank registered the same buffer
+ * sizes per layer; fills rt->expert_bytes. */
+int mp_rt_check_registration(moeplace_runtime *rt);
+
+/* ---- placement helpers (plan.c) ---------------------------------------- */
+
+/* Checks a placement: experts in range, every expert has a replica, no rank
+ * holds an expert twice in a layer, shares in [0,1] summing to 1 per expert.
+ * shares may be NULL. */
+int mp_rt_check_placement(const moeplace_runtime *rt, const int *slot_expert,
+                          const double *shares);
+
+/* Equal shares for the replicas of every expert: shares [L][G]. */
+void mp_rt_equal_shares(int L, int G, int E, const int *slot_expert, double *shares);
+
+/* Builds the plan from the placement in force to new_slot_expert. Sources
+ * are chosen by topology closeness (same rank, node, package) and then by the
+ * fewest sends already assigned to the source rank. *out is malloc'ed. */
+int mp_rt_make_plan(const moeplace_runtime *rt, const int *new_slot_expert,
+                    mp_rt_transfer **out, int *n);
+
+/* Predicted imbalance (sum over layers of max rank load / sum of mean rank
+ * load) of a placement for load proportions p [L][E]. */
+double mp_rt_predicted_imbalance(int L, int E, int R, int S, const double *p,
+                                 const int *slot_expert, const double *shares);
+
+/* ---- migration engine (migrate.c) -------------------------------------- */
+
+typedef struct mp_rt_migration_result {
+  int moves;            /* transfers in the plan */
+  uint64_t bytes_moved; /* bytes sent between different ranks */
+  double seconds;       /* start to agreement */
+  int verified_ok;      /* 1 if every rank verified everything */
+} mp_rt_migration_result;
+
+/* Collective: executes the plan (identical on every rank), verifies every
+ * received expert, agrees, and commits into the registered buffers, or rolls
+ * back leaving them untouched (MOEPLACE_ERR_VERIFY on every rank). Does not
+ * change rt->slot_expert: the caller commits the placement on success. */
+int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
+                  mp_rt_migration_result *res);
+
+/* Returns a buffer of `size` bytes to the spare pool (frees it if the pool
+ * cannot grow). */
+void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size);
+
+/* Test hook (not exported): the next expert this rank receives is corrupted
+ * after arrival, before verification. */
+void mp_rt_test_corrupt_next(moeplace_runtime *rt);
+
+#endif

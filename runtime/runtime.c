@@ -1,0 +1,262 @@
+/* The public runtime object: creation, registration, per-step recording,
+ * accessors. Window aggregation and rebalancing are in loop.c. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "runtime/internal.h"
+#include "runtime/rt_config.h"
+
+static char *dup_str(const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+static void free_runtime(moeplace_runtime *rt) {
+  if (!rt) return;
+  if (rt->comm != MPI_COMM_NULL) MPI_Comm_free(&rt->comm);
+  free(rt->predictor);
+  free(rt->hwloc_synthetic);
+  free(rt->cluster_file);
+  moeplace_forecaster_destroy(rt->forecaster);
+  free(rt->slot_expert);
+  free(rt->shares);
+  free(rt->next_se);
+  free(rt->next_sh);
+  mp_rt_topology_free(&rt->topo);
+  for (size_t i = 0; rt->slots && i < (size_t)rt->L * rt->S; i++)
+    for (int b = 0; b < rt->slots[i].nbuf; b++)
+      if (rt->slots[i].buf[b].owned) free(rt->slots[i].buf[b].ptr);
+  free(rt->slots);
+  for (int i = 0; i < rt->nspare; i++) free(rt->spare_ptr[i]);
+  free(rt->spare_ptr);
+  free(rt->spare_size);
+  free(rt->expert_bytes);
+  free(rt->window_counts);
+  mp_rt_history_destroy(rt->history);
+  free(rt->gather_buf);
+  free(rt->staging);
+  free(rt);
+}
+
+/* Allocates everything; local. */
+static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
+  rt->cfg = *cfg;
+  rt->predictor = dup_str(cfg->predictor);
+  rt->hwloc_synthetic = dup_str(cfg->hwloc_synthetic);
+  rt->cfg.predictor = rt->predictor;
+  rt->cfg.hwloc_synthetic = rt->hwloc_synthetic;
+  rt->cluster_file = dup_str(cfg->cluster_file);
+  rt->cfg.cluster_file = rt->cluster_file;
+  rt->L = cfg->layers;
+  rt->E = cfg->experts;
+  rt->S = cfg->slots_per_rank;
+  rt->R = rt->size;
+  rt->G = rt->R * rt->S;
+  size_t LG = (size_t)rt->L * rt->G, LS = (size_t)rt->L * rt->S;
+  rt->slot_expert = malloc(LG * sizeof *rt->slot_expert);
+  rt->shares = malloc(LG * sizeof *rt->shares);
+  rt->next_se = malloc(LG * sizeof *rt->next_se);
+  rt->next_sh = malloc(LG * sizeof *rt->next_sh);
+  rt->slots = calloc(LS, sizeof *rt->slots);
+  rt->expert_bytes = calloc((size_t)rt->L, sizeof *rt->expert_bytes);
+  rt->window_counts = calloc(LS, sizeof *rt->window_counts);
+  if (!rt->predictor || (cfg->hwloc_synthetic && !rt->hwloc_synthetic) ||
+      (cfg->cluster_file && !rt->cluster_file) || !rt->slot_expert ||
+      !rt->shares || !rt->next_se || !rt->next_sh || !rt->slots || !rt->expert_bytes || !rt->window_counts)
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the runtime");
+  if (rt->rank == cfg->coordinator) {
+    int st = mp_rt_history_create(&rt->history, rt->L, rt->E, cfg->history_windows);
+    if (st != MOEPLACE_OK) return st;
+    rt->gather_buf = malloc((size_t)rt->R * (1 + LS) * sizeof *rt->gather_buf);
+    MP_CHECK_ALLOC(rt->gather_buf);
+    // The predict engine forecasts whole windows: the horizon is rounded up
+    // to a multiple of the window.
+    moeplace_predict_config pc;
+    moeplace_predict_config_default(&pc, rt->L, rt->E);
+    pc.window = cfg->window;
+    pc.horizon = (cfg->horizon + cfg->window - 1) / cfg->window * cfg->window;
+    pc.method = cfg->predictor;
+    st = moeplace_forecaster_create(&rt->forecaster, &pc);
+    if (st != MOEPLACE_OK) return st;
+  }
+  // Initial placement: expert g % E in global slot g, equal shares.
+  for (int l = 0; l < rt->L; l++)
+    for (int g = 0; g < rt->G; g++) rt->slot_expert[(size_t)l * rt->G + g] = g % rt->E;
+  mp_rt_equal_shares(rt->L, rt->G, rt->E, rt->slot_expert, rt->shares);
+  rt->registration_dirty = 1;
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
+                            const moeplace_runtime_config *cfg) {
+  if (out) *out = NULL;
+  if (comm == MPI_COMM_NULL) return mp_fail(MOEPLACE_ERR_ARG, "runtime: communicator is MPI_COMM_NULL");
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) return mp_fail(MOEPLACE_ERR_STATE, "runtime: MPI is not initialized");
+
+  moeplace_runtime *rt = calloc(1, sizeof *rt);
+  // Even a rank with bad arguments takes part in the agreement below, so
+  // that the others learn about it instead of waiting for it.
+  int local = MOEPLACE_OK;
+  if (!out || !cfg) local = mp_fail(MOEPLACE_ERR_ARG, "runtime: out and cfg must not be NULL");
+  else if (!rt) local = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the runtime");
+  MPI_Comm dup = MPI_COMM_NULL;
+  if (MPI_Comm_dup(comm, &dup) != MPI_SUCCESS) {
+    free(rt);
+    return mp_fail(MOEPLACE_ERR_MPI, "runtime: MPI_Comm_dup failed");
+  }
+  MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(dup, &rank);
+  MPI_Comm_size(dup, &size);
+  if (local == MOEPLACE_OK) local = mp_rt_config_validate(cfg, size);
+  int status = mp_rt_config_agree(dup, cfg, local);
+  if (status != MOEPLACE_OK) {
+    MPI_Comm_free(&dup);
+    free(rt);
+    return status;
+  }
+  rt->comm = dup;
+  rt->rank = rank;
+  rt->size = size;
+  local = build(rt, cfg);
+  // Allocation failures are local: agree on them before the next collective.
+  int ok = local == MOEPLACE_OK, all_ok = 0;
+  if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS) all_ok = 0;
+  if (!all_ok) {
+    free_runtime(rt);
+    return ok ? mp_fail(MOEPLACE_ERR_NOMEM, "runtime: another rank ran out of memory") : local;
+  }
+  status = mp_rt_topology_discover(rt->comm, cfg->ranks_per_node, cfg->hwloc_synthetic, &rt->topo);
+  if (status == MOEPLACE_OK) status = mp_rt_topology_attach_shape(rt->comm, cfg->cluster_file, &rt->topo);
+  if (status != MOEPLACE_OK) {
+    free_runtime(rt);
+    return status;
+  }
+  *out = rt;
+  return MOEPLACE_OK;
+}
+
+void moeplace_runtime_destroy(moeplace_runtime *rt) { free_runtime(rt); }
+
+int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, void *ptr,
+                                     size_t bytes) {
+  if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: runtime is NULL");
+  if (layer < 0 || layer >= rt->L)
+    return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: layer %d not in [0, %d)", layer, rt->L);
+  if (slot < 0 || slot >= rt->S)
+    return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: slot %d not in [0, %d)", slot, rt->S);
+  if (!ptr || bytes == 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: need a non-NULL buffer of > 0 bytes");
+  mp_rt_slot *sl = &rt->slots[(size_t)layer * rt->S + slot];
+  if (sl->nbuf >= MOEPLACE_RUNTIME_MAX_BUFFERS)
+    return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: layer %d slot %d already has %d buffers",
+                   layer, slot, MOEPLACE_RUNTIME_MAX_BUFFERS);
+  sl->buf[sl->nbuf++] = (mp_rt_buffer){ptr, bytes, 0};
+  rt->registration_dirty = 1;
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_alloc_buffer(moeplace_runtime *rt, int layer, int slot, size_t bytes,
+                                  void **ptr) {
+  if (ptr) *ptr = NULL;
+  if (!ptr) return mp_fail(MOEPLACE_ERR_ARG, "alloc_buffer: ptr is NULL");
+  if (bytes == 0) return mp_fail(MOEPLACE_ERR_ARG, "alloc_buffer: need > 0 bytes");
+  void *p = calloc(1, bytes);
+  if (!p) return mp_fail(MOEPLACE_ERR_NOMEM, "alloc_buffer: no memory for %zu bytes", bytes);
+  int st = moeplace_runtime_register_buffer(rt, layer, slot, p, bytes);
+  if (st != MOEPLACE_OK) {
+    free(p);
+    return st;
+  }
+  rt->slots[(size_t)layer * rt->S + slot].buf[rt->slots[(size_t)layer * rt->S + slot].nbuf - 1].owned = 1;
+  *ptr = p;
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_buffer(const moeplace_runtime *rt, int layer, int slot, int index,
+                            void **ptr, size_t *bytes) {
+  if (!rt || !ptr) return mp_fail(MOEPLACE_ERR_ARG, "buffer: runtime and ptr must not be NULL");
+  if (layer < 0 || layer >= rt->L || slot < 0 || slot >= rt->S)
+    return mp_fail(MOEPLACE_ERR_ARG, "buffer: layer %d slot %d out of range", layer, slot);
+  const mp_rt_slot *sl = &rt->slots[(size_t)layer * rt->S + slot];
+  if (index < 0 || index >= sl->nbuf)
+    return mp_fail(MOEPLACE_ERR_ARG, "buffer: slot has %d buffers, no index %d", sl->nbuf, index);
+  *ptr = sl->buf[index].ptr;
+  if (bytes) *bytes = sl->buf[index].bytes;
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tokens) {
+  if (!rt || !tokens) return mp_fail(MOEPLACE_ERR_ARG, "record: runtime and tokens must not be NULL");
+  if ((unsigned)layer >= (unsigned)rt->L)
+    return mp_fail(MOEPLACE_ERR_ARG, "record: layer %d not in [0, %d)", layer, rt->L);
+  uint64_t *w = rt->window_counts + (size_t)layer * rt->S; // w: [S]
+  for (int s = 0; s < rt->S; s++) w[s] += tokens[s];
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_rank(const moeplace_runtime *rt) { return rt ? rt->rank : -1; }
+int moeplace_runtime_size(const moeplace_runtime *rt) { return rt ? rt->size : -1; }
+
+int moeplace_runtime_get_placement(const moeplace_runtime *rt, int *slot_expert, double *shares) {
+  if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "get_placement: runtime is NULL");
+  size_t n = (size_t)rt->L * rt->G;
+  if (slot_expert) memcpy(slot_expert, rt->slot_expert, n * sizeof *slot_expert);
+  if (shares) memcpy(shares, rt->shares, n * sizeof *shares);
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_local_expert(const moeplace_runtime *rt, int layer, int slot, int *expert,
+                                  double *share) {
+  if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "local_expert: runtime is NULL");
+  if (layer < 0 || layer >= rt->L || slot < 0 || slot >= rt->S)
+    return mp_fail(MOEPLACE_ERR_ARG, "local_expert: layer %d slot %d out of range", layer, slot);
+  size_t i = (size_t)layer * rt->G + (size_t)rt->rank * rt->S + slot;
+  if (expert) *expert = rt->slot_expert[i];
+  if (share) *share = rt->shares[i];
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_routing(const moeplace_runtime *rt, int layer, int expert,
+                             moeplace_replica *out, int max, int *n) {
+  if (!rt || !n || (max > 0 && !out) || max < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "routing: invalid arguments");
+  if (layer < 0 || layer >= rt->L || expert < 0 || expert >= rt->E)
+    return mp_fail(MOEPLACE_ERR_ARG, "routing: layer %d expert %d out of range", layer, expert);
+  int k = 0;
+  for (int g = 0; g < rt->G; g++) {
+    size_t i = (size_t)layer * rt->G + g;
+    if (rt->slot_expert[i] != expert) continue;
+    if (k < max) out[k] = (moeplace_replica){g / rt->S, g % rt->S, rt->shares[i]};
+    k++;
+  }
+  *n = k;
+  if (k > max)
+    return mp_fail(MOEPLACE_ERR_ARG, "routing: expert %d of layer %d has %d replicas, room for %d",
+                   expert, layer, k, max);
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_topology(const moeplace_runtime *rt, int rank, int *node, int *package,
+                              int *numa) {
+  if (!rt || rank < 0 || rank >= rt->R)
+    return mp_fail(MOEPLACE_ERR_ARG, "topology: invalid runtime or rank %d", rank);
+  if (node) *node = rt->topo.node[rank];
+  if (package) *package = rt->topo.package[rank];
+  if (numa) *numa = rt->topo.numa[rank];
+  return MOEPLACE_OK;
+}
+
+int moeplace_runtime_get_stats(const moeplace_runtime *rt, moeplace_runtime_stats *out) {
+  if (!rt || !out) return mp_fail(MOEPLACE_ERR_ARG, "get_stats: NULL argument");
+  *out = rt->stats;
+  return MOEPLACE_OK;
+}

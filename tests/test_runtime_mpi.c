@@ -1,0 +1,558 @@
+/* MPI tests of the runtime, run under mpirun by tests/runtime_mpi.sh with 2
+ * and 4 ranks: `test_runtime_mpi CASE`. Every rank checks its own outcome;
+ * the failures are summed over ranks and the program exits 1 if any.
+ *
+ * Cases: config (mismatched and invalid configs are reported on every rank,
+ * no deadlock), args (bad arguments return errors), topology (emulated nodes
+ * and a synthetic hwloc machine; topology_env: the same through
+ * $HWLOC_SYNTHETIC), migrate (random placements: weights arrive
+ * intact, placements agree everywhere, slots that are both source and
+ * destination; _owned: with buffers the runtime allocates, committed by
+ * pointer swap), corrupt (an injected corruption is detected and rolled back
+ * with nothing lost), registration (mismatched buffer sizes are reported),
+ * loop (the closed loop rebalances a skewed load and keeps the weights;
+ * loop_nostate: the same with no state registered, routing only). */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <moeplace.h>
+
+#include "runtime/internal.h"
+
+static int failures;
+static int my_rank;
+
+#define CHECK(cond, ...)                                                            \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      failures++;                                                                   \
+      fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", my_rank, __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                                 \
+      fprintf(stderr, " [last error: %s]\n", moeplace_last_error());              \
+    }                                                                               \
+  } while (0)
+
+/* Expected byte i of buffer b of expert e of layer l. */
+static uint8_t pattern(int l, int e, int b, size_t i) {
+  uint64_t x = (uint64_t)i * 0x9E3779B97F4A7C15ull + (uint64_t)l * 1315423911u +
+               (uint64_t)e * 2654435761u + (uint64_t)b * 97;
+  x ^= x >> 29;
+  return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
+}
+
+typedef struct state {
+  int L, S, nbuf, owned_mask; /* bit b: buffer b allocated by the runtime */
+  size_t sizes[2];
+  uint8_t **bufs; /* [L][S][nbuf] */
+} state;
+
+static void state_init(state *st, moeplace_runtime *rt, int L, int S, size_t s0, size_t s1,
+                       int owned_mask) {
+  st->owned_mask = owned_mask;
+  st->L = L;
+  st->S = S;
+  st->nbuf = 2;
+  st->sizes[0] = s0;
+  st->sizes[1] = s1;
+  st->bufs = calloc((size_t)L * S * 2, sizeof *st->bufs);
+  for (int l = 0; l < L; l++)
+    for (int s = 0; s < S; s++) {
+      int e;
+      moeplace_runtime_local_expert(rt, l, s, &e, NULL);
+      for (int b = 0; b < 2; b++) {
+        uint8_t *p = NULL;
+        int rc;
+        if (owned_mask >> b & 1) {
+          void *v = NULL;
+          rc = moeplace_runtime_alloc_buffer(rt, l, s, st->sizes[b], &v);
+          p = v;
+        } else {
+          p = malloc(st->sizes[b]);
+          rc = moeplace_runtime_register_buffer(rt, l, s, p, st->sizes[b]);
+          st->bufs[((size_t)l * S + s) * 2 + b] = p;
+        }
+        CHECK(rc == MOEPLACE_OK && p, "register/alloc buffer");
+        for (size_t i = 0; p && i < st->sizes[b]; i++) p[i] = e >= 0 ? pattern(l, e, b, i) : 0;
+      }
+    }
+}
+
+static void state_free(state *st) {
+  for (int i = 0; i < st->L * st->S * 2; i++) free(st->bufs[i]);
+  free(st->bufs);
+}
+
+/* Number of local slots whose content is not their expert's pattern. */
+static int state_bad_slots(const state *st, moeplace_runtime *rt) {
+  int bad = 0;
+  for (int l = 0; l < st->L; l++)
+    for (int s = 0; s < st->S; s++) {
+      int e;
+      moeplace_runtime_local_expert(rt, l, s, &e, NULL);
+      if (e < 0) continue;
+      for (int b = 0; b < 2; b++) {
+        void *v = NULL;
+        size_t bytes = 0;
+        moeplace_runtime_buffer(rt, l, s, b, &v, &bytes);
+        const uint8_t *p = v;
+        if (bytes != st->sizes[b] || (!(st->owned_mask >> b & 1) && p != st->bufs[((size_t)l * st->S + s) * 2 + b])) {
+          bad++; // a registered buffer never moves; sizes never change
+          break;
+        }
+        size_t i = 0;
+        while (i < st->sizes[b] && p[i] == pattern(l, e, b, i)) i++;
+        if (i < st->sizes[b]) {
+          bad++;
+          break;
+        }
+      }
+    }
+  return bad;
+}
+
+/* 1 on every rank iff every rank holds the same placement. */
+static int placements_agree(moeplace_runtime *rt, int L, int G) {
+  int *se = malloc((size_t)L * G * sizeof *se);
+  double *sh = malloc((size_t)L * G * sizeof *sh);
+  moeplace_runtime_get_placement(rt, se, sh);
+  int64_t v[2] = {mp_rt_hash62(se, (size_t)L * G * sizeof *se, 0),
+                  mp_rt_hash62(sh, (size_t)L * G * sizeof *sh, 0)};
+  int same = 0;
+  mp_rt_agree_i64(MPI_COMM_WORLD, v, 2, &same, NULL, NULL);
+  free(se);
+  free(sh);
+  return same;
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint64_t rng(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+/* A random valid placement (same on every rank: same seed). se: [L][G]. */
+static void random_placement(int L, int E, int R, int S, int *se) {
+  int G = R * S;
+  int *perm = malloc((size_t)G * sizeof *perm);
+  for (int l = 0; l < L; l++) {
+    int *row = se + (size_t)l * G;
+    for (int g = 0; g < G; g++) {
+      perm[g] = g;
+      row[g] = -1;
+    }
+    for (int g = G - 1; g > 0; g--) {
+      int j = (int)(rng() % (uint64_t)(g + 1)), t = perm[g];
+      perm[g] = perm[j];
+      perm[j] = t;
+    }
+    for (int i = 0; i < G; i++) {
+      int g = perm[i], r = g / S;
+      if (i < E) {
+        row[g] = i;
+        continue;
+      }
+      int e = (int)(rng() % (uint64_t)E), dup = 0;
+      for (int s = 0; s < S; s++) dup |= row[r * S + s] == e;
+      row[g] = dup ? -1 : e;
+    }
+  }
+  free(perm);
+}
+
+static moeplace_runtime *make_rt(int L, int E, int S, size_t chunk, int maxout) {
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_default(&cfg);
+  cfg.layers = L;
+  cfg.experts = E;
+  cfg.slots_per_rank = S;
+  cfg.chunk_bytes = chunk;
+  cfg.max_outstanding = maxout;
+  moeplace_runtime *rt = NULL;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK && rt, "create rc=%d", rc);
+  return rt;
+}
+
+static void case_config(int R) {
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_default(&cfg);
+  cfg.layers = 2;
+  cfg.experts = 2 * R;
+  cfg.slots_per_rank = 3;
+  moeplace_runtime *rt = NULL;
+  // A differing expert count on the last rank.
+  if (my_rank == R - 1) cfg.experts += 1;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "mismatched experts: rc=%d", rc);
+  CHECK(strstr(moeplace_last_error(), "experts") != NULL, "message names the field");
+  cfg.experts = 2 * R;
+  // A differing string (predictor) on rank 0.
+  cfg.predictor = my_rank == 0 ? "last" : "sw_avg";
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "mismatched predictor: rc=%d", rc);
+  cfg.predictor = "auto";
+  // An invalid config on rank 1 only: every rank fails with ERR_ARG.
+  if (my_rank == 1) cfg.window = 0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt, "invalid on one rank: rc=%d", rc);
+  cfg.window = 10;
+  // NULL out on one rank: the others are told, nobody hangs.
+  rc = moeplace_runtime_create(my_rank == 0 ? NULL : &rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG, "NULL out on rank 0: rc=%d", rc);
+  // Globally invalid shapes.
+  cfg.slots_per_rank = 1;
+  cfg.experts = R + 1;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG, "too few slots: rc=%d", rc);
+  cfg.experts = 2 * R;
+  cfg.slots_per_rank = 2;
+  cfg.rebalance_interval = 15; // not a multiple of window
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG, "interval not a multiple of window: rc=%d", rc);
+  cfg.rebalance_interval = 20;
+  cfg.coordinator = R;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG, "coordinator out of range: rc=%d", rc);
+  cfg.coordinator = R - 1;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK, "valid config with the last rank coordinating: rc=%d", rc);
+  moeplace_runtime_destroy(rt);
+}
+
+static void case_args(int R) {
+  moeplace_runtime *rt = make_rt(2, 2 * R, 2, 4096, 8);
+  if (!rt) return;
+  uint64_t tok[2] = {1, 2};
+  char buf[16];
+  moeplace_replica reps[8];
+  int n, e, node;
+  CHECK(moeplace_runtime_record(rt, 2, tok) == MOEPLACE_ERR_ARG, "record layer out of range");
+  CHECK(moeplace_runtime_record(rt, -1, tok) == MOEPLACE_ERR_ARG, "record negative layer");
+  CHECK(moeplace_runtime_record(rt, 0, NULL) == MOEPLACE_ERR_ARG, "record NULL tokens");
+  CHECK(moeplace_runtime_record(NULL, 0, tok) == MOEPLACE_ERR_ARG, "record NULL runtime");
+  CHECK(moeplace_runtime_register_buffer(rt, 0, 2, buf, 16) == MOEPLACE_ERR_ARG, "slot out of range");
+  CHECK(moeplace_runtime_register_buffer(rt, 0, 0, NULL, 16) == MOEPLACE_ERR_ARG, "NULL buffer");
+  CHECK(moeplace_runtime_register_buffer(rt, 0, 0, buf, 0) == MOEPLACE_ERR_ARG, "empty buffer");
+  CHECK(moeplace_runtime_routing(rt, 0, 2 * R, reps, 8, &n) == MOEPLACE_ERR_ARG, "routing expert out of range");
+  CHECK(moeplace_runtime_routing(rt, 0, 0, reps, 0, &n) == MOEPLACE_ERR_ARG && n == 1,
+        "routing with no room reports the count");
+  CHECK(moeplace_runtime_routing(rt, 0, 0, reps, 8, &n) == MOEPLACE_OK && n == 1 &&
+            reps[0].rank == 0 && reps[0].slot == 0 && reps[0].share == 1.0,
+        "initial routing of expert 0");
+  CHECK(moeplace_runtime_local_expert(rt, 0, 5, &e, NULL) == MOEPLACE_ERR_ARG, "local slot out of range");
+  CHECK(moeplace_runtime_topology(rt, R, &node, NULL, NULL) == MOEPLACE_ERR_ARG, "topology rank out of range");
+  CHECK(moeplace_runtime_step(NULL, NULL) == MOEPLACE_ERR_ARG, "step NULL");
+  void *vp;
+  CHECK(moeplace_runtime_alloc_buffer(rt, 0, 0, 0, &vp) == MOEPLACE_ERR_ARG, "alloc 0 bytes");
+  CHECK(moeplace_runtime_alloc_buffer(rt, 5, 0, 8, &vp) == MOEPLACE_ERR_ARG, "alloc bad layer");
+  CHECK(moeplace_runtime_buffer(rt, 0, 0, 0, &vp, NULL) == MOEPLACE_ERR_ARG, "no buffer 0 yet");
+  CHECK(moeplace_runtime_get_stats(rt, NULL) == MOEPLACE_ERR_ARG, "stats NULL");
+  // An invalid placement (expert 0 missing) is refused on every rank.
+  int G = R * 2;
+  int *se = malloc((size_t)2 * G * sizeof *se);
+  moeplace_runtime_get_placement(rt, se, NULL);
+  se[0] = 1; // rank 0 now holds expert 1 twice, expert 0 nowhere
+  CHECK(moeplace_runtime_apply_placement(rt, se, NULL, NULL) == MOEPLACE_ERR_ARG, "invalid placement");
+  moeplace_runtime_get_placement(rt, se, NULL);
+  if (my_rank == 0) { // a valid placement that differs between ranks
+    int t = se[0];
+    se[0] = se[2];
+    se[2] = t;
+  }
+  CHECK(moeplace_runtime_apply_placement(rt, se, NULL, NULL) == MOEPLACE_ERR_MISMATCH,
+        "different placements on different ranks");
+  free(se);
+  CHECK(placements_agree(rt, 2, G), "placements still agree");
+  moeplace_runtime_destroy(rt);
+  moeplace_runtime_destroy(NULL);
+}
+
+static void case_topology(int R) {
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_default(&cfg);
+  cfg.layers = 1;
+  cfg.experts = R;
+  cfg.slots_per_rank = 1;
+  moeplace_runtime *rt = NULL;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK, "create on the real machine");
+  int node;
+  for (int r = 0; rt && r < R; r++) {
+    moeplace_runtime_topology(rt, r, &node, NULL, NULL);
+    CHECK(node == 0, "one host: rank %d on node %d", r, node);
+  }
+  moeplace_runtime_destroy(rt);
+  // Two emulated nodes of R/2 ranks on a synthetic 2-package machine: the
+  // ranks of a node spread over its PUs, so they land on both packages.
+  cfg.ranks_per_node = R / 2;
+  cfg.hwloc_synthetic = "pack:2 numa:1 core:2 pu:1";
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK, "create with emulated nodes");
+  for (int r = 0; rt && r < R; r++) {
+    int pkg, numa;
+    moeplace_runtime_topology(rt, r, &node, &pkg, &numa);
+    int local = r % (R / 2), lsize = R / 2;
+    int expect_pkg = local * 4 / lsize / 2;
+    CHECK(node == r / (R / 2), "rank %d: node %d", r, node);
+    CHECK(pkg == expect_pkg && numa == expect_pkg, "rank %d: package %d numa %d, expected %d", r,
+          pkg, numa, expect_pkg);
+  }
+  moeplace_runtime_destroy(rt);
+  // A cluster-shape file (placement engine's format) replaces the discovery.
+  cfg.ranks_per_node = 0;
+  cfg.hwloc_synthetic = NULL;
+  int pid = (int)getpid();
+  MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  char path[2][128];
+  for (int i = 0; i < 2; i++) {
+    snprintf(path[i], sizeof path[i], "/tmp/moeplace-rt-shape-%d-%d.txt", pid, i);
+    if (my_rank == 0) {
+      FILE *f = fopen(path[i], "w");
+      // i = 0: R/2 nodes of 2 ranks; i = 1: one rank too many
+      fprintf(f, "# test shape\nnodes %d\nranks_per_node %d\n", i ? 1 : R / 2, i ? R + 1 : 2);
+      fclose(f);
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  cfg.cluster_file = path[0];
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK, "create with a cluster-shape file: rc=%d", rc);
+  for (int r = 0; rt && r < R; r++) {
+    moeplace_runtime_topology(rt, r, &node, NULL, NULL);
+    CHECK(node == r / 2, "shape file: rank %d on node %d, expected %d", r, node, r / 2);
+  }
+  moeplace_runtime_destroy(rt);
+  cfg.cluster_file = path[1];
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "shape file with the wrong rank count: rc=%d", rc);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (my_rank == 0) {
+    remove(path[0]);
+    remove(path[1]);
+  }
+  cfg.cluster_file = NULL;
+  cfg.hwloc_synthetic = "pack:banana";
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt, "invalid synthetic description: rc=%d", rc);
+}
+
+/* Run with HWLOC_SYNTHETIC="pack:2 numa:1 core:2 pu:1" in the environment:
+ * hwloc describes that machine, whose 4 PUs the ranks spread over. */
+static void case_topology_env(int R) {
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_default(&cfg);
+  cfg.layers = 1;
+  cfg.experts = R;
+  cfg.slots_per_rank = 1;
+  moeplace_runtime *rt = NULL;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK, "create under HWLOC_SYNTHETIC");
+  for (int r = 0; rt && r < R; r++) {
+    int node, pkg, numa, expect = r * 4 / R / 2;
+    moeplace_runtime_topology(rt, r, &node, &pkg, &numa);
+    CHECK(node == 0 && pkg == expect && numa == expect, "rank %d: node %d package %d numa %d, expected 0 %d %d",
+          r, node, pkg, numa, expect, expect);
+  }
+  moeplace_runtime_destroy(rt);
+}
+
+static void case_migrate(int R, int owned_mask) {
+  const int L = 2, E = 3 * R - 1, S = 4, G = R * S;
+  // Small chunks and a small window exercise chunking and the request bound
+  // (the owned variant runs at the smallest bound, 2 requests in flight).
+  moeplace_runtime *rt = make_rt(L, E, S, owned_mask ? 1024 : 4096, owned_mask ? 2 : 4);
+  if (!rt) return;
+  state st;
+  state_init(&st, rt, L, S, 3 * 4096 + 123, 77, owned_mask);
+  int *se = malloc((size_t)L * G * sizeof *se);
+  for (int round = 0; round < 6; round++) {
+    random_placement(L, E, R, S, se);
+    moeplace_step_info info;
+    int rc = moeplace_runtime_apply_placement(rt, se, NULL, &info);
+    CHECK(rc == MOEPLACE_OK, "round %d: apply rc=%d", round, rc);
+    int *now = malloc((size_t)L * G * sizeof *now);
+    moeplace_runtime_get_placement(rt, now, NULL);
+    CHECK(memcmp(now, se, (size_t)L * G * sizeof *se) == 0, "round %d: placement in force", round);
+    free(now);
+    CHECK(placements_agree(rt, L, G), "round %d: placements agree", round);
+    int bad = state_bad_slots(&st, rt);
+    CHECK(bad == 0, "round %d: %d slots hold wrong bytes", round, bad);
+    CHECK(info.rebalanced == 1 && info.moves > 0, "round %d: moves %d", round, info.moves);
+  }
+  // A swap of two experts between two ranks: each slot is source and destination.
+  moeplace_runtime_get_placement(rt, se, NULL);
+  for (int l = 0; l < L; l++) {
+    int *row = se + (size_t)l * G;
+    int a = 0, b = S; // rank 0 slot 0 and rank 1 slot 0
+    int ea = row[a], eb = row[b], clash = 0;
+    for (int s = 0; s < S; s++) clash |= (row[s] == eb && s != 0) || (row[S + s] == ea && s != 0);
+    if (!clash && ea >= 0 && eb >= 0) {
+      row[a] = eb;
+      row[b] = ea;
+    }
+  }
+  moeplace_runtime_stats before;
+  moeplace_runtime_get_stats(rt, &before);
+  CHECK(moeplace_runtime_apply_placement(rt, se, NULL, NULL) == MOEPLACE_OK, "swap");
+  CHECK(state_bad_slots(&st, rt) == 0, "swap: weights intact");
+  moeplace_runtime_stats after;
+  moeplace_runtime_get_stats(rt, &after);
+  CHECK(after.rebalances == before.rebalances + 1 && after.bytes_moved >= before.bytes_moved,
+        "stats count the swap");
+  free(se);
+  state_free(&st);
+  moeplace_runtime_destroy(rt);
+}
+
+static void case_corrupt(int R, int owned_mask) {
+  const int L = 2, E = 2 * R, S = 3, G = R * S;
+  moeplace_runtime *rt = make_rt(L, E, S, 1024, 6);
+  if (!rt) return;
+  state st;
+  state_init(&st, rt, L, S, 5000, 64, owned_mask);
+  int *old = malloc((size_t)L * G * sizeof *old), *se = malloc((size_t)L * G * sizeof *se);
+  moeplace_runtime_get_placement(rt, old, NULL);
+  // Rotate every expert to the next rank: every rank receives.
+  for (int l = 0; l < L; l++)
+    for (int g = 0; g < G; g++) se[(size_t)l * G + g] = old[(size_t)l * G + (g + S) % G];
+  if (my_rank == R - 1) mp_rt_test_corrupt_next(rt);
+  moeplace_step_info info;
+  int rc = moeplace_runtime_apply_placement(rt, se, NULL, &info);
+  CHECK(rc == MOEPLACE_ERR_VERIFY, "corruption detected on every rank: rc=%d", rc);
+  if (my_rank == R - 1)
+    CHECK(strstr(moeplace_last_error(), "checksum") != NULL, "the detecting rank says why");
+  int *now = malloc((size_t)L * G * sizeof *now);
+  moeplace_runtime_get_placement(rt, now, NULL);
+  CHECK(memcmp(now, old, (size_t)L * G * sizeof *old) == 0, "old placement kept");
+  CHECK(state_bad_slots(&st, rt) == 0, "nothing lost after rollback");
+  moeplace_runtime_stats stats;
+  moeplace_runtime_get_stats(rt, &stats);
+  CHECK(stats.migrations_failed == 1 && stats.rebalances == 0, "stats count the failure");
+  // The same migration succeeds afterwards.
+  rc = moeplace_runtime_apply_placement(rt, se, NULL, &info);
+  CHECK(rc == MOEPLACE_OK, "retry succeeds: rc=%d", rc);
+  CHECK(state_bad_slots(&st, rt) == 0, "weights intact after retry");
+  CHECK(placements_agree(rt, L, G), "placements agree after retry");
+  free(old);
+  free(se);
+  free(now);
+  state_free(&st);
+  moeplace_runtime_destroy(rt);
+}
+
+static void case_registration(int R) {
+  moeplace_runtime *rt = make_rt(1, R, 1, 4096, 8);
+  if (!rt) return;
+  static char a[256];
+  int rc = moeplace_runtime_register_buffer(rt, 0, 0, a, my_rank == 0 ? 128 : 256);
+  CHECK(rc == MOEPLACE_OK, "register");
+  rc = moeplace_runtime_step(rt, NULL);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH, "different expert sizes reported on every rank: rc=%d", rc);
+  moeplace_runtime_destroy(rt);
+}
+
+static void case_loop(int R, int with_state) {
+  const int L = 2, E = 2 * R, S = 3, G = R * S;
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_default(&cfg);
+  cfg.layers = L;
+  cfg.experts = E;
+  cfg.slots_per_rank = S;
+  cfg.window = 5;
+  cfg.rebalance_interval = 20;
+  cfg.history_windows = 3; // smaller than the run: the ring wraps
+  cfg.chunk_bytes = 2048;
+  moeplace_runtime *rt = NULL;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK, "create");
+  if (!rt) return;
+  state st;
+  if (with_state) state_init(&st, rt, L, S, 10000, 100, 1);
+  // Load: expert E-2 of every layer (initially one replica) gets most tokens.
+  uint64_t *tok = malloc((size_t)S * sizeof *tok);
+  int rebalanced = 0, checked = 0;
+  double imb_old = 0, imb_new = 0;
+  for (int step = 0; step < 60; step++) {
+    for (int l = 0; l < L; l++) {
+      for (int s = 0; s < S; s++) {
+        int e;
+        double share;
+        moeplace_runtime_local_expert(rt, l, s, &e, &share);
+        uint64_t total = e == E - 2 ? 1000 : 50;
+        tok[s] = e >= 0 ? (uint64_t)(total * share + 0.5) : 0;
+      }
+      moeplace_runtime_record(rt, l, tok);
+    }
+    moeplace_step_info info;
+    rc = moeplace_runtime_step(rt, &info);
+    CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
+    CHECK(info.window_closed == ((step + 1) % 5 == 0), "step %d window", step);
+    checked += info.rebalance_checked;
+    if (info.rebalanced && my_rank == 0 && !rebalanced) {
+      imb_old = info.predicted_imbalance_old;
+      imb_new = info.predicted_imbalance_new;
+    }
+    rebalanced += info.rebalanced;
+  }
+  CHECK(checked == 3, "three rebalance decisions, got %d", checked);
+  CHECK(rebalanced >= 1, "a skewed load is rebalanced");
+  if (my_rank == 0) CHECK(imb_new < imb_old - 0.1, "predicted imbalance %.3f -> %.3f", imb_old, imb_new);
+  CHECK(placements_agree(rt, L, G), "placements agree");
+  if (with_state) CHECK(state_bad_slots(&st, rt) == 0, "weights follow their experts");
+  // The hot expert is replicated and its routing shares sum to 1.
+  moeplace_replica reps[64];
+  int n = 0;
+  CHECK(moeplace_runtime_routing(rt, 0, E - 2, reps, 64, &n) == MOEPLACE_OK && n >= 2,
+        "hot expert replicated: %d replicas", n);
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += reps[i].share;
+  CHECK(sum > 1 - 1e-9 && sum < 1 + 1e-9, "shares sum to %g", sum);
+  moeplace_runtime_stats stats;
+  moeplace_runtime_get_stats(rt, &stats);
+  CHECK(stats.windows == 12 && stats.steps == 60, "stats windows %lld steps %lld",
+        (long long)stats.windows, (long long)stats.steps);
+  free(tok);
+  if (with_state) state_free(&st);
+  moeplace_runtime_destroy(rt);
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  int R;
+  MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &R);
+  const char *c = argc > 1 ? argv[1] : "";
+  if (R < 2 || R % 2) {
+    if (my_rank == 0) fprintf(stderr, "run with an even number >= 2 of ranks\n");
+    MPI_Finalize();
+    return 2;
+  }
+  if (!strcmp(c, "config")) case_config(R);
+  else if (!strcmp(c, "args")) case_args(R);
+  else if (!strcmp(c, "topology")) case_topology(R);
+  else if (!strcmp(c, "topology_env")) case_topology_env(R);
+  else if (!strcmp(c, "migrate")) case_migrate(R, 0);
+  else if (!strcmp(c, "migrate_owned")) case_migrate(R, 1); // weights owned, momentum registered
+  else if (!strcmp(c, "corrupt")) case_corrupt(R, 0);
+  else if (!strcmp(c, "corrupt_owned")) case_corrupt(R, 3);
+  else if (!strcmp(c, "registration")) case_registration(R);
+  else if (!strcmp(c, "loop")) case_loop(R, 1);
+  else if (!strcmp(c, "loop_nostate")) case_loop(R, 0); // routing only: nothing registered
+  else {
+    if (my_rank == 0) fprintf(stderr, "unknown case \"%s\"\n", c);
+    MPI_Finalize();
+    return 2;
+  }
+  int total = 0;
+  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (my_rank == 0) printf("%s on %d ranks: %s (%d failed checks)\n", c, R, total ? "FAIL" : "ok", total);
+  MPI_Finalize();
+  return total ? 1 : 0;
+}

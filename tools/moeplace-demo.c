@@ -1,0 +1,504 @@
+/* moeplace-demo: the main job. Replays an expert-load trace as a training
+ * run with real expert weights and real expert computation, twice: once
+ * with the static initial placement, once with moeplace rebalancing, and
+ * compares step time, imbalance and the final weights. The two runs are
+ * interleaved block by block (see main).
+ *
+ * Per rank and per local slot: an expert FFN W1 [d][f], W2 [f][d] (float)
+ * and a momentum buffer of the same size, both allocated by the runtime.
+ * Per step and per layer, every rank multiplies the tokens the trace routes
+ * to its replicas (Y = relu(X W1) W2 with OpenBLAS), then waits for the
+ * others (an MoE layer is a synchronisation point). After the step every
+ * expert's weights get an update that depends only on the logical expert
+ * and the step, so replicas stay identical and the static and dynamic runs
+ * must end bit-identical: any byte lost or damaged by migration shows. */
+#include "config.h"
+
+#include <cblas.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <moeplace.h>
+#include <xxhash.h>
+
+#include "common/json_file.h"
+#include "common/timer.h"
+#include "tools/cli.h"
+
+#ifndef MOEPLACE_DATADIR
+#define MOEPLACE_DATADIR "data"
+#endif
+
+static const char *prog = "moeplace-demo";
+
+typedef struct opts {
+  const char *trace, *json, *predictor, *cluster_file;
+  long long ranks_per_node;
+  long long steps, d, f, slots, window, interval, max_tokens;
+  double token_scale;
+} opts;
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "Usage: mpirun -np N moeplace-demo [OPTIONS]\n"
+          "\n"
+          "Runs a trace as MoE training with real expert weights and GEMMs twice, with the\n"
+          "static placement and with moeplace rebalancing (interleaved every --interval\n"
+          "steps so both see the same machine load), and compares step time, imbalance\n"
+          "and the final weights (which must be bit-identical). Exit 1 if they differ.\n"
+          "\n"
+          "Options:\n"
+          "  --trace FILE        load trace (default %s/pycode-L4-E16-top2-4k.csv.gz)\n"
+          "  --steps N           steps to run, 0 = the whole trace (default 0)\n"
+          "  --d-model N         expert input/output width d (default 64)\n"
+          "  --d-ff N            expert hidden width f (default 128); an expert's state\n"
+          "                      is 2*d*f floats of weights + as many of momentum\n"
+          "  --slots N           expert slots per rank per layer (default ceil(E/ranks) + 1:\n"
+          "                      one spare slot per rank for replicas)\n"
+          "  --window N          aggregation window in steps (default 10)\n"
+          "  --interval N        rebalance interval in steps (default 100)\n"
+          "  --token-scale X     multiply the trace's token counts by X (default 1)\n"
+          "  --predictor NAME    forecasting method: sw_avg, auto, arima, last (default sw_avg)\n"
+          "  --ranks-per-node N  emulate nodes of N consecutive ranks (default: the real nodes)\n"
+          "  --cluster-file FILE cluster-shape file (docs/PLACEMENT.md) replacing the topology\n"
+          "  --json OUT          write the figures as JSON to OUT\n"
+          "  --help              this text\n",
+          MOEPLACE_DATADIR);
+}
+
+static int parse(int argc, char **argv, opts *o) {
+  static const struct option lo[] = {
+      {"trace", required_argument, NULL, 't'},   {"steps", required_argument, NULL, 'n'},
+      {"d-model", required_argument, NULL, 'd'}, {"d-ff", required_argument, NULL, 'f'},
+      {"slots", required_argument, NULL, 's'},   {"window", required_argument, NULL, 'w'},
+      {"interval", required_argument, NULL, 'i'}, {"token-scale", required_argument, NULL, 'x'},
+      {"json", required_argument, NULL, 'j'},    {"help", no_argument, NULL, 'h'},
+      {"predictor", required_argument, NULL, 'p'},
+      {"ranks-per-node", required_argument, NULL, 'N'},
+      {"cluster-file", required_argument, NULL, 'C'},
+      {NULL, 0, NULL, 0}};
+  *o = (opts){.trace = MOEPLACE_DATADIR "/pycode-L4-E16-top2-4k.csv.gz", .steps = 0, .d = 64,
+              .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0,
+              .predictor = "sw_avg"};
+  int c;
+  while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    switch (c) {
+    case 't': o->trace = optarg; break;
+    case 'n': if (cli_parse_int(prog, "--steps", optarg, 0, 100000000, &o->steps) < 0) return CLI_EXIT_USAGE; break;
+    case 'd': if (cli_parse_int(prog, "--d-model", optarg, 1, 65536, &o->d) < 0) return CLI_EXIT_USAGE; break;
+    case 'f': if (cli_parse_int(prog, "--d-ff", optarg, 1, 65536, &o->f) < 0) return CLI_EXIT_USAGE; break;
+    case 's': if (cli_parse_int(prog, "--slots", optarg, 1, 65536, &o->slots) < 0) return CLI_EXIT_USAGE; break;
+    case 'w': if (cli_parse_int(prog, "--window", optarg, 1, 1000000, &o->window) < 0) return CLI_EXIT_USAGE; break;
+    case 'i': if (cli_parse_int(prog, "--interval", optarg, 1, 100000000, &o->interval) < 0) return CLI_EXIT_USAGE; break;
+    case 'x': if (cli_parse_double(prog, "--token-scale", optarg, 1e-6, 1e6, &o->token_scale) < 0) return CLI_EXIT_USAGE; break;
+    case 'j': o->json = optarg; break;
+    case 'p': o->predictor = optarg; break;
+    case 'N': if (cli_parse_int(prog, "--ranks-per-node", optarg, 1, 1000000, &o->ranks_per_node) < 0) return CLI_EXIT_USAGE; break;
+    case 'C': o->cluster_file = optarg; break;
+    case 'h': usage(stdout); return -1;
+    default: usage(stderr); return CLI_EXIT_USAGE;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+    return CLI_EXIT_USAGE;
+  }
+  if (o->interval % o->window) {
+    fprintf(stderr, "%s: --interval: %lld is not a multiple of --window %lld\n", prog, o->interval, o->window);
+    return CLI_EXIT_USAGE;
+  }
+  return 0;
+}
+
+/* The per-rank model: L x S slots of weights and momentum. */
+typedef struct model {
+  int L, S, d, f;
+  size_t n; /* floats per buffer: 2*d*f (W1 then W2) */
+  float **w, **m; /* [L][S] */
+} model;
+
+static float init_value(int l, int e, size_t i) {
+  uint64_t x = XXH3_64bits_withSeed(&i, sizeof i, (uint64_t)l * 1000003u + (uint64_t)e);
+  return (float)((double)(x >> 11) / 9007199254740992.0 - 0.5) * 0.1f;
+}
+
+/* The training update of expert e at step t: deterministic, the same on
+ * every replica, touching every byte of weights and momentum. */
+static void update(float *w, float *m, size_t n, int e, int64_t t) {
+  float g = (float)((e * 31 + t * 17) % 23 - 11) * 1e-4f;
+  for (size_t i = 0; i < n; i++) {
+    m[i] = 0.9f * m[i] + g * (float)((int)(i % 7) - 3);
+    w[i] = w[i] * 0.9999f - 0.01f * m[i];
+  }
+}
+
+typedef struct phase_result {
+  double step_ms, imbalance, migration_s, decision_s;
+  double compute_ms_sum, compute_ms_max; /* per step: GEMM time summed / max over ranks */
+  int rebalances, skipped, failed;
+  int64_t moves, steps;
+  uint64_t bytes_moved;
+  uint64_t *hash; /* rank 0: [L][E] final state hash of every expert */
+  int replicas_consistent;
+} phase_result;
+
+/* One of the two runs. The two are interleaved block by block (see main),
+ * so that both see the same background load on a shared machine. */
+typedef struct phase {
+  int dynamic, rank, R, L, E, S, done;
+  moeplace_trace *tr;
+  moeplace_runtime *rt;
+  model md;
+  size_t cap;
+  uint64_t *counts, *tok;
+  long long *rank_tok;
+  moeplace_replica *reps;
+  float *x, *h, *y;
+  double busy_s, imb_sum;
+  double compute_s; /* this rank's time in expert GEMMs */
+  long long nsteps;
+} phase;
+
+static int phase_open(const opts *o, int dynamic, phase *ph) {
+  memset(ph, 0, sizeof *ph);
+  ph->dynamic = dynamic;
+  MPI_Comm_rank(MPI_COMM_WORLD, &ph->rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &ph->R);
+  int st = moeplace_trace_open(&ph->tr, o->trace);
+  if (st != MOEPLACE_OK) return st;
+  int L = ph->L = moeplace_trace_layers(ph->tr), E = ph->E = moeplace_trace_experts(ph->tr);
+  int R = ph->R;
+  int S = o->slots ? (int)o->slots : (E + R - 1) / R + 1;
+  if (S > E) S = E;
+  ph->S = S;
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_default(&cfg);
+  cfg.layers = L;
+  cfg.experts = E;
+  cfg.slots_per_rank = S;
+  cfg.window = (int)o->window;
+  cfg.rebalance_interval = dynamic ? (int)o->interval : 0;
+  cfg.migration_tradeoff = 0.02;
+  cfg.min_gain = 0.01;
+  cfg.predictor = o->predictor;
+  cfg.ranks_per_node = (int)o->ranks_per_node;
+  cfg.cluster_file = o->cluster_file;
+  st = moeplace_runtime_create(&ph->rt, MPI_COMM_WORLD, &cfg);
+  if (st != MOEPLACE_OK) return st;
+  model *md = &ph->md;
+  *md = (model){L, S, (int)o->d, (int)o->f, (size_t)(2 * o->d * o->f), NULL, NULL};
+  md->w = calloc((size_t)L * S, sizeof *md->w);
+  md->m = calloc((size_t)L * S, sizeof *md->m);
+  ph->counts = malloc((size_t)L * E * sizeof *ph->counts); // counts: [L][E]
+  ph->tok = malloc((size_t)S * sizeof *ph->tok);
+  ph->rank_tok = malloc((size_t)R * sizeof *ph->rank_tok);
+  ph->reps = malloc((size_t)R * sizeof *ph->reps);
+  if (!md->w || !md->m || !ph->counts || !ph->tok || !ph->rank_tok || !ph->reps) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
+  }
+  for (int l = 0; l < L; l++)
+    for (int s = 0; s < S; s++) {
+      int e;
+      moeplace_runtime_local_expert(ph->rt, l, s, &e, NULL);
+      // The runtime owns the state (zeroed), so that migration commits by
+      // swapping buffers; the addresses are refreshed after a rebalance.
+      void *w = NULL, *m = NULL;
+      st = moeplace_runtime_alloc_buffer(ph->rt, l, s, md->n * sizeof(float), &w);
+      if (st == MOEPLACE_OK) st = moeplace_runtime_alloc_buffer(ph->rt, l, s, md->n * sizeof(float), &m);
+      if (st != MOEPLACE_OK) return st;
+      md->w[l * S + s] = w;
+      md->m[l * S + s] = m;
+      for (size_t i = 0; i < md->n; i++) md->w[l * S + s][i] = init_value(l, e, i);
+    }
+  return MOEPLACE_OK;
+}
+
+/* Runs up to `block` steps (fewer at the end of the trace or of --steps). */
+static int phase_run(const opts *o, phase *ph, long long block) {
+  int L = ph->L, E = ph->E, S = ph->S, R = ph->R, rank = ph->rank;
+  model *md = &ph->md;
+  int st = MOEPLACE_OK;
+  int64_t step_id;
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = mp_now_s();
+  for (long long b = 0; b < block && st == MOEPLACE_OK; b++) {
+    if (o->steps && ph->nsteps >= o->steps) {
+      ph->done = 1;
+      break;
+    }
+    int got = moeplace_trace_read_step(ph->tr, &step_id, ph->counts);
+    if (got < 0) st = got;
+    if (got <= 0) {
+      ph->done = 1;
+      break;
+    }
+    double sum_max = 0.0, sum_mean = 0.0;
+    for (int l = 0; l < L; l++) {
+      memset(ph->rank_tok, 0, (size_t)R * sizeof *ph->rank_tok);
+      for (int e = 0; e < E; e++) {
+        // Split the expert's tokens over its replicas by cumulative share,
+        // so the parts sum exactly to the count.
+        uint64_t c = (uint64_t)llround((double)ph->counts[(size_t)l * E + e] * o->token_scale);
+        int n = 0;
+        moeplace_runtime_routing(ph->rt, l, e, ph->reps, R, &n);
+        double cum = 0.0;
+        long long prev = 0;
+        for (int i = 0; i < n; i++) {
+          cum += ph->reps[i].share;
+          long long upto = i == n - 1 ? (long long)c : llround((double)c * cum);
+          long long part = upto - prev > 0 ? upto - prev : 0;
+          prev = upto > prev ? upto : prev;
+          ph->rank_tok[ph->reps[i].rank] += part;
+          if (ph->reps[i].rank == rank) ph->tok[ph->reps[i].slot] = (uint64_t)part;
+        }
+      }
+      long long mx = 0, sum = 0;
+      for (int r = 0; r < R; r++) {
+        mx = ph->rank_tok[r] > mx ? ph->rank_tok[r] : mx;
+        sum += ph->rank_tok[r];
+      }
+      sum_max += (double)mx;
+      sum_mean += (double)sum / R;
+      // The expert computation for this rank's replicas.
+      double c0 = mp_now_s();
+      for (int s = 0; s < S; s++) {
+        int e;
+        moeplace_runtime_local_expert(ph->rt, l, s, &e, NULL);
+        if (e < 0) ph->tok[s] = 0;
+        size_t T = ph->tok[s];
+        if (!T) continue;
+        if (T > ph->cap) {
+          ph->cap = T;
+          ph->x = realloc(ph->x, T * md->d * sizeof *ph->x);
+          ph->h = realloc(ph->h, T * md->f * sizeof *ph->h);
+          ph->y = realloc(ph->y, T * md->d * sizeof *ph->y);
+          if (!ph->x || !ph->h || !ph->y) {
+            fprintf(stderr, "%s: out of memory for activations\n", prog);
+            MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
+          }
+          for (size_t i = 0; i < T * md->d; i++) ph->x[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+        }
+        const float *w1 = md->w[l * S + s], *w2 = w1 + (size_t)md->d * md->f;
+        // h: [T][f] = x [T][d] @ W1 [d][f]; relu; y: [T][d] = h @ W2 [f][d]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, md->f, md->d, 1.0f, ph->x,
+                    md->d, w1, md->f, 0.0f, ph->h, md->f);
+        for (size_t i = 0; i < T * md->f; i++) ph->h[i] = ph->h[i] > 0.0f ? ph->h[i] : 0.0f;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, md->d, md->f, 1.0f, ph->h,
+                    md->f, w2, md->d, 0.0f, ph->y, md->d);
+      }
+      ph->compute_s += mp_now_s() - c0;
+      moeplace_runtime_record(ph->rt, l, ph->tok);
+      MPI_Barrier(MPI_COMM_WORLD); // the layer's all-to-all: everyone waits for the slowest
+    }
+    ph->imb_sum += sum_mean > 0 ? sum_max / sum_mean : 1.0;
+    for (int l = 0; l < L; l++)
+      for (int s = 0; s < S; s++) {
+        int e;
+        moeplace_runtime_local_expert(ph->rt, l, s, &e, NULL);
+        if (e >= 0) update(md->w[l * S + s], md->m[l * S + s], md->n, e, ph->nsteps);
+      }
+    moeplace_step_info info;
+    st = moeplace_runtime_step(ph->rt, &info);
+    if (st == MOEPLACE_ERR_VERIFY) st = MOEPLACE_OK; // rolled back: training goes on, counted
+    if (info.rebalanced) // migrated slots hold their new expert in new memory
+      for (int l = 0; l < L; l++)
+        for (int s = 0; s < S; s++) {
+          void *p;
+          moeplace_runtime_buffer(ph->rt, l, s, 0, &p, NULL);
+          md->w[l * S + s] = p;
+          moeplace_runtime_buffer(ph->rt, l, s, 1, &p, NULL);
+          md->m[l * S + s] = p;
+        }
+    ph->nsteps++;
+    if (rank == 0 && info.rebalanced)
+      fprintf(stderr,
+              "%s: step %lld: rebalanced, %d moves, %.1f KiB, %.2f ms, predicted imbalance %.3f -> %.3f\n",
+              prog, ph->nsteps, info.moves, info.bytes_moved / 1024.0, info.migration_s * 1e3,
+              info.predicted_imbalance_old, info.predicted_imbalance_new);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  ph->busy_s += mp_now_s() - t0;
+  return st;
+}
+
+/* Final figures and a hash of every expert's state, gathered on rank 0. */
+static void phase_close(phase *ph, phase_result *res) {
+  int L = ph->L, E = ph->E, S = ph->S, R = ph->R, rank = ph->rank;
+  memset(res, 0, sizeof *res);
+  res->steps = ph->nsteps;
+  res->step_ms = ph->nsteps ? ph->busy_s / ph->nsteps * 1e3 : 0.0;
+  res->imbalance = ph->nsteps ? ph->imb_sum / ph->nsteps : 0.0;
+  moeplace_runtime_stats stats;
+  moeplace_runtime_get_stats(ph->rt, &stats);
+  res->rebalances = stats.rebalances;
+  res->skipped = stats.rebalances_skipped;
+  res->failed = stats.migrations_failed;
+  res->moves = stats.moves;
+  res->bytes_moved = stats.bytes_moved;
+  res->migration_s = stats.migration_s;
+  res->decision_s = stats.decision_s;
+  double c_sum = 0, c_max = 0;
+  MPI_Reduce(&ph->compute_s, &c_sum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+  MPI_Reduce(&ph->compute_s, &c_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+  res->compute_ms_sum = ph->nsteps ? c_sum / ph->nsteps * 1e3 : 0.0;
+  res->compute_ms_max = ph->nsteps ? c_max / ph->nsteps * 1e3 : 0.0;
+  uint64_t *mine = malloc((size_t)L * S * 2 * sizeof *mine);
+  for (int l = 0; l < L; l++)
+    for (int s = 0; s < S; s++) {
+      int e;
+      moeplace_runtime_local_expert(ph->rt, l, s, &e, NULL);
+      XXH3_state_t *hs = XXH3_createState();
+      XXH3_64bits_reset(hs);
+      XXH3_64bits_update(hs, ph->md.w[l * S + s], ph->md.n * sizeof(float));
+      XXH3_64bits_update(hs, ph->md.m[l * S + s], ph->md.n * sizeof(float));
+      mine[(l * S + s) * 2] = (uint64_t)(int64_t)e;
+      mine[(l * S + s) * 2 + 1] = XXH3_64bits_digest(hs);
+      XXH3_freeState(hs);
+    }
+  uint64_t *all = rank == 0 ? malloc((size_t)R * L * S * 2 * sizeof *all) : NULL;
+  MPI_Gather(mine, L * S * 2, MPI_UINT64_T, all, L * S * 2, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+  if (rank == 0) {
+    res->hash = calloc((size_t)L * E, sizeof *res->hash);
+    res->replicas_consistent = 1;
+    for (int r = 0; r < R; r++)
+      for (int l = 0; l < L; l++)
+        for (int s = 0; s < S; s++) {
+          const uint64_t *p = all + (((size_t)r * L + l) * S + s) * 2;
+          int e = (int)(int64_t)p[0];
+          if (e < 0) continue;
+          uint64_t *slot = &res->hash[(size_t)l * E + e];
+          if (*slot && *slot != p[1]) res->replicas_consistent = 0;
+          *slot = p[1];
+        }
+  }
+  free(all);
+  free(mine);
+  free(ph->md.w);
+  free(ph->md.m);
+  free(ph->x);
+  free(ph->h);
+  free(ph->y);
+  free(ph->counts);
+  free(ph->tok);
+  free(ph->rank_tok);
+  free(ph->reps);
+  moeplace_runtime_destroy(ph->rt);
+  moeplace_trace_close(ph->tr);
+}
+
+static json_t *phase_json(const phase_result *p, int dynamic) {
+  json_t *o = json_object();
+  json_object_set_new(o, "steps", json_integer(p->steps));
+  json_object_set_new(o, "step_ms", json_real(p->step_ms));
+  json_object_set_new(o, "imbalance", json_real(p->imbalance));
+  json_object_set_new(o, "compute_ms_sum", json_real(p->compute_ms_sum));
+  json_object_set_new(o, "compute_ms_max", json_real(p->compute_ms_max));
+  if (dynamic) {
+    json_object_set_new(o, "rebalances", json_integer(p->rebalances));
+    json_object_set_new(o, "rebalances_skipped", json_integer(p->skipped));
+    json_object_set_new(o, "migrations_failed", json_integer(p->failed));
+    json_object_set_new(o, "moves", json_integer(p->moves));
+    json_object_set_new(o, "bytes_moved", json_integer((json_int_t)p->bytes_moved));
+    json_object_set_new(o, "migration_s", json_real(p->migration_s));
+    json_object_set_new(o, "migration_gbps",
+                        json_real(p->migration_s > 0 ? p->bytes_moved / p->migration_s / 1e9 : 0.0));
+    json_object_set_new(o, "decision_s", json_real(p->decision_s));
+  }
+  return o;
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  openblas_set_num_threads(1); // one rank per core: no BLAS threads on top
+  int rank, R;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &R);
+  opts o;
+  int rc = parse(argc, argv, &o);
+  if (rc != 0) {
+    MPI_Finalize();
+    return rc < 0 ? CLI_EXIT_OK : rc;
+  }
+  // Both runs advance block by block in turn (one rebalance interval each),
+  // so that a change in the machine's background load hits both alike.
+  phase runs[2];
+  phase_result ph[2];
+  for (int dyn = 0; dyn < 2; dyn++) {
+    int st = phase_open(&o, dyn, &runs[dyn]);
+    if (st != MOEPLACE_OK) {
+      rc = cli_report(prog, st);
+      MPI_Finalize();
+      return rc;
+    }
+  }
+  if (rank == 0)
+    fprintf(stderr, "%s: %s, %d ranks: static and moeplace runs interleaved every %lld steps\n",
+            prog, o.trace, R, o.interval);
+  while (!runs[0].done || !runs[1].done) {
+    for (int dyn = 0; dyn < 2; dyn++) {
+      if (runs[dyn].done) continue;
+      int st = phase_run(&o, &runs[dyn], o.interval);
+      if (st != MOEPLACE_OK) {
+        rc = cli_report(prog, st);
+        MPI_Finalize();
+        return rc;
+      }
+    }
+    if (rank == 0 && runs[0].nsteps % (5 * o.interval) == 0 && runs[0].nsteps)
+      fprintf(stderr, "%s: step %lld: static %.2f ms/step, moeplace %.2f ms/step\n", prog,
+              runs[0].nsteps, runs[0].busy_s / runs[0].nsteps * 1e3,
+              runs[1].nsteps ? runs[1].busy_s / runs[1].nsteps * 1e3 : 0.0);
+  }
+  for (int dyn = 0; dyn < 2; dyn++) phase_close(&runs[dyn], &ph[dyn]);
+  rc = CLI_EXIT_OK;
+  if (rank == 0) {
+    moeplace_trace *tr = NULL;
+    moeplace_trace_open(&tr, o.trace);
+    int L = moeplace_trace_layers(tr), E = moeplace_trace_experts(tr);
+    moeplace_trace_close(tr);
+    int differ = 0;
+    for (int i = 0; i < L * E; i++) differ += ph[0].hash[i] != ph[1].hash[i];
+    int identical = !differ && ph[0].replicas_consistent && ph[1].replicas_consistent;
+    double speedup = ph[1].step_ms > 0 ? ph[0].step_ms / ph[1].step_ms : 0.0;
+    printf("moeplace-demo: %s, %lld steps, %d ranks, %d layers x %d experts\n", o.trace,
+           (long long)ph[0].steps, R, L, E);
+    printf("%-10s %10s %10s %16s %16s\n", "phase", "step_ms", "imbalance", "gemm_ms_all_ranks",
+           "gemm_ms_max_rank");
+    for (int i = 0; i < 2; i++)
+      printf("%-10s %10.3f %10.3f %16.3f %16.3f\n", i ? "dynamic" : "static", ph[i].step_ms,
+             ph[i].imbalance, ph[i].compute_ms_sum, ph[i].compute_ms_max);
+    printf("speedup (static/dynamic step time): %.3f\n", speedup);
+    printf("rebalances %d (skipped %d, failed %d), moves %lld, bytes moved %llu, migration %.3f s",
+           ph[1].rebalances, ph[1].skipped, ph[1].failed, (long long)ph[1].moves,
+           (unsigned long long)ph[1].bytes_moved, ph[1].migration_s);
+    if (ph[1].migration_s > 0) printf(" (%.2f GB/s)", ph[1].bytes_moved / ph[1].migration_s / 1e9);
+    printf("\nfinal weights: %d of %d experts differ between static and dynamic runs -> %s\n",
+           differ, L * E, identical ? "bit-identical" : "MISMATCH");
+    json_t *root = json_object();
+    json_object_set_new(root, "trace", json_string(o.trace));
+    json_object_set_new(root, "ranks", json_integer(R));
+    json_object_set_new(root, "static", phase_json(&ph[0], 0));
+    json_object_set_new(root, "dynamic", phase_json(&ph[1], 1));
+    json_object_set_new(root, "speedup", json_real(speedup));
+    json_object_set_new(root, "weights_identical", json_boolean(identical));
+    json_object_set_new(root, "experts_differing", json_integer(differ));
+    json_object_set_new(root, "expert_bytes", json_integer((json_int_t)(4 * o.d * o.f * sizeof(float))));
+    if (o.json) {
+      int st = mp_json_write_file(root, o.json);
+      if (st != MOEPLACE_OK) rc = cli_report(prog, st);
+    }
+    json_decref(root);
+    if (!identical) rc = CLI_EXIT_FAILURE;
+    free(ph[0].hash);
+    free(ph[1].hash);
+  }
+  MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  MPI_Finalize();
+  return rc;
+}
