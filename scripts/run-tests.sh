@@ -47,7 +47,7 @@ part "3/5 valgrind memcheck"
 for t in $(cat "$src/tests/valgrind-tests.txt"); do
   if [ -x "$build/$t" ]; then
     echo "valgrind $t"
-    CK_FORK=no top_srcdir="$src" valgrind -q --error-exitcode=3 --leak-check=full \
+    CK_FORK=no OPENBLAS_NUM_THREADS=1 top_srcdir="$src" valgrind -q --error-exitcode=3 --leak-check=full \
       --errors-for-leak-kinds=definite "$build/$t" >"$build/valgrind.log" 2>&1 ||
       { cat "$build/valgrind.log"; status=1; }
     grep -q "Failures: 0, Errors: 0" "$build/valgrind.log" || { cat "$build/valgrind.log"; status=1; }
