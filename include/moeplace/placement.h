@@ -1,12 +1,208 @@
-/* moeplace/placement.h: see <moeplace.h>. (API under construction.) */
+/* moeplace/placement.h: topology- and migration-aware expert placement with
+ * replicas and uneven routing shares (docs/PLACEMENT.md). Pure computation:
+ * no MPI, no I/O except the explicit file readers/writers. Include <moeplace.h>.
+ *
+ * Model, per MoE layer: E logical experts with predicted loads, R ranks with
+ * S slots each (R*S >= E). Physical slot p belongs to rank p / S. A placement
+ * gives every slot a logical expert (or -1: empty) and a routing share; every
+ * expert has at least one replica, no rank holds two replicas of the same
+ * expert of a layer, and the shares of an expert's replicas sum to 1. The
+ * output arrays follow DeepSeek EPLB's conventions (phy2log, logcnt, log2phy),
+ * plus the shares EPLB lacks. */
 #ifndef MOEPLACE_PLACEMENT_H
 #define MOEPLACE_PLACEMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include <moeplace/base.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- Topology ----------------------------------------------------------- */
+
+/* Class of a pair of ranks, from closest to farthest. Moving a byte between
+ * two ranks costs the per-byte cost of their class. */
+typedef enum moeplace_link_class {
+  MOEPLACE_LINK_SAME_RANK = 0,  /* a rank with itself: free */
+  MOEPLACE_LINK_SAME_NUMA = 1,  /* same node, package and NUMA domain */
+  MOEPLACE_LINK_SAME_PACKAGE = 2,
+  MOEPLACE_LINK_SAME_NODE = 3,
+  MOEPLACE_LINK_OTHER_NODE = 4
+} moeplace_link_class;
+#define MOEPLACE_LINK_CLASSES 5
+
+typedef struct moeplace_topology moeplace_topology;
+
+/* A regular cluster: `nodes` x `ranks_per_node` ranks, numbered node-major;
+ * inside a node the ranks are spread in order over packages_per_node x
+ * numa_per_package NUMA domains (pass 1 and 1 if unknown). Default costs per
+ * byte: same NUMA 1, same package 1.5, same node 2, other node 8. */
+int moeplace_topology_create_shape(moeplace_topology **out, int nodes, int ranks_per_node,
+                                   int packages_per_node, int numa_per_package);
+
+/* An explicit table: rank r is on node[r], package[r] (a label inside its
+ * node) and numa[r] (a label inside its package). Labels are >= 0. */
+int moeplace_topology_create_table(moeplace_topology **out, int ranks, const int *node,
+                                   const int *package, const int *numa);
+
+/* Reads a cluster-shape file (format: docs/PLACEMENT.md); errors name
+ * file:line. */
+int moeplace_topology_load(moeplace_topology **out, const char *path);
+
+void moeplace_topology_destroy(moeplace_topology *topo);
+
+int moeplace_topology_ranks(const moeplace_topology *topo);
+int moeplace_topology_nodes(const moeplace_topology *topo);
+/* Node index (0..nodes-1, renumbered in order of first appearance). */
+int moeplace_topology_rank_node(const moeplace_topology *topo, int rank);
+
+/* Per-byte cost of a class (any non-negative unit: the migration weight of
+ * the options converts cost into load units). */
+int moeplace_topology_set_cost(moeplace_topology *topo, moeplace_link_class cls, double cost);
+double moeplace_topology_cost(const moeplace_topology *topo, moeplace_link_class cls);
+moeplace_link_class moeplace_topology_class(const moeplace_topology *topo, int a, int b);
+
+/* ---- Placement ---------------------------------------------------------- */
+
+typedef struct moeplace_placement moeplace_placement;
+
+/* An all-empty placement (every slot -1, share 0). */
+int moeplace_placement_create(moeplace_placement **out, int layers, int experts, int ranks,
+                              int slots);
+int moeplace_placement_clone(moeplace_placement **out, const moeplace_placement *src);
+void moeplace_placement_destroy(moeplace_placement *p);
+
+int moeplace_placement_layers(const moeplace_placement *p);
+int moeplace_placement_experts(const moeplace_placement *p);
+int moeplace_placement_ranks(const moeplace_placement *p);
+int moeplace_placement_slots(const moeplace_placement *p);
+
+/* The slot arrays of one layer, [R*S] each: logical expert of each slot (-1
+ * for empty) and its share. Writable, so that a caller can build a placement;
+ * check it with moeplace_placement_validate(). NULL for a bad layer. */
+int *moeplace_placement_phy2log(moeplace_placement *p, int layer);
+double *moeplace_placement_share(moeplace_placement *p, int layer);
+const int *moeplace_placement_phy2log_const(const moeplace_placement *p, int layer);
+const double *moeplace_placement_share_const(const moeplace_placement *p, int layer);
+
+/* Replica count of each expert of a layer: logcnt [E]. */
+int moeplace_placement_logcnt(const moeplace_placement *p, int layer, int *logcnt);
+/* Largest replica count over all layers and experts. */
+int moeplace_placement_max_replicas(const moeplace_placement *p);
+/* Physical slots of each expert, EPLB's log2phy: [E][max_rep], unused
+ * entries -1. max_rep must be >= moeplace_placement_max_replicas(). */
+int moeplace_placement_log2phy(const moeplace_placement *p, int layer, int max_rep,
+                               int *log2phy);
+
+/* Checks every invariant: experts in range, every expert present, no rank
+ * holding an expert twice in a layer, shares in [0,1] summing to 1 (within
+ * 1e-6) per expert, empty slots with share 0. The error names layer and slot. */
+int moeplace_placement_validate(const moeplace_placement *p);
+
+/* Loads each rank gets: rank_load [R] for one layer's expert loads [E]. */
+int moeplace_placement_rank_loads(const moeplace_placement *p, int layer, const double *loads,
+                                  double *rank_load);
+
+/* metrics.md's imbalance of `loads` [L][E] under this placement: sum over
+ * layers of the max rank load / sum over layers of the mean rank load. */
+int moeplace_placement_imbalance(const moeplace_placement *p, const double *loads,
+                                 double *imbalance);
+
+/* Replica moves from `from` to `to`: a move is a (layer, expert, rank) that
+ * `to` has and `from` has not. Bytes use expert_bytes per replica; the cost
+ * of a move is expert_bytes times the cost of the closest class from a rank
+ * that held the expert in `from`. topo may be NULL (then cross_node_bytes
+ * is 0 and cost counts every byte once). */
+typedef struct moeplace_move_stats {
+  int64_t moves;
+  double bytes_moved;
+  double cross_node_bytes;
+  double cost; /* sum of bytes x class cost */
+} moeplace_move_stats;
+int moeplace_placement_diff(const moeplace_placement *from, const moeplace_placement *to,
+                            const moeplace_topology *topo, double expert_bytes,
+                            moeplace_move_stats *stats);
+
+/* JSON form (docs/PLACEMENT.md): {"ranks","slots","layers","experts",
+ * "placement":[{"layer","phy2log","share","logcnt"}], ...}. The writer adds
+ * the stats if given (may be NULL); the reader accepts what the writer
+ * wrote (other keys are ignored) and validates it. */
+struct moeplace_place_stats;
+int moeplace_placement_write_json(const moeplace_placement *p,
+                                  const struct moeplace_place_stats *stats, const char *path);
+int moeplace_placement_read_json(moeplace_placement **out, const char *path);
+
+/* ---- Solving ------------------------------------------------------------ */
+
+typedef struct moeplace_place_options {
+  /* Load units (tokens) one unit of migration cost (bytes x class cost) is
+   * worth: a change is made only if it lowers the sum over layers of the
+   * max rank load by more than migration_weight x its cost. 0: migration is
+   * free (but unchanged replicas are still preferred on ties). */
+  double migration_weight;
+  /* Hard cap on bytes moved per call; < 0: unlimited. */
+  double byte_budget;
+  /* Bytes of one expert replica's state (weights, optimizer state...). */
+  double expert_bytes;
+  /* A change must also gain more than min_gain x the layer's mean rank load
+   * (default 1e-3), so noise-level load changes move nothing. */
+  double min_gain;
+  /* Local-search effort: improvement iterations per layer (default 64). */
+  int max_iterations;
+  /* Soft wall-clock limit for the whole call in ms (<= 0: none). */
+  double time_limit_ms;
+  uint64_t seed;
+} moeplace_place_options;
+
+void moeplace_place_options_init(moeplace_place_options *opt);
+
+typedef struct moeplace_place_stats {
+  int layers, experts, ranks, slots;
+  double imbalance;         /* predicted, metrics.md's formula on the given loads */
+  double lower_bound;       /* see docs/PLACEMENT.md: per layer
+                               max(total/R, min over replica counts of max w/c) */
+  double gap;               /* (imbalance - lower_bound) / lower_bound */
+  double current_imbalance; /* of the current placement with re-optimised
+                               shares (0 when there is no current placement) */
+  int kept_current;         /* 1: no replica moved (gain did not pay, or nothing to gain) */
+  int64_t moves;
+  double bytes_moved;
+  double cross_node_bytes;
+  double migration_cost;
+  double solve_ms;
+} moeplace_place_stats;
+
+/* Computes a placement for loads [layers][experts] (non-negative, finite).
+ * topo gives R; slots is S. current may be NULL (a fresh placement);
+ * otherwise it must have the same shape, and the result stays close to it
+ * (moves are counted relative to it, the byte budget applies). opt may be
+ * NULL for defaults. *out is a new placement the caller destroys. */
+int moeplace_place(const moeplace_topology *topo, int layers, int experts, int slots,
+                   const double *loads, const moeplace_placement *current,
+                   const moeplace_place_options *opt, moeplace_placement **out,
+                   moeplace_place_stats *stats);
+
+/* ---- Migration plan ----------------------------------------------------- */
+
+typedef struct moeplace_transfer {
+  int layer, expert;
+  int src_rank, src_slot; /* a slot holding the expert in the old placement */
+  int dst_rank, dst_slot; /* the slot that holds it in the new placement */
+  moeplace_link_class link;
+  double bytes;
+} moeplace_transfer;
+
+/* The transfers that turn `from` into `to`: one per move (see
+ * moeplace_placement_diff). The source is the closest old replica by link
+ * class; ties go to the sender with the fewest transfers so far. *out is
+ * malloc'd (free with moeplace_transfers_free); *count may be 0. */
+int moeplace_migration_plan(const moeplace_placement *from, const moeplace_placement *to,
+                            const moeplace_topology *topo, double expert_bytes,
+                            moeplace_transfer **out, size_t *count);
+void moeplace_transfers_free(moeplace_transfer *transfers);
 
 #ifdef __cplusplus
 }

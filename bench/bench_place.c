@@ -1,0 +1,286 @@
+/* bench_place: decision time, balance and migration of moeplace_place on
+ * the DeepSeek-V3-sized shapes, a 1024-rank scale test, a greedy
+ * replicate-then-LPT baseline measured in the same run, and a drift test on
+ * real trace intervals (moves per rebalance vs from-scratch placement).
+ *
+ *   bench_place [--loads-out FILE] [--trace FILE] [--interval N] [--repeat N]
+ *
+ * --loads-out writes the lognormal loads used for the DeepSeek shapes so
+ * that scripts/eplb_reference.py can time EPLB on exactly the same input
+ * (bench/run_place_bench.sh does both). Figures only: nothing here is a
+ * pass/fail test. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <moeplace.h>
+
+#include "common/timer.h"
+
+/* ---- deterministic lognormal loads ------------------------------------ */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static double urand(void) { // splitmix64 -> (0, 1)
+  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
+}
+static double nrand(void) { return sqrt(-2 * log(urand())) * cos(2 * M_PI * urand()); }
+
+/* ---- greedy replicate-then-LPT baseline (equal shares) ----------------- */
+
+/* Reference: replicas by largest load per replica, then each replica (in
+ * decreasing size) to the least loaded rank with a free slot that does not
+ * hold the expert. Equal shares. Returns the sum over layers of max load. */
+static double greedy_baseline(const double *loads, int L, int E, int R, int S) {
+  int *cnt = malloc(E * sizeof *cnt), *nfree = malloc(R * sizeof *nfree);
+  int *held = malloc((size_t)R * E * sizeof *held);
+  double *load = malloc(R * sizeof *load);
+  int *order = malloc((size_t)R * S * sizeof *order);
+  double *key = malloc((size_t)R * S * sizeof *key);
+  int *rep = malloc((size_t)R * S * sizeof *rep);
+  double sum_max = 0;
+  for (int l = 0; l < L; l++) {
+    const double *w = loads + (size_t)l * E;
+    for (int e = 0; e < E; e++) cnt[e] = 1;
+    for (int extra = R * S - E; extra > 0; extra--) {
+      int b = -1;
+      for (int e = 0; e < E; e++)
+        if (cnt[e] < R && (b < 0 || w[e] / cnt[e] > w[b] / cnt[b])) b = e;
+      if (b < 0) break;
+      cnt[b]++;
+    }
+    int n = 0;
+    for (int e = 0; e < E; e++)
+      for (int c = 0; c < cnt[e]; c++) {
+        rep[n] = e;
+        key[n] = w[e] / cnt[e];
+        order[n] = n;
+        n++;
+      }
+    // insertion-free sort: simple selection by qsort on keys
+    for (int i = 1; i < n; i++) { // insertion sort (n is a few hundred)
+      int v = order[i], j = i;
+      while (j > 0 && key[order[j - 1]] < key[v]) {
+        order[j] = order[j - 1];
+        j--;
+      }
+      order[j] = v;
+    }
+    memset(held, 0, (size_t)R * E * sizeof *held);
+    for (int r = 0; r < R; r++) {
+      load[r] = 0;
+      nfree[r] = S;
+    }
+    for (int t = 0; t < n; t++) {
+      int e = rep[order[t]], b = -1;
+      for (int r = 0; r < R; r++)
+        if (nfree[r] && !held[(size_t)r * E + e] && (b < 0 || load[r] < load[b])) b = r;
+      if (b < 0) continue;
+      held[(size_t)b * E + e] = 1;
+      nfree[b]--;
+      load[b] += key[order[t]];
+    }
+    double mx = 0;
+    for (int r = 0; r < R; r++)
+      if (load[r] > mx) mx = load[r];
+    sum_max += mx;
+  }
+  free(cnt);
+  free(nfree);
+  free(held);
+  free(load);
+  free(order);
+  free(key);
+  free(rep);
+  return sum_max;
+}
+
+static double mean_rank_sum(const double *loads, int L, int E, int R) {
+  double s = 0;
+  for (size_t i = 0; i < (size_t)L * E; i++) s += loads[i];
+  return s / R;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Solves `repeat` times, prints the median solve time and the figures. */
+static void bench_shape(const char *name, const double *loads, int L, int E, int nodes, int R,
+                        int S, int repeat) {
+  moeplace_topology *topo;
+  if (moeplace_topology_create_shape(&topo, nodes, R / nodes, 2, 1)) {
+    fprintf(stderr, "topology: %s\n", moeplace_last_error());
+    exit(1);
+  }
+  double *ms = malloc(repeat * sizeof *ms);
+  moeplace_place_stats st;
+  moeplace_placement *p = NULL;
+  for (int k = 0; k < repeat; k++) {
+    moeplace_placement_destroy(p);
+    double t0 = mp_now_s();
+    if (moeplace_place(topo, L, E, S, loads, NULL, NULL, &p, &st)) {
+      fprintf(stderr, "place: %s\n", moeplace_last_error());
+      exit(1);
+    }
+    ms[k] = (mp_now_s() - t0) * 1e3;
+  }
+  qsort(ms, repeat, sizeof *ms, cmp_double);
+  double check;
+  moeplace_placement_imbalance(p, loads, &check);
+  int valid = moeplace_placement_validate(p) == MOEPLACE_OK;
+  double t0 = mp_now_s();
+  double g = greedy_baseline(loads, L, E, R, S) / mean_rank_sum(loads, L, E, R);
+  double gms = (mp_now_s() - t0) * 1e3;
+  printf("%-22s L=%-3d E=%-4d R=%-5d S=%-2d nodes=%-2d solve_ms median %.3f (min %.3f, max %.3f)"
+         "  imbalance %.5f (recomputed %.5f) lower_bound %.5f gap %.3f%%  greedy-LPT %.5f "
+         "(%.2f ms)  valid=%s\n",
+         name, L, E, R, S, nodes, ms[repeat / 2], ms[0], ms[repeat - 1], st.imbalance, check,
+         st.lower_bound, 100 * st.gap, g, gms, valid ? "yes" : "NO");
+  free(ms);
+  moeplace_placement_destroy(p);
+  moeplace_topology_destroy(topo);
+}
+
+/* ---- drift on real trace intervals -------------------------------------- */
+
+static void bench_drift(const char *path, int interval, int R, int S, int nodes) {
+  moeplace_trace *t;
+  if (moeplace_trace_open(&t, path)) {
+    fprintf(stderr, "drift: %s\n", moeplace_last_error());
+    return;
+  }
+  const int L = moeplace_trace_layers(t), E = moeplace_trace_experts(t);
+  if (R * S < E) {
+    moeplace_trace_close(t);
+    return;
+  }
+  uint64_t *tot = malloc((size_t)L * E * sizeof *tot);
+  double *w = malloc((size_t)L * E * sizeof *w), *prev_w = malloc((size_t)L * E * sizeof *w);
+  moeplace_topology *topo;
+  moeplace_topology_create_shape(&topo, nodes, R / nodes, 1, 1);
+  moeplace_placement *aware = NULL, *fresh = NULL;
+  int64_t first;
+  int got, k = 0;
+  double mv_aware = 0, mv_fresh = 0, imb_aware = 0, imb_fresh = 0, real_aware = 0,
+         real_fresh = 0, ms_aware = 0;
+  int n_reb = 0, n_real = 0, kept = 0;
+  moeplace_place_options opt;
+  moeplace_place_options_init(&opt);
+  while (moeplace_trace_read_window(t, interval, &first, &got, tot) == 1) {
+    if (got < interval) break;
+    for (size_t i = 0; i < (size_t)L * E; i++) w[i] = (double)tot[i];
+    if (k > 0) { // realised balance: previous interval's placement on this interval
+      double a, f;
+      moeplace_placement_imbalance(aware, w, &a);
+      moeplace_placement_imbalance(fresh, w, &f);
+      real_aware += a;
+      real_fresh += f;
+      n_real++;
+    }
+    moeplace_place_stats sa, sf;
+    moeplace_placement *na, *nf;
+    if (moeplace_place(topo, L, E, S, w, aware, &opt, &na, &sa) ||
+        moeplace_place(topo, L, E, S, w, NULL, &opt, &nf, &sf)) {
+      fprintf(stderr, "drift: %s\n", moeplace_last_error());
+      break;
+    }
+    if (k > 0) {
+      moeplace_move_stats d;
+      moeplace_placement_diff(fresh, nf, topo, 1.0, &d);
+      mv_aware += sa.moves;
+      mv_fresh += d.moves;
+      imb_aware += sa.imbalance;
+      imb_fresh += sf.imbalance;
+      ms_aware += sa.solve_ms;
+      kept += sa.kept_current;
+      n_reb++;
+    }
+    moeplace_placement_destroy(aware);
+    moeplace_placement_destroy(fresh);
+    aware = na;
+    fresh = nf;
+    memcpy(prev_w, w, (size_t)L * E * sizeof *w);
+    k++;
+  }
+  if (n_reb > 0)
+    printf("drift %s interval=%d R=%d S=%d: %d rebalances  moves/rebalance aware %.2f vs "
+           "from-scratch %.2f (ratio %.3f)  predicted imbalance aware %.5f vs from-scratch %.5f"
+           "  realised (next interval) aware %.5f vs from-scratch %.5f  kept_current %d/%d  "
+           "solve_ms aware %.3f\n",
+           path, interval, R, S, n_reb, mv_aware / n_reb, mv_fresh / n_reb,
+           mv_fresh > 0 ? mv_aware / mv_fresh : 0, imb_aware / n_reb, imb_fresh / n_reb,
+           n_real ? real_aware / n_real : 0, n_real ? real_fresh / n_real : 0, kept, n_reb,
+           ms_aware / n_reb);
+  moeplace_placement_destroy(aware);
+  moeplace_placement_destroy(fresh);
+  moeplace_topology_destroy(topo);
+  moeplace_trace_close(t);
+  free(tot);
+  free(w);
+  free(prev_w);
+}
+
+static void write_loads(const char *path, const double *loads, int L, int E) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    perror(path);
+    exit(1);
+  }
+  fprintf(f, "%d %d\n", L, E);
+  for (int l = 0; l < L; l++)
+    for (int e = 0; e < E; e++) fprintf(f, "%.17g%c", loads[(size_t)l * E + e], e + 1 < E ? ' ' : '\n');
+  fclose(f);
+}
+
+int main(int argc, char **argv) {
+  const char *loads_out = NULL, *traces[8];
+  int ntraces = 0, interval = 500, repeat = 21;
+  static const struct option opts[] = {{"loads-out", required_argument, NULL, 'o'},
+                                       {"trace", required_argument, NULL, 't'},
+                                       {"interval", required_argument, NULL, 'i'},
+                                       {"repeat", required_argument, NULL, 'r'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "o:t:i:r:h", opts, NULL)) != -1) {
+    if (c == 'o') loads_out = optarg;
+    else if (c == 't' && ntraces < 8) traces[ntraces++] = optarg;
+    else if (c == 'i') interval = atoi(optarg);
+    else if (c == 'r') repeat = atoi(optarg);
+    else {
+      printf("Usage: bench_place [--loads-out FILE] [--trace FILE]... [--interval N] "
+             "[--repeat N]\n");
+      return c == 'h' ? 0 : 2;
+    }
+  }
+  if (interval < 1 || repeat < 1) return 2;
+  // DeepSeek-V3: 58 MoE layers x 256 experts, lognormal(0, 1) loads
+  const int L = 58, E = 256;
+  double *loads = malloc((size_t)L * E * sizeof *loads);
+  for (int i = 0; i < L * E; i++) loads[i] = 1000.0 * exp(nrand());
+  if (loads_out) write_loads(loads_out, loads, L, E);
+  bench_shape("deepseek-32x9", loads, L, E, 4, 32, 9, repeat);
+  bench_shape("deepseek-64x5", loads, L, E, 8, 64, 5, repeat);
+  bench_shape("deepseek-64x5-2nodes", loads, L, E, 2, 64, 5, repeat);
+  // scale: 1024 ranks x 256 experts x 64 layers
+  const int L2 = 64;
+  double *big = malloc((size_t)L2 * E * sizeof *big);
+  for (int i = 0; i < L2 * E; i++) big[i] = 1000.0 * exp(nrand());
+  bench_shape("scale-1024x1", big, L2, E, 128, 1024, 1, repeat < 5 ? repeat : 5);
+  bench_shape("scale-1024x2", big, L2, E, 128, 1024, 2, repeat < 5 ? repeat : 5);
+  for (int i = 0; i < ntraces; i++) {
+    bench_drift(traces[i], interval, 8, 3, 2);
+    bench_drift(traces[i], interval, 4, 5, 2);
+  }
+  free(loads);
+  free(big);
+  return 0;
+}

@@ -1,0 +1,88 @@
+/* Internal: the per-layer placement solver (see solver.c). */
+#ifndef MOEPLACE_PLACEMENT_SOLVER_H
+#define MOEPLACE_PLACEMENT_SOLVER_H
+
+#include <stdint.h>
+
+#include <moeplace/placement.h>
+
+/* Working state of one layer. Slot i belongs to rank i / S. slot_x is the
+ * number of tokens (load units) routed to the slot. The replicas of an
+ * expert form a linked list head[e] -> next[i] -> ... -> -1. */
+typedef struct mp_place_layer {
+  int E, R, S, RS;
+  const double *w;    // [E] expert loads
+  const moeplace_topology *topo;
+  int *slot_e;        // [RS] expert of each slot, -1 empty
+  double *slot_x;     // [RS] tokens of each slot
+  double *load;       // [R] rank loads
+  int *head;          // [E]
+  int *next;          // [RS]
+  int *cnt;           // [E] replicas per expert
+  int *nfree;         // [R] empty slots per rank
+  // current placement (migration reference), NULL when there is none
+  const int *cur;     // [RS]
+  int *cur_head;      // [E]
+  int *cur_next;      // [RS]
+  double expert_bytes;
+  // scratch
+  int *iscratch;      // [max(E, RS, R) * 2]
+  double *dscratch;   // [max(E, RS, R) * 2]
+  // snapshot for undo
+  int *sv_slot_e, *sv_head, *sv_next, *sv_cnt, *sv_nfree;
+  double *sv_slot_x, *sv_load;
+  // constructive scratch
+  int *c_counts, *c_eheap;    // [E]
+  int *c_reps, *c_ord;        // [RS]
+  double *c_key;              // [RS]
+  int *c_rh, *c_skip;         // [R]
+} mp_place_layer;
+
+int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_topology *topo);
+void mp_place_layer_free(mp_place_layer *st);
+
+/* Lower bound on the max rank load for loads w: max(total / R, min over
+ * replica counts (>= 1, <= R, sum <= R*S) of max w_e / c_e). */
+double mp_place_layer_bound(mp_place_layer *st, const double *w);
+
+/* Search parameters of one layer. */
+typedef struct mp_place_search {
+  double lambda;      // load units per unit of migration cost
+  double min_gain;    // absolute: a change must gain more than this
+  int max_iter;
+  double *budget;     // remaining bytes (shared across layers); NULL: unlimited
+  double deadline;    // mp_now_s() time to stop at, 0: none
+} mp_place_search;
+
+/* Fresh placement of weights w: replication by marginal gain, LPT packing
+ * with the no-duplicate rule, water-filled shares, then local search. */
+void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_search *sp);
+
+/* Starts from the current slots cur [RS] (set with mp_place_layer_set_current
+ * first), re-optimises shares, then improves with migration cost in the
+ * objective. */
+void mp_place_layer_from_current(mp_place_layer *st, const double *w, const mp_place_search *sp);
+
+void mp_place_layer_set_current(mp_place_layer *st, const int *cur, double expert_bytes);
+
+/* Max rank load of the state. */
+double mp_place_layer_max(const mp_place_layer *st);
+/* Migration of the state relative to the current placement. */
+void mp_place_layer_moves(const mp_place_layer *st, int64_t *moves, double *bytes,
+                          double *cross_bytes, double *cost);
+/* Puts replicas that stayed on a rank back into their current slot index. */
+void mp_place_layer_align(mp_place_layer *st);
+/* Writes phy2log [RS] and share [RS]. */
+void mp_place_layer_export(const mp_place_layer *st, int *phy2log, double *share);
+/* Copies the layer's slot content from another state of the same shape. */
+void mp_place_layer_copy(mp_place_layer *dst, const mp_place_layer *src);
+
+/* Exact optimum for small instances (tests): min over all placements of the
+ * max rank load with optimal shares. Returns < 0 if the instance is too big
+ * (R > 4 or E > 8). */
+double mp_place_exact(const double *w, int E, int R, int S);
+/* Optimal max rank load of a fixed assignment phy2log [R*S] (shares free),
+ * exactly, by Hall's condition over rank subsets (R <= 16). */
+double mp_place_assignment_optimum(const double *w, int E, int R, int S, const int *phy2log);
+
+#endif

@@ -1,0 +1,299 @@
+/* Rank topology: which node / package / NUMA domain each rank is on, and
+ * the per-byte cost of moving expert state between two ranks' classes. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <moeplace/placement.h>
+
+#include "common/error.h"
+#include "placement/topology.h"
+
+#define MP_PLACE_MAX_RANKS 1048576
+
+static const double default_cost[MOEPLACE_LINK_CLASSES] = {0.0, 1.0, 1.5, 2.0, 8.0};
+
+static int topo_alloc(moeplace_topology **out, int ranks) {
+  if (ranks <= 0 || ranks > MP_PLACE_MAX_RANKS)
+    return mp_fail(MOEPLACE_ERR_ARG, "ranks must be in [1, %d], got %d", MP_PLACE_MAX_RANKS,
+                   ranks);
+  moeplace_topology *t = calloc(1, sizeof *t);
+  MP_CHECK_ALLOC(t);
+  t->ranks = ranks;
+  t->node = malloc((size_t)ranks * sizeof *t->node);
+  t->package = malloc((size_t)ranks * sizeof *t->package);
+  t->numa = malloc((size_t)ranks * sizeof *t->numa);
+  if (!t->node || !t->package || !t->numa) {
+    moeplace_topology_destroy(t);
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for a topology of %d ranks", ranks);
+  }
+  memcpy(t->cost, default_cost, sizeof t->cost);
+  *out = t;
+  return MOEPLACE_OK;
+}
+
+/* Renumbers node labels 0..nodes-1 in order of first appearance. */
+static int topo_finish(moeplace_topology *t) {
+  int *map = NULL, maxl = 0;
+  for (int r = 0; r < t->ranks; r++)
+    if (t->node[r] > maxl) maxl = t->node[r];
+  map = malloc(((size_t)maxl + 1) * sizeof *map);
+  MP_CHECK_ALLOC(map);
+  for (int i = 0; i <= maxl; i++) map[i] = -1;
+  int n = 0;
+  for (int r = 0; r < t->ranks; r++) {
+    if (map[t->node[r]] < 0) map[t->node[r]] = n++;
+    t->node[r] = map[t->node[r]];
+  }
+  free(map);
+  t->nodes = n;
+  return MOEPLACE_OK;
+}
+
+int moeplace_topology_create_shape(moeplace_topology **out, int nodes, int ranks_per_node,
+                                   int packages_per_node, int numa_per_package) {
+  if (!out) return mp_fail(MOEPLACE_ERR_ARG, "topology: out is NULL");
+  if (nodes <= 0 || ranks_per_node <= 0 || packages_per_node <= 0 || numa_per_package <= 0)
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "topology shape: nodes (%d), ranks_per_node (%d), packages_per_node (%d) "
+                   "and numa_per_package (%d) must all be >= 1",
+                   nodes, ranks_per_node, packages_per_node, numa_per_package);
+  if ((long long)nodes * ranks_per_node > MP_PLACE_MAX_RANKS)
+    return mp_fail(MOEPLACE_ERR_ARG, "topology shape: %d x %d ranks is too many", nodes,
+                   ranks_per_node);
+  moeplace_topology *t;
+  int rc = topo_alloc(&t, nodes * ranks_per_node);
+  if (rc) return rc;
+  const int domains = packages_per_node * numa_per_package;
+  for (int r = 0; r < t->ranks; r++) {
+    int local = r % ranks_per_node;
+    // spread ranks in contiguous blocks over the node's NUMA domains
+    int dom = (int)((long long)local * domains / ranks_per_node);
+    t->node[r] = r / ranks_per_node;
+    t->package[r] = dom / numa_per_package;
+    t->numa[r] = dom % numa_per_package;
+  }
+  rc = topo_finish(t);
+  if (rc) {
+    moeplace_topology_destroy(t);
+    return rc;
+  }
+  *out = t;
+  return MOEPLACE_OK;
+}
+
+int moeplace_topology_create_table(moeplace_topology **out, int ranks, const int *node,
+                                   const int *package, const int *numa) {
+  if (!out || !node || !package || !numa)
+    return mp_fail(MOEPLACE_ERR_ARG, "topology table: NULL argument");
+  for (int r = 0; r < ranks; r++)
+    if (node[r] < 0 || package[r] < 0 || numa[r] < 0 || node[r] >= MP_PLACE_MAX_RANKS)
+      return mp_fail(MOEPLACE_ERR_ARG,
+                     "topology table: rank %d has a negative or too large label", r);
+  moeplace_topology *t;
+  int rc = topo_alloc(&t, ranks);
+  if (rc) return rc;
+  memcpy(t->node, node, (size_t)ranks * sizeof *node);
+  memcpy(t->package, package, (size_t)ranks * sizeof *package);
+  memcpy(t->numa, numa, (size_t)ranks * sizeof *numa);
+  rc = topo_finish(t);
+  if (rc) {
+    moeplace_topology_destroy(t);
+    return rc;
+  }
+  *out = t;
+  return MOEPLACE_OK;
+}
+
+void moeplace_topology_destroy(moeplace_topology *t) {
+  if (!t) return;
+  free(t->node);
+  free(t->package);
+  free(t->numa);
+  free(t);
+}
+
+int moeplace_topology_ranks(const moeplace_topology *t) { return t ? t->ranks : 0; }
+int moeplace_topology_nodes(const moeplace_topology *t) { return t ? t->nodes : 0; }
+int moeplace_topology_rank_node(const moeplace_topology *t, int rank) {
+  if (!t || rank < 0 || rank >= t->ranks)
+    return mp_fail(MOEPLACE_ERR_ARG, "topology: rank %d out of range", rank);
+  return t->node[rank];
+}
+
+int moeplace_topology_set_cost(moeplace_topology *t, moeplace_link_class cls, double cost) {
+  if (!t) return mp_fail(MOEPLACE_ERR_ARG, "topology is NULL");
+  if ((int)cls < 0 || (int)cls >= MOEPLACE_LINK_CLASSES)
+    return mp_fail(MOEPLACE_ERR_ARG, "unknown link class %d", (int)cls);
+  if (!isfinite(cost) || cost < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "link cost must be finite and >= 0, got %g", cost);
+  t->cost[cls] = cost;
+  return MOEPLACE_OK;
+}
+
+double moeplace_topology_cost(const moeplace_topology *t, moeplace_link_class cls) {
+  if (!t || (int)cls < 0 || (int)cls >= MOEPLACE_LINK_CLASSES) return 0.0;
+  return t->cost[cls];
+}
+
+moeplace_link_class moeplace_topology_class(const moeplace_topology *t, int a, int b) {
+  return mp_place_link_class(t, a, b);
+}
+
+/* ---- Cluster-shape file ---------------------------------------------- */
+
+static const char *class_names[MOEPLACE_LINK_CLASSES] = {"same_rank", "same_numa",
+                                                         "same_package", "same_node",
+                                                         "other_node"};
+
+static int parse_int_tok(const char *tok, long *v) {
+  char *end;
+  errno = 0;
+  *v = strtol(tok, &end, 10);
+  return errno || end == tok || *end || *v < 0 || *v > MP_PLACE_MAX_RANKS ? -1 : 0;
+}
+
+int moeplace_topology_load(moeplace_topology **out, const char *path) {
+  if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "topology file: NULL argument");
+  FILE *f = fopen(path, "r");
+  if (!f) return mp_fail(MOEPLACE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  long shape[4] = {0, 0, 1, 1}; // nodes, ranks_per_node, packages_per_node, numa_per_package
+  static const char *shape_keys[4] = {"nodes", "ranks_per_node", "packages_per_node",
+                                      "numa_per_package"};
+  int have_shape = 0;
+  double cost[MOEPLACE_LINK_CLASSES];
+  int cost_set[MOEPLACE_LINK_CLASSES] = {0};
+  int *tnode = NULL, *tpkg = NULL, *tnuma = NULL;
+  long tcap = 0, trows = 0;
+  char line[4096];
+  long lineno = 0;
+  int rc = MOEPLACE_OK;
+  while (fgets(line, sizeof line, f)) {
+    lineno++;
+    if (!strchr(line, '\n') && !feof(f)) {
+      rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: line too long", path, lineno);
+      goto done;
+    }
+    char *hash = strchr(line, '#');
+    if (hash) *hash = 0;
+    char *tok[8];
+    int nt = 0;
+    for (char *s = strtok(line, " \t\r\n"); s; s = strtok(NULL, " \t\r\n")) {
+      if (nt == 8) {
+        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: too many fields", path, lineno);
+        goto done;
+      }
+      tok[nt++] = s;
+    }
+    if (nt == 0) continue;
+    int k;
+    for (k = 0; k < 4; k++)
+      if (!strcmp(tok[0], shape_keys[k])) break;
+    if (k < 4) {
+      long v;
+      if (nt != 2 || parse_int_tok(tok[1], &v) || v < 1) {
+        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: '%s' needs one integer >= 1", path, lineno,
+                     shape_keys[k]);
+        goto done;
+      }
+      shape[k] = v;
+      have_shape = 1;
+    } else if (!strcmp(tok[0], "cost")) {
+      int c;
+      for (c = 1; c < MOEPLACE_LINK_CLASSES; c++)
+        if (nt >= 2 && !strcmp(tok[1], class_names[c])) break;
+      char *end;
+      double v = nt == 3 ? strtod(tok[2], &end) : NAN;
+      if (c == MOEPLACE_LINK_CLASSES || nt != 3 || *end || !isfinite(v) || v < 0) {
+        rc = mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s:%ld: expected 'cost CLASS VALUE' with CLASS one of same_numa, "
+                     "same_package, same_node, other_node and VALUE a finite number >= 0",
+                     path, lineno);
+        goto done;
+      }
+      cost[c] = v;
+      cost_set[c] = 1;
+    } else if (!strcmp(tok[0], "rank")) {
+      long v[4];
+      if (nt != 5 || parse_int_tok(tok[1], &v[0]) || parse_int_tok(tok[2], &v[1]) ||
+          parse_int_tok(tok[3], &v[2]) || parse_int_tok(tok[4], &v[3])) {
+        rc = mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s:%ld: expected 'rank RANK NODE PACKAGE NUMA' (integers >= 0)", path,
+                     lineno);
+        goto done;
+      }
+      if (v[0] != trows) {
+        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: expected rank %ld next, found rank %ld", path,
+                     lineno, trows, v[0]);
+        goto done;
+      }
+      if (trows == tcap) {
+        tcap = tcap ? 2 * tcap : 64;
+        int *a = realloc(tnode, (size_t)tcap * sizeof *a);
+        if (a) tnode = a;
+        int *b = realloc(tpkg, (size_t)tcap * sizeof *b);
+        if (b) tpkg = b;
+        int *c = realloc(tnuma, (size_t)tcap * sizeof *c);
+        if (c) tnuma = c;
+        if (!a || !b || !c) {
+          rc = mp_fail(MOEPLACE_ERR_NOMEM, "%s:%ld: out of memory", path, lineno);
+          goto done;
+        }
+      }
+      tnode[trows] = (int)v[1];
+      tpkg[trows] = (int)v[2];
+      tnuma[trows] = (int)v[3];
+      trows++;
+    } else {
+      rc = mp_fail(MOEPLACE_ERR_FORMAT,
+                   "%s:%ld: unknown key '%s' (expected nodes, ranks_per_node, "
+                   "packages_per_node, numa_per_package, cost or rank)",
+                   path, lineno, tok[0]);
+      goto done;
+    }
+  }
+  if (ferror(f)) {
+    rc = mp_fail(MOEPLACE_ERR_IO, "%s: read error", path);
+    goto done;
+  }
+  if (have_shape && trows) {
+    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: give either the shape keys or a rank table, not both",
+                 path);
+    goto done;
+  }
+  moeplace_topology *t = NULL;
+  if (trows) {
+    rc = moeplace_topology_create_table(&t, (int)trows, tnode, tpkg, tnuma);
+  } else {
+    if (!shape[0] || !shape[1]) {
+      rc = mp_fail(MOEPLACE_ERR_FORMAT,
+                   "%s: needs 'nodes' and 'ranks_per_node', or 'rank' table lines", path);
+      goto done;
+    }
+    if (shape[0] * shape[1] > MP_PLACE_MAX_RANKS) {
+      rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %ld x %ld ranks is too many", path, shape[0],
+                   shape[1]);
+      goto done;
+    }
+    rc = moeplace_topology_create_shape(&t, (int)shape[0], (int)shape[1], (int)shape[2],
+                                        (int)shape[3]);
+  }
+  if (rc) {
+    mp_fail(rc, "%s: %s", path, moeplace_last_error());
+    goto done;
+  }
+  for (int c = 1; c < MOEPLACE_LINK_CLASSES; c++)
+    if (cost_set[c]) t->cost[c] = cost[c];
+  *out = t;
+done:
+  fclose(f);
+  free(tnode);
+  free(tpkg);
+  free(tnuma);
+  return rc;
+}

@@ -1,0 +1,657 @@
+/* moeplace-predict: backtest the load forecasters on a recorded trace.
+ *
+ * For every forecast origin (advancing one window at a time, each forecast
+ * using only the windows up to the origin), every predictor forecasts the
+ * mean load proportion of each expert over the next H steps; the forecast is
+ * scored against what happened (docs/metrics.md: mape, mae_pp, split by the
+ * layer's transient/stable state at the origin). With --bench it times one
+ * forecast of each predictor for a large synthetic model instead. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <moeplace.h>
+
+#include "common/atomic_file.h"
+#include "common/json_file.h"
+#include "common/timer.h"
+#include "tools/cli.h"
+
+static const char *prog = "moeplace-predict";
+
+#define MAX_PRED 16
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "Usage: moeplace-predict --trace FILE [OPTIONS]\n"
+          "       moeplace-predict --bench [--layers L] [--experts E] [OPTIONS]\n"
+          "\n"
+          "Backtests load forecasters on a trace (docs/PREDICT.md, metrics in\n"
+          "docs/metrics.md): at every forecast origin, one window apart, each predictor\n"
+          "forecasts the load proportions of the next H steps from the past only, and is\n"
+          "scored against them. The reference `last` is always included.\n"
+          "\n"
+          "  --trace FILE          expert-load trace (.csv or .csv.gz, - for stdin)\n"
+          "  --window W            steps per window (default 10)\n"
+          "  --horizon H           steps forecast, a multiple of W (default 1000)\n"
+          "  --predictor NAME|all  one of:");
+  for (int i = 0; i < moeplace_predict_method_count(); i++)
+    fprintf(out, " %s", moeplace_predict_method_name(i));
+  fprintf(out,
+          "; or all (default)\n"
+          "  --json OUT            write the figures as JSON (atomically; - for stdout)\n"
+          "  --series OUT.csv      write actual and predicted proportions of one layer\n"
+          "                        at every origin (for scripts/plot_predictions.py)\n"
+          "  --series-layer L      the layer --series writes (default 0)\n"
+          "  --k K                 sw_avg: windows averaged (default 50)\n"
+          "  --min-history N       first origin after N windows (default: detector k)\n"
+          "  --detector-k K        state detector: windows (default 20)\n"
+          "  --var-threshold V     state detector: variance threshold (default 4e-4)\n"
+          "  --range-threshold R   state detector: range threshold (default 0.08)\n"
+          "  --hysteresis F        state detector: stable->transient needs F x threshold\n"
+          "                        (default 1.5)\n"
+          "  --arima-history N     arima: windows fitted on (default 200)\n"
+          "  --arima-refit N       arima: windows between refits (default 10)\n"
+          "  --seed S              seed of learned predictors (default 42)\n"
+          "  --quiet               no table on stdout, no progress on stderr\n"
+          "  --bench               time one forecast of each predictor for a synthetic\n"
+          "                        model of --layers x --experts (defaults 64 x 256)\n"
+          "                        after --bench-windows windows (default 200) of history\n"
+          "  --bench-series OUT    with --bench: write the first --bench-count series\n"
+          "                        (default 32) as CSV, for scripts/bench_arima_statsmodels.py\n"
+          "  --help                this text\n"
+          "\n"
+          "Exit status: 0 success, 1 failure, 2 bad usage or malformed input.\n");
+}
+
+typedef struct options {
+  const char *trace, *json, *series, *predictor, *bench_series;
+  int series_layer, min_history, quiet, bench, bench_layers, bench_experts, bench_windows,
+      bench_count;
+  moeplace_predict_config cfg;
+} options;
+
+/* Error accumulators of one predictor; index [2] = all origins, [0]/[1] by
+ * the layer's state at the origin (moeplace_layer_state). */
+typedef struct score {
+  const char *name;
+  double ape[3], ae[3];
+  int64_t n_ape[3], n_ae[3], skipped;
+  int64_t origins;
+  double forecast_s;
+  int64_t forecasts;
+} score;
+
+static double pct(double s, int64_t n) { return n ? 100.0 * s / (double)n : NAN; }
+
+static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+/* ---- loading the trace ------------------------------------------------ */
+
+/* cum: [(windows + 1)][L][E] running token totals, so that any span of
+ * windows is a difference of two rows. props: [windows][L][E]. */
+typedef struct series {
+  int L, E, windows;
+  int64_t first_step;
+  double *cum, *props;
+} series;
+
+static int load_trace(const char *path, int W, series *s, int *partial) {
+  memset(s, 0, sizeof *s);
+  moeplace_trace *t;
+  int rc = moeplace_trace_open(&t, path);
+  if (rc) return rc;
+  const int L = moeplace_trace_layers(t), E = moeplace_trace_experts(t);
+  const size_t LE = (size_t)L * E;
+  uint64_t *tot = malloc(LE * sizeof *tot);
+  int cap = 0;
+  s->L = L;
+  s->E = E;
+  *partial = 0;
+  for (;;) {
+    int64_t first;
+    int got;
+    rc = moeplace_trace_read_window(t, W, &first, &got, tot);
+    if (rc <= 0) break;
+    if (got < W) { // a partial last window is not a window
+      *partial = got;
+      rc = 0;
+      break;
+    }
+    if (s->windows == 0) s->first_step = first;
+    if (s->windows + 1 >= cap) {
+      cap = cap ? 2 * cap : 256;
+      double *c = realloc(s->cum, (size_t)(cap + 1) * LE * sizeof *c);
+      double *p = c ? realloc(s->props, (size_t)cap * LE * sizeof *p) : NULL;
+      if (c) s->cum = c;
+      if (p) s->props = p;
+      if (!c || !p) {
+        rc = MOEPLACE_ERR_NOMEM;
+        break;
+      }
+      if (s->windows == 0) memset(s->cum, 0, LE * sizeof *s->cum);
+    }
+    double *prev = s->cum + (size_t)s->windows * LE, *next = prev + LE;
+    double *p = s->props + (size_t)s->windows * LE;
+    for (int l = 0; l < L; l++) {
+      double sum = 0;
+      for (int e = 0; e < E; e++) sum += (double)tot[(size_t)l * E + e];
+      for (int e = 0; e < E; e++) {
+        size_t i = (size_t)l * E + e;
+        next[i] = prev[i] + (double)tot[i];
+        p[i] = sum > 0 ? (double)tot[i] / sum : 1.0 / E;
+      }
+    }
+    s->windows++;
+  }
+  free(tot);
+  moeplace_trace_close(t);
+  if (rc < 0) {
+    free(s->cum);
+    free(s->props);
+    if (rc == MOEPLACE_ERR_NOMEM) fprintf(stderr, "%s: out of memory loading %s\n", prog, path);
+  }
+  return rc < 0 ? rc : 0;
+}
+
+/* ---- the backtest ------------------------------------------------------ */
+
+typedef struct change {
+  int layer;
+  int64_t step;
+  int state;
+} change;
+
+static int write_series_header(FILE *f, int n, const char **names) {
+  fprintf(f, "origin_step,end_step,expert,actual");
+  for (int i = 0; i < n; i++) fprintf(f, ",%s", names[i]);
+  return fprintf(f, "\n") < 0;
+}
+
+static int run_backtest(const options *o) {
+  const int W = o->cfg.window, H = o->cfg.horizon;
+  series s;
+  int partial;
+  int rc = load_trace(o->trace, W, &s, &partial);
+  if (rc) return cli_report(prog, rc);
+  const int L = s.L, E = s.E, N = s.windows, Hw = H / W;
+  const size_t LE = (size_t)L * E;
+  int ret = CLI_EXIT_FAILURE;
+  const int n0 = o->min_history > 0 ? o->min_history : o->cfg.detector.k;
+  if (partial && !o->quiet)
+    fprintf(stderr, "%s: note: the last %d steps do not fill a window of %d and are left out\n",
+            prog, partial, W);
+  if (N < n0 + Hw) {
+    fprintf(stderr,
+            "%s: %s: trace too short for one forecast origin: %d complete windows of %d steps, "
+            "need %d of history (--min-history) + %d of horizon\n",
+            prog, o->trace, N, W, n0, Hw);
+    free(s.cum);
+    free(s.props);
+    return CLI_EXIT_USAGE;
+  }
+  if (o->cfg.sw_avg_k > N - Hw) {
+    fprintf(stderr,
+            "%s: --k %d is larger than the history available at the last origin (%d windows)\n",
+            prog, o->cfg.sw_avg_k, N - Hw);
+    free(s.cum);
+    free(s.props);
+    return CLI_EXIT_USAGE;
+  }
+  if (o->series && (o->series_layer < 0 || o->series_layer >= L)) {
+    fprintf(stderr, "%s: --series-layer %d: the trace has layers 0..%d\n", prog, o->series_layer,
+            L - 1);
+    free(s.cum);
+    free(s.props);
+    return CLI_EXIT_USAGE;
+  }
+
+  // Predictors: `last` always, then the requested one or all of them.
+  const char *names[MAX_PRED];
+  int np = 0;
+  names[np++] = "last";
+  for (int i = 0; i < moeplace_predict_method_count() && np < MAX_PRED; i++) {
+    const char *m = moeplace_predict_method_name(i);
+    if (!strcmp(m, "last")) continue;
+    if (!strcmp(o->predictor, "all") || !strcmp(o->predictor, m)) names[np++] = m;
+  }
+  moeplace_forecaster *fc[MAX_PRED] = {0};
+  score sc[MAX_PRED];
+  memset(sc, 0, sizeof sc);
+  moeplace_state_detector *det = NULL;
+  double *pred = malloc((size_t)np * E * sizeof *pred), *act = malloc(LE * sizeof *act);
+  int *state = calloc(L, sizeof *state);
+  unsigned char *changed = calloc(L, 1);
+  change *chg = NULL;
+  size_t n_chg = 0, cap_chg = 0;
+  FILE *ser = NULL;
+  mp_atomic_file ser_file = {0};
+  if (!pred || !act || !state || !changed) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    goto done;
+  }
+  for (int i = 0; i < np; i++) {
+    moeplace_predict_config c = o->cfg;
+    c.layers = L;
+    c.experts = E;
+    c.method = names[i];
+    sc[i].name = names[i];
+    if ((rc = moeplace_forecaster_create(&fc[i], &c))) {
+      ret = cli_report(prog, rc);
+      goto done;
+    }
+  }
+  if ((rc = moeplace_state_detector_create(&det, L, E, &o->cfg.detector))) {
+    ret = cli_report(prog, rc);
+    goto done;
+  }
+  if (o->series) {
+    if ((rc = mp_atomic_open(&ser_file, o->series)) || !(ser = fdopen(ser_file.fd, "w"))) {
+      fprintf(stderr, "%s: cannot write %s: %s\n", prog, o->series, moeplace_last_error());
+      if (!rc) mp_atomic_abort(&ser_file, 0);
+      ret = CLI_EXIT_FAILURE;
+      goto done;
+    }
+    write_series_header(ser, np, names);
+  }
+
+  const int show_progress = !o->quiet;
+  const double t_start = mp_now_s();
+  double t_last = t_start;
+  int progress_shown = 0;
+  const int64_t n_origins = N - Hw - n0 + 1;
+  for (int n = 1; n <= N - Hw; n++) { // n = windows observed
+    const double *win = s.props + (size_t)(n - 1) * LE;
+    for (int i = 0; i < np; i++)
+      if ((rc = moeplace_forecaster_observe(fc[i], win)) < 0) {
+        ret = cli_report(prog, rc);
+        goto done;
+      }
+    if ((rc = moeplace_state_detector_observe(det, win, changed)) < 0) {
+      ret = cli_report(prog, rc);
+      goto done;
+    }
+    const int64_t step_end = s.first_step + (int64_t)n * W - 1; // last step of window n
+    for (int l = 0; l < L; l++) {
+      state[l] = moeplace_state_detector_state(det, l);
+      if (!changed[l]) continue;
+      if (n_chg == cap_chg) {
+        cap_chg = cap_chg ? 2 * cap_chg : 64;
+        change *c = realloc(chg, cap_chg * sizeof *c);
+        if (!c) {
+          fprintf(stderr, "%s: out of memory\n", prog);
+          goto done;
+        }
+        chg = c;
+      }
+      chg[n_chg++] = (change){l, step_end, state[l]};
+    }
+    if (n < n0) continue;
+    // actual: token proportions over windows n+1 .. n+Hw, i.e. steps (t, t+H]
+    const double *c0 = s.cum + (size_t)n * LE, *c1 = s.cum + (size_t)(n + Hw) * LE;
+    for (int l = 0; l < L; l++) {
+      double sum = 0;
+      for (int e = 0; e < E; e++) sum += c1[(size_t)l * E + e] - c0[(size_t)l * E + e];
+      for (int e = 0; e < E; e++) {
+        size_t i = (size_t)l * E + e;
+        act[i] = sum > 0 ? (c1[i] - c0[i]) / sum : 1.0 / E;
+      }
+    }
+    for (int l = 0; l < L; l++) {
+      const double *a = act + (size_t)l * E;
+      for (int i = 0; i < np; i++) {
+        double *p = pred + (size_t)i * E;
+        const double t0 = mp_now_s();
+        if ((rc = moeplace_forecaster_forecast_layer(fc[i], l, p))) {
+          ret = cli_report(prog, rc);
+          goto done;
+        }
+        sc[i].forecast_s += mp_now_s() - t0;
+        sc[i].forecasts++;
+        for (int e = 0; e < E; e++) {
+          const double err = fabs(p[e] - a[e]);
+          const int slots[2] = {state[l], 2}; // by state, and over all origins
+          for (int k = 0; k < 2; k++) {
+            const int slot = slots[k];
+            sc[i].ae[slot] += err;
+            sc[i].n_ae[slot]++;
+            if (a[e] >= 1e-6) {
+              sc[i].ape[slot] += err / a[e];
+              sc[i].n_ape[slot]++;
+            } else if (slot == 2) {
+              sc[i].skipped++;
+            }
+          }
+        }
+      }
+      if (ser && l == o->series_layer)
+        for (int e = 0; e < E; e++) {
+          fprintf(ser, "%" PRId64 ",%" PRId64 ",%d,%.9g", step_end, step_end + H, e, a[e]);
+          for (int i = 0; i < np; i++) fprintf(ser, ",%.9g", pred[(size_t)i * E + e]);
+          fputc('\n', ser);
+        }
+    }
+    for (int i = 0; i < np; i++) sc[i].origins++;
+    const double now = mp_now_s();
+    if (show_progress && now - t_last >= 1.0) {
+      t_last = now;
+      progress_shown = 1;
+      int64_t done_o = n - n0 + 1;
+      fprintf(stderr, "%s: origin %" PRId64 "/%" PRId64 " (%.0f%%), %.0f s%s", prog, done_o,
+              n_origins, 100.0 * done_o / n_origins, now - t_start, isatty(2) ? "\r" : "\n");
+    }
+  }
+  if (progress_shown && isatty(2)) fputc('\n', stderr);
+
+  if (ser) {
+    int bad = ferror(ser);
+    bad |= fclose(ser) != 0;
+    ser = NULL;
+    if (bad || mp_atomic_commit(&ser_file, 1)) {
+      if (bad) mp_atomic_abort(&ser_file, 1);
+      fprintf(stderr, "%s: cannot write %s\n", prog, o->series);
+      goto done;
+    }
+  }
+
+  if (!o->quiet) {
+    printf("trace %s: %d windows of %d steps, %d layers x %d experts, horizon %d steps "
+           "(%d windows), %" PRId64 " origins from step %" PRId64 "\n\n",
+           o->trace, N, W, L, E, H, Hw, sc[0].origins, s.first_step + (int64_t)n0 * W - 1);
+    printf("%-10s %9s %12s %11s %9s %11s %10s %8s %12s\n", "predictor", "mape%", "mape_trans%",
+           "mape_stab%", "mae_pp", "mae_pp_tr", "mae_pp_st", "origins", "forecast_us");
+    for (int i = 0; i < np; i++)
+      printf("%-10s %9.3f %12.3f %11.3f %9.4f %11.4f %10.4f %8" PRId64 " %12.1f\n", sc[i].name,
+             pct(sc[i].ape[2], sc[i].n_ape[2]), pct(sc[i].ape[0], sc[i].n_ape[0]),
+             pct(sc[i].ape[1], sc[i].n_ape[1]), pct(sc[i].ae[2], sc[i].n_ae[2]),
+             pct(sc[i].ae[0], sc[i].n_ae[0]), pct(sc[i].ae[1], sc[i].n_ae[1]), sc[i].origins,
+             1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1));
+    printf("\nstate changes (layers start transient):\n");
+    for (int l = 0; l < L; l++) {
+      printf("  layer %d:", l);
+      int any = 0;
+      for (size_t c = 0; c < n_chg; c++)
+        if (chg[c].layer == l) {
+          printf(" %" PRId64 ":%s", chg[c].step, moeplace_layer_state_name(chg[c].state));
+          any = 1;
+        }
+      printf("%s\n", any ? "" : " (none: transient throughout)");
+    }
+  }
+
+  if (o->json) {
+    json_t *root = json_object(), *preds = json_object(), *states = json_array();
+    json_object_set_new(root, "trace", json_string(o->trace));
+    json_object_set_new(root, "steps", json_integer((json_int_t)N * W));
+    json_object_set_new(root, "layers", json_integer(L));
+    json_object_set_new(root, "experts", json_integer(E));
+    json_object_set_new(root, "window", json_integer(W));
+    json_object_set_new(root, "horizon", json_integer(H));
+    json_object_set_new(root, "first_origin_step", json_integer(s.first_step + (json_int_t)n0 * W - 1));
+    json_t *det_cfg = json_pack("{s:i,s:f,s:f,s:f}", "k", o->cfg.detector.k, "var_threshold",
+                                o->cfg.detector.var_threshold, "range_threshold",
+                                o->cfg.detector.range_threshold, "hysteresis",
+                                o->cfg.detector.hysteresis);
+    json_object_set_new(root, "detector", det_cfg);
+    json_object_set_new(root, "sw_avg_k", json_integer(o->cfg.sw_avg_k));
+    for (int i = 0; i < np; i++) {
+      json_t *p = json_object();
+      json_object_set_new(p, "mape", num(pct(sc[i].ape[2], sc[i].n_ape[2])));
+      json_object_set_new(p, "mae_pp", num(pct(sc[i].ae[2], sc[i].n_ae[2])));
+      json_object_set_new(p, "mape_transient", num(pct(sc[i].ape[0], sc[i].n_ape[0])));
+      json_object_set_new(p, "mape_stable", num(pct(sc[i].ape[1], sc[i].n_ape[1])));
+      json_object_set_new(p, "mae_pp_transient", num(pct(sc[i].ae[0], sc[i].n_ae[0])));
+      json_object_set_new(p, "mae_pp_stable", num(pct(sc[i].ae[1], sc[i].n_ae[1])));
+      json_object_set_new(p, "mape_skipped", json_integer(sc[i].skipped));
+      json_object_set_new(p, "origins", json_integer(sc[i].origins));
+      json_object_set_new(p, "layer_origins_transient", json_integer(sc[i].n_ae[0] / E));
+      json_object_set_new(p, "layer_origins_stable", json_integer(sc[i].n_ae[1] / E));
+      json_object_set_new(p, "forecast_us",
+                          num(1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1)));
+      json_object_set_new(preds, sc[i].name, p);
+    }
+    json_object_set_new(root, "predictors", preds);
+    for (int l = 0; l < L; l++) {
+      json_t *arr = json_array();
+      for (size_t c = 0; c < n_chg; c++)
+        if (chg[c].layer == l)
+          json_array_append_new(arr, json_pack("{s:I,s:s}", "step", (json_int_t)chg[c].step, "state",
+                                               moeplace_layer_state_name(chg[c].state)));
+      json_array_append_new(states, json_pack("{s:i,s:o}", "layer", l, "changes", arr));
+    }
+    json_object_set_new(root, "states", states);
+    rc = mp_json_write_file(root, o->json);
+    json_decref(root);
+    if (rc) {
+      ret = cli_report(prog, rc);
+      goto done;
+    }
+  }
+  ret = CLI_EXIT_OK;
+done:
+  if (ser) {
+    fclose(ser);
+    mp_atomic_abort(&ser_file, 1);
+  }
+  for (int i = 0; i < np; i++) moeplace_forecaster_destroy(fc[i]);
+  moeplace_state_detector_destroy(det);
+  free(pred);
+  free(act);
+  free(state);
+  free(changed);
+  free(chg);
+  free(s.cum);
+  free(s.props);
+  return ret;
+}
+
+/* ---- the benchmark ------------------------------------------------------ */
+
+/* Deterministic synthetic loads: per layer, skewed base proportions that
+ * drift slowly (a random walk in log space) plus window-to-window noise,
+ * like the recorded traces. props: [windows][L][E]. */
+static uint64_t rng_state;
+static double urand(void) {
+  rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (double)(rng_state >> 11) * 0x1.0p-53;
+}
+static double nrand(void) {
+  double u = urand(), v = urand();
+  return sqrt(-2.0 * log(u + 1e-300)) * cos(2 * M_PI * v);
+}
+
+static int run_bench(const options *o) {
+  const int L = o->bench_layers, E = o->bench_experts, T = o->bench_windows;
+  const size_t LE = (size_t)L * E;
+  double *props = malloc((size_t)T * LE * sizeof *props), *logit = malloc(LE * sizeof *logit);
+  double *out = malloc(LE * sizeof *out);
+  if (!props || !logit || !out) {
+    free(props);
+    free(logit);
+    free(out);
+    fprintf(stderr, "%s: out of memory for %d windows of %d x %d\n", prog, T, L, E);
+    return CLI_EXIT_FAILURE;
+  }
+  rng_state = o->cfg.seed;
+  for (size_t i = 0; i < LE; i++) logit[i] = 0.7 * nrand();
+  for (int t = 0; t < T; t++)
+    for (int l = 0; l < L; l++) {
+      double *p = props + (size_t)t * LE + (size_t)l * E, sum = 0;
+      for (int e = 0; e < E; e++) {
+        double *g = &logit[(size_t)l * E + e];
+        *g += 0.02 * nrand();
+        p[e] = exp(*g + 0.15 * nrand());
+        sum += p[e];
+      }
+      for (int e = 0; e < E; e++) p[e] /= sum;
+    }
+  int ret = CLI_EXIT_OK;
+  if (o->bench_series) {
+    // the first bench_count series (layer-major), one column each, oldest first
+    mp_atomic_file af;
+    FILE *f = NULL;
+    int n = o->bench_count < (int)LE ? o->bench_count : (int)LE;
+    if (mp_atomic_open(&af, o->bench_series) || !(f = fdopen(af.fd, "w"))) {
+      fprintf(stderr, "%s: cannot write %s\n", prog, o->bench_series);
+      ret = CLI_EXIT_FAILURE;
+    } else {
+      for (int j = 0; j < n; j++) fprintf(f, "%ss%d", j ? "," : "", j);
+      fputc('\n', f);
+      for (int t = 0; t < T; t++)
+        for (int j = 0; j < n; j++) fprintf(f, "%.17g%c", props[(size_t)t * LE + j], j + 1 < n ? ',' : '\n');
+      int bad = ferror(f) | (fclose(f) != 0);
+      if (bad) mp_atomic_abort(&af, 1);
+      if (bad || mp_atomic_commit(&af, 1)) {
+        fprintf(stderr, "%s: cannot write %s\n", prog, o->bench_series);
+        ret = CLI_EXIT_FAILURE;
+      }
+    }
+  }
+  if (!o->quiet)
+    printf("bench: %d layers x %d experts, %d windows of history, horizon %d windows\n"
+           "%-8s %16s %16s %16s\n",
+           L, E, T, o->cfg.horizon / o->cfg.window, "method", "first_forecast_s",
+           "next_forecast_s", "per_series_us");
+  for (int i = 0; ret == CLI_EXIT_OK && i < moeplace_predict_method_count(); i++) {
+    const char *m = moeplace_predict_method_name(i);
+    if (strcmp(o->predictor, "all") && strcmp(o->predictor, m)) continue;
+    moeplace_predict_config c = o->cfg;
+    c.layers = L;
+    c.experts = E;
+    c.method = m;
+    moeplace_forecaster *f;
+    int rc = moeplace_forecaster_create(&f, &c);
+    if (rc) {
+      ret = cli_report(prog, rc);
+      break;
+    }
+    for (int t = 0; t < T && !rc; t++) rc = moeplace_forecaster_observe(f, props + (size_t)t * LE) < 0;
+    // first forecast: fits (arima) from scratch; next: one more window, no refit
+    double t0 = mp_now_s();
+    if (!rc) rc = moeplace_forecaster_forecast(f, out);
+    double t1 = mp_now_s();
+    if (!rc) rc = moeplace_forecaster_observe(f, props + (size_t)(T - 1) * LE) < 0;
+    double t2 = mp_now_s();
+    if (!rc) rc = moeplace_forecaster_forecast(f, out);
+    double t3 = mp_now_s();
+    moeplace_forecaster_destroy(f);
+    if (rc) {
+      ret = cli_report(prog, MOEPLACE_ERR_NUMERIC);
+      break;
+    }
+    if (!o->quiet)
+      printf("%-8s %16.4f %16.4f %16.2f\n", m, t1 - t0, t3 - t2, 1e6 * (t1 - t0) / (double)LE);
+  }
+  free(props);
+  free(logit);
+  free(out);
+  return ret;
+}
+
+int main(int argc, char **argv) {
+  enum {
+    O_K = 256, O_MINH, O_DK, O_VT, O_RT, O_HY, O_AH, O_AR, O_SEED, O_SER, O_SERL, O_BENCH, O_BL,
+    O_BE, O_BW, O_BS, O_BC
+  };
+  static const struct option opts[] = {
+      {"trace", required_argument, NULL, 't'},     {"window", required_argument, NULL, 'w'},
+      {"horizon", required_argument, NULL, 'H'},   {"predictor", required_argument, NULL, 'p'},
+      {"json", required_argument, NULL, 'j'},      {"series", required_argument, NULL, O_SER},
+      {"series-layer", required_argument, NULL, O_SERL},
+      {"k", required_argument, NULL, O_K},         {"min-history", required_argument, NULL, O_MINH},
+      {"detector-k", required_argument, NULL, O_DK},
+      {"var-threshold", required_argument, NULL, O_VT},
+      {"range-threshold", required_argument, NULL, O_RT},
+      {"hysteresis", required_argument, NULL, O_HY},
+      {"arima-history", required_argument, NULL, O_AH},
+      {"arima-refit", required_argument, NULL, O_AR},
+      {"seed", required_argument, NULL, O_SEED},   {"quiet", no_argument, NULL, 'q'},
+      {"bench", no_argument, NULL, O_BENCH},       {"layers", required_argument, NULL, O_BL},
+      {"experts", required_argument, NULL, O_BE},  {"bench-windows", required_argument, NULL, O_BW},
+      {"bench-series", required_argument, NULL, O_BS},
+      {"bench-count", required_argument, NULL, O_BC},
+      {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+  options o;
+  memset(&o, 0, sizeof o);
+  moeplace_predict_config_default(&o.cfg, 1, 1);
+  o.predictor = "all";
+  o.bench_layers = 64;
+  o.bench_experts = 256;
+  o.bench_windows = 200;
+  o.bench_count = 32;
+  int c;
+  long long v;
+  double d;
+#define INT_OPT(field, name, lo, hi) \
+  do { \
+    if (cli_parse_int(prog, name, optarg, lo, hi, &v)) return CLI_EXIT_USAGE; \
+    field = (int)v; \
+  } while (0)
+#define REAL_OPT(field, name, lo, hi) \
+  do { \
+    if (cli_parse_double(prog, name, optarg, lo, hi, &d)) return CLI_EXIT_USAGE; \
+    field = d; \
+  } while (0)
+  while ((c = getopt_long(argc, argv, "t:w:H:p:j:qh", opts, NULL)) != -1) {
+    switch (c) {
+    case 't': o.trace = optarg; break;
+    case 'w': INT_OPT(o.cfg.window, "--window", 1, 1000000); break;
+    case 'H': INT_OPT(o.cfg.horizon, "--horizon", 1, 100000000); break;
+    case 'p': o.predictor = optarg; break;
+    case 'j': o.json = optarg; break;
+    case O_SER: o.series = optarg; break;
+    case O_SERL: INT_OPT(o.series_layer, "--series-layer", 0, MOEPLACE_TRACE_MAX_LAYERS); break;
+    case O_K: INT_OPT(o.cfg.sw_avg_k, "--k", 1, 1000000); break;
+    case O_MINH: INT_OPT(o.min_history, "--min-history", 1, 100000000); break;
+    case O_DK: INT_OPT(o.cfg.detector.k, "--detector-k", 2, 1000000); break;
+    case O_VT: REAL_OPT(o.cfg.detector.var_threshold, "--var-threshold", 1e-300, 1.0); break;
+    case O_RT: REAL_OPT(o.cfg.detector.range_threshold, "--range-threshold", 1e-300, 1.0); break;
+    case O_HY: REAL_OPT(o.cfg.detector.hysteresis, "--hysteresis", 1.0, 1e6); break;
+    case O_AH: INT_OPT(o.cfg.arima_history, "--arima-history", 16, 100000); break;
+    case O_AR: INT_OPT(o.cfg.arima_refit, "--arima-refit", 1, 1000000); break;
+    case O_SEED:
+      if (cli_parse_int(prog, "--seed", optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
+      o.cfg.seed = (uint64_t)v;
+      break;
+    case 'q': o.quiet = 1; break;
+    case O_BENCH: o.bench = 1; break;
+    case O_BL: INT_OPT(o.bench_layers, "--layers", 1, 4096); break;
+    case O_BE: INT_OPT(o.bench_experts, "--experts", 1, 65536); break;
+    case O_BW: INT_OPT(o.bench_windows, "--bench-windows", 20, 100000); break;
+    case O_BS: o.bench_series = optarg; break;
+    case O_BC: INT_OPT(o.bench_count, "--bench-count", 1, 1000000); break;
+    case 'h': usage(stdout); return CLI_EXIT_OK;
+    default: usage(stderr); return CLI_EXIT_USAGE;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+    return CLI_EXIT_USAGE;
+  }
+  int known = !strcmp(o.predictor, "all");
+  for (int i = 0; i < moeplace_predict_method_count(); i++)
+    known |= !strcmp(o.predictor, moeplace_predict_method_name(i));
+  if (!known) {
+    fprintf(stderr, "%s: --predictor: unknown predictor '%s'; known:", prog, o.predictor);
+    for (int i = 0; i < moeplace_predict_method_count(); i++)
+      fprintf(stderr, " %s", moeplace_predict_method_name(i));
+    fprintf(stderr, ", all\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (o.cfg.horizon % o.cfg.window) {
+    fprintf(stderr, "%s: --horizon %d is not a multiple of --window %d\n", prog, o.cfg.horizon,
+            o.cfg.window);
+    return CLI_EXIT_USAGE;
+  }
+  if (o.bench) return run_bench(&o);
+  if (!o.trace) {
+    fprintf(stderr, "%s: --trace FILE is required (see --help)\n", prog);
+    return CLI_EXIT_USAGE;
+  }
+  return run_backtest(&o);
+}
