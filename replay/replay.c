@@ -78,22 +78,36 @@ typedef struct replay_state {
 } replay_state;
 
 /* Installs `next` as the policy's placement, counting moves and modelled
- * migration time against the placement it replaces. */
-static int adopt(replay_state *st, int policy, moeplace_placement *next, mp_policy_result *res) {
+ * migration time against the placement it replaces, and logs the decision. */
+static int adopt(replay_state *st, int policy, moeplace_placement *next, double decision_s,
+                 int64_t step, mp_policy_result *res) {
   moeplace_placement *cur = st->in_force[policy];
   moeplace_move_stats ms;
+  mp_decision_record rec = {.step = step, .decision_ms = 1e3 * decision_s};
   int rc = moeplace_placement_diff(cur, next, st->topo, st->cfg->expert_bytes, &ms);
   if (rc == MOEPLACE_OK && ms.moves > 0) {
     moeplace_transfer *plan;
     size_t n;
     rc = moeplace_migration_plan(cur, next, st->topo, st->cfg->expert_bytes, &plan, &n);
     if (rc == MOEPLACE_OK) {
-      res->migration_s += mp_replay_migration_seconds(plan, n, st->R, st->cfg->bandwidth);
+      rec.migration_s = mp_replay_migration_seconds(plan, n, st->R, st->cfg->bandwidth);
       moeplace_transfers_free(plan);
+      rec.moves = ms.moves;
+      rec.bytes_moved = ms.bytes_moved;
+      rec.cross_node_bytes = ms.cross_node_bytes;
+      res->migration_s += rec.migration_s;
       res->moves += ms.moves;
       res->bytes_moved += ms.bytes_moved;
       res->cross_node_bytes += ms.cross_node_bytes;
       res->rebalances++;
+    }
+  }
+  if (rc == MOEPLACE_OK) {
+    mp_decision_record *log = realloc(res->log, (size_t)(res->decisions + 1) * sizeof *log);
+    if (!log) rc = mp_fail(MOEPLACE_ERR_NOMEM, "replay: out of memory");
+    else {
+      res->log = log;
+      log[res->decisions++] = rec;
     }
   }
   if (rc) {
@@ -107,7 +121,7 @@ static int adopt(replay_state *st, int policy, moeplace_placement *next, mp_poli
 
 /* A policy's decision at the start of a block. `first` is the first block,
  * before any load was seen. */
-static int decide(replay_state *st, int policy, int first, mp_policy_result *res) {
+static int decide(replay_state *st, int policy, int first, int64_t step, mp_policy_result *res) {
   const mp_replay_config *cfg = st->cfg;
   moeplace_place_options opt;
   moeplace_place_options_init(&opt);
@@ -145,9 +159,9 @@ static int decide(replay_state *st, int policy, int first, mp_policy_result *res
   moeplace_placement *next;
   int rc = moeplace_place(st->topo, st->L, st->E, st->S, loads, current, &opt, &next, NULL);
   if (rc) return rc;
-  st->decision_s[policy] += mp_now_s() - t0;
-  res->decisions++;
-  return adopt(st, policy, next, res);
+  double elapsed = mp_now_s() - t0;
+  st->decision_s[policy] += elapsed;
+  return adopt(st, policy, next, elapsed, step, res);
 }
 
 /* metrics.md's imbalance of one step under one placement. */
@@ -298,7 +312,7 @@ int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
     int n;
     if ((rc = read_block(&st, trace, &n)) || n == 0) break;
     for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++)
-      rc = decide(&st, p, first, &result->policy[p]);
+      rc = decide(&st, p, first, steps, &result->policy[p]);
     for (int s = 0; s < n && rc == MOEPLACE_OK; s++) {
       double imb[MP_POLICY_COUNT];
       const uint64_t *counts = st.block + (size_t)s * st.L * st.E;
@@ -333,4 +347,12 @@ int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
   }
   free_state(&st);
   return rc;
+}
+
+void mp_replay_result_free(mp_replay_result *result) {
+  if (!result) return;
+  for (int p = 0; p < MP_POLICY_COUNT; p++) {
+    free(result->policy[p].log);
+    result->policy[p].log = NULL;
+  }
 }

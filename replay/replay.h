@@ -58,6 +58,13 @@ typedef struct mp_replay_config {
  * budget. slots must still be set. */
 void mp_replay_config_default(mp_replay_config *cfg);
 
+/* One decision of a policy, for plots of migration per rebalance. */
+typedef struct mp_decision_record {
+  int64_t step; /* first step the new placement is in force */
+  int64_t moves;
+  double bytes_moved, cross_node_bytes, migration_s, decision_ms;
+} mp_decision_record;
+
 typedef struct mp_policy_result {
   double imbalance;        /* mean over steps of the per-step imbalance */
   int64_t rebalances;      /* decisions that changed at least one replica */
@@ -68,6 +75,7 @@ typedef struct mp_policy_result {
   double migration_s;      /* modelled, summed over rebalances */
   double decision_ms;      /* mean wall time of one decision (forecast + place) */
   double gap_to_oracle;    /* (imbalance - oracle) / (static - oracle); NAN if undefined */
+  mp_decision_record *log; /* [decisions] */
 } mp_policy_result;
 
 typedef struct mp_replay_result {
@@ -76,9 +84,11 @@ typedef struct mp_replay_result {
   mp_policy_result policy[MP_POLICY_COUNT];
 } mp_replay_result;
 
-/* Replays the rest of `trace` (normally all of it) on the cluster `topo`. */
+/* Replays the rest of `trace` (normally all of it) on the cluster `topo`.
+ * Free the result with mp_replay_result_free (also after a failure). */
 int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
                   const mp_replay_config *cfg, mp_replay_result *result);
+void mp_replay_result_free(mp_replay_result *result);
 
 /* The modelled wall time of a migration plan: each rank sends, and receives,
  * its transfers one after the other at the bandwidth of each transfer's link

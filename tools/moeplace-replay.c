@@ -133,6 +133,16 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
     if (p != MP_POLICY_STATIC)
       json_object_set_new(o, "gap_to_oracle",
                           isnan(r->gap_to_oracle) ? json_null() : json_real(r->gap_to_oracle));
+    json_t *log = json_array();
+    for (int64_t i = 0; i < r->decisions; i++) {
+      const mp_decision_record *d = &r->log[i];
+      json_array_append_new(log, json_pack("{s:I, s:I, s:f, s:f, s:f, s:f}", "step",
+                                           (json_int_t)d->step, "moves", (json_int_t)d->moves,
+                                           "bytes_moved", d->bytes_moved, "cross_node_bytes",
+                                           d->cross_node_bytes, "migration_s", d->migration_s,
+                                           "decision_ms", d->decision_ms));
+    }
+    json_object_set_new(o, "decision_log", log);
     json_object_set_new(policies, mp_policy_name(p), o);
   }
   return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:o}",
@@ -238,6 +248,7 @@ int main(int argc, char **argv) {
                      : moeplace_topology_create_shape(&topo, (int)nodes, (int)(ranks / nodes), 1, 1);
   if (rc) return cli_report(prog, rc);
   moeplace_trace *trace = NULL;
+  mp_replay_result res = {0};
   mp_atomic_file timeline_file = {.fd = -1};
   int exit_code = CLI_EXIT_OK;
   if ((rc = moeplace_trace_open(&trace, trace_path))) {
@@ -259,7 +270,6 @@ int main(int argc, char **argv) {
   }
   cfg.on_progress = on_progress;
   cfg.ctx = &ctx;
-  mp_replay_result res;
   rc = mp_replay_run(trace, topo, &cfg, &res);
   if (ctx.tty && !ctx.quiet && ctx.total_steps) fputc('\n', stderr);
   if (ctx.timeline && fclose(ctx.timeline) != 0 && rc == MOEPLACE_OK)
@@ -287,6 +297,7 @@ int main(int argc, char **argv) {
     print_table(&res, &ctx);
   }
 done:
+  mp_replay_result_free(&res);
   if (timeline_out && timeline_file.tmp_path) mp_atomic_abort(&timeline_file, 0);
   moeplace_trace_close(trace);
   moeplace_topology_destroy(topo);
