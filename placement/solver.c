@@ -29,7 +29,8 @@
 #include "placement/solver.h"
 #include "placement/topology.h"
 
-#define WF_MAX_PASSES 60
+#define WF_MAX_PASSES 30
+#define WF_TOL 1e-7 // relative to the mean rank load
 
 int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_topology *topo) {
   memset(st, 0, sizeof *st);
@@ -327,8 +328,17 @@ static double replica_counts(const double *w, int E, int R, int S, int *counts, 
 double mp_place_layer_bound(mp_place_layer *st, const double *w) {
   double tot = 0;
   for (int e = 0; e < st->E; e++) tot += w[e];
+  const double avg = tot / st->R;
+  // Fast path: if ceil(w_e / avg) replicas fit, the replica term is <= avg.
+  if (avg > 0) {
+    long need = 0;
+    for (int e = 0; e < st->E; e++) {
+      double c = ceil(w[e] / avg * (1 - 1e-12));
+      need += c < 1 ? 1 : (long)c;
+    }
+    if (need <= st->RS) return avg;
+  }
   double m = replica_counts(w, st->E, st->R, st->S, st->iscratch, st->iscratch + st->E);
-  double avg = tot / st->R;
   return m > avg ? m : avg;
 }
 
@@ -403,6 +413,95 @@ static void construct(mp_place_layer *st) {
       rh[nh] = skip[k];
       rheap_up(rh, nh++, st->load);
     }
+  }
+}
+
+/* McNaughton-style construction for when there are spare slots (at least
+ * R - 1 beyond one per expert): LPT of one replica per expert, then the
+ * busiest rank hands tokens of one of its experts to the least loaded rank
+ * that has a free slot, exactly down to the mean T = total / R (relocating
+ * the replica when all of its tokens go). Every step saturates a rank or
+ * empties a replica, so it ends after O(R + spare) steps, usually with
+ * every rank at T. Leftover free slots then get replicas of the heaviest
+ * experts per replica (shares are re-optimised afterwards, so they only
+ * add flexibility). */
+static void construct_transfer(mp_place_layer *st) {
+  const int E = st->E, R = st->R, S = st->S;
+  int *ord = st->c_ord, *rh = st->c_rh, *skip = st->c_skip;
+  st_clear(st);
+  double tot = 0;
+  for (int e = 0; e < E; e++) {
+    ord[e] = e;
+    tot += st->w[e];
+  }
+  sort_key = st->w;
+  qsort(ord, (size_t)E, sizeof(int), cmp_desc_key);
+  int nh = R;
+  for (int r = 0; r < R; r++) rh[r] = r;
+  // keep one slot per rank free for the transfers when the experts allow
+  const int keep = (long)R * (S - 1) >= E ? 1 : 0;
+  for (int t = 0; t < E; t++) { // LPT: ranks are all distinct per expert here
+    int r = rh[0];
+    st_put(st, st_free_slot(st, r), ord[t], st->w[ord[t]]);
+    if (st->nfree[r] == keep) {
+      rh[0] = rh[--nh];
+    }
+    rheap_down(rh, nh, 0, st->load);
+  }
+  (void)skip;
+  const double T = tot / R, eps = 1e-12 * (T > 0 ? T : 1);
+  for (int guard = 0; guard < 4 * (R + st->RS); guard++) {
+    int r = st_argmax(st);
+    double ex = st->load[r] - T;
+    if (ex <= eps) break;
+    int q = -1;
+    for (int k = 0; k < R; k++)
+      if (k != r && st->nfree[k] > 0 && (q < 0 || st->load[k] < st->load[q])) q = k;
+    if (q < 0 || st->load[q] >= T - eps) break;
+    double df = T - st->load[q];
+    int best = -1; // replica on r of an expert q lacks, with the most tokens
+    for (int k = 0; k < S; k++) {
+      int i = r * S + k, e = st->slot_e[i];
+      if (e >= 0 && st->slot_x[i] > 0 && !st_rank_holds(st, q, e) &&
+          (best < 0 || st->slot_x[i] > st->slot_x[best]))
+        best = i;
+    }
+    if (best < 0) break;
+    int e = st->slot_e[best];
+    double a = ex < df ? ex : df;
+    if (a >= st->slot_x[best]) { // relocate the whole replica
+      double x = st_take(st, best);
+      st_put(st, st_free_slot(st, q), e, x);
+    } else {
+      st->slot_x[best] -= a;
+      st->load[r] -= a;
+      st_put(st, st_free_slot(st, q), e, a);
+    }
+  }
+  // leftover slots: replicas of the heaviest experts per replica
+  int *counts = st->c_counts, *heap = st->c_eheap, n = 0;
+  for (int e = 0; e < E; e++) {
+    counts[e] = st->cnt[e];
+    heap[n++] = e;
+  }
+  for (int i = n / 2 - 1; i >= 0; i--) heap_sift_down(heap, n, i, st->w, counts);
+  int spare = 0;
+  for (int r = 0; r < R; r++) spare += st->nfree[r];
+  while (spare > 0 && n > 0) {
+    int e = heap[0], q = -1;
+    if (st->w[e] > 0 && counts[e] < R)
+      for (int k = 0; k < R; k++)
+        if (st->nfree[k] > 0 && !st_rank_holds(st, k, e) && (q < 0 || st->load[k] < st->load[q]))
+          q = k;
+    if (q < 0) {
+      heap[0] = heap[--n];
+      heap_sift_down(heap, n, 0, st->w, counts);
+      continue;
+    }
+    st_put(st, st_free_slot(st, q), e, 0);
+    counts[e]++;
+    spare--;
+    heap_sift_down(heap, n, 0, st->w, counts);
   }
 }
 
@@ -588,22 +687,26 @@ static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *b
 static void local_search(mp_place_layer *st, const mp_place_search *sp, double bound,
                          double *bytes_used) {
   for (int it = 0; it < sp->max_iter; it++) {
-    if (mp_place_layer_max(st) <= bound * (1 + 1e-9)) break;
+    // close enough to the bound: further search costs more time than it gains
+    if (mp_place_layer_max(st) <= bound * (1 + 2e-4)) break;
     if (sp->deadline > 0 && (it & 7) == 7 && mp_now_s() > sp->deadline) break;
     if (!improve_once(st, sp, bytes_used)) break;
   }
-  waterfill_all(st, 1e-12 * (bound > 0 ? bound : 1), WF_MAX_PASSES);
+  waterfill_all(st, WF_TOL * (bound > 0 ? bound : 1), WF_MAX_PASSES);
 }
 
 void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_search *sp) {
   st->w = w;
   const int *cur = st->cur;
   st->cur = NULL; // a fresh placement ignores migration
-  construct(st);
+  if ((long)st->RS - st->E >= st->R - 1)
+    construct_transfer(st);
+  else
+    construct(st);
   double tot = 0;
   for (int e = 0; e < st->E; e++) tot += w[e];
   double bound = mp_place_layer_bound(st, w);
-  waterfill_all(st, 1e-9 * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+  waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
   mp_place_search fs = *sp;
   fs.lambda = 0;
   fs.budget = NULL;
@@ -628,7 +731,7 @@ void mp_place_layer_from_current(mp_place_layer *st, const double *w, const mp_p
   double tot = 0;
   for (int e = 0; e < st->E; e++) tot += w[e];
   double bound = mp_place_layer_bound(st, w);
-  waterfill_all(st, 1e-9 * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+  waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
   double used = 0;
   mp_place_search ms = *sp;
   if (sp->budget && *sp->budget >= 0) {

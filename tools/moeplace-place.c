@@ -1,0 +1,235 @@
+/* moeplace-place: compute a placement of expert replicas from a load trace. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <moeplace.h>
+
+#include "tools/cli.h"
+
+static const char *prog = "moeplace-place";
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "Usage: moeplace-place --loads TRACE (--ranks R [--nodes N] | --topology FILE)\n"
+          "                      --slots S [OPTIONS]\n"
+          "\n"
+          "Places the replicas of every layer's experts on R ranks x S slots so that the\n"
+          "busiest rank's load is as close as possible to the mean, staying close to a\n"
+          "current placement when one is given (docs/PLACEMENT.md).\n"
+          "\n"
+          "Input:\n"
+          "  --loads FILE            load trace (docs/trace-format.md); its steps are summed\n"
+          "  --steps A:B             only steps A <= step < B (A: or :B leave a side open)\n"
+          "  --ranks R               number of ranks (with --nodes: R / N ranks per node)\n"
+          "  --nodes N               nodes of equal size (default 1)\n"
+          "  --topology FILE         cluster-shape file instead of --ranks/--nodes\n"
+          "  --slots S               expert slots per rank per layer (R x S >= experts)\n"
+          "  --current FILE          placement in force (a JSON this tool wrote)\n"
+          "Objective:\n"
+          "  --expert-bytes B        bytes of one expert replica (default 1)\n"
+          "  --migration-weight W    load units one unit of migration cost is worth\n"
+          "                          (cost = bytes x link-class cost; default 0)\n"
+          "  --budget B              hard cap on bytes moved (default unlimited)\n"
+          "  --min-gain G            a change must gain more than G x mean rank load\n"
+          "                          (default 0.001)\n"
+          "  --iterations N          local-search iterations per layer (default 64)\n"
+          "  --time-limit-ms T       soft time limit for the solve (default none)\n"
+          "Output:\n"
+          "  --json FILE             placement and stats as JSON (written atomically;\n"
+          "                          accepted back as --current)\n"
+          "  --plan FILE             migration plan from --current as JSON transfers\n"
+          "  --help                  this text\n"
+          "\n"
+          "Prints the figures (imbalance, lower bound, moves...) on stdout.\n"
+          "Exit status: 0 success, 1 failure, 2 bad usage or malformed input.\n");
+}
+
+static int parse_steps(const char *s, int64_t *a, int64_t *b) {
+  const char *colon = strchr(s, ':');
+  if (!colon) return -1;
+  char *end;
+  *a = 0;
+  *b = INT64_MAX;
+  if (colon != s) {
+    *a = strtoll(s, &end, 10);
+    if (end != colon || *a < 0) return -1;
+  }
+  if (colon[1]) {
+    *b = strtoll(colon + 1, &end, 10);
+    if (*end || *b < 0) return -1;
+  }
+  return *a < *b ? 0 : -1;
+}
+
+static int write_plan(const moeplace_transfer *tr, size_t n, const char *path) {
+  FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+  if (!f) {
+    fprintf(stderr, "%s: --plan: cannot write %s\n", prog, path);
+    return -1;
+  }
+  fprintf(f, "{\"transfers\": [");
+  for (size_t i = 0; i < n; i++)
+    fprintf(f,
+            "%s\n  {\"layer\": %d, \"expert\": %d, \"src_rank\": %d, \"src_slot\": %d, "
+            "\"dst_rank\": %d, \"dst_slot\": %d, \"link\": %d, \"bytes\": %.17g}",
+            i ? "," : "", tr[i].layer, tr[i].expert, tr[i].src_rank, tr[i].src_slot,
+            tr[i].dst_rank, tr[i].dst_slot, (int)tr[i].link, tr[i].bytes);
+  fprintf(f, "\n]}\n");
+  return f == stdout ? 0 : fclose(f);
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"loads", required_argument, NULL, 'l'},     {"steps", required_argument, NULL, 'p'},
+      {"ranks", required_argument, NULL, 'r'},     {"nodes", required_argument, NULL, 'n'},
+      {"topology", required_argument, NULL, 't'},  {"slots", required_argument, NULL, 's'},
+      {"current", required_argument, NULL, 'c'},   {"expert-bytes", required_argument, NULL, 'b'},
+      {"migration-weight", required_argument, NULL, 'w'},
+      {"budget", required_argument, NULL, 'B'},    {"min-gain", required_argument, NULL, 'g'},
+      {"iterations", required_argument, NULL, 'i'},
+      {"time-limit-ms", required_argument, NULL, 'T'},
+      {"json", required_argument, NULL, 'j'},      {"plan", required_argument, NULL, 'P'},
+      {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+  const char *loads_path = NULL, *topo_path = NULL, *cur_path = NULL, *json_path = NULL,
+             *plan_path = NULL;
+  long long ranks = 0, nodes = 1, slots = 0, iters = -1;
+  int64_t step_a = 0, step_b = INT64_MAX;
+  moeplace_place_options opt;
+  moeplace_place_options_init(&opt);
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int bad = 0;
+    switch (c) {
+    case 'h': usage(stdout); return CLI_EXIT_OK;
+    case 'l': loads_path = optarg; break;
+    case 'p':
+      if (parse_steps(optarg, &step_a, &step_b)) {
+        fprintf(stderr, "%s: --steps: expected A:B with 0 <= A < B, got '%s'\n", prog, optarg);
+        return CLI_EXIT_USAGE;
+      }
+      break;
+    case 'r': bad = cli_parse_int(prog, "--ranks", optarg, 1, 1 << 20, &ranks); break;
+    case 'n': bad = cli_parse_int(prog, "--nodes", optarg, 1, 1 << 20, &nodes); break;
+    case 't': topo_path = optarg; break;
+    case 's': bad = cli_parse_int(prog, "--slots", optarg, 1, 1 << 20, &slots); break;
+    case 'c': cur_path = optarg; break;
+    case 'b':
+      bad = cli_parse_double(prog, "--expert-bytes", optarg, 0, 1e18, &opt.expert_bytes);
+      break;
+    case 'w':
+      bad = cli_parse_double(prog, "--migration-weight", optarg, 0, 1e18, &opt.migration_weight);
+      break;
+    case 'B': bad = cli_parse_double(prog, "--budget", optarg, 0, 1e18, &opt.byte_budget); break;
+    case 'g': bad = cli_parse_double(prog, "--min-gain", optarg, 0, 1e6, &opt.min_gain); break;
+    case 'i': bad = cli_parse_int(prog, "--iterations", optarg, 0, 1 << 20, &iters); break;
+    case 'T':
+      bad = cli_parse_double(prog, "--time-limit-ms", optarg, 0, 1e9, &opt.time_limit_ms);
+      break;
+    case 'j': json_path = optarg; break;
+    case 'P': plan_path = optarg; break;
+    default: fprintf(stderr, "%s: see --help\n", prog); return CLI_EXIT_USAGE;
+    }
+    if (bad) return CLI_EXIT_USAGE;
+  }
+  if (iters >= 0) opt.max_iterations = (int)iters;
+  if (optind != argc) {
+    fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+    return CLI_EXIT_USAGE;
+  }
+  if (!loads_path || !slots || (!ranks && !topo_path) || (ranks && topo_path)) {
+    fprintf(stderr, "%s: need --loads, --slots, and either --ranks or --topology (see --help)\n",
+            prog);
+    return CLI_EXIT_USAGE;
+  }
+  if (plan_path && !cur_path) {
+    fprintf(stderr, "%s: --plan needs --current\n", prog);
+    return CLI_EXIT_USAGE;
+  }
+  moeplace_topology *topo = NULL;
+  moeplace_placement *cur = NULL, *res = NULL;
+  moeplace_trace *tr = NULL;
+  uint64_t *counts = NULL;
+  double *loads = NULL;
+  int rc, exit_code = CLI_EXIT_OK;
+  if (topo_path) {
+    rc = moeplace_topology_load(&topo, topo_path);
+  } else {
+    if (ranks % nodes) {
+      fprintf(stderr, "%s: --ranks %lld is not a multiple of --nodes %lld\n", prog, ranks, nodes);
+      return CLI_EXIT_USAGE;
+    }
+    rc = moeplace_topology_create_shape(&topo, (int)nodes, (int)(ranks / nodes), 1, 1);
+  }
+  if (rc) return cli_report(prog, rc);
+  if ((rc = moeplace_trace_open(&tr, loads_path))) goto fail;
+  const int L = moeplace_trace_layers(tr), E = moeplace_trace_experts(tr);
+  counts = malloc((size_t)L * E * sizeof *counts);
+  loads = calloc((size_t)L * E, sizeof *loads);
+  if (!counts || !loads) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    exit_code = CLI_EXIT_FAILURE;
+    goto out;
+  }
+  int64_t step, used = 0;
+  while ((rc = moeplace_trace_read_step(tr, &step, counts)) == 1) {
+    if (step < step_a) continue;
+    if (step >= step_b) break;
+    for (size_t i = 0; i < (size_t)L * E; i++) loads[i] += (double)counts[i];
+    used++;
+  }
+  if (rc < 0) goto fail;
+  if (used == 0) {
+    fprintf(stderr, "%s: %s: no steps in the requested range\n", prog, loads_path);
+    exit_code = CLI_EXIT_USAGE;
+    goto out;
+  }
+  if (cur_path) {
+    if ((rc = moeplace_placement_read_json(&cur, cur_path))) goto fail;
+    if (moeplace_placement_layers(cur) != L || moeplace_placement_experts(cur) != E ||
+        moeplace_placement_ranks(cur) != moeplace_topology_ranks(topo) ||
+        moeplace_placement_slots(cur) != slots) {
+      fprintf(stderr,
+              "%s: %s: current placement is %d layers x %d experts on %d ranks x %d slots, "
+              "but the problem is %d x %d on %d x %lld\n",
+              prog, cur_path, moeplace_placement_layers(cur), moeplace_placement_experts(cur),
+              moeplace_placement_ranks(cur), moeplace_placement_slots(cur), L, E,
+              moeplace_topology_ranks(topo), slots);
+      exit_code = CLI_EXIT_USAGE;
+      goto out;
+    }
+  }
+  moeplace_place_stats st;
+  if ((rc = moeplace_place(topo, L, E, (int)slots, loads, cur, &opt, &res, &st))) goto fail;
+  printf("steps %" PRId64 "  layers %d  experts %d  ranks %d  slots %lld\n", used, L, E,
+         moeplace_topology_ranks(topo), slots);
+  printf("imbalance %.6f  lower_bound %.6f  gap %.4f%%  solve_ms %.3f\n", st.imbalance,
+         st.lower_bound, 100 * st.gap, st.solve_ms);
+  if (cur)
+    printf("current_imbalance %.6f  kept_current %s  moves %" PRId64
+           "  bytes_moved %.0f  cross_node_bytes %.0f\n",
+           st.current_imbalance, st.kept_current ? "yes" : "no", st.moves, st.bytes_moved,
+           st.cross_node_bytes);
+  if (json_path && (rc = moeplace_placement_write_json(res, &st, json_path))) goto fail;
+  if (plan_path) {
+    moeplace_transfer *t;
+    size_t n;
+    if ((rc = moeplace_migration_plan(cur, res, topo, opt.expert_bytes, &t, &n))) goto fail;
+    int w = write_plan(t, n, plan_path);
+    moeplace_transfers_free(t);
+    if (w) exit_code = CLI_EXIT_FAILURE;
+  }
+  goto out;
+fail:
+  exit_code = cli_report(prog, rc);
+out:
+  moeplace_trace_close(tr);
+  moeplace_topology_destroy(topo);
+  moeplace_placement_destroy(cur);
+  moeplace_placement_destroy(res);
+  free(counts);
+  free(loads);
+  return exit_code;
+}
