@@ -585,8 +585,14 @@ typedef struct cand {
 #define NCAND 4
 
 static void cand_push(cand *best, int *nb, cand c) {
-  int k = *nb < NCAND ? (*nb)++ : NCAND - 1;
-  if (k == NCAND - 1 && *nb == NCAND && best[k].est >= c.est) return;
+  int k;
+  if (*nb < NCAND) {
+    k = (*nb)++;
+  } else {
+    // full: c replaces the worst kept candidate only if it is better
+    if (best[NCAND - 1].est >= c.est) return;
+    k = NCAND - 1;
+  }
   best[k] = c;
   while (k > 0 && best[k - 1].est < best[k].est) {
     cand t = best[k];
