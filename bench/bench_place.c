@@ -144,12 +144,38 @@ static void bench_shape(const char *name, const double *loads, int L, int E, int
          "(%.2f ms)  valid=%s\n",
          name, L, E, R, S, nodes, ms[repeat / 2], ms[0], ms[repeat - 1], st.imbalance, check,
          st.lower_bound, 100 * st.gap, g, gms, valid ? "yes" : "NO");
+  // a rebalance after a 5% load drift, from this placement
+  {
+    size_t n = (size_t)L * E;
+    double *w2 = malloc(n * sizeof *w2);
+    for (size_t i = 0; i < n; i++) w2[i] = loads[i] * (1 + 0.05 * nrand());
+    for (size_t i = 0; i < n; i++) w2[i] = w2[i] < 0 ? 0 : w2[i];
+    moeplace_placement *q, *f;
+    moeplace_place_stats sq, sf;
+    if (moeplace_place(topo, L, E, S, w2, p, NULL, &q, &sq) == 0 &&
+        moeplace_place(topo, L, E, S, w2, NULL, NULL, &f, &sf) == 0) {
+      moeplace_move_stats d;
+      moeplace_placement_diff(p, f, topo, 1.0, &d);
+      printf("%-22s rebalance after 5%% drift: solve_ms %.3f  moves %" PRId64
+             " (from scratch %" PRId64 ")  imbalance %.5f (from scratch %.5f, kept %.5f)\n",
+             name, sq.solve_ms, sq.moves, d.moves, sq.imbalance, sf.imbalance,
+             sq.current_imbalance);
+      moeplace_placement_destroy(q);
+      moeplace_placement_destroy(f);
+    }
+    free(w2);
+  }
+  printf("RESULT %s moeplace ms %.3f imbalance %.5f greedy %.5f lower_bound %.5f\n", name,
+         ms[repeat / 2], st.imbalance, g, st.lower_bound);
+  fflush(stdout);
   free(ms);
   moeplace_placement_destroy(p);
   moeplace_topology_destroy(topo);
 }
 
 /* ---- drift on real trace intervals -------------------------------------- */
+
+static double drift_min_gain = -1;
 
 static void bench_drift(const char *path, int interval, int R, int S, int nodes) {
   moeplace_trace *t;
@@ -174,6 +200,7 @@ static void bench_drift(const char *path, int interval, int R, int S, int nodes)
   int n_reb = 0, n_real = 0, kept = 0;
   moeplace_place_options opt;
   moeplace_place_options_init(&opt);
+  if (drift_min_gain >= 0) opt.min_gain = drift_min_gain;
   while (moeplace_trace_read_window(t, interval, &first, &got, tot) == 1) {
     if (got < interval) break;
     for (size_t i = 0; i < (size_t)L * E; i++) w[i] = (double)tot[i];
@@ -242,22 +269,26 @@ static void write_loads(const char *path, const double *loads, int L, int E) {
 
 int main(int argc, char **argv) {
   const char *loads_out = NULL, *traces[8];
-  int ntraces = 0, interval = 500, repeat = 21;
+  int ntraces = 0, interval = 500, repeat = 21, skip_shapes = 0;
   static const struct option opts[] = {{"loads-out", required_argument, NULL, 'o'},
                                        {"trace", required_argument, NULL, 't'},
                                        {"interval", required_argument, NULL, 'i'},
                                        {"repeat", required_argument, NULL, 'r'},
+                                       {"min-gain", required_argument, NULL, 'g'},
+                                       {"skip-shapes", no_argument, NULL, 's'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "o:t:i:r:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "o:t:i:r:g:sh", opts, NULL)) != -1) {
     if (c == 'o') loads_out = optarg;
     else if (c == 't' && ntraces < 8) traces[ntraces++] = optarg;
     else if (c == 'i') interval = atoi(optarg);
     else if (c == 'r') repeat = atoi(optarg);
+    else if (c == 'g') drift_min_gain = atof(optarg);
+    else if (c == 's') skip_shapes = 1;
     else {
       printf("Usage: bench_place [--loads-out FILE] [--trace FILE]... [--interval N] "
-             "[--repeat N]\n");
+             "[--repeat N] [--min-gain G] [--skip-shapes]\n");
       return c == 'h' ? 0 : 2;
     }
   }
@@ -267,15 +298,17 @@ int main(int argc, char **argv) {
   double *loads = malloc((size_t)L * E * sizeof *loads);
   for (int i = 0; i < L * E; i++) loads[i] = 1000.0 * exp(nrand());
   if (loads_out) write_loads(loads_out, loads, L, E);
-  bench_shape("deepseek-32x9", loads, L, E, 4, 32, 9, repeat);
-  bench_shape("deepseek-64x5", loads, L, E, 8, 64, 5, repeat);
-  bench_shape("deepseek-64x5-2nodes", loads, L, E, 2, 64, 5, repeat);
   // scale: 1024 ranks x 256 experts x 64 layers
   const int L2 = 64;
   double *big = malloc((size_t)L2 * E * sizeof *big);
   for (int i = 0; i < L2 * E; i++) big[i] = 1000.0 * exp(nrand());
-  bench_shape("scale-1024x1", big, L2, E, 128, 1024, 1, repeat < 5 ? repeat : 5);
-  bench_shape("scale-1024x2", big, L2, E, 128, 1024, 2, repeat < 5 ? repeat : 5);
+  if (!skip_shapes) {
+    bench_shape("deepseek-32x9", loads, L, E, 4, 32, 9, repeat);
+    bench_shape("deepseek-64x5", loads, L, E, 8, 64, 5, repeat);
+    bench_shape("deepseek-64x5-2nodes", loads, L, E, 2, 64, 5, repeat);
+    bench_shape("scale-1024x1", big, L2, E, 128, 1024, 1, repeat < 5 ? repeat : 5);
+    bench_shape("scale-1024x2", big, L2, E, 128, 1024, 2, repeat < 5 ? repeat : 5);
+  }
   for (int i = 0; i < ntraces; i++) {
     bench_drift(traces[i], interval, 8, 3, 2);
     bench_drift(traces[i], interval, 4, 5, 2);

@@ -1,10 +1,14 @@
 /* moeplace_place: validates the problem, runs the per-layer solver on every
  * layer (from the current placement when there is one, with a fresh
  * placement as the alternative when it pays within the budget), decides
- * whether the change pays for its migration, and fills the stats. */
+ * whether the change pays for its migration, and fills the stats. A third
+ * candidate repairs the current placement by component transfers. */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +26,7 @@ void moeplace_place_options_init(moeplace_place_options *opt) {
   opt->migration_weight = 0.0;
   opt->byte_budget = -1.0;
   opt->expert_bytes = 1.0;
-  opt->min_gain = 1e-3;
+  opt->min_gain = 2e-3;
   opt->max_iterations = 64;
   opt->time_limit_ms = 0;
   opt->seed = 1;
@@ -73,18 +77,28 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
                      "the problem %d x %d x %d x %d",
                      current->layers, current->experts, current->ranks, current->slots, L, E, R, S);
     rc = moeplace_placement_validate(current);
-    if (rc) return mp_fail(rc, "current placement: %s", moeplace_last_error());
+    if (rc) {
+      char why[512];
+      snprintf(why, sizeof why, "%s", moeplace_last_error());
+      return mp_fail(rc, "current placement: %s", why);
+    }
   }
   moeplace_placement *res;
   rc = moeplace_placement_create(&res, L, E, R, S);
   if (rc) return rc;
-  mp_place_layer st, alt;
+  mp_place_layer st, alt, bst;
   if (mp_place_layer_init(&st, E, R, S, topo)) {
     moeplace_placement_destroy(res);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
   }
   if (current && mp_place_layer_init(&alt, E, R, S, topo)) {
     mp_place_layer_free(&st);
+    moeplace_placement_destroy(res);
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
+  }
+  if (current && mp_place_layer_init(&bst, E, R, S, topo)) {
+    mp_place_layer_free(&st);
+    mp_place_layer_free(&alt);
     moeplace_placement_destroy(res);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
   }
@@ -122,26 +136,53 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
       mp_place_layer_from_current(&st, w, &keep);
       const double m_keep = mp_place_layer_max(&st);
       num_keep += m_keep;
-      // improvement from there, migration cost in the objective
+      // Candidates: the repair of the current placement by component
+      // transfers, a fresh placement built around the current one, the fresh
+      // placement aligned to the current slots, and the local search from
+      // the current placement. Score: max load + weight x cost + min_gain
+      // per move. The best one within the byte budget wins; keeping the
+      // current placement (score m_keep, no move) is the default.
       const double budget_before = budget;
-      mp_place_layer_from_current(&st, w, &sp);
-      int64_t mv;
-      double by, cb, cost_ls, cost_fr, by_fr;
-      mp_place_layer_moves(&st, &mv, &by, &cb, &cost_ls);
-      const double obj_ls = mp_place_layer_max(&st) + opt.migration_weight * cost_ls;
-      // the fresh placement, aligned to the current slots, if it pays more
-      mp_place_layer_fresh(&alt, w, &sp);
-      mp_place_layer_align(&alt);
-      mp_place_layer_moves(&alt, &mv, &by_fr, &cb, &cost_fr);
-      const double obj_fr = mp_place_layer_max(&alt) + opt.migration_weight * cost_fr;
-      if (obj_fr < obj_ls - sp.min_gain && (budget_before < 0 || by_fr <= budget_before)) {
-        mp_place_layer_copy(&st, &alt);
-        if (budget_before >= 0) budget = budget_before - by_fr;
+      mp_place_layer_set_current(&bst, cur, opt.expert_bytes);
+      int64_t mv, best_mv = 0;
+      double by, cb, cost, best_bytes = 0, best_score = m_keep;
+      int have_best = 0;
+      for (int kind = 0; kind < 4; kind++) {
+        if (kind == 0) {
+          mp_place_layer_copy(&alt, &st); // the current placement, shares re-optimised
+          mp_place_layer_repair(&alt, w);
+        } else if (kind == 1) {
+          mp_place_layer_home(&alt, w);
+        } else if (kind == 2) {
+          mp_place_layer_fresh(&alt, w, &sp);
+          mp_place_layer_align(&alt);
+        } else {
+          // the search moves one or two replicas per step: it can only win
+          // with fewer moves than the best candidate so far
+          mp_place_search ls = sp;
+          double ls_budget = budget_before;
+          ls.budget = budget_before >= 0 ? &ls_budget : NULL;
+          if (have_best && ls.max_iter > best_mv - 1) ls.max_iter = (int)(best_mv - 1);
+          if (ls.max_iter <= 0) break;
+          mp_place_layer_from_current(&alt, w, &ls);
+        }
+        mp_place_layer_moves(&alt, &mv, &by, &cb, &cost);
+        const double score = mp_place_layer_max(&alt) + opt.migration_weight * cost +
+                             sp.min_gain * (double)mv;
+        if (score < best_score && (budget_before < 0 || by <= budget_before)) {
+          best_score = score;
+          best_bytes = by;
+          best_mv = mv;
+          have_best = 1;
+          mp_place_layer_copy(&bst, &alt);
+        }
       }
+      if (have_best) mp_place_layer_copy(&st, &bst);
+      if (budget_before >= 0) budget = budget_before - best_bytes;
       double m_new = mp_place_layer_max(&st);
-      mp_place_layer_moves(&st, &mv, &by, &cb, &cost_ls);
+      mp_place_layer_moves(&st, &mv, &by, &cb, &cost);
       gain_total += m_keep - m_new;
-      cost_total += opt.migration_weight * cost_ls;
+      cost_total += opt.migration_weight * cost;
     }
     if (current) mp_place_layer_align(&st);
     mp_place_layer_export(&st, ph, sh);
@@ -197,14 +238,20 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
   s.lower_bound = den > 0 ? lb / den : 1.0;
   s.gap = s.lower_bound > 0 ? (s.imbalance - s.lower_bound) / s.lower_bound : 0;
   mp_place_layer_free(&st);
-  if (current) mp_place_layer_free(&alt);
+  if (current) {
+    mp_place_layer_free(&alt);
+    mp_place_layer_free(&bst);
+  }
   s.solve_ms = (mp_now_s() - t0) * 1e3;
   if (stats) *stats = s;
   *out = res;
   return MOEPLACE_OK;
 fail:
   mp_place_layer_free(&st);
-  if (current) mp_place_layer_free(&alt);
+  if (current) {
+    mp_place_layer_free(&alt);
+    mp_place_layer_free(&bst);
+  }
   moeplace_placement_destroy(res);
   return rc;
 }

@@ -1,7 +1,9 @@
 /* The placement object: slot arrays per layer, derived EPLB views (logcnt,
  * log2phy), invariant checks, and the figures computed from a placement
  * (rank loads, imbalance, moves between two placements). */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,9 +1,12 @@
 /* Placement files: the JSON moeplace-place writes and accepts back as
  * --current (docs/PLACEMENT.md). */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <moeplace/placement.h>
@@ -91,7 +94,9 @@ int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
       (rc = get_dim(root, path, "layers", &L)) || (rc = get_dim(root, path, "experts", &E)))
     goto done;
   if ((rc = moeplace_placement_create(&p, L, E, R, S))) {
-    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s", path, moeplace_last_error());
+    char why[512];
+    snprintf(why, sizeof why, "%s", moeplace_last_error());
+    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s", path, why);
     goto done;
   }
   json_t *arr = json_object_get(root, "placement");
@@ -142,8 +147,11 @@ int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
     }
   }
   free(seen);
-  if (!rc && (rc = moeplace_placement_validate(p)))
-    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: invalid placement: %s", path, moeplace_last_error());
+  if (!rc && (rc = moeplace_placement_validate(p))) {
+    char why[512]; // the message buffer cannot be both source and target
+    snprintf(why, sizeof why, "%s", moeplace_last_error());
+    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: invalid placement: %s", path, why);
+  }
 done:
   json_decref(root);
   if (rc) {

@@ -19,9 +19,12 @@
  *    is kept only if the max load drops by more than lambda x its migration
  *    cost plus min_gain.
  */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +33,9 @@
 #include "placement/topology.h"
 
 #define WF_MAX_PASSES 30
+/* Gap to the bound at which a layer is good enough: searching further costs
+ * more time than it gains (0.1% of the layer time). */
+#define MP_PLACE_GOOD_GAP 1e-3
 #define WF_TOL 1e-7 // relative to the mean rank load
 
 int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_topology *topo) {
@@ -66,6 +72,19 @@ int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_
   st->c_key = malloc(RS * sizeof(double));
   st->c_rh = malloc((size_t)R * sizeof(int));
   st->c_skip = malloc((size_t)R * sizeof(int));
+  st->t_int = malloc(16 * (size_t)R * sizeof(int));
+  st->c_rtmp = malloc(big * sizeof(int));
+  st->c_rk0 = malloc(big * sizeof(uint64_t));
+  st->c_rk1 = malloc(big * sizeof(uint64_t));
+  st->hcap = R + 2 * (2 * R + (int)RS) + 8;
+  st->h_key = malloc(2 * (size_t)st->hcap * sizeof(double));
+  st->h_val = malloc(2 * (size_t)st->hcap * sizeof(int));
+  st->h_stamp = malloc(2 * (size_t)st->hcap * sizeof(int));
+  st->t_dbl = malloc((size_t)R * sizeof(double));
+  if (!st->c_rtmp || !st->c_rk0 || !st->c_rk1 || !st->t_int || !st->t_dbl || !st->h_key || !st->h_val || !st->h_stamp) {
+    mp_place_layer_free(st);
+    return -1;
+  }
   if (!st->c_counts || !st->c_eheap || !st->c_reps || !st->c_ord || !st->c_key || !st->c_rh ||
       !st->c_skip) {
     mp_place_layer_free(st);
@@ -107,6 +126,14 @@ void mp_place_layer_free(mp_place_layer *st) {
   free(st->c_key);
   free(st->c_rh);
   free(st->c_skip);
+  free(st->t_int);
+  free(st->c_rtmp);
+  free(st->c_rk0);
+  free(st->c_rk1);
+  free(st->t_dbl);
+  free(st->h_key);
+  free(st->h_val);
+  free(st->h_stamp);
   memset(st, 0, sizeof *st);
 }
 
@@ -209,12 +236,6 @@ double mp_place_layer_max(const mp_place_layer *st) {
   return m;
 }
 
-static int st_argmax(const mp_place_layer *st) {
-  int best = 0;
-  for (int r = 1; r < st->R; r++)
-    if (st->load[r] > st->load[best]) best = r;
-  return best;
-}
 
 /* ---- water-filling ----------------------------------------------------- */
 
@@ -344,10 +365,45 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
 
 /* ---- constructive ------------------------------------------------------ */
 
-static const double *sort_key;
-static int cmp_desc_key(const void *a, const void *b) {
-  double x = sort_key[*(const int *)a], y = sort_key[*(const int *)b];
-  return x > y ? -1 : x < y ? 1 : (*(const int *)a - *(const int *)b);
+/* Sorts idx [n] (n >= 1) by key[idx] descending, ties by smaller index
+ * first, for non-negative keys: LSD radix sort on the IEEE bits (which order
+ * like the values for non-negative doubles), 8 bits per pass, skipping the
+ * passes where every key has the same byte. Stable, O(8 n), no comparisons.
+ * tmp_idx [n], k0 and k1 [n] are scratch. */
+static void radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64_t *k0,
+                            uint64_t *k1) {
+  for (int i = 0; i < n; i++) {
+    double v = key[idx[i]];
+    uint64_t b;
+    if (v == 0) v = 0; // -0.0 sorts as 0.0
+    memcpy(&b, &v, sizeof b);
+    k0[i] = ~b; // ascending in ~bits = descending in value
+  }
+  int *src_i = idx, *dst_i = tmp_idx;
+  uint64_t *src_k = k0, *dst_k = k1;
+  for (int shift = 0; shift < 64; shift += 8) {
+    int cnt[256] = {0};
+    for (int i = 0; i < n; i++) cnt[(src_k[i] >> shift) & 255]++;
+    if (cnt[(src_k[0] >> shift) & 255] == n) continue; // all equal: nothing to do
+    int pos = 0;
+    for (int b = 0; b < 256; b++) {
+      int c = cnt[b];
+      cnt[b] = pos;
+      pos += c;
+    }
+    for (int i = 0; i < n; i++) {
+      int d = cnt[(src_k[i] >> shift) & 255]++;
+      dst_k[d] = src_k[i];
+      dst_i[d] = src_i[i];
+    }
+    int *ti = src_i;
+    src_i = dst_i;
+    dst_i = ti;
+    uint64_t *tk = src_k;
+    src_k = dst_k;
+    dst_k = tk;
+  }
+  if (src_i != idx) memcpy(idx, src_i, (size_t)n * sizeof *idx);
 }
 
 /* Min-heap of ranks keyed by load. */
@@ -389,8 +445,7 @@ static void construct(mp_place_layer *st) {
       ord[n] = n;
       n++;
     }
-  sort_key = key;
-  qsort(ord, (size_t)n, sizeof(int), cmp_desc_key);
+  radix_sort_desc(ord, n, key, st->c_rtmp, st->c_rk0, st->c_rk1);
   int nh = R;
   for (int r = 0; r < R; r++) rh[r] = r;
   for (int t = 0; t < n; t++) {
@@ -422,9 +477,208 @@ static void construct(mp_place_layer *st) {
  * that has a free slot, exactly down to the mean T = total / R (relocating
  * the replica when all of its tokens go). Every step saturates a rank or
  * empties a replica, so it ends after O(R + spare) steps, usually with
- * every rank at T. Leftover free slots then get replicas of the heaviest
- * experts per replica (shares are re-optimised afterwards, so they only
- * add flexibility). */
+ * every rank at T. */
+/* Transfers between components. Ranks linked by a split expert form a
+ * component whose load can be moved freely inside it (by shifting the split
+ * expert's shares), so what matters is each component's excess over
+ * T x size. The most over-loaded component hands tokens of its largest
+ * replica to a new replica in the most under-loaded component that has a
+ * free slot; the two merge. Each split merges two components, so R - 1
+ * spare slots are enough in principle (McNaughton's wrap-around, with the
+ * no-duplicate rule). The split experts form a forest over the ranks;
+ * a post-order pass over each tree then sets the shares exactly so that
+ * every rank of a component gets the component's mean. */
+static int cur_rank_holds(const mp_place_layer *st, int r, int e);
+
+/* Lazy max-heap of (key, component root, stamp): entries whose stamp is no
+ * longer the root's current stamp are skipped when popped. */
+typedef struct lheap {
+  double *key;
+  int *val, *stamp, n;
+} lheap;
+
+static void lheap_push(lheap *h, double key, int val, int stamp) {
+  int i = h->n++;
+  while (i > 0) {
+    int p = (i - 1) / 2;
+    if (h->key[p] >= key) break;
+    h->key[i] = h->key[p];
+    h->val[i] = h->val[p];
+    h->stamp[i] = h->stamp[p];
+    i = p;
+  }
+  h->key[i] = key;
+  h->val[i] = val;
+  h->stamp[i] = stamp;
+}
+
+static void lheap_pop(lheap *h) {
+  double k = h->key[--h->n];
+  int v = h->val[h->n], sm = h->stamp[h->n], i = 0;
+  for (;;) {
+    int l = 2 * i + 1, m = l;
+    if (l >= h->n) break;
+    if (l + 1 < h->n && h->key[l + 1] > h->key[l]) m = l + 1;
+    if (h->key[m] <= k) break;
+    h->key[i] = h->key[m];
+    h->val[i] = h->val[m];
+    h->stamp[i] = h->stamp[m];
+    i = m;
+  }
+  h->key[i] = k;
+  h->val[i] = v;
+  h->stamp[i] = sm;
+}
+
+static void transfer_components(mp_place_layer *st, double T) {
+  const int R = st->R, S = st->S;
+  int *par = st->t_int, *nxt = par + R, *tail = nxt + R, *csize = tail + R, *cfree = csize + R;
+  int *ea = cfree + R, *eb = ea + R, *adj_head = eb + R, *adj_nxt = adj_head + R; // [2R]
+  int *order = adj_nxt + 2 * R, *pedge = order + R, *stack = pedge + R;
+  int *rep = stack + R, *stamp = rep + R; // heaviest rank of a component; version
+  double *cload = st->t_dbl;
+  const double eps = 1e-12 * (T > 0 ? T : 1);
+  lheap over = {st->h_key, st->h_val, st->h_stamp, 0};
+  lheap under = {st->h_key + st->hcap, st->h_val + st->hcap, st->h_stamp + st->hcap, 0};
+  for (int r = 0; r < R; r++) {
+    par[r] = r;
+    nxt[r] = -1;
+    tail[r] = r;
+    csize[r] = 1;
+    cfree[r] = st->nfree[r];
+    cload[r] = st->load[r];
+    rep[r] = r;
+    stamp[r] = 0;
+    double d = cload[r] - T;
+    if (d > eps) lheap_push(&over, d, r, 0);
+    else if (-d > eps && cfree[r] > 0) lheap_push(&under, -d, r, 0);
+  }
+  int nedge = 0;
+  // (re)files a component in the heap its balance calls for
+  #define FILE_COMP(c)                                                    \
+    do {                                                                  \
+      double d_ = cload[c] - T * csize[c];                                \
+      stamp[c]++;                                                         \
+      if (d_ > eps && over.n < st->hcap) lheap_push(&over, d_, c, stamp[c]); \
+      else if (-d_ > eps && cfree[c] > 0 && under.n < st->hcap)           \
+        lheap_push(&under, -d_, c, stamp[c]);                             \
+    } while (0)
+  for (int guard = 0; guard < 2 * R + st->RS; guard++) {
+    while (over.n > 0 && (par[over.val[0]] != over.val[0] || over.stamp[0] != stamp[over.val[0]]))
+      lheap_pop(&over);
+    while (under.n > 0 &&
+           (par[under.val[0]] != under.val[0] || under.stamp[0] != stamp[under.val[0]]))
+      lheap_pop(&under);
+    if (over.n == 0 || under.n == 0) break;
+    const int co = over.val[0], cu = under.val[0];
+    const double ex = over.key[0], df = under.key[0];
+    // the largest replica on co's heaviest rank whose expert a free rank of
+    // cu lacks
+    // (with a current placement, a rank that holds the expert now is
+    // preferred: that split moves nothing)
+    int best = -1, bq = -1, free_best = -1, free_q = -1;
+    {
+      const int r = rep[co];
+      for (int k = 0; k < S; k++) {
+        int i = r * S + k, e = st->slot_e[i];
+        if (e < 0 || st->slot_x[i] <= 0) continue;
+        for (int q = cu; q >= 0; q = nxt[q]) {
+          if (st->nfree[q] == 0 || st_rank_holds(st, q, e)) continue;
+          if (st->cur && cur_rank_holds(st, q, e)) {
+            if (free_best < 0 || st->slot_x[i] > st->slot_x[free_best]) free_best = i, free_q = q;
+          } else if (best < 0 || st->slot_x[i] > st->slot_x[best]) {
+            best = i;
+            bq = q;
+          }
+          if (!st->cur) break;
+        }
+      }
+    }
+    if (free_best >= 0) best = free_best, bq = free_q;
+    if (best < 0) { // this pair cannot trade: set the under component aside
+      lheap_pop(&under);
+      continue;
+    }
+    lheap_pop(&over);
+    lheap_pop(&under);
+    const int e = st->slot_e[best], r = best / S;
+    double a = ex < df ? ex : df;
+    if (a >= st->slot_x[best]) { // relocate the whole replica: no link
+      a = st->slot_x[best];
+      st_take(st, best);
+      st_put(st, st_free_slot(st, bq), e, a);
+      cload[co] -= a;
+      cload[cu] += a;
+      cfree[co]++;
+      cfree[cu]--;
+      if (st->load[bq] > st->load[rep[cu]]) rep[cu] = bq;
+      if (r == rep[co])
+        for (int m = co; m >= 0; m = nxt[m])
+          if (st->load[m] > st->load[rep[co]]) rep[co] = m;
+      FILE_COMP(co);
+      FILE_COMP(cu);
+      continue;
+    }
+    st->slot_x[best] -= a;
+    st->load[r] -= a;
+    int j = st_free_slot(st, bq);
+    st_put(st, j, e, a);
+    ea[nedge] = best;
+    eb[nedge] = j;
+    nedge++;
+    // merge cu into co
+    for (int m = cu; m >= 0; m = nxt[m]) par[m] = co;
+    nxt[tail[co]] = cu;
+    tail[co] = tail[cu];
+    csize[co] += csize[cu];
+    cfree[co] += cfree[cu] - 1;
+    cload[co] += cload[cu];
+    if (st->load[rep[cu]] > st->load[rep[co]]) rep[co] = rep[cu];
+    FILE_COMP(co);
+  }
+  #undef FILE_COMP
+  if (nedge == 0) return;
+  // shares along each tree: children push their excess over the mean to
+  // their parent through the split expert linking them
+  for (int r = 0; r < R; r++) adj_head[r] = -1;
+  for (int k = 0; k < nedge; k++) {
+    int ra = ea[k] / S, rb = eb[k] / S;
+    adj_nxt[2 * k] = adj_head[ra];
+    adj_head[ra] = 2 * k;
+    adj_nxt[2 * k + 1] = adj_head[rb];
+    adj_head[rb] = 2 * k + 1;
+  }
+  for (int r = 0; r < R; r++) pedge[r] = -2; // unvisited
+  for (int root = 0; root < R; root++) {
+    if (par[root] != root || csize[root] == 1) continue;
+    const double avg = cload[root] / csize[root];
+    int n = 0, sp = 0;
+    stack[sp++] = root;
+    pedge[root] = -1;
+    while (sp > 0) {
+      int v = stack[--sp];
+      order[n++] = v;
+      for (int h = adj_head[v]; h >= 0; h = adj_nxt[h]) {
+        int k = h >> 1, u = (h & 1 ? ea[k] : eb[k]) / S; // the other end
+        if (pedge[u] != -2) continue;
+        pedge[u] = h ^ 1; // the half-edge seen from u
+        stack[sp++] = u;
+      }
+    }
+    for (int t = n - 1; t > 0; t--) {
+      int v = order[t], h = pedge[v], k = h >> 1;
+      int sv = h & 1 ? eb[k] : ea[k], sp2 = h & 1 ? ea[k] : eb[k]; // slot on v, on parent
+      double move = st->load[v] - avg;
+      if (move > st->slot_x[sv]) move = st->slot_x[sv];
+      if (move < -st->slot_x[sp2]) move = -st->slot_x[sp2];
+      st->slot_x[sv] -= move;
+      st->slot_x[sp2] += move;
+      st->load[v] -= move;
+      st->load[sp2 / S] += move;
+    }
+  }
+}
+
 static void construct_transfer(mp_place_layer *st) {
   const int E = st->E, R = st->R, S = st->S;
   int *ord = st->c_ord, *rh = st->c_rh, *skip = st->c_skip;
@@ -434,51 +688,24 @@ static void construct_transfer(mp_place_layer *st) {
     ord[e] = e;
     tot += st->w[e];
   }
-  sort_key = st->w;
-  qsort(ord, (size_t)E, sizeof(int), cmp_desc_key);
-  int nh = R;
-  for (int r = 0; r < R; r++) rh[r] = r;
-  // keep one slot per rank free for the transfers when the experts allow
-  const int keep = (long)R * (S - 1) >= E ? 1 : 0;
-  for (int t = 0; t < E; t++) { // LPT: ranks are all distinct per expert here
-    int r = rh[0];
-    st_put(st, st_free_slot(st, r), ord[t], st->w[ord[t]]);
-    if (st->nfree[r] == keep) {
-      rh[0] = rh[--nh];
-    }
-    rheap_down(rh, nh, 0, st->load);
-  }
+  radix_sort_desc(ord, E, st->w, st->c_rtmp, st->c_rk0, st->c_rk1);
+  // Snake order over the ranks (0..R-1, R-1..0, ...) of the experts in
+  // decreasing load: O(E), every rank gets ceil or floor of E / R experts
+  // (so one slot per rank stays free when R (S - 1) >= E), and the
+  // transfers below remove whatever imbalance is left.
+  (void)rh;
   (void)skip;
-  const double T = tot / R, eps = 1e-12 * (T > 0 ? T : 1);
-  for (int guard = 0; guard < 4 * (R + st->RS); guard++) {
-    int r = st_argmax(st);
-    double ex = st->load[r] - T;
-    if (ex <= eps) break;
-    int q = -1;
-    for (int k = 0; k < R; k++)
-      if (k != r && st->nfree[k] > 0 && (q < 0 || st->load[k] < st->load[q])) q = k;
-    if (q < 0 || st->load[q] >= T - eps) break;
-    double df = T - st->load[q];
-    int best = -1; // replica on r of an expert q lacks, with the most tokens
-    for (int k = 0; k < S; k++) {
-      int i = r * S + k, e = st->slot_e[i];
-      if (e >= 0 && st->slot_x[i] > 0 && !st_rank_holds(st, q, e) &&
-          (best < 0 || st->slot_x[i] > st->slot_x[best]))
-        best = i;
-    }
-    if (best < 0) break;
-    int e = st->slot_e[best];
-    double a = ex < df ? ex : df;
-    if (a >= st->slot_x[best]) { // relocate the whole replica
-      double x = st_take(st, best);
-      st_put(st, st_free_slot(st, q), e, x);
-    } else {
-      st->slot_x[best] -= a;
-      st->load[r] -= a;
-      st_put(st, st_free_slot(st, q), e, a);
-    }
+  (void)S;
+  for (int t = 0; t < E; t++) {
+    int round = t / R, pos = t % R, r = round & 1 ? R - 1 - pos : pos;
+    st_put(st, st_free_slot(st, r), ord[t], st->w[ord[t]]);
   }
-  // leftover slots: replicas of the heaviest experts per replica
+  transfer_components(st, tot / R);
+  // Balanced: leftover slots stay empty (a replica there would get a zero
+  // share; a free slot lets the next rebalance add a replica without
+  // evicting one). Otherwise they get replicas of the heaviest experts per
+  // replica, which water-filling then uses where the transfers got stuck.
+  if (mp_place_layer_max(st) <= tot / R * (1 + 1e-9)) return;
   int *counts = st->c_counts, *heap = st->c_eheap, n = 0;
   for (int e = 0; e < E; e++) {
     counts[e] = st->cnt[e];
@@ -582,14 +809,13 @@ typedef struct cand {
   double est;    // estimated gain minus lambda x cost
 } cand;
 
-#define NCAND 4
+#define NCAND 8
 
 static void cand_push(cand *best, int *nb, cand c) {
   int k;
   if (*nb < NCAND) {
     k = (*nb)++;
   } else {
-    // full: c replaces the worst kept candidate only if it is better
     if (best[NCAND - 1].est >= c.est) return;
     k = NCAND - 1;
   }
@@ -603,9 +829,22 @@ static void cand_push(cand *best, int *nb, cand c) {
 }
 
 /* One improving change from the busiest rank; returns 1 if one was kept. */
-static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *bytes_used) {
+/* Total excess of the ranks over the mean T: the max load is at most
+ * T + excess, and unlike the max it drops with every useful change even
+ * when several ranks share the top (the max alone has plateaus). */
+static double total_excess(const mp_place_layer *st, double T) {
+  double x = 0;
+  for (int r = 0; r < st->R; r++)
+    if (st->load[r] > T) x += st->load[r] - T;
+  return x;
+}
+
+/* One improving change that takes load off rank rs; 1 if one was kept.
+ * Mmax is the layer's max load (which must not rise), T the mean and X0
+ * the total excess before the change. */
+static int improve_from(mp_place_layer *st, const mp_place_search *sp, int rs, double Mmax,
+                        double T, double X0, double *bytes_used) {
   const int S = st->S, R = st->R;
-  const int rs = st_argmax(st);
   const double M = st->load[rs];
   cand best[NCAND];
   int nb = 0;
@@ -619,15 +858,18 @@ static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *b
       if (Lq >= M) continue;
       const int q_has_b = st_rank_holds(st, q, b);
       int cls;
-      const double cb = q_has_b ? 0 : sp->lambda * move_cost(st, b, q, &cls);
+      // costs only matter through lambda (and move_cost scans replicas)
+      const int priced = sp->lambda > 0 && st->cur;
+      const double cb = q_has_b || !priced ? 0 : sp->lambda * move_cost(st, b, q, &cls);
       for (int k = 0; k < S; k++) {
         int j = q * S + k, a2 = st->slot_e[j];
         if (!q_has_b && (a2 < 0 || (a2 != b && st->cnt[a2] > 1))) {
           // replicate b into slot j (evicting a spare replica of a2)
           double base = Lq - st->slot_x[j];
-          double d = (M - base) / 2;
+          // tokens that can flow from rs to q without raising q above T
+          double d = base < T ? (T - base < M - T ? T - base : M - T) : 0;
           if (d > xi) d = xi;
-          double est = d - cb + (a2 >= 0 ? sp->lambda * slot_cost(st, j) : 0);
+          double est = d - cb + (a2 >= 0 && priced ? sp->lambda * slot_cost(st, j) : 0);
           if (d > 0) cand_push(best, &nb, (cand){1, i, j, est});
         }
         if (!q_has_b && a2 >= 0 && a2 != b && st->slot_x[j] < xi &&
@@ -637,8 +879,9 @@ static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *b
           double m1 = M - xi + xj, m2 = Lq - xj + xi;
           double nm = m1 > m2 ? m1 : m2;
           int c2;
-          double cost = cb + sp->lambda * move_cost(st, a2, rs, &c2) -
-                        sp->lambda * (slot_cost(st, i) + slot_cost(st, j));
+          double cost = !priced ? 0
+                                : cb + sp->lambda * move_cost(st, a2, rs, &c2) -
+                                      sp->lambda * (slot_cost(st, i) + slot_cost(st, j));
           if (nm < M) cand_push(best, &nb, (cand){2, i, j, M - nm - cost});
         }
       }
@@ -678,10 +921,10 @@ static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *b
     waterfill_ranks(st, rs, q, 2);
     const double dbytes = bytes_after - bytes_before;
     const double nm = mp_place_layer_max(st);
-    const double gain = M - nm - sp->lambda * (cost_after - cost_before);
+    const double gain = X0 - total_excess(st, T) - sp->lambda * (cost_after - cost_before);
     const int within_budget =
         !sp->budget || *sp->budget < 0 || dbytes <= 0 || *bytes_used + dbytes <= *sp->budget;
-    if (gain > sp->min_gain && nm < M && within_budget) {
+    if (gain > sp->min_gain && nm <= Mmax && within_budget) {
       *bytes_used += dbytes;
       return 1;
     }
@@ -690,11 +933,42 @@ static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *b
   return 0;
 }
 
+/* Tries the most loaded ranks in turn (the top one may be stuck while the
+ * next ones can still shed load, which lowers the total excess). */
+#define LS_SOURCES 4
+static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *bytes_used) {
+  const int R = st->R;
+  int top[LS_SOURCES], nt = 0;
+  double T = 0;
+  for (int r = 0; r < R; r++) {
+    T += st->load[r];
+    // keep the LS_SOURCES most loaded ranks, in decreasing load
+    int k = nt < LS_SOURCES ? nt++ : LS_SOURCES - 1;
+    if (k == LS_SOURCES - 1 && nt == LS_SOURCES && r >= LS_SOURCES &&
+        st->load[top[k]] >= st->load[r])
+      continue;
+    top[k] = r;
+    while (k > 0 && st->load[top[k - 1]] < st->load[top[k]]) {
+      int t = top[k];
+      top[k] = top[k - 1];
+      top[k - 1] = t;
+      k--;
+    }
+  }
+  T /= R;
+  const double Mmax = st->load[top[0]], X0 = total_excess(st, T);
+  for (int k = 0; k < nt; k++) {
+    if (st->load[top[k]] <= T) break;
+    if (improve_from(st, sp, top[k], Mmax, T, X0, bytes_used)) return 1;
+  }
+  return 0;
+}
+
 static void local_search(mp_place_layer *st, const mp_place_search *sp, double bound,
                          double *bytes_used) {
   for (int it = 0; it < sp->max_iter; it++) {
     // close enough to the bound: further search costs more time than it gains
-    if (mp_place_layer_max(st) <= bound * (1 + 2e-4)) break;
+    if (mp_place_layer_max(st) <= bound * (1 + MP_PLACE_GOOD_GAP)) break;
     if (sp->deadline > 0 && (it & 7) == 7 && mp_now_s() > sp->deadline) break;
     if (!improve_once(st, sp, bytes_used)) break;
   }
@@ -705,14 +979,25 @@ void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_se
   st->w = w;
   const int *cur = st->cur;
   st->cur = NULL; // a fresh placement ignores migration
-  if ((long)st->RS - st->E >= st->R - 1)
-    construct_transfer(st);
-  else
-    construct(st);
   double tot = 0;
   for (int e = 0; e < st->E; e++) tot += w[e];
   double bound = mp_place_layer_bound(st, w);
-  waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+  if ((long)st->RS - st->E >= st->R - 1) {
+    construct_transfer(st);
+    waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+    // the transfers can get stuck when light ranks run out of free slots:
+    // then the replicate-then-LPT start may be better
+    const double m1 = mp_place_layer_max(st);
+    if (m1 > bound * (1 + 4 * MP_PLACE_GOOD_GAP)) {
+      st_save(st);
+      construct(st);
+      waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+      if (mp_place_layer_max(st) >= m1) st_restore(st);
+    }
+  } else {
+    construct(st);
+    waterfill_all(st, WF_TOL * (tot > 0 ? tot / st->R : 1), WF_MAX_PASSES);
+  }
   mp_place_search fs = *sp;
   fs.lambda = 0;
   fs.budget = NULL;
@@ -748,6 +1033,60 @@ void mp_place_layer_from_current(mp_place_layer *st, const double *w, const mp_p
     ms.budget = NULL;
     local_search(st, &ms, bound, &used);
   }
+}
+
+void mp_place_layer_repair(mp_place_layer *st, const double *w) {
+  st->w = w;
+  double tot = 0;
+  for (int e = 0; e < st->E; e++) tot += w[e];
+  const double T = tot / st->R;
+  // spare replicas the current loads leave idle free their slots (no bytes)
+  for (int i = 0; i < st->RS; i++) {
+    int e = st->slot_e[i];
+    if (e >= 0 && st->cnt[e] > 1 && st->slot_x[i] <= 1e-12 * (T > 0 ? T : 1)) st_take(st, i);
+  }
+  transfer_components(st, T);
+  waterfill_all(st, WF_TOL * (T > 0 ? T : 1), WF_MAX_PASSES);
+}
+
+void mp_place_layer_home(mp_place_layer *st, const double *w) {
+  const int E = st->E, R = st->R, S = st->S;
+  st->w = w;
+  st_clear(st);
+  double tot = 0;
+  int *ord = st->c_ord;
+  for (int e = 0; e < E; e++) {
+    ord[e] = e;
+    tot += w[e];
+  }
+  radix_sort_desc(ord, E, w, st->c_rtmp, st->c_rk0, st->c_rk1);
+  const int keep = (long)R * (S - 1) >= E ? 1 : 0;
+  // heaviest first, each expert to the least loaded of its current ranks
+  // with room; an expert whose ranks are all full waits for the second pass
+  int *late = st->c_reps, nlate = 0;
+  for (int t = 0; t < E; t++) {
+    int e = ord[t], b = -1;
+    for (int i = st->cur_head[e]; i >= 0; i = st->cur_next[i]) {
+      int r = i / S;
+      if (st->nfree[r] > keep && (b < 0 || st->load[r] < st->load[b])) b = r;
+    }
+    if (b < 0) {
+      late[nlate++] = e;
+      continue;
+    }
+    st_put(st, st_free_slot(st, b), e, w[e]);
+  }
+  for (int t = 0; t < nlate; t++) { // these move: to the least loaded rank with room
+    int e = late[t], b = -1;
+    for (int r = 0; r < R; r++)
+      if (st->nfree[r] > keep && (b < 0 || st->load[r] < st->load[b])) b = r;
+    if (b < 0)
+      for (int r = 0; r < R; r++)
+        if (st->nfree[r] > 0 && (b < 0 || st->load[r] < st->load[b])) b = r;
+    st_put(st, st_free_slot(st, b), e, w[e]);
+  }
+  transfer_components(st, tot / R);
+  waterfill_all(st, WF_TOL * (tot > 0 ? tot / R : 1), WF_MAX_PASSES);
 }
 
 void mp_place_layer_align(mp_place_layer *st) {

@@ -36,6 +36,13 @@ typedef struct mp_place_layer {
   int *c_reps, *c_ord;        // [RS]
   double *c_key;              // [RS]
   int *c_rh, *c_skip;         // [R]
+  int *c_rtmp;                // [max(E, RS, R)] radix sort scratch
+  uint64_t *c_rk0, *c_rk1;    // [max(E, RS, R)]
+  int *t_int;                 // [16 R] transfer components and trees
+  double *t_dbl;              // [R]
+  int hcap;                   // lazy heaps of the transfers: 2 x hcap entries
+  double *h_key;
+  int *h_val, *h_stamp;
 } mp_place_layer;
 
 int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_topology *topo);
@@ -62,6 +69,17 @@ void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_se
  * first), re-optimises shares, then improves with migration cost in the
  * objective. */
 void mp_place_layer_from_current(mp_place_layer *st, const double *w, const mp_place_search *sp);
+
+/* Repair of the current placement; st must hold it with water-filled shares
+ * (mp_place_layer_from_current with max_iter 0, or a copy of that state):
+ * idle spare replicas are dropped, then the component transfers run from
+ * there: each split is one move, at most R - 1 per layer. */
+void mp_place_layer_repair(mp_place_layer *st, const double *w);
+
+/* A fresh placement built around the current one: every expert starts on
+ * one of its current ranks (heaviest first, least loaded), then the
+ * component transfers balance, preferring ranks that hold the expert now. */
+void mp_place_layer_home(mp_place_layer *st, const double *w);
 
 void mp_place_layer_set_current(mp_place_layer *st, const int *cur, double expert_bytes);
 

@@ -1,6 +1,8 @@
 /* Rank topology: which node / package / NUMA domain each rank is on, and
  * the per-byte cost of moving expert state between two ranks' classes. */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <ctype.h>
 #include <errno.h>
@@ -284,7 +286,9 @@ int moeplace_topology_load(moeplace_topology **out, const char *path) {
                                         (int)shape[3]);
   }
   if (rc) {
-    mp_fail(rc, "%s: %s", path, moeplace_last_error());
+    char why[512];
+    snprintf(why, sizeof why, "%s", moeplace_last_error());
+    mp_fail(rc, "%s: %s", path, why);
     goto done;
   }
   for (int c = 1; c < MOEPLACE_LINK_CLASSES; c++)

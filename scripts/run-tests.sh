@@ -4,6 +4,8 @@
 #   2. the same with AddressSanitizer + UndefinedBehaviorSanitizer in ./build-asan
 #   3. valgrind (memcheck) over the non-MPI unit tests
 #   4. a short libFuzzer run of the trace reader (FUZZ_SECONDS, default 60)
+#   5. Slurm batch jobs on a one-node Slurm cluster started for the test
+#      (`make check-slurm`; needs root; SKIP_SLURM=1 leaves it out)
 # Exits non-zero when any part fails; prints each part's summary.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,10 +32,10 @@ check() {
 
 part() { echo; echo "===== $*"; }
 
-part "1/4 make check"
+part "1/5 make check"
 { "$src/scripts/build.sh" "$build" && check "$build"; } || status=1
 
-part "2/4 make check with ASan + UBSan"
+part "2/5 make check with ASan + UBSan"
 # Open MPI and hwloc keep some allocations for the life of the process;
 # tests/lsan.supp names those libraries so that only moeplace's leaks count.
 export LSAN_OPTIONS="suppressions=$src/tests/lsan.supp:print_suppressions=0"
@@ -41,7 +43,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 { "$src/scripts/build.sh" "$asan" --enable-sanitizers && check "$asan"; } || status=1
 unset LSAN_OPTIONS UBSAN_OPTIONS
 
-part "3/4 valgrind memcheck"
+part "3/5 valgrind memcheck"
 for t in $(cat "$src/tests/valgrind-tests.txt"); do
   if [ -x "$build/$t" ]; then
     echo "valgrind $t"
@@ -52,8 +54,17 @@ for t in $(cat "$src/tests/valgrind-tests.txt"); do
   fi
 done
 
-part "4/4 fuzzing the trace reader"
+part "4/5 fuzzing the trace reader"
 FUZZ_OUT="$build/fuzz-out" "$src/scripts/fuzz.sh" "${FUZZ_SECONDS:-60}" || status=1
+
+part "5/5 Slurm batch jobs (make check-slurm)"
+if [ "${SKIP_SLURM:-0}" = 1 ]; then
+  echo "skipped (SKIP_SLURM=1)"
+elif [ "$(id -u)" -ne 0 ]; then
+  echo "skipped: starting slurmctld/slurmd needs root"
+else
+  make -C "$build" check-slurm || status=1
+fi
 
 # Summary: Check's own line for every unit-test program, then one line
 # counting every test result of both make check passes.

@@ -34,7 +34,7 @@ static void usage(FILE *out) {
           "                          (cost = bytes x link-class cost; default 0)\n"
           "  --budget B              hard cap on bytes moved (default unlimited)\n"
           "  --min-gain G            a change must gain more than G x mean rank load\n"
-          "                          (default 0.001)\n"
+          "                          (default 0.002)\n"
           "  --iterations N          local-search iterations per layer (default 64)\n"
           "  --time-limit-ms T       soft time limit for the solve (default none)\n"
           "Output:\n"

@@ -148,13 +148,14 @@ typedef struct moeplace_place_options {
   /* Bytes of one expert replica's state (weights, optimizer state...). */
   double expert_bytes;
   /* A change must also gain more than min_gain x the layer's mean rank load
-   * (default 1e-3), so noise-level load changes move nothing. */
+   * (default 2e-3), so noise-level load changes move nothing. */
   double min_gain;
   /* Local-search effort: improvement iterations per layer (default 64). */
   int max_iterations;
-  /* Soft wall-clock limit for the whole call in ms (<= 0: none). */
+  /* Soft wall-clock limit in ms for the local search (<= 0: none); the
+   * constructive steps always run to the end. */
   double time_limit_ms;
-  uint64_t seed;
+  uint64_t seed; /* reserved: the current solver is deterministic */
 } moeplace_place_options;
 
 void moeplace_place_options_init(moeplace_place_options *opt);

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Placement benchmark: moeplace's solver (bench_place) and the EPLB reference
+# (scripts/eplb_reference.py, numpy and torch backends) on the same lognormal
+# loads in one run, then the speed and balance ratios.
+#   bench/run_place_bench.sh [BUILD_DIR]      (default: /tmp/build-placement)
+set -eu
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-/tmp/build-placement}
+PY=${PYTHON3:-/usr/bin/python3}
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+make -C "$BUILD" -s bench/bench_place >/dev/null
+TRACES=""
+for t in /work/shared/traces/pycode-L4-E16-top2.csv.gz /work/shared/traces/perl-L4-E8-top1.csv.gz; do
+  [ -f "$t" ] || t="$SRC/data/$(basename "$t" .csv.gz)-4k.csv.gz"
+  [ -f "$t" ] && TRACES="$TRACES --trace $t"
+done
+echo "== moeplace (C, one core)"
+# shellcheck disable=SC2086
+"$BUILD/bench/bench_place" --loads-out "$OUT/loads.txt" $TRACES | tee "$OUT/c.txt"
+SHAPES="deepseek-32x9:32:9:4:8 deepseek-64x5:64:5:8:8 deepseek-64x5-2nodes:64:5:2:8"
+echo "== EPLB reference (numpy)"
+"$PY" "$SRC/scripts/eplb_reference.py" "$OUT/loads.txt" $SHAPES --repeat 3 | tee "$OUT/np.txt"
+if "$PY" -c "import torch" 2>/dev/null; then
+  echo "== EPLB reference (torch CPU, one thread, as EPLB runs)"
+  "$PY" "$SRC/scripts/eplb_reference.py" "$OUT/loads.txt" $SHAPES --repeat 1 --backend torch |
+    tee "$OUT/torch.txt"
+else
+  : >"$OUT/torch.txt"
+fi
+echo "== ratios (EPLB time / moeplace time; imbalances side by side)"
+cat "$OUT/np.txt" "$OUT/torch.txt" | awk -v cfile="$OUT/c.txt" '
+  BEGIN { while ((getline l < cfile) > 0) { split(l, f, " ");
+            if (f[1] == "RESULT") { ms[f[2]] = f[5]; imb[f[2]] = f[7]; gr[f[2]] = f[9]; lb[f[2]] = f[11] } } }
+  $1 ~ /^EPLB/ { n = $2; printf "%-22s %-8s %-12s EPLB %8.1f ms imb %s dup %-4s | moeplace %.3f ms imb %s (greedy-LPT %s, bound %s) | speedup %.0fx\n",
+                 n, substr($1, 6), $3, $5, $7, $9, ms[n], imb[n], gr[n], lb[n], $5 / ms[n] }'

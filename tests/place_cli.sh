@@ -1,0 +1,124 @@
+#!/bin/sh
+# moeplace-place end to end: a placement from a trace, its JSON accepted back
+# as --current, few moves on the next interval, the budget respected, and
+# clear errors (exit 2) for invalid inputs.
+. "$top_srcdir/tests/lib.sh"
+P="$top_builddir/moeplace-place"
+TR="$top_srcdir/data/pycode-L4-E16-top2-4k.csv.gz"
+D=$WORK
+# a failed step makes the later ones meaningless: stop there
+die() { fail "$*"; finish; }
+
+"$P" --help | grep -q -- "--migration-weight" || die "--help lacks options"
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 0:500 --json "$D/p1.json" >"$D/o1" ||
+  die "first placement"
+"$PYTHON3" - "$D/p1.json" <<'PY' || die "JSON content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+R, S, E = d["ranks"], d["slots"], d["experts"]
+assert (R, S, E, d["layers"]) == (8, 3, 16, 4)
+for k in ("imbalance", "lower_bound", "moves", "bytes_moved", "cross_node_bytes", "solve_ms"):
+    assert k in d, k
+num = den = 0.0
+for lay in d["placement"]:
+    ph, sh = lay["phy2log"], lay["share"]
+    assert len(ph) == R * S and len(lay["logcnt"]) == E
+    for r in range(R):
+        ex = [e for e in ph[r * S:(r + 1) * S] if e >= 0]
+        assert len(ex) == len(set(ex)), "duplicate on a rank"
+    for e in range(E):
+        s = sum(sh[p] for p in range(R * S) if ph[p] == e)
+        assert abs(s - 1) < 1e-9, (e, s)
+        assert lay["logcnt"][e] == ph.count(e) >= 1
+assert d["lower_bound"] <= d["imbalance"] + 1e-12
+PY
+# imbalance and lower bound recomputed independently from the trace
+cat >"$D/check.py" <<'PY'
+import gzip, json, sys
+d = json.load(open(sys.argv[1]))
+R, S, E, L = d["ranks"], d["slots"], d["experts"], d["layers"]
+tot = [[0.0] * E for _ in range(L)]
+for line in gzip.open(sys.argv[2], "rt"):
+    if line.startswith("#") or line.startswith("step") or not line.strip():
+        continue
+    f = line.split(",")
+    if int(f[0]) >= int(sys.argv[3]):
+        break
+    for e in range(E):
+        tot[int(f[1])][e] += float(f[2 + e])
+num = den = 0.0
+for lay in d["placement"]:
+    l, ph, sh = lay["layer"], lay["phy2log"], lay["share"]
+    loads = [sum(sh[p] * tot[l][ph[p]] for p in range(r * S, (r + 1) * S) if ph[p] >= 0)
+             for r in range(R)]
+    num += max(loads)
+    den += sum(tot[l]) / R
+assert abs(num / den - d["imbalance"]) < 1e-9, (num / den, d["imbalance"])
+# lower bound, independently: per layer max(mean, min over replica counts of
+# max w/c), the inner minimum by binary search on T (ceil(w/T) replicas each)
+import math
+lb = 0.0
+for l in range(L):
+    w = tot[l]
+    lo, hi = 0.0, max(w)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        need = sum(max(1, math.ceil(x / mid)) if mid > 0 else R for x in w)
+        if need <= R * S and all(math.ceil(x / mid) <= R for x in w if mid > 0):
+            hi = mid
+        else:
+            lo = mid
+    lb += max(sum(w) / R, hi)
+assert abs(lb / den - d["lower_bound"]) < 1e-6, (lb / den, d["lower_bound"])
+PY
+"$PYTHON3" "$D/check.py" "$D/p1.json" "$TR" 500 || die "imbalance / bound recomputation"
+# a skewed trace without room to replicate: the replica-count term binds
+PERL="$top_srcdir/data/perl-L4-E8-top1-4k.csv.gz"
+"$P" --loads "$PERL" --ranks 8 --slots 1 --steps 0:1000 --json "$D/perl.json" >/dev/null ||
+  die "perl placement"
+"$PYTHON3" "$D/check.py" "$D/perl.json" "$PERL" 1000 || die "perl recomputation"
+"$PYTHON3" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["lower_bound"] > 1.5, d["lower_bound"]' "$D/perl.json" ||
+  die "perl lower bound should exceed 1.5"
+# next interval from the current placement: accepted, few moves, budget kept
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p1.json" \
+  --expert-bytes 1000 --budget 3000 --json "$D/p2.json" --plan "$D/plan.json" >"$D/o2" ||
+  die "second placement"
+"$PYTHON3" - "$D/p2.json" "$D/plan.json" <<'PY' || die "budget / plan"
+import json, sys
+d = json.load(open(sys.argv[1])); plan = json.load(open(sys.argv[2]))
+assert d["bytes_moved"] <= 3000, d["bytes_moved"]
+assert len(plan["transfers"]) == d["moves"]
+PY
+# without the budget, then the same loads again: nothing to gain, nothing moves
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p2.json" \
+  --json "$D/p3.json" >"$D/o3" || die "third placement"
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p3.json" \
+  --json "$D/p4.json" >"$D/o4" || die "fourth placement"
+expect_grep "moves 0 " "$D/o4" "re-placing the same loads moves nothing"
+expect_grep "kept_current yes" "$D/o4" "kept_current reported"
+
+# errors: exit 2 with a clear message
+expect_usage() { # message-pattern command...
+  pat=$1
+  shift
+  expect_status 2 "invalid input ($pat)" -- "$@" && expect_grep "$pat" "$WORK/err" "message"
+}
+expect_usage "more experts" "$P" --loads "$TR" --ranks 4 --slots 3
+expect_usage "current placement is" "$P" --loads "$TR" --ranks 4 --slots 6 --current "$D/p1.json"
+"$PYTHON3" - "$D/p1.json" "$D/dup.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+S, ph = d["slots"], d["placement"][0]["phy2log"]
+p0 = next(p for p in range(len(ph)) if ph[p] >= 0)  # a replica...
+ph[p0 // S * S + (p0 + 1) % S] = ph[p0]             # ...copied onto its own rank
+json.dump(d, open(sys.argv[2], "w"))
+PY
+expect_usage "twice" "$P" --loads "$TR" --ranks 8 --slots 3 --current "$D/dup.json"
+printf 'step,layer,e0,e1\n0,0,5,-3\n' >"$D/neg.csv"
+expect_usage "neg.csv:2" "$P" --loads "$D/neg.csv" --ranks 2 --slots 1
+printf 'nodes 2\nranks_per_node four\n' >"$D/topo.txt"
+expect_usage "topo.txt:2" "$P" --loads "$TR" --topology "$D/topo.txt" --slots 3
+expect_usage "steps" "$P" --loads "$TR" --ranks 8 --slots 3 --steps 9:3
+printf 'nodes 2\nranks_per_node 4\npackages_per_node 2\ncost other_node 10\n' >"$D/topo2.txt"
+expect_status 0 "topology file" -- "$P" --loads "$TR" --topology "$D/topo2.txt" --slots 3
+finish

@@ -1,0 +1,517 @@
+/* Placement engine: invariants on randomised instances, exactness on small
+ * ones, migration-awareness, the byte budget, topology files, JSON files,
+ * the migration plan and input errors. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <moeplace.h>
+
+#include "placement/solver.h"
+
+static uint64_t rs = 12345;
+static double urand(void) {
+  rs ^= rs << 13;
+  rs ^= rs >> 7;
+  rs ^= rs << 17;
+  return ((double)(rs >> 11) + 0.5) / 9007199254740992.0;
+}
+static double lognormal(double sigma) {
+  return exp(sigma * sqrt(-2 * log(urand())) * cos(2 * M_PI * urand()));
+}
+
+/* Independent recomputation of metrics.md's imbalance from the slot arrays. */
+static double recompute_imbalance(const moeplace_placement *p, const double *w) {
+  int L = moeplace_placement_layers(p), E = moeplace_placement_experts(p);
+  int R = moeplace_placement_ranks(p), S = moeplace_placement_slots(p);
+  double num = 0, den = 0;
+  for (int l = 0; l < L; l++) {
+    const int *ph = moeplace_placement_phy2log_const(p, l);
+    const double *sh = moeplace_placement_share_const(p, l);
+    double mx = 0, tot = 0;
+    for (int r = 0; r < R; r++) {
+      double s = 0;
+      for (int k = 0; k < S; k++)
+        if (ph[r * S + k] >= 0) s += sh[r * S + k] * w[l * E + ph[r * S + k]];
+      if (s > mx) mx = s;
+    }
+    for (int e = 0; e < E; e++) tot += w[l * E + e];
+    num += mx;
+    den += tot / R;
+  }
+  return den > 0 ? num / den : 1.0;
+}
+
+/* Checks every invariant by hand (not through the library's validator). */
+static void check_invariants(const moeplace_placement *p) {
+  int L = moeplace_placement_layers(p), E = moeplace_placement_experts(p);
+  int R = moeplace_placement_ranks(p), S = moeplace_placement_slots(p);
+  for (int l = 0; l < L; l++) {
+    const int *ph = moeplace_placement_phy2log_const(p, l);
+    const double *sh = moeplace_placement_share_const(p, l);
+    double *sum = calloc(E, sizeof *sum);
+    int *cnt = calloc(E, sizeof *cnt), *lc = calloc(E, sizeof *lc);
+    for (int r = 0; r < R; r++)
+      for (int k = 0; k < S; k++) {
+        int e = ph[r * S + k];
+        ck_assert_int_ge(e, -1);
+        ck_assert_int_lt(e, E);
+        if (e < 0) {
+          ck_assert(sh[r * S + k] == 0);
+          continue;
+        }
+        for (int k2 = 0; k2 < k; k2++) ck_assert_int_ne(ph[r * S + k2], e); // no duplicate
+        ck_assert(sh[r * S + k] >= 0 && sh[r * S + k] <= 1 + 1e-12);
+        sum[e] += sh[r * S + k];
+        cnt[e]++;
+      }
+    moeplace_placement_logcnt(p, l, lc);
+    for (int e = 0; e < E; e++) {
+      ck_assert_int_ge(cnt[e], 1); // every expert present
+      ck_assert_int_eq(cnt[e], lc[e]);
+      ck_assert_msg(fabs(sum[e] - 1) < 1e-9, "layer %d expert %d shares sum %g", l, e, sum[e]);
+    }
+    free(sum);
+    free(cnt);
+    free(lc);
+  }
+  ck_assert_int_eq(moeplace_placement_validate(p), MOEPLACE_OK);
+}
+
+START_TEST(test_random_invariants) {
+  for (int trial = 0; trial < 300; trial++) {
+    int R = 1 + (int)(urand() * 12), S = 1 + (int)(urand() * 5), L = 1 + (int)(urand() * 3);
+    int E = 1 + (int)(urand() * R * S);
+    int nodes = R % 2 == 0 && urand() < 0.5 ? 2 : 1;
+    moeplace_topology *t;
+    ck_assert_int_eq(moeplace_topology_create_shape(&t, nodes, R / nodes, 1, 1), 0);
+    double *w = malloc((size_t)L * E * sizeof *w);
+    int kind = trial % 4;
+    for (int i = 0; i < L * E; i++)
+      w[i] = kind == 0 ? 1000 * lognormal(1.0)
+             : kind == 1 ? (urand() < 0.3 ? 0 : 100 * urand())
+             : kind == 2 ? 1.0
+                         : 1000 * lognormal(2.0);
+    moeplace_placement *p;
+    moeplace_place_stats st;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, NULL, &p, &st), 0);
+    check_invariants(p);
+    double imb = recompute_imbalance(p, w);
+    ck_assert_msg(fabs(imb - st.imbalance) < 1e-9, "imbalance %g vs reported %g", imb,
+                  st.imbalance);
+    ck_assert(st.lower_bound >= 1 - 1e-12);
+    ck_assert_msg(st.lower_bound <= st.imbalance + 1e-9, "bound %g above imbalance %g",
+                  st.lower_bound, st.imbalance);
+    // the optimal shares of the final assignment: water-filling must reach them
+    if (R <= 12 && E <= 64) {
+      for (int l = 0; l < L; l++) {
+        const int *ph = moeplace_placement_phy2log_const(p, l);
+        double opt = mp_place_assignment_optimum(w + l * E, E, R, S, ph);
+        double rl[16], mx = 0;
+        moeplace_placement_rank_loads(p, l, w + l * E, rl);
+        for (int r = 0; r < R; r++) mx = rl[r] > mx ? rl[r] : mx;
+        ck_assert_msg(mx <= opt * (1 + 1e-4) + 1e-9, "shares not optimal: max %g, optimum %g",
+                      mx, opt);
+      }
+    }
+    // the same placement as current: nothing to gain, nothing moves
+    moeplace_placement *q;
+    moeplace_place_stats s2;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, p, NULL, &q, &s2), 0);
+    check_invariants(q);
+    // a move is made only when it improves the balance
+    if (s2.moves > 0) ck_assert(s2.imbalance < st.imbalance);
+    else ck_assert_int_eq(s2.kept_current, 1);
+    moeplace_placement_destroy(q);
+    moeplace_placement_destroy(p);
+    moeplace_topology_destroy(t);
+    free(w);
+  }
+}
+END_TEST
+
+/* Exactness: the heuristic against branch and bound on small instances. */
+START_TEST(test_exact_small) {
+  double worst = 0, sum_gap = 0;
+  int n = 0;
+  for (int trial = 0; trial < 150; trial++) {
+    int R = 2 + (int)(urand() * 2), S = 1 + (int)(urand() * 3);
+    int E = 1 + (int)(urand() * (R * S < 6 ? R * S : 6));
+    double w[8];
+    for (int e = 0; e < E; e++) w[e] = 100 * lognormal(1.0);
+    double ex = mp_place_exact(w, E, R, S);
+    ck_assert(ex > 0);
+    moeplace_topology *t;
+    moeplace_topology_create_shape(&t, 1, R, 1, 1);
+    moeplace_placement *p;
+    moeplace_place_stats st;
+    ck_assert_int_eq(moeplace_place(t, 1, E, S, w, NULL, NULL, &p, &st), 0);
+    double rl[4], mx = 0, tot = 0;
+    moeplace_placement_rank_loads(p, 0, w, rl);
+    for (int r = 0; r < R; r++) mx = rl[r] > mx ? rl[r] : mx;
+    for (int e = 0; e < E; e++) tot += w[e];
+    ck_assert_msg(mx >= ex * (1 - 1e-9), "heuristic %g below the exact optimum %g", mx, ex);
+    // the reported lower bound is a true bound
+    ck_assert_msg(st.lower_bound * tot / R <= ex * (1 + 1e-9), "bound %g above optimum %g",
+                  st.lower_bound * tot / R, ex);
+    double gap = mx / ex - 1;
+
+    if (gap > worst) worst = gap;
+    sum_gap += gap;
+    n++;
+    moeplace_placement_destroy(p);
+    moeplace_topology_destroy(t);
+  }
+  printf("exact: %d instances, mean gap %.4f%%, worst gap %.4f%%\n", n, 100 * sum_gap / n,
+         100 * worst);
+  ck_assert_msg(sum_gap / n < 0.01, "mean gap to the exact optimum %.4f", sum_gap / n);
+  ck_assert_msg(worst < 0.10, "worst gap to the exact optimum %.4f", worst);
+}
+END_TEST
+
+/* Migration-awareness: tiny load changes move nothing; large ones move
+ * far less than a from-scratch placement at comparable balance. */
+START_TEST(test_migration_aware) {
+  const int L = 4, E = 32, S = 5;
+  moeplace_topology *t;
+  moeplace_topology_create_shape(&t, 2, 4, 1, 1);
+  double w[L * E], w2[L * E];
+  for (int i = 0; i < L * E; i++) w[i] = 1000 * lognormal(1.0);
+  moeplace_placement *p0, *p1;
+  moeplace_place_stats st;
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, NULL, &p0, &st), 0);
+  for (int i = 0; i < L * E; i++) w2[i] = w[i] * (1 + 1e-5 * (urand() - 0.5));
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, NULL, &p1, &st), 0);
+  ck_assert_int_eq(st.moves, 0);
+  ck_assert_int_eq(st.kept_current, 1);
+  ck_assert(st.imbalance < 1.01);
+  moeplace_placement_destroy(p1);
+  // a 5% drift (the traces drift less between 500-step intervals)
+  for (int i = 0; i < L * E; i++) w2[i] = w[i] * (1 + 0.1 * (urand() - 0.5));
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, NULL, &p1, &st), 0);
+  check_invariants(p1);
+  moeplace_placement *f;
+  moeplace_place_stats sf;
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w2, NULL, NULL, &f, &sf), 0);
+  moeplace_move_stats d;
+  ck_assert_int_eq(moeplace_placement_diff(p0, f, t, 1.0, &d), 0);
+  printf("drift 5%%: aware moves %lld imbalance %.5f; from scratch moves %lld imbalance %.5f\n",
+         (long long)st.moves, st.imbalance, (long long)d.moves, sf.imbalance);
+  ck_assert_int_le(st.moves * 5, d.moves);
+  ck_assert(st.imbalance <= sf.imbalance + 0.01);
+  // migration plan: one transfer per move, from an old holder to a new one
+  moeplace_transfer *tr;
+  size_t n;
+  ck_assert_int_eq(moeplace_migration_plan(p0, p1, t, 1.0, &tr, &n), 0);
+  ck_assert_int_eq((int64_t)n, st.moves);
+  for (size_t i = 0; i < n; i++) {
+    ck_assert_int_eq(moeplace_placement_phy2log_const(p0, tr[i].layer)[tr[i].src_slot],
+                     tr[i].expert);
+    ck_assert_int_eq(moeplace_placement_phy2log_const(p1, tr[i].layer)[tr[i].dst_slot],
+                     tr[i].expert);
+    ck_assert_int_eq(tr[i].src_slot / S, tr[i].src_rank);
+    ck_assert_int_eq(tr[i].dst_slot / S, tr[i].dst_rank);
+    ck_assert_int_ne(tr[i].src_rank, tr[i].dst_rank);
+  }
+  moeplace_transfers_free(tr);
+  moeplace_placement_destroy(f);
+  moeplace_placement_destroy(p1);
+  moeplace_placement_destroy(p0);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+/* The byte budget is a hard cap, whatever the drift. */
+START_TEST(test_budget) {
+  for (int trial = 0; trial < 60; trial++) {
+    int R = 2 + (int)(urand() * 10), S = 1 + (int)(urand() * 4), L = 1 + (int)(urand() * 3);
+    int E = 1 + (int)(urand() * R * S);
+    moeplace_topology *t;
+    moeplace_topology_create_shape(&t, 1, R, 1, 1);
+    double *w = malloc((size_t)L * E * sizeof *w), *w2 = malloc((size_t)L * E * sizeof *w);
+    for (int i = 0; i < L * E; i++) {
+      w[i] = 100 * lognormal(1.5);
+      w2[i] = 100 * lognormal(1.5); // unrelated loads: a large rebalance is worth it
+    }
+    moeplace_placement *p0, *p1;
+    moeplace_place_stats st;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, NULL, &p0, &st), 0);
+    moeplace_place_options o;
+    moeplace_place_options_init(&o);
+    o.expert_bytes = 1000;
+    o.byte_budget = 1000.0 * (trial % 4); // 0 to 3 replicas
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, &o, &p1, &st), 0);
+    check_invariants(p1);
+    ck_assert_msg(st.bytes_moved <= o.byte_budget, "moved %g over budget %g", st.bytes_moved,
+                  o.byte_budget);
+    moeplace_move_stats d;
+    moeplace_placement_diff(p0, p1, t, o.expert_bytes, &d);
+    ck_assert(d.bytes_moved <= o.byte_budget);
+    ck_assert_int_eq(d.moves, st.moves);
+    if (o.byte_budget == 0) ck_assert_int_eq(st.moves, 0);
+    moeplace_placement_destroy(p0);
+    moeplace_placement_destroy(p1);
+    moeplace_topology_destroy(t);
+    free(w);
+    free(w2);
+  }
+}
+END_TEST
+
+/* A migration weight large enough makes every move unprofitable. */
+START_TEST(test_weight_keeps_current) {
+  moeplace_topology *t;
+  moeplace_topology_create_shape(&t, 2, 4, 1, 1);
+  const int L = 2, E = 16, S = 3;
+  double w[L * E], w2[L * E];
+  for (int i = 0; i < L * E; i++) {
+    w[i] = 100 * lognormal(1);
+    w2[i] = 100 * lognormal(1);
+  }
+  moeplace_placement *p0, *p1;
+  moeplace_place_stats st;
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, NULL, &p0, &st), 0);
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.expert_bytes = 1e6;
+  o.migration_weight = 1.0; // one byte costs one token: nothing pays
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, &o, &p1, &st), 0);
+  ck_assert_int_eq(st.moves, 0);
+  ck_assert_int_eq(st.kept_current, 1);
+  ck_assert(fabs(st.imbalance - st.current_imbalance) < 1e-9);
+  moeplace_placement_destroy(p1);
+  o.migration_weight = 0;
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, &o, &p1, &st), 0);
+  ck_assert(st.imbalance <= st.current_imbalance + 1e-12);
+  moeplace_placement_destroy(p1);
+  moeplace_placement_destroy(p0);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+START_TEST(test_errors) {
+  moeplace_topology *t;
+  moeplace_topology_create_shape(&t, 1, 2, 1, 1);
+  double w[5] = {1, 2, 3, 4, 5};
+  moeplace_placement *p;
+  ck_assert_int_eq(moeplace_place(t, 1, 5, 2, w, NULL, NULL, &p, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "more experts"));
+  w[2] = -1;
+  ck_assert_int_eq(moeplace_place(t, 1, 4, 2, w, NULL, NULL, &p, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "loads must be"));
+  w[2] = NAN;
+  ck_assert_int_eq(moeplace_place(t, 1, 4, 2, w, NULL, NULL, &p, NULL), MOEPLACE_ERR_ARG);
+  w[2] = 3;
+  // current of the wrong shape
+  moeplace_placement *c;
+  ck_assert_int_eq(moeplace_placement_create(&c, 1, 4, 2, 3), 0);
+  ck_assert_int_eq(moeplace_place(t, 1, 4, 2, w, c, NULL, &p, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "shape"));
+  moeplace_placement_destroy(c);
+  // current with a duplicate on one rank
+  ck_assert_int_eq(moeplace_placement_create(&c, 1, 3, 2, 2), 0);
+  int *ph = moeplace_placement_phy2log(c, 0);
+  double *sh = moeplace_placement_share(c, 0);
+  int bad[4] = {0, 0, 1, 2};
+  double bs[4] = {0.5, 0.5, 1, 1};
+  memcpy(ph, bad, sizeof bad);
+  memcpy(sh, bs, sizeof bs);
+  ck_assert_int_eq(moeplace_place(t, 1, 3, 2, w, c, NULL, &p, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "twice"));
+  // a missing expert
+  int miss[4] = {0, -1, 1, -1};
+  double ms[4] = {1, 0, 1, 0};
+  memcpy(ph, miss, sizeof miss);
+  memcpy(sh, ms, sizeof ms);
+  ck_assert_int_eq(moeplace_placement_validate(c), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "no replica"));
+  moeplace_placement_destroy(c);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+static char *write_tmp(const char *text) {
+  static char path[64];
+  strcpy(path, "/tmp/mp_topoXXXXXX");
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  return path;
+}
+
+START_TEST(test_topology_file) {
+  moeplace_topology *t;
+  char *f = write_tmp("# two nodes\nnodes 2\nranks_per_node 4\npackages_per_node 2\n"
+                      "cost other_node 20\n");
+  ck_assert_int_eq(moeplace_topology_load(&t, f), 0);
+  ck_assert_int_eq(moeplace_topology_ranks(t), 8);
+  ck_assert_int_eq(moeplace_topology_nodes(t), 2);
+  ck_assert_int_eq(moeplace_topology_class(t, 0, 1), MOEPLACE_LINK_SAME_NUMA);
+  ck_assert_int_eq(moeplace_topology_class(t, 0, 2), MOEPLACE_LINK_SAME_NODE);
+  ck_assert_int_eq(moeplace_topology_class(t, 0, 4), MOEPLACE_LINK_OTHER_NODE);
+  ck_assert(moeplace_topology_cost(t, MOEPLACE_LINK_OTHER_NODE) == 20);
+  moeplace_topology_destroy(t);
+  unlink(f);
+  f = write_tmp("rank 0 0 0 0\nrank 1 0 0 1\nrank 2 5 0 0\n");
+  ck_assert_int_eq(moeplace_topology_load(&t, f), 0);
+  ck_assert_int_eq(moeplace_topology_nodes(t), 2);
+  ck_assert_int_eq(moeplace_topology_class(t, 0, 1), MOEPLACE_LINK_SAME_PACKAGE);
+  ck_assert_int_eq(moeplace_topology_class(t, 1, 2), MOEPLACE_LINK_OTHER_NODE);
+  moeplace_topology_destroy(t);
+  unlink(f);
+  f = write_tmp("nodes 2\nranks_per_node x\n");
+  ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), ":2:"));
+  unlink(f);
+  f = write_tmp("rank 0 0 0 0\nrank 2 0 0 0\n");
+  ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), ":2:"));
+  unlink(f);
+  f = write_tmp("nodes 2\ncost far 3\n");
+  ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
+  unlink(f);
+}
+END_TEST
+
+START_TEST(test_json_roundtrip) {
+  moeplace_topology *t;
+  moeplace_topology_create_shape(&t, 1, 4, 1, 1);
+  double w[2 * 6];
+  for (int i = 0; i < 12; i++) w[i] = 10 * lognormal(1);
+  moeplace_placement *p, *q;
+  moeplace_place_stats st;
+  ck_assert_int_eq(moeplace_place(t, 2, 6, 2, w, NULL, NULL, &p, &st), 0);
+  char path[] = "/tmp/mp_placeXXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  ck_assert_int_eq(moeplace_placement_write_json(p, &st, path), 0);
+  ck_assert_int_eq(moeplace_placement_read_json(&q, path), 0);
+  for (int l = 0; l < 2; l++)
+    for (int i = 0; i < 8; i++) {
+      ck_assert_int_eq(moeplace_placement_phy2log_const(p, l)[i],
+                       moeplace_placement_phy2log_const(q, l)[i]);
+      ck_assert(fabs(moeplace_placement_share_const(p, l)[i] -
+                     moeplace_placement_share_const(q, l)[i]) < 1e-12);
+    }
+  int l2p[6 * 8];
+  int mr = moeplace_placement_max_replicas(q);
+  ck_assert_int_eq(moeplace_placement_log2phy(q, 0, mr, l2p), 0);
+  for (int e = 0; e < 6; e++)
+    for (int k = 0; k < mr; k++)
+      if (l2p[e * mr + k] >= 0) ck_assert_int_eq(moeplace_placement_phy2log(q, 0)[l2p[e * mr + k]], e);
+  moeplace_placement_destroy(q);
+  unlink(path);
+  moeplace_placement_destroy(p);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+/* The plan takes each replica from the closest current holder. */
+START_TEST(test_plan_closest_source) {
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 2, 2, 1, 1), 0); // ranks 0,1 | 2,3
+  moeplace_placement *a, *b;
+  ck_assert_int_eq(moeplace_placement_create(&a, 1, 2, 4, 2), 0);
+  ck_assert_int_eq(moeplace_placement_create(&b, 1, 2, 4, 2), 0);
+  // old: expert 0 on ranks 0 and 2, expert 1 on rank 1
+  int pa[8] = {0, -1, 1, -1, 0, -1, -1, -1};
+  double sa[8] = {0.5, 0, 1, 0, 0.5, 0, 0, 0};
+  // new: expert 0 also on ranks 1 and 3
+  int pb[8] = {0, -1, 1, 0, 0, -1, 0, -1};
+  double sb[8] = {0.25, 0, 1, 0.25, 0.25, 0, 0.25, 0};
+  memcpy(moeplace_placement_phy2log(a, 0), pa, sizeof pa);
+  memcpy(moeplace_placement_share(a, 0), sa, sizeof sa);
+  memcpy(moeplace_placement_phy2log(b, 0), pb, sizeof pb);
+  memcpy(moeplace_placement_share(b, 0), sb, sizeof sb);
+  ck_assert_int_eq(moeplace_placement_validate(a), 0);
+  ck_assert_int_eq(moeplace_placement_validate(b), 0);
+  moeplace_transfer *tr;
+  size_t n;
+  ck_assert_int_eq(moeplace_migration_plan(a, b, t, 100, &tr, &n), 0);
+  ck_assert_int_eq((int)n, 2);
+  for (size_t i = 0; i < n; i++) {
+    ck_assert_int_eq(tr[i].expert, 0);
+    // rank 1 gets it from rank 0 (same node), rank 3 from rank 2 (same node)
+    ck_assert_int_eq(tr[i].src_rank, tr[i].dst_rank == 1 ? 0 : 2);
+    ck_assert_int_ne(tr[i].link, MOEPLACE_LINK_OTHER_NODE);
+    ck_assert(tr[i].bytes == 100);
+  }
+  moeplace_transfers_free(tr);
+  moeplace_move_stats d;
+  ck_assert_int_eq(moeplace_placement_diff(a, b, t, 100, &d), 0);
+  ck_assert_int_eq(d.moves, 2);
+  ck_assert(d.bytes_moved == 200 && d.cross_node_bytes == 0);
+  moeplace_placement_destroy(a);
+  moeplace_placement_destroy(b);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+/* Malformed placement files: each rejected with a message naming the problem. */
+START_TEST(test_json_errors) {
+  static const struct {
+    const char *text, *msg;
+  } cases[] = {
+      {"[1, 2]", "expected a JSON object"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1}", "\"experts\""},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 3, \"placement\": []}",
+       "more experts"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": []}",
+       "array of 1 layers"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0], \"share\": [1]}]}",
+       "ranks x slots = 2"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0, 5], \"share\": [1, 1]}]}",
+       "phy2log[1]"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0, 0], \"share\": [0.5, 0.5]}]}",
+       "expert 1 has no replica"},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0, 1], \"share\": [0.5, 1]}]}",
+       "sum to"},
+      {"{not json", "placement"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    char path[] = "/tmp/mp_badplXXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_eq(write(fd, cases[k].text, strlen(cases[k].text)),
+                     (ssize_t)strlen(cases[k].text));
+    close(fd);
+    moeplace_placement *p = NULL;
+    int rc = moeplace_placement_read_json(&p, path);
+    ck_assert_msg(rc == MOEPLACE_ERR_FORMAT, "case %zu: status %d", k, rc);
+    ck_assert_ptr_null(p);
+    if (k + 1 < sizeof cases / sizeof cases[0])
+      ck_assert_msg(strstr(moeplace_last_error(), cases[k].msg), "case %zu: '%s' lacks '%s'", k,
+                    moeplace_last_error(), cases[k].msg);
+    unlink(path);
+  }
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("placement");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_random_invariants);
+  tcase_add_test(tc, test_exact_small);
+  tcase_add_test(tc, test_migration_aware);
+  tcase_add_test(tc, test_budget);
+  tcase_add_test(tc, test_weight_keeps_current);
+  tcase_add_test(tc, test_errors);
+  tcase_add_test(tc, test_topology_file);
+  tcase_add_test(tc, test_json_roundtrip);
+  tcase_add_test(tc, test_plan_closest_source);
+  tcase_add_test(tc, test_json_errors);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
