@@ -1,0 +1,358 @@
+/* The replay loop. The trace is read one rebalance interval at a time (a
+ * block of `interval` steps), so memory is bounded by one interval whatever
+ * the trace length. At the start of each block every policy decides its
+ * placement; then every step of the block is scored under every policy;
+ * then the block's windows are fed to the forecaster. */
+#include "replay/replay.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/timer.h"
+
+static const char *const policy_names[MP_POLICY_COUNT] = {"static", "moving_average", "moeplace",
+                                                          "oracle"};
+
+const char *mp_policy_name(int policy) {
+  return policy >= 0 && policy < MP_POLICY_COUNT ? policy_names[policy] : "?";
+}
+
+int mp_policy_from_name(const char *name) {
+  for (int p = 0; p < MP_POLICY_COUNT; p++)
+    if (strcmp(name, policy_names[p]) == 0) return p;
+  return -1;
+}
+
+void mp_replay_config_default(mp_replay_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->interval = 500;
+  cfg->window = 10;
+  cfg->horizon = 0; /* = interval */
+  cfg->predictor = MOEPLACE_PREDICT_AUTO;
+  cfg->expert_bytes = 64.0 * 1024 * 1024;
+  /* Bytes/s: a GPU-cluster-like ladder, NVLink-class inside a node down to
+   * a 100 Gb/s network between nodes (docs/REPLAY.md). */
+  cfg->bandwidth[MOEPLACE_LINK_SAME_RANK] = INFINITY;
+  cfg->bandwidth[MOEPLACE_LINK_SAME_NUMA] = 100e9;
+  cfg->bandwidth[MOEPLACE_LINK_SAME_PACKAGE] = 50e9;
+  cfg->bandwidth[MOEPLACE_LINK_SAME_NODE] = 25e9;
+  cfg->bandwidth[MOEPLACE_LINK_OTHER_NODE] = 12.5e9;
+  cfg->migration_weight = 0;
+  cfg->byte_budget = -1;
+  cfg->seed = 1;
+}
+
+double mp_replay_migration_seconds(const moeplace_transfer *transfers, size_t count, int ranks,
+                                   const double *bandwidth) {
+  double *send = calloc(2 * (size_t)ranks, sizeof *send);
+  if (!send) return NAN;
+  double *recv = send + ranks, worst = 0;
+  for (size_t i = 0; i < count; i++) {
+    const moeplace_transfer *t = &transfers[i];
+    double s = t->bytes / bandwidth[t->link];
+    send[t->src_rank] += s;
+    recv[t->dst_rank] += s;
+  }
+  for (int r = 0; r < 2 * ranks; r++) worst = send[r] > worst ? send[r] : worst;
+  free(send);
+  return worst;
+}
+
+/* Everything one replay keeps, so the loop below reads as the algorithm. */
+typedef struct replay_state {
+  const moeplace_topology *topo;
+  const mp_replay_config *cfg;
+  int L, E, R, S;
+  moeplace_placement *in_force[MP_POLICY_COUNT];
+  moeplace_forecaster *forecaster;
+  uint64_t *block;      /* [interval][L][E] counts of the current block */
+  double *block_loads;  /* [L][E] token sums of the current block */
+  double *prev_loads;   /* [L][E] token sums of the previous block */
+  double *forecast;     /* [L][E] */
+  double *step_loads;   /* [E] */
+  double *rank_load;    /* [R] */
+  uint64_t *window_sum; /* [L][E] */
+  double decision_s[MP_POLICY_COUNT];
+} replay_state;
+
+/* Installs `next` as the policy's placement, counting moves and modelled
+ * migration time against the placement it replaces, and logs the decision. */
+static int adopt(replay_state *st, int policy, moeplace_placement *next, double decision_s,
+                 int64_t step, mp_policy_result *res) {
+  moeplace_placement *cur = st->in_force[policy];
+  moeplace_move_stats ms;
+  mp_decision_record rec = {.step = step, .decision_ms = 1e3 * decision_s};
+  int rc = moeplace_placement_diff(cur, next, st->topo, st->cfg->expert_bytes, &ms);
+  if (rc == MOEPLACE_OK && ms.moves > 0) {
+    moeplace_transfer *plan;
+    size_t n;
+    rc = moeplace_migration_plan(cur, next, st->topo, st->cfg->expert_bytes, &plan, &n);
+    if (rc == MOEPLACE_OK) {
+      rec.migration_s = mp_replay_migration_seconds(plan, n, st->R, st->cfg->bandwidth);
+      moeplace_transfers_free(plan);
+      rec.moves = ms.moves;
+      rec.bytes_moved = ms.bytes_moved;
+      rec.cross_node_bytes = ms.cross_node_bytes;
+      res->migration_s += rec.migration_s;
+      res->moves += ms.moves;
+      res->bytes_moved += ms.bytes_moved;
+      res->cross_node_bytes += ms.cross_node_bytes;
+      res->rebalances++;
+    }
+  }
+  if (rc == MOEPLACE_OK) {
+    mp_decision_record *log = realloc(res->log, (size_t)(res->decisions + 1) * sizeof *log);
+    if (!log) rc = mp_fail(MOEPLACE_ERR_NOMEM, "replay: out of memory");
+    else {
+      res->log = log;
+      log[res->decisions++] = rec;
+    }
+  }
+  if (rc) {
+    moeplace_placement_destroy(next);
+    return rc;
+  }
+  moeplace_placement_destroy(cur);
+  st->in_force[policy] = next;
+  return MOEPLACE_OK;
+}
+
+/* A policy's decision at the start of a block. `first` is the first block,
+ * before any load was seen. */
+static int decide(replay_state *st, int policy, int first, int64_t step, mp_policy_result *res) {
+  const mp_replay_config *cfg = st->cfg;
+  moeplace_place_options opt;
+  moeplace_place_options_init(&opt);
+  opt.expert_bytes = cfg->expert_bytes;
+  opt.seed = cfg->seed;
+  const double *loads = NULL;
+  const moeplace_placement *current = NULL;
+  double t0 = mp_now_s();
+  switch (policy) {
+  case MP_POLICY_STATIC: return MOEPLACE_OK;
+  case MP_POLICY_MOVING_AVERAGE:
+    if (first) return MOEPLACE_OK;
+    loads = st->prev_loads;
+    break;
+  case MP_POLICY_ORACLE: loads = st->block_loads; break;
+  case MP_POLICY_MOEPLACE: {
+    if (first) return MOEPLACE_OK;
+    int rc = moeplace_forecaster_forecast(st->forecaster, st->forecast);
+    if (rc) return rc;
+    /* Proportions -> tokens at the last interval's volume, the unit the
+     * migration weight is expressed in. */
+    for (int l = 0; l < st->L; l++) {
+      double volume = 0;
+      for (int e = 0; e < st->E; e++) volume += st->prev_loads[(size_t)l * st->E + e];
+      for (int e = 0; e < st->E; e++) st->forecast[(size_t)l * st->E + e] *= volume;
+    }
+    loads = st->forecast;
+    current = st->in_force[policy];
+    opt.migration_weight = cfg->migration_weight;
+    opt.byte_budget = cfg->byte_budget;
+    break;
+  }
+  default: return mp_fail(MOEPLACE_ERR_ARG, "unknown policy %d", policy);
+  }
+  moeplace_placement *next;
+  int rc = moeplace_place(st->topo, st->L, st->E, st->S, loads, current, &opt, &next, NULL);
+  if (rc) return rc;
+  double elapsed = mp_now_s() - t0;
+  st->decision_s[policy] += elapsed;
+  return adopt(st, policy, next, elapsed, step, res);
+}
+
+/* metrics.md's imbalance of one step under one placement. */
+static int step_imbalance(replay_state *st, const moeplace_placement *p, const uint64_t *counts,
+                          double *imbalance) {
+  double max_sum = 0, mean_sum = 0;
+  for (int l = 0; l < st->L; l++) {
+    const uint64_t *c = counts + (size_t)l * st->E;
+    double total = 0;
+    for (int e = 0; e < st->E; e++) total += st->step_loads[e] = (double)c[e];
+    int rc = moeplace_placement_rank_loads(p, l, st->step_loads, st->rank_load);
+    if (rc) return rc;
+    double mx = 0;
+    for (int r = 0; r < st->R; r++) mx = st->rank_load[r] > mx ? st->rank_load[r] : mx;
+    max_sum += mx;
+    mean_sum += total / st->R;
+  }
+  *imbalance = mean_sum > 0 ? max_sum / mean_sum : 1.0;
+  return MOEPLACE_OK;
+}
+
+static int check_config(const moeplace_trace *trace, const moeplace_topology *topo,
+                        const mp_replay_config *cfg) {
+  if (!trace || !topo || !cfg) return mp_fail(MOEPLACE_ERR_ARG, "replay: NULL argument");
+  const int E = moeplace_trace_experts(trace), R = moeplace_topology_ranks(topo);
+  if (cfg->window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--window must be > 0, got %d", cfg->window);
+  if (cfg->interval <= 0 || cfg->interval % cfg->window)
+    return mp_fail(MOEPLACE_ERR_ARG, "--interval (%d) must be a positive multiple of --window (%d)",
+                   cfg->interval, cfg->window);
+  int horizon = cfg->horizon ? cfg->horizon : cfg->interval;
+  if (horizon <= 0 || horizon % cfg->window)
+    return mp_fail(MOEPLACE_ERR_ARG, "--horizon (%d) must be a positive multiple of --window (%d)",
+                   horizon, cfg->window);
+  if (cfg->slots <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--slots must be > 0, got %d", cfg->slots);
+  if ((long)R * cfg->slots < E)
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "%d ranks x %d slots = %ld slots cannot hold the trace's %d experts", R,
+                   cfg->slots, (long)R * cfg->slots, E);
+  if (!(cfg->expert_bytes >= 0) || !isfinite(cfg->expert_bytes))
+    return mp_fail(MOEPLACE_ERR_ARG, "--expert-bytes must be a finite number >= 0");
+  for (int c = MOEPLACE_LINK_SAME_NUMA; c < MOEPLACE_LINK_CLASSES; c++)
+    if (!(cfg->bandwidth[c] > 0))
+      return mp_fail(MOEPLACE_ERR_ARG, "bandwidths must be > 0 (class %d is %g)", c,
+                     cfg->bandwidth[c]);
+  return MOEPLACE_OK;
+}
+
+static void free_state(replay_state *st) {
+  for (int p = 0; p < MP_POLICY_COUNT; p++) moeplace_placement_destroy(st->in_force[p]);
+  moeplace_forecaster_destroy(st->forecaster);
+  free(st->block);
+  free(st->block_loads);
+  free(st->prev_loads);
+  free(st->forecast);
+  free(st->step_loads);
+  free(st->rank_load);
+  free(st->window_sum);
+}
+
+static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_topology *topo,
+                      const mp_replay_config *cfg) {
+  memset(st, 0, sizeof *st);
+  st->topo = topo;
+  st->cfg = cfg;
+  st->L = moeplace_trace_layers(trace);
+  st->E = moeplace_trace_experts(trace);
+  st->R = moeplace_topology_ranks(topo);
+  st->S = cfg->slots;
+  const size_t LE = (size_t)st->L * st->E;
+  st->block = malloc((size_t)cfg->interval * LE * sizeof *st->block);
+  st->block_loads = malloc(LE * sizeof *st->block_loads);
+  st->prev_loads = calloc(LE, sizeof *st->prev_loads);
+  st->forecast = malloc(LE * sizeof *st->forecast);
+  st->step_loads = malloc((size_t)st->E * sizeof *st->step_loads);
+  st->rank_load = malloc((size_t)st->R * sizeof *st->rank_load);
+  st->window_sum = calloc(LE, sizeof *st->window_sum);
+  if (!st->block || !st->block_loads || !st->prev_loads || !st->forecast || !st->step_loads ||
+      !st->rank_load || !st->window_sum)
+    return mp_fail(MOEPLACE_ERR_NOMEM, "replay: out of memory for %d layers x %d experts x %d steps",
+                   st->L, st->E, cfg->interval);
+
+  moeplace_predict_config pc;
+  moeplace_predict_config_default(&pc, st->L, st->E);
+  pc.window = cfg->window;
+  pc.horizon = cfg->horizon ? cfg->horizon : cfg->interval;
+  pc.method = cfg->predictor;
+  pc.seed = cfg->seed;
+  int rc = moeplace_forecaster_create(&st->forecaster, &pc);
+  if (rc) return rc;
+
+  /* Before any load is seen, every policy starts from the placement of
+   * uniform loads. */
+  double *uniform = st->forecast;
+  for (size_t i = 0; i < LE; i++) uniform[i] = 1.0;
+  moeplace_placement *initial;
+  rc = moeplace_place(topo, st->L, st->E, st->S, uniform, NULL, NULL, &initial, NULL);
+  if (rc) return rc;
+  for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++)
+    rc = moeplace_placement_clone(&st->in_force[p], initial);
+  moeplace_placement_destroy(initial);
+  return rc;
+}
+
+/* Reads up to `interval` steps into st->block; *n gets the count. */
+static int read_block(replay_state *st, moeplace_trace *trace, int *n) {
+  const size_t LE = (size_t)st->L * st->E;
+  memset(st->block_loads, 0, LE * sizeof *st->block_loads);
+  *n = 0;
+  while (*n < st->cfg->interval) {
+    int64_t step;
+    uint64_t *counts = st->block + (size_t)*n * LE;
+    int rc = moeplace_trace_read_step(trace, &step, counts);
+    if (rc < 0) return rc;
+    if (rc == 0) break;
+    for (size_t i = 0; i < LE; i++) st->block_loads[i] += (double)counts[i];
+    (*n)++;
+  }
+  return MOEPLACE_OK;
+}
+
+/* Feeds the block's complete windows to the forecaster. Steps of a window
+ * that straddles blocks carry over in window_sum. */
+static int feed_windows(replay_state *st, int n, int64_t *steps_in_window) {
+  const size_t LE = (size_t)st->L * st->E;
+  for (int s = 0; s < n; s++) {
+    const uint64_t *counts = st->block + (size_t)s * LE;
+    for (size_t i = 0; i < LE; i++) st->window_sum[i] += counts[i];
+    if (++*steps_in_window == st->cfg->window) {
+      int rc = moeplace_forecaster_observe_counts(st->forecaster, st->window_sum);
+      if (rc < 0) return rc;
+      memset(st->window_sum, 0, LE * sizeof *st->window_sum);
+      *steps_in_window = 0;
+    }
+  }
+  return MOEPLACE_OK;
+}
+
+int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
+                  const mp_replay_config *cfg, mp_replay_result *result) {
+  int rc = check_config(trace, topo, cfg);
+  if (rc) return rc;
+  memset(result, 0, sizeof *result);
+  replay_state st;
+  rc = init_state(&st, trace, topo, cfg);
+  double imbalance_sum[MP_POLICY_COUNT] = {0};
+  int64_t steps = 0, steps_in_window = 0;
+  for (int first = 1; rc == MOEPLACE_OK; first = 0) {
+    int n;
+    if ((rc = read_block(&st, trace, &n)) || n == 0) break;
+    for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++)
+      rc = decide(&st, p, first, steps, &result->policy[p]);
+    for (int s = 0; s < n && rc == MOEPLACE_OK; s++) {
+      double imb[MP_POLICY_COUNT];
+      const uint64_t *counts = st.block + (size_t)s * st.L * st.E;
+      for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++) {
+        rc = step_imbalance(&st, st.in_force[p], counts, &imb[p]);
+        imbalance_sum[p] += imb[p];
+      }
+      if (rc == MOEPLACE_OK && cfg->on_step) rc = cfg->on_step(cfg->ctx, steps, imb);
+      steps++;
+    }
+    if (rc == MOEPLACE_OK) rc = feed_windows(&st, n, &steps_in_window);
+    memcpy(st.prev_loads, st.block_loads, (size_t)st.L * st.E * sizeof *st.prev_loads);
+    if (cfg->on_progress) cfg->on_progress(cfg->ctx, steps);
+  }
+  if (rc == MOEPLACE_OK && steps == 0) rc = mp_fail(MOEPLACE_ERR_ARG, "replay: the trace has no steps left");
+  if (rc == MOEPLACE_OK) {
+    result->steps = steps;
+    result->layers = st.L;
+    result->experts = st.E;
+    result->ranks = st.R;
+    result->slots = st.S;
+    for (int p = 0; p < MP_POLICY_COUNT; p++) {
+      mp_policy_result *r = &result->policy[p];
+      r->imbalance = imbalance_sum[p] / (double)steps;
+      r->decision_ms = r->decisions ? 1e3 * st.decision_s[p] / (double)r->decisions : 0;
+    }
+    double stat = result->policy[MP_POLICY_STATIC].imbalance;
+    double orac = result->policy[MP_POLICY_ORACLE].imbalance;
+    for (int p = 0; p < MP_POLICY_COUNT; p++)
+      result->policy[p].gap_to_oracle =
+          stat - orac > 1e-12 ? (result->policy[p].imbalance - orac) / (stat - orac) : NAN;
+  }
+  free_state(&st);
+  return rc;
+}
+
+void mp_replay_result_free(mp_replay_result *result) {
+  if (!result) return;
+  for (int p = 0; p < MP_POLICY_COUNT; p++) {
+    free(result->policy[p].log);
+    result->policy[p].log = NULL;
+  }
+}

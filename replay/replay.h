@@ -1,0 +1,100 @@
+/* Closed-loop replay of a load trace: moeplace's whole decision loop
+ * (windows, state detection, forecast, placement, migration plan) run
+ * against a recorded trace as if the job ran on a cluster of a given shape,
+ * next to the policies users would otherwise choose. Pure C, no MPI.
+ *
+ * Policies, all starting from the same initial placement (the placement of
+ * uniform loads) and rebalancing every `interval` steps:
+ *   static          the initial placement for ever;
+ *   moving_average  from scratch on the loads of the previous interval
+ *                   (what users of EPLB do today);
+ *   moeplace        forecast of the next horizon + migration-aware placement
+ *                   that starts from the placement in force;
+ *   oracle          from scratch on the actual loads of the coming interval
+ *                   (the limit; it also places the first interval).
+ * Figures follow metrics.md; the migration time model is in
+ * docs/REPLAY.md. */
+#ifndef MOEPLACE_REPLAY_REPLAY_H
+#define MOEPLACE_REPLAY_REPLAY_H
+
+#include <stdint.h>
+
+#include <moeplace.h>
+
+typedef enum mp_policy {
+  MP_POLICY_STATIC = 0,
+  MP_POLICY_MOVING_AVERAGE,
+  MP_POLICY_MOEPLACE,
+  MP_POLICY_ORACLE,
+  MP_POLICY_COUNT
+} mp_policy;
+
+const char *mp_policy_name(int policy);
+/* The policy called `name`, or -1. */
+int mp_policy_from_name(const char *name);
+
+typedef struct mp_replay_config {
+  int slots;              /* S: slots per rank and layer */
+  int interval;           /* steps between rebalances (a multiple of window) */
+  int window;             /* steps per window fed to the forecaster */
+  int horizon;            /* steps the forecast covers (a multiple of window) */
+  const char *predictor;  /* forecasting method of the moeplace policy */
+  double expert_bytes;    /* bytes of one expert replica's state */
+  double bandwidth[MOEPLACE_LINK_CLASSES]; /* bytes/s per link class */
+  double migration_weight; /* see moeplace_place_options */
+  double byte_budget;      /* bytes per rebalance for moeplace; < 0: none */
+  uint64_t seed;
+  /* Optional: called after every step with the imbalance of each policy
+   * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with
+   * that status. */
+  int (*on_step)(void *ctx, int64_t step, const double *imbalance);
+  /* Optional: called now and then with the steps replayed so far. */
+  void (*on_progress)(void *ctx, int64_t steps_done);
+  void *ctx;
+} mp_replay_config;
+
+/* Defaults: interval 500, window 10, horizon = interval, predictor "auto",
+ * 64 MiB experts, bandwidths of docs/REPLAY.md, migration weight 0, no
+ * budget. slots must still be set. */
+void mp_replay_config_default(mp_replay_config *cfg);
+
+/* One decision of a policy, for plots of migration per rebalance. */
+typedef struct mp_decision_record {
+  int64_t step; /* first step the new placement is in force */
+  int64_t moves;
+  double bytes_moved, cross_node_bytes, migration_s, decision_ms;
+} mp_decision_record;
+
+typedef struct mp_policy_result {
+  double imbalance;        /* mean over steps of the per-step imbalance */
+  int64_t rebalances;      /* decisions that changed at least one replica */
+  int64_t decisions;
+  int64_t moves;
+  double bytes_moved;
+  double cross_node_bytes;
+  double migration_s;      /* modelled, summed over rebalances */
+  double decision_ms;      /* mean wall time of one decision (forecast + place) */
+  double gap_to_oracle;    /* (imbalance - oracle) / (static - oracle); NAN if undefined */
+  mp_decision_record *log; /* [decisions] */
+} mp_policy_result;
+
+typedef struct mp_replay_result {
+  int64_t steps;
+  int layers, experts, ranks, slots;
+  mp_policy_result policy[MP_POLICY_COUNT];
+} mp_replay_result;
+
+/* Replays the rest of `trace` (normally all of it) on the cluster `topo`.
+ * Free the result with mp_replay_result_free (also after a failure). */
+int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
+                  const mp_replay_config *cfg, mp_replay_result *result);
+void mp_replay_result_free(mp_replay_result *result);
+
+/* The modelled wall time of a migration plan: each rank sends, and receives,
+ * its transfers one after the other at the bandwidth of each transfer's link
+ * class, and all ranks work in parallel: the time is the largest per-rank
+ * send or receive time. */
+double mp_replay_migration_seconds(const moeplace_transfer *transfers, size_t count, int ranks,
+                                   const double *bandwidth);
+
+#endif

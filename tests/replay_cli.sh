@@ -1,0 +1,72 @@
+#!/bin/sh
+# moeplace-replay end to end on the bundled real trace: the JSON holds every
+# policy's figures, they agree with the per-step timeline and with
+# metrics.md's formulas, static never moves, the oracle is the best, and bad
+# parameters are refused with exit 2.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+REPLAY="$top_builddir/moeplace-replay"
+DATA="$top_srcdir/data/perl-L4-E8-top1-4k.csv.gz"
+
+expect_status 0 "replay 4x3" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --interval 500 \
+  --predictor sw_avg --expert-bytes 1000000 --json "$WORK/r.json" --timeline "$WORK/t.csv" --quiet
+expect_grep "^moeplace " "$WORK/out" "table"
+CHECKS=$((CHECKS + 1))
+"$PYTHON3" - "$WORK/r.json" "$WORK/t.csv" <<'PY' || fail "replay JSON and timeline"
+import csv, json, math, sys
+d = json.load(open(sys.argv[1]))
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert d["steps"] == 4000 and len(rows) == 4000, (d["steps"], len(rows))
+assert (d["layers"], d["experts"], d["ranks"], d["slots"]) == (4, 8, 4, 3)
+P = d["policies"]
+assert set(P) == {"static", "moving_average", "moeplace", "oracle"}, P.keys()
+for name, p in P.items():
+    for key in ("imbalance", "moves", "bytes_moved", "cross_node_bytes", "migration_s", "decision_ms"):
+        assert key in p, (name, key)
+    # the mean of the timeline is the reported imbalance
+    mean = sum(float(r[name]) for r in rows) / len(rows)
+    assert abs(mean - p["imbalance"]) < 1e-5, (name, mean, p["imbalance"])
+    assert all(float(r[name]) >= 1 - 1e-9 for r in rows), name
+    assert p["bytes_moved"] == p["moves"] * 1000000, name
+    assert sum(x["moves"] for x in p["decision_log"]) == p["moves"], name
+    assert p["cross_node_bytes"] == 0, name  # one node
+s, o = P["static"]["imbalance"], P["oracle"]["imbalance"]
+assert P["static"]["moves"] == 0 and "gap_to_oracle" not in P["static"]
+assert o < s, (o, s)
+for name in ("moving_average", "moeplace", "oracle"):
+    g = (P[name]["imbalance"] - o) / (s - o)
+    assert abs(g - P[name]["gap_to_oracle"]) < 1e-9, (name, g)
+    assert P[name]["imbalance"] >= o - 1e-3, name
+# 8 intervals of 500 steps: the first is decided by the oracle only
+assert len(P["moving_average"]["decision_log"]) == 7, len(P["moving_average"]["decision_log"])
+assert len(P["oracle"]["decision_log"]) == 8
+PY
+
+# Two nodes: cross-node bytes are counted and never exceed the bytes moved.
+expect_status 0 "replay 2 nodes" -- "$REPLAY" --trace "$DATA" --ranks 4 --nodes 2 --slots 3 \
+  --predictor sw_avg --policies moving_average,moeplace --json "$WORK/n.json" --quiet
+CHECKS=$((CHECKS + 1))
+"$PYTHON3" - "$WORK/n.json" <<'PY' || fail "two-node replay"
+import json, sys
+d = json.load(open(sys.argv[1]))
+P = d["policies"]
+assert set(P) == {"moving_average", "moeplace"} and d["nodes"] == 2
+ma = P["moving_average"]
+assert 0 < ma["cross_node_bytes"] <= ma["bytes_moved"], ma
+PY
+
+# Bad parameters.
+expect_status 2 "interval not a multiple of window" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --interval 55 --quiet &&
+  expect_grep "interval (55) must be a positive multiple of --window (10)" "$WORK/err" "interval"
+expect_status 2 "too few slots" -- "$REPLAY" --trace "$DATA" --ranks 2 --slots 3 --quiet &&
+  expect_grep "cannot hold the trace's 8 experts" "$WORK/err" "slots"
+expect_status 2 "unknown policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies static,eplb &&
+  expect_grep "unknown policy 'eplb'" "$WORK/err" "policy"
+expect_status 2 "ranks not a multiple of nodes" -- "$REPLAY" --trace "$DATA" --ranks 5 --nodes 2 --slots 3 &&
+  expect_grep "must be a multiple of --nodes" "$WORK/err" "nodes"
+expect_status 2 "no shape" -- "$REPLAY" --trace "$DATA" --slots 3
+expect_status 2 "unknown predictor" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --predictor crystal_ball --quiet
+expect_status 2 "malformed trace" -- "$REPLAY" --trace "$top_srcdir/tests/fuzz/corpus/backwards.csv" --ranks 4 --slots 3 --quiet --timeline "$WORK/bad.csv"
+CHECKS=$((CHECKS + 1))
+[ ! -e "$WORK/bad.csv" ] || fail "a failed replay left its timeline behind"
+expect_status 0 "help" -- "$REPLAY" --help
+finish

@@ -1,0 +1,122 @@
+/* Unit tests of the replay engine against hand-computed figures. */
+#include <math.h>
+
+#include <moeplace.h>
+
+#include "replay/replay.h"
+#include "tests/test_util.h"
+
+START_TEST(migration_time_model) {
+  double bw[MOEPLACE_LINK_CLASSES] = {INFINITY, 100, 50, 25, 10};
+  moeplace_transfer plan[] = {
+      {.src_rank = 0, .dst_rank = 1, .link = MOEPLACE_LINK_SAME_NODE, .bytes = 100},   /* 4 s */
+      {.src_rank = 0, .dst_rank = 2, .link = MOEPLACE_LINK_OTHER_NODE, .bytes = 100},  /* 10 s */
+      {.src_rank = 3, .dst_rank = 2, .link = MOEPLACE_LINK_SAME_NUMA, .bytes = 300},   /* 3 s */
+  };
+  /* rank 0 sends 4 + 10 = 14 s; rank 2 receives 10 + 3 = 13 s */
+  ck_assert_double_eq_tol(mp_replay_migration_seconds(plan, 3, 4, bw), 14.0, 1e-12);
+  ck_assert_double_eq_tol(mp_replay_migration_seconds(plan + 2, 1, 4, bw), 3.0, 1e-12);
+  ck_assert_double_eq(mp_replay_migration_seconds(plan, 0, 4, bw), 0.0);
+}
+END_TEST
+
+/* Two experts, two ranks with one slot each: every placement puts one
+ * expert per rank, so every policy's imbalance is max(a,b) / ((a+b)/2) of
+ * each step, and nothing ever moves. */
+START_TEST(two_by_two_by_hand) {
+  static const char text[] = "step,layer,e0,e1\n"
+                             "0,0,30,10\n1,0,30,10\n2,0,20,20\n3,0,10,30\n"
+                             "4,0,30,10\n5,0,30,10\n6,0,20,20\n7,0,10,30\n";
+  moeplace_trace *t;
+  ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
+  moeplace_topology *topo;
+  ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, 2, 1, 1), 0);
+  mp_replay_config cfg;
+  mp_replay_config_default(&cfg);
+  cfg.slots = 1;
+  cfg.interval = 4;
+  cfg.window = 2;
+  cfg.predictor = "sw_avg";
+  mp_replay_result res = {0};
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), 0);
+  ck_assert_int_eq(res.steps, 8);
+  const double want = (1.5 + 1.5 + 1.0 + 1.5) * 2 / 8; /* 30/20, 30/20, 20/20, 30/20 */
+  for (int p = 0; p < MP_POLICY_COUNT; p++) {
+    ck_assert_double_eq_tol(res.policy[p].imbalance, want, 1e-12);
+    ck_assert_int_eq(res.policy[p].moves, 0);
+    ck_assert(isnan(res.policy[p].gap_to_oracle)); /* static == oracle: undefined */
+  }
+  ck_assert_int_eq(res.policy[MP_POLICY_ORACLE].decisions, 2);
+  ck_assert_int_eq(res.policy[MP_POLICY_MOVING_AVERAGE].decisions, 1);
+  ck_assert_int_eq(res.policy[MP_POLICY_STATIC].decisions, 0);
+  mp_replay_result_free(&res);
+  moeplace_trace_close(t);
+  moeplace_topology_destroy(topo);
+}
+END_TEST
+
+/* One hot expert and two ranks with two slots: the oracle replicates it
+ * and splits its tokens, reaching perfect balance. Static (the placement for
+ * uniform loads) replicates one of the three experts; since the hot expert
+ * changes half-way, it is wrong for at least one half whichever it chose. */
+START_TEST(oracle_balances_skew) {
+  static const char text[] = "step,layer,e0,e1,e2\n"
+                             "0,0,60,10,10\n1,0,60,10,10\n2,0,10,10,60\n3,0,10,10,60\n";
+  moeplace_trace *t;
+  ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
+  moeplace_topology *topo;
+  ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, 2, 1, 1), 0);
+  mp_replay_config cfg;
+  mp_replay_config_default(&cfg);
+  cfg.slots = 2;
+  cfg.interval = 2;
+  cfg.window = 1;
+  cfg.predictor = "sw_avg";
+  mp_replay_result res = {0};
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), 0);
+  ck_assert_double_eq_tol(res.policy[MP_POLICY_ORACLE].imbalance, 1.0, 1e-9);
+  /* at best 40/40 in one half and 65/40 in the other */
+  ck_assert(res.policy[MP_POLICY_STATIC].imbalance >= (1.0 + 65.0 / 40) / 2 - 1e-9);
+  ck_assert_double_eq_tol(res.policy[MP_POLICY_ORACLE].gap_to_oracle, 0.0, 1e-12);
+  mp_replay_result_free(&res);
+  moeplace_trace_close(t);
+  moeplace_topology_destroy(topo);
+}
+END_TEST
+
+START_TEST(rejects_bad_config) {
+  static const char text[] = "step,layer,e0,e1,e2\n0,0,1,1,1\n";
+  moeplace_trace *t;
+  ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
+  moeplace_topology *topo;
+  ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, 2, 1, 1), 0);
+  mp_replay_config cfg;
+  mp_replay_config_default(&cfg);
+  mp_replay_result res = {0};
+  cfg.slots = 1; /* 2 slots for 3 experts */
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "cannot hold"));
+  cfg.slots = 2;
+  cfg.interval = 15; /* not a multiple of the window (10) */
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
+  cfg.interval = 20;
+  cfg.horizon = 25;
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
+  cfg.horizon = 0;
+  cfg.bandwidth[MOEPLACE_LINK_OTHER_NODE] = 0;
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
+  moeplace_trace_close(t);
+  moeplace_topology_destroy(topo);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("replay");
+  TCase *tc = tcase_create("replay");
+  tcase_add_test(tc, migration_time_model);
+  tcase_add_test(tc, two_by_two_by_hand);
+  tcase_add_test(tc, oracle_balances_skew);
+  tcase_add_test(tc, rejects_bad_config);
+  suite_add_tcase(s, tc);
+  return test_run_suite(s);
+}
