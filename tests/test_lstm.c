@@ -375,6 +375,69 @@ START_TEST(test_learns_predictable_swing) {
 }
 END_TEST
 
+/* On the bundled cut of a real trace (data/, first 4000 steps, 4 layers x 16
+ * experts), forecasts of the mean proportion over the next 1000 steps (100
+ * windows of 10) at every window of the second half that has a full horizon
+ * must beat `last` (the proportions of the newest window) on mape, as the
+ * issue requires; on the full traces the margin is 2.2-2.9x (docs/PREDICT-LSTM.md),
+ * here at least 1.5x is asserted. */
+START_TEST(test_real_trace_beats_last) {
+  moeplace_trace *tr;
+  ck_assert_msg(
+      moeplace_trace_open(&tr, test_src_path("data/pycode-L4-E16-top2-4k.csv.gz")) == MOEPLACE_OK,
+      "%s", moeplace_last_error());
+  const int L = moeplace_trace_layers(tr), E = moeplace_trace_experts(tr), W = 10, h = 100;
+  enum { MAXW = 400 };
+  double *cnt = calloc((size_t)MAXW * L * E, sizeof *cnt); /* [nw][L][E] */
+  uint64_t *tot = malloc((size_t)L * E * sizeof *tot);
+  int64_t first;
+  int got, nw = 0;
+  while (nw < MAXW && moeplace_trace_read_window(tr, W, &first, &got, tot) == 1 && got == W) {
+    for (int i = 0; i < L * E; i++) cnt[(size_t)nw * L * E + i] = (double)tot[i];
+    nw++;
+  }
+  moeplace_trace_close(tr);
+  ck_assert_int_eq(nw, MAXW);
+  double ape_lstm = 0.0, ape_last = 0.0, p[64], f[64], a[64];
+  long n = 0;
+  ck_assert_int_le(E, 64);
+  for (int l = 0; l < L; l++) {
+    void *st;
+    ck_assert_int_eq(mp_lstm_ops.create(&st, E, 1), 0);
+    for (int t = 0; t < nw; t++) {
+      double sum = 0.0;
+      for (int e = 0; e < E; e++) sum += p[e] = cnt[((size_t)t * L + l) * E + e];
+      for (int e = 0; e < E; e++) p[e] /= sum;
+      ck_assert_int_eq(mp_lstm_ops.observe(st, p), 0);
+      if (t < nw / 2 || t + h >= nw) continue;
+      ck_assert_int_eq(mp_lstm_ops.forecast(st, h, f), 0);
+      assert_proportions(f, E);
+      sum = 0.0;
+      for (int e = 0; e < E; e++) {
+        a[e] = 0.0;
+        for (int k = 1; k <= h; k++) a[e] += cnt[((size_t)(t + k) * L + l) * E + e];
+        sum += a[e];
+      }
+      for (int e = 0; e < E; e++) {
+        a[e] /= sum;
+        if (a[e] < 1e-6) continue;
+        ape_lstm += fabs(f[e] - a[e]) / a[e];
+        ape_last += fabs(p[e] - a[e]) / a[e];
+        n++;
+      }
+    }
+    mp_lstm_ops.destroy(st);
+  }
+  free(cnt);
+  free(tot);
+  ck_assert(n > 0);
+  fprintf(stderr, "4k cut, horizon 1000 steps, second half: mape lstm %.2f%%, last %.2f%%\n",
+          100.0 * ape_lstm / n, 100.0 * ape_last / n);
+  ck_assert_msg(ape_lstm * 1.5 < ape_last, "mape lstm %.2f%% vs last %.2f%%", 100.0 * ape_lstm / n,
+                100.0 * ape_last / n);
+}
+END_TEST
+
 static Suite *lstm_suite(void) {
   Suite *s = suite_create("lstm");
   TCase *tc = tcase_create("core");
@@ -386,6 +449,7 @@ static Suite *lstm_suite(void) {
   tcase_add_test(tc, test_contract_errors);
   tcase_add_test(tc, test_deterministic_seed);
   tcase_add_test(tc, test_learns_predictable_swing);
+  tcase_add_test(tc, test_real_trace_beats_last);
   suite_add_tcase(s, tc);
   return s;
 }
