@@ -41,6 +41,9 @@ void mp_replay_config_default(mp_replay_config *cfg) {
   cfg->bandwidth[MOEPLACE_LINK_OTHER_NODE] = 12.5e9;
   cfg->migration_weight = 0;
   cfg->byte_budget = -1;
+  moeplace_place_options defaults;
+  moeplace_place_options_init(&defaults);
+  cfg->min_gain = defaults.min_gain;
   cfg->seed = 1;
 }
 
@@ -152,6 +155,7 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
     current = st->in_force[policy];
     opt.migration_weight = cfg->migration_weight;
     opt.byte_budget = cfg->byte_budget;
+    opt.min_gain = cfg->min_gain;
     break;
   }
   default: return mp_fail(MOEPLACE_ERR_ARG, "unknown policy %d", policy);

@@ -43,6 +43,7 @@ typedef struct mp_replay_config {
   double bandwidth[MOEPLACE_LINK_CLASSES]; /* bytes/s per link class */
   double migration_weight; /* see moeplace_place_options */
   double byte_budget;      /* bytes per rebalance for moeplace; < 0: none */
+  double min_gain;         /* moeplace: see moeplace_place_options (default: the solver's) */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with

@@ -43,6 +43,8 @@ static void usage(FILE *out) {
           "  --expert-bytes B     bytes of one expert replica (default 67108864)\n"
           "  --migration-weight X tokens one unit of migration cost is worth (default 0)\n"
           "  --budget B           bytes moeplace may move per rebalance (default none)\n"
+          "  --min-gain G         moeplace changes a placement only to gain more than\n"
+          "                       G x the mean rank load per layer (default 0.002)\n"
           "  --bw-numa G --bw-package G --bw-node G --bw-network G\n"
           "                       bandwidth in GB/s per link class\n"
           "                       (defaults 100, 50, 25, 12.5)\n"
@@ -172,7 +174,7 @@ static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
 int main(int argc, char **argv) {
   enum { O_TRACE = 256, O_RANKS, O_SLOTS, O_NODES, O_TOPOLOGY, O_INTERVAL, O_WINDOW, O_HORIZON,
          O_PREDICTOR, O_POLICIES, O_SEED, O_BYTES, O_WEIGHT, O_BUDGET, O_BW_NUMA, O_BW_PACKAGE,
-         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET };
+         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN };
   static const struct option opts[] = {
       {"help", no_argument, NULL, 'h'},        {"trace", required_argument, NULL, O_TRACE},
       {"ranks", required_argument, NULL, O_RANKS}, {"slots", required_argument, NULL, O_SLOTS},
@@ -182,7 +184,8 @@ int main(int argc, char **argv) {
       {"policies", required_argument, NULL, O_POLICIES}, {"seed", required_argument, NULL, O_SEED},
       {"expert-bytes", required_argument, NULL, O_BYTES},
       {"migration-weight", required_argument, NULL, O_WEIGHT},
-      {"budget", required_argument, NULL, O_BUDGET}, {"bw-numa", required_argument, NULL, O_BW_NUMA},
+      {"budget", required_argument, NULL, O_BUDGET},
+      {"min-gain", required_argument, NULL, O_MIN_GAIN}, {"bw-numa", required_argument, NULL, O_BW_NUMA},
       {"bw-package", required_argument, NULL, O_BW_PACKAGE},
       {"bw-node", required_argument, NULL, O_BW_NODE},
       {"bw-network", required_argument, NULL, O_BW_NETWORK},
@@ -220,6 +223,7 @@ int main(int argc, char **argv) {
     case O_BYTES: REAL_OPT("--expert-bytes", 0, 1e15, cfg.expert_bytes) break;
     case O_WEIGHT: REAL_OPT("--migration-weight", 0, 1e30, cfg.migration_weight) break;
     case O_BUDGET: REAL_OPT("--budget", 0, 1e18, cfg.byte_budget) break;
+    case O_MIN_GAIN: REAL_OPT("--min-gain", 0, 1e6, cfg.min_gain) break;
     case O_BW_NUMA: REAL_OPT("--bw-numa", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_NUMA]) cfg.bandwidth[MOEPLACE_LINK_SAME_NUMA] *= 1e9; break;
     case O_BW_PACKAGE: REAL_OPT("--bw-package", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_PACKAGE]) cfg.bandwidth[MOEPLACE_LINK_SAME_PACKAGE] *= 1e9; break;
     case O_BW_NODE: REAL_OPT("--bw-node", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_NODE]) cfg.bandwidth[MOEPLACE_LINK_SAME_NODE] *= 1e9; break;
