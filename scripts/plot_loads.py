@@ -9,8 +9,9 @@ One panel per layer: every expert's load proportion per window of --window
 steps; transient spans shaded.
 """
 import argparse
-import gzip
 import json
+import os
+import sys
 
 import matplotlib
 
@@ -18,25 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-
-def load(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    rows = []
-    with opener(path, "rt") as f:
-        header = None
-        for line in f:
-            if not line.strip() or line.startswith("#"):
-                continue
-            if header is None:
-                header = line
-                continue
-            rows.append([int(x) for x in line.split(",")])
-    a = np.array(rows, dtype=np.int64)
-    steps = np.unique(a[:, 0])
-    L, E = int(a[:, 1].max()) + 1, a.shape[1] - 2
-    c = np.zeros((len(steps), L, E))  # [T][L][E]
-    c[np.searchsorted(steps, a[:, 0]), a[:, 1], :] = a[:, 2:]
-    return steps, c
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trace_csv import load_counts, window_proportions  # noqa: E402
 
 
 def main():
@@ -46,11 +30,10 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--window", type=int, default=100)
     args = ap.parse_args()
-    steps, c = load(args.trace)
+    steps, c = load_counts(args.trace)
     T, L, E = c.shape
-    n = T // args.window
-    w = c[: n * args.window].reshape(n, args.window, L, E).sum(axis=1)
-    p = w / np.maximum(w.sum(axis=2, keepdims=True), 1)  # [N][L][E]
+    p = window_proportions(c, args.window)  # [N][L][E]
+    n = p.shape[0]
     x = steps[: n * args.window : args.window] + args.window / 2
     states = {s["layer"]: s["changes"] for s in json.load(open(args.predict_json)).get("states", [])}
     fig, axes = plt.subplots(L, 1, figsize=(10, 2.2 * L), sharex=True)

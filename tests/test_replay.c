@@ -20,6 +20,26 @@ START_TEST(migration_time_model) {
 }
 END_TEST
 
+/* Replays `text` on one node of `ranks` ranks with the sw_avg predictor. */
+static int replay_text(const char *text, int ranks, int slots, int interval, int window,
+                       mp_replay_result *res) {
+  moeplace_trace *t;
+  moeplace_topology *topo;
+  ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
+  ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, ranks, 1, 1), 0);
+  mp_replay_config cfg;
+  mp_replay_config_default(&cfg);
+  cfg.slots = slots;
+  cfg.interval = interval;
+  cfg.window = window;
+  cfg.predictor = "sw_avg";
+  memset(res, 0, sizeof *res);
+  int rc = mp_replay_run(t, topo, &cfg, res);
+  moeplace_trace_close(t);
+  moeplace_topology_destroy(topo);
+  return rc;
+}
+
 /* Two experts, two ranks with one slot each: every placement puts one
  * expert per rank, so every policy's imbalance is max(a,b) / ((a+b)/2) of
  * each step, and nothing ever moves. */
@@ -27,18 +47,8 @@ START_TEST(two_by_two_by_hand) {
   static const char text[] = "step,layer,e0,e1\n"
                              "0,0,30,10\n1,0,30,10\n2,0,20,20\n3,0,10,30\n"
                              "4,0,30,10\n5,0,30,10\n6,0,20,20\n7,0,10,30\n";
-  moeplace_trace *t;
-  ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
-  moeplace_topology *topo;
-  ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, 2, 1, 1), 0);
-  mp_replay_config cfg;
-  mp_replay_config_default(&cfg);
-  cfg.slots = 1;
-  cfg.interval = 4;
-  cfg.window = 2;
-  cfg.predictor = "sw_avg";
-  mp_replay_result res = {0};
-  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), 0);
+  mp_replay_result res;
+  ck_assert_int_eq(replay_text(text, 2, 1, 4, 2, &res), 0);
   ck_assert_int_eq(res.steps, 8);
   const double want = (1.5 + 1.5 + 1.0 + 1.5) * 2 / 8; /* 30/20, 30/20, 20/20, 30/20 */
   for (int p = 0; p < MP_POLICY_COUNT; p++) {
@@ -50,8 +60,6 @@ START_TEST(two_by_two_by_hand) {
   ck_assert_int_eq(res.policy[MP_POLICY_MOVING_AVERAGE].decisions, 1);
   ck_assert_int_eq(res.policy[MP_POLICY_STATIC].decisions, 0);
   mp_replay_result_free(&res);
-  moeplace_trace_close(t);
-  moeplace_topology_destroy(topo);
 }
 END_TEST
 
@@ -62,25 +70,13 @@ END_TEST
 START_TEST(oracle_balances_skew) {
   static const char text[] = "step,layer,e0,e1,e2\n"
                              "0,0,60,10,10\n1,0,60,10,10\n2,0,10,10,60\n3,0,10,10,60\n";
-  moeplace_trace *t;
-  ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
-  moeplace_topology *topo;
-  ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, 2, 1, 1), 0);
-  mp_replay_config cfg;
-  mp_replay_config_default(&cfg);
-  cfg.slots = 2;
-  cfg.interval = 2;
-  cfg.window = 1;
-  cfg.predictor = "sw_avg";
-  mp_replay_result res = {0};
-  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), 0);
+  mp_replay_result res;
+  ck_assert_int_eq(replay_text(text, 2, 2, 2, 1, &res), 0);
   ck_assert_double_eq_tol(res.policy[MP_POLICY_ORACLE].imbalance, 1.0, 1e-9);
   /* at best 40/40 in one half and 65/40 in the other */
   ck_assert(res.policy[MP_POLICY_STATIC].imbalance >= (1.0 + 65.0 / 40) / 2 - 1e-9);
   ck_assert_double_eq_tol(res.policy[MP_POLICY_ORACLE].gap_to_oracle, 0.0, 1e-12);
   mp_replay_result_free(&res);
-  moeplace_trace_close(t);
-  moeplace_topology_destroy(topo);
 }
 END_TEST
 
