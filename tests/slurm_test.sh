@@ -81,7 +81,8 @@ for ((i = 0; i < n; i++)); do
 	read -r r s nn <<<"${want[$i]}"
 	out=$(SLURM_ARRAY_TASK_ID=$i MOEPLACE_OUTDIR=/o MOEPLACE_TRACE=/t.csv.gz bash "$sweep" --dry-run) ||
 		fail "dry run of task $i failed"
-	[ "$out" = "replay-sweep: task $i: moeplace-replay --trace /t.csv.gz --ranks $r --slots $s --nodes $nn --json /o/out-$i.json" ] ||
+	# the program is moeplace-replay, with the path where the script found it
+	[[ "$out" == "replay-sweep: task $i: "*"moeplace-replay --trace /t.csv.gz --ranks $r --slots $s --nodes $nn --json /o/out-$i.json" ]] ||
 		fail "task $i: unexpected command: $out"
 done
 out=$(MOEPLACE_INTERVAL=500 MOEPLACE_POLICIES=none,sw_avg SLURM_ARRAY_TASK_ID=0 bash "$sweep" --dry-run)
