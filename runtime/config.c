@@ -29,6 +29,7 @@ void moeplace_runtime_config_default(moeplace_runtime_config *cfg) {
   cfg->cluster_file = NULL;
   cfg->chunk_bytes = (size_t)1 << 20;
   cfg->max_outstanding = 64;
+  cfg->shm_transfers = 1;
 }
 
 int mp_rt_predictor_known(const char *name) {
@@ -77,6 +78,8 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
   if (c->max_outstanding < 2 || c->max_outstanding > 65536)
     return mp_fail(MOEPLACE_ERR_ARG, "config: max_outstanding must be in [2, 65536], got %d",
                    c->max_outstanding);
+  if (c->shm_transfers != 0 && c->shm_transfers != 1)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: shm_transfers must be 0 or 1, got %d", c->shm_transfers);
   return MOEPLACE_OK;
 }
 
@@ -85,7 +88,7 @@ static const char *const field_names[] = {
     "(validity)", "layers", "experts", "slots_per_rank", "window", "horizon",
     "rebalance_interval", "history_windows", "predictor", "migration_tradeoff",
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
-    "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file"};
+    "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 static int64_t hash_double(double d) { return mp_rt_hash62(&d, sizeof d, 7); }
@@ -112,6 +115,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[15] = (int64_t)(c->chunk_bytes >> 1);
     v[16] = c->max_outstanding;
     v[17] = hash_str(c->cluster_file);
+    v[18] = c->shm_transfers;
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];
@@ -124,7 +128,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
   if (same) return MOEPLACE_OK;
   for (int i = 1; i < NFIELDS; i++) {
     if (mn[i] == mx[i]) continue;
-    if (i <= 7 || i == 12 || i == 13 || i == 16)
+    if (i <= 7 || i == 12 || i == 13 || i == 16 || i == 18)
       return mp_fail(MOEPLACE_ERR_MISMATCH,
                      "config differs across ranks: %s ranges from %lld to %lld", field_names[i],
                      (long long)mn[i], (long long)mx[i]);

@@ -13,6 +13,7 @@
 #include <moeplace/runtime.h>
 
 #include "runtime/history.h"
+#include "runtime/shm.h"
 #include "runtime/topology.h"
 
 /* One registered buffer of a local slot. */
@@ -20,6 +21,7 @@ typedef struct mp_rt_buffer {
   void *ptr;
   size_t bytes;
   int owned; /* allocated by the runtime: commit swaps pointers */
+  int win;   /* owned: -1 on the heap, else the shared window it lives in */
 } mp_rt_buffer;
 
 typedef struct mp_rt_slot {
@@ -50,6 +52,7 @@ struct moeplace_runtime {
   double *next_sh;  /* [L][G] */
 
   mp_rt_topology topo;
+  mp_rt_shm shm; /* shared-memory migration path between ranks of a node */
 
   mp_rt_slot *slots;      /* [L][S] registered local state */
   size_t *expert_bytes;   /* [L] bytes of one expert's state (after the check) */
@@ -67,8 +70,9 @@ struct moeplace_runtime {
 
   char *staging;      /* migration staging pool, reused (see migrate.c) */
   size_t staging_cap;
-  void **spare_ptr;   /* spare buffers for owned slot buffers */
+  void **spare_ptr;   /* the spare pool (spare.c) */
   size_t *spare_size;
+  int *spare_win;     /* -1: heap; else the shared window of the region */
   int nspare, spare_cap;
 
   moeplace_runtime_stats stats;
@@ -128,9 +132,19 @@ typedef struct mp_rt_migration_result {
 int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
                   mp_rt_migration_result *res);
 
-/* Returns a buffer of `size` bytes to the spare pool (frees it if the pool
- * cannot grow). */
-void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size);
+/* ---- spare pool (spare.c) ---------------------------------------------- */
+
+/* A pooled buffer of exactly `size` bytes: shared = 1, a region of one of
+ * this rank's shared-window segments (NULL if the pool has none; *win is its
+ * window); shared = 0, heap memory (allocated and faulted in if the pool has
+ * none; NULL only when out of memory; *win = -1). */
+char *mp_rt_spare_take(moeplace_runtime *rt, size_t size, int shared, int *win);
+
+/* Returns a buffer to the pool (win as from mp_rt_spare_take). */
+void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size, int win);
+
+/* Frees the pool's heap buffers (shared regions go with their windows). */
+void mp_rt_spare_free_all(moeplace_runtime *rt);
 
 /* Test hook (not exported): the next expert this rank receives is corrupted
  * after arrival, before verification. */

@@ -13,11 +13,17 @@
  *    Posting in one global order is what makes the bounded window deadlock
  *    free: the smallest unfinished operation is always posted on both of its
  *    ranks (everything before it is complete), so it can always complete.
- *  - Receives land in staging buffers, never in the registered ones (for
- *    buffers the runtime owns, in spare buffers that commit swaps in, with
- *    no copy). Sources are read in place while sends are in flight and only
- *    overwritten at commit, after every send has completed: a slot that is
- *    both a source and a destination is read before it is overwritten.
+ *  - Between two ranks of one node (shm.h), the receiver lends regions of
+ *    its shared-window segment (it sends their addresses first); the
+ *    sender copies each chunk into them, hashing it while it is in cache,
+ *    and a zero-byte message per chunk tells the receiver it has landed.
+ *    Other pairs send the chunks as messages.
+ *  - Either way, receives land in staging memory, never in the registered
+ *    buffers (for buffers the runtime owns, in spares that commit swaps in,
+ *    with no copy). Sources are read in place while transfers are in flight
+ *    and only overwritten at commit, after every send has completed: a slot
+ *    that is both a source and a destination is read before it is
+ *    overwritten.
  *  - The receiver hashes chunks in order as they arrive and compares with
  *    the sender's digest. One MPI_Allreduce(MIN) of "I verified everything"
  *    decides: commit (copy staging into the destination slots, or swap the
@@ -43,7 +49,7 @@
 #include "common/timer.h"
 #include "runtime/internal.h"
 
-enum { TAG_MIGRATE = 0x6d70 };
+enum { TAG_MIGRATE = 0x6d70, TAG_ADDRESS = 0x6d71 };
 
 enum op_kind { OP_SEND, OP_RECV, OP_SEND_DIGEST, OP_RECV_DIGEST, OP_LOCAL_COPY };
 
@@ -51,6 +57,8 @@ typedef struct op {
   int kind;
   int tr;    /* index into this rank's transfer table */
   int peer;
+  int buf;   /* chunk: buffer index within the slot */
+  size_t off; /* chunk: offset within that buffer */
   char *ptr; /* chunk address (source buffer, staging or spare) */
   int bytes;
   int done;
@@ -60,8 +68,11 @@ typedef struct op {
 typedef struct xfer {
   const mp_rt_transfer *t;
   int incoming;        /* this rank is the destination */
-  char *dest[MOEPLACE_RUNTIME_MAX_BUFFERS]; /* incoming: where each buffer lands (pool
-                                              staging, or a spare for owned buffers) */
+  int shm;             /* the peer shares memory: the sender copies, messages notify */
+  char *dest[MOEPLACE_RUNTIME_MAX_BUFFERS]; /* incoming: where each buffer lands */
+  int dest_win[MOEPLACE_RUNTIME_MAX_BUFFERS]; /* its shared window, -1 = heap/staging */
+  char *remote[MOEPLACE_RUNTIME_MAX_BUFFERS]; /* outgoing shm: landing in the peer */
+  int remote_win[MOEPLACE_RUNTIME_MAX_BUFFERS];
   int first_chunk_op;  /* index of its first chunk op in the op list */
   int nchunks;
   int hashed;          /* incoming: chunks hashed so far, in order */
@@ -77,41 +88,19 @@ static size_t chunks_of(const mp_rt_slot *sl, size_t chunk) {
   return n;
 }
 
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
 void mp_rt_test_corrupt_next(moeplace_runtime *rt) { rt->test_corrupt_next = 1; }
 
-/* Spare buffers for runtime-owned slot buffers: an incoming expert lands in
- * a spare, and commit swaps it with the slot's buffer, whose old memory
- * becomes a spare for the next migration (already faulted in). */
-static char *spare_take(moeplace_runtime *rt, size_t size) {
-  for (int i = 0; i < rt->nspare; i++)
-    if (rt->spare_size[i] == size) {
-      char *p = rt->spare_ptr[i];
-      rt->nspare--;
-      rt->spare_ptr[i] = rt->spare_ptr[rt->nspare];
-      rt->spare_size[i] = rt->spare_size[rt->nspare];
-      return p;
-    }
-  char *p = malloc(size);
-  if (p) memset(p, 0, size); // fault the pages in before the transfer
-  return p;
-}
-
-void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size) {
-  if (!p) return;
-  if (rt->nspare == rt->spare_cap) {
-    int cap = rt->spare_cap ? 2 * rt->spare_cap : 16;
-    void **np = realloc(rt->spare_ptr, (size_t)cap * sizeof *np);
-    if (np) rt->spare_ptr = np;
-    size_t *ns = realloc(rt->spare_size, (size_t)cap * sizeof *ns);
-    if (ns) rt->spare_size = ns;
-    if (!np || !ns) {
-      free(p);
-      return;
-    }
-    rt->spare_cap = cap;
+/* Copies n bytes and feeds them to the hash, block by block while each
+ * block is still in L1/L2: hashing then costs little beyond the copy. */
+static void copy_hashing(char *dst, const char *src, size_t n, XXH3_state_t *h) {
+  enum { BLOCK = 64 << 10 };
+  for (size_t o = 0; o < n; o += BLOCK) {
+    size_t len = n - o < BLOCK ? n - o : BLOCK;
+    memcpy(dst + o, src + o, len);
+    XXH3_64bits_update(h, src + o, len);
   }
-  rt->spare_ptr[rt->nspare] = p;
-  rt->spare_size[rt->nspare++] = size;
 }
 
 /* Hashes the in-order prefix of arrived chunks of an incoming transfer and
@@ -130,6 +119,129 @@ static void advance_incoming(moeplace_runtime *rt, xfer *x, op *ops) {
     x->verified = XXH3_64bits_digest(x->hash) == x->digest;
 }
 
+/* Shared-memory landing regions for this rank's incoming shm transfers:
+ * from the pool, and from a new window (collective over the node) for what
+ * the pool lacks. If the node has no room for another window, every rank of
+ * the node falls back to messages for this migration. Called by every rank
+ * whenever the shm path is on, even one that failed to prepare (xs = NULL),
+ * so that the node's collective matches. */
+static int land_shared(moeplace_runtime *rt, xfer *xs, int nx) {
+  const int S = rt->S;
+  size_t lack = 0;
+  for (int j = 0; xs && j < nx; j++) {
+    xfer *x = &xs[j];
+    if (!x->incoming || !x->shm) continue;
+    const mp_rt_slot *sl = &rt->slots[(size_t)x->t->layer * S + x->t->dst_slot];
+    for (int b = 0; b < sl->nbuf; b++) {
+      x->dest[b] = mp_rt_spare_take(rt, sl->buf[b].bytes, 1, &x->dest_win[b]);
+      if (!x->dest[b]) lack += align64(sl->buf[b].bytes);
+    }
+  }
+  int win, full;
+  char *seg;
+  int st = mp_rt_shm_grow(&rt->shm, lack, &win, &seg, &full);
+  if (st != MOEPLACE_OK) return st;
+  for (int j = 0; xs && j < nx; j++) {
+    xfer *x = &xs[j];
+    if (!x->incoming || !x->shm) continue;
+    const mp_rt_slot *sl = &rt->slots[(size_t)x->t->layer * S + x->t->dst_slot];
+    for (int b = 0; b < sl->nbuf; b++) {
+      if (full) { // back to the pool; the transfer goes by messages
+        mp_rt_spare_give(rt, x->dest[b], sl->buf[b].bytes, x->dest_win[b]);
+        x->dest[b] = NULL;
+        x->dest_win[b] = -1;
+      } else if (!x->dest[b]) {
+        x->dest[b] = seg;
+        x->dest_win[b] = win;
+        seg += align64(sl->buf[b].bytes);
+      }
+    }
+  }
+  if (full)
+    for (int j = 0; xs && j < nx; j++) xs[j].shm = 0;
+  return MOEPLACE_OK;
+}
+
+/* Receivers tell senders where each incoming shm buffer lands: per peer, in
+ * plan order, (window, offset) of every buffer. Prepared (allocated and
+ * filled) before the migration's go/no-go agreement, so that once it is
+ * agreed nothing can fail locally while a peer waits for this rank. */
+typedef struct landing_msgs {
+  size_t *tell, *learn; /* [R+1] start of each peer's entries: to send, to receive */
+  int64_t *out, *in;
+  size_t *cur;          /* [R] */
+  MPI_Request *req;     /* [2R] */
+} landing_msgs;
+
+static void landing_free(landing_msgs *m) {
+  free(m->tell);
+  free(m->out);
+  free(m->cur);
+  free(m->req);
+  memset(m, 0, sizeof *m);
+}
+
+static int landing_prepare(moeplace_runtime *rt, const xfer *xs, int nx, landing_msgs *m) {
+  const int R = rt->size, S = rt->S;
+  memset(m, 0, sizeof *m);
+  m->tell = calloc((size_t)2 * (R + 1), sizeof *m->tell);
+  m->cur = malloc((size_t)R * sizeof *m->cur);
+  m->req = malloc((size_t)2 * R * sizeof *m->req);
+  if (!m->tell || !m->cur || !m->req) return 0;
+  m->learn = m->tell + R + 1;
+  for (int j = 0; j < nx; j++) {
+    if (!xs[j].shm) continue;
+    size_t nb = (size_t)rt->slots[(size_t)xs[j].t->layer * S].nbuf;
+    if (xs[j].incoming) m->tell[xs[j].t->src_rank + 1] += 2 * nb;
+    else m->learn[xs[j].t->dst_rank + 1] += 2 * nb;
+  }
+  for (int r = 0; r < R; r++) { // counts -> start offsets
+    m->tell[r + 1] += m->tell[r];
+    m->learn[r + 1] += m->learn[r];
+  }
+  m->out = malloc((m->tell[R] + m->learn[R] + 1) * sizeof *m->out);
+  if (!m->out) return 0;
+  m->in = m->out + m->tell[R];
+  memcpy(m->cur, m->tell, (size_t)R * sizeof *m->cur);
+  for (int j = 0; j < nx; j++) {
+    const xfer *x = &xs[j];
+    if (!x->shm || !x->incoming) continue;
+    size_t *c = &m->cur[x->t->src_rank];
+    for (int b = 0; b < rt->slots[(size_t)x->t->layer * S].nbuf; b++) {
+      m->out[(*c)++] = x->dest_win[b];
+      m->out[(*c)++] = (int64_t)mp_rt_shm_offset(&rt->shm, x->dest_win[b], rt->rank, x->dest[b]);
+    }
+  }
+  return 1;
+}
+
+static int landing_exchange(moeplace_runtime *rt, xfer *xs, int nx, landing_msgs *m) {
+  const int R = rt->size, S = rt->S;
+  int nreq = 0, rc = MPI_SUCCESS;
+  for (int r = 0; rc == MPI_SUCCESS && r < R; r++)
+    if (m->learn[r + 1] > m->learn[r])
+      rc = MPI_Irecv(m->in + m->learn[r], (int)(m->learn[r + 1] - m->learn[r]), MPI_INT64_T, r,
+                     TAG_ADDRESS, rt->comm, &m->req[nreq++]);
+  for (int r = 0; rc == MPI_SUCCESS && r < R; r++)
+    if (m->tell[r + 1] > m->tell[r])
+      rc = MPI_Isend(m->out + m->tell[r], (int)(m->tell[r + 1] - m->tell[r]), MPI_INT64_T, r,
+                     TAG_ADDRESS, rt->comm, &m->req[nreq++]);
+  if (rc == MPI_SUCCESS) rc = MPI_Waitall(nreq, m->req, MPI_STATUSES_IGNORE);
+  if (rc != MPI_SUCCESS)
+    return mp_fail(MOEPLACE_ERR_MPI, "rank %d: exchanging landing addresses failed", rt->rank);
+  memcpy(m->cur, m->learn, (size_t)R * sizeof *m->cur);
+  for (int j = 0; j < nx; j++) {
+    xfer *x = &xs[j];
+    if (!x->shm || x->incoming) continue;
+    int d = x->t->dst_rank;
+    for (int b = 0; b < rt->slots[(size_t)x->t->layer * S].nbuf; b++) {
+      x->remote_win[b] = (int)m->in[m->cur[d]++];
+      x->remote[b] = mp_rt_shm_addr(&rt->shm, x->remote_win[b], d, (size_t)m->in[m->cur[d]++]);
+    }
+  }
+  return MOEPLACE_OK;
+}
+
 int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
                   mp_rt_migration_result *res) {
   double t0 = mp_now_s();
@@ -137,8 +249,9 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
   res->moves = n;
   const size_t chunk = rt->cfg.chunk_bytes;
   const int me = rt->rank, S = rt->S;
+  const int shm_on = rt->shm.node != MPI_COMM_NULL;
 
-  // ---- prepare: my transfers, staging, operations -----------------------
+  // ---- prepare: my transfers, landing memory, operations ------------------
   int nx = 0;
   size_t nops = 0;
   for (int i = 0; i < n; i++) {
@@ -159,12 +272,29 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
   int ok = xs && ops && reqs && req_op && free_idx && indices;
   char reason[512] = "";
   if (!ok) snprintf(reason, sizeof reason, "rank %d: out of memory preparing a migration", me);
-  // Staging comes from a pool kept between migrations: first-touch page
+  for (int i = 0, j = 0; ok && i < n; i++) {
+    const mp_rt_transfer *t = &plan[i];
+    if (t->src_rank != me && t->dst_rank != me) continue;
+    xs[j].t = t;
+    xs[j].incoming = t->dst_rank == me;
+    xs[j].shm = mp_rt_shm_pair(&rt->shm, t->src_rank, t->dst_rank);
+    for (int b = 0; b < MOEPLACE_RUNTIME_MAX_BUFFERS; b++) xs[j].dest_win[b] = -1;
+    j++;
+  }
+  if (shm_on) {
+    int st = land_shared(rt, ok ? xs : NULL, nx);
+    if (st != MOEPLACE_OK && ok) {
+      ok = 0;
+      snprintf(reason, sizeof reason, "rank %d: %s", me, moeplace_last_error());
+    }
+  }
+  // Message transfers land in a staging pool kept between migrations
+  // (registered buffers) or in heap spares (owned buffers): first-touch page
   // faults of fresh memory would otherwise cost more than the transfer.
   size_t incoming = 0;
-  for (int i = 0; i < n; i++) {
-    if (plan[i].dst_rank != me) continue;
-    const mp_rt_slot *sl = &rt->slots[(size_t)plan[i].layer * S + plan[i].dst_slot];
+  for (int j = 0; ok && j < nx; j++) {
+    if (!xs[j].incoming || xs[j].shm) continue;
+    const mp_rt_slot *sl = &rt->slots[(size_t)xs[j].t->layer * S + xs[j].t->dst_slot];
     for (int b = 0; b < sl->nbuf; b++)
       if (!sl->buf[b].owned) incoming += sl->buf[b].bytes;
   }
@@ -179,17 +309,14 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
     }
   }
   size_t k = 0, staged = 0;
-  for (int i = 0, j = 0; ok && i < n; i++) {
-    const mp_rt_transfer *t = &plan[i];
-    if (t->src_rank != me && t->dst_rank != me) continue;
+  for (int j = 0; ok && j < nx; j++) {
     xfer *x = &xs[j];
-    x->t = t;
-    x->incoming = t->dst_rank == me;
-    if (x->incoming) {
+    const mp_rt_transfer *t = x->t;
+    if (x->incoming && !x->shm) {
       const mp_rt_slot *dsl = &rt->slots[(size_t)t->layer * S + t->dst_slot];
       for (int b = 0; b < dsl->nbuf; b++) {
         if (dsl->buf[b].owned) {
-          x->dest[b] = spare_take(rt, dsl->buf[b].bytes);
+          x->dest[b] = mp_rt_spare_take(rt, dsl->buf[b].bytes, 0, &x->dest_win[b]);
         } else {
           x->dest[b] = rt->staging + staged;
           staged += dsl->buf[b].bytes;
@@ -198,15 +325,12 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
       }
       if (!ok) {
         snprintf(reason, sizeof reason, "rank %d: no memory for a spare buffer", me);
-        j++; // so that cleanup returns what was taken
-        nx = j;
         break;
       }
     }
     const mp_rt_slot *src = &rt->slots[(size_t)t->layer * S + t->src_slot];
     if (t->src_rank == t->dst_rank) {
-      ops[k++] = (op){OP_LOCAL_COPY, j, me, NULL, 0, 0};
-      j++;
+      ops[k++] = (op){.kind = OP_LOCAL_COPY, .tr = j, .peer = me};
       continue;
     }
     x->hash = XXH3_createState();
@@ -217,19 +341,24 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
     }
     x->first_chunk_op = (int)k;
     const mp_rt_slot *sl = x->incoming ? &rt->slots[(size_t)t->layer * S + t->dst_slot] : src;
+    int peer = x->incoming ? t->src_rank : t->dst_rank;
     for (int b = 0; b < sl->nbuf; b++) {
       for (size_t o = 0; o < sl->buf[b].bytes; o += chunk) {
         size_t len = sl->buf[b].bytes - o < chunk ? sl->buf[b].bytes - o : chunk;
         char *p = x->incoming ? x->dest[b] + o : (char *)src->buf[b].ptr + o;
-        ops[k++] = (op){x->incoming ? OP_RECV : OP_SEND, j, x->incoming ? t->src_rank : t->dst_rank,
-                        p, (int)len, 0};
+        ops[k++] = (op){.kind = x->incoming ? OP_RECV : OP_SEND, .tr = j, .peer = peer, .buf = b,
+                        .off = o, .ptr = p, .bytes = (int)len};
         x->nchunks++;
       }
     }
-    ops[k++] = (op){x->incoming ? OP_RECV_DIGEST : OP_SEND_DIGEST, j,
-                    x->incoming ? t->src_rank : t->dst_rank, (char *)&x->digest,
-                    (int)sizeof x->digest, 0};
-    j++;
+    ops[k++] = (op){.kind = x->incoming ? OP_RECV_DIGEST : OP_SEND_DIGEST, .tr = j, .peer = peer,
+                    .ptr = (char *)&x->digest, .bytes = (int)sizeof x->digest};
+  }
+
+  landing_msgs lm = {0};
+  if (ok && shm_on && !landing_prepare(rt, xs, nx, &lm)) {
+    ok = 0;
+    snprintf(reason, sizeof reason, "rank %d: out of memory preparing landing addresses", me);
   }
 
   // Nobody communicates unless everybody could prepare.
@@ -245,14 +374,19 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
                 : mp_fail(MOEPLACE_ERR_NOMEM, "%s", reason);
     goto cleanup;
   }
+  int comm_ok = 1;
+  if (shm_on && landing_exchange(rt, xs, nx, &lm) != MOEPLACE_OK) {
+    comm_ok = 0;
+    snprintf(reason, sizeof reason, "%s", moeplace_last_error());
+  }
 
   // ---- communicate: post in plan order, bounded window ---------------------
   for (int i = 0; i < maxout; i++) {
     reqs[i] = MPI_REQUEST_NULL;
     free_idx[i] = maxout - 1 - i;
   }
-  int nfree = maxout, comm_ok = 1;
-  size_t next = 0;
+  int nfree = maxout;
+  size_t next = comm_ok ? 0 : nops;
   while (next < nops || nfree < maxout) {
     while (comm_ok && next < nops && nfree > 0) {
       op *o = &ops[next];
@@ -268,10 +402,16 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
       }
       if (o->kind == OP_SEND_DIGEST) x->digest = XXH3_64bits_digest(x->hash);
       int slot = free_idx[--nfree], rc;
+      // A shared-memory chunk travels by copy: its message carries no bytes.
+      int count = x->shm && (o->kind == OP_SEND || o->kind == OP_RECV) ? 0 : o->bytes;
+      if (o->kind == OP_SEND && x->shm) {
+        copy_hashing(x->remote[o->buf] + o->off, o->ptr, (size_t)o->bytes, x->hash);
+        MPI_Win_sync(rt->shm.win[x->remote_win[o->buf]]); // the copy is visible before the notice
+      }
       if (o->kind == OP_SEND || o->kind == OP_SEND_DIGEST)
-        rc = MPI_Isend(o->ptr, o->bytes, MPI_BYTE, o->peer, TAG_MIGRATE, rt->comm, &reqs[slot]);
+        rc = MPI_Isend(o->ptr, count, MPI_BYTE, o->peer, TAG_MIGRATE, rt->comm, &reqs[slot]);
       else
-        rc = MPI_Irecv(o->ptr, o->bytes, MPI_BYTE, o->peer, TAG_MIGRATE, rt->comm, &reqs[slot]);
+        rc = MPI_Irecv(o->ptr, count, MPI_BYTE, o->peer, TAG_MIGRATE, rt->comm, &reqs[slot]);
       if (rc != MPI_SUCCESS) {
         comm_ok = 0;
         free_idx[nfree++] = slot;
@@ -279,9 +419,9 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
         break;
       }
       req_op[slot] = (int)next;
-      // The sender hashes a chunk while it is on the wire (reading a send
-      // buffer during a send is allowed), overlapping hashing and transfer.
-      if (o->kind == OP_SEND) XXH3_64bits_update(x->hash, o->ptr, (size_t)o->bytes);
+      // A message sender hashes a chunk while it is on the wire (reading a
+      // send buffer during a send is allowed), overlapping the two.
+      if (o->kind == OP_SEND && !x->shm) XXH3_64bits_update(x->hash, o->ptr, (size_t)o->bytes);
       next++;
     }
     if (nfree == maxout) {
@@ -301,6 +441,7 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
       o->done = 1;
       free_idx[nfree++] = slot;
       xfer *x = &xs[o->tr];
+      if (o->kind == OP_RECV && x->shm) MPI_Win_sync(rt->shm.win[x->dest_win[o->buf]]);
       if (o->kind == OP_RECV_DIGEST) x->digest_arrived = 1;
       if (o->kind == OP_RECV || o->kind == OP_RECV_DIGEST) advance_incoming(rt, x, ops);
     }
@@ -341,12 +482,14 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
     if (!x->incoming) continue;
     mp_rt_slot *dst = &rt->slots[(size_t)x->t->layer * S + x->t->dst_slot];
     for (int b = 0; b < dst->nbuf; b++) {
-      if (dst->buf[b].owned) { // swap: the old memory becomes a spare
-        mp_rt_spare_give(rt, dst->buf[b].ptr, dst->buf[b].bytes);
-        dst->buf[b].ptr = x->dest[b];
+      mp_rt_buffer *db = &dst->buf[b];
+      if (db->owned) { // swap: the old memory becomes a spare
+        mp_rt_spare_give(rt, db->ptr, db->bytes, db->win);
+        db->ptr = x->dest[b];
+        db->win = x->dest_win[b];
         x->dest[b] = NULL;
       } else {
-        memcpy(dst->buf[b].ptr, x->dest[b], dst->buf[b].bytes);
+        memcpy(db->ptr, x->dest[b], db->bytes);
       }
     }
   }
@@ -356,11 +499,14 @@ cleanup:
   for (int j = 0; xs && j < nx; j++) {
     XXH3_freeState(xs[j].hash);
     if (!xs[j].incoming || !xs[j].t) continue;
-    // Spares not committed (rollback, failure) go back to the pool.
+    // Landing memory not swapped into a slot (rollback, failure, or copied
+    // into a registered buffer) goes back to the pool; staging stays.
     const mp_rt_slot *dsl = &rt->slots[(size_t)xs[j].t->layer * S + xs[j].t->dst_slot];
     for (int b = 0; b < dsl->nbuf; b++)
-      if (dsl->buf[b].owned && xs[j].dest[b]) mp_rt_spare_give(rt, xs[j].dest[b], dsl->buf[b].bytes);
+      if (xs[j].dest[b] && (dsl->buf[b].owned || xs[j].dest_win[b] >= 0))
+        mp_rt_spare_give(rt, xs[j].dest[b], dsl->buf[b].bytes, xs[j].dest_win[b]);
   }
+  landing_free(&lm);
   free(xs);
   free(ops);
   free(reqs);

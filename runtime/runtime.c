@@ -31,11 +31,10 @@ static void free_runtime(moeplace_runtime *rt) {
   mp_rt_topology_free(&rt->topo);
   for (size_t i = 0; rt->slots && i < (size_t)rt->L * rt->S; i++)
     for (int b = 0; b < rt->slots[i].nbuf; b++)
-      if (rt->slots[i].buf[b].owned) free(rt->slots[i].buf[b].ptr);
+      if (rt->slots[i].buf[b].owned && rt->slots[i].buf[b].win < 0) free(rt->slots[i].buf[b].ptr);
   free(rt->slots);
-  for (int i = 0; i < rt->nspare; i++) free(rt->spare_ptr[i]);
-  free(rt->spare_ptr);
-  free(rt->spare_size);
+  mp_rt_spare_free_all(rt);
+  mp_rt_shm_free(&rt->shm);
   free(rt->expert_bytes);
   free(rt->window_counts);
   mp_rt_history_destroy(rt->history);
@@ -102,6 +101,7 @@ int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
   if (!initialized) return mp_fail(MOEPLACE_ERR_STATE, "runtime: MPI is not initialized");
 
   moeplace_runtime *rt = calloc(1, sizeof *rt);
+  if (rt) rt->shm.node = MPI_COMM_NULL; // not a zero bit pattern in every MPI
   // Even a rank with bad arguments takes part in the agreement below, so
   // that the others learn about it instead of waiting for it.
   int local = MOEPLACE_OK;
@@ -136,6 +136,7 @@ int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
   }
   status = mp_rt_topology_discover(rt->comm, cfg->ranks_per_node, cfg->hwloc_synthetic, &rt->topo);
   if (status == MOEPLACE_OK) status = mp_rt_topology_attach_shape(rt->comm, cfg->cluster_file, &rt->topo);
+  if (status == MOEPLACE_OK) status = mp_rt_shm_init(&rt->shm, rt->comm, cfg->shm_transfers);
   if (status != MOEPLACE_OK) {
     free_runtime(rt);
     return status;
@@ -159,7 +160,7 @@ int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, 
   if (sl->nbuf >= MOEPLACE_RUNTIME_MAX_BUFFERS)
     return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: layer %d slot %d already has %d buffers",
                    layer, slot, MOEPLACE_RUNTIME_MAX_BUFFERS);
-  sl->buf[sl->nbuf++] = (mp_rt_buffer){ptr, bytes, 0};
+  sl->buf[sl->nbuf++] = (mp_rt_buffer){ptr, bytes, 0, -1};
   rt->registration_dirty = 1;
   return MOEPLACE_OK;
 }

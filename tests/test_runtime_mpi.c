@@ -11,7 +11,10 @@
  * pointer swap), corrupt (an injected corruption is detected and rolled back
  * with nothing lost), registration (mismatched buffer sizes are reported),
  * loop (the closed loop rebalances a skewed load and keeps the weights;
- * loop_nostate: the same with no state registered, routing only). */
+ * loop_nostate: the same with no state registered, routing only),
+ * shm_reuse (the shared-memory landing windows are reused, not grown, by
+ * migrations back and forth). A case name ending in _p2p runs the case with
+ * the shared-memory path off (every transfer by messages). */
 #include "config.h"
 
 #include <stdint.h>
@@ -26,6 +29,7 @@
 
 static int failures;
 static int my_rank;
+static int shm_transfers = 1; /* config.shm_transfers of the runtimes made */
 
 #define CHECK(cond, ...)                                                            \
   do {                                                                              \
@@ -174,6 +178,7 @@ static moeplace_runtime *make_rt(int L, int E, int S, size_t chunk, int maxout) 
   cfg.slots_per_rank = S;
   cfg.chunk_bytes = chunk;
   cfg.max_outstanding = maxout;
+  cfg.shm_transfers = shm_transfers;
   moeplace_runtime *rt = NULL;
   int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_OK && rt, "create rc=%d", rc);
@@ -406,6 +411,10 @@ static void case_migrate(int R, int owned_mask) {
   moeplace_runtime_get_stats(rt, &after);
   CHECK(after.rebalances == before.rebalances + 1 && after.bytes_moved >= before.bytes_moved,
         "stats count the swap");
+  // All ranks of these tests share one host: the shared-memory path carried
+  // the transfers if and only if it is on.
+  CHECK((rt->shm.nwin > 0) == shm_transfers, "shared windows: %d (path %s)", rt->shm.nwin,
+        shm_transfers ? "on" : "off");
   free(se);
   state_free(&st);
   moeplace_runtime_destroy(rt);
@@ -443,6 +452,33 @@ static void case_corrupt(int R, int owned_mask) {
   free(old);
   free(se);
   free(now);
+  state_free(&st);
+  moeplace_runtime_destroy(rt);
+}
+
+/* Owned buffers moving back and forth between two placements: the second
+ * migration may add a window (the first one's regions are in use), after
+ * that the pool holds the regions every migration needs. */
+static void case_shm_reuse(int R) {
+  const int L = 1, E = 2 * R, S = 2, G = R * S;
+  moeplace_runtime *rt = make_rt(L, E, S, 4096, 8);
+  if (!rt) return;
+  state st;
+  state_init(&st, rt, L, S, 20000, 3000, 3);
+  int *a = malloc((size_t)G * sizeof *a), *b = malloc((size_t)G * sizeof *b);
+  moeplace_runtime_get_placement(rt, a, NULL);
+  for (int g = 0; g < G; g++) b[g] = a[(g + S) % G]; // every expert to the previous rank
+  int windows_after_two = -1;
+  for (int round = 0; round < 8; round++) {
+    int rc = moeplace_runtime_apply_placement(rt, round % 2 ? a : b, NULL, NULL);
+    CHECK(rc == MOEPLACE_OK, "round %d: rc=%d", round, rc);
+    CHECK(state_bad_slots(&st, rt) == 0, "round %d: weights intact", round);
+    if (round == 1) windows_after_two = rt->shm.nwin;
+  }
+  CHECK(windows_after_two > 0 && rt->shm.nwin == windows_after_two,
+        "windows after 2 migrations: %d, after 8: %d", windows_after_two, rt->shm.nwin);
+  free(a);
+  free(b);
   state_free(&st);
   moeplace_runtime_destroy(rt);
 }
@@ -528,7 +564,13 @@ int main(int argc, char **argv) {
   int R;
   MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &R);
-  const char *c = argc > 1 ? argv[1] : "";
+  char c[64] = "";
+  snprintf(c, sizeof c, "%s", argc > 1 ? argv[1] : "");
+  size_t cl = strlen(c);
+  if (cl > 4 && !strcmp(c + cl - 4, "_p2p")) {
+    c[cl - 4] = '\0';
+    shm_transfers = 0;
+  }
   if (R < 2 || R % 2) {
     if (my_rank == 0) fprintf(stderr, "run with an even number >= 2 of ranks\n");
     MPI_Finalize();
@@ -545,6 +587,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "registration")) case_registration(R);
   else if (!strcmp(c, "loop")) case_loop(R, 1);
   else if (!strcmp(c, "loop_nostate")) case_loop(R, 0); // routing only: nothing registered
+  else if (!strcmp(c, "shm_reuse")) case_shm_reuse(R);
   else {
     if (my_rank == 0) fprintf(stderr, "unknown case \"%s\"\n", c);
     MPI_Finalize();
@@ -552,7 +595,9 @@ int main(int argc, char **argv) {
   }
   int total = 0;
   MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (my_rank == 0) printf("%s on %d ranks: %s (%d failed checks)\n", c, R, total ? "FAIL" : "ok", total);
+  if (my_rank == 0)
+    printf("%s%s on %d ranks: %s (%d failed checks)\n", c, shm_transfers ? "" : " (p2p)", R,
+           total ? "FAIL" : "ok", total);
   MPI_Finalize();
   return total ? 1 : 0;
 }

@@ -126,7 +126,8 @@ static double raw_transfer(int rank, int R, int n, size_t bytes, char **src, cha
 }
 
 /* A runtime with n slots of `bytes` per rank, buffers owned by the runtime
- * (commit by pointer swap) or registered user buffers (commit by copy). */
+ * (commit by pointer swap) or registered user buffers (commit by copy),
+ * with the shared-memory path between ranks of a node on or off. */
 typedef struct mp_setup {
   moeplace_runtime *rt;
   char **user;
@@ -134,7 +135,7 @@ typedef struct mp_setup {
   double best;
 } mp_setup;
 
-static int setup_open(mp_setup *m, const opts *o, int R, size_t bytes, int owned) {
+static int setup_open(mp_setup *m, const opts *o, int R, size_t bytes, int owned, int shm) {
   int n = (int)o->experts, st;
   moeplace_runtime_config cfg;
   moeplace_runtime_config_default(&cfg);
@@ -143,6 +144,7 @@ static int setup_open(mp_setup *m, const opts *o, int R, size_t bytes, int owned
   cfg.slots_per_rank = n;
   cfg.rebalance_interval = 0;
   cfg.chunk_bytes = (size_t)o->chunk_kib << 10;
+  cfg.shm_transfers = shm;
   memset(m, 0, sizeof *m);
   m->best = 1e30;
   st = moeplace_runtime_create(&m->rt, MPI_COMM_WORLD, &cfg);
@@ -183,11 +185,12 @@ static void setup_close(mp_setup *m, int n) {
   moeplace_runtime_destroy(m->rt);
 }
 
-/* One size: raw MPI, moeplace (owned) and moeplace (registered) in turn in
- * every repetition, so that all three see the same background load; best of
- * reps for each, after one unmeasured round (page faults, pools). */
-static int bench_size(const opts *o, int rank, int R, size_t bytes, double *mp, double *raw,
-                      double *mp_reg) {
+/* One size: raw MPI, then moeplace with owned buffers, with owned buffers
+ * and messages only, and with registered buffers, in turn in every
+ * repetition, so that all see the same background load; best of reps for
+ * each, after one unmeasured round (page faults, pools). */
+static int bench_size(const opts *o, int rank, int R, size_t bytes, double *raw, double *mp,
+                      double *mp_p2p, double *mp_reg) {
   int n = (int)o->experts;
   char **src = calloc((size_t)n, sizeof *src), **dst = calloc((size_t)n, sizeof *dst);
   for (int s = 0; s < n; s++) {
@@ -200,22 +203,27 @@ static int bench_size(const opts *o, int rank, int R, size_t bytes, double *mp, 
     memset(src[s], rank + s, bytes);
     memset(dst[s], 0, bytes);
   }
-  mp_setup own, reg;
-  int st = setup_open(&own, o, R, bytes, 1);
-  if (st == MOEPLACE_OK) st = setup_open(&reg, o, R, bytes, 0);
-  else memset(&reg, 0, sizeof reg);
+  mp_setup own, p2p, reg;
+  memset(&p2p, 0, sizeof p2p);
+  memset(&reg, 0, sizeof reg);
+  int st = setup_open(&own, o, R, bytes, 1, 1);
+  if (st == MOEPLACE_OK) st = setup_open(&p2p, o, R, bytes, 1, 0);
+  if (st == MOEPLACE_OK) st = setup_open(&reg, o, R, bytes, 0, 1);
   double best_raw = 1e30;
   for (int rep = -1; rep < o->reps && st == MOEPLACE_OK; rep++) {
     double t = raw_transfer(rank, R, n, bytes, src, dst);
     if (rep >= 0) best_raw = fmin(best_raw, t);
     st = setup_rotate(&own, R, n, rep >= 0);
+    if (st == MOEPLACE_OK) st = setup_rotate(&p2p, R, n, rep >= 0);
     if (st == MOEPLACE_OK) st = setup_rotate(&reg, R, n, rep >= 0);
   }
   double total = (double)bytes * n * R;
   *raw = total / best_raw / 1e9;
   *mp = total / own.best / 1e9;
+  *mp_p2p = total / p2p.best / 1e9;
   *mp_reg = total / reg.best / 1e9;
   setup_close(&own, n);
+  setup_close(&p2p, n);
   setup_close(&reg, n);
   for (int s = 0; s < n; s++) {
     free(src[s]);
@@ -290,23 +298,26 @@ int main(int argc, char **argv) {
   json_object_set_new(root, "chunk_bytes", json_integer(o.chunk_kib << 10));
   if (rank == 0)
     printf("migration: %d ranks, each sends %lld experts to its neighbour (best of %lld)\n"
-           "(moeplace: buffers owned by the runtime, commit by pointer swap; registered:\n"
+           "(moeplace: buffers owned by the runtime, commit by pointer swap, shared memory\n"
+           " between ranks of a node; p2p: the same with messages only; registered:\n"
            " caller's buffers, commit by copy)\n"
-           "%12s %14s %14s %8s %16s\n",
+           "%12s %14s %14s %8s %10s %8s %16s\n",
            R, o.experts, o.reps, "expert_bytes", "moeplace_GB/s", "raw_mpi_GB/s", "ratio",
-           "registered_GB/s");
+           "p2p_GB/s", "ratio", "registered_GB/s");
   int status = MOEPLACE_OK;
   for (int i = 0; i < o.nsizes && status == MOEPLACE_OK; i++) {
     size_t bytes = (size_t)o.sizes_kib[i] << 10;
-    double raw = 0, mp = 0, mp_reg = 0;
-    status = bench_size(&o, rank, R, bytes, &mp, &raw, &mp_reg);
+    double raw = 0, mp = 0, mp_p2p = 0, mp_reg = 0;
+    status = bench_size(&o, rank, R, bytes, &raw, &mp, &mp_p2p, &mp_reg);
     if (status != MOEPLACE_OK) break;
     if (rank == 0)
-      printf("%12zu %14.3f %14.3f %7.1f%% %16.3f\n", bytes, mp, raw, 100.0 * mp / raw, mp_reg);
+      printf("%12zu %14.3f %14.3f %7.1f%% %10.3f %7.1f%% %16.3f\n", bytes, mp, raw,
+             100.0 * mp / raw, mp_p2p, 100.0 * mp_p2p / raw, mp_reg);
     json_t *e = json_object();
     json_object_set_new(e, "expert_bytes", json_integer((json_int_t)bytes));
     json_object_set_new(e, "moeplace_gbps", json_real(mp));
     json_object_set_new(e, "raw_mpi_gbps", json_real(raw));
+    json_object_set_new(e, "moeplace_p2p_gbps", json_real(mp_p2p));
     json_object_set_new(e, "moeplace_registered_gbps", json_real(mp_reg));
     json_object_set_new(e, "ratio", json_real(mp / raw));
     json_array_append_new(mig, e);

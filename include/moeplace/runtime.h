@@ -98,6 +98,11 @@ typedef struct moeplace_runtime_config {
                                   the machine (or $HWLOC_XMLFILE / $HWLOC_SYNTHETIC) */
   size_t chunk_bytes;      /* migration message size (default 1 MiB) */
   int max_outstanding;     /* non-blocking requests in flight per rank (default 64) */
+  int shm_transfers;       /* 1 (default): an expert moving between two ranks of
+                              one node is copied by the sender straight into
+                              the receiver's memory (MPI-3 shared windows),
+                              with messages only to notify; 0: every transfer
+                              uses point-to-point messages */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0). */
