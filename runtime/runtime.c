@@ -136,7 +136,7 @@ int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
   }
   status = mp_rt_topology_discover(rt->comm, cfg->ranks_per_node, cfg->hwloc_synthetic, &rt->topo);
   if (status == MOEPLACE_OK) status = mp_rt_topology_attach_shape(rt->comm, cfg->cluster_file, &rt->topo);
-  if (status == MOEPLACE_OK) status = mp_rt_shm_init(&rt->shm, rt->comm, cfg->shm_transfers);
+  if (status == MOEPLACE_OK) status = mp_rt_shm_init(&rt->shm, rt->comm, rt->topo.node, cfg->shm_transfers);
   if (status != MOEPLACE_OK) {
     free_runtime(rt);
     return status;

@@ -7,15 +7,23 @@
 #include "common/error.h"
 #include "runtime/shm.h"
 
-int mp_rt_shm_init(mp_rt_shm *s, MPI_Comm comm, int enabled) {
+int mp_rt_shm_init(mp_rt_shm *s, MPI_Comm comm, const int *node_of, int enabled) {
   memset(s, 0, sizeof *s);
   s->node = MPI_COMM_NULL;
+  s->max_windows = MP_RT_SHM_MAX_WINDOWS;
   if (!enabled) return MOEPLACE_OK;
   int rank, R;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &R);
-  if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &s->node) != MPI_SUCCESS)
+  MPI_Comm shared;
+  if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &shared) != MPI_SUCCESS)
     return mp_fail(MOEPLACE_ERR_MPI, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed");
+  int rc = MPI_Comm_split(shared, node_of[rank], rank, &s->node);
+  MPI_Comm_free(&shared);
+  if (rc != MPI_SUCCESS) {
+    s->node = MPI_COMM_NULL;
+    return mp_fail(MOEPLACE_ERR_MPI, "MPI_Comm_split by node failed");
+  }
   MPI_Comm_set_errhandler(s->node, MPI_ERRORS_RETURN);
   MPI_Comm_size(s->node, &s->node_size);
   s->node_rank = malloc((size_t)R * sizeof *s->node_rank);
@@ -70,7 +78,7 @@ int mp_rt_shm_grow(mp_rt_shm *s, size_t bytes, int *win, char **mine, int *full)
   if (MPI_Allreduce(&need, &max_need, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, s->node) != MPI_SUCCESS)
     return mp_fail(MOEPLACE_ERR_MPI, "MPI_Allreduce over the node failed");
   if (max_need == 0) return MOEPLACE_OK;
-  if (s->nwin == MP_RT_SHM_MAX_WINDOWS) {
+  if (s->nwin >= s->max_windows) {
     *full = 1;
     return MOEPLACE_OK;
   }

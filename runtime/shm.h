@@ -26,14 +26,17 @@ typedef struct mp_rt_shm {
   int node_size;
   int whole;      /* every rank of the runtime shares memory with this one */
   int *node_rank; /* [R] rank in `node` of each rank of the runtime, -1 elsewhere */
-  int nwin;
+  int nwin, max_windows; /* max_windows: MP_RT_SHM_MAX_WINDOWS (lower in tests) */
   MPI_Win win[MP_RT_SHM_MAX_WINDOWS];
   char **base;    /* [MP_RT_SHM_MAX_WINDOWS * node_size] each node rank's segment */
 } mp_rt_shm;
 
-/* Collective over comm. enabled = 0 leaves s off (every transfer then uses
- * point-to-point messages). Same status on every rank. */
-int mp_rt_shm_init(mp_rt_shm *s, MPI_Comm comm, int enabled);
+/* Collective over comm. Ranks share memory if MPI_COMM_TYPE_SHARED says so
+ * and node_of (the runtime's node of every rank, emulated ones included)
+ * puts them on one node: on an emulated cluster, transfers between emulated
+ * nodes go by messages as they would between real ones. enabled = 0 leaves
+ * s off (every transfer by messages). Same status on every rank. */
+int mp_rt_shm_init(mp_rt_shm *s, MPI_Comm comm, const int *node_of, int enabled);
 
 /* Collective over comm (frees the windows and the node communicator). */
 void mp_rt_shm_free(mp_rt_shm *s);
@@ -45,7 +48,7 @@ int mp_rt_shm_pair(const mp_rt_shm *s, int a, int b);
  * lacks (0 is fine). If some rank lacks any, a window is added in which
  * this rank's segment has `bytes` bytes (faulted in), at *mine, and
  * *win is its index; otherwise *win = -1. *full = 1 (on every rank of the
- * node) if a window was needed but MP_RT_SHM_MAX_WINDOWS exist already. */
+ * node) if a window was needed but max_windows exist already. */
 int mp_rt_shm_grow(mp_rt_shm *s, size_t bytes, int *win, char **mine, int *full);
 
 /* Address of `offset` in rank `rank`'s segment of window `win`. */

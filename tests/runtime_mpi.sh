@@ -18,7 +18,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 status=0
 for np in 2 4; do
   for c in config args topology registration migrate migrate_owned corrupt corrupt_owned \
-      migrate_p2p migrate_owned_p2p corrupt_p2p corrupt_owned_p2p shm_reuse loop loop_nostate; do
+      migrate_p2p migrate_owned_p2p corrupt_p2p corrupt_owned_p2p shm_reuse shm_full migrate_nodes loop loop_nostate; do
     if ! timeout 60 "$MPIRUN" --oversubscribe -np "$np" "$prog" "$c"; then
       echo "FAIL: $c with $np ranks"
       status=1

@@ -13,7 +13,9 @@
  * loop (the closed loop rebalances a skewed load and keeps the weights;
  * loop_nostate: the same with no state registered, routing only),
  * shm_reuse (the shared-memory landing windows are reused, not grown, by
- * migrations back and forth). A case name ending in _p2p runs the case with
+ * migrations back and forth), shm_full (with no room for another window,
+ * transfers fall back to messages), migrate_nodes (emulated nodes: shared
+ * memory within them, messages between them). A case name ending in _p2p runs the case with
  * the shared-memory path off (every transfer by messages). */
 #include "config.h"
 
@@ -30,6 +32,7 @@
 static int failures;
 static int my_rank;
 static int shm_transfers = 1; /* config.shm_transfers of the runtimes made */
+static int ranks_per_node;    /* config.ranks_per_node of the runtimes made */
 
 #define CHECK(cond, ...)                                                            \
   do {                                                                              \
@@ -179,6 +182,7 @@ static moeplace_runtime *make_rt(int L, int E, int S, size_t chunk, int maxout) 
   cfg.chunk_bytes = chunk;
   cfg.max_outstanding = maxout;
   cfg.shm_transfers = shm_transfers;
+  cfg.ranks_per_node = ranks_per_node;
   moeplace_runtime *rt = NULL;
   int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_OK && rt, "create rc=%d", rc);
@@ -412,8 +416,10 @@ static void case_migrate(int R, int owned_mask) {
   CHECK(after.rebalances == before.rebalances + 1 && after.bytes_moved >= before.bytes_moved,
         "stats count the swap");
   // All ranks of these tests share one host: the shared-memory path carried
-  // the transfers if and only if it is on.
-  CHECK((rt->shm.nwin > 0) == shm_transfers, "shared windows: %d (path %s)", rt->shm.nwin,
+  // transfers if and only if it is on (and, on emulated nodes, a node has
+  // more than one rank).
+  int expect_windows = shm_transfers && ranks_per_node != 1;
+  CHECK((rt->shm.nwin > 0) == expect_windows, "shared windows: %d (path %s)", rt->shm.nwin,
         shm_transfers ? "on" : "off");
   free(se);
   state_free(&st);
@@ -459,12 +465,13 @@ static void case_corrupt(int R, int owned_mask) {
 /* Owned buffers moving back and forth between two placements: the second
  * migration may add a window (the first one's regions are in use), after
  * that the pool holds the regions every migration needs. */
-static void case_shm_reuse(int R) {
+static void case_shm_reuse(int R, int max_windows) {
   const int L = 1, E = 2 * R, S = 2, G = R * S;
   moeplace_runtime *rt = make_rt(L, E, S, 4096, 8);
   if (!rt) return;
   state st;
   state_init(&st, rt, L, S, 20000, 3000, 3);
+  if (max_windows) rt->shm.max_windows = max_windows;
   int *a = malloc((size_t)G * sizeof *a), *b = malloc((size_t)G * sizeof *b);
   moeplace_runtime_get_placement(rt, a, NULL);
   for (int g = 0; g < G; g++) b[g] = a[(g + S) % G]; // every expert to the previous rank
@@ -477,6 +484,8 @@ static void case_shm_reuse(int R) {
   }
   CHECK(windows_after_two > 0 && rt->shm.nwin == windows_after_two,
         "windows after 2 migrations: %d, after 8: %d", windows_after_two, rt->shm.nwin);
+  if (max_windows) // the second migration found no room and went by messages
+    CHECK(rt->shm.nwin == max_windows, "windows: %d, at most %d", rt->shm.nwin, max_windows);
   free(a);
   free(b);
   state_free(&st);
@@ -587,7 +596,12 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "registration")) case_registration(R);
   else if (!strcmp(c, "loop")) case_loop(R, 1);
   else if (!strcmp(c, "loop_nostate")) case_loop(R, 0); // routing only: nothing registered
-  else if (!strcmp(c, "shm_reuse")) case_shm_reuse(R);
+  else if (!strcmp(c, "shm_reuse")) case_shm_reuse(R, 0);
+  else if (!strcmp(c, "shm_full")) case_shm_reuse(R, 1);
+  else if (!strcmp(c, "migrate_nodes")) {
+    ranks_per_node = R / 2;
+    case_migrate(R, 1);
+  }
   else {
     if (my_rank == 0) fprintf(stderr, "unknown case \"%s\"\n", c);
     MPI_Finalize();
