@@ -14,8 +14,9 @@
  * [layers][slots] totals to the coordinator) and at rebalance boundaries,
  * where the coordinator forecasts the load, computes a new placement and a
  * migration plan, broadcasts them, and every rank moves the affected expert
- * state with non-blocking point-to-point MPI into staging buffers, verifying
- * an xxHash checksum of every expert it receives. The new placement is
+ * state into staging memory, verifying an xxHash checksum of every expert it
+ * receives (non-blocking point-to-point MPI; between ranks of one node, a
+ * copy into the receiver's MPI-3 shared window, see shm_transfers). The new placement is
  * committed on every rank only if every rank verified every expert; if not,
  * every rank keeps the old placement, no registered byte has changed, and
  * step returns MOEPLACE_ERR_VERIFY on every rank. See docs/RUNTIME.md.
