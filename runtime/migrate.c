@@ -1,5 +1,6 @@
 /* The migration engine: moves expert state along a plan with non-blocking
- * point-to-point MPI and commits it all-or-nothing.
+ * point-to-point MPI (and copies into shared memory within a node) and
+ * commits it all-or-nothing.
  *
  * Protocol (docs/RUNTIME.md has the full argument):
  *  - Every rank holds the same plan. An expert's state is the concatenation
