@@ -91,8 +91,18 @@ int mp_rt_shm_grow(mp_rt_shm *s, size_t bytes, int *win, char **mine, int *full)
   char *base = NULL;
   int rc = MPI_Win_allocate_shared((MPI_Aint)bytes, 1, info, s->node, &base, &s->win[w]);
   MPI_Info_free(&info);
-  if (rc != MPI_SUCCESS)
-    return mp_fail(MOEPLACE_ERR_NOMEM, "MPI_Win_allocate_shared of %zu bytes failed", bytes);
+  // Out of shared memory (a small /dev/shm in a container, say) is not an
+  // error: the node stops using the path and moves experts by messages.
+  int ok = rc == MPI_SUCCESS, all_ok = 0;
+  if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, s->node) != MPI_SUCCESS)
+    return mp_fail(MOEPLACE_ERR_MPI, "MPI_Allreduce over the node failed");
+  if (!all_ok) {
+    // Where the window was created after all, it cannot be freed: freeing is
+    // collective over ranks that do not have it. It stays until MPI_Finalize.
+    s->max_windows = s->nwin;
+    *full = 1;
+    return MOEPLACE_OK;
+  }
   // A passive-target epoch for the window's lifetime: MPI_Win_sync (the
   // memory barrier of the notify protocol in migrate.c) needs one.
   MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win[w]);

@@ -48,7 +48,9 @@ int mp_rt_shm_pair(const mp_rt_shm *s, int a, int b);
  * lacks (0 is fine). If some rank lacks any, a window is added in which
  * this rank's segment has `bytes` bytes (faulted in), at *mine, and
  * *win is its index; otherwise *win = -1. *full = 1 (on every rank of the
- * node) if a window was needed but max_windows exist already. */
+ * node) if a window was needed but max_windows exist already, or MPI could
+ * not allocate one on any rank of the node (then no further window is
+ * tried). */
 int mp_rt_shm_grow(mp_rt_shm *s, size_t bytes, int *win, char **mine, int *full);
 
 /* Address of `offset` in rank `rank`'s segment of window `win`. */
