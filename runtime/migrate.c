@@ -124,7 +124,7 @@ static void advance_incoming(moeplace_runtime *rt, xfer *x, op *ops) {
  * from the pool, and from a new window (collective over the node) for what
  * the pool lacks. If the node has no room for another window, every rank of
  * the node falls back to messages for this migration. Called by every rank
- * whenever the shm path is on, even one that failed to prepare (xs = NULL),
+ * of a node with shm transfers, even one that failed to prepare (xs = NULL),
  * so that the node's collective matches. */
 static int land_shared(moeplace_runtime *rt, xfer *xs, int nx) {
   const int S = rt->S;
@@ -243,6 +243,17 @@ static int landing_exchange(moeplace_runtime *rt, xfer *xs, int nx, landing_msgs
   return MOEPLACE_OK;
 }
 
+/* 1 if some transfer of the plan joins two ranks of this rank's node (shm.h).
+ * Every rank of the node gets the same answer from the same plan, so they
+ * all take part in land_shared's collective, or none does: a plan with no
+ * move inside the node (none at all, or only between nodes) costs nothing
+ * extra. */
+static int node_has_shm_transfers(const moeplace_runtime *rt, const mp_rt_transfer *plan, int n) {
+  for (int i = 0; i < n; i++)
+    if (mp_rt_shm_pair(&rt->shm, plan[i].src_rank, plan[i].dst_rank)) return 1;
+  return 0;
+}
+
 int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
                   mp_rt_migration_result *res) {
   double t0 = mp_now_s();
@@ -250,7 +261,7 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
   res->moves = n;
   const size_t chunk = rt->cfg.chunk_bytes;
   const int me = rt->rank, S = rt->S;
-  const int shm_on = rt->shm.node != MPI_COMM_NULL;
+  const int node_shm = node_has_shm_transfers(rt, plan, n);
 
   // ---- prepare: my transfers, landing memory, operations ------------------
   int nx = 0;
@@ -282,7 +293,7 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
     for (int b = 0; b < MOEPLACE_RUNTIME_MAX_BUFFERS; b++) xs[j].dest_win[b] = -1;
     j++;
   }
-  if (shm_on) {
+  if (node_shm) {
     int st = land_shared(rt, ok ? xs : NULL, nx);
     if (st != MOEPLACE_OK && ok) {
       ok = 0;
@@ -357,7 +368,7 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
   }
 
   landing_msgs lm = {0};
-  if (ok && shm_on && !landing_prepare(rt, xs, nx, &lm)) {
+  if (ok && node_shm && !landing_prepare(rt, xs, nx, &lm)) {
     ok = 0;
     snprintf(reason, sizeof reason, "rank %d: out of memory preparing landing addresses", me);
   }
@@ -376,7 +387,7 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
     goto cleanup;
   }
   int comm_ok = 1;
-  if (shm_on && landing_exchange(rt, xs, nx, &lm) != MOEPLACE_OK) {
+  if (node_shm && landing_exchange(rt, xs, nx, &lm) != MOEPLACE_OK) {
     comm_ok = 0;
     snprintf(reason, sizeof reason, "%s", moeplace_last_error());
   }
