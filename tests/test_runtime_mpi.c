@@ -145,6 +145,13 @@ static uint64_t rng(void) {
 }
 
 /* A random valid placement (same on every rank: same seed). se: [L][G]. */
+/* to [L][G]: every expert of from [L][G] moved to the previous rank's slot
+ * (so every rank sends and receives). */
+static void rotate_to_previous_rank(int L, int G, int S, const int *from, int *to) {
+  for (int l = 0; l < L; l++)
+    for (int g = 0; g < G; g++) to[(size_t)l * G + g] = from[(size_t)l * G + (g + S) % G];
+}
+
 static void random_placement(int L, int E, int R, int S, int *se) {
   int G = R * S;
   int *perm = malloc((size_t)G * sizeof *perm);
@@ -434,9 +441,7 @@ static void case_corrupt(int R, int owned_mask) {
   state_init(&st, rt, L, S, 5000, 64, owned_mask);
   int *old = malloc((size_t)L * G * sizeof *old), *se = malloc((size_t)L * G * sizeof *se);
   moeplace_runtime_get_placement(rt, old, NULL);
-  // Rotate every expert to the next rank: every rank receives.
-  for (int l = 0; l < L; l++)
-    for (int g = 0; g < G; g++) se[(size_t)l * G + g] = old[(size_t)l * G + (g + S) % G];
+  rotate_to_previous_rank(L, G, S, old, se);
   if (my_rank == R - 1) mp_rt_test_corrupt_next(rt);
   moeplace_step_info info;
   int rc = moeplace_runtime_apply_placement(rt, se, NULL, &info);
@@ -474,7 +479,7 @@ static void case_shm_reuse(int R, int max_windows) {
   if (max_windows) rt->shm.max_windows = max_windows;
   int *a = malloc((size_t)G * sizeof *a), *b = malloc((size_t)G * sizeof *b);
   moeplace_runtime_get_placement(rt, a, NULL);
-  for (int g = 0; g < G; g++) b[g] = a[(g + S) % G]; // every expert to the previous rank
+  rotate_to_previous_rank(L, G, S, a, b);
   int windows_after_two = -1;
   for (int round = 0; round < 8; round++) {
     int rc = moeplace_runtime_apply_placement(rt, round % 2 ? a : b, NULL, NULL);
