@@ -41,6 +41,12 @@ int cli_parse_double(const char *prog, const char *option, const char *text, dou
   return 0;
 }
 
+int cli_no_operands(const char *prog, int argc, char **argv, int first) {
+  if (first >= argc) return 0;
+  fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[first]);
+  return CLI_EXIT_USAGE;
+}
+
 int cli_report(const char *prog, int status) {
   const char *msg = moeplace_last_error();
   fprintf(stderr, "%s: %s\n", prog, *msg ? msg : moeplace_strerror(status));

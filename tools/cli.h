@@ -18,6 +18,11 @@ int cli_parse_int(const char *prog, const char *option, const char *text, long l
 int cli_parse_double(const char *prog, const char *option, const char *text, double min,
                      double max, double *out);
 
+/* For tools that take options only: if argv[first..argc) is not empty,
+ * prints "PROG: unexpected argument 'X' (see --help)" and returns
+ * CLI_EXIT_USAGE; else 0. */
+int cli_no_operands(const char *prog, int argc, char **argv, int first);
+
 /* Prints "PROG: <moeplace_last_error()>" and returns the exit code for the
  * status (CLI_EXIT_USAGE for argument and format errors). */
 int cli_report(const char *prog, int status);

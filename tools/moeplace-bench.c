@@ -98,10 +98,7 @@ static int parse(int argc, char **argv, opts *o) {
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
   }
-  if (optind < argc) {
-    fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
-    return CLI_EXIT_USAGE;
-  }
+  if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
   return 0;
 }
 

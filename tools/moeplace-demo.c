@@ -104,10 +104,7 @@ static int parse(int argc, char **argv, opts *o) {
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
   }
-  if (optind < argc) {
-    fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
-    return CLI_EXIT_USAGE;
-  }
+  if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
   if (o->interval % o->window) {
     fprintf(stderr, "%s: --interval: %lld is not a multiple of --window %lld\n", prog, o->interval, o->window);
     return CLI_EXIT_USAGE;

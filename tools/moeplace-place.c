@@ -135,10 +135,7 @@ int main(int argc, char **argv) {
     if (bad) return CLI_EXIT_USAGE;
   }
   if (iters >= 0) opt.max_iterations = (int)iters;
-  if (optind != argc) {
-    fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
-    return CLI_EXIT_USAGE;
-  }
+  if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
   if (!loads_path || !slots || (!ranks && !topo_path) || (ranks && topo_path)) {
     fprintf(stderr, "%s: need --loads, --slots, and either --ranks or --topology (see --help)\n",
             prog);

@@ -719,10 +719,7 @@ int main(int argc, char **argv) {
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
   }
-  if (optind != argc) {
-    fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
-    return CLI_EXIT_USAGE;
-  }
+  if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
   int known = !strcmp(o.predictor, "all");
   for (int i = 0; i < moeplace_predict_method_count(); i++)
     known |= !strcmp(o.predictor, moeplace_predict_method_name(i));

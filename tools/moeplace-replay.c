@@ -234,10 +234,7 @@ int main(int argc, char **argv) {
     default: return CLI_EXIT_USAGE;
     }
   }
-  if (optind != argc) {
-    fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
-    return CLI_EXIT_USAGE;
-  }
+  if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
   if (!trace_path || !cfg.slots || (!ranks == !topo_path)) {
     fprintf(stderr, "%s: need --trace, --slots, and either --ranks or --topology (see --help)\n", prog);
     return CLI_EXIT_USAGE;
