@@ -18,7 +18,7 @@ void moeplace_runtime_config_default(moeplace_runtime_config *cfg) {
   cfg->rebalance_interval = 500;
   cfg->history_windows = 256;
   // sw_avg decides in ~60 us at 4 x 16; "auto" (which fits ARIMA models)
-  // takes ~100 ms per decision there, more than a training step.
+  // takes ~30 ms per decision there, about 8 of the demo's steps.
   cfg->predictor = "sw_avg";
   cfg->migration_tradeoff = 0.05;
   cfg->migration_budget_bytes = 0;
