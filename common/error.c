@@ -7,16 +7,22 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Thread-local so that forecasting on a helper thread cannot overwrite the
  * message a training thread is about to print. */
 static _Thread_local char last_error[1024];
 
 int mp_fail(int status, const char *fmt, ...) {
+  // Format into a scratch buffer first: the arguments may include
+  // moeplace_last_error() itself ("current placement: %s"), which must not
+  // be overwritten while it is read.
+  char msg[sizeof last_error];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(last_error, sizeof last_error, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  memcpy(last_error, msg, sizeof last_error);
   return status;
 }
 

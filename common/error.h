@@ -8,9 +8,16 @@
 
 #include <moeplace/base.h>
 
+/* Records the message and returns status. The arguments may include
+ * moeplace_last_error() itself, to prefix context to a callee's message:
+ *
+ *     if (rc) return mp_fail(rc, "current placement: %s", moeplace_last_error());
+ */
 int mp_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Frees-on-failure helper for allocation results. */
+/* Returns MOEPLACE_ERR_NOMEM ("out of memory in <function>") from the calling
+ * function when ptr is NULL. It frees nothing: use it only before the caller
+ * owns anything else, and free by hand (goto cleanup) after that. */
 #define MP_CHECK_ALLOC(ptr) \
   do { \
     if (!(ptr)) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory in %s", __func__); \

@@ -78,9 +78,7 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
                      current->layers, current->experts, current->ranks, current->slots, L, E, R, S);
     rc = moeplace_placement_validate(current);
     if (rc) {
-      char why[512];
-      snprintf(why, sizeof why, "%s", moeplace_last_error());
-      return mp_fail(rc, "current placement: %s", why);
+      return mp_fail(rc, "current placement: %s", moeplace_last_error());
     }
   }
   moeplace_placement *res;

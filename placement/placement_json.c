@@ -94,9 +94,7 @@ int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
       (rc = get_dim(root, path, "layers", &L)) || (rc = get_dim(root, path, "experts", &E)))
     goto done;
   if ((rc = moeplace_placement_create(&p, L, E, R, S))) {
-    char why[512];
-    snprintf(why, sizeof why, "%s", moeplace_last_error());
-    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s", path, why);
+    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s", path, moeplace_last_error());
     goto done;
   }
   json_t *arr = json_object_get(root, "placement");
@@ -148,9 +146,7 @@ int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
   }
   free(seen);
   if (!rc && (rc = moeplace_placement_validate(p))) {
-    char why[512]; // the message buffer cannot be both source and target
-    snprintf(why, sizeof why, "%s", moeplace_last_error());
-    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: invalid placement: %s", path, why);
+    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: invalid placement: %s", path, moeplace_last_error());
   }
 done:
   json_decref(root);

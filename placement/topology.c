@@ -286,9 +286,7 @@ int moeplace_topology_load(moeplace_topology **out, const char *path) {
                                         (int)shape[3]);
   }
   if (rc) {
-    char why[512];
-    snprintf(why, sizeof why, "%s", moeplace_last_error());
-    mp_fail(rc, "%s: %s", path, why);
+    mp_fail(rc, "%s: %s", path, moeplace_last_error());
     goto done;
   }
   for (int c = 1; c < MOEPLACE_LINK_CLASSES; c++)
