@@ -22,7 +22,7 @@ typedef enum moeplace_layer_state {
   MOEPLACE_STATE_STABLE = 1
 } moeplace_layer_state;
 
-/* "transient" or "stable". */
+/* "stable" for MOEPLACE_STATE_STABLE, "transient" for any other value. Static storage. */
 const char *moeplace_layer_state_name(int state);
 
 /* A layer is transient while, over its last k windows, the variance or the
@@ -41,21 +41,31 @@ void moeplace_detector_config_default(moeplace_detector_config *cfg);
 
 typedef struct moeplace_state_detector moeplace_state_detector;
 
+/* A detector for `layers` x `experts` proportions; cfg NULL = defaults.
+ * Returns MOEPLACE_OK and *out (destroy it with
+ * moeplace_state_detector_destroy()), or MOEPLACE_ERR_ARG (a shape or
+ * parameter out of range, named in the message) / MOEPLACE_ERR_NOMEM with
+ * *out = NULL. Memory is O(k x layers x experts). */
 int moeplace_state_detector_create(moeplace_state_detector **out, int layers, int experts,
                                    const moeplace_detector_config *cfg);
+/* Accepts NULL. */
 void moeplace_state_detector_destroy(moeplace_state_detector *det);
 
 /* Feeds one window of proportions [layers][experts]. Returns the number of
- * layers whose state changed with this window (>= 0), or an error. If
- * `changed` is not NULL, changed[l] is set to 1 for those layers, else 0. */
+ * layers whose state changed with this window (>= 0), or MOEPLACE_ERR_ARG
+ * (NULL, or a value that is negative or not finite; the detector is then
+ * unchanged). If `changed` [layers] is not NULL, changed[l] is set to 1 for
+ * those layers, else 0. */
 int moeplace_state_detector_observe(moeplace_state_detector *det, const double *proportions,
                                     unsigned char *changed);
 
-/* The current state of a layer (a moeplace_layer_state), or an error. */
+/* The current state of a layer (a moeplace_layer_state, >= 0), or
+ * MOEPLACE_ERR_ARG for NULL or a layer out of range. */
 int moeplace_state_detector_state(const moeplace_state_detector *det, int layer);
 
 /* The detector's figures for a layer after the last window: the largest
- * per-expert variance and range over the last k windows (0 before k windows). */
+ * per-expert variance and range over the last k windows (0 before k
+ * windows). MOEPLACE_ERR_ARG for NULL or a layer out of range. */
 int moeplace_state_detector_figures(const moeplace_state_detector *det, int layer, double *var_max,
                                     double *range_max);
 
@@ -67,7 +77,7 @@ int moeplace_state_detector_figures(const moeplace_state_detector *det, int laye
 #define MOEPLACE_PREDICT_AUTO "auto"
 
 /* Number of available methods, and the name of the i-th (0 <= i < count;
- * NULL outside). */
+ * NULL outside). Names are static storage. */
 int moeplace_predict_method_count(void);
 const char *moeplace_predict_method_name(int i);
 

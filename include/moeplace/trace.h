@@ -22,7 +22,8 @@ extern "C" {
 #define MOEPLACE_TRACE_MAX_EXPERTS 65536
 #define MOEPLACE_TRACE_MAX_LAYERS 4096
 
-/* One "# key: value" metadata comment. */
+/* One "# key: value" metadata comment. Strings owned by the trace (or,
+ * for the writer, by the caller). */
 typedef struct moeplace_trace_meta {
   const char *key;
   const char *value;
@@ -33,22 +34,31 @@ typedef struct moeplace_trace_meta {
 typedef struct moeplace_trace moeplace_trace;
 
 /* Opens a trace and reads its header and first step, so that the number of
- * layers and experts is known on return. path "-" reads stdin. */
+ * layers and experts is known on return. path "-" reads stdin.
+ * Returns MOEPLACE_OK and a reader in *out that the caller closes with
+ * moeplace_trace_close(); MOEPLACE_ERR_IO (cannot open or read: the message
+ * names the file), MOEPLACE_ERR_FORMAT ("file:line: reason"),
+ * MOEPLACE_ERR_NOMEM or MOEPLACE_ERR_ARG, with *out = NULL. */
 int moeplace_trace_open(moeplace_trace **out, const char *path);
 
-/* Same, from a buffer in memory; name is used in error messages. The buffer
- * must outlive the reader. Compressed data is not accepted here. */
+/* Same, from a buffer in memory; name is used in error messages (copied).
+ * The buffer is not copied: it must outlive the reader. Compressed data is
+ * not accepted here. Returns as moeplace_trace_open(). */
 int moeplace_trace_open_memory(moeplace_trace **out, const void *data, size_t size,
                                const char *name);
 
+/* Frees the reader (and closes its file). Accepts NULL. */
 void moeplace_trace_close(moeplace_trace *trace);
 
+/* Shape of the trace (0 for NULL), and the name it was opened with ("" for
+ * NULL; owned by the reader). */
 int moeplace_trace_layers(const moeplace_trace *trace);
 int moeplace_trace_experts(const moeplace_trace *trace);
 const char *moeplace_trace_name(const moeplace_trace *trace);
 
 /* Metadata comments seen so far (all of those before the header, and any
- * later ones read up to the current position). */
+ * later ones read up to the current position). meta_get returns {NULL,
+ * NULL} for an index >= the count; its strings belong to the reader. */
 size_t moeplace_trace_meta_count(const moeplace_trace *trace);
 moeplace_trace_meta moeplace_trace_meta_get(const moeplace_trace *trace, size_t index);
 
@@ -58,7 +68,7 @@ moeplace_trace_meta moeplace_trace_meta_get(const moeplace_trace *trace, size_t 
  * moeplace_last_error()). After an error the reader only returns that error. */
 int moeplace_trace_read_step(moeplace_trace *trace, int64_t *step, uint64_t *counts);
 
-/* Reads up to `window` steps and sums them: totals has shape
+/* Reads up to `window` (> 0) steps and sums them: totals has shape
  * [layers][experts]; *steps_read tells how many steps went in (less than
  * `window` only for the last, partial window) and *first_step the first one.
  * Returns 1 when at least one step was read, 0 at the end, or an error. */
@@ -77,8 +87,10 @@ typedef struct moeplace_trace_progress {
   long first_irregular_line; /* line of the first irregular step (0 if none) */
   int64_t irregular_from; /* the steps around that first irregularity */
   int64_t irregular_to;
+  int64_t reserved[4]; /* zero (ABI: see moeplace/base.h) */
 } moeplace_trace_progress;
 
+/* The reader's progress; all zero for NULL. */
 moeplace_trace_progress moeplace_trace_get_progress(const moeplace_trace *trace);
 
 /* ---- Writing ---------------------------------------------------------- */
@@ -88,16 +100,24 @@ typedef struct moeplace_trace_writer moeplace_trace_writer;
 /* Creates a writer. Data goes to a temporary file beside `path` that
  * moeplace_trace_writer_commit() renames into place, so a failed or aborted
  * write never leaves a half-written trace. A ".gz" path is compressed; "-"
- * writes to stdout (not atomic). meta may be NULL when n_meta is 0. */
+ * writes to stdout (not atomic). meta may be NULL when n_meta is 0; it is
+ * written at once and not retained. Returns MOEPLACE_OK and *out, which the
+ * caller ends with exactly one of commit or abort; MOEPLACE_ERR_ARG (bad
+ * shape, a key with ':' or a line break, a value with a newline),
+ * MOEPLACE_ERR_IO or
+ * MOEPLACE_ERR_NOMEM with *out = NULL. */
 int moeplace_trace_writer_open(moeplace_trace_writer **out, const char *path, int layers,
                                int experts, const moeplace_trace_meta *meta, size_t n_meta);
 
 /* Writes one step: counts has shape [layers][experts]. Steps must not
- * decrease. */
+ * decrease (MOEPLACE_ERR_ARG); MOEPLACE_ERR_IO on a write error, after
+ * which the caller aborts the writer. */
 int moeplace_trace_writer_write_step(moeplace_trace_writer *writer, int64_t step,
                                      const uint64_t *counts);
 
-/* Flushes, syncs and renames the file into place, then frees the writer. */
+/* Flushes, syncs and renames the file into place, then frees the writer,
+ * whatever the outcome. MOEPLACE_ERR_IO (the message names the file) leaves
+ * no file at `path` changed. */
 int moeplace_trace_writer_commit(moeplace_trace_writer *writer);
 
 /* Removes the temporary file and frees the writer. Accepts NULL. */
