@@ -10,7 +10,7 @@
 
 #include <moeplace.h>
 
-#include "placement/solver.h"
+#include "tests/exact_place.h"
 
 static uint64_t rs = 12345;
 static double urand(void) {
