@@ -33,7 +33,6 @@ void moeplace_place_options_init(moeplace_place_options *opt) {
   opt->min_gain = 2e-3;
   opt->max_iterations = 64;
   opt->time_limit_ms = 0;
-  opt->seed = 1;
 }
 
 static int check_options(const moeplace_place_options *o) {
