@@ -9,7 +9,6 @@
 #endif
 
 #include "common/timer.h"
-
 #include "placement/solver_internal.h"
 
 typedef struct cand {

@@ -1,9 +1,11 @@
 /* Solver state bookkeeping: allocation of a layer's working state, the
  * elementary slot operations (put, take, lookups), the snapshot used to undo
  * a rejected local-search change, and the export of a finished state
- * (slot alignment to the current placement, phy2log and shares). Every other
- * solver file changes the state only through these operations, so the
- * replica lists, rank loads and free-slot counts stay consistent. */
+ * (slot alignment to the current placement, phy2log and shares). Replicas
+ * enter and leave slots only through mp_st_put and mp_st_take, which keep the
+ * replica lists, replica counts and free-slot counts consistent with the
+ * slots; water-filling, the transfers and the search move tokens between
+ * replicas by adjusting slot_x and load together. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
