@@ -1,8 +1,12 @@
 /* moeplace_place: validates the problem, runs the per-layer solver on every
- * layer (from the current placement when there is one, with a fresh
- * placement as the alternative when it pays within the budget), decides
- * whether the change pays for its migration, and fills the stats. A third
- * candidate repairs the current placement by component transfers. */
+ * layer and fills the stats. Without a current placement each layer gets a
+ * fresh placement. With one, each layer keeps its current assignment (shares
+ * re-optimised) unless one of four candidates scores better within the byte
+ * budget: the repair of the current placement by component transfers, a
+ * fresh placement built around the current one, the fresh placement aligned
+ * to the current slots, and the local search from the current placement.
+ * Then one rule, keep_or_move(), decides for the whole placement whether the
+ * change pays for its migration. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -29,7 +33,6 @@ void moeplace_place_options_init(moeplace_place_options *opt) {
   opt->min_gain = 2e-3;
   opt->max_iterations = 64;
   opt->time_limit_ms = 0;
-  opt->seed = 1;
 }
 
 static int check_options(const moeplace_place_options *o) {
@@ -49,18 +52,34 @@ static int check_options(const moeplace_place_options *o) {
   return MOEPLACE_OK;
 }
 
-int moeplace_place(const moeplace_topology *topo, int layers, int experts, int slots,
-                   const double *loads, const moeplace_placement *current,
-                   const moeplace_place_options *opt_in, moeplace_placement **out,
-                   moeplace_place_stats *stats) {
-  const double t0 = mp_now_s();
-  if (!topo || !loads || !out) return mp_fail(MOEPLACE_ERR_ARG, "place: NULL argument");
+/* One call: the problem, the options, the solver states (alt and bst only
+ * with a current placement) and the sums over layers. */
+typedef struct place_ctx {
+  const moeplace_topology *topo;
+  int L, E, R, S;
+  const double *loads; // [L][E]
+  const moeplace_placement *current;
   moeplace_place_options opt;
+  mp_place_layer st, alt, bst; // the layer's result, a candidate, the best candidate
+  mp_place_search sp;
+  double budget;       // remaining bytes (< 0: unlimited); sp.budget points here
+  double den;          // sum over layers of the mean rank load
+  double lb;           // sum over layers of the lower bound
+  double num_keep;     // sum over layers of the max load keeping the current assignment
+  double gain_total;   // sum over layers of the max load the change removes
+  double cost_total;   // migration_weight x the migration cost of the change
+} place_ctx;
+
+/* Checks the arguments and sets up c (without the solver states). */
+static int place_ctx_init(place_ctx *c, const moeplace_topology *topo, int layers, int experts,
+                          int slots, const double *loads, const moeplace_placement *current,
+                          const moeplace_place_options *opt_in, double t0) {
+  memset(c, 0, sizeof *c);
   if (opt_in)
-    opt = *opt_in;
+    c->opt = *opt_in;
   else
-    moeplace_place_options_init(&opt);
-  int rc = check_options(&opt);
+    moeplace_place_options_init(&c->opt);
+  int rc = check_options(&c->opt);
   if (rc) return rc;
   const int R = topo->ranks, E = experts, S = slots, L = layers;
   rc = mp_place_check_shape(L, E, R, S);
@@ -77,179 +96,229 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
                      "the problem %d x %d x %d x %d",
                      current->layers, current->experts, current->ranks, current->slots, L, E, R, S);
     rc = moeplace_placement_validate(current);
-    if (rc) {
-      return mp_fail(rc, "current placement: %s", moeplace_last_error());
-    }
+    if (rc) return mp_fail(rc, "current placement: %s", moeplace_last_error());
   }
-  moeplace_placement *res;
-  rc = moeplace_placement_create(&res, L, E, R, S);
+  c->topo = topo;
+  c->L = L;
+  c->E = E;
+  c->R = R;
+  c->S = S;
+  c->loads = loads;
+  c->current = current;
+  c->budget = c->opt.byte_budget;
+  c->sp = (mp_place_search){.lambda = c->opt.migration_weight,
+                            .min_gain = 0,
+                            .max_iter = c->opt.max_iterations,
+                            .budget = &c->budget,
+                            .deadline = c->opt.time_limit_ms > 0
+                                            ? t0 + c->opt.time_limit_ms * 1e-3
+                                            : 0};
+  return MOEPLACE_OK;
+}
+
+static void place_ctx_free(place_ctx *c) {
+  mp_place_layer_free(&c->st);
+  if (c->current) {
+    mp_place_layer_free(&c->alt);
+    mp_place_layer_free(&c->bst);
+  }
+}
+
+static int place_ctx_alloc(place_ctx *c) {
+  const int E = c->E, R = c->R, S = c->S;
+  if (mp_place_layer_init(&c->st, E, R, S, c->topo))
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
+  if (c->current && (mp_place_layer_init(&c->alt, E, R, S, c->topo) ||
+                     mp_place_layer_init(&c->bst, E, R, S, c->topo))) {
+    place_ctx_free(c); // freeing a state that failed (or never ran) its init is harmless
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
+  }
+  return MOEPLACE_OK;
+}
+
+/* The best candidate of a layer so far: its score, bytes and moves. */
+typedef struct layer_best {
+  double score, bytes;
+  int64_t moves;
+  int have;
+} layer_best;
+
+/* Scores the candidate in c->alt: max load + migration_weight x cost +
+ * min_gain x mean per move; it replaces the best (in c->bst) if it scores
+ * lower and fits in budget_before (< 0: unlimited). */
+static void consider(place_ctx *c, layer_best *b, double budget_before) {
+  int64_t mv;
+  double by, cb, cost;
+  mp_place_layer_moves(&c->alt, &mv, &by, &cb, &cost);
+  const double score = mp_place_layer_max(&c->alt) + c->opt.migration_weight * cost +
+                       c->sp.min_gain * (double)mv;
+  if (score < b->score && (budget_before < 0 || by <= budget_before)) {
+    b->score = score;
+    b->bytes = by;
+    b->moves = mv;
+    b->have = 1;
+    mp_place_layer_copy(&c->bst, &c->alt);
+  }
+}
+
+/* Runs the four candidates of a layer against the default b (keeping the
+ * current assignment, held in c->st with re-optimised shares). */
+static void run_candidates(place_ctx *c, const double *w, layer_best *b, double budget_before) {
+  mp_place_layer_copy(&c->alt, &c->st); // the repair of the current placement
+  mp_place_layer_repair(&c->alt, w);
+  consider(c, b, budget_before);
+  mp_place_layer_home(&c->alt, w); // a fresh placement built around the current one
+  consider(c, b, budget_before);
+  mp_place_layer_fresh(&c->alt, w, &c->sp); // the fresh one, aligned to the current slots
+  mp_place_layer_align(&c->alt);
+  consider(c, b, budget_before);
+  // the local search moves one or two replicas per step: it can only win
+  // with fewer moves than the best candidate so far
+  mp_place_search ls = c->sp;
+  double ls_budget = budget_before;
+  ls.budget = budget_before >= 0 ? &ls_budget : NULL;
+  if (b->have && ls.max_iter > b->moves - 1) ls.max_iter = (int)(b->moves - 1);
+  if (ls.max_iter <= 0) return;
+  mp_place_layer_from_current(&c->alt, w, &ls);
+  consider(c, b, budget_before);
+}
+
+/* Layer l with a current placement: c->st ends with the best candidate, or
+ * the current assignment with re-optimised shares if none beats it within
+ * the remaining budget; the budget and the sums of keep_or_move() follow. */
+static void place_layer_from_current(place_ctx *c, int l, const double *w) {
+  const int *cur = moeplace_placement_phy2log_const(c->current, l);
+  const double xb = c->opt.expert_bytes;
+  mp_place_layer_set_current(&c->st, cur, xb);
+  mp_place_layer_set_current(&c->alt, cur, xb);
+  mp_place_layer_set_current(&c->bst, cur, xb);
+  mp_place_search keep = c->sp; // the current assignment, re-optimised shares, no move
+  keep.max_iter = 0;
+  mp_place_layer_from_current(&c->st, w, &keep);
+  const double m_keep = mp_place_layer_max(&c->st);
+  c->num_keep += m_keep;
+  const double budget_before = c->budget;
+  layer_best b = {.score = m_keep};
+  run_candidates(c, w, &b, budget_before);
+  if (b.have) mp_place_layer_copy(&c->st, &c->bst);
+  if (budget_before >= 0) c->budget = budget_before - b.bytes;
+  int64_t mv;
+  double by, cb, cost;
+  mp_place_layer_moves(&c->st, &mv, &by, &cb, &cost);
+  c->gain_total += m_keep - mp_place_layer_max(&c->st);
+  c->cost_total += c->opt.migration_weight * cost;
+}
+
+/* Solves layer l into res. */
+static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
+  const double *w = c->loads + (size_t)l * c->E;
+  double tot = 0;
+  for (int e = 0; e < c->E; e++) tot += w[e];
+  const double mean = tot / c->R;
+  c->sp.min_gain = c->opt.min_gain * mean;
+  c->lb += mp_place_layer_bound(&c->st, w);
+  c->den += mean;
+  if (!c->current) {
+    mp_place_layer_set_current(&c->st, NULL, c->opt.expert_bytes);
+    mp_place_layer_fresh(&c->st, w, &c->sp);
+  } else {
+    place_layer_from_current(c, l, w);
+    mp_place_layer_align(&c->st);
+  }
+  mp_place_layer_export(&c->st, moeplace_placement_phy2log(res, l),
+                        moeplace_placement_share(res, l));
+}
+
+/* THE keep-or-move rule: the single decision moeplace_place makes, for the
+ * whole placement, whether a change from the current placement is worth its
+ * migration; moeplace-place --current, moeplace-replay and the MPI runtime
+ * all decide through moeplace_place, so through this rule. Move only if the
+ * predicted gain (sum over layers of the max rank load removed) exceeds the
+ * weighted migration cost (migration_weight x cost) plus min_gain x den,
+ * den the sum over layers of the mean rank load. (The per-layer candidate
+ * scores also charge min_gain x mean per move; that only ranks candidates.) */
+static int keep_or_move(double gain_total, double cost_total, double min_gain, double den) {
+  return gain_total > cost_total + min_gain * den;
+}
+
+/* The current assignment with re-optimised shares, into every layer of res. */
+static void write_current(place_ctx *c, moeplace_placement *res) {
+  for (int l = 0; l < c->L; l++) {
+    const double *w = c->loads + (size_t)l * c->E;
+    mp_place_layer_set_current(&c->st, moeplace_placement_phy2log_const(c->current, l),
+                               c->opt.expert_bytes);
+    mp_place_search keep = c->sp;
+    keep.max_iter = 0;
+    keep.budget = NULL;
+    mp_place_layer_from_current(&c->st, w, &keep);
+    mp_place_layer_export(&c->st, moeplace_placement_phy2log(res, l),
+                          moeplace_placement_share(res, l));
+  }
+}
+
+/* The stats of the placement res (kept_current may already be set). */
+static int place_stats(const place_ctx *c, const moeplace_placement *res,
+                       moeplace_place_stats *s) {
+  const double den = c->den;
+  int rc = moeplace_placement_imbalance(res, c->loads, &s->imbalance);
   if (rc) return rc;
-  mp_place_layer st, alt, bst;
-  if (mp_place_layer_init(&st, E, R, S, topo)) {
-    moeplace_placement_destroy(res);
-    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
+  if (c->current) {
+    moeplace_move_stats ms;
+    rc = moeplace_placement_diff(c->current, res, c->topo, c->opt.expert_bytes, &ms);
+    if (rc) return rc;
+    s->moves = ms.moves;
+    s->bytes_moved = ms.bytes_moved;
+    s->cross_node_bytes = ms.cross_node_bytes;
+    s->migration_cost = ms.cost;
+    if (c->opt.byte_budget >= 0 && ms.bytes_moved > c->opt.byte_budget) {
+      // cannot happen by construction; the cap is hard, so never return more
+      return mp_fail(MOEPLACE_ERR_NUMERIC, "placement moved %g bytes over the budget of %g",
+                     ms.bytes_moved, c->opt.byte_budget);
+    }
+    if (s->moves == 0) s->kept_current = 1;
+    s->current_imbalance = den > 0 ? c->num_keep / den : 1.0;
   }
-  if (current && mp_place_layer_init(&alt, E, R, S, topo)) {
-    mp_place_layer_free(&st);
+  s->layers = c->L;
+  s->experts = c->E;
+  s->ranks = c->R;
+  s->slots = c->S;
+  s->lower_bound = den > 0 ? c->lb / den : 1.0;
+  s->gap = s->lower_bound > 0 ? (s->imbalance - s->lower_bound) / s->lower_bound : 0;
+  return MOEPLACE_OK;
+}
+
+int moeplace_place(const moeplace_topology *topo, int layers, int experts, int slots,
+                   const double *loads, const moeplace_placement *current,
+                   const moeplace_place_options *opt, moeplace_placement **out,
+                   moeplace_place_stats *stats) {
+  const double t0 = mp_now_s();
+  if (!topo || !loads || !out) return mp_fail(MOEPLACE_ERR_ARG, "place: NULL argument");
+  place_ctx c;
+  int rc = place_ctx_init(&c, topo, layers, experts, slots, loads, current, opt, t0);
+  if (rc) return rc;
+  moeplace_placement *res;
+  rc = moeplace_placement_create(&res, c.L, c.E, c.R, c.S);
+  if (rc) return rc;
+  rc = place_ctx_alloc(&c);
+  if (rc) {
     moeplace_placement_destroy(res);
-    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
+    return rc;
   }
-  if (current && mp_place_layer_init(&bst, E, R, S, topo)) {
-    mp_place_layer_free(&st);
-    mp_place_layer_free(&alt);
-    moeplace_placement_destroy(res);
-    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
-  }
-  const size_t RS = (size_t)R * S;
-  double budget = opt.byte_budget; // remaining bytes (< 0: unlimited)
-  mp_place_search sp = {.lambda = opt.migration_weight,
-                        .min_gain = 0,
-                        .max_iter = opt.max_iterations,
-                        .budget = &budget,
-                        .deadline = opt.time_limit_ms > 0 ? t0 + opt.time_limit_ms * 1e-3 : 0};
-  double num = 0, den = 0, lb = 0, num_keep = 0;
-  double gain_total = 0, cost_total = 0;
+  for (int l = 0; l < c.L; l++) place_layer(&c, l, res);
   moeplace_place_stats s;
   memset(&s, 0, sizeof s);
-  for (int l = 0; l < L; l++) {
-    const double *w = loads + (size_t)l * E;
-    double tot = 0;
-    for (int e = 0; e < E; e++) tot += w[e];
-    const double mean = tot / R;
-    sp.min_gain = opt.min_gain * mean;
-    lb += mp_place_layer_bound(&st, w);
-    den += mean;
-    int *ph = moeplace_placement_phy2log(res, l);
-    double *sh = moeplace_placement_share(res, l);
-    if (!current) {
-      mp_place_layer_set_current(&st, NULL, opt.expert_bytes);
-      mp_place_layer_fresh(&st, w, &sp);
-    } else {
-      const int *cur = moeplace_placement_phy2log_const(current, l);
-      mp_place_layer_set_current(&st, cur, opt.expert_bytes);
-      mp_place_layer_set_current(&alt, cur, opt.expert_bytes);
-      // the current assignment with re-optimised shares (moving nothing)
-      mp_place_search keep = sp;
-      keep.max_iter = 0;
-      mp_place_layer_from_current(&st, w, &keep);
-      const double m_keep = mp_place_layer_max(&st);
-      num_keep += m_keep;
-      // Candidates: the repair of the current placement by component
-      // transfers, a fresh placement built around the current one, the fresh
-      // placement aligned to the current slots, and the local search from
-      // the current placement. Score: max load + weight x cost + min_gain
-      // per move. The best one within the byte budget wins; keeping the
-      // current placement (score m_keep, no move) is the default.
-      const double budget_before = budget;
-      mp_place_layer_set_current(&bst, cur, opt.expert_bytes);
-      int64_t mv, best_mv = 0;
-      double by, cb, cost, best_bytes = 0, best_score = m_keep;
-      int have_best = 0;
-      for (int kind = 0; kind < 4; kind++) {
-        if (kind == 0) {
-          mp_place_layer_copy(&alt, &st); // the current placement, shares re-optimised
-          mp_place_layer_repair(&alt, w);
-        } else if (kind == 1) {
-          mp_place_layer_home(&alt, w);
-        } else if (kind == 2) {
-          mp_place_layer_fresh(&alt, w, &sp);
-          mp_place_layer_align(&alt);
-        } else {
-          // the search moves one or two replicas per step: it can only win
-          // with fewer moves than the best candidate so far
-          mp_place_search ls = sp;
-          double ls_budget = budget_before;
-          ls.budget = budget_before >= 0 ? &ls_budget : NULL;
-          if (have_best && ls.max_iter > best_mv - 1) ls.max_iter = (int)(best_mv - 1);
-          if (ls.max_iter <= 0) break;
-          mp_place_layer_from_current(&alt, w, &ls);
-        }
-        mp_place_layer_moves(&alt, &mv, &by, &cb, &cost);
-        const double score = mp_place_layer_max(&alt) + opt.migration_weight * cost +
-                             sp.min_gain * (double)mv;
-        if (score < best_score && (budget_before < 0 || by <= budget_before)) {
-          best_score = score;
-          best_bytes = by;
-          best_mv = mv;
-          have_best = 1;
-          mp_place_layer_copy(&bst, &alt);
-        }
-      }
-      if (have_best) mp_place_layer_copy(&st, &bst);
-      if (budget_before >= 0) budget = budget_before - best_bytes;
-      double m_new = mp_place_layer_max(&st);
-      mp_place_layer_moves(&st, &mv, &by, &cb, &cost);
-      gain_total += m_keep - m_new;
-      cost_total += opt.migration_weight * cost;
-    }
-    if (current) mp_place_layer_align(&st);
-    mp_place_layer_export(&st, ph, sh);
-  }
-  // Explicit decision: keep the current assignment unless the predicted
-  // gain pays for the migration (and beats noise).
-  if (current && !(gain_total > cost_total + opt.min_gain * den)) {
-    for (int l = 0; l < L; l++) {
-      const double *w = loads + (size_t)l * E;
-      const int *cur = moeplace_placement_phy2log_const(current, l);
-      mp_place_layer_set_current(&st, cur, opt.expert_bytes);
-      mp_place_search keep = sp;
-      keep.max_iter = 0;
-      keep.budget = NULL;
-      mp_place_layer_from_current(&st, w, &keep);
-      mp_place_layer_export(&st, moeplace_placement_phy2log(res, l),
-                            moeplace_placement_share(res, l));
-    }
+  if (current && !keep_or_move(c.gain_total, c.cost_total, c.opt.min_gain, c.den)) {
+    write_current(&c, res);
     s.kept_current = 1;
   }
-  (void)RS;
-  // Figures, recomputed from the exported placement.
-  double *rl = st.dscratch; // [R] (scratch is at least 2 max(E, RS, R))
-  for (int l = 0; l < L; l++) {
-    moeplace_placement_rank_loads(res, l, loads + (size_t)l * E, rl);
-    double mx = 0;
-    for (int r = 0; r < R; r++)
-      if (rl[r] > mx) mx = rl[r];
-    num += mx;
-  }
-  if (current) {
-    moeplace_move_stats ms;
-    rc = moeplace_placement_diff(current, res, topo, opt.expert_bytes, &ms);
-    if (rc) goto fail;
-    s.moves = ms.moves;
-    s.bytes_moved = ms.bytes_moved;
-    s.cross_node_bytes = ms.cross_node_bytes;
-    s.migration_cost = ms.cost;
-    if (opt.byte_budget >= 0 && ms.bytes_moved > opt.byte_budget) {
-      // cannot happen by construction; the cap is hard, so never return more
-      rc = mp_fail(MOEPLACE_ERR_NUMERIC, "placement moved %g bytes over the budget of %g",
-                   ms.bytes_moved, opt.byte_budget);
-      goto fail;
-    }
-    if (s.moves == 0) s.kept_current = 1;
-    s.current_imbalance = den > 0 ? num_keep / den : 1.0;
-  }
-  s.layers = L;
-  s.experts = E;
-  s.ranks = R;
-  s.slots = S;
-  s.imbalance = den > 0 ? num / den : 1.0;
-  s.lower_bound = den > 0 ? lb / den : 1.0;
-  s.gap = s.lower_bound > 0 ? (s.imbalance - s.lower_bound) / s.lower_bound : 0;
-  mp_place_layer_free(&st);
-  if (current) {
-    mp_place_layer_free(&alt);
-    mp_place_layer_free(&bst);
+  rc = place_stats(&c, res, &s);
+  place_ctx_free(&c);
+  if (rc) {
+    moeplace_placement_destroy(res);
+    return rc;
   }
   s.solve_ms = (mp_now_s() - t0) * 1e3;
   if (stats) *stats = s;
   *out = res;
   return MOEPLACE_OK;
-fail:
-  mp_place_layer_free(&st);
-  if (current) {
-    mp_place_layer_free(&alt);
-    mp_place_layer_free(&bst);
-  }
-  moeplace_placement_destroy(res);
-  return rc;
 }

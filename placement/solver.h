@@ -1,4 +1,5 @@
-/* Internal: the per-layer placement solver (see solver.c). */
+/* Internal: the per-layer placement solver (solver.c and the solver_*.c
+ * files it lists), as place.c uses it. */
 #ifndef MOEPLACE_PLACEMENT_SOLVER_H
 #define MOEPLACE_PLACEMENT_SOLVER_H
 
@@ -94,13 +95,5 @@ void mp_place_layer_align(mp_place_layer *st);
 void mp_place_layer_export(const mp_place_layer *st, int *phy2log, double *share);
 /* Copies the layer's slot content from another state of the same shape. */
 void mp_place_layer_copy(mp_place_layer *dst, const mp_place_layer *src);
-
-/* Exact optimum for small instances (tests): min over all placements of the
- * max rank load with optimal shares. Returns < 0 if the instance is too big
- * (R > 4 or E > 8). */
-double mp_place_exact(const double *w, int E, int R, int S);
-/* Optimal max rank load of a fixed assignment phy2log [R*S] (shares free),
- * exactly, by Hall's condition over rank subsets (R <= 16). */
-double mp_place_assignment_optimum(const double *w, int E, int R, int S, const int *phy2log);
 
 #endif

@@ -144,6 +144,15 @@ double moeplace_topology_cost(const moeplace_topology *t, moeplace_link_class cl
 }
 
 moeplace_link_class moeplace_topology_class(const moeplace_topology *t, int a, int b) {
+  if (!t) {
+    mp_fail(MOEPLACE_ERR_ARG, "topology class: topology is NULL");
+    return MOEPLACE_LINK_INVALID;
+  }
+  if (a < 0 || a >= t->ranks || b < 0 || b >= t->ranks) {
+    mp_fail(MOEPLACE_ERR_ARG, "topology class: rank %d out of range [0, %d)",
+            a < 0 || a >= t->ranks ? a : b, t->ranks);
+    return MOEPLACE_LINK_INVALID;
+  }
   return mp_place_link_class(t, a, b);
 }
 
@@ -160,142 +169,157 @@ static int parse_int_tok(const char *tok, long *v) {
   return errno || end == tok || *end || *v < 0 || *v > MP_PLACE_MAX_RANKS ? -1 : 0;
 }
 
+/* A cluster-shape file while it is read: the shape keys, the costs set, and
+ * the rank table so far. */
+typedef struct topo_file {
+  const char *path;
+  long lineno;
+  long shape[4]; // nodes, ranks_per_node, packages_per_node, numa_per_package
+  int have_shape;
+  double cost[MOEPLACE_LINK_CLASSES];
+  int cost_set[MOEPLACE_LINK_CLASSES];
+  int *node, *pkg, *numa; // [rows] of the rank table
+  long cap, rows;
+} topo_file;
+
+static const char *shape_keys[4] = {"nodes", "ranks_per_node", "packages_per_node",
+                                    "numa_per_package"};
+
+/* Splits line (a comment already cut off) into at most 8 fields. strtok_r,
+ * not strtok: no state shared with other threads or with the caller. */
+static int split_fields(const topo_file *tf, char *line, char **tok, int *nt) {
+  char *save = NULL;
+  *nt = 0;
+  for (char *s = strtok_r(line, " \t\r\n", &save); s; s = strtok_r(NULL, " \t\r\n", &save)) {
+    if (*nt == 8) return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: too many fields", tf->path,
+                                 tf->lineno);
+    tok[(*nt)++] = s;
+  }
+  return MOEPLACE_OK;
+}
+
+/* "KEY N" for shape key k. */
+static int parse_shape_line(topo_file *tf, int k, char **tok, int nt) {
+  long v;
+  if (nt != 2 || parse_int_tok(tok[1], &v) || v < 1)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: '%s' needs one integer >= 1", tf->path,
+                   tf->lineno, shape_keys[k]);
+  tf->shape[k] = v;
+  tf->have_shape = 1;
+  return MOEPLACE_OK;
+}
+
+/* "cost CLASS VALUE". */
+static int parse_cost_line(topo_file *tf, char **tok, int nt) {
+  int c;
+  for (c = 1; c < MOEPLACE_LINK_CLASSES; c++)
+    if (nt >= 2 && !strcmp(tok[1], class_names[c])) break;
+  char *end;
+  double v = nt == 3 ? strtod(tok[2], &end) : NAN;
+  if (c == MOEPLACE_LINK_CLASSES || nt != 3 || *end || !isfinite(v) || v < 0)
+    return mp_fail(MOEPLACE_ERR_FORMAT,
+                   "%s:%ld: expected 'cost CLASS VALUE' with CLASS one of same_numa, "
+                   "same_package, same_node, other_node and VALUE a finite number >= 0",
+                   tf->path, tf->lineno);
+  tf->cost[c] = v;
+  tf->cost_set[c] = 1;
+  return MOEPLACE_OK;
+}
+
+/* "rank RANK NODE PACKAGE NUMA", ranks in order from 0. */
+static int parse_rank_line(topo_file *tf, char **tok, int nt) {
+  long v[4];
+  if (nt != 5 || parse_int_tok(tok[1], &v[0]) || parse_int_tok(tok[2], &v[1]) ||
+      parse_int_tok(tok[3], &v[2]) || parse_int_tok(tok[4], &v[3]))
+    return mp_fail(MOEPLACE_ERR_FORMAT,
+                   "%s:%ld: expected 'rank RANK NODE PACKAGE NUMA' (integers >= 0)", tf->path,
+                   tf->lineno);
+  if (v[0] != tf->rows)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: expected rank %ld next, found rank %ld",
+                   tf->path, tf->lineno, tf->rows, v[0]);
+  if (tf->rows == tf->cap) {
+    tf->cap = tf->cap ? 2 * tf->cap : 64;
+    int *a = realloc(tf->node, (size_t)tf->cap * sizeof *a);
+    if (a) tf->node = a;
+    int *b = realloc(tf->pkg, (size_t)tf->cap * sizeof *b);
+    if (b) tf->pkg = b;
+    int *c = realloc(tf->numa, (size_t)tf->cap * sizeof *c);
+    if (c) tf->numa = c;
+    if (!a || !b || !c)
+      return mp_fail(MOEPLACE_ERR_NOMEM, "%s:%ld: out of memory", tf->path, tf->lineno);
+  }
+  tf->node[tf->rows] = (int)v[1];
+  tf->pkg[tf->rows] = (int)v[2];
+  tf->numa[tf->rows] = (int)v[3];
+  tf->rows++;
+  return MOEPLACE_OK;
+}
+
+/* One line of the file (with its newline). */
+static int parse_line(topo_file *tf, char *line) {
+  char *hash = strchr(line, '#');
+  if (hash) *hash = 0;
+  char *tok[8];
+  int nt;
+  int rc = split_fields(tf, line, tok, &nt);
+  if (rc || nt == 0) return rc;
+  for (int k = 0; k < 4; k++)
+    if (!strcmp(tok[0], shape_keys[k])) return parse_shape_line(tf, k, tok, nt);
+  if (!strcmp(tok[0], "cost")) return parse_cost_line(tf, tok, nt);
+  if (!strcmp(tok[0], "rank")) return parse_rank_line(tf, tok, nt);
+  return mp_fail(MOEPLACE_ERR_FORMAT,
+                 "%s:%ld: unknown key '%s' (expected nodes, ranks_per_node, "
+                 "packages_per_node, numa_per_package, cost or rank)",
+                 tf->path, tf->lineno, tok[0]);
+}
+
+/* The topology the whole file describes. */
+static int topo_from_file(const topo_file *tf, moeplace_topology **out) {
+  const char *path = tf->path;
+  const long *shape = tf->shape;
+  if (tf->have_shape && tf->rows)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: give either the shape keys or a rank table, not both",
+                   path);
+  moeplace_topology *t = NULL;
+  int rc;
+  if (tf->rows) {
+    rc = moeplace_topology_create_table(&t, (int)tf->rows, tf->node, tf->pkg, tf->numa);
+  } else {
+    if (!shape[0] || !shape[1])
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: needs 'nodes' and 'ranks_per_node', or 'rank' table lines", path);
+    if (shape[0] * shape[1] > MP_PLACE_MAX_RANKS)
+      return mp_fail(MOEPLACE_ERR_FORMAT, "%s: %ld x %ld ranks is too many", path, shape[0],
+                     shape[1]);
+    rc = moeplace_topology_create_shape(&t, (int)shape[0], (int)shape[1], (int)shape[2],
+                                        (int)shape[3]);
+  }
+  if (rc) return mp_fail(rc, "%s: %s", path, moeplace_last_error());
+  for (int c = 1; c < MOEPLACE_LINK_CLASSES; c++)
+    if (tf->cost_set[c]) t->cost[c] = tf->cost[c];
+  *out = t;
+  return MOEPLACE_OK;
+}
+
 int moeplace_topology_load(moeplace_topology **out, const char *path) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "topology file: NULL argument");
   FILE *f = fopen(path, "r");
   if (!f) return mp_fail(MOEPLACE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  long shape[4] = {0, 0, 1, 1}; // nodes, ranks_per_node, packages_per_node, numa_per_package
-  static const char *shape_keys[4] = {"nodes", "ranks_per_node", "packages_per_node",
-                                      "numa_per_package"};
-  int have_shape = 0;
-  double cost[MOEPLACE_LINK_CLASSES];
-  int cost_set[MOEPLACE_LINK_CLASSES] = {0};
-  int *tnode = NULL, *tpkg = NULL, *tnuma = NULL;
-  long tcap = 0, trows = 0;
+  topo_file tf = {.path = path, .shape = {0, 0, 1, 1}};
   char line[4096];
-  long lineno = 0;
   int rc = MOEPLACE_OK;
-  while (fgets(line, sizeof line, f)) {
-    lineno++;
-    if (!strchr(line, '\n') && !feof(f)) {
-      rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: line too long", path, lineno);
-      goto done;
-    }
-    char *hash = strchr(line, '#');
-    if (hash) *hash = 0;
-    char *tok[8];
-    int nt = 0;
-    for (char *s = strtok(line, " \t\r\n"); s; s = strtok(NULL, " \t\r\n")) {
-      if (nt == 8) {
-        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: too many fields", path, lineno);
-        goto done;
-      }
-      tok[nt++] = s;
-    }
-    if (nt == 0) continue;
-    int k;
-    for (k = 0; k < 4; k++)
-      if (!strcmp(tok[0], shape_keys[k])) break;
-    if (k < 4) {
-      long v;
-      if (nt != 2 || parse_int_tok(tok[1], &v) || v < 1) {
-        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: '%s' needs one integer >= 1", path, lineno,
-                     shape_keys[k]);
-        goto done;
-      }
-      shape[k] = v;
-      have_shape = 1;
-    } else if (!strcmp(tok[0], "cost")) {
-      int c;
-      for (c = 1; c < MOEPLACE_LINK_CLASSES; c++)
-        if (nt >= 2 && !strcmp(tok[1], class_names[c])) break;
-      char *end;
-      double v = nt == 3 ? strtod(tok[2], &end) : NAN;
-      if (c == MOEPLACE_LINK_CLASSES || nt != 3 || *end || !isfinite(v) || v < 0) {
-        rc = mp_fail(MOEPLACE_ERR_FORMAT,
-                     "%s:%ld: expected 'cost CLASS VALUE' with CLASS one of same_numa, "
-                     "same_package, same_node, other_node and VALUE a finite number >= 0",
-                     path, lineno);
-        goto done;
-      }
-      cost[c] = v;
-      cost_set[c] = 1;
-    } else if (!strcmp(tok[0], "rank")) {
-      long v[4];
-      if (nt != 5 || parse_int_tok(tok[1], &v[0]) || parse_int_tok(tok[2], &v[1]) ||
-          parse_int_tok(tok[3], &v[2]) || parse_int_tok(tok[4], &v[3])) {
-        rc = mp_fail(MOEPLACE_ERR_FORMAT,
-                     "%s:%ld: expected 'rank RANK NODE PACKAGE NUMA' (integers >= 0)", path,
-                     lineno);
-        goto done;
-      }
-      if (v[0] != trows) {
-        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: expected rank %ld next, found rank %ld", path,
-                     lineno, trows, v[0]);
-        goto done;
-      }
-      if (trows == tcap) {
-        tcap = tcap ? 2 * tcap : 64;
-        int *a = realloc(tnode, (size_t)tcap * sizeof *a);
-        if (a) tnode = a;
-        int *b = realloc(tpkg, (size_t)tcap * sizeof *b);
-        if (b) tpkg = b;
-        int *c = realloc(tnuma, (size_t)tcap * sizeof *c);
-        if (c) tnuma = c;
-        if (!a || !b || !c) {
-          rc = mp_fail(MOEPLACE_ERR_NOMEM, "%s:%ld: out of memory", path, lineno);
-          goto done;
-        }
-      }
-      tnode[trows] = (int)v[1];
-      tpkg[trows] = (int)v[2];
-      tnuma[trows] = (int)v[3];
-      trows++;
-    } else {
-      rc = mp_fail(MOEPLACE_ERR_FORMAT,
-                   "%s:%ld: unknown key '%s' (expected nodes, ranks_per_node, "
-                   "packages_per_node, numa_per_package, cost or rank)",
-                   path, lineno, tok[0]);
-      goto done;
-    }
+  while (rc == MOEPLACE_OK && fgets(line, sizeof line, f)) {
+    tf.lineno++;
+    if (!strchr(line, '\n') && !feof(f))
+      rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: line too long", path, tf.lineno);
+    else
+      rc = parse_line(&tf, line);
   }
-  if (ferror(f)) {
-    rc = mp_fail(MOEPLACE_ERR_IO, "%s: read error", path);
-    goto done;
-  }
-  if (have_shape && trows) {
-    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: give either the shape keys or a rank table, not both",
-                 path);
-    goto done;
-  }
-  moeplace_topology *t = NULL;
-  if (trows) {
-    rc = moeplace_topology_create_table(&t, (int)trows, tnode, tpkg, tnuma);
-  } else {
-    if (!shape[0] || !shape[1]) {
-      rc = mp_fail(MOEPLACE_ERR_FORMAT,
-                   "%s: needs 'nodes' and 'ranks_per_node', or 'rank' table lines", path);
-      goto done;
-    }
-    if (shape[0] * shape[1] > MP_PLACE_MAX_RANKS) {
-      rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %ld x %ld ranks is too many", path, shape[0],
-                   shape[1]);
-      goto done;
-    }
-    rc = moeplace_topology_create_shape(&t, (int)shape[0], (int)shape[1], (int)shape[2],
-                                        (int)shape[3]);
-  }
-  if (rc) {
-    mp_fail(rc, "%s: %s", path, moeplace_last_error());
-    goto done;
-  }
-  for (int c = 1; c < MOEPLACE_LINK_CLASSES; c++)
-    if (cost_set[c]) t->cost[c] = cost[c];
-  *out = t;
-done:
+  if (rc == MOEPLACE_OK && ferror(f)) rc = mp_fail(MOEPLACE_ERR_IO, "%s: read error", path);
+  if (rc == MOEPLACE_OK) rc = topo_from_file(&tf, out);
   fclose(f);
-  free(tnode);
-  free(tpkg);
-  free(tnuma);
+  free(tf.node);
+  free(tf.pkg);
+  free(tf.numa);
   return rc;
 }

@@ -3,6 +3,7 @@
  * the migration plan and input errors. */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,7 @@
 
 #include <moeplace.h>
 
-#include "placement/solver.h"
+#include "tests/exact_place.h"
 
 static uint64_t rs = 12345;
 static double urand(void) {
@@ -377,6 +378,90 @@ START_TEST(test_topology_file) {
 }
 END_TEST
 
+/* A rank outside the topology (or no topology) is an error, not a read out
+ * of bounds: MOEPLACE_LINK_INVALID (-1) with the error recorded. */
+START_TEST(test_topology_class_bad_rank) {
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 2, 4, 1, 1), 0);
+  ck_assert_int_eq(moeplace_topology_class(t, 0, 7), MOEPLACE_LINK_OTHER_NODE);
+  const int bad[][2] = {{0, 8}, {8, 0}, {-1, 0}, {3, -1}, {8, 8}, {-1, -1}, {0, 1 << 30}};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    moeplace_topology_set_cost(NULL, MOEPLACE_LINK_SAME_NUMA, 1); // another error first
+    ck_assert_msg((int)moeplace_topology_class(t, bad[k][0], bad[k][1]) == -1,
+                  "class(%d, %d) should be invalid", bad[k][0], bad[k][1]);
+    ck_assert_msg(strstr(moeplace_last_error(), "out of range"), "error: '%s'",
+                  moeplace_last_error());
+  }
+  moeplace_topology_rank_node(t, -5); // another error first
+  ck_assert((int)moeplace_topology_class(NULL, 0, 0) == -1);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "NULL"));
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+/* The cluster-file parser keeps no hidden state: a caller half-way through
+ * its own strtok() keeps its place across moeplace_topology_load (the
+ * library used strtok, which reset it), ... */
+START_TEST(test_topology_load_keeps_strtok) {
+  char *f = write_tmp("nodes 2\nranks_per_node 4\n");
+  char buf[] = "a b c";
+  ck_assert_str_eq(strtok(buf, " "), "a");
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_load(&t, f), 0);
+  moeplace_topology_destroy(t);
+  char *next = strtok(NULL, " ");
+  ck_assert_ptr_nonnull(next);
+  ck_assert_str_eq(next, "b");
+  unlink(f);
+}
+END_TEST
+
+/* ... and two threads can load cluster files at the same time (with strtok
+ * they tokenised each other's lines). */
+typedef struct load_job {
+  const char *path;
+  int ranks, nodes, failures;
+} load_job;
+
+static void *load_many(void *arg) {
+  load_job *j = arg;
+  for (int it = 0; it < 1000; it++) {
+    moeplace_topology *t;
+    if (moeplace_topology_load(&t, j->path)) {
+      j->failures++;
+      continue;
+    }
+    if (moeplace_topology_ranks(t) != j->ranks || moeplace_topology_nodes(t) != j->nodes)
+      j->failures++;
+    moeplace_topology_destroy(t);
+  }
+  return NULL;
+}
+
+START_TEST(test_topology_load_threads) {
+  char table[16384] = "# a rank table\n", shape[16384] = "";
+  for (int r = 0; r < 256; r++)
+    snprintf(table + strlen(table), sizeof table - strlen(table), "rank %d %d %d %d  # r\n", r,
+             r / 16, r / 8 % 2, r % 2);
+  for (int k = 0; k < 128; k++)
+    snprintf(shape + strlen(shape), sizeof shape - strlen(shape),
+             "nodes   3\nranks_per_node\t5 # again\ncost other_node 9\n");
+  char pa[64], pb[64];
+  strcpy(pa, write_tmp(table));
+  strcpy(pb, write_tmp(shape));
+  load_job a = {pa, 256, 16, 0}, b = {pb, 15, 3, 0};
+  pthread_t ta, tb;
+  ck_assert_int_eq(pthread_create(&ta, NULL, load_many, &a), 0);
+  ck_assert_int_eq(pthread_create(&tb, NULL, load_many, &b), 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  ck_assert_int_eq(a.failures, 0);
+  ck_assert_int_eq(b.failures, 0);
+  unlink(pa);
+  unlink(pb);
+}
+END_TEST
+
 START_TEST(test_json_roundtrip) {
   moeplace_topology *t;
   moeplace_topology_create_shape(&t, 1, 4, 1, 1);
@@ -505,6 +590,9 @@ int main(void) {
   tcase_add_test(tc, test_weight_keeps_current);
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_topology_file);
+  tcase_add_test(tc, test_topology_class_bad_rank);
+  tcase_add_test(tc, test_topology_load_keeps_strtok);
+  tcase_add_test(tc, test_topology_load_threads);
   tcase_add_test(tc, test_json_roundtrip);
   tcase_add_test(tc, test_plan_closest_source);
   tcase_add_test(tc, test_json_errors);

@@ -26,6 +26,7 @@ extern "C" {
 /* Class of a pair of ranks, from closest to farthest. Moving a byte between
  * two ranks costs the per-byte cost of their class. */
 typedef enum moeplace_link_class {
+  MOEPLACE_LINK_INVALID = -1,   /* no class: a rank outside the topology */
   MOEPLACE_LINK_SAME_RANK = 0,  /* a rank with itself: free */
   MOEPLACE_LINK_SAME_NUMA = 1,  /* same node, package and NUMA domain */
   MOEPLACE_LINK_SAME_PACKAGE = 2,
@@ -63,6 +64,8 @@ int moeplace_topology_rank_node(const moeplace_topology *topo, int rank);
  * the options converts cost into load units). */
 int moeplace_topology_set_cost(moeplace_topology *topo, moeplace_link_class cls, double cost);
 double moeplace_topology_cost(const moeplace_topology *topo, moeplace_link_class cls);
+/* Class of ranks a and b; MOEPLACE_LINK_INVALID, with moeplace_last_error()
+ * set, if topo is NULL or a or b is not in [0, ranks). */
 moeplace_link_class moeplace_topology_class(const moeplace_topology *topo, int a, int b);
 
 /* ---- Placement ---------------------------------------------------------- */

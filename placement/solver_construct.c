@@ -1,0 +1,238 @@
+/* Constructive placement of a layer from scratch, and the lower bound.
+ *
+ * Replica counts by marginal gain: every expert starts with one replica;
+ * each remaining slot goes to the expert with the largest load per replica
+ * w_e / c_e (at most R replicas). This greedy is optimal for min max_e
+ * w_e / c_e, which also gives the lower bound's second term.
+ *
+ * Two starts use them: LPT packing (replicas in decreasing w_e / c_e go to
+ * the least loaded rank that has a free slot and does not hold the expert
+ * yet), and, when there are spare slots, one replica per expert in snake
+ * order followed by the component transfers (solver_transfer.c). */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "placement/solver_internal.h"
+
+/* Max-heap of experts keyed by w[e] / cnt[e]. */
+static void heap_sift_down(int *h, int n, int i, const double *w, const int *c) {
+  for (;;) {
+    int l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && w[h[l]] * c[h[m]] > w[h[m]] * c[h[l]]) m = l;
+    if (r < n && w[h[r]] * c[h[m]] > w[h[m]] * c[h[r]]) m = r;
+    if (m == i) return;
+    int t = h[i];
+    h[i] = h[m];
+    h[m] = t;
+    i = m;
+  }
+}
+
+/* counts [E] = the greedy replica counts using every slot; returns max w/c. */
+static double replica_counts(const double *w, int E, int R, int S, int *counts, int *heap) {
+  for (int e = 0; e < E; e++) {
+    counts[e] = 1;
+    heap[e] = e;
+  }
+  int n = E;
+  for (int i = n / 2 - 1; i >= 0; i--) heap_sift_down(heap, n, i, w, counts);
+  long extra = (long)R * S - E;
+  while (extra > 0 && n > 0) {
+    int e = heap[0];
+    if (counts[e] >= R || w[e] <= 0) { // cannot or need not replicate further
+      heap[0] = heap[--n];
+      heap_sift_down(heap, n, 0, w, counts);
+      continue;
+    }
+    counts[e]++;
+    extra--;
+    heap_sift_down(heap, n, 0, w, counts);
+  }
+  double m = 0;
+  for (int e = 0; e < E; e++)
+    if (w[e] / counts[e] > m) m = w[e] / counts[e];
+  return m;
+}
+
+double mp_place_layer_bound(mp_place_layer *st, const double *w) {
+  double tot = 0;
+  for (int e = 0; e < st->E; e++) tot += w[e];
+  const double avg = tot / st->R;
+  // Fast path: if ceil(w_e / avg) replicas fit, the replica term is <= avg.
+  if (avg > 0) {
+    long need = 0;
+    for (int e = 0; e < st->E; e++) {
+      double c = ceil(w[e] / avg * (1 - 1e-12));
+      need += c < 1 ? 1 : (long)c;
+    }
+    if (need <= st->RS) return avg;
+  }
+  double m = replica_counts(w, st->E, st->R, st->S, st->iscratch, st->iscratch + st->E);
+  return m > avg ? m : avg;
+}
+
+/* ---- constructive ------------------------------------------------------ */
+
+/* Sorts idx [n] (n >= 1) by key[idx] descending, ties by smaller index
+ * first, for non-negative keys: LSD radix sort on the IEEE bits (which order
+ * like the values for non-negative doubles), 8 bits per pass, skipping the
+ * passes where every key has the same byte. Stable, O(8 n), no comparisons.
+ * tmp_idx [n], k0 and k1 [n] are scratch. */
+void mp_radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64_t *k0,
+                        uint64_t *k1) {
+  for (int i = 0; i < n; i++) {
+    double v = key[idx[i]];
+    uint64_t b;
+    if (v == 0) v = 0; // -0.0 sorts as 0.0
+    memcpy(&b, &v, sizeof b);
+    k0[i] = ~b; // ascending in ~bits = descending in value
+  }
+  int *src_i = idx, *dst_i = tmp_idx;
+  uint64_t *src_k = k0, *dst_k = k1;
+  for (int shift = 0; shift < 64; shift += 8) {
+    int cnt[256] = {0};
+    for (int i = 0; i < n; i++) cnt[(src_k[i] >> shift) & 255]++;
+    if (cnt[(src_k[0] >> shift) & 255] == n) continue; // all equal: nothing to do
+    int pos = 0;
+    for (int b = 0; b < 256; b++) {
+      int c = cnt[b];
+      cnt[b] = pos;
+      pos += c;
+    }
+    for (int i = 0; i < n; i++) {
+      int d = cnt[(src_k[i] >> shift) & 255]++;
+      dst_k[d] = src_k[i];
+      dst_i[d] = src_i[i];
+    }
+    int *ti = src_i;
+    src_i = dst_i;
+    dst_i = ti;
+    uint64_t *tk = src_k;
+    src_k = dst_k;
+    dst_k = tk;
+  }
+  if (src_i != idx) memcpy(idx, src_i, (size_t)n * sizeof *idx);
+}
+
+/* Min-heap of ranks keyed by load. */
+static void rheap_down(int *h, int n, int i, const double *load) {
+  for (;;) {
+    int l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && (load[h[l]] < load[h[m]] || (load[h[l]] == load[h[m]] && h[l] < h[m]))) m = l;
+    if (r < n && (load[h[r]] < load[h[m]] || (load[h[r]] == load[h[m]] && h[r] < h[m]))) m = r;
+    if (m == i) return;
+    int t = h[i];
+    h[i] = h[m];
+    h[m] = t;
+    i = m;
+  }
+}
+static void rheap_up(int *h, int i, const double *load) {
+  while (i > 0) {
+    int p = (i - 1) / 2;
+    if (load[h[p]] < load[h[i]] || (load[h[p]] == load[h[i]] && h[p] < h[i])) return;
+    int t = h[i];
+    h[i] = h[p];
+    h[p] = t;
+    i = p;
+  }
+}
+
+void mp_construct_lpt(mp_place_layer *st) {
+  const int E = st->E, R = st->R;
+  int *counts = st->c_counts, *reps = st->c_reps, *ord = st->c_ord, *rh = st->c_rh,
+      *skip = st->c_skip;
+  double *key = st->c_key;
+  mp_st_clear(st);
+  replica_counts(st->w, E, R, st->S, counts, st->c_eheap);
+  int n = 0;
+  for (int e = 0; e < E; e++)
+    for (int c = 0; c < counts[e]; c++) {
+      reps[n] = e;
+      key[n] = st->w[e] / counts[e];
+      ord[n] = n;
+      n++;
+    }
+  mp_radix_sort_desc(ord, n, key, st->c_rtmp, st->c_rk0, st->c_rk1);
+  int nh = R;
+  for (int r = 0; r < R; r++) rh[r] = r;
+  for (int t = 0; t < n; t++) {
+    int e = reps[ord[t]], ns = 0;
+    // least loaded rank with a free slot that does not hold e yet; one
+    // always exists because counts[e] <= R and every slot is counted
+    while (nh > 0) {
+      int r = rh[0];
+      rh[0] = rh[--nh];
+      rheap_down(rh, nh, 0, st->load);
+      if (mp_st_rank_holds(st, r, e)) {
+        skip[ns++] = r;
+        continue;
+      }
+      mp_st_put(st, mp_st_free_slot(st, r), e, key[ord[t]]);
+      if (st->nfree[r] > 0) skip[ns++] = r;
+      break;
+    }
+    for (int k = 0; k < ns; k++) {
+      rh[nh] = skip[k];
+      rheap_up(rh, nh++, st->load);
+    }
+  }
+}
+/* Construction for when there are spare slots (at least R - 1 beyond one
+ * per expert): one replica per expert in snake order over the ranks, then
+ * the component transfers bring the ranks to the mean T = total / R as far
+ * as the free slots allow. */
+void mp_construct_transfer(mp_place_layer *st) {
+  const int E = st->E, R = st->R;
+  int *ord = st->c_ord;
+  mp_st_clear(st);
+  double tot = 0;
+  for (int e = 0; e < E; e++) {
+    ord[e] = e;
+    tot += st->w[e];
+  }
+  mp_radix_sort_desc(ord, E, st->w, st->c_rtmp, st->c_rk0, st->c_rk1);
+  // Snake order over the ranks (0..R-1, R-1..0, ...) of the experts in
+  // decreasing load: O(E), every rank gets ceil or floor of E / R experts
+  // (so one slot per rank stays free when R (S - 1) >= E), and the
+  // transfers below remove whatever imbalance is left.
+  for (int t = 0; t < E; t++) {
+    int round = t / R, pos = t % R, r = round & 1 ? R - 1 - pos : pos;
+    mp_st_put(st, mp_st_free_slot(st, r), ord[t], st->w[ord[t]]);
+  }
+  mp_transfer_components(st, tot / R);
+  // Balanced: leftover slots stay empty (a replica there would get a zero
+  // share; a free slot lets the next rebalance add a replica without
+  // evicting one). Otherwise they get replicas of the heaviest experts per
+  // replica, which water-filling then uses where the transfers got stuck.
+  if (mp_place_layer_max(st) <= tot / R * (1 + 1e-9)) return;
+  int *counts = st->c_counts, *heap = st->c_eheap, n = 0;
+  for (int e = 0; e < E; e++) {
+    counts[e] = st->cnt[e];
+    heap[n++] = e;
+  }
+  for (int i = n / 2 - 1; i >= 0; i--) heap_sift_down(heap, n, i, st->w, counts);
+  int spare = 0;
+  for (int r = 0; r < R; r++) spare += st->nfree[r];
+  while (spare > 0 && n > 0) {
+    int e = heap[0], q = -1;
+    if (st->w[e] > 0 && counts[e] < R)
+      for (int k = 0; k < R; k++)
+        if (st->nfree[k] > 0 && !mp_st_rank_holds(st, k, e) && (q < 0 || st->load[k] < st->load[q]))
+          q = k;
+    if (q < 0) {
+      heap[0] = heap[--n];
+      heap_sift_down(heap, n, 0, st->w, counts);
+      continue;
+    }
+    mp_st_put(st, mp_st_free_slot(st, q), e, 0);
+    counts[e]++;
+    spare--;
+    heap_sift_down(heap, n, 0, st->w, counts);
+  }
+}

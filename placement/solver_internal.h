@@ -1,0 +1,68 @@
+/* Internal to the solver files (placement/solver*.c): the steps they share.
+ * place.c uses only solver.h. Grouped by the file that defines them. */
+#ifndef MOEPLACE_PLACEMENT_SOLVER_INTERNAL_H
+#define MOEPLACE_PLACEMENT_SOLVER_INTERNAL_H
+
+#include <stdint.h>
+
+#include "placement/solver.h"
+
+#define WF_MAX_PASSES 30
+#define WF_TOL 1e-7 // relative to the mean rank load
+/* Gap to the bound at which a layer is good enough: searching further costs
+ * more time than it gains (0.1% of the layer time). */
+#define MP_PLACE_GOOD_GAP 1e-3
+
+/* solver_state.c: elementary operations; they keep the replica lists, rank
+ * loads and free-slot counts consistent. */
+void mp_st_clear(mp_place_layer *st);
+/* Puts expert e with x tokens into empty slot i. */
+void mp_st_put(mp_place_layer *st, int i, int e, double x);
+/* Empties slot i; returns the tokens it carried. */
+double mp_st_take(mp_place_layer *st, int i);
+int mp_st_rank_holds(const mp_place_layer *st, int r, int e);
+/* First empty slot of rank r, -1 if none. */
+int mp_st_free_slot(const mp_place_layer *st, int r);
+/* Snapshot and undo (one level). */
+void mp_st_save(mp_place_layer *st);
+void mp_st_restore(mp_place_layer *st);
+
+/* solver_shares.c: water-filling. */
+/* Re-splits expert e's tokens over its replicas; returns the largest change
+ * of a slot. */
+double mp_waterfill_expert(mp_place_layer *st, int e);
+/* Sweeps every replicated expert until no slot changes by more than tol. */
+void mp_waterfill_all(mp_place_layer *st, double tol, int max_passes);
+/* Sweeps the replicated experts of ranks ra and rb (-1: none). */
+void mp_waterfill_ranks(mp_place_layer *st, int ra, int rb, int passes);
+
+/* solver_construct.c: starts from scratch. */
+/* Sorts idx [n] by key[idx] descending (ties: smaller index first), keys
+ * >= 0; tmp_idx, k0, k1 [n] are scratch. */
+void mp_radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64_t *k0,
+                        uint64_t *k1);
+/* Greedy replica counts, then LPT packing with the no-duplicate rule. */
+void mp_construct_lpt(mp_place_layer *st);
+/* One replica per expert in snake order, then the component transfers. */
+void mp_construct_transfer(mp_place_layer *st);
+
+/* solver_transfer.c: balances the ranks towards the mean T by splitting
+ * replicas into free slots between components. */
+void mp_transfer_components(mp_place_layer *st, double T);
+
+/* solver_migration.c: costs relative to st->cur (all 0 without one). */
+int mp_cur_rank_holds(const mp_place_layer *st, int r, int e);
+/* Cost of e arriving at rank r: 0 if r held it, else bytes x cheapest
+ * class (written to *cls). */
+double mp_move_cost(const mp_place_layer *st, int e, int r, int *cls);
+/* Bytes of slot i's replica if it is a move. */
+double mp_slot_bytes(const mp_place_layer *st, int i);
+double mp_slot_cost(const mp_place_layer *st, int i);
+
+/* solver_search.c: up to sp->max_iter improving changes (stops early near
+ * the bound or at the deadline), then water-fills; *bytes_used grows by the
+ * bytes of the kept changes. */
+void mp_local_search(mp_place_layer *st, const mp_place_search *sp, double bound,
+                     double *bytes_used);
+
+#endif
