@@ -6,7 +6,7 @@
 #ifndef MOEPLACE_COMMON_ERROR_H
 #define MOEPLACE_COMMON_ERROR_H
 
-#include <moeplace/base.h>
+#include <moeplace.h>
 
 /* Records the message and returns status. The arguments may include
  * moeplace_last_error() itself, to prefix context to a callee's message:

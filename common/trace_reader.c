@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <moeplace/trace.h>
+#include <moeplace.h>
 
 #include "common/error.h"
 #include "common/line_reader.h"

@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include <moeplace/trace.h>
+#include <moeplace.h>
 
 typedef struct mp_layer_stats {
   uint64_t tokens;

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <moeplace/trace.h>
+#include <moeplace.h>
 
 #include "common/error.h"
 

@@ -5,7 +5,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <moeplace/trace.h>
+#include <moeplace.h>
 
 #include "common/atomic_file.h"
 #include "common/error.h"

@@ -2,13 +2,17 @@
  * moeplace: expert load prediction, placement and migration for
  * Mixture-of-Experts training on MPI clusters.
  *
- * This is the one header users include. It gathers the parts of the API:
+ * This header (libmoeplace, pkg-config moeplace) needs no MPI. It gathers the
+ * parts of the core API; include it, not the parts:
  *
  *   moeplace/base.h       status codes, error messages, version
  *   moeplace/trace.h      expert-load traces: streaming reader, writer, windows
- *   moeplace/predict.h    state detection and load forecasting (no MPI)
- *   moeplace/placement.h  topology- and migration-aware placement (no MPI)
- *   moeplace/runtime.h    the MPI runtime a trainer links
+ *   moeplace/predict.h    state detection and load forecasting
+ *   moeplace/placement.h  topology- and migration-aware placement
+ *
+ * The MPI runtime a trainer links is opt-in: include <moeplace/runtime.h>
+ * (libmoeplace-mpi, pkg-config moeplace-mpi), which includes <mpi.h> and
+ * this header.
  *
  * Conventions, everywhere:
  *   - every name starts with moeplace_ (types, functions) or MOEPLACE_ (constants);
@@ -27,6 +31,5 @@
 #include <moeplace/trace.h>
 #include <moeplace/predict.h>
 #include <moeplace/placement.h>
-#include <moeplace/runtime.h>
 
 #endif /* MOEPLACE_H */

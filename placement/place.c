@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 #include "common/error.h"
 #include "common/timer.h"

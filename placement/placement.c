@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 #include "common/error.h"
 #include "placement/placement_impl.h"

@@ -2,7 +2,7 @@
 #ifndef MOEPLACE_PLACEMENT_IMPL_H
 #define MOEPLACE_PLACEMENT_IMPL_H
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 #define MP_PLACE_MAX_DIM 1048576
 

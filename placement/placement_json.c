@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 #include "common/error.h"
 #include "common/json_file.h"

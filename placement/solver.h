@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 /* Working state of one layer. Slot i belongs to rank i / S. slot_x is the
  * number of tokens (load units) routed to the slot. The replicas of an

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 #include "common/error.h"
 #include "placement/topology.h"

@@ -2,7 +2,7 @@
 #ifndef MOEPLACE_PLACEMENT_TOPOLOGY_H
 #define MOEPLACE_PLACEMENT_TOPOLOGY_H
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 struct moeplace_topology {
   int ranks, nodes;

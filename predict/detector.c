@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <moeplace/predict.h>
+#include <moeplace.h>
 
 #include "common/error.h"
 #include "predict/history.h"

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <moeplace/predict.h>
+#include <moeplace.h>
 
 #include "common/error.h"
 #include "predict/proportions.h"

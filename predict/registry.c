@@ -39,7 +39,7 @@ int mp_predict_create(const mp_predictor_ops *ops, const mp_predict_params *prm,
 }
 
 /* Public: the method names. */
-#include <moeplace/predict.h>
+#include <moeplace.h>
 
 int moeplace_predict_method_count(void) { return mp_predict_count(); }
 

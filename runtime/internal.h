@@ -9,7 +9,6 @@
 
 #include <mpi.h>
 
-#include <moeplace/predict.h>
 #include <moeplace/runtime.h>
 
 #include "runtime/history.h"

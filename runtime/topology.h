@@ -7,7 +7,7 @@
 
 #include <mpi.h>
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 typedef struct mp_rt_topology {
   int R;

@@ -1,16 +1,18 @@
 #!/bin/sh
 # Quick start, step 2: the whole test suite.
 #   1. unit, tool and MPI tests (`make check`) in ./build
-#   2. the same with AddressSanitizer + UndefinedBehaviorSanitizer in ./build-asan
-#   3. valgrind (memcheck) over the non-MPI unit tests
-#   4. a short libFuzzer run of the trace reader (FUZZ_SECONDS, default 60)
-#   5. Slurm batch jobs on a one-node Slurm cluster started for the test
+#   2. the core library alone (configure --without-mpi) and its tests in ./build-nompi
+#   3. the same as 1 with AddressSanitizer + UndefinedBehaviorSanitizer in ./build-asan
+#   4. valgrind (memcheck) over the non-MPI unit tests
+#   5. a short libFuzzer run of the trace reader (FUZZ_SECONDS, default 60)
+#   6. Slurm batch jobs on a one-node Slurm cluster started for the test
 #      (`make check-slurm`; needs root; SKIP_SLURM=1 leaves it out)
 # Exits non-zero when any part fails; prints each part's summary.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$src/build}
 asan=${ASAN_BUILD_DIR:-$src/build-asan}
+nompi=${NOMPI_BUILD_DIR:-$src/build-nompi}
 status=0
 export OMPI_MCA_rmaps_base_oversubscribe=1
 if [ "$(id -u)" -eq 0 ]; then
@@ -32,10 +34,13 @@ check() {
 
 part() { echo; echo "===== $*"; }
 
-part "1/5 make check"
+part "1/6 make check"
 { "$src/scripts/build.sh" "$build" && check "$build"; } || status=1
 
-part "2/5 make check with ASan + UBSan"
+part "2/6 make check of the core alone (--without-mpi)"
+{ "$src/scripts/build.sh" "$nompi" --without-mpi && check "$nompi"; } || status=1
+
+part "3/6 make check with ASan + UBSan"
 # Open MPI and hwloc keep some allocations for the life of the process;
 # tests/lsan.supp names those libraries so that only moeplace's leaks count.
 export LSAN_OPTIONS="suppressions=$src/tests/lsan.supp:print_suppressions=0"
@@ -43,7 +48,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 { "$src/scripts/build.sh" "$asan" --enable-sanitizers && check "$asan"; } || status=1
 unset LSAN_OPTIONS UBSAN_OPTIONS
 
-part "3/5 valgrind memcheck"
+part "4/6 valgrind memcheck"
 for t in $(cat "$src/tests/valgrind-tests.txt"); do
   if [ -x "$build/$t" ]; then
     echo "valgrind $t"
@@ -54,10 +59,10 @@ for t in $(cat "$src/tests/valgrind-tests.txt"); do
   fi
 done
 
-part "4/5 fuzzing the trace reader"
+part "5/6 fuzzing the trace reader"
 FUZZ_OUT="$build/fuzz-out" "$src/scripts/fuzz.sh" "${FUZZ_SECONDS:-60}" || status=1
 
-part "5/5 Slurm batch jobs (make check-slurm)"
+part "6/6 Slurm batch jobs (make check-slurm)"
 if [ "${SKIP_SLURM:-0}" = 1 ]; then
   echo "skipped (SKIP_SLURM=1)"
 elif [ "$(id -u)" -ne 0 ]; then
@@ -67,15 +72,15 @@ else
 fi
 
 # Summary: Check's own line for every unit-test program, then one line
-# counting every test result of both make check passes.
+# counting every test result of the three make check passes.
 echo
 echo "===== summary"
-for log in $(find "$build/tests" "$asan/tests" -name '*.log' 2>/dev/null | sort); do
+for log in $(find "$build/tests" "$nompi/tests" "$asan/tests" -name '*.log' 2>/dev/null | sort); do
   line=$(grep -E '^[0-9]+%: Checks: ' "$log" | tail -1)
   [ -n "$line" ] && echo "${log#$src/}: $line"
 done
-passed=$(cat $(find "$build/tests" "$asan/tests" -name '*.trs' 2>/dev/null) /dev/null | grep -c '^:test-result: \(PASS\|SKIP\|XFAIL\)')
-failed=$(cat $(find "$build/tests" "$asan/tests" -name '*.trs' 2>/dev/null) /dev/null | grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)')
+passed=$(cat $(find "$build/tests" "$nompi/tests" "$asan/tests" -name '*.trs' 2>/dev/null) /dev/null | grep -c '^:test-result: \(PASS\|SKIP\|XFAIL\)')
+failed=$(cat $(find "$build/tests" "$nompi/tests" "$asan/tests" -name '*.trs' 2>/dev/null) /dev/null | grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)')
 [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1 # a failing valgrind or fuzz part
 echo "tests: $passed passed, $failed failed"
 exit "$status"

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <moeplace.h>
+#include <moeplace/runtime.h>
 
 #include "runtime/internal.h"
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <moeplace/base.h>
+#include <moeplace.h>
 
 int cli_parse_int(const char *prog, const char *option, const char *text, long long min,
                   long long max, long long *out) {

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <moeplace.h>
+#include <moeplace/runtime.h>
 
 #include "common/json_file.h"
 #include "common/timer.h"

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <moeplace.h>
+#include <moeplace/runtime.h>
 #include <xxhash.h>
 
 #include "common/json_file.h"

@@ -1,4 +1,8 @@
 /* moeplace/base.h: status codes, error reporting and version. Include <moeplace.h>. */
+#ifndef MOEPLACE_H
+#error Please include <moeplace.h> instead of <moeplace/base.h>.
+#endif
+
 #ifndef MOEPLACE_BASE_H
 #define MOEPLACE_BASE_H
 

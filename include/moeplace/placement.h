@@ -9,6 +9,10 @@
  * expert of a layer, and the shares of an expert's replicas sum to 1. The
  * output arrays follow DeepSeek EPLB's conventions (phy2log, logcnt, log2phy),
  * plus the shares EPLB lacks. */
+#ifndef MOEPLACE_H
+#error Please include <moeplace.h> instead of <moeplace/placement.h>.
+#endif
+
 #ifndef MOEPLACE_PLACEMENT_H
 #define MOEPLACE_PLACEMENT_H
 

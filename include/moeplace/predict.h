@@ -4,6 +4,10 @@
  * Data arrive one window (W training steps) at a time, for all L MoE layers
  * at once, as token counts or load proportions with shape [L][E]. Memory is
  * bounded (ring buffers), independent of the training length. */
+#ifndef MOEPLACE_H
+#error Please include <moeplace.h> instead of <moeplace/predict.h>.
+#endif
+
 #ifndef MOEPLACE_PREDICT_H
 #define MOEPLACE_PREDICT_H
 

@@ -1,4 +1,6 @@
-/* moeplace/runtime.h: the MPI runtime an MoE trainer links. Include <moeplace.h>.
+/* moeplace/runtime.h: the MPI runtime an MoE trainer links (libmoeplace-mpi,
+ * pkg-config moeplace-mpi). Include this header: it includes <mpi.h> and
+ * <moeplace.h>.
  *
  * A training job creates one runtime per MPI communicator (collective),
  * registers the memory that holds each local expert slot's state (weights,
@@ -33,7 +35,7 @@
  * status on every rank. Thread safety: one runtime is used by one thread at a
  * time.
  *
- * C++: the declarations are wrapped in extern "C"; include <moeplace.h> from
+ * C++: the declarations are wrapped in extern "C"; include this header from
  * C++ code as is. This header includes <mpi.h>.
  */
 #ifndef MOEPLACE_RUNTIME_H
@@ -52,7 +54,7 @@
 #endif
 #include <mpi.h>
 
-#include <moeplace/base.h>
+#include <moeplace.h>
 
 #ifdef __cplusplus
 extern "C" {

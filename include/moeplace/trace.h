@@ -5,6 +5,10 @@
  * reader streams it one step at a time, so memory does not depend on the
  * trace length. Files whose name ends in ".gz" are gzip-compressed; "-" is
  * stdin (compressed or not). Include <moeplace.h>. */
+#ifndef MOEPLACE_H
+#error Please include <moeplace.h> instead of <moeplace/trace.h>.
+#endif
+
 #ifndef MOEPLACE_TRACE_H
 #define MOEPLACE_TRACE_H
 

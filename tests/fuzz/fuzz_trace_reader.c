@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <moeplace/trace.h> /* only the reader: no MPI in the fuzz build */
+#include <moeplace.h> /* the core header: no MPI in the fuzz build */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
