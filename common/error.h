@@ -13,6 +13,9 @@
  *
  *     if (rc) return mp_fail(rc, "current placement: %s", moeplace_last_error());
  */
+/* Exported under a moeplace_ name because libmoeplace-mpi reports its errors
+ * into libmoeplace's per-thread message; not part of the public API. */
+#define mp_fail moeplace_private_fail
 int mp_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Returns MOEPLACE_ERR_NOMEM ("out of memory in <function>") from the calling
