@@ -49,8 +49,8 @@ static void detector_figures(const double *ring, int k, int E, double *var_max,
 int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_stats *s) {
   memset(s, 0, sizeof *s);
   if (!trace) return mp_fail(MOEPLACE_ERR_ARG, "mp_trace_stats_compute: NULL trace");
-  if (window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--window must be > 0, got %d", window);
-  if (k <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--k must be > 0, got %d", k);
+  if (window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "trace stats: window must be > 0, got %d", window);
+  if (k <= 0) return mp_fail(MOEPLACE_ERR_ARG, "trace stats: k must be > 0, got %d", k);
   const int L = moeplace_trace_layers(trace), E = moeplace_trace_experts(trace);
   s->layers = L;
   s->experts = E;

@@ -171,9 +171,13 @@ int moeplace_forecaster_state(const moeplace_forecaster *f, int layer) {
   return moeplace_state_detector_state(f->det, layer);
 }
 
-int64_t moeplace_forecaster_last_change(const moeplace_forecaster *f, int layer) {
-  if (!f || layer < 0 || layer >= f->cfg.layers) return -1;
-  return f->last_change[layer];
+int moeplace_forecaster_last_change(const moeplace_forecaster *f, int layer, int64_t *window) {
+  if (!f || !window) return mp_fail(MOEPLACE_ERR_ARG, "forecaster: NULL argument");
+  if (layer < 0 || layer >= f->cfg.layers)
+    return mp_fail(MOEPLACE_ERR_ARG, "forecaster: layer %d out of range [0, %d)", layer,
+                   f->cfg.layers);
+  *window = f->last_change[layer]; // -1 until the layer first changes state
+  return MOEPLACE_OK;
 }
 
 int64_t moeplace_forecaster_windows(const moeplace_forecaster *f) { return f ? f->windows : 0; }

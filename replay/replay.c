@@ -191,21 +191,21 @@ static int check_config(const moeplace_trace *trace, const moeplace_topology *to
                         const mp_replay_config *cfg) {
   if (!trace || !topo || !cfg) return mp_fail(MOEPLACE_ERR_ARG, "replay: NULL argument");
   const int E = moeplace_trace_experts(trace), R = moeplace_topology_ranks(topo);
-  if (cfg->window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--window must be > 0, got %d", cfg->window);
+  if (cfg->window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "replay: window must be > 0, got %d", cfg->window);
   if (cfg->interval <= 0 || cfg->interval % cfg->window)
-    return mp_fail(MOEPLACE_ERR_ARG, "--interval (%d) must be a positive multiple of --window (%d)",
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: interval (%d) must be a positive multiple of the window (%d)",
                    cfg->interval, cfg->window);
   int horizon = cfg->horizon ? cfg->horizon : cfg->interval;
   if (horizon <= 0 || horizon % cfg->window)
-    return mp_fail(MOEPLACE_ERR_ARG, "--horizon (%d) must be a positive multiple of --window (%d)",
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: horizon (%d) must be a positive multiple of the window (%d)",
                    horizon, cfg->window);
-  if (cfg->slots <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--slots must be > 0, got %d", cfg->slots);
+  if (cfg->slots <= 0) return mp_fail(MOEPLACE_ERR_ARG, "replay: slots must be > 0, got %d", cfg->slots);
   if ((long)R * cfg->slots < E)
     return mp_fail(MOEPLACE_ERR_ARG,
                    "%d ranks x %d slots = %ld slots cannot hold the trace's %d experts", R,
                    cfg->slots, (long)R * cfg->slots, E);
   if (!(cfg->expert_bytes >= 0) || !isfinite(cfg->expert_bytes))
-    return mp_fail(MOEPLACE_ERR_ARG, "--expert-bytes must be a finite number >= 0");
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: expert_bytes must be a finite number >= 0, got %g", cfg->expert_bytes);
   for (int c = MOEPLACE_LINK_SAME_NUMA; c < MOEPLACE_LINK_CLASSES; c++)
     if (!(cfg->bandwidth[c] > 0))
       return mp_fail(MOEPLACE_ERR_ARG, "bandwidths must be > 0 (class %d is %g)", c,

@@ -225,7 +225,9 @@ START_TEST(test_forecaster_states) {
   moeplace_forecaster *f;
   ck_assert_int_eq(moeplace_forecaster_create(&f, &cfg), 0);
   ck_assert_int_eq(moeplace_forecaster_state(f, 0), MOEPLACE_STATE_TRANSIENT);
-  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0), -1);
+  int64_t w = 0;
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0, &w), MOEPLACE_OK);
+  ck_assert_int_eq(w, -1); // never changed
   // layer 0 calm, layer 1 alternating: only layer 0 settles, after 2k - 1 windows
   for (int t = 1; t <= 8; t++) {
     double p[4] = {0.4, 0.6, t % 2 ? 0.9 : 0.1, t % 2 ? 0.1 : 0.9};
@@ -233,9 +235,20 @@ START_TEST(test_forecaster_states) {
     ck_assert_int_eq(n, t == 2 * cfg.detector.k - 1 ? 1 : 0);
   }
   ck_assert_int_eq(moeplace_forecaster_state(f, 0), MOEPLACE_STATE_STABLE);
-  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0), 2 * cfg.detector.k - 1);
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0, &w), MOEPLACE_OK);
+  ck_assert_int_eq(w, 2 * cfg.detector.k - 1);
   ck_assert_int_eq(moeplace_forecaster_state(f, 1), MOEPLACE_STATE_TRANSIENT);
-  ck_assert_int_eq(moeplace_forecaster_last_change(f, 1), -1);
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 1, &w), MOEPLACE_OK);
+  ck_assert_int_eq(w, -1);
+  // Bad arguments are an error with a reason, not "never" (-1).
+  w = 7;
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 2, &w), MOEPLACE_ERR_ARG);
+  ck_assert_str_eq(moeplace_last_error(), "forecaster: layer 2 out of range [0, 2)");
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, -1, &w), MOEPLACE_ERR_ARG);
+  ck_assert_int_eq(moeplace_forecaster_last_change(NULL, 0, &w), MOEPLACE_ERR_ARG);
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "NULL"));
+  ck_assert_int_eq(w, 7);
   ck_assert_int_lt(moeplace_forecaster_state(f, 2), 0);
   ck_assert_str_eq(moeplace_layer_state_name(MOEPLACE_STATE_STABLE), "stable");
   moeplace_forecaster_destroy(f);

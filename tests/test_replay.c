@@ -95,6 +95,9 @@ START_TEST(rejects_bad_config) {
   cfg.slots = 2;
   cfg.interval = 15; /* not a multiple of the window (10) */
   ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
+  /* The library names the config field, never a tool's flag. */
+  ck_assert_str_eq(moeplace_last_error(),
+                   "replay: interval (15) must be a positive multiple of the window (10)");
   cfg.interval = 20;
   cfg.horizon = 25;
   ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);

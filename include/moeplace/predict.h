@@ -105,9 +105,16 @@ int moeplace_forecaster_forecast(moeplace_forecaster *f, double *out);
 /* Same for one layer only: out[experts]. */
 int moeplace_forecaster_forecast_layer(moeplace_forecaster *f, int layer, double *out);
 
-/* A layer's state, and the window count at which it last changed (-1: never). */
+/* A layer's state (a moeplace_layer_state, >= 0), or MOEPLACE_ERR_ARG for a
+ * NULL forecaster or a layer outside [0, layers). */
 int moeplace_forecaster_state(const moeplace_forecaster *f, int layer);
-int64_t moeplace_forecaster_last_change(const moeplace_forecaster *f, int layer);
+
+/* When a layer last changed state: *window = the number of windows observed
+ * when the change happened (1 = with the first window), or -1 when the layer
+ * never changed (it is still in its initial transient state). Returns
+ * MOEPLACE_OK, or MOEPLACE_ERR_ARG (NULL f or window, layer outside
+ * [0, layers); the reason in moeplace_last_error(), *window left as is). */
+int moeplace_forecaster_last_change(const moeplace_forecaster *f, int layer, int64_t *window);
 
 /* Windows observed so far. */
 int64_t moeplace_forecaster_windows(const moeplace_forecaster *f);
