@@ -7,6 +7,7 @@
 #include <moeplace/predict.h>
 
 #include "common/error.h"
+#include "common/metrics.h"
 #include "predict/proportions.h"
 #include "predict/registry.h"
 
@@ -124,7 +125,7 @@ int moeplace_forecaster_observe_counts(moeplace_forecaster *f, const uint64_t *c
   if (!f || !counts) return mp_fail(MOEPLACE_ERR_ARG, "forecaster: NULL argument");
   const int L = f->cfg.layers, E = f->cfg.experts;
   for (int l = 0; l < L; l++)
-    mp_counts_to_proportions(counts + (size_t)l * E, E, f->props + (size_t)l * E);
+    mp_proportions_from_counts(counts + (size_t)l * E, E, f->props + (size_t)l * E);
   return observe_props(f);
 }
 

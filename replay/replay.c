@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/metrics.h"
 #include "common/timer.h"
 
 static const char *const policy_names[MP_POLICY_COUNT] = {"static", "moving_average", "moeplace",
@@ -168,22 +169,19 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   return adopt(st, policy, next, elapsed, step, res);
 }
 
-/* metrics.md's imbalance of one step under one placement. */
+/* metrics.md's imbalance of one step under one placement (common/metrics.h). */
 static int step_imbalance(replay_state *st, const moeplace_placement *p, const uint64_t *counts,
                           double *imbalance) {
-  double max_sum = 0, mean_sum = 0;
+  mp_imbalance_sums sums = {0, 0};
   for (int l = 0; l < st->L; l++) {
     const uint64_t *c = counts + (size_t)l * st->E;
     double total = 0;
     for (int e = 0; e < st->E; e++) total += st->step_loads[e] = (double)c[e];
     int rc = moeplace_placement_rank_loads(p, l, st->step_loads, st->rank_load);
     if (rc) return rc;
-    double mx = 0;
-    for (int r = 0; r < st->R; r++) mx = st->rank_load[r] > mx ? st->rank_load[r] : mx;
-    max_sum += mx;
-    mean_sum += total / st->R;
+    mp_imbalance_add_layer(&sums, st->rank_load, st->R, total);
   }
-  *imbalance = mean_sum > 0 ? max_sum / mean_sum : 1.0;
+  *imbalance = mp_imbalance_ratio(sums.max_sum, sums.mean_sum);
   return MOEPLACE_OK;
 }
 
