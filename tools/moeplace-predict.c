@@ -4,8 +4,10 @@
  * using only the windows up to the origin), every predictor forecasts the
  * mean load proportion of each expert over the next H steps; the forecast is
  * scored against what happened (docs/metrics.md: mape, mae_pp, split by the
- * layer's transient/stable state at the origin). With --bench it times one
- * forecast of each predictor for a large synthetic model instead. */
+ * layer's transient/stable state at the origin). The engine is the
+ * library's moeplace_backtest_run (predict/backtest.c); this tool parses the
+ * options, calls it and prints. With --bench it times one forecast of each
+ * predictor for a large synthetic model instead. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
