@@ -1,6 +1,7 @@
 /* The replay loop. The trace is read one rebalance interval at a time (a
- * block of `interval` steps), so memory is bounded by one interval whatever
- * the trace length. At the start of each block every policy decides its
+ * block of `interval` steps), so the counts held are one interval's whatever
+ * the trace length (the result still keeps one decision record per interval
+ * and policy). At the start of each block every policy decides its
  * placement; then every step of the block is scored under every policy;
  * then the block's windows are fed to the forecaster. */
 #include "replay/replay.h"
@@ -303,9 +304,10 @@ static int feed_windows(replay_state *st, int n, int64_t *steps_in_window) {
 
 int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
                   const mp_replay_config *cfg, mp_replay_result *result) {
+  if (!result) return mp_fail(MOEPLACE_ERR_ARG, "replay: NULL result");
+  memset(result, 0, sizeof *result); // so that freeing it after a failure is safe
   int rc = check_config(trace, topo, cfg);
   if (rc) return rc;
-  memset(result, 0, sizeof *result);
   replay_state st;
   rc = init_state(&st, trace, topo, cfg);
   double imbalance_sum[MP_POLICY_COUNT] = {0};
