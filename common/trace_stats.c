@@ -21,7 +21,8 @@ static int grow_series(mp_trace_stats *s, size_t *cap) {
   return MOEPLACE_OK;
 }
 
-/* ring: [k][experts] window proportions of one layer, newest at slot `newest`. */
+/* ring: [k][experts] the last k window proportions of one layer, in any
+ * order (slot = window % k; the figures do not depend on the order). */
 static void detector_figures(const double *ring, int k, int E, double *var_max,
                              double *range_max) {
   double vmax = 0, rmax = 0;
