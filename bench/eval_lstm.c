@@ -7,39 +7,60 @@
  * KEY=VALUE overrides a field of mp_lstm_config (hidden, bptt, burn_in,
  * history, baseline, max_batch, train_steps, lr, ema, slow_ema), for tuning.
  *
- * Every layer gets its own predictor, fed the window proportions in order,
- * and forecasts at every origin t (one window apart, from t = bptt) whose
- * horizon fits in the trace. Each forecast of the mean proportion over
- * windows t+1 .. t+h is scored against the truth, beside the `last`
- * reference (the proportions of window t) and the LSTM's own baseline (mean
- * of the last `baseline` windows), separately for origins in the second half
- * of the trace (the stable part of the real traces: the figure that counts)
- * and in the first half (mostly transient). mape and mae_pp as in
- * docs/metrics.md (experts with truth < 1e-6 are left out of mape). */
+ * The backtest engine (predict/backtest.h, the one behind moeplace-predict)
+ * runs it: the LSTM (one state per layer, seed + layer) is a source of its
+ * own beside two forecasters, the `last` reference (the proportions of
+ * window t) and sw_avg over the LSTM's `baseline` windows (the mean its
+ * forecast is a correction of). Origins are one window apart from
+ * t = bptt on, while the horizon fits in the trace; every forecast of the
+ * mean proportions over windows t+1 .. t+h is scored separately for origins
+ * in the second half of the trace (the stable part of the real traces: the
+ * figure that counts) and in the first half (mostly transient). mape and
+ * mae_pp as in docs/metrics.md (common/metrics.h). */
 #include <math.h>
 #include <moeplace.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/timer.h"
+#include "common/metrics.h"
+#include "predict/backtest.h"
 #include "predict/lstm.h"
 
-typedef struct score {
-  double ape, ae;
-  long n_ape, n_ae;
-} score;
+/* The LSTM as a backtest source: layer[L] states, horizon h windows. */
+typedef struct lstm_source {
+  void **layer;
+  int L, E, h;
+} lstm_source;
 
-static void add(score *s, const double *p, const double *a, int E) {
-  for (int e = 0; e < E; e++) {
-    const double d = fabs(p[e] - a[e]);
-    s->ae += d;
-    s->n_ae++;
-    if (a[e] >= 1e-6) {
-      s->ape += d / a[e];
-      s->n_ape++;
-    }
+static int lstm_observe(void *state, const double *proportions) {
+  lstm_source *s = state;
+  for (int l = 0; l < s->L; l++) {
+    int rc = mp_lstm_ops.observe(s->layer[l], proportions + (size_t)l * s->E);
+    if (rc) return rc;
   }
+  return MOEPLACE_OK;
+}
+
+static int lstm_forecast_layer(void *state, int layer, double *out) {
+  lstm_source *s = state;
+  return mp_lstm_ops.forecast(s->layer[layer], s->h, out);
+}
+
+/* Errors by source and half: [source][0] second half, [1] first half. */
+typedef struct halves {
+  mp_forecast_error err[3][2];
+  long origins_second; /* origins in the second half */
+} halves;
+
+static int on_origin(void *ctx, const moeplace_backtest_origin *o) {
+  halves *hv = ctx;
+  const int part = o->window - 1 < o->total_windows / 2; // 0-based window t < nw / 2
+  for (int i = 0; i < o->methods && i < 3; i++)
+    mp_forecast_error_add(&hv->err[i][part], o->forecast + (size_t)i * o->experts, o->actual,
+                          o->experts);
+  hv->origins_second += !part && o->layer == 0;
+  return MOEPLACE_OK;
 }
 
 int main(int argc, char **argv) {
@@ -81,88 +102,58 @@ int main(int argc, char **argv) {
     return 2;
   }
   const int L = moeplace_trace_layers(tr), E = moeplace_trace_experts(tr);
-  size_t cap = 1024, nw = 0;
-  double *cnt = malloc(cap * L * E * sizeof *cnt); /* [nw][L][E] window counts */
-  uint64_t *tot = malloc((size_t)L * E * sizeof *tot);
-  int64_t first;
-  int got, rc;
-  while ((rc = moeplace_trace_read_window(tr, W, &first, &got, tot)) == 1) {
-    if (got < W) break; /* drop a partial last window */
-    if (nw == cap) cnt = realloc(cnt, (cap *= 2) * L * E * sizeof *cnt);
-    for (int i = 0; i < L * E; i++) cnt[nw * L * E + i] = (double)tot[i];
-    nw++;
+  // Sources: lstm, last, baseline (sw_avg over cfg.baseline windows).
+  moeplace_backtest_config bc;
+  moeplace_backtest_config_default(&bc);
+  bc.predict.layers = L;
+  bc.predict.experts = E;
+  bc.predict.window = W;
+  bc.predict.horizon = H;
+  bc.predict.sw_avg_k = cfg.baseline;
+  bc.min_history = cfg.bptt + 1;
+  lstm_source ls = {calloc((size_t)L, sizeof(void *)), L, E, h};
+  moeplace_forecaster *fc[2] = {NULL, NULL};
+  const char *methods[2] = {"last", "sw_avg"};
+  int rc = ls.layer ? MOEPLACE_OK : MOEPLACE_ERR_NOMEM;
+  for (int l = 0; !rc && l < L; l++) rc = mp_lstm_create_config(&ls.layer[l], E, seed + (uint64_t)l, &cfg);
+  for (int i = 0; !rc && i < 2; i++) {
+    bc.predict.method = methods[i];
+    rc = moeplace_forecaster_create(&fc[i], &bc.predict);
   }
-  if (rc < 0) {
-    fprintf(stderr, "%s: %s\n", argv[0], moeplace_last_error());
-    return 2;
+  halves hv = {0};
+  bc.on_origin = on_origin;
+  bc.ctx = &hv;
+  moeplace_backtest_result res;
+  if (!rc) {
+    const mp_backtest_source src[3] = {{"lstm", &ls, lstm_observe, lstm_forecast_layer},
+                                       mp_backtest_forecaster_source(fc[0], "last"),
+                                       mp_backtest_forecaster_source(fc[1], "baseline")};
+    rc = mp_backtest_run_sources(tr, &bc, src, 3, &res);
   }
   moeplace_trace_close(tr);
-  /* [0]: second half (the stable part, the figure that matters), [1]: first
-   * half (mostly transient; shown for information). */
-  score s_lstm[2] = {{0}}, s_last[2] = {{0}}, s_base[2] = {{0}};
-  double *p = malloc(E * sizeof *p), *f = malloc(E * sizeof *f), *a = malloc(E * sizeof *a);
-  double *b = malloc(E * sizeof *b), t_fc = 0.0, t_obs = 0.0, trust = 0.0;
-  long n_fc = 0;
-  for (int l = 0; l < L; l++) {
-    void *st;
-    if (mp_lstm_create_config(&st, E, seed + (uint64_t)l, &cfg) != MOEPLACE_OK) {
-      fprintf(stderr, "%s: %s\n", argv[0], moeplace_last_error());
-      return 1;
-    }
-    for (size_t t = 0; t < nw; t++) {
-      double s = 0.0;
-      for (int e = 0; e < E; e++) s += p[e] = cnt[(t * L + l) * E + e];
-      for (int e = 0; e < E; e++) p[e] = s > 0 ? p[e] / s : 1.0 / E;
-      double t0 = mp_now_s();
-      if (mp_lstm_ops.observe(st, p) != MOEPLACE_OK) return 1;
-      t_obs += mp_now_s() - t0;
-      if (t + h >= nw || (size_t)t < (size_t)cfg.bptt) continue;
-      const int part = t < nw / 2;
-      t0 = mp_now_s();
-      if (mp_lstm_ops.forecast(st, h, f) != MOEPLACE_OK) return 1;
-      t_fc += mp_now_s() - t0;
-      n_fc += !part;
-      s = 0.0;
-      for (int e = 0; e < E; e++) {
-        a[e] = 0.0;
-        for (int k = 1; k <= h; k++) a[e] += cnt[((t + k) * L + l) * E + e];
-        s += a[e];
-      }
-      for (int e = 0; e < E; e++) a[e] /= s;
-      const size_t K = t + 1 < (size_t)cfg.baseline ? t + 1 : (size_t)cfg.baseline;
-      s = 0.0;
-      for (int e = 0; e < E; e++) {
-        b[e] = 0.0;
-        for (size_t k = 0; k < K; k++) b[e] += cnt[((t - k) * L + l) * E + e];
-        s += b[e];
-      }
-      for (int e = 0; e < E; e++) b[e] /= s;
-      add(&s_lstm[part], f, a, E);
-      add(&s_last[part], p, a, E);
-      add(&s_base[part], b, a, E);
-    }
-    trust += mp_lstm_trust(st) / L;
-    mp_lstm_ops.destroy(st);
+  double trust = 0.0;
+  for (int l = 0; ls.layer && l < L; l++) {
+    if (!rc) trust += mp_lstm_trust(ls.layer[l]) / L;
+    if (ls.layer[l]) mp_lstm_ops.destroy(ls.layer[l]);
+  }
+  free(ls.layer);
+  for (int i = 0; i < 2; i++) moeplace_forecaster_destroy(fc[i]);
+  if (rc) {
+    fprintf(stderr, "%s: %s\n", argv[0], moeplace_last_error());
+    return rc == MOEPLACE_ERR_ARG || rc == MOEPLACE_ERR_FORMAT ? 2 : 1;
   }
   printf(
-      "trace %s: %d layers x %d experts, %zu windows of %d steps, horizon %d steps "
+      "trace %s: %d layers x %d experts, %lld windows of %d steps, horizon %d steps "
       "(%d windows), origins in the second half: %ld\n",
-      argv[1], L, E, nw, W, H, h, n_fc / (L > 0 ? L : 1));
+      argv[1], L, E, (long long)res.windows, W, H, h, hv.origins_second);
   printf("%-24s %10s %10s %14s %14s\n", "predictor", "mape_%", "mae_pp", "1st-half mape",
          "1st-half mae");
   const char *names[3] = {"lstm", "last", "baseline (mean, K win.)"};
-  const score *sc[3] = {s_lstm, s_last, s_base};
   for (int i = 0; i < 3; i++)
-    printf("%-24s %10.3f %10.4f %14.3f %14.4f\n", names[i], 100 * sc[i][0].ape / sc[i][0].n_ape,
-           100 * sc[i][0].ae / sc[i][0].n_ae, 100 * sc[i][1].ape / sc[i][1].n_ape,
-           100 * sc[i][1].ae / sc[i][1].n_ae);
+    printf("%-24s %10.3f %10.4f %14.3f %14.4f\n", names[i], mp_mape(&hv.err[i][0]),
+           mp_mae_pp(&hv.err[i][0]), mp_mape(&hv.err[i][1]), mp_mae_pp(&hv.err[i][1]));
   printf("mean final trust %.3f; mean observe %.1f us, forecast %.1f us per layer\n", trust,
-         1e6 * t_obs / ((double)nw * L), 1e6 * t_fc / (n_fc > 0 ? n_fc : 1));
-  free(cnt);
-  free(tot);
-  free(p);
-  free(f);
-  free(a);
-  free(b);
+         res.method[0].observe_us, res.method[0].forecast_us);
+  moeplace_backtest_result_free(&res);
   return 0;
 }

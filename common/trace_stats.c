@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/metrics.h"
 
 static int grow_series(mp_trace_stats *s, size_t *cap) {
   if (s->n_series < *cap) return MOEPLACE_OK;
@@ -20,7 +21,8 @@ static int grow_series(mp_trace_stats *s, size_t *cap) {
   return MOEPLACE_OK;
 }
 
-/* ring: [k][experts] window proportions of one layer, newest at slot `newest`. */
+/* ring: [k][experts] the last k window proportions of one layer, in any
+ * order (slot = window % k; the figures do not depend on the order). */
 static void detector_figures(const double *ring, int k, int E, double *var_max,
                              double *range_max) {
   double vmax = 0, rmax = 0;
@@ -49,8 +51,8 @@ static void detector_figures(const double *ring, int k, int E, double *var_max,
 int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_stats *s) {
   memset(s, 0, sizeof *s);
   if (!trace) return mp_fail(MOEPLACE_ERR_ARG, "mp_trace_stats_compute: NULL trace");
-  if (window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--window must be > 0, got %d", window);
-  if (k <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--k must be > 0, got %d", k);
+  if (window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "trace stats: window must be > 0, got %d", window);
+  if (k <= 0) return mp_fail(MOEPLACE_ERR_ARG, "trace stats: k must be > 0, got %d", k);
   const int L = moeplace_trace_layers(trace), E = moeplace_trace_experts(trace);
   s->layers = L;
   s->experts = E;
@@ -90,11 +92,7 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
     if (nsteps < window) break; /* last partial window: totals only */
     const int slot = (int)(s->windows % k);
     for (int l = 0; l < L; l++) {
-      const uint64_t *w = win + (size_t)l * E;
-      double sum = 0;
-      for (int e = 0; e < E; e++) sum += (double)w[e];
-      double *q = ring + ((size_t)l * k + slot) * E;
-      for (int e = 0; e < E; e++) q[e] = sum > 0 ? (double)w[e] / sum : 1.0 / E;
+      mp_proportions_from_counts(win + (size_t)l * E, E, ring + ((size_t)l * k + slot) * E);
     }
     s->windows++;
     if (s->windows >= k) {
@@ -115,18 +113,14 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
       goto out;
     }
     const uint64_t *t = total + (size_t)l * E;
-    double sum = 0;
-    for (int e = 0; e < E; e++) {
-      ls->tokens += t[e];
-      sum += (double)t[e];
-    }
+    for (int e = 0; e < E; e++) ls->tokens += t[e];
     s->tokens += ls->tokens;
+    mp_proportions_from_counts(t, E, ls->proportion);
     double mean = 1.0 / E, var = 0;
     ls->prop_min = INFINITY;
     ls->prop_max = -INFINITY;
     for (int e = 0; e < E; e++) {
-      double p = sum > 0 ? (double)t[e] / sum : mean;
-      ls->proportion[e] = p;
+      const double p = ls->proportion[e];
       ls->prop_min = p < ls->prop_min ? p : ls->prop_min;
       ls->prop_max = p > ls->prop_max ? p : ls->prop_max;
       var += (p - mean) * (p - mean);

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "predict/history.h"
+#include "common/metrics.h"
 #include "predict/proportions.h"
 
 #define MAX_CHILDREN 8
@@ -108,26 +109,20 @@ static int auto_create(void **state, int experts, uint64_t seed) {
   return mp_auto_create_cfg(state, experts, seed, &prm);
 }
 
-/* The scored error: mape over experts (docs/metrics.md), the figure auto is
- * judged by, with near-idle experts (< 1e-6) left out. */
+/* The scored error: mape over experts (docs/metrics.md, common/metrics.h) as
+ * a fraction, the figure auto is judged by, with near-idle experts left out;
+ * when every expert is near-idle, the mean absolute error instead. */
 static double score(const double *p, const double *act, int E) {
-  double s = 0;
-  int n = 0;
-  for (int e = 0; e < E; e++)
-    if (act[e] >= 1e-6) {
-      s += fabs(p[e] - act[e]) / act[e];
-      n++;
-    }
-  if (n) return s / n;
-  for (int e = 0; e < E; e++) s += fabs(p[e] - act[e]);
-  return s / E;
+  mp_forecast_error err = {0};
+  mp_forecast_error_add(&err, p, act, E);
+  return err.n_ape ? err.ape / (double)err.n_ape : err.ae / (double)err.n_ae;
 }
 
 static void score_experts(auto_pred *a, int which, const double *fc, const double *act, int first) {
   const int E = a->E;
   for (int c = 0; c < a->n; c++)
     for (int e = 0; e < E; e++) {
-      if (act[e] < 1e-6) continue;
+      if (act[e] < MP_MAPE_MIN_ACTUAL) continue; // left out of mape
       double s = fabs(fc[(size_t)c * E + e] - act[e]) / act[e];
       double *x = &a->xerr[which][(size_t)c * E + e];
       *x = first ? s : (1 - ERR_DECAY) * *x + ERR_DECAY * s;

@@ -23,7 +23,7 @@ const char *moeplace_layer_state_name(int state) {
 
 void moeplace_detector_config_default(moeplace_detector_config *cfg) {
   // Chosen from the per-window figures of the recorded traces
-  // (docs/PREDICT.md, "State detector defaults").
+  // (docs/PREDICT.md, "State detector": the defaults and their table).
   cfg->k = 20;
   cfg->var_threshold = 4e-4;
   cfg->range_threshold = 0.08;

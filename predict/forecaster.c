@@ -7,6 +7,7 @@
 #include <moeplace.h>
 
 #include "common/error.h"
+#include "common/metrics.h"
 #include "predict/proportions.h"
 #include "predict/registry.h"
 
@@ -124,7 +125,7 @@ int moeplace_forecaster_observe_counts(moeplace_forecaster *f, const uint64_t *c
   if (!f || !counts) return mp_fail(MOEPLACE_ERR_ARG, "forecaster: NULL argument");
   const int L = f->cfg.layers, E = f->cfg.experts;
   for (int l = 0; l < L; l++)
-    mp_counts_to_proportions(counts + (size_t)l * E, E, f->props + (size_t)l * E);
+    mp_proportions_from_counts(counts + (size_t)l * E, E, f->props + (size_t)l * E);
   return observe_props(f);
 }
 
@@ -171,9 +172,13 @@ int moeplace_forecaster_state(const moeplace_forecaster *f, int layer) {
   return moeplace_state_detector_state(f->det, layer);
 }
 
-int64_t moeplace_forecaster_last_change(const moeplace_forecaster *f, int layer) {
-  if (!f || layer < 0 || layer >= f->cfg.layers) return -1;
-  return f->last_change[layer];
+int moeplace_forecaster_last_change(const moeplace_forecaster *f, int layer, int64_t *window) {
+  if (!f || !window) return mp_fail(MOEPLACE_ERR_ARG, "forecaster: NULL argument");
+  if (layer < 0 || layer >= f->cfg.layers)
+    return mp_fail(MOEPLACE_ERR_ARG, "forecaster: layer %d out of range [0, %d)", layer,
+                   f->cfg.layers);
+  *window = f->last_change[layer]; // -1 until the layer first changes state
+  return MOEPLACE_OK;
 }
 
 int64_t moeplace_forecaster_windows(const moeplace_forecaster *f) { return f ? f->windows : 0; }

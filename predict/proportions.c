@@ -15,18 +15,6 @@ void mp_normalize_proportions(double *p, int n) {
   for (int i = 0; i < n; i++) p[i] /= sum;
 }
 
-void mp_counts_to_proportions(const uint64_t *counts, int n, double *p) {
-  // Sum in long double: a window of a large model can exceed 2^53 tokens only
-  // in absurd cases, but the division must not lose the small experts.
-  long double sum = 0;
-  for (int i = 0; i < n; i++) sum += (long double)counts[i];
-  if (sum <= 0) {
-    for (int i = 0; i < n; i++) p[i] = 1.0 / n;
-    return;
-  }
-  for (int i = 0; i < n; i++) p[i] = (double)((long double)counts[i] / sum);
-}
-
 int mp_is_proportion_vector(const double *p, int n, double tol) {
   double sum = 0;
   for (int i = 0; i < n; i++) {

@@ -1,5 +1,6 @@
-/* Load proportions: turning counts into proportion vectors and repairing
- * forecasts so that every predictor returns a valid one. */
+/* Load proportion vectors: repairing forecasts so that every predictor
+ * returns a valid one, and checking them. (Counts -> proportions, the
+ * metrics.md formula, lives in common/metrics.h.) */
 #ifndef MOEPLACE_PREDICT_PROPORTIONS_H
 #define MOEPLACE_PREDICT_PROPORTIONS_H
 
@@ -10,10 +11,6 @@
  * nothing left (all zero) becomes uniform, 1/n each: with no information,
  * no expert is preferred. */
 void mp_normalize_proportions(double *p, int n);
-
-/* p[n] = counts[n] / sum(counts); an all-zero window gives the uniform
- * vector (see above). */
-void mp_counts_to_proportions(const uint64_t *counts, int n, double *p);
 
 /* 1 when p[n] is finite, non-negative and sums to 1 within tol. */
 int mp_is_proportion_vector(const double *p, int n, double tol);

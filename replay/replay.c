@@ -1,6 +1,7 @@
 /* The replay loop. The trace is read one rebalance interval at a time (a
- * block of `interval` steps), so memory is bounded by one interval whatever
- * the trace length. At the start of each block every policy decides its
+ * block of `interval` steps), so the counts held are one interval's whatever
+ * the trace length (the result still keeps one decision record per interval
+ * and policy). At the start of each block every policy decides its
  * placement; then every step of the block is scored under every policy;
  * then the block's windows are fed to the forecaster. */
 #include "replay/replay.h"
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/metrics.h"
 #include "common/timer.h"
 
 static const char *const policy_names[MP_POLICY_COUNT] = {"static", "moving_average", "moeplace",
@@ -168,22 +170,19 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   return adopt(st, policy, next, elapsed, step, res);
 }
 
-/* metrics.md's imbalance of one step under one placement. */
+/* metrics.md's imbalance of one step under one placement (common/metrics.h). */
 static int step_imbalance(replay_state *st, const moeplace_placement *p, const uint64_t *counts,
                           double *imbalance) {
-  double max_sum = 0, mean_sum = 0;
+  mp_imbalance_sums sums = {0, 0};
   for (int l = 0; l < st->L; l++) {
     const uint64_t *c = counts + (size_t)l * st->E;
     double total = 0;
     for (int e = 0; e < st->E; e++) total += st->step_loads[e] = (double)c[e];
     int rc = moeplace_placement_rank_loads(p, l, st->step_loads, st->rank_load);
     if (rc) return rc;
-    double mx = 0;
-    for (int r = 0; r < st->R; r++) mx = st->rank_load[r] > mx ? st->rank_load[r] : mx;
-    max_sum += mx;
-    mean_sum += total / st->R;
+    mp_imbalance_add_layer(&sums, st->rank_load, st->R, total);
   }
-  *imbalance = mean_sum > 0 ? max_sum / mean_sum : 1.0;
+  *imbalance = mp_imbalance_ratio(sums.max_sum, sums.mean_sum);
   return MOEPLACE_OK;
 }
 
@@ -191,21 +190,21 @@ static int check_config(const moeplace_trace *trace, const moeplace_topology *to
                         const mp_replay_config *cfg) {
   if (!trace || !topo || !cfg) return mp_fail(MOEPLACE_ERR_ARG, "replay: NULL argument");
   const int E = moeplace_trace_experts(trace), R = moeplace_topology_ranks(topo);
-  if (cfg->window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--window must be > 0, got %d", cfg->window);
+  if (cfg->window <= 0) return mp_fail(MOEPLACE_ERR_ARG, "replay: window must be > 0, got %d", cfg->window);
   if (cfg->interval <= 0 || cfg->interval % cfg->window)
-    return mp_fail(MOEPLACE_ERR_ARG, "--interval (%d) must be a positive multiple of --window (%d)",
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: interval (%d) must be a positive multiple of the window (%d)",
                    cfg->interval, cfg->window);
   int horizon = cfg->horizon ? cfg->horizon : cfg->interval;
   if (horizon <= 0 || horizon % cfg->window)
-    return mp_fail(MOEPLACE_ERR_ARG, "--horizon (%d) must be a positive multiple of --window (%d)",
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: horizon (%d) must be a positive multiple of the window (%d)",
                    horizon, cfg->window);
-  if (cfg->slots <= 0) return mp_fail(MOEPLACE_ERR_ARG, "--slots must be > 0, got %d", cfg->slots);
+  if (cfg->slots <= 0) return mp_fail(MOEPLACE_ERR_ARG, "replay: slots must be > 0, got %d", cfg->slots);
   if ((long)R * cfg->slots < E)
     return mp_fail(MOEPLACE_ERR_ARG,
                    "%d ranks x %d slots = %ld slots cannot hold the trace's %d experts", R,
                    cfg->slots, (long)R * cfg->slots, E);
   if (!(cfg->expert_bytes >= 0) || !isfinite(cfg->expert_bytes))
-    return mp_fail(MOEPLACE_ERR_ARG, "--expert-bytes must be a finite number >= 0");
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: expert_bytes must be a finite number >= 0, got %g", cfg->expert_bytes);
   for (int c = MOEPLACE_LINK_SAME_NUMA; c < MOEPLACE_LINK_CLASSES; c++)
     if (!(cfg->bandwidth[c] > 0))
       return mp_fail(MOEPLACE_ERR_ARG, "bandwidths must be > 0 (class %d is %g)", c,
@@ -305,9 +304,10 @@ static int feed_windows(replay_state *st, int n, int64_t *steps_in_window) {
 
 int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
                   const mp_replay_config *cfg, mp_replay_result *result) {
+  if (!result) return mp_fail(MOEPLACE_ERR_ARG, "replay: NULL result");
+  memset(result, 0, sizeof *result); // so that freeing it after a failure is safe
   int rc = check_config(trace, topo, cfg);
   if (rc) return rc;
-  memset(result, 0, sizeof *result);
   replay_state st;
   rc = init_state(&st, trace, topo, cfg);
   double imbalance_sum[MP_POLICY_COUNT] = {0};

@@ -13,6 +13,7 @@
 #include <moeplace.h>
 
 #include "common/json_file.h"
+#include "common/metrics.h"
 #include "predict/arima_model.h"
 #include "predict/auto.h"
 #include "predict/proportions.h"
@@ -41,7 +42,7 @@ START_TEST(test_normalize) {
   mp_normalize_proportions(z, 3);
   for (int i = 0; i < 3; i++) ck_assert_double_eq_tol(z[i], 1.0 / 3, 1e-15);
   uint64_t c[2] = {0, 0};
-  mp_counts_to_proportions(c, 2, z);
+  mp_proportions_from_counts(c, 2, z);
   ck_assert_double_eq_tol(z[0], 0.5, 1e-15);
 }
 END_TEST
@@ -225,7 +226,9 @@ START_TEST(test_forecaster_states) {
   moeplace_forecaster *f;
   ck_assert_int_eq(moeplace_forecaster_create(&f, &cfg), 0);
   ck_assert_int_eq(moeplace_forecaster_state(f, 0), MOEPLACE_STATE_TRANSIENT);
-  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0), -1);
+  int64_t w = 0;
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0, &w), MOEPLACE_OK);
+  ck_assert_int_eq(w, -1); // never changed
   // layer 0 calm, layer 1 alternating: only layer 0 settles, after 2k - 1 windows
   for (int t = 1; t <= 8; t++) {
     double p[4] = {0.4, 0.6, t % 2 ? 0.9 : 0.1, t % 2 ? 0.1 : 0.9};
@@ -233,9 +236,20 @@ START_TEST(test_forecaster_states) {
     ck_assert_int_eq(n, t == 2 * cfg.detector.k - 1 ? 1 : 0);
   }
   ck_assert_int_eq(moeplace_forecaster_state(f, 0), MOEPLACE_STATE_STABLE);
-  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0), 2 * cfg.detector.k - 1);
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0, &w), MOEPLACE_OK);
+  ck_assert_int_eq(w, 2 * cfg.detector.k - 1);
   ck_assert_int_eq(moeplace_forecaster_state(f, 1), MOEPLACE_STATE_TRANSIENT);
-  ck_assert_int_eq(moeplace_forecaster_last_change(f, 1), -1);
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 1, &w), MOEPLACE_OK);
+  ck_assert_int_eq(w, -1);
+  // Bad arguments are an error with a reason, not "never" (-1).
+  w = 7;
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 2, &w), MOEPLACE_ERR_ARG);
+  ck_assert_str_eq(moeplace_last_error(), "forecaster: layer 2 out of range [0, 2)");
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, -1, &w), MOEPLACE_ERR_ARG);
+  ck_assert_int_eq(moeplace_forecaster_last_change(NULL, 0, &w), MOEPLACE_ERR_ARG);
+  ck_assert_int_eq(moeplace_forecaster_last_change(f, 0, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "NULL"));
+  ck_assert_int_eq(w, 7);
   ck_assert_int_lt(moeplace_forecaster_state(f, 2), 0);
   ck_assert_str_eq(moeplace_layer_state_name(MOEPLACE_STATE_STABLE), "stable");
   moeplace_forecaster_destroy(f);
@@ -497,6 +511,160 @@ START_TEST(test_api_errors) {
 }
 END_TEST
 
+/* ---- metrics.md formulas against numpy ---------------------------------- */
+
+/* common/metrics.c against scripts/fixtures/make_metrics_fixture.py (an
+ * independent numpy computation). Tolerance: relative 1e-12 (absolute near
+ * 0): the values are sums of a handful of terms in double on both sides. */
+static void assert_near(double got, double want, const char *what, int i) {
+  ck_assert_msg(fabs(got - want) <= 1e-12 * fmax(1.0, fabs(want)), "%s case %d: %.17g vs numpy %.17g",
+                what, i, got, want);
+}
+
+static void real_array(json_t *a, double *out) {
+  for (size_t i = 0; i < json_array_size(a); i++) out[i] = json_number_value(json_array_get(a, i));
+}
+
+START_TEST(test_metrics_vs_numpy) {
+  json_t *doc;
+  ck_assert_int_eq(mp_json_read_file(test_src_path("tests/data/metrics_fixture.json"), &doc), 0);
+  double x[64], y[64], z[64];
+  json_t *cases = json_object_get(doc, "proportions");
+  ck_assert_int_ge(json_array_size(cases), 4);
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    json_t *c = json_array_get(cases, i), *counts = json_object_get(c, "counts");
+    const int n = (int)json_array_size(counts);
+    uint64_t cnt[64];
+    for (int e = 0; e < n; e++) cnt[e] = (uint64_t)json_integer_value(json_array_get(counts, e));
+    real_array(json_object_get(c, "proportions"), y);
+    mp_proportions_from_counts(cnt, n, x);
+    for (int e = 0; e < n; e++) z[e] = (double)cnt[e];
+    mp_proportions_from_tokens(z, n, z);
+    for (int e = 0; e < n; e++) {
+      assert_near(x[e], y[e], "proportions_from_counts", (int)i);
+      assert_near(z[e], y[e], "proportions_from_tokens", (int)i);
+    }
+  }
+  cases = json_object_get(doc, "imbalance");
+  ck_assert_int_ge(json_array_size(cases), 4);
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    json_t *c = json_array_get(cases, i), *rl = json_object_get(c, "rank_load");
+    real_array(json_object_get(c, "layer_tokens"), y);
+    mp_imbalance_sums s = {0, 0};
+    for (size_t l = 0; l < json_array_size(rl); l++) {
+      json_t *row = json_array_get(rl, l);
+      real_array(row, x);
+      mp_imbalance_add_layer(&s, x, (int)json_array_size(row), y[l]);
+    }
+    assert_near(s.max_sum, json_number_value(json_object_get(c, "max_sum")), "max_sum", (int)i);
+    assert_near(s.mean_sum, json_number_value(json_object_get(c, "mean_sum")), "mean_sum", (int)i);
+    assert_near(mp_imbalance_ratio(s.max_sum, s.mean_sum),
+                json_number_value(json_object_get(c, "imbalance")), "imbalance", (int)i);
+  }
+  cases = json_object_get(doc, "mape");
+  ck_assert_int_ge(json_array_size(cases), 4);
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    json_t *c = json_array_get(cases, i), *pred = json_object_get(c, "pred");
+    real_array(pred, x);
+    real_array(json_object_get(c, "actual"), y);
+    mp_forecast_error err = {0};
+    mp_forecast_error_add(&err, x, y, (int)json_array_size(pred));
+    json_t *want = json_object_get(c, "mape");
+    if (json_is_null(want))
+      ck_assert_msg(isnan(mp_mape(&err)), "mape case %zu: nothing counted must give NAN", i);
+    else
+      assert_near(mp_mape(&err), json_number_value(want), "mape", (int)i);
+    assert_near(mp_mae_pp(&err), json_number_value(json_object_get(c, "mae_pp")), "mae_pp", (int)i);
+    ck_assert_int_eq(err.n_ape, json_integer_value(json_object_get(c, "n_ape")));
+    ck_assert_int_eq(err.skipped, json_integer_value(json_object_get(c, "skipped")));
+  }
+  json_decref(doc);
+}
+END_TEST
+
+/* ---- the backtest API ----------------------------------------------------- */
+
+/* A trace of `steps` steps, 2 layers x 3 experts, the same counts every step. */
+static moeplace_trace *constant_trace(int steps, char *buf, size_t cap) {
+  size_t n = (size_t)snprintf(buf, cap, "step,layer,e0,e1,e2\n");
+  for (int t = 0; t < steps; t++)
+    for (int l = 0; l < 2; l++)
+      n += (size_t)snprintf(buf + n, cap - n, "%d,%d,%d,%d,%d\n", t, l, 5 + l, 3, 2 * l);
+  moeplace_trace *tr;
+  ck_assert_int_eq(moeplace_trace_open_memory(&tr, buf, n, "const.csv"), 0);
+  return tr;
+}
+
+static int count_origin(void *ctx, const moeplace_backtest_origin *o) {
+  int *calls = ctx;
+  ck_assert_int_eq(o->methods, 2);
+  ck_assert_int_eq(o->experts, 3);
+  ck_assert_int_eq(o->total_windows, 20);
+  (*calls)++;
+  return MOEPLACE_OK;
+}
+
+START_TEST(test_backtest_api) {
+  static char buf[1 << 14];
+  moeplace_backtest_config cfg;
+  moeplace_backtest_config_default(&cfg);
+  const char *methods[] = {"sw_avg", "last"}; // "last" listed again: scored once
+  cfg.methods = methods;
+  cfg.n_methods = 2;
+  cfg.predict.window = 5;
+  cfg.predict.horizon = 10;
+  cfg.predict.sw_avg_k = 3;
+  cfg.predict.detector.k = 3;
+  cfg.min_history = 4;
+  int calls = 0;
+  cfg.on_origin = count_origin;
+  cfg.ctx = &calls;
+  moeplace_trace *tr = constant_trace(100, buf, sizeof buf);
+  moeplace_backtest_result res;
+  ck_assert_int_eq(moeplace_backtest_run(tr, &cfg, &res), MOEPLACE_OK);
+  moeplace_trace_close(tr);
+  // 20 windows; origins after windows 4 .. 20 - 2
+  ck_assert_int_eq(res.windows, 20);
+  ck_assert_int_eq(res.origins, 15);
+  ck_assert_int_eq(res.first_origin_step, 19);
+  ck_assert_int_eq(calls, 2 * 15);
+  ck_assert_int_eq(res.n_methods, 2);
+  ck_assert_str_eq(res.method[0].name, "last");
+  ck_assert_str_eq(res.method[1].name, "sw_avg");
+  for (int i = 0; i < 2; i++) {
+    // constant loads: every forecast is exact; expert 2 of layer 0 is idle
+    ck_assert_double_eq_tol(res.method[i].mape[MOEPLACE_BACKTEST_ALL], 0.0, 1e-9);
+    ck_assert_double_eq_tol(res.method[i].mae_pp[MOEPLACE_BACKTEST_ALL], 0.0, 1e-9);
+    ck_assert_int_eq(res.method[i].mape_skipped, 15);
+    ck_assert_int_eq(res.method[i].layer_origins[MOEPLACE_BACKTEST_ALL], 2 * 15);
+  }
+  moeplace_backtest_result_free(&res);
+  ck_assert_ptr_null(res.method);
+
+  // Too short for the horizon: an argument error naming the field; the
+  // trace's shape is still reported so that a tool can explain.
+  cfg.on_origin = NULL;
+  cfg.predict.horizon = 200;
+  tr = constant_trace(100, buf, sizeof buf);
+  ck_assert_int_eq(moeplace_backtest_run(tr, &cfg, &res), MOEPLACE_ERR_ARG);
+  moeplace_trace_close(tr);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "(min_history)"));
+  ck_assert_int_eq(res.windows, 20);
+  ck_assert_ptr_null(res.method);
+
+  const char *unknown[] = {"prophet"};
+  cfg.methods = unknown;
+  cfg.n_methods = 1;
+  cfg.predict.horizon = 10;
+  tr = constant_trace(100, buf, sizeof buf);
+  ck_assert_int_eq(moeplace_backtest_run(tr, &cfg, &res), MOEPLACE_ERR_ARG);
+  ck_assert_str_eq(moeplace_last_error(), "backtest: unknown method 'prophet'");
+  ck_assert_int_eq(moeplace_backtest_run(tr, NULL, &res), MOEPLACE_ERR_ARG);
+  ck_assert_int_eq(moeplace_backtest_run(tr, &cfg, NULL), MOEPLACE_ERR_ARG);
+  moeplace_trace_close(tr);
+}
+END_TEST
+
 static Suite *predict_suite(void) {
   Suite *s = suite_create("predict");
   TCase *tc = tcase_create("core");
@@ -517,6 +685,8 @@ static Suite *predict_suite(void) {
   tcase_add_test(tc, test_auto_stationary);
   tcase_add_test(tc, test_auto_drifting);
   tcase_add_test(tc, test_api_errors);
+  tcase_add_test(tc, test_metrics_vs_numpy);
+  tcase_add_test(tc, test_backtest_api);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -95,12 +95,21 @@ START_TEST(rejects_bad_config) {
   cfg.slots = 2;
   cfg.interval = 15; /* not a multiple of the window (10) */
   ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
+  /* The library names the config field, never a tool's flag. */
+  ck_assert_str_eq(moeplace_last_error(),
+                   "replay: interval (15) must be a positive multiple of the window (10)");
   cfg.interval = 20;
   cfg.horizon = 25;
   ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
   cfg.horizon = 0;
   cfg.bandwidth[MOEPLACE_LINK_OTHER_NODE] = 0;
+  /* The header says: free the result also after a failure. A result the
+   * caller did not zero must be safe to free after a rejected config too. */
+  res.policy[0].log = (mp_decision_record *)&res; /* not heap memory */
   ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_null(res.policy[0].log);
+  mp_replay_result_free(&res);
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, NULL), MOEPLACE_ERR_ARG);
   moeplace_trace_close(t);
   moeplace_topology_destroy(topo);
 }

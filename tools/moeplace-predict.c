@@ -4,8 +4,10 @@
  * using only the windows up to the origin), every predictor forecasts the
  * mean load proportion of each expert over the next H steps; the forecast is
  * scored against what happened (docs/metrics.md: mape, mae_pp, split by the
- * layer's transient/stable state at the origin). With --bench it times one
- * forecast of each predictor for a large synthetic model instead. */
+ * layer's transient/stable state at the origin). The engine is the
+ * library's moeplace_backtest_run (predict/backtest.c); this tool parses the
+ * options, calls it and prints. With --bench it times one forecast of each
+ * predictor for a large synthetic model instead. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -77,428 +79,244 @@ typedef struct options {
   moeplace_predict_config cfg;
 } options;
 
-/* Error accumulators of one predictor; index [2] = all origins, [0]/[1] by
- * the layer's state at the origin (moeplace_layer_state). */
-typedef struct score {
-  const char *name;
-  double ape[3], ae[3];
-  int64_t n_ape[3], n_ae[3], skipped;
-  int64_t origins;
-  double forecast_s, observe_s;
-  int64_t forecasts, observes;
-} score;
-
-static double pct(double s, int64_t n) { return n ? 100.0 * s / (double)n : NAN; }
-
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
-/* ---- loading the trace ------------------------------------------------ */
+/* ---- the backtest (the engine: moeplace_backtest_run) -------------------- */
 
-/* cum: [(windows + 1)][L][E] running token totals, so that any span of
- * windows is a difference of two rows. props: [windows][L][E]. */
-typedef struct series {
-  int L, E, windows;
-  int64_t first_step, stride, irregular;
-  int64_t *win_first; /* [windows]: first step of each window */
-  double *cum, *props;
-} series;
+/* What the callbacks need: the series file and the progress display. */
+typedef struct run_ctx {
+  const options *o;
+  FILE *ser;
+  double t_start, t_last;
+  int progress_shown;
+} run_ctx;
 
-/* The last step of window w (0-based). A sampled trace (stride > 1) has W
- * recorded steps per window, spanning W x stride training steps. */
-static int64_t window_end(const series *s, int W, int w) {
-  return s->win_first[w] + (int64_t)(W - 1) * s->stride;
+/* --series: one row per expert of the chosen layer at every origin. */
+static int on_origin(void *vctx, const moeplace_backtest_origin *g) {
+  run_ctx *ctx = vctx;
+  if (!ctx->ser || g->layer != ctx->o->series_layer) return MOEPLACE_OK;
+  for (int e = 0; e < g->experts; e++) {
+    fprintf(ctx->ser, "%" PRId64 ",%" PRId64 ",%d,%.9g", g->origin_step, g->end_step, e,
+            g->actual[e]);
+    for (int i = 0; i < g->methods; i++)
+      fprintf(ctx->ser, ",%.9g", g->forecast[(size_t)i * g->experts + e]);
+    fputc('\n', ctx->ser);
+  }
+  return MOEPLACE_OK;
 }
 
-static int load_trace(const char *path, int W, series *s, int *partial) {
-  memset(s, 0, sizeof *s);
-  moeplace_trace *t;
-  int rc = moeplace_trace_open(&t, path);
-  if (rc) return rc;
-  const int L = moeplace_trace_layers(t), E = moeplace_trace_experts(t);
-  const size_t LE = (size_t)L * E;
-  uint64_t *tot = malloc(LE * sizeof *tot);
-  if (!tot) {
-    moeplace_trace_close(t);
-    fprintf(stderr, "%s: out of memory loading %s\n", prog, path);
-    return MOEPLACE_ERR_NOMEM;
-  }
-  int cap = 0;
-  s->L = L;
-  s->E = E;
-  *partial = 0;
-  for (;;) {
-    int64_t first;
-    int got;
-    rc = moeplace_trace_read_window(t, W, &first, &got, tot);
-    if (rc <= 0) break;
-    if (got < W) { // a partial last window is not a window
-      *partial = got;
-      rc = 0;
-      break;
-    }
-    if (s->windows == 0) s->first_step = first;
-    if (s->windows + 1 >= cap) {
-      cap = cap ? 2 * cap : 256;
-      double *c = realloc(s->cum, (size_t)(cap + 1) * LE * sizeof *c);
-      double *p = c ? realloc(s->props, (size_t)cap * LE * sizeof *p) : NULL;
-      int64_t *wf = p ? realloc(s->win_first, (size_t)cap * sizeof *wf) : NULL;
-      if (c) s->cum = c;
-      if (p) s->props = p;
-      if (wf) s->win_first = wf;
-      if (!c || !p || !wf) {
-        rc = MOEPLACE_ERR_NOMEM;
-        break;
-      }
-      if (s->windows == 0) memset(s->cum, 0, LE * sizeof *s->cum);
-    }
-    s->win_first[s->windows] = first;
-    double *prev = s->cum + (size_t)s->windows * LE, *next = prev + LE;
-    double *p = s->props + (size_t)s->windows * LE;
-    for (int l = 0; l < L; l++) {
-      double sum = 0;
-      for (int e = 0; e < E; e++) sum += (double)tot[(size_t)l * E + e];
-      for (int e = 0; e < E; e++) {
-        size_t i = (size_t)l * E + e;
-        next[i] = prev[i] + (double)tot[i];
-        p[i] = sum > 0 ? (double)tot[i] / sum : 1.0 / E;
-      }
-    }
-    s->windows++;
-  }
-  free(tot);
-  moeplace_trace_progress pr = moeplace_trace_get_progress(t);
-  s->stride = pr.stride > 0 ? pr.stride : 1;
-  s->irregular = pr.irregular;
-  moeplace_trace_close(t);
-  if (rc < 0) {
-    free(s->cum);
-    free(s->props);
-    free(s->win_first);
-    if (rc == MOEPLACE_ERR_NOMEM) fprintf(stderr, "%s: out of memory loading %s\n", prog, path);
-  }
-  return rc < 0 ? rc : 0;
+static void on_progress(void *vctx, int64_t done, int64_t total) {
+  run_ctx *ctx = vctx;
+  const double now = mp_now_s();
+  if (ctx->o->quiet || now - ctx->t_last < 1.0) return;
+  ctx->t_last = now;
+  ctx->progress_shown = 1;
+  fprintf(stderr, "%s: origin %" PRId64 "/%" PRId64 " (%.0f%%), %.0f s%s", prog, done, total,
+          100.0 * done / total, now - ctx->t_start, isatty(2) ? "\r" : "\n");
 }
 
-/* ---- the backtest ------------------------------------------------------ */
-
-typedef struct change {
-  int layer;
-  int64_t step;
-  int state;
-} change;
-
-static int write_series_header(FILE *f, int n, const char **names) {
-  fprintf(f, "origin_step,end_step,expert,actual");
-  for (int i = 0; i < n; i++) fprintf(f, ",%s", names[i]);
-  return fprintf(f, "\n") < 0;
+/* The methods scored besides `last`: the requested one, or all of them. */
+static int method_list(const options *o, const char **names) {
+  int n = 0;
+  for (int i = 0; i < moeplace_predict_method_count() && n < MAX_PRED; i++) {
+    const char *m = moeplace_predict_method_name(i);
+    if (strcmp(m, "last") && (!strcmp(o->predictor, "all") || !strcmp(o->predictor, m)))
+      names[n++] = m;
+  }
+  return n;
 }
 
-static int run_backtest(const options *o) {
-  const int W = o->cfg.window, H = o->cfg.horizon;
-  series s;
-  int partial;
-  int rc = load_trace(o->trace, W, &s, &partial);
-  if (rc) return cli_report(prog, rc);
-  const int L = s.L, E = s.E, N = s.windows, Hw = H / W;
-  const size_t LE = (size_t)L * E;
-  int ret = CLI_EXIT_FAILURE;
+/* The library rejected a parameter the trace does not allow: say it with
+ * the flag the user typed (same checks, same order as the library's). */
+static int history_usage(const options *o, const moeplace_backtest_result *r) {
+  const int W = o->cfg.window, Hw = o->cfg.horizon / W;
   const int n0 = o->min_history > 0 ? o->min_history : o->cfg.detector.k;
-  if ((s.stride > 1 || s.irregular) && !o->quiet)
-    fprintf(stderr,
-            "%s: note: %s: steps are sampled every %" PRId64 " steps%s: a window is %d recorded "
-            "steps and the horizon %d recorded steps\n",
-            prog, o->trace, s.stride, s.irregular ? " (with irregular gaps)" : "", W, H);
-  if (partial && !o->quiet)
-    fprintf(stderr, "%s: note: the last %d steps do not fill a window of %d and are left out\n",
-            prog, partial, W);
-  if (N < n0 + Hw) {
+  const int N = (int)r->windows;
+  if (N < n0 + Hw)
     fprintf(stderr,
             "%s: %s: trace too short for one forecast origin: %d complete windows of %d steps, "
             "need %d of history (--min-history) + %d of horizon\n",
             prog, o->trace, N, W, n0, Hw);
-    free(s.cum);
-    free(s.props);
-    free(s.win_first);
-    return CLI_EXIT_USAGE;
-  }
-  if (o->cfg.detector.k > N - Hw) {
+  else if (o->cfg.detector.k > N - Hw)
     fprintf(stderr,
             "%s: --detector-k %d is larger than the history available at the last origin (%d "
             "windows)\n",
             prog, o->cfg.detector.k, N - Hw);
-    free(s.cum);
-    free(s.props);
-    free(s.win_first);
-    return CLI_EXIT_USAGE;
-  }
-  if (o->cfg.sw_avg_k > N - Hw) {
+  else if (o->cfg.sw_avg_k > N - Hw)
     fprintf(stderr,
             "%s: --k %d is larger than the history available at the last origin (%d windows)\n",
             prog, o->cfg.sw_avg_k, N - Hw);
-    free(s.cum);
-    free(s.props);
-    free(s.win_first);
-    return CLI_EXIT_USAGE;
+  else
+    return cli_report(prog, MOEPLACE_ERR_ARG);
+  return CLI_EXIT_USAGE;
+}
+
+static void print_notes(const options *o, const moeplace_backtest_result *r) {
+  if (o->quiet) return;
+  if (r->stride > 1 || r->irregular)
+    fprintf(stderr,
+            "%s: note: %s: steps are sampled every %" PRId64 " steps%s: a window is %d recorded "
+            "steps and the horizon %d recorded steps\n",
+            prog, o->trace, r->stride, r->irregular ? " (with irregular gaps)" : "", o->cfg.window,
+            o->cfg.horizon);
+  if (r->partial_steps)
+    fprintf(stderr, "%s: note: the last %d steps do not fill a window of %d and are left out\n",
+            prog, r->partial_steps, o->cfg.window);
+}
+
+static void print_table(const options *o, const moeplace_backtest_result *r) {
+  const int W = o->cfg.window, H = o->cfg.horizon;
+  printf("trace %s: %" PRId64 " windows of %d steps, %d layers x %d experts, horizon %d steps "
+         "(%d windows), %" PRId64 " origins from step %" PRId64 "\n\n",
+         o->trace, r->windows, W, r->layers, r->experts, H, H / W, r->origins,
+         r->first_origin_step);
+  printf("%-10s %9s %12s %11s %9s %11s %10s %8s %12s %11s\n", "predictor", "mape%", "mape_trans%",
+         "mape_stab%", "mae_pp", "mae_pp_tr", "mae_pp_st", "origins", "forecast_us", "observe_us");
+  for (int i = 0; i < r->n_methods; i++) {
+    const moeplace_backtest_method *m = &r->method[i];
+    printf("%-10s %9.3f %12.3f %11.3f %9.4f %11.4f %10.4f %8" PRId64 " %12.1f %11.1f\n", m->name,
+           m->mape[MOEPLACE_BACKTEST_ALL], m->mape[MOEPLACE_STATE_TRANSIENT],
+           m->mape[MOEPLACE_STATE_STABLE], m->mae_pp[MOEPLACE_BACKTEST_ALL],
+           m->mae_pp[MOEPLACE_STATE_TRANSIENT], m->mae_pp[MOEPLACE_STATE_STABLE], m->origins,
+           m->forecast_us, m->observe_us);
   }
-  if (o->series && (o->series_layer < 0 || o->series_layer >= L)) {
+  printf("\nforecast_us: mean time of one forecast of one layer (all experts); observe_us:\n"
+         "of feeding one window to one layer (learning methods train there)\n");
+  printf("\nstate changes (layers start transient):\n");
+  for (int l = 0; l < r->layers; l++) {
+    printf("  layer %d:", l);
+    int any = 0;
+    for (int64_t c = 0; c < r->n_changes; c++)
+      if (r->change[c].layer == l) {
+        printf(" %" PRId64 ":%s", r->change[c].step, moeplace_layer_state_name(r->change[c].state));
+        any = 1;
+      }
+    printf("%s\n", any ? "" : " (none: transient throughout)");
+  }
+}
+
+static json_t *method_json(const moeplace_backtest_method *m) {
+  const int A = MOEPLACE_BACKTEST_ALL, T = MOEPLACE_STATE_TRANSIENT, S = MOEPLACE_STATE_STABLE;
+  json_t *p = json_object();
+  json_object_set_new(p, "mape", num(m->mape[A]));
+  json_object_set_new(p, "mae_pp", num(m->mae_pp[A]));
+  json_object_set_new(p, "mape_transient", num(m->mape[T]));
+  json_object_set_new(p, "mape_stable", num(m->mape[S]));
+  json_object_set_new(p, "mae_pp_transient", num(m->mae_pp[T]));
+  json_object_set_new(p, "mae_pp_stable", num(m->mae_pp[S]));
+  json_object_set_new(p, "mape_skipped", json_integer(m->mape_skipped));
+  json_object_set_new(p, "origins", json_integer(m->origins));
+  json_object_set_new(p, "layer_origins_transient", json_integer(m->layer_origins[T]));
+  json_object_set_new(p, "layer_origins_stable", json_integer(m->layer_origins[S]));
+  json_object_set_new(p, "forecast_us", num(m->forecast_us));
+  json_object_set_new(p, "observe_us", num(m->observe_us));
+  return p;
+}
+
+static int write_json(const options *o, const moeplace_backtest_result *r) {
+  json_t *root = json_object(), *preds = json_object(), *states = json_array();
+  json_object_set_new(root, "trace", json_string(o->trace));
+  json_object_set_new(root, "steps", json_integer((json_int_t)r->windows * o->cfg.window));
+  json_object_set_new(root, "layers", json_integer(r->layers));
+  json_object_set_new(root, "experts", json_integer(r->experts));
+  json_object_set_new(root, "window", json_integer(o->cfg.window));
+  json_object_set_new(root, "horizon", json_integer(o->cfg.horizon));
+  json_object_set_new(root, "first_origin_step", json_integer(r->first_origin_step));
+  json_t *det_cfg =
+      json_pack("{s:i,s:f,s:f,s:f}", "k", o->cfg.detector.k, "var_threshold",
+                o->cfg.detector.var_threshold, "range_threshold", o->cfg.detector.range_threshold,
+                "hysteresis", o->cfg.detector.hysteresis);
+  json_object_set_new(root, "detector", det_cfg);
+  json_object_set_new(root, "sw_avg_k", json_integer(o->cfg.sw_avg_k));
+  for (int i = 0; i < r->n_methods; i++)
+    json_object_set_new(preds, r->method[i].name, method_json(&r->method[i]));
+  json_object_set_new(root, "predictors", preds);
+  for (int l = 0; l < r->layers; l++) {
+    json_t *arr = json_array();
+    for (int64_t c = 0; c < r->n_changes; c++)
+      if (r->change[c].layer == l)
+        json_array_append_new(arr, json_pack("{s:I,s:s}", "step", (json_int_t)r->change[c].step,
+                                             "state", moeplace_layer_state_name(r->change[c].state)));
+    json_array_append_new(states, json_pack("{s:i,s:o}", "layer", l, "changes", arr));
+  }
+  json_object_set_new(root, "states", states);
+  int rc = mp_json_write_file(root, o->json);
+  json_decref(root);
+  return rc;
+}
+
+/* Opens the --series file and writes its header. */
+static int open_series(const options *o, mp_atomic_file *af, FILE **f, const char **names, int n) {
+  int rc = mp_atomic_open(af, o->series);
+  if (rc || !(*f = fdopen(af->fd, "w"))) {
+    fprintf(stderr, "%s: cannot write %s: %s\n", prog, o->series, moeplace_last_error());
+    if (!rc) mp_atomic_abort(af, 0);
+    return -1;
+  }
+  fprintf(*f, "origin_step,end_step,expert,actual,last");
+  for (int i = 0; i < n; i++) fprintf(*f, ",%s", names[i]);
+  fprintf(*f, "\n");
+  return 0;
+}
+
+/* Commits the --series file; 0 on success. */
+static int close_series(const options *o, mp_atomic_file *af, FILE *f) {
+  int bad = ferror(f);
+  bad |= fclose(f) != 0;
+  if (bad) mp_atomic_abort(af, 1);
+  if (bad || mp_atomic_commit(af, 1)) {
+    fprintf(stderr, "%s: cannot write %s\n", prog, o->series);
+    return -1;
+  }
+  return 0;
+}
+
+static int run_backtest(const options *o) {
+  moeplace_trace *t;
+  int rc = moeplace_trace_open(&t, o->trace);
+  if (rc) return cli_report(prog, rc);
+  if (o->series && (o->series_layer < 0 || o->series_layer >= moeplace_trace_layers(t))) {
     fprintf(stderr, "%s: --series-layer %d: the trace has layers 0..%d\n", prog, o->series_layer,
-            L - 1);
-    free(s.cum);
-    free(s.props);
-    free(s.win_first);
+            moeplace_trace_layers(t) - 1);
+    moeplace_trace_close(t);
     return CLI_EXIT_USAGE;
   }
-
-  // Predictors: `last` always, then the requested one or all of them.
   const char *names[MAX_PRED];
-  int np = 0;
-  names[np++] = "last";
-  for (int i = 0; i < moeplace_predict_method_count() && np < MAX_PRED; i++) {
-    const char *m = moeplace_predict_method_name(i);
-    if (!strcmp(m, "last")) continue;
-    if (!strcmp(o->predictor, "all") || !strcmp(o->predictor, m)) names[np++] = m;
-  }
-  moeplace_forecaster *fc[MAX_PRED] = {0};
-  score sc[MAX_PRED];
-  memset(sc, 0, sizeof sc);
-  moeplace_state_detector *det = NULL;
-  double *pred = malloc((size_t)np * E * sizeof *pred), *act = malloc(LE * sizeof *act);
-  int *state = calloc(L, sizeof *state);
-  unsigned char *changed = calloc(L, 1);
-  change *chg = NULL;
-  size_t n_chg = 0, cap_chg = 0;
-  FILE *ser = NULL;
+  moeplace_backtest_config cfg;
+  moeplace_backtest_config_default(&cfg);
+  cfg.predict = o->cfg;
+  cfg.methods = names;
+  cfg.n_methods = method_list(o, names);
+  cfg.min_history = o->min_history;
+  run_ctx ctx = {.o = o, .t_start = mp_now_s()};
+  ctx.t_last = ctx.t_start;
+  cfg.on_origin = on_origin;
+  cfg.on_progress = on_progress;
+  cfg.ctx = &ctx;
   mp_atomic_file ser_file = {0};
-  if (!pred || !act || !state || !changed) {
-    fprintf(stderr, "%s: out of memory\n", prog);
-    goto done;
+  if (o->series && open_series(o, &ser_file, &ctx.ser, names, cfg.n_methods)) {
+    moeplace_trace_close(t);
+    return CLI_EXIT_FAILURE;
   }
-  for (int i = 0; i < np; i++) {
-    moeplace_predict_config c = o->cfg;
-    c.layers = L;
-    c.experts = E;
-    c.method = names[i];
-    sc[i].name = names[i];
-    if ((rc = moeplace_forecaster_create(&fc[i], &c))) {
-      ret = cli_report(prog, rc);
-      goto done;
-    }
-  }
-  if ((rc = moeplace_state_detector_create(&det, L, E, &o->cfg.detector))) {
+  moeplace_backtest_result res;
+  rc = moeplace_backtest_run(t, &cfg, &res);
+  moeplace_trace_close(t);
+  if (ctx.progress_shown && isatty(2)) fputc('\n', stderr);
+  if (res.windows >= 0) print_notes(o, &res);
+  int ret = CLI_EXIT_OK;
+  if (rc == MOEPLACE_ERR_ARG && res.windows >= 0)
+    ret = history_usage(o, &res);
+  else if (rc)
     ret = cli_report(prog, rc);
-    goto done;
-  }
-  if (o->series) {
-    if ((rc = mp_atomic_open(&ser_file, o->series)) || !(ser = fdopen(ser_file.fd, "w"))) {
-      fprintf(stderr, "%s: cannot write %s: %s\n", prog, o->series, moeplace_last_error());
-      if (!rc) mp_atomic_abort(&ser_file, 0);
-      ret = CLI_EXIT_FAILURE;
-      goto done;
-    }
-    write_series_header(ser, np, names);
-  }
-
-  const int show_progress = !o->quiet;
-  const double t_start = mp_now_s();
-  double t_last = t_start;
-  int progress_shown = 0;
-  const int64_t n_origins = N - Hw - n0 + 1;
-  for (int n = 1; n <= N - Hw; n++) { // n = windows observed
-    const double *win = s.props + (size_t)(n - 1) * LE;
-    for (int i = 0; i < np; i++) {
-      const double t0 = mp_now_s();
-      if ((rc = moeplace_forecaster_observe(fc[i], win)) < 0) {
-        ret = cli_report(prog, rc);
-        goto done;
-      }
-      sc[i].observe_s += mp_now_s() - t0;
-      sc[i].observes += L;
-    }
-    if ((rc = moeplace_state_detector_observe(det, win, changed)) < 0) {
-      ret = cli_report(prog, rc);
-      goto done;
-    }
-    const int64_t step_end = window_end(&s, W, n - 1); // the origin: last step of window n
-    for (int l = 0; l < L; l++) {
-      state[l] = moeplace_state_detector_state(det, l);
-      if (!changed[l]) continue;
-      if (n_chg == cap_chg) {
-        cap_chg = cap_chg ? 2 * cap_chg : 64;
-        change *c = realloc(chg, cap_chg * sizeof *c);
-        if (!c) {
-          fprintf(stderr, "%s: out of memory\n", prog);
-          goto done;
-        }
-        chg = c;
-      }
-      chg[n_chg++] = (change){l, step_end, state[l]};
-    }
-    if (n < n0) continue;
-    // actual: token proportions over windows n+1 .. n+Hw, i.e. steps (t, t+H]
-    const double *c0 = s.cum + (size_t)n * LE, *c1 = s.cum + (size_t)(n + Hw) * LE;
-    for (int l = 0; l < L; l++) {
-      double sum = 0;
-      for (int e = 0; e < E; e++) sum += c1[(size_t)l * E + e] - c0[(size_t)l * E + e];
-      for (int e = 0; e < E; e++) {
-        size_t i = (size_t)l * E + e;
-        act[i] = sum > 0 ? (c1[i] - c0[i]) / sum : 1.0 / E;
-      }
-    }
-    for (int l = 0; l < L; l++) {
-      const double *a = act + (size_t)l * E;
-      for (int i = 0; i < np; i++) {
-        double *p = pred + (size_t)i * E;
-        const double t0 = mp_now_s();
-        if ((rc = moeplace_forecaster_forecast_layer(fc[i], l, p))) {
-          ret = cli_report(prog, rc);
-          goto done;
-        }
-        sc[i].forecast_s += mp_now_s() - t0;
-        sc[i].forecasts++;
-        for (int e = 0; e < E; e++) {
-          const double err = fabs(p[e] - a[e]);
-          const int slots[2] = {state[l], 2}; // by state, and over all origins
-          for (int k = 0; k < 2; k++) {
-            const int slot = slots[k];
-            sc[i].ae[slot] += err;
-            sc[i].n_ae[slot]++;
-            if (a[e] >= 1e-6) {
-              sc[i].ape[slot] += err / a[e];
-              sc[i].n_ape[slot]++;
-            } else if (slot == 2) {
-              sc[i].skipped++;
-            }
-          }
-        }
-      }
-      if (ser && l == o->series_layer)
-        for (int e = 0; e < E; e++) {
-          fprintf(ser, "%" PRId64 ",%" PRId64 ",%d,%.9g", step_end, window_end(&s, W, n - 1 + Hw),
-                  e, a[e]);
-          for (int i = 0; i < np; i++) fprintf(ser, ",%.9g", pred[(size_t)i * E + e]);
-          fputc('\n', ser);
-        }
-    }
-    for (int i = 0; i < np; i++) sc[i].origins++;
-    const double now = mp_now_s();
-    if (show_progress && now - t_last >= 1.0) {
-      t_last = now;
-      progress_shown = 1;
-      int64_t done_o = n - n0 + 1;
-      fprintf(stderr, "%s: origin %" PRId64 "/%" PRId64 " (%.0f%%), %.0f s%s", prog, done_o,
-              n_origins, 100.0 * done_o / n_origins, now - t_start, isatty(2) ? "\r" : "\n");
-    }
-  }
-  if (progress_shown && isatty(2)) fputc('\n', stderr);
-
-  if (ser) {
-    int bad = ferror(ser);
-    bad |= fclose(ser) != 0;
-    ser = NULL;
-    if (bad || mp_atomic_commit(&ser_file, 1)) {
-      if (bad) mp_atomic_abort(&ser_file, 1);
-      fprintf(stderr, "%s: cannot write %s\n", prog, o->series);
-      goto done;
-    }
-  }
-
-  if (!o->quiet) {
-    printf("trace %s: %d windows of %d steps, %d layers x %d experts, horizon %d steps "
-           "(%d windows), %" PRId64 " origins from step %" PRId64 "\n\n",
-           o->trace, N, W, L, E, H, Hw, sc[0].origins, window_end(&s, W, n0 - 1));
-    printf("%-10s %9s %12s %11s %9s %11s %10s %8s %12s %11s\n", "predictor", "mape%", "mape_trans%",
-           "mape_stab%", "mae_pp", "mae_pp_tr", "mae_pp_st", "origins", "forecast_us",
-           "observe_us");
-    for (int i = 0; i < np; i++)
-      printf("%-10s %9.3f %12.3f %11.3f %9.4f %11.4f %10.4f %8" PRId64 " %12.1f %11.1f\n",
-             sc[i].name, pct(sc[i].ape[2], sc[i].n_ape[2]), pct(sc[i].ape[0], sc[i].n_ape[0]),
-             pct(sc[i].ape[1], sc[i].n_ape[1]), pct(sc[i].ae[2], sc[i].n_ae[2]),
-             pct(sc[i].ae[0], sc[i].n_ae[0]), pct(sc[i].ae[1], sc[i].n_ae[1]), sc[i].origins,
-             1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1),
-             1e6 * sc[i].observe_s / (double)(sc[i].observes ? sc[i].observes : 1));
-    printf("\nforecast_us: mean time of one forecast of one layer (all experts); observe_us:\n"
-           "of feeding one window to one layer (learning methods train there)\n");
-    printf("\nstate changes (layers start transient):\n");
-    for (int l = 0; l < L; l++) {
-      printf("  layer %d:", l);
-      int any = 0;
-      for (size_t c = 0; c < n_chg; c++)
-        if (chg[c].layer == l) {
-          printf(" %" PRId64 ":%s", chg[c].step, moeplace_layer_state_name(chg[c].state));
-          any = 1;
-        }
-      printf("%s\n", any ? "" : " (none: transient throughout)");
-    }
-  }
-
-  if (o->json) {
-    json_t *root = json_object(), *preds = json_object(), *states = json_array();
-    json_object_set_new(root, "trace", json_string(o->trace));
-    json_object_set_new(root, "steps", json_integer((json_int_t)N * W));
-    json_object_set_new(root, "layers", json_integer(L));
-    json_object_set_new(root, "experts", json_integer(E));
-    json_object_set_new(root, "window", json_integer(W));
-    json_object_set_new(root, "horizon", json_integer(H));
-    json_object_set_new(root, "first_origin_step", json_integer(window_end(&s, W, n0 - 1)));
-    json_t *det_cfg =
-        json_pack("{s:i,s:f,s:f,s:f}", "k", o->cfg.detector.k, "var_threshold",
-                  o->cfg.detector.var_threshold, "range_threshold", o->cfg.detector.range_threshold,
-                  "hysteresis", o->cfg.detector.hysteresis);
-    json_object_set_new(root, "detector", det_cfg);
-    json_object_set_new(root, "sw_avg_k", json_integer(o->cfg.sw_avg_k));
-    for (int i = 0; i < np; i++) {
-      json_t *p = json_object();
-      json_object_set_new(p, "mape", num(pct(sc[i].ape[2], sc[i].n_ape[2])));
-      json_object_set_new(p, "mae_pp", num(pct(sc[i].ae[2], sc[i].n_ae[2])));
-      json_object_set_new(p, "mape_transient", num(pct(sc[i].ape[0], sc[i].n_ape[0])));
-      json_object_set_new(p, "mape_stable", num(pct(sc[i].ape[1], sc[i].n_ape[1])));
-      json_object_set_new(p, "mae_pp_transient", num(pct(sc[i].ae[0], sc[i].n_ae[0])));
-      json_object_set_new(p, "mae_pp_stable", num(pct(sc[i].ae[1], sc[i].n_ae[1])));
-      json_object_set_new(p, "mape_skipped", json_integer(sc[i].skipped));
-      json_object_set_new(p, "origins", json_integer(sc[i].origins));
-      json_object_set_new(p, "layer_origins_transient", json_integer(sc[i].n_ae[0] / E));
-      json_object_set_new(p, "layer_origins_stable", json_integer(sc[i].n_ae[1] / E));
-      json_object_set_new(
-          p, "forecast_us",
-          num(1e6 * sc[i].forecast_s / (double)(sc[i].forecasts ? sc[i].forecasts : 1)));
-      json_object_set_new(
-          p, "observe_us",
-          num(1e6 * sc[i].observe_s / (double)(sc[i].observes ? sc[i].observes : 1)));
-      json_object_set_new(preds, sc[i].name, p);
-    }
-    json_object_set_new(root, "predictors", preds);
-    for (int l = 0; l < L; l++) {
-      json_t *arr = json_array();
-      for (size_t c = 0; c < n_chg; c++)
-        if (chg[c].layer == l)
-          json_array_append_new(arr, json_pack("{s:I,s:s}", "step", (json_int_t)chg[c].step,
-                                               "state", moeplace_layer_state_name(chg[c].state)));
-      json_array_append_new(states, json_pack("{s:i,s:o}", "layer", l, "changes", arr));
-    }
-    json_object_set_new(root, "states", states);
-    rc = mp_json_write_file(root, o->json);
-    json_decref(root);
-    if (rc) {
-      ret = cli_report(prog, rc);
-      goto done;
-    }
-  }
-  ret = CLI_EXIT_OK;
-done:
-  if (ser) {
-    fclose(ser);
+  if (ctx.ser && rc) { // nothing half-written is left behind
+    fclose(ctx.ser);
     mp_atomic_abort(&ser_file, 1);
+  } else if (ctx.ser && close_series(o, &ser_file, ctx.ser)) {
+    ret = CLI_EXIT_FAILURE;
   }
-  for (int i = 0; i < np; i++) moeplace_forecaster_destroy(fc[i]);
-  moeplace_state_detector_destroy(det);
-  free(pred);
-  free(act);
-  free(state);
-  free(changed);
-  free(chg);
-  free(s.cum);
-  free(s.props);
-  free(s.win_first);
+  if (ret == CLI_EXIT_OK && !o->quiet) print_table(o, &res);
+  if (ret == CLI_EXIT_OK && o->json && (rc = write_json(o, &res))) ret = cli_report(prog, rc);
+  moeplace_backtest_result_free(&res);
   return ret;
 }
 

@@ -239,6 +239,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: need --trace, --slots, and either --ranks or --topology (see --help)\n", prog);
     return CLI_EXIT_USAGE;
   }
+  // The library checks these too, naming the config fields; the user typed flags.
+  if (cfg.interval % cfg.window) {
+    fprintf(stderr, "%s: --interval (%d) must be a positive multiple of --window (%d)\n", prog,
+            cfg.interval, cfg.window);
+    return CLI_EXIT_USAGE;
+  }
+  if (cfg.horizon % cfg.window) {
+    fprintf(stderr, "%s: --horizon (%d) must be a positive multiple of --window (%d)\n", prog,
+            cfg.horizon, cfg.window);
+    return CLI_EXIT_USAGE;
+  }
   if (ranks && ranks % nodes) {
     fprintf(stderr, "%s: --ranks (%lld) must be a multiple of --nodes (%lld)\n", prog, ranks, nodes);
     return CLI_EXIT_USAGE;

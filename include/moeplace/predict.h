@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <moeplace/base.h>
+#include <moeplace/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -119,12 +120,115 @@ int moeplace_forecaster_forecast(moeplace_forecaster *f, double *out);
 /* Same for one layer only: out[experts]. */
 int moeplace_forecaster_forecast_layer(moeplace_forecaster *f, int layer, double *out);
 
-/* A layer's state, and the window count at which it last changed (-1: never). */
+/* A layer's state (a moeplace_layer_state, >= 0), or MOEPLACE_ERR_ARG for a
+ * NULL forecaster or a layer outside [0, layers). */
 int moeplace_forecaster_state(const moeplace_forecaster *f, int layer);
-int64_t moeplace_forecaster_last_change(const moeplace_forecaster *f, int layer);
+
+/* When a layer last changed state: *window = the number of windows observed
+ * when the change happened (1 = with the first window), or -1 when the layer
+ * never changed (it is still in its initial transient state). Returns
+ * MOEPLACE_OK, or MOEPLACE_ERR_ARG (NULL f or window, layer outside
+ * [0, layers); the reason in moeplace_last_error(), *window left as is). */
+int moeplace_forecaster_last_change(const moeplace_forecaster *f, int layer, int64_t *window);
 
 /* Windows observed so far. */
 int64_t moeplace_forecaster_windows(const moeplace_forecaster *f);
+
+
+/* ---- Backtest --------------------------------------------------------- */
+
+/* Scores forecasting methods on a recorded trace (docs/PREDICT.md, figures
+ * as defined in docs/metrics.md). The trace is cut into complete windows of
+ * `predict.window` steps (a partial last window is left out). At every
+ * forecast origin, one window apart from `min_history` windows on, each
+ * method has seen the windows up to the origin only and forecasts, per
+ * layer, the mean proportions of the next `predict.horizon` steps; that is
+ * scored against what the trace did. The reference "last" is always scored,
+ * first. A state detector (predict.detector) splits the figures by the
+ * layer's state at the origin. */
+
+/* What one origin saw, for one layer: handed to on_origin. */
+typedef struct moeplace_backtest_origin {
+  int64_t window;        /* windows observed at this origin (1-based index of its window) */
+  int64_t total_windows; /* complete windows of the trace */
+  int64_t origin_step;   /* the trace's last step of that window */
+  int64_t end_step;      /* the trace's last step of the horizon */
+  int layer, experts, methods;
+  int state;              /* the layer's moeplace_layer_state at the origin */
+  const double *actual;   /* [experts] proportions of the horizon */
+  const double *forecast; /* [methods][experts], in the order of the result's method[] */
+} moeplace_backtest_origin;
+
+typedef struct moeplace_backtest_config {
+  /* Window, horizon, detector, method parameters and seed of the
+   * forecasters; layers, experts and method are set by the backtest. */
+  moeplace_predict_config predict;
+  const char *const *methods; /* [n_methods] scored besides "last" (may be NULL) */
+  int n_methods;
+  int min_history; /* windows observed before the first origin; 0: predict.detector.k */
+  /* Optional: called at every origin for every layer, after every method
+   * forecast it; a non-zero return stops the backtest with that status. The
+   * pointers are valid during the call only. */
+  int (*on_origin)(void *ctx, const moeplace_backtest_origin *origin);
+  /* Optional: called after every origin with the origins done and in all. */
+  void (*on_progress)(void *ctx, int64_t done, int64_t total);
+  void *ctx;
+} moeplace_backtest_config;
+
+/* Defaults: moeplace_predict_config_default() for `predict`, no method but
+ * "last", min_history 0 (= the detector's k), no callbacks. */
+void moeplace_backtest_config_default(moeplace_backtest_config *cfg);
+
+/* The figures of one method. Index [MOEPLACE_STATE_TRANSIENT] and
+ * [MOEPLACE_STATE_STABLE]: origins where the layer was in that state;
+ * [MOEPLACE_BACKTEST_ALL]: every origin. */
+#define MOEPLACE_BACKTEST_ALL 2
+typedef struct moeplace_backtest_method {
+  const char *name;         /* the method's name (a static string) */
+  double mape[3];           /* percent; NAN when nothing was counted */
+  double mae_pp[3];         /* percentage points; NAN when nothing was counted */
+  int64_t layer_origins[3]; /* (layer, origin) pairs scored */
+  int64_t mape_skipped;     /* entries left out of mape[ALL]: actual < 1e-6 */
+  int64_t origins;
+  double forecast_us; /* mean time of one forecast of one layer */
+  double observe_us;  /* mean time of feeding one window to one layer */
+} moeplace_backtest_method;
+
+typedef struct moeplace_backtest_change {
+  int layer;
+  int state;    /* the new moeplace_layer_state */
+  int64_t step; /* the trace's last step of the window that changed it */
+} moeplace_backtest_change;
+
+typedef struct moeplace_backtest_result {
+  /* The trace, set as soon as it is read (also when the backtest then fails
+   * on a parameter, so that a caller can explain; windows < 0 before). */
+  int layers, experts;
+  int64_t windows;       /* complete windows */
+  int partial_steps;     /* steps of a last, partial window left out (0: none) */
+  int64_t stride;        /* trace steps between recorded steps (1: every step) */
+  int64_t irregular;     /* gaps that differ from the stride */
+  /* The run. */
+  int64_t origins, first_origin_step;
+  int n_methods;
+  moeplace_backtest_method *method; /* [n_methods], "last" first */
+  int64_t n_changes;
+  moeplace_backtest_change *change; /* [n_changes], in step order */
+} moeplace_backtest_result;
+
+/* Runs the backtest on `trace` (read from its current position to the end;
+ * the caller still owns and closes it). Returns MOEPLACE_OK with *res filled
+ * (free it with moeplace_backtest_result_free), or an error with the reason
+ * in moeplace_last_error(): MOEPLACE_ERR_ARG for a bad parameter, an unknown
+ * method, or a trace too short for one origin (with min_history + horizon)
+ * or for detector.k / sw_avg_k; the trace's errors (MOEPLACE_ERR_FORMAT,
+ * MOEPLACE_ERR_IO); MOEPLACE_ERR_NOMEM; a callback's status. On error *res
+ * holds nothing to free (only the trace fields above may be set). */
+int moeplace_backtest_run(moeplace_trace *trace, const moeplace_backtest_config *cfg,
+                          moeplace_backtest_result *res);
+
+/* Frees what a successful run put in *res and zeroes it; NULL is fine. */
+void moeplace_backtest_result_free(moeplace_backtest_result *res);
 
 #ifdef __cplusplus
 }
