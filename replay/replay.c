@@ -131,7 +131,6 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   moeplace_place_options opt;
   moeplace_place_options_init(&opt);
   opt.expert_bytes = cfg->expert_bytes;
-  opt.seed = cfg->seed;
   const double *loads = NULL;
   const moeplace_placement *current = NULL;
   double t0 = mp_now_s();

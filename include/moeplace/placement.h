@@ -162,7 +162,6 @@ typedef struct moeplace_place_options {
   /* Soft wall-clock limit in ms for the local search (<= 0: none); the
    * constructive steps always run to the end. */
   double time_limit_ms;
-  uint64_t seed; /* reserved: the current solver is deterministic */
 } moeplace_place_options;
 
 void moeplace_place_options_init(moeplace_place_options *opt);
