@@ -3,7 +3,7 @@
  *   bench/bench_lstm [LAYERS=64] [EXPERTS=256] [BATCH=64] [REPEATS=5]
  *
  * Prints, for LAYERS independent layers (one net each, default sizes of
- * mp_lstm_config_default: input 4, hidden 16, BPTT window 32):
+ * mp_lstm_config_init: input 4, hidden 16, BPTT window 32):
  *   - train_step: one training step of every layer's net (forward over the
  *     window, masked MSE, backward, Adam) with BATCH sequences each — the
  *     predictor trains on min(experts, 64) experts per step; BATCH = EXPERTS
@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s [LAYERS=64] [EXPERTS=256] [BATCH=64] [REPEATS=5]\n", argv[0]);
     return 2;
   }
-  const mp_lstm_config cfg = mp_lstm_config_default();
+  const mp_lstm_config cfg = mp_lstm_config_init();
   const int T = cfg.bptt, H = cfg.hidden, IN = 4; /* the predictor's input features */
   printf(
       "lstm bench: %d layers, %d experts, input %d, hidden %d, T %d, training batch %d, "

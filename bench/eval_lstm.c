@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
   }
   const int H = argc > 2 ? atoi(argv[2]) : 1000, W = argc > 3 ? atoi(argv[3]) : 10;
   const uint64_t seed = argc > 4 ? strtoull(argv[4], NULL, 10) : 1;
-  mp_lstm_config cfg = mp_lstm_config_default();
+  mp_lstm_config cfg = mp_lstm_config_init();
   for (int i = 5; i < argc; i++) {
     char key[32];
     double v;
@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
   const int L = moeplace_trace_layers(tr), E = moeplace_trace_experts(tr);
   // Sources: lstm, last, baseline (sw_avg over cfg.baseline windows).
   moeplace_backtest_config bc;
-  moeplace_backtest_config_default(&bc);
+  moeplace_backtest_config_init(&bc);
   bc.predict.layers = L;
   bc.predict.experts = E;
   bc.predict.window = W;

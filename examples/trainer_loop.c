@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
   static const double router[EXPERTS] = {0.5, 0.3, 0.1, 0.1}; /* token fractions */
 
   moeplace_runtime_config cfg;
-  moeplace_runtime_config_default(&cfg);
+  moeplace_runtime_config_init(&cfg);
   cfg.layers = LAYERS;
   cfg.experts = EXPERTS;
   cfg.slots_per_rank = SLOTS;

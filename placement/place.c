@@ -28,11 +28,11 @@ void moeplace_place_options_init(moeplace_place_options *opt) {
   if (!opt) return;
   memset(opt, 0, sizeof *opt);
   opt->migration_weight = 0.0;
-  opt->byte_budget = -1.0;
+  opt->byte_budget = MOEPLACE_NO_LIMIT;
   opt->expert_bytes = 1.0;
   opt->min_gain = 2e-3;
   opt->max_iterations = 64;
-  opt->time_limit_ms = 0;
+  opt->time_limit_ms = MOEPLACE_NO_LIMIT;
 }
 
 static int check_options(const moeplace_place_options *o) {
@@ -110,7 +110,7 @@ static int place_ctx_init(place_ctx *c, const moeplace_topology *topo, int layer
                             .min_gain = 0,
                             .max_iter = c->opt.max_iterations,
                             .budget = &c->budget,
-                            .deadline = c->opt.time_limit_ms > 0
+                            .deadline = c->opt.time_limit_ms >= 0
                                             ? t0 + c->opt.time_limit_ms * 1e-3
                                             : 0};
   return MOEPLACE_OK;

@@ -20,7 +20,7 @@ typedef struct arima_pred {
   int path_cap;
 } arima_pred;
 
-void mp_arima_config_default(mp_arima_config *cfg) {
+void mp_arima_config_init(mp_arima_config *cfg) {
   cfg->history = 200;
   cfg->refit_every = 10;
   cfg->min_history = 40;
@@ -80,7 +80,7 @@ int mp_arima_create_cfg(void **state, int experts, const mp_arima_config *cfg) {
 static int arima_create(void **state, int experts, uint64_t seed) {
   (void)seed; // deterministic: the simplex starts from zero
   mp_arima_config cfg;
-  mp_arima_config_default(&cfg);
+  mp_arima_config_init(&cfg);
   return mp_arima_create_cfg(state, experts, &cfg);
 }
 

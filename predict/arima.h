@@ -23,7 +23,7 @@ typedef struct mp_arima_config {
   int max_iter;         /* default 200 */
 } mp_arima_config;
 
-void mp_arima_config_default(mp_arima_config *cfg);
+void mp_arima_config_init(mp_arima_config *cfg);
 int mp_arima_create_cfg(void **state, int experts, const mp_arima_config *cfg);
 
 extern const mp_predictor_ops mp_arima_ops;

@@ -313,9 +313,9 @@ mp_backtest_source mp_backtest_forecaster_source(moeplace_forecaster *f, const c
   return (mp_backtest_source){name, f, fc_observe, fc_forecast_layer};
 }
 
-void moeplace_backtest_config_default(moeplace_backtest_config *cfg) {
+void moeplace_backtest_config_init(moeplace_backtest_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  moeplace_predict_config_default(&cfg->predict, 0, 0);
+  moeplace_predict_config_init(&cfg->predict, 0, 0);
 }
 
 /* The registry's static name of method `name`, or NULL. */

@@ -21,7 +21,7 @@ const char *moeplace_layer_state_name(int state) {
   return state == MOEPLACE_STATE_STABLE ? "stable" : "transient";
 }
 
-void moeplace_detector_config_default(moeplace_detector_config *cfg) {
+void moeplace_detector_config_init(moeplace_detector_config *cfg) {
   // Chosen from the per-window figures of the recorded traces
   // (docs/PREDICT.md, "State detector": the defaults and their table).
   cfg->k = 20;

@@ -23,7 +23,7 @@ struct moeplace_forecaster {
   unsigned char *changed; /* scratch: [layers] */
 };
 
-void moeplace_predict_config_default(moeplace_predict_config *cfg, int layers, int experts) {
+void moeplace_predict_config_init(moeplace_predict_config *cfg, int layers, int experts) {
   memset(cfg, 0, sizeof *cfg);
   mp_predict_params prm;
   mp_predict_params_default(&prm);
@@ -36,7 +36,7 @@ void moeplace_predict_config_default(moeplace_predict_config *cfg, int layers, i
   cfg->arima_history = prm.arima.history;
   cfg->arima_refit = prm.arima.refit_every;
   cfg->auto_power = prm.auto_power;
-  moeplace_detector_config_default(&cfg->detector);
+  moeplace_detector_config_init(&cfg->detector);
   cfg->seed = 42;
 }
 

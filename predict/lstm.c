@@ -65,7 +65,7 @@ typedef struct lstm_state {
   int *seq_ids; /* [E] 0 .. E-1, forecast chunks */
 } lstm_state;
 
-mp_lstm_config mp_lstm_config_default(void) {
+mp_lstm_config mp_lstm_config_init(void) {
   mp_lstm_config c = {
       .hidden = 16,
       .bptt = 32,
@@ -163,7 +163,7 @@ int mp_lstm_create_config(void **state, int experts, uint64_t seed, const mp_lst
 }
 
 static int lstm_create(void **state, int experts, uint64_t seed) {
-  const mp_lstm_config cfg = mp_lstm_config_default();
+  const mp_lstm_config cfg = mp_lstm_config_init();
   return mp_lstm_create_config(state, experts, seed, &cfg);
 }
 

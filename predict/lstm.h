@@ -12,7 +12,7 @@
 
 extern const mp_predictor_ops mp_lstm_ops;
 
-/* Tunables; mp_lstm_ops.create uses mp_lstm_config_default(). */
+/* Tunables; mp_lstm_ops.create uses mp_lstm_config_init(). */
 typedef struct mp_lstm_config {
   int hidden;          /* hidden size H (16) */
   int bptt;            /* truncated-BPTT window T, also the forecast context (32) */
@@ -28,7 +28,7 @@ typedef struct mp_lstm_config {
   double slow_ema;     /* smoothing of the slow input feature (0.01) */
 } mp_lstm_config;
 
-mp_lstm_config mp_lstm_config_default(void);
+mp_lstm_config mp_lstm_config_init(void);
 /* Like mp_lstm_ops.create with explicit tunables (tests, benchmarks). */
 int mp_lstm_create_config(void **state, int experts, uint64_t seed, const mp_lstm_config *cfg);
 /* Runs `steps` training steps now (benchmarks); returns the last loss in

@@ -13,7 +13,7 @@ static const mp_predictor_ops *const methods[] = {&mp_last_ops, &mp_sw_avg_ops, 
 
 void mp_predict_params_default(mp_predict_params *prm) {
   prm->sw_avg_k = MP_SW_AVG_DEFAULT_K;
-  mp_arima_config_default(&prm->arima);
+  mp_arima_config_init(&prm->arima);
   prm->auto_power = 4.0;
 }
 

@@ -27,7 +27,7 @@ int mp_policy_from_name(const char *name) {
   return -1;
 }
 
-void mp_replay_config_default(mp_replay_config *cfg) {
+void mp_replay_config_init(mp_replay_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->interval = 500;
   cfg->window = 10;
@@ -246,7 +246,7 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
                    st->L, st->E, cfg->interval);
 
   moeplace_predict_config pc;
-  moeplace_predict_config_default(&pc, st->L, st->E);
+  moeplace_predict_config_init(&pc, st->L, st->E);
   pc.window = cfg->window;
   pc.horizon = cfg->horizon ? cfg->horizon : cfg->interval;
   pc.method = cfg->predictor;

@@ -57,7 +57,7 @@ typedef struct mp_replay_config {
 /* Defaults: interval 500, window 10, horizon = interval, predictor "auto",
  * 64 MiB experts, bandwidths of docs/REPLAY.md, migration weight 0, no
  * budget. slots must still be set. */
-void mp_replay_config_default(mp_replay_config *cfg);
+void mp_replay_config_init(mp_replay_config *cfg);
 
 /* One decision of a policy, for plots of migration per rebalance. */
 typedef struct mp_decision_record {

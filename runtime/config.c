@@ -10,7 +10,7 @@
 #include "runtime/internal.h"
 #include "runtime/rt_config.h"
 
-void moeplace_runtime_config_default(moeplace_runtime_config *cfg) {
+void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   if (!cfg) return;
   memset(cfg, 0, sizeof *cfg);
   cfg->window = 10;

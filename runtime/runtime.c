@@ -77,7 +77,7 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
     // The predict engine forecasts whole windows: the horizon is rounded up
     // to a multiple of the window.
     moeplace_predict_config pc;
-    moeplace_predict_config_default(&pc, rt->L, rt->E);
+    moeplace_predict_config_init(&pc, rt->L, rt->E);
     pc.window = cfg->window;
     pc.horizon = (cfg->horizon + cfg->window - 1) / cfg->window * cfg->window;
     pc.method = cfg->predictor;

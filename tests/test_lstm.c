@@ -213,7 +213,7 @@ static void assert_proportions(const double *p, int E) {
 
 /* A small config so contract tests train quickly. */
 static mp_lstm_config small_cfg(void) {
-  mp_lstm_config c = mp_lstm_config_default();
+  mp_lstm_config c = mp_lstm_config_init();
   c.history = 64;
   c.bptt = 12;
   c.burn_in = 4;

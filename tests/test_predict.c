@@ -113,7 +113,7 @@ END_TEST
 
 START_TEST(test_forecaster_all_zero_window) {
   moeplace_predict_config cfg;
-  moeplace_predict_config_default(&cfg, 2, 3);
+  moeplace_predict_config_init(&cfg, 2, 3);
   cfg.horizon = 50;
   for (int m = 0; m < moeplace_predict_method_count(); m++) {
     cfg.method = moeplace_predict_method_name(m);
@@ -136,7 +136,7 @@ END_TEST
 
 START_TEST(test_sw_avg_exact) {
   moeplace_predict_config cfg;
-  moeplace_predict_config_default(&cfg, 1, 2);
+  moeplace_predict_config_init(&cfg, 1, 2);
   cfg.method = "sw_avg";
   cfg.sw_avg_k = 3;
   cfg.horizon = 20;
@@ -219,7 +219,7 @@ END_TEST
 /* The forecaster reports its detector's state changes. */
 START_TEST(test_forecaster_states) {
   moeplace_predict_config cfg;
-  moeplace_predict_config_default(&cfg, 2, 2);
+  moeplace_predict_config_init(&cfg, 2, 2);
   cfg.method = "sw_avg";
   cfg.detector = (moeplace_detector_config){
       .k = 3, .var_threshold = 1e-3, .range_threshold = 0.1, .hysteresis = 1.5};
@@ -415,7 +415,7 @@ static void backtest(gen_fn gen, int E, int windows, int hw, double *mape_by_met
   const int M = moeplace_predict_method_count();
   moeplace_forecaster *f[16];
   moeplace_predict_config cfg;
-  moeplace_predict_config_default(&cfg, 1, E);
+  moeplace_predict_config_init(&cfg, 1, E);
   cfg.horizon = hw * cfg.window;
   cfg.sw_avg_k = 20;
   for (int m = 0; m < M; m++) {
@@ -487,7 +487,7 @@ END_TEST
 
 START_TEST(test_api_errors) {
   moeplace_predict_config cfg;
-  moeplace_predict_config_default(&cfg, 2, 4);
+  moeplace_predict_config_init(&cfg, 2, 4);
   moeplace_forecaster *f = (moeplace_forecaster *)&cfg;
   cfg.horizon = 1005; // not a multiple of 10
   ck_assert_int_eq(moeplace_forecaster_create(&f, &cfg), MOEPLACE_ERR_ARG);
@@ -607,7 +607,7 @@ static int count_origin(void *ctx, const moeplace_backtest_origin *o) {
 START_TEST(test_backtest_api) {
   static char buf[1 << 14];
   moeplace_backtest_config cfg;
-  moeplace_backtest_config_default(&cfg);
+  moeplace_backtest_config_init(&cfg);
   const char *methods[] = {"sw_avg", "last"}; // "last" listed again: scored once
   cfg.methods = methods;
   cfg.n_methods = 2;

@@ -28,7 +28,7 @@ static int replay_text(const char *text, int ranks, int slots, int interval, int
   ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
   ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, ranks, 1, 1), 0);
   mp_replay_config cfg;
-  mp_replay_config_default(&cfg);
+  mp_replay_config_init(&cfg);
   cfg.slots = slots;
   cfg.interval = interval;
   cfg.window = window;
@@ -87,7 +87,7 @@ START_TEST(rejects_bad_config) {
   moeplace_topology *topo;
   ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, 2, 1, 1), 0);
   mp_replay_config cfg;
-  mp_replay_config_default(&cfg);
+  mp_replay_config_init(&cfg);
   mp_replay_result res = {0};
   cfg.slots = 1; /* 2 slots for 3 experts */
   ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);

@@ -182,7 +182,7 @@ static void random_placement(int L, int E, int R, int S, int *se) {
 
 static moeplace_runtime *make_rt(int L, int E, int S, size_t chunk, int maxout) {
   moeplace_runtime_config cfg;
-  moeplace_runtime_config_default(&cfg);
+  moeplace_runtime_config_init(&cfg);
   cfg.layers = L;
   cfg.experts = E;
   cfg.slots_per_rank = S;
@@ -198,7 +198,7 @@ static moeplace_runtime *make_rt(int L, int E, int S, size_t chunk, int maxout) 
 
 static void case_config(int R) {
   moeplace_runtime_config cfg;
-  moeplace_runtime_config_default(&cfg);
+  moeplace_runtime_config_init(&cfg);
   cfg.layers = 2;
   cfg.experts = 2 * R;
   cfg.slots_per_rank = 3;
@@ -292,7 +292,7 @@ static void case_args(int R) {
 
 static void case_topology(int R) {
   moeplace_runtime_config cfg;
-  moeplace_runtime_config_default(&cfg);
+  moeplace_runtime_config_init(&cfg);
   cfg.layers = 1;
   cfg.experts = R;
   cfg.slots_per_rank = 1;
@@ -363,7 +363,7 @@ static void case_topology(int R) {
  * hwloc describes that machine, whose 4 PUs the ranks spread over. */
 static void case_topology_env(int R) {
   moeplace_runtime_config cfg;
-  moeplace_runtime_config_default(&cfg);
+  moeplace_runtime_config_init(&cfg);
   cfg.layers = 1;
   cfg.experts = R;
   cfg.slots_per_rank = 1;
@@ -511,7 +511,7 @@ static void case_registration(int R) {
 static void case_loop(int R, int with_state) {
   const int L = 2, E = 2 * R, S = 3, G = R * S;
   moeplace_runtime_config cfg;
-  moeplace_runtime_config_default(&cfg);
+  moeplace_runtime_config_init(&cfg);
   cfg.layers = L;
   cfg.experts = E;
   cfg.slots_per_rank = S;

@@ -135,7 +135,7 @@ typedef struct mp_setup {
 static int setup_open(mp_setup *m, const opts *o, int R, size_t bytes, int owned, int shm) {
   int n = (int)o->experts, st;
   moeplace_runtime_config cfg;
-  moeplace_runtime_config_default(&cfg);
+  moeplace_runtime_config_init(&cfg);
   cfg.layers = 1;
   cfg.experts = R * n;
   cfg.slots_per_rank = n;
@@ -237,7 +237,7 @@ static int bench_loop(const opts *o, double *aggregate_us, double *record_ns,
   int R;
   MPI_Comm_size(MPI_COMM_WORLD, &R);
   moeplace_runtime_config cfg;
-  moeplace_runtime_config_default(&cfg);
+  moeplace_runtime_config_init(&cfg);
   cfg.layers = (int)o->layers;
   cfg.slots_per_rank = (int)o->slots;
   cfg.experts = (int)o->slots * R;

@@ -174,7 +174,7 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   if (S > E) S = E;
   ph->S = S;
   moeplace_runtime_config cfg;
-  moeplace_runtime_config_default(&cfg);
+  moeplace_runtime_config_init(&cfg);
   cfg.layers = L;
   cfg.experts = E;
   cfg.slots_per_rank = S;

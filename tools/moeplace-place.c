@@ -36,7 +36,7 @@ static void usage(FILE *out) {
           "  --min-gain G            a change must gain more than G x mean rank load\n"
           "                          (default 0.002)\n"
           "  --iterations N          local-search iterations per layer (default 64)\n"
-          "  --time-limit-ms T       soft time limit for the solve (default none)\n"
+          "  --time-limit-ms T       soft time limit of the local search; 0 skips it (default: no limit)\n"
           "Output:\n"
           "  --json FILE             placement and stats as JSON (written atomically;\n"
           "                          accepted back as --current)\n"

@@ -283,7 +283,7 @@ static int run_backtest(const options *o) {
   }
   const char *names[MAX_PRED];
   moeplace_backtest_config cfg;
-  moeplace_backtest_config_default(&cfg);
+  moeplace_backtest_config_init(&cfg);
   cfg.predict = o->cfg;
   cfg.methods = names;
   cfg.n_methods = method_list(o, names);
@@ -485,7 +485,7 @@ int main(int argc, char **argv) {
                                        {NULL, 0, NULL, 0}};
   options o;
   memset(&o, 0, sizeof o);
-  moeplace_predict_config_default(&o.cfg, 1, 1);
+  moeplace_predict_config_init(&o.cfg, 1, 1);
   o.predictor = "all";
   o.bench_layers = 64;
   o.bench_experts = 256;

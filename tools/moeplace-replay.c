@@ -192,7 +192,7 @@ int main(int argc, char **argv) {
       {"json", required_argument, NULL, O_JSON}, {"timeline", required_argument, NULL, O_TIMELINE},
       {"quiet", no_argument, NULL, O_QUIET},   {NULL, 0, NULL, 0}};
   mp_replay_config cfg;
-  mp_replay_config_default(&cfg);
+  mp_replay_config_init(&cfg);
   tool_ctx ctx = {.report = {1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
   const char *trace_path = NULL, *topo_path = NULL, *json_out = NULL, *timeline_out = NULL;
   long long ranks = 0, nodes = 1, v;

@@ -150,7 +150,8 @@ typedef struct moeplace_place_options {
    * max rank load by more than migration_weight x its cost. 0: migration is
    * free (but unchanged replicas are still preferred on ties). */
   double migration_weight;
-  /* Hard cap on bytes moved per call; < 0: unlimited. */
+  /* Hard cap on bytes moved per call; MOEPLACE_NO_LIMIT (< 0, the default):
+   * none; 0: nothing moves (only the shares are re-optimised). */
   double byte_budget;
   /* Bytes of one expert replica's state (weights, optimizer state...). */
   double expert_bytes;
@@ -159,8 +160,9 @@ typedef struct moeplace_place_options {
   double min_gain;
   /* Local-search effort: improvement iterations per layer (default 64). */
   int max_iterations;
-  /* Soft wall-clock limit in ms for the local search (<= 0: none); the
-   * constructive steps always run to the end. */
+  /* Soft wall-clock limit in ms for the local search; MOEPLACE_NO_LIMIT
+   * (< 0, the default): none; 0: no local search. The constructive steps
+   * always run to the end. */
   double time_limit_ms;
 } moeplace_place_options;
 

@@ -42,7 +42,7 @@ typedef struct moeplace_detector_config {
   double hysteresis;      /* >= 1, default 1.5 */
 } moeplace_detector_config;
 
-void moeplace_detector_config_default(moeplace_detector_config *cfg);
+void moeplace_detector_config_init(moeplace_detector_config *cfg);
 
 typedef struct moeplace_state_detector moeplace_state_detector;
 
@@ -100,7 +100,7 @@ typedef struct moeplace_predict_config {
 } moeplace_predict_config;
 
 /* Fills the defaults for a model of `layers` x `experts`. */
-void moeplace_predict_config_default(moeplace_predict_config *cfg, int layers, int experts);
+void moeplace_predict_config_init(moeplace_predict_config *cfg, int layers, int experts);
 
 typedef struct moeplace_forecaster moeplace_forecaster;
 
@@ -175,9 +175,9 @@ typedef struct moeplace_backtest_config {
   void *ctx;
 } moeplace_backtest_config;
 
-/* Defaults: moeplace_predict_config_default() for `predict`, no method but
+/* Defaults: moeplace_predict_config_init() for `predict`, no method but
  * "last", min_history 0 (= the detector's k), no callbacks. */
-void moeplace_backtest_config_default(moeplace_backtest_config *cfg);
+void moeplace_backtest_config_init(moeplace_backtest_config *cfg);
 
 /* The figures of one method. Index [MOEPLACE_STATE_TRANSIENT] and
  * [MOEPLACE_STATE_STABLE]: origins where the layer was in that state;

@@ -63,7 +63,7 @@ extern "C" {
 /* Upper bounds the runtime enforces on its configuration. */
 #define MOEPLACE_RUNTIME_MAX_BUFFERS 8 /* buffers registered per slot */
 
-/* Configuration. Fill it with moeplace_runtime_config_default(), then set
+/* Configuration. Fill it with moeplace_runtime_config_init(), then set
  * at least layers, experts and slots_per_rank. Every rank must pass the same
  * values (checked: MOEPLACE_ERR_MISMATCH on every rank otherwise). */
 typedef struct moeplace_runtime_config {
@@ -109,7 +109,7 @@ typedef struct moeplace_runtime_config {
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0). */
-void moeplace_runtime_config_default(moeplace_runtime_config *cfg);
+void moeplace_runtime_config_init(moeplace_runtime_config *cfg);
 
 typedef struct moeplace_runtime moeplace_runtime;
 
