@@ -19,6 +19,7 @@
 #include <moeplace.h>
 
 #include "common/error.h"
+#include "common/metrics.h"
 #include "common/timer.h"
 #include "placement/placement_impl.h"
 #include "placement/solver.h"
@@ -276,13 +277,13 @@ static int place_stats(const place_ctx *c, const moeplace_placement *res,
                      ms.bytes_moved, c->opt.byte_budget);
     }
     if (s->moves == 0) s->kept_current = 1;
-    s->current_imbalance = den > 0 ? c->num_keep / den : 1.0;
+    s->current_imbalance = mp_imbalance_ratio(c->num_keep, den);
   }
   s->layers = c->L;
   s->experts = c->E;
   s->ranks = c->R;
   s->slots = c->S;
-  s->lower_bound = den > 0 ? c->lb / den : 1.0;
+  s->lower_bound = mp_imbalance_ratio(c->lb, den); // the bound on the same scale
   s->gap = s->lower_bound > 0 ? (s->imbalance - s->lower_bound) / s->lower_bound : 0;
   return MOEPLACE_OK;
 }
