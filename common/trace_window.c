@@ -1,4 +1,5 @@
 /* Aggregation of a trace into windows of W consecutive steps. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,11 +24,18 @@ int moeplace_trace_read_window(moeplace_trace *trace, int window, int64_t *first
     if (rc <= 0) break;
     if (*steps_read == 0) *first_step = step;
     for (size_t i = 0; i < n; i++) {
-      /* A window sum can overflow only for absurd counts; saturate rather
-       * than wrap so proportions stay meaningful. */
-      uint64_t s = totals[i] + counts[i];
-      totals[i] = s < totals[i] ? UINT64_MAX : s;
+      /* Totals are exact or an error: a sum past 2^64 - 1 (absurd counts)
+       * is reported, never wrapped or saturated. */
+      if (__builtin_add_overflow(totals[i], counts[i], &totals[i])) {
+        const int E = moeplace_trace_experts(trace);
+        rc = mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: step %" PRId64 ": layer %zu expert e%zu: counts summed over the window "
+                     "exceed 2^64 - 1",
+                     moeplace_trace_name(trace), step, i / (size_t)E, i % (size_t)E);
+        break;
+      }
     }
+    if (rc < 0) break;
     (*steps_read)++;
   }
   free(counts);

@@ -1,4 +1,5 @@
 /* Writer for the wide-CSV trace format, plain or gzip, committed atomically. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,14 @@ static int ends_with(const char *s, const char *suffix) {
   return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* Names the file and the reason: errno when zlib reports a system error. */
 static int write_failed(moeplace_trace_writer *w) {
-  return mp_fail(MOEPLACE_ERR_IO, "%s: write failed", w->name);
+  int err = errno, zerr = Z_OK;
+  const char *msg = w->gz ? gzerror(w->gz, &zerr) : NULL;
+  if (zerr != Z_OK && zerr != Z_ERRNO && msg && *msg)
+    return mp_fail(MOEPLACE_ERR_IO, "%s: write failed: %s", w->name, msg);
+  return mp_fail(MOEPLACE_ERR_IO, "%s: write failed: %s", w->name,
+                 err ? strerror(err) : "unknown error");
 }
 
 int moeplace_trace_writer_open(moeplace_trace_writer **out, const char *path, int layers,
@@ -105,6 +112,7 @@ int moeplace_trace_writer_write_step(moeplace_trace_writer *w, int64_t step,
 
 int moeplace_trace_writer_commit(moeplace_trace_writer *w) {
   if (!w) return mp_fail(MOEPLACE_ERR_ARG, "moeplace_trace_writer_commit: NULL writer");
+  errno = 0;
   int zrc = gzclose(w->gz);
   w->gz = NULL;
   int rc;

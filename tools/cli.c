@@ -4,19 +4,33 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <moeplace.h>
+
+#include "common/atomic_file.h"
+
+/* Every tool links this file: at start-up, make SIGINT/SIGTERM/... remove
+ * the temporary files of outputs being written (common/atomic_file.h). A
+ * constructor, so that no tool can forget it. */
+__attribute__((constructor)) static void cli_install_cleanup(void) {
+  mp_atomic_install_signal_cleanup();
+}
 
 int cli_parse_int(const char *prog, const char *option, const char *text, long long min,
                   long long max, long long *out) {
   char *end;
   errno = 0;
   long long v = strtoll(text, &end, 10);
-  if (errno || end == text || *end) {
+  if ((errno && errno != ERANGE) || end == text || *end) {
     fprintf(stderr, "%s: %s: '%s' is not an integer\n", prog, option, text);
     return -1;
   }
-  if (v < min || v > max) {
+  if (errno == ERANGE || v < min || v > max) {
+    if (errno == ERANGE) {
+      fprintf(stderr, "%s: %s: %s is out of range [%lld, %lld]\n", prog, option, text, min, max);
+      return -1;
+    }
     fprintf(stderr, "%s: %s: %lld is out of range [%lld, %lld]\n", prog, option, v, min, max);
     return -1;
   }
@@ -52,4 +66,26 @@ int cli_report(const char *prog, int status) {
   fprintf(stderr, "%s: %s\n", prog, *msg ? msg : moeplace_strerror(status));
   return status == MOEPLACE_ERR_ARG || status == MOEPLACE_ERR_FORMAT ? CLI_EXIT_USAGE
                                                                       : CLI_EXIT_FAILURE;
+}
+
+int cli_parse_step_range(const char *prog, const char *option, const char *text, int64_t *from,
+                         int64_t *to) {
+  long long a = 0, b = CLI_STEP_MAX + 1;
+  const char *colon = strchr(text, ':');
+  char left[32];
+  if (colon && (size_t)(colon - text) < sizeof left) {
+    memcpy(left, text, (size_t)(colon - text));
+    left[colon - text] = '\0';
+    if ((*left && cli_parse_int(prog, option, left, 0, CLI_STEP_MAX, &a)) ||
+        (colon[1] && cli_parse_int(prog, option, colon + 1, 0, CLI_STEP_MAX + 1, &b)))
+      return -1;
+    if (a < b) {
+      *from = a;
+      *to = b == CLI_STEP_MAX + 1 ? INT64_MAX : b;
+      return 0;
+    }
+  }
+  fprintf(stderr, "%s: %s: expected A:B with 0 <= A < B <= %lld (either may be left out), got '%s'\n",
+          prog, option, (long long)CLI_STEP_MAX + 1, text);
+  return -1;
 }

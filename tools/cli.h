@@ -18,6 +18,16 @@ int cli_parse_int(const char *prog, const char *option, const char *text, long l
 int cli_parse_double(const char *prog, const char *option, const char *text, double min,
                      double max, double *out);
 
+/* Largest step a --steps range may name: 2^53, so that every step is exact
+ * as a double in the JSON outputs and far beyond any real training run. */
+#define CLI_STEP_MAX 9007199254740992LL
+
+/* Parses a half-open step range "A:B" (A <= step < B; "A:" and ":B" leave a
+ * side open) with 0 <= A < B <= CLI_STEP_MAX + 1. An open B gives INT64_MAX.
+ * On failure prints "PROG: OPTION: reason" and returns -1. */
+int cli_parse_step_range(const char *prog, const char *option, const char *text, int64_t *from,
+                         int64_t *to);
+
 /* For tools that take options only: if argv[first..argc) is not empty,
  * prints "PROG: unexpected argument 'X' (see --help)" and returns
  * CLI_EXIT_USAGE; else 0. */

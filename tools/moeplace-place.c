@@ -1,12 +1,15 @@
 /* moeplace-place: compute a placement of expert replicas from a load trace. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <moeplace.h>
 
+#include "common/atomic_file.h"
 #include "tools/cli.h"
 
 static const char *prog = "moeplace-place";
@@ -47,28 +50,20 @@ static void usage(FILE *out) {
           "Exit status: 0 success, 1 failure, 2 bad usage or malformed input.\n");
 }
 
-static int parse_steps(const char *s, int64_t *a, int64_t *b) {
-  const char *colon = strchr(s, ':');
-  if (!colon) return -1;
-  char *end;
-  *a = 0;
-  *b = INT64_MAX;
-  if (colon != s) {
-    *a = strtoll(s, &end, 10);
-    if (end != colon || *a < 0) return -1;
-  }
-  if (colon[1]) {
-    *b = strtoll(colon + 1, &end, 10);
-    if (*end || *b < 0) return -1;
-  }
-  return *a < *b ? 0 : -1;
-}
-
+/* Written like every output (common/atomic_file.h): never half-written,
+ * and a write error names the file. */
 static int write_plan(const moeplace_transfer *tr, size_t n, const char *path) {
-  FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+  mp_atomic_file af;
+  int rc = mp_atomic_open(&af, path);
+  if (rc) return cli_report(prog, rc);
+  int fd = dup(af.fd);
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
   if (!f) {
-    fprintf(stderr, "%s: --plan: cannot write %s\n", prog, path);
-    return -1;
+    int err = errno;
+    if (fd >= 0) close(fd);
+    mp_atomic_abort(&af, 0);
+    fprintf(stderr, "%s: %s: cannot write: %s\n", prog, path, strerror(err));
+    return CLI_EXIT_FAILURE;
   }
   fprintf(f, "{\"transfers\": [");
   for (size_t i = 0; i < n; i++)
@@ -78,7 +73,16 @@ static int write_plan(const moeplace_transfer *tr, size_t n, const char *path) {
             i ? "," : "", tr[i].layer, tr[i].expert, tr[i].src_rank, tr[i].src_slot,
             tr[i].dst_rank, tr[i].dst_slot, (int)tr[i].link, tr[i].bytes);
   fprintf(f, "\n]}\n");
-  return f == stdout ? 0 : fclose(f);
+  int bad = ferror(f);
+  int err = bad ? errno : 0;
+  if (fclose(f) != 0 && !bad) bad = 1, err = errno;
+  if (bad) {
+    mp_atomic_abort(&af, 0);
+    fprintf(stderr, "%s: %s: write failed: %s\n", prog, path, err ? strerror(err) : "I/O error");
+    return CLI_EXIT_FAILURE;
+  }
+  if ((rc = mp_atomic_commit(&af, 0))) return cli_report(prog, rc);
+  return CLI_EXIT_OK;
 }
 
 int main(int argc, char **argv) {
@@ -106,10 +110,7 @@ int main(int argc, char **argv) {
     case 'h': usage(stdout); return CLI_EXIT_OK;
     case 'l': loads_path = optarg; break;
     case 'p':
-      if (parse_steps(optarg, &step_a, &step_b)) {
-        fprintf(stderr, "%s: --steps: expected A:B with 0 <= A < B, got '%s'\n", prog, optarg);
-        return CLI_EXIT_USAGE;
-      }
+      if (cli_parse_step_range(prog, "--steps", optarg, &step_a, &step_b)) return CLI_EXIT_USAGE;
       break;
     case 'r': bad = cli_parse_int(prog, "--ranks", optarg, 1, 1 << 20, &ranks); break;
     case 'n': bad = cli_parse_int(prog, "--nodes", optarg, 1, 1 << 20, &nodes); break;
@@ -216,7 +217,7 @@ int main(int argc, char **argv) {
     if ((rc = moeplace_migration_plan(cur, res, topo, opt.expert_bytes, &t, &n))) goto fail;
     int w = write_plan(t, n, plan_path);
     moeplace_transfers_free(t);
-    if (w) exit_code = CLI_EXIT_FAILURE;
+    if (w) exit_code = w;
   }
   goto out;
 fail:

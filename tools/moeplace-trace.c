@@ -210,27 +210,6 @@ static int parse_layer_list(const char *text, int layers, int *selected) {
   }
 }
 
-static int parse_step_range(const char *text, int64_t *from, int64_t *to) {
-  long long a = 0, b = INT64_MAX;
-  const char *colon = strchr(text, ':');
-  char left[32];
-  if (colon && (size_t)(colon - text) < sizeof left) {
-    memcpy(left, text, (size_t)(colon - text));
-    left[colon - text] = '\0';
-    if ((*left && cli_parse_int(prog, "--steps", left, 0, INT64_MAX, &a)) ||
-        (colon[1] && cli_parse_int(prog, "--steps", colon + 1, 0, INT64_MAX, &b)))
-      return -1;
-    if (a < b) {
-      *from = a;
-      *to = b;
-      return 0;
-    }
-  }
-  fprintf(stderr, "%s: --steps: expected A:B with A < B (either may be left out), got '%s'\n",
-          prog, text);
-  return -1;
-}
-
 static int cmd_convert(int argc, char **argv) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {"every", required_argument, NULL, 'e'},
@@ -264,7 +243,7 @@ static int cmd_convert(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   int64_t from = 0, to = INT64_MAX;
-  if (steps && parse_step_range(steps, &from, &to)) return CLI_EXIT_USAGE;
+  if (steps && cli_parse_step_range(prog, "--steps", steps, &from, &to)) return CLI_EXIT_USAGE;
 
   moeplace_trace *in;
   int rc = moeplace_trace_open(&in, argv[optind]);

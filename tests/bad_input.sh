@@ -1,0 +1,256 @@
+#!/bin/sh
+# Issue 14, "nothing lost, nothing hung": generated bad inputs and hostile
+# output targets fed to moeplace-trace (validate, stats, convert) and
+# moeplace-place (--loads, --current, --topology, --json, --plan). Every case
+# checks the exit status and that the message names the file or option.
+# Output targets: a character device (made here with mknod, never the real
+# /dev/null), a FIFO, symlinks, a directory, a full file system (tmpfs, needs
+# root: skipped visibly otherwise); a tool killed while writing leaves no
+# temporary file, and stale ones of dead processes are cleaned.
+# Known defects in files owned elsewhere are reported as XFAIL lines, not
+# failures (docs/RELIABILITY.md lists them).
+. "$top_srcdir/tests/lib.sh"
+T="$top_builddir/moeplace-trace"
+P="$top_builddir/moeplace-place"
+D=$WORK
+MNT=
+cleanup() {
+  [ -n "$MNT" ] && umount "$MNT" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+xfail() { echo "XFAIL: $*"; }
+skip() { echo "SKIP: $*"; }
+
+# ---- inputs ------------------------------------------------------------
+# a small valid trace: 10 steps x 2 layers x 4 experts
+"$PYTHON3" - "$D" <<'PY'
+import gzip, sys
+d = sys.argv[1]
+E = 4
+hdr = "step,layer," + ",".join("e%d" % e for e in range(E)) + "\n"
+def rows(a, b):
+    return "".join("%d,%d," % (s, l) + ",".join(str(1 + (s * 7 + l * 3 + e * 5) % 11) for e in range(E)) + "\n"
+                   for s in range(a, b) for l in range(2))
+open(d + "/t.csv", "w").write(hdr + rows(0, 10))
+m1 = gzip.compress((hdr + rows(0, 150)).encode())
+m2 = gzip.compress(rows(150, 300).encode())
+open(d + "/two.gz", "wb").write(m1 + m2)
+bad = bytearray(m2); bad[0] ^= 0xff
+open(d + "/badhead.gz", "wb").write(m1 + bytes(bad))
+bad = bytearray(m2)
+for i in range(20, 30): bad[i] ^= 0x55
+open(d + "/baddata.gz", "wb").write(m1 + bytes(bad))
+open(d + "/trunc.gz", "wb").write(m1 + m2[:len(m2) // 2])
+open(d + "/garbage.gz", "wb").write(m1 + b"\0" * 100)
+# limits of docs/trace-format.md
+MAXE, MAXL, MAXLINE = 65536, 4096, 1048576
+open(d + "/maxe.csv", "w").write("step,layer," + ",".join("e%d" % e for e in range(MAXE)) + "\n"
+                                 + "0,0," + ",".join("1" for e in range(MAXE)) + "\n")
+open(d + "/overe.csv", "w").write("step,layer," + ",".join("e%d" % e for e in range(MAXE + 1)) + "\n")
+open(d + "/longline.csv", "w").write("# " + "x" * MAXLINE + "\nstep,layer,e0\n0,0,1\n")
+open(d + "/overlayer.csv", "w").write("step,layer,e0\n0,%d,1\n" % MAXL)
+open(d + "/maxlayers.csv", "w").write("step,layer,e0\n" + "".join("0,%d,1\n" % l for l in range(MAXL)))
+M = 2**64 - 1
+open(d + "/u64max.csv", "w").write("step,layer,e0,e1\n0,0,%d,%d\n1,0,%d,%d\n" % (M, M, M, M))
+open(d + "/u64layer.csv", "w").write("step,layer,e0,e1\n0,0,%d,%d\n" % (M, M))
+open(d + "/u64over.csv", "w").write("step,layer,e0,e1\n0,0,1,%d\n" % (M + 1))
+open(d + "/stepmax.csv", "w").write("step,layer,e0\n%d,0,1\n" % (2**63 - 1))
+open(d + "/stepover.csv", "w").write("step,layer,e0\n%d,0,1\n" % (2**63))
+open(d + "/nul.csv", "wb").write(b"step,layer,e0\n0,0,1\x00\n")
+# a 68-byte placement declaring 128 x 1024 x 1024 slots and nothing else
+open(d + "/huge.json", "w").write('{"ranks":1024,"slots":1024,"layers":128,"experts":4,"placement":[]}\n')
+PY
+printf 'nodes 1\nranks_per_node 2\n' >"$D/topo.txt"
+place() { "$P" --loads "$D/t.csv" --ranks 2 --slots 3 "$@"; }
+place --json "$D/cur.json" >/dev/null || fail "a first placement"
+
+# ---- 7: unreadable inputs are exit 1 naming the file ----------------------
+expect_status 1 "missing --current" -- place --current "$D/nope.json" &&
+  expect_grep "nope.json: cannot open: No such file or directory" "$D/err" "missing --current names the file"
+expect_status 1 "missing --loads" -- "$P" --loads "$D/nope.csv" --ranks 2 --slots 3 &&
+  expect_grep "nope.csv: cannot open" "$D/err" "missing --loads names the file"
+expect_status 1 "directory as --current" -- place --current "$D" &&
+  expect_grep "$D: cannot read" "$D/err" "directory --current named"
+expect_status 1 "directory as a trace" -- "$T" validate "$D" &&
+  expect_grep "$D: cannot read" "$D/err" "directory trace named"
+expect_status 1 "missing trace" -- "$T" stats "$D/nope.csv.gz" &&
+  expect_grep "nope.csv.gz: cannot open" "$D/err" "missing trace named"
+if expect_status 1 "missing --topology" -- "$P" --loads "$D/t.csv" --topology "$D/nope.txt" --slots 3; then
+  expect_grep "nope.txt" "$D/err" "missing --topology named"
+fi
+# absurd --steps bounds: refused, naming the option
+for s in 0:9223372036854775808 0:9223372036854775807 18446744073709551616: -1:5 5:5; do
+  expect_status 2 "--steps $s (place)" -- place --steps "$s" &&
+    expect_grep "--steps" "$D/err" "--steps $s named (place)"
+  expect_status 2 "--steps $s (convert)" -- "$T" convert --steps "$s" "$D/t.csv" "$D/c.csv" &&
+    expect_grep "--steps" "$D/err" "--steps $s named (convert)"
+done
+expect_status 0 "--steps 0:2^53 accepted" -- place --steps 0:9007199254740992
+
+# ---- 2: multi-member gzip read whole; damage anywhere is an error --------
+expect_status 0 "two gzip members" -- "$T" validate "$D/two.gz" &&
+  expect_grep "valid: 300 steps" "$D/out" "both gzip members read"
+for f in badhead baddata trunc garbage; do
+  expect_status 2 "gzip $f" -- "$T" validate "$D/$f.gz" &&
+    expect_grep "$f.gz:.*compressed data is" "$D/err" "gzip $f names the file"
+  expect_status 2 "gzip $f (place --loads)" -- "$P" --loads "$D/$f.gz" --ranks 2 --slots 3
+done
+
+# ---- 8: limits of the trace format ---------------------------------------
+expect_status 0 "65536 experts" -- "$T" validate "$D/maxe.csv"
+expect_status 2 "65537 experts" -- "$T" validate "$D/overe.csv" &&
+  expect_grep "overe.csv:1: more than 65536 experts" "$D/err" "too many experts named"
+expect_status 2 "line of 1 MiB + 2" -- "$T" stats "$D/longline.csv" &&
+  expect_grep "longline.csv:1: line longer than 1048576 bytes" "$D/err" "long line named"
+expect_status 0 "4096 layers" -- "$T" validate "$D/maxlayers.csv"
+expect_status 2 "layer 4096" -- "$T" validate "$D/overlayer.csv" &&
+  expect_grep "overlayer.csv:2: layer 4096 exceeds" "$D/err" "layer limit named"
+expect_status 0 "counts 2^64-1" -- "$T" validate "$D/u64max.csv"
+expect_status 2 "count 2^64" -- "$T" convert "$D/u64over.csv" "$D/c.csv" &&
+  expect_grep "u64over.csv:2: count for e1 overflows 64 bits" "$D/err" "count overflow named"
+expect_status 0 "step 2^63-1" -- "$T" validate "$D/stepmax.csv"
+expect_status 2 "step 2^63" -- "$T" validate "$D/stepover.csv" &&
+  expect_grep "stepover.csv:2: step overflows" "$D/err" "step overflow named"
+expect_status 2 "NUL byte" -- "$T" validate "$D/nul.csv" &&
+  expect_grep "nul.csv:2: binary data" "$D/err" "NUL byte named"
+expect_status 2 "NUL byte (place --loads)" -- "$P" --loads "$D/nul.csv" --ranks 2 --slots 3
+expect_status 0 "place on 2^64-1 counts" -- "$P" --loads "$D/u64max.csv" --ranks 2 --slots 1
+# 6: token totals past 2^64: exact or an error naming the file, never wrapped.
+# Two steps of 2^64-1 in one window (summed in common/trace_window.c):
+expect_status 2 "window sum past 2^64 (stats)" -- "$T" stats "$D/u64max.csv" &&
+  expect_grep "u64max.csv: step 1: layer 0 expert e0: .*exceed 2^64 - 1" "$D/err" "window overflow named"
+expect_status 2 "trace sum past 2^64 (--window 1)" -- "$T" stats --window 1 "$D/u64max.csv" &&
+  expect_grep "u64max.csv: token totals overflow 64 bits" "$D/err" "trace-total overflow named"
+# one step, two experts of 2^64-1: the layer and trace totals are summed in
+# common/trace_stats.c (owned elsewhere)
+if "$T" stats "$D/u64layer.csv" >"$D/out" 2>"$D/err"; then
+  if grep -q "^tokens *36893488147419103230\$" "$D/out"; then CHECKS=$((CHECKS + 1)); else
+    xfail "stats token totals wrap past 2^64: $(grep '^tokens' "$D/out") (expected 36893488147419103230; fix in common/trace_stats.c)"
+  fi
+else
+  CHECKS=$((CHECKS + 1))
+  grep -q "u64layer.csv" "$D/err" || fail "stats overflow error does not name the file"
+fi
+
+# ---- 5: memory bounded by what the input contains -------------------------
+# A 68-byte placement declaring 128 x 1024 x 1024 slots (and holding none)
+# must be rejected for what it holds, not after allocating 1.5 GB: run with
+# 256 MB of address space (not possible under ASan, which reserves terabytes).
+(ulimit -v 262144 && exec "$P" --loads "$D/t.csv" --ranks 2 --slots 3 --current "$D/huge.json") \
+  >"$D/out" 2>"$D/err"
+st=$?
+if grep -q "AddressSanitizer\|Sanitizer" "$D/err"; then
+  skip "bounded-memory case under a sanitizer (ulimit -v)"
+elif grep -q "out of memory" "$D/err"; then
+  xfail "a 68-byte --current allocates its declared shape before checking it: $(cat "$D/err") (check belongs in placement/placement_json.c)"
+else
+  CHECKS=$((CHECKS + 1))
+  [ $st -eq 2 ] && grep -q "huge.json" "$D/err" || fail "huge declared placement: exit $st, $(cat "$D/err")"
+fi
+
+# ---- 1: output targets that are not regular files --------------------------
+# each output the tools write, to TARGET
+run_out() { # KIND TARGET
+  case $1 in
+  convert) "$T" convert "$D/t.csv" "$2" ;;
+  stats) "$T" stats --json "$2" "$D/t.csv" ;;
+  placejson) place --json "$2" ;;
+  plan) place --current "$D/cur.json" --plan "$2" ;;
+  esac
+}
+if mknod "$D/null" c 1 3 2>/dev/null; then
+  for k in convert stats placejson plan; do
+    expect_status 0 "$k to a character device" -- run_out $k "$D/null"
+    CHECKS=$((CHECKS + 1))
+    [ -c "$D/null" ] || fail "$k replaced the character device"
+  done
+  ls -a "$D" | grep -q "moeplace-tmp" && fail "temporary file left beside the device"
+else
+  skip "character-device targets (mknod not permitted)"
+fi
+mkfifo "$D/fifo"
+for k in convert stats placejson plan; do
+  timeout 10 cat "$D/fifo" >"$D/fifo.out" & # bounded: a replaced FIFO has no writer
+  reader=$!
+  expect_status 0 "$k to a FIFO" -- run_out $k "$D/fifo"
+  wait $reader
+  CHECKS=$((CHECKS + 1))
+  [ -p "$D/fifo" ] || { fail "$k replaced the FIFO"; rm -f "$D/fifo"; mkfifo "$D/fifo"; }
+  [ -s "$D/fifo.out" ] || fail "$k wrote nothing into the FIFO"
+done
+for k in convert stats placejson plan; do
+  echo previous >"$D/real.$k"
+  rm -f "$D/link.$k"
+  ln -s "real.$k" "$D/link.$k"
+  expect_status 0 "$k through a symlink" -- run_out $k "$D/link.$k"
+  CHECKS=$((CHECKS + 1))
+  [ -L "$D/link.$k" ] || fail "$k replaced the symlink by a file"
+  grep -q previous "$D/real.$k" && fail "$k did not write the symlink's target"
+  ln -s "missing.$k" "$D/dangling.$k"
+  expect_status 1 "$k through a dangling symlink" -- run_out $k "$D/dangling.$k" &&
+    expect_grep "dangling.$k: is a symbolic link to a missing file" "$D/err" "$k dangling link named"
+  expect_status 1 "$k to a directory" -- run_out $k "$D" &&
+    expect_grep "$D: is a directory" "$D/err" "$k directory named"
+done
+
+# ---- 3: a full file system: exit 1, the file named, the old file intact ---
+MNT=$D/mnt
+mkdir "$MNT"
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
+  for k in convert stats placejson plan; do
+    rm -f "$MNT"/*
+    echo "previous $k output" >"$MNT/out.$k"
+    dd if=/dev/zero of="$MNT/fill" bs=4096 2>/dev/null # until ENOSPC
+    expect_status 1 "$k on a full file system" -- run_out $k "$MNT/out.$k" &&
+      expect_grep "out.$k: .*No space left on device" "$D/err" "$k ENOSPC names the file"
+    CHECKS=$((CHECKS + 1))
+    [ "$(cat "$MNT/out.$k")" = "previous $k output" ] || fail "$k: previous output damaged"
+    ls -a "$MNT" | grep -q "moeplace-tmp" && fail "$k: temporary file left on the full fs"
+  done
+  umount "$MNT" && MNT=
+else
+  MNT=
+  skip "full-file-system cases (mount -t tmpfs not permitted)"
+fi
+
+# ---- 4: killed while writing: no temporary file; stale ones cleaned --------
+echo previous >"$D/k.csv"
+mkfifo "$D/feed"
+"$T" convert - "$D/k.csv" <"$D/feed" 2>"$D/kill.err" &
+pid=$!
+exec 3>"$D/feed"
+head -n 9 "$D/t.csv" >&3 # header + 4 steps, then the input stays open
+i=0
+until ls -a "$D" | grep -q 'k\.csv.*tmp'; do
+  i=$((i + 1))
+  [ $i -gt 100 ] && break
+  sleep 0.05
+done
+CHECKS=$((CHECKS + 1))
+[ $i -gt 100 ] && fail "no temporary file appeared while converting"
+kill -TERM $pid
+wait $pid 2>/dev/null # no "Terminated" job notice
+st=$?
+exec 3>&-
+CHECKS=$((CHECKS + 1))
+[ $st -eq 143 ] || fail "convert killed by SIGTERM: exit status $st, expected 143"
+ls -a "$D" | grep -q 'k\.csv.*tmp' && fail "SIGTERM left a temporary file: $(ls -a "$D" | grep 'k\.csv.*tmp')"
+[ "$(cat "$D/k.csv")" = previous ] || fail "SIGTERM damaged the previous output"
+# stale temporary files: only ours, for this target, of dead processes, go
+for n in .k.csv.moeplace-tmp.999999999.AbC123 .k.csv.moeplace-tmp.$$.AbC123 \
+  .k.csv.moeplace-tmp.999999999.AbC1234 .x.csv.moeplace-tmp.999999999.AbC123 \
+  .k.csv.moeplace-tmp.9x9.AbC123; do
+  echo stale >"$D/$n"
+done
+expect_status 0 "convert after a crash" -- "$T" convert "$D/t.csv" "$D/k.csv"
+CHECKS=$((CHECKS + 1))
+[ -e "$D/.k.csv.moeplace-tmp.999999999.AbC123" ] && fail "stale temporary file of a dead process kept"
+for n in .k.csv.moeplace-tmp.$$.AbC123 .k.csv.moeplace-tmp.999999999.AbC1234 \
+  .x.csv.moeplace-tmp.999999999.AbC123 .k.csv.moeplace-tmp.9x9.AbC123; do
+  [ -e "$D/$n" ] || fail "removed $n, which is not a stale temporary file of k.csv"
+done
+
+finish
