@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

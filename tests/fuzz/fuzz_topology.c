@@ -4,7 +4,7 @@
  * behaviour. Built and run by scripts/fuzz.sh. */
 #include "input_file.h" /* first: it defines _GNU_SOURCE */
 
-#include <moeplace/placement.h>
+#include <moeplace.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
