@@ -48,6 +48,21 @@ static void detector_figures(const double *ring, int k, int E, double *var_max,
   *range_max = rmax;
 }
 
+/* Adds a layer's expert totals t[E] into *layer and *all, exactly: totals
+ * are printed and written to JSON as signed 64-bit integers, so a sum past
+ * 2^63 - 1 is an error naming the trace, never a wrapped figure. */
+static int add_tokens(const moeplace_trace *trace, const uint64_t *t, int E, uint64_t *layer,
+                      uint64_t *all) {
+  for (int e = 0; e < E; e++)
+    if (__builtin_add_overflow(*layer, t[e], layer) || *layer > INT64_MAX)
+      return mp_fail(MOEPLACE_ERR_FORMAT, "%s: token totals exceed 2^63 - 1",
+                     moeplace_trace_name(trace));
+  if (__builtin_add_overflow(*all, *layer, all) || *all > INT64_MAX)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: token totals exceed 2^63 - 1",
+                   moeplace_trace_name(trace));
+  return MOEPLACE_OK;
+}
+
 int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_stats *s) {
   memset(s, 0, sizeof *s);
   if (!trace) return mp_fail(MOEPLACE_ERR_ARG, "mp_trace_stats_compute: NULL trace");
@@ -113,8 +128,7 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
       goto out;
     }
     const uint64_t *t = total + (size_t)l * E;
-    for (int e = 0; e < E; e++) ls->tokens += t[e];
-    s->tokens += ls->tokens;
+    if ((rc = add_tokens(trace, t, E, &ls->tokens, &s->tokens))) goto out;
     mp_proportions_from_counts(t, E, ls->proportion);
     double mean = 1.0 / E, var = 0;
     ls->prop_min = INFINITY;

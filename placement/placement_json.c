@@ -79,6 +79,24 @@ static int get_dim(json_t *root, const char *path, const char *key, int *out) {
   return MOEPLACE_OK;
 }
 
+/* "placement" must be an array of L layer objects whose "phy2log" and
+ * "share" are arrays of RS entries each. */
+static int check_holds_shape(const json_t *arr, const char *path, int L, size_t RS) {
+  if (!json_is_array(arr) || json_array_size(arr) != (size_t)L)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: \"placement\" must be an array of %d layers", path, L);
+  for (size_t k = 0; k < (size_t)L; k++) {
+    const json_t *o = json_array_get(arr, k);
+    const json_t *ph = json_object_get(o, "phy2log"), *sh = json_object_get(o, "share");
+    if (!json_is_array(ph) || json_array_size(ph) != RS || !json_is_array(sh) ||
+        json_array_size(sh) != RS)
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: placement[%zu]: \"phy2log\" and \"share\" must be arrays of ranks x "
+                     "slots = %zu",
+                     path, k, RS);
+  }
+  return MOEPLACE_OK;
+}
+
 int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "placement read: NULL argument");
   json_t *root;
@@ -93,13 +111,16 @@ int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
   if ((rc = get_dim(root, path, "ranks", &R)) || (rc = get_dim(root, path, "slots", &S)) ||
       (rc = get_dim(root, path, "layers", &L)) || (rc = get_dim(root, path, "experts", &E)))
     goto done;
-  if ((rc = moeplace_placement_create(&p, L, E, R, S))) {
+  // The declared shape is checked against what the file holds before any
+  // allocation, so memory is bounded by the file's size (RELIABILITY.md).
+  json_t *arr = json_object_get(root, "placement");
+  if ((rc = mp_place_check_shape(L, E, R, S))) {
     rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s", path, moeplace_last_error());
     goto done;
   }
-  json_t *arr = json_object_get(root, "placement");
-  if (!json_is_array(arr) || json_array_size(arr) != (size_t)L) {
-    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: \"placement\" must be an array of %d layers", path, L);
+  if ((rc = check_holds_shape(arr, path, L, (size_t)R * S))) goto done;
+  if ((rc = moeplace_placement_create(&p, L, E, R, S))) {
+    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s", path, moeplace_last_error());
     goto done;
   }
   char *seen = calloc((size_t)L, 1);
@@ -119,13 +140,6 @@ int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
     }
     int l = (int)json_integer_value(lj);
     seen[l] = 1;
-    if (!json_is_array(ph) || json_array_size(ph) != (size_t)R * S || !json_is_array(sh) ||
-        json_array_size(sh) != (size_t)R * S) {
-      rc = mp_fail(MOEPLACE_ERR_FORMAT,
-                   "%s: layer %d: \"phy2log\" and \"share\" must be arrays of ranks x slots = %d",
-                   path, l, R * S);
-      break;
-    }
     int *a = moeplace_placement_phy2log(p, l);
     double *b = moeplace_placement_share(p, l);
     for (size_t i = 0; i < (size_t)R * S; i++) {

@@ -7,8 +7,6 @@
 # /dev/null), a FIFO, symlinks, a directory, a full file system (tmpfs, needs
 # root: skipped visibly otherwise); a tool killed while writing leaves no
 # temporary file, and stale ones of dead processes are cleaned.
-# Known defects in files owned elsewhere are reported as XFAIL lines, not
-# failures (docs/RELIABILITY.md lists them).
 . "$top_srcdir/tests/lib.sh"
 T="$top_builddir/moeplace-trace"
 P="$top_builddir/moeplace-place"
@@ -21,7 +19,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-xfail() { echo "XFAIL: $*"; }
 skip() { echo "SKIP: $*"; }
 
 # ---- inputs ------------------------------------------------------------
@@ -124,11 +121,11 @@ expect_status 2 "window sum past 2^64 (stats)" -- "$T" stats "$D/u64max.csv" &&
   expect_grep "u64max.csv: step 1: layer 0 expert e0: .*exceed 2^64 - 1" "$D/err" "window overflow named"
 expect_status 2 "trace sum past 2^64 (--window 1)" -- "$T" stats --window 1 "$D/u64max.csv" &&
   expect_grep "u64max.csv: token totals overflow 64 bits" "$D/err" "trace-total overflow named"
-# one step, two experts of 2^64-1: the layer and trace totals are summed in
-# common/trace_stats.c (owned elsewhere)
+# one step, two experts of 2^64-1: the layer and trace totals (summed in
+# common/trace_stats.c) are exact or an error naming the file
 if "$T" stats "$D/u64layer.csv" >"$D/out" 2>"$D/err"; then
   if grep -q "^tokens *36893488147419103230\$" "$D/out"; then CHECKS=$((CHECKS + 1)); else
-    xfail "stats token totals wrap past 2^64: $(grep '^tokens' "$D/out") (expected 36893488147419103230; fix in common/trace_stats.c)"
+    fail "stats token totals wrap past 2^64: $(grep '^tokens' "$D/out") (expected 36893488147419103230 or an error)"
   fi
 else
   CHECKS=$((CHECKS + 1))
@@ -145,7 +142,7 @@ st=$?
 if grep -q "AddressSanitizer\|Sanitizer" "$D/err"; then
   skip "bounded-memory case under a sanitizer (ulimit -v)"
 elif grep -q "out of memory" "$D/err"; then
-  xfail "a 68-byte --current allocates its declared shape before checking it: $(cat "$D/err") (check belongs in placement/placement_json.c)"
+  fail "a 68-byte --current allocates its declared shape before checking it: $(cat "$D/err")"
 else
   CHECKS=$((CHECKS + 1))
   [ $st -eq 2 ] && grep -q "huge.json" "$D/err" || fail "huge declared placement: exit $st, $(cat "$D/err")"
