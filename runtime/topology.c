@@ -195,12 +195,3 @@ void mp_rt_topology_free(mp_rt_topology *t) {
   free(t->numa);
   t->node = t->package = t->numa = NULL;
 }
-
-int mp_rt_topology_class(const mp_rt_topology *t, int a, int b) {
-  if (t->shape) return (int)moeplace_topology_class(t->shape, a, b);
-  if (a == b) return 0;
-  if (t->node[a] != t->node[b]) return 4;
-  if (t->numa[a] >= 0 && t->numa[a] == t->numa[b]) return 1;
-  if (t->package[a] >= 0 && t->package[a] == t->package[b]) return 2;
-  return 3;
-}
