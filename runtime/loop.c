@@ -159,7 +159,8 @@ static void decide(moeplace_runtime *rt, int *hdr, moeplace_step_info *info) {
     memcpy(rt->next->share, next->share, LG * sizeof *next->share);
     new_imb = ps.imbalance;
     int moves = !ps.kept_current && ps.moves > 0;
-    hdr[1] = moves || old_imb - new_imb >= rt->cfg.min_gain;
+    int reroutes = memcmp(rt->next->share, rt->placement->share, LG * sizeof *next->share) != 0;
+    hdr[1] = moves || (reroutes && old_imb - new_imb >= rt->cfg.min_gain);
   }
   moeplace_placement_destroy(next);
   free(p);
