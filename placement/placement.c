@@ -235,16 +235,32 @@ int moeplace_placement_imbalance(const moeplace_placement *p, const double *load
   return MOEPLACE_OK;
 }
 
+int moeplace_placement_equal_shares(moeplace_placement *p) {
+  if (!p) return mp_fail(MOEPLACE_ERR_ARG, "equal shares: placement is NULL");
+  int *cnt = malloc((size_t)p->experts * sizeof *cnt);
+  MP_CHECK_ALLOC(cnt);
+  for (int l = 0; l < p->layers; l++) {
+    const int *ph = moeplace_placement_phy2log_const(p, l);
+    double *sh = moeplace_placement_share(p, l);
+    moeplace_placement_logcnt(p, l, cnt);
+    for (size_t i = 0; i < nslots(p); i++)
+      sh[i] = ph[i] >= 0 && ph[i] < p->experts ? 1.0 / cnt[ph[i]] : 0.0;
+  }
+  free(cnt);
+  return MOEPLACE_OK;
+}
+
 static int same_shape(const moeplace_placement *a, const moeplace_placement *b) {
   return a->layers == b->layers && a->experts == b->experts && a->ranks == b->ranks &&
          a->slots == b->slots;
 }
 
-/* Does rank r hold expert e in layer slots ph? */
-static int rank_holds(const int *ph, int S, int r, int e) {
+/* The slot (global index) in which rank r holds expert e in layer slots ph,
+ * or -1. */
+static int rank_slot(const int *ph, int S, int r, int e) {
   for (int k = 0; k < S; k++)
-    if (ph[(size_t)r * S + k] == e) return 1;
-  return 0;
+    if (ph[(size_t)r * S + k] == e) return r * S + k;
+  return -1;
 }
 
 int moeplace_placement_diff(const moeplace_placement *from, const moeplace_placement *to,
@@ -262,6 +278,7 @@ int moeplace_placement_diff(const moeplace_placement *from, const moeplace_place
   int rc = moeplace_migration_plan(from, to, topo, expert_bytes, &tr, &n);
   if (rc) return rc;
   for (size_t i = 0; i < n; i++) {
+    if (tr[i].link == MOEPLACE_LINK_SAME_RANK) continue; // a local copy, not a move
     st->moves++;
     st->bytes_moved += tr[i].bytes;
     if (tr[i].link == MOEPLACE_LINK_OTHER_NODE) st->cross_node_bytes += tr[i].bytes;
@@ -287,7 +304,7 @@ int moeplace_migration_plan(const moeplace_placement *from, const moeplace_place
   const size_t RS = nslots(from);
   size_t cap = 64, n = 0;
   moeplace_transfer *tr = malloc(cap * sizeof *tr);
-  int *sent = calloc((size_t)R, sizeof *sent);         // transfers per sender so far
+  int *sent = calloc((size_t)R, sizeof *sent);         // transfers to other ranks per sender
   int *head = malloc((size_t)E * sizeof *head);        // old slots of expert e: linked list
   int *next = malloc(RS * sizeof *next);
   if (!tr || !sent || !head || !next) {
@@ -309,16 +326,17 @@ int moeplace_migration_plan(const moeplace_placement *from, const moeplace_place
       }
     for (size_t i = 0; i < RS && !rc; i++) {
       int e = b[i], dr = (int)(i / (size_t)S);
-      if (e < 0 || e >= E || rank_holds(a, S, dr, e)) continue;
-      if (head[e] < 0) {
+      if (e < 0 || e >= E || a[i] == e) continue;
+      int own = rank_slot(a, S, dr, e); // the rank already held it: a local copy
+      if (own < 0 && head[e] < 0) {
         rc = mp_fail(MOEPLACE_ERR_ARG,
                      "migration plan: layer %d expert %d has no replica in the old placement", l,
                      e);
         break;
       }
-      int best = -1;
-      moeplace_link_class bc = MOEPLACE_LINK_OTHER_NODE;
-      for (int s = head[e]; s >= 0; s = next[s]) {
+      int best = own;
+      moeplace_link_class bc = MOEPLACE_LINK_SAME_RANK;
+      for (int s = head[e]; own < 0 && s >= 0; s = next[s]) {
         int sr = s / S;
         moeplace_link_class c = mp_place_link_class(topo, sr, dr);
         if (best < 0 || c < bc || (c == bc && sent[sr] < sent[best / S])) {
@@ -335,7 +353,7 @@ int moeplace_migration_plan(const moeplace_placement *from, const moeplace_place
         }
         tr = t2;
       }
-      sent[best / S]++;
+      if (own < 0) sent[best / S]++;
       tr[n++] = (moeplace_transfer){.layer = l,
                                     .expert = e,
                                     .src_rank = best / S,

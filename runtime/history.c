@@ -19,8 +19,7 @@ int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity) {
   h->E = E;
   h->capacity = capacity;
   h->prop = calloc((size_t)capacity * (size_t)L * (size_t)E, sizeof *h->prop);
-  h->tokens = calloc((size_t)capacity * (size_t)L, sizeof *h->tokens);
-  if (!h->prop || !h->tokens) {
+  if (!h->prop) {
     mp_rt_history_destroy(h);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d windows of history", capacity);
   }
@@ -31,7 +30,6 @@ int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity) {
 void mp_rt_history_destroy(mp_rt_history *h) {
   if (!h) return;
   free(h->prop);
-  free(h->tokens);
   free(h);
 }
 
@@ -42,7 +40,6 @@ void mp_rt_history_push(mp_rt_history *h, const uint64_t *totals) {
     const uint64_t *t = totals + (size_t)l * h->E;
     uint64_t sum = 0;
     for (int e = 0; e < h->E; e++) sum += t[e];
-    h->tokens[(size_t)row * h->L + l] = sum;
     for (int e = 0; e < h->E; e++)
       p[(size_t)l * h->E + e] = sum ? (double)t[e] / (double)sum : 1.0 / h->E;
   }

@@ -1,6 +1,8 @@
-/* Bounded per-layer history of window load proportions (coordinator side).
- * A ring buffer of `capacity` windows: memory is fixed at creation and does
- * not grow with the length of training. */
+/* Bounded per-layer history of window load proportions (coordinator side):
+ * the fallback forecast (the mean of the last rebalance interval) when the
+ * forecaster, which keeps its own history, fails. A ring buffer of
+ * `capacity` windows: memory is fixed at creation and does not grow with the
+ * length of training. */
 #ifndef MOEPLACE_RUNTIME_HISTORY_H
 #define MOEPLACE_RUNTIME_HISTORY_H
 
@@ -10,7 +12,6 @@ typedef struct mp_rt_history {
   int L, E, capacity;
   int64_t pushed;   /* windows pushed since creation */
   double *prop;     /* [capacity][L][E] proportions; slot pushed % capacity is next */
-  uint64_t *tokens; /* [capacity][L] tokens per layer of each window */
 } mp_rt_history;
 
 int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity);

@@ -11,6 +11,7 @@
 
 #include <moeplace/runtime.h>
 
+#include "placement/placement_impl.h"
 #include "runtime/history.h"
 #include "runtime/shm.h"
 #include "runtime/topology.h"
@@ -28,14 +29,6 @@ typedef struct mp_rt_slot {
   mp_rt_buffer buf[MOEPLACE_RUNTIME_MAX_BUFFERS];
 } mp_rt_slot;
 
-/* One move of an expert replica's state: the migration plan is an array of
- * these, identical on every rank. src_rank == dst_rank is a local copy. */
-typedef struct mp_rt_transfer {
-  int layer, expert;
-  int src_rank, src_slot;
-  int dst_rank, dst_slot;
-} mp_rt_transfer;
-
 struct moeplace_runtime {
   MPI_Comm comm; /* duplicate of the user's communicator, MPI_ERRORS_RETURN */
   int rank, size;
@@ -45,10 +38,10 @@ struct moeplace_runtime {
   char *cluster_file;
   int L, E, S, R, G;
 
-  int *slot_expert; /* [L][G] expert in each global slot, -1 = empty */
-  double *shares;   /* [L][G] share of the expert's tokens routed there */
-  int *next_se;     /* [L][G] scratch: the placement being decided/received */
-  double *next_sh;  /* [L][G] */
+  /* The placement in force: its phy2log/share arrays are the public API's
+   * [L][R][S] slot_expert/shares (global slot g = rank * S + local slot). */
+  moeplace_placement *placement;
+  moeplace_placement *next; /* scratch: the placement being decided/received */
 
   mp_rt_topology topo;
   mp_rt_shm shm; /* shared-memory migration path between ranks of a node */
@@ -93,28 +86,6 @@ int64_t mp_rt_hash62(const void *data, size_t size, int64_t seed);
  * sizes per layer; fills rt->expert_bytes. */
 int mp_rt_check_registration(moeplace_runtime *rt);
 
-/* ---- placement helpers (plan.c) ---------------------------------------- */
-
-/* Checks a placement: experts in range, every expert has a replica, no rank
- * holds an expert twice in a layer, shares in [0,1] summing to 1 per expert.
- * shares may be NULL. */
-int mp_rt_check_placement(const moeplace_runtime *rt, const int *slot_expert,
-                          const double *shares);
-
-/* Equal shares for the replicas of every expert: shares [L][G]. */
-void mp_rt_equal_shares(int L, int G, int E, const int *slot_expert, double *shares);
-
-/* Builds the plan from the placement in force to new_slot_expert. Sources
- * are chosen by topology closeness (same rank, node, package) and then by the
- * fewest sends already assigned to the source rank. *out is malloc'ed. */
-int mp_rt_make_plan(const moeplace_runtime *rt, const int *new_slot_expert,
-                    mp_rt_transfer **out, int *n);
-
-/* Predicted imbalance (sum over layers of max rank load / sum of mean rank
- * load) of a placement for load proportions p [L][E]. */
-double mp_rt_predicted_imbalance(int L, int E, int R, int S, const double *p,
-                                 const int *slot_expert, const double *shares);
-
 /* ---- migration engine (migrate.c) -------------------------------------- */
 
 typedef struct mp_rt_migration_result {
@@ -124,11 +95,14 @@ typedef struct mp_rt_migration_result {
   int verified_ok;      /* 1 if every rank verified everything */
 } mp_rt_migration_result;
 
-/* Collective: executes the plan (identical on every rank), verifies every
- * received expert, agrees, and commits into the registered buffers, or rolls
- * back leaving them untouched (MOEPLACE_ERR_VERIFY on every rank). Does not
- * change rt->slot_expert: the caller commits the placement on success. */
-int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
+/* Collective: executes the plan (moeplace_migration_plan() from the
+ * placement in force, identical on every rank: global slots, local copies
+ * as MOEPLACE_LINK_SAME_RANK transfers; the transfers' bytes are ignored,
+ * the registered sizes count), verifies every received expert, agrees, and
+ * commits into the registered buffers, or rolls back leaving them untouched
+ * (MOEPLACE_ERR_VERIFY on every rank). Does not change rt->placement: the
+ * caller commits the placement on success. */
+int mp_rt_migrate(moeplace_runtime *rt, const moeplace_transfer *plan, int n,
                   mp_rt_migration_result *res);
 
 /* ---- spare pool (spare.c) ---------------------------------------------- */

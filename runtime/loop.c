@@ -40,7 +40,7 @@ static int aggregate(moeplace_runtime *rt) {
                                     (long long)g[0], (long long)rt->step);
       for (int l = 0; l < rt->L; l++)
         for (int s = 0; s < rt->S; s++) {
-          int e = rt->slot_expert[(size_t)l * rt->G + (size_t)r * rt->S + s];
+          int e = rt->placement->phy2log[(size_t)l * rt->G + (size_t)r * rt->S + s];
           if (e >= 0) totals[(size_t)l * rt->E + e] += g[1 + (size_t)l * rt->S + s];
         }
     }
@@ -53,33 +53,35 @@ static int aggregate(moeplace_runtime *rt) {
   return MOEPLACE_OK;
 }
 
-/* Migrates to new_se/new_sh (identical on all ranks) and commits. */
-static int migrate_to(moeplace_runtime *rt, const int *new_se, const double *new_sh,
-                      moeplace_step_info *info) {
+/* Migrates from the placement in force to rt->next (identical on every
+ * rank) and commits it. The plan is built here, on every rank, from the
+ * same two placements and topology: it is deterministic, so no rank sends
+ * it to another. */
+static int migrate_to_next(moeplace_runtime *rt, moeplace_step_info *info) {
   int status = mp_rt_check_registration(rt);
   if (status != MOEPLACE_OK) return status;
-  mp_rt_transfer *plan = NULL;
-  int n = 0;
-  status = mp_rt_make_plan(rt, new_se, &plan, &n);
-  // make_plan only fails on memory or on an invalid placement, which was
+  moeplace_transfer *plan = NULL;
+  size_t n = 0;
+  status = moeplace_migration_plan(rt->placement, rt->next, rt->topo.shape, 0.0, &plan, &n);
+  // The plan only fails on memory or on an invalid placement, which was
   // validated identically everywhere; agree anyway before communicating.
   int ok = status == MOEPLACE_OK, all_ok = 0;
   if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS) all_ok = 0;
   if (!all_ok) {
-    free(plan);
+    moeplace_transfers_free(plan);
     return ok ? mp_fail(MOEPLACE_ERR_NOMEM, "another rank could not build the migration plan")
               : status;
   }
   mp_rt_migration_result res;
-  status = mp_rt_migrate(rt, plan, n, &res);
-  free(plan);
+  status = mp_rt_migrate(rt, plan, (int)n, &res);
+  moeplace_transfers_free(plan);
   if (status != MOEPLACE_OK) {
     rt->stats.migrations_failed++;
     return status;
   }
-  size_t LG = (size_t)rt->L * rt->G;
-  memcpy(rt->slot_expert, new_se, LG * sizeof *new_se);
-  memcpy(rt->shares, new_sh, LG * sizeof *new_sh);
+  moeplace_placement *old = rt->placement; // commit: the scratch becomes the placement
+  rt->placement = rt->next;
+  rt->next = old;
   rt->stats.rebalances++;
   rt->stats.moves += res.moves;
   rt->stats.bytes_moved += res.bytes_moved;
@@ -93,77 +95,77 @@ static int migrate_to(moeplace_runtime *rt, const int *new_se, const double *new
   return MOEPLACE_OK;
 }
 
-/* The coordinator's decision: forecast (predict engine), placement
- * (placement engine, from the placement in force, with the topology's
- * migration costs), the plan's bytes, and whether the predicted gain pays
- * for them. hdr = {status, migrate?}; new_se/new_sh filled when migrating. */
-static void decide(moeplace_runtime *rt, int *hdr, int *new_se, double *new_sh,
-                   moeplace_step_info *info) {
+/* The load forecast [L][E] for the decision. A forecaster that cannot
+ * forecast (a numerical failure) must not stop training: the fallback is the
+ * mean of the last rebalance interval's windows in the history. */
+static void forecast(moeplace_runtime *rt, double *p) {
+  if (moeplace_forecaster_forecast(rt->forecaster, p) == MOEPLACE_OK) return;
+  int k = rt->cfg.rebalance_interval / rt->cfg.window;
+  mp_rt_history_mean(rt->history, k > 0 ? k : 1, p);
+}
+
+/* The runtime's configuration as placement options (loads are forecast
+ * proportions, so the sum over layers of the mean rank load is L/R):
+ *  - min_gain is in imbalance units on both sides: moeplace_place keeps the
+ *    current placement unless its gain in max rank load exceeds the
+ *    migration price plus min_gain x (sum of mean rank loads), i.e. unless
+ *    the imbalance gain exceeds min_gain plus the price in imbalance units;
+ *  - the price of a move is migration_weight x bytes x class cost, which is
+ *    tradeoff x (bytes / bytes of all expert state) x class cost in
+ *    imbalance units with migration_weight = tradeoff x L / (R x all bytes);
+ *  - the byte budget is moeplace_place's hard cap. */
+static void place_options(const moeplace_runtime *rt, moeplace_place_options *opt) {
+  int L = rt->L, E = rt->E, R = rt->R;
+  uint64_t all_bytes = 0;
+  for (int l = 0; l < L; l++) all_bytes += (uint64_t)E * rt->expert_bytes[l];
+  moeplace_place_options_init(opt);
+  opt->expert_bytes = (double)all_bytes / ((double)L * E);
+  opt->migration_weight =
+      all_bytes ? rt->cfg.migration_tradeoff * L / ((double)R * (double)all_bytes) : 0.0;
+  opt->byte_budget =
+      rt->cfg.migration_budget_bytes ? (double)rt->cfg.migration_budget_bytes : -1.0;
+  opt->min_gain = rt->cfg.min_gain;
+}
+
+/* The coordinator's decision: forecast (predict engine), then moeplace_place
+ * from the placement in force, which also decides whether moving replicas
+ * pays for the migration. Its result is left in rt->next. hdr = {status,
+ * commit?}: commit when moeplace_place moved replicas, or when it kept them
+ * but its re-optimised routing shares gain at least min_gain of predicted
+ * imbalance over the shares in force (a change of routing alone moves no
+ * byte; below that gain it is not worth a collective commit). */
+static void decide(moeplace_runtime *rt, int *hdr, moeplace_step_info *info) {
   double t0 = mp_now_s();
-  int L = rt->L, E = rt->E, R = rt->R, S = rt->S, G = rt->G;
   hdr[0] = rt->pending_error;
   hdr[1] = 0;
   rt->pending_error = MOEPLACE_OK;
   if (hdr[0] != MOEPLACE_OK) return;
-  double *p = malloc((size_t)L * E * sizeof *p); // p: [L][E] forecast proportions
-  moeplace_placement *cur = NULL, *next = NULL;
-  mp_rt_transfer *plan = NULL;
-  int st = p ? MOEPLACE_OK : mp_fail(MOEPLACE_ERR_NOMEM, "out of memory forecasting");
-  if (st == MOEPLACE_OK && moeplace_forecaster_forecast(rt->forecaster, p) != MOEPLACE_OK) {
-    // A forecaster that cannot forecast (a numerical failure) must not stop
-    // training: fall back to the mean of the last rebalance interval.
-    int k = rt->cfg.rebalance_interval / rt->cfg.window;
-    mp_rt_history_mean(rt->history, k > 0 ? k : 1, p);
-  }
-  if (st == MOEPLACE_OK) st = moeplace_placement_create(&cur, L, E, R, S);
-  for (int l = 0; st == MOEPLACE_OK && l < L; l++) {
-    memcpy(moeplace_placement_phy2log(cur, l), rt->slot_expert + (size_t)l * G, (size_t)G * sizeof(int));
-    memcpy(moeplace_placement_share(cur, l), rt->shares + (size_t)l * G, (size_t)G * sizeof(double));
-  }
-  uint64_t all_bytes = 0;
-  for (int l = 0; l < L; l++) all_bytes += (uint64_t)E * rt->expert_bytes[l];
-  if (st == MOEPLACE_OK) {
-    // Loads are proportions, so the sum over layers of the mean rank load is
-    // L/R and an imbalance change d is a load change d*L/R: the trade-off
-    // (imbalance per fraction of all state moved) becomes load per byte.
-    moeplace_place_options opt;
-    moeplace_place_options_init(&opt);
-    opt.expert_bytes = L ? (double)all_bytes / ((double)L * E) : 0.0;
-    opt.migration_weight =
-        all_bytes ? rt->cfg.migration_tradeoff * L / ((double)R * (double)all_bytes) : 0.0;
-    opt.byte_budget = rt->cfg.migration_budget_bytes ? (double)rt->cfg.migration_budget_bytes : -1.0;
-    moeplace_place_stats ps;
-    st = moeplace_place(rt->topo.shape, L, E, S, p, cur, &opt, &next, &ps);
-  }
-  for (int l = 0; st == MOEPLACE_OK && l < L; l++) {
-    memcpy(new_se + (size_t)l * G, moeplace_placement_phy2log_const(next, l), (size_t)G * sizeof(int));
-    memcpy(new_sh + (size_t)l * G, moeplace_placement_share_const(next, l), (size_t)G * sizeof(double));
-  }
-  if (st == MOEPLACE_OK) st = mp_rt_check_placement(rt, new_se, new_sh);
-  int n = 0;
-  if (st == MOEPLACE_OK) st = mp_rt_make_plan(rt, new_se, &plan, &n);
-  moeplace_placement_destroy(cur);
-  moeplace_placement_destroy(next);
-  if (st != MOEPLACE_OK) {
-    free(p);
-    free(plan);
-    hdr[0] = st;
+  double *p = malloc((size_t)rt->L * rt->E * sizeof *p); // p: [L][E] forecast proportions
+  if (!p) {
+    hdr[0] = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory forecasting");
     return;
   }
-  double old_imb = mp_rt_predicted_imbalance(L, E, R, S, p, rt->slot_expert, rt->shares);
-  double new_imb = mp_rt_predicted_imbalance(L, E, R, S, p, new_se, new_sh);
+  forecast(rt, p);
+  moeplace_place_options opt;
+  place_options(rt, &opt);
+  moeplace_placement *next = NULL;
+  moeplace_place_stats ps;
+  double old_imb = 1.0, new_imb = 1.0;
+  int st = moeplace_place(rt->topo.shape, rt->L, rt->E, rt->S, p, rt->placement, &opt, &next, &ps);
+  if (st == MOEPLACE_OK) st = moeplace_placement_imbalance(rt->placement, p, &old_imb);
+  if (st == MOEPLACE_OK) {
+    size_t LG = (size_t)rt->L * rt->G;
+    memcpy(rt->next->phy2log, next->phy2log, LG * sizeof *next->phy2log);
+    memcpy(rt->next->share, next->share, LG * sizeof *next->share);
+    new_imb = ps.imbalance;
+    int moves = !ps.kept_current && ps.moves > 0;
+    int reroutes = memcmp(rt->next->share, rt->placement->share, LG * sizeof *next->share) != 0;
+    hdr[1] = moves || (reroutes && old_imb - new_imb >= rt->cfg.min_gain);
+  }
+  moeplace_placement_destroy(next);
   free(p);
-  uint64_t bytes = 0;
-  for (int i = 0; i < n; i++)
-    if (plan[i].src_rank != plan[i].dst_rank) bytes += rt->expert_bytes[plan[i].layer];
-  free(plan);
-  double frac = all_bytes ? (double)bytes / (double)all_bytes : 0.0;
-  int changed = memcmp(new_se, rt->slot_expert, (size_t)L * G * sizeof *new_se) != 0 ||
-                memcmp(new_sh, rt->shares, (size_t)L * G * sizeof *new_sh) != 0;
-  int pays = old_imb - new_imb >= rt->cfg.min_gain + rt->cfg.migration_tradeoff * frac;
-  int within = rt->cfg.migration_budget_bytes == 0 || bytes <= rt->cfg.migration_budget_bytes;
-  hdr[1] = changed && pays && within;
-  if (info) {
+  hdr[0] = st;
+  if (info && st == MOEPLACE_OK) {
     info->predicted_imbalance_old = old_imb;
     info->predicted_imbalance_new = hdr[1] ? new_imb : old_imb;
   }
@@ -172,15 +174,16 @@ static void decide(moeplace_runtime *rt, int *hdr, int *new_se, double *new_sh,
   if (info) info->decision_s = dt;
 }
 
+/* runtime -> predict -> placement (decide, on the coordinator) -> runtime:
+ * the decision and the placement are broadcast, and every rank builds the
+ * plan and migrates. */
 static int rebalance(moeplace_runtime *rt, moeplace_step_info *info) {
   size_t LG = (size_t)rt->L * rt->G;
-  int *new_se = rt->next_se;
-  double *new_sh = rt->next_sh;
   int hdr[2] = {MOEPLACE_OK, 0};
   // The registration must be agreed before the coordinator prices bytes.
   int status = mp_rt_check_registration(rt);
   if (status != MOEPLACE_OK) return status;
-  if (rt->rank == rt->cfg.coordinator) decide(rt, hdr, new_se, new_sh, info);
+  if (rt->rank == rt->cfg.coordinator) decide(rt, hdr, info);
   if (MPI_Bcast(hdr, 2, MPI_INT, rt->cfg.coordinator, rt->comm) != MPI_SUCCESS)
     return mp_fail(MOEPLACE_ERR_MPI, "MPI_Bcast of the rebalance decision failed");
   if (info) info->rebalance_checked = 1;
@@ -192,10 +195,10 @@ static int rebalance(moeplace_runtime *rt, moeplace_step_info *info) {
     rt->stats.rebalances_skipped++;
     return MOEPLACE_OK;
   }
-  if (MPI_Bcast(new_se, (int)LG, MPI_INT, rt->cfg.coordinator, rt->comm) != MPI_SUCCESS ||
-      MPI_Bcast(new_sh, (int)LG, MPI_DOUBLE, rt->cfg.coordinator, rt->comm) != MPI_SUCCESS)
+  if (MPI_Bcast(rt->next->phy2log, (int)LG, MPI_INT, rt->cfg.coordinator, rt->comm) != MPI_SUCCESS ||
+      MPI_Bcast(rt->next->share, (int)LG, MPI_DOUBLE, rt->cfg.coordinator, rt->comm) != MPI_SUCCESS)
     return mp_fail(MOEPLACE_ERR_MPI, "MPI_Bcast of the new placement failed");
-  return migrate_to(rt, new_se, new_sh, info);
+  return migrate_to_next(rt, info);
 }
 
 int moeplace_runtime_step(moeplace_runtime *rt, moeplace_step_info *info) {
@@ -220,25 +223,30 @@ int moeplace_runtime_step(moeplace_runtime *rt, moeplace_step_info *info) {
   return status;
 }
 
+/* Fills rt->next from the caller's arrays (equal shares when shares is
+ * NULL) and validates it: local. */
+static int next_from_arrays(moeplace_runtime *rt, const int *slot_expert, const double *shares) {
+  size_t LG = (size_t)rt->L * rt->G;
+  if (!slot_expert) return mp_fail(MOEPLACE_ERR_ARG, "apply_placement: slot_expert is NULL");
+  memcpy(rt->next->phy2log, slot_expert, LG * sizeof *slot_expert);
+  int st = MOEPLACE_OK;
+  if (shares) memcpy(rt->next->share, shares, LG * sizeof *shares);
+  else st = moeplace_placement_equal_shares(rt->next);
+  if (st == MOEPLACE_OK) st = moeplace_placement_validate(rt->next);
+  return st == MOEPLACE_OK ? st : mp_fail(st, "apply_placement: %s", moeplace_last_error());
+}
+
 int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *slot_expert,
                                      const double *shares, moeplace_step_info *info) {
   if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "apply_placement: runtime is NULL");
   if (info) memset(info, 0, sizeof *info);
   size_t LG = (size_t)rt->L * rt->G;
-  double *sh = malloc(LG * sizeof *sh);
-  int local = MOEPLACE_OK;
-  if (!slot_expert) local = mp_fail(MOEPLACE_ERR_ARG, "apply_placement: slot_expert is NULL");
-  else if (!sh) local = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory in apply_placement");
-  else {
-    if (shares) memcpy(sh, shares, LG * sizeof *sh);
-    else mp_rt_equal_shares(rt->L, rt->G, rt->E, slot_expert, sh);
-    local = mp_rt_check_placement(rt, slot_expert, sh);
-  }
+  int local = next_from_arrays(rt, slot_expert, shares);
   // v = [valid, hash(slot_expert), hash(shares)], agreed in one allreduce.
   int64_t v[3] = {local == MOEPLACE_OK, 0, 0}, mn[3];
   if (local == MOEPLACE_OK) {
-    v[1] = mp_rt_hash62(slot_expert, LG * sizeof *slot_expert, 1);
-    v[2] = mp_rt_hash62(sh, LG * sizeof *sh, 2);
+    v[1] = mp_rt_hash62(rt->next->phy2log, LG * sizeof *rt->next->phy2log, 1);
+    v[2] = mp_rt_hash62(rt->next->share, LG * sizeof *rt->next->share, 2);
   }
   int same = 0;
   int status = mp_rt_agree_i64(rt->comm, v, 3, &same, mn, NULL);
@@ -247,7 +255,6 @@ int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *slot_exper
                                   : mp_fail(MOEPLACE_ERR_ARG, "apply_placement: invalid placement on another rank");
   else if (status == MOEPLACE_OK && !same)
     status = mp_fail(MOEPLACE_ERR_MISMATCH, "apply_placement: ranks passed different placements");
-  if (status == MOEPLACE_OK) status = migrate_to(rt, slot_expert, sh, info);
-  free(sh);
+  if (status == MOEPLACE_OK) status = migrate_to_next(rt, info);
   return status;
 }

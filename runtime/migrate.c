@@ -67,7 +67,7 @@ typedef struct op {
 
 /* A transfer this rank takes part in. */
 typedef struct xfer {
-  const mp_rt_transfer *t;
+  const moeplace_transfer *t; /* global slots */
   int incoming;        /* this rank is the destination */
   int shm;             /* the peer shares memory: the sender copies, messages notify */
   char *dest[MOEPLACE_RUNTIME_MAX_BUFFERS]; /* incoming: where each buffer lands */
@@ -82,6 +82,12 @@ typedef struct xfer {
   uint64_t digest;     /* sender: computed; receiver: received */
   int verified;
 } xfer;
+
+/* The registered slot of this rank behind a global slot of the plan
+ * (global slot g is local slot g % S of rank g / S). */
+static mp_rt_slot *local_slot(const moeplace_runtime *rt, int layer, int global_slot) {
+  return &rt->slots[(size_t)layer * rt->S + global_slot % rt->S];
+}
 
 static size_t chunks_of(const mp_rt_slot *sl, size_t chunk) {
   size_t n = 0;
@@ -127,12 +133,11 @@ static void advance_incoming(moeplace_runtime *rt, xfer *x, op *ops) {
  * of a node with shm transfers, even one that failed to prepare (xs = NULL),
  * so that the node's collective matches. */
 static int land_shared(moeplace_runtime *rt, xfer *xs, int nx) {
-  const int S = rt->S;
   size_t lack = 0;
   for (int j = 0; xs && j < nx; j++) {
     xfer *x = &xs[j];
     if (!x->incoming || !x->shm) continue;
-    const mp_rt_slot *sl = &rt->slots[(size_t)x->t->layer * S + x->t->dst_slot];
+    const mp_rt_slot *sl = local_slot(rt, x->t->layer, x->t->dst_slot);
     for (int b = 0; b < sl->nbuf; b++) {
       x->dest[b] = mp_rt_spare_take(rt, sl->buf[b].bytes, 1, &x->dest_win[b]);
       if (!x->dest[b]) lack += align64(sl->buf[b].bytes);
@@ -145,7 +150,7 @@ static int land_shared(moeplace_runtime *rt, xfer *xs, int nx) {
   for (int j = 0; xs && j < nx; j++) {
     xfer *x = &xs[j];
     if (!x->incoming || !x->shm) continue;
-    const mp_rt_slot *sl = &rt->slots[(size_t)x->t->layer * S + x->t->dst_slot];
+    const mp_rt_slot *sl = local_slot(rt, x->t->layer, x->t->dst_slot);
     for (int b = 0; b < sl->nbuf; b++) {
       if (full) { // back to the pool; the transfer goes by messages
         mp_rt_spare_give(rt, x->dest[b], sl->buf[b].bytes, x->dest_win[b]);
@@ -248,255 +253,307 @@ static int landing_exchange(moeplace_runtime *rt, xfer *xs, int nx, landing_msgs
  * all take part in land_shared's collective, or none does: a plan with no
  * move inside the node (none at all, or only between nodes) costs nothing
  * extra. */
-static int node_has_shm_transfers(const moeplace_runtime *rt, const mp_rt_transfer *plan, int n) {
+static int node_has_shm_transfers(const moeplace_runtime *rt, const moeplace_transfer *plan,
+                                  int n) {
   for (int i = 0; i < n; i++)
     if (mp_rt_shm_pair(&rt->shm, plan[i].src_rank, plan[i].dst_rank)) return 1;
   return 0;
 }
 
-int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
-                  mp_rt_migration_result *res) {
-  double t0 = mp_now_s();
-  memset(res, 0, sizeof *res);
-  res->moves = n;
-  const size_t chunk = rt->cfg.chunk_bytes;
-  const int me = rt->rank, S = rt->S;
-  const int node_shm = node_has_shm_transfers(rt, plan, n);
+/* One migration on this rank, from preparation to clean-up. */
+typedef struct migration {
+  moeplace_runtime *rt;
+  const moeplace_transfer *plan;
+  int n;
+  int node_shm;      /* this node takes part in land_shared's collective */
+  xfer *xs;          /* the transfers this rank takes part in, in plan order */
+  int nx;
+  op *ops;           /* this rank's operations, in plan order */
+  size_t nops;
+  size_t next;       /* next operation to post */
+  int maxout, nfree; /* request window: size, free entries */
+  MPI_Request *reqs; /* [maxout] */
+  int *req_op;       /* [maxout] operation of each request */
+  int *free_idx;     /* [maxout] stack of free request entries */
+  int *indices;      /* [maxout] MPI_Waitsome output */
+  landing_msgs lm;
+  int ok;            /* this rank prepared everything */
+  int comm_ok;       /* no communication failed on this rank */
+  char reason[512];  /* why this rank failed: the first failure, reported after
+                        the collective agreement, so it must outlive the
+                        calls in between (some of which may fail too) */
+} migration;
 
-  // ---- prepare: my transfers, landing memory, operations ------------------
-  int nx = 0;
-  size_t nops = 0;
-  for (int i = 0; i < n; i++) {
-    const mp_rt_transfer *t = &plan[i];
+/* Lists this rank's transfers and counts its operations; allocates the
+ * tables. */
+static void prepare_tables(migration *m, mp_rt_migration_result *res) {
+  moeplace_runtime *rt = m->rt;
+  const int me = rt->rank;
+  const size_t chunk = rt->cfg.chunk_bytes;
+  for (int i = 0; i < m->n; i++) {
+    const moeplace_transfer *t = &m->plan[i];
     if (t->src_rank != t->dst_rank) res->bytes_moved += rt->expert_bytes[t->layer];
     if (t->src_rank != me && t->dst_rank != me) continue;
-    nx++;
-    const mp_rt_slot *sl = &rt->slots[(size_t)t->layer * S + (t->src_rank == me ? t->src_slot : t->dst_slot)];
-    nops += t->src_rank == t->dst_rank ? 1 : chunks_of(sl, chunk) + 1;
+    m->nx++;
+    const mp_rt_slot *sl = local_slot(m->rt, t->layer, t->src_rank == me ? t->src_slot : t->dst_slot);
+    m->nops += t->src_rank == t->dst_rank ? 1 : chunks_of(sl, chunk) + 1;
   }
-  xfer *xs = calloc((size_t)(nx ? nx : 1), sizeof *xs);
-  op *ops = calloc(nops ? nops : 1, sizeof *ops);
-  int maxout = rt->cfg.max_outstanding;
-  MPI_Request *reqs = malloc((size_t)maxout * sizeof *reqs);
-  int *req_op = malloc((size_t)maxout * sizeof *req_op);
-  int *free_idx = malloc((size_t)maxout * sizeof *free_idx);
-  int *indices = malloc((size_t)maxout * sizeof *indices);
-  int ok = xs && ops && reqs && req_op && free_idx && indices;
-  char reason[512] = "";
-  if (!ok) snprintf(reason, sizeof reason, "rank %d: out of memory preparing a migration", me);
-  for (int i = 0, j = 0; ok && i < n; i++) {
-    const mp_rt_transfer *t = &plan[i];
+  m->xs = calloc((size_t)(m->nx ? m->nx : 1), sizeof *m->xs);
+  m->ops = calloc(m->nops ? m->nops : 1, sizeof *m->ops);
+  m->maxout = rt->cfg.max_outstanding;
+  m->reqs = malloc((size_t)m->maxout * sizeof *m->reqs);
+  m->req_op = malloc((size_t)m->maxout * sizeof *m->req_op);
+  m->free_idx = malloc((size_t)m->maxout * sizeof *m->free_idx);
+  m->indices = malloc((size_t)m->maxout * sizeof *m->indices);
+  m->ok = m->xs && m->ops && m->reqs && m->req_op && m->free_idx && m->indices;
+  if (!m->ok) snprintf(m->reason, sizeof m->reason, "rank %d: out of memory preparing a migration", me);
+  for (int i = 0, j = 0; m->ok && i < m->n; i++) {
+    const moeplace_transfer *t = &m->plan[i];
     if (t->src_rank != me && t->dst_rank != me) continue;
-    xs[j].t = t;
-    xs[j].incoming = t->dst_rank == me;
-    xs[j].shm = mp_rt_shm_pair(&rt->shm, t->src_rank, t->dst_rank);
-    for (int b = 0; b < MOEPLACE_RUNTIME_MAX_BUFFERS; b++) xs[j].dest_win[b] = -1;
-    j++;
+    xfer *x = &m->xs[j++];
+    x->t = t;
+    x->incoming = t->dst_rank == me;
+    x->shm = mp_rt_shm_pair(&rt->shm, t->src_rank, t->dst_rank);
+    for (int b = 0; b < MOEPLACE_RUNTIME_MAX_BUFFERS; b++) x->dest_win[b] = -1;
   }
-  if (node_shm) {
-    int st = land_shared(rt, ok ? xs : NULL, nx);
-    if (st != MOEPLACE_OK && ok) {
-      ok = 0;
-      snprintf(reason, sizeof reason, "rank %d: %s", me, moeplace_last_error());
-    }
-  }
-  // Message transfers land in a staging pool kept between migrations
-  // (registered buffers) or in heap spares (owned buffers): first-touch page
-  // faults of fresh memory would otherwise cost more than the transfer.
-  size_t incoming = 0;
-  for (int j = 0; ok && j < nx; j++) {
-    if (!xs[j].incoming || xs[j].shm) continue;
-    const mp_rt_slot *sl = &rt->slots[(size_t)xs[j].t->layer * S + xs[j].t->dst_slot];
+}
+
+/* Landing memory of incoming message transfers: a staging pool kept between
+ * migrations (registered buffers) or heap spares (owned buffers): first-touch
+ * page faults of fresh memory would otherwise cost more than the transfer. */
+static void prepare_staging(migration *m) {
+  moeplace_runtime *rt = m->rt;
+  size_t incoming = 0, staged = 0;
+  for (int j = 0; m->ok && j < m->nx; j++) {
+    if (!m->xs[j].incoming || m->xs[j].shm) continue;
+    const mp_rt_slot *sl = local_slot(m->rt, m->xs[j].t->layer, m->xs[j].t->dst_slot);
     for (int b = 0; b < sl->nbuf; b++)
       if (!sl->buf[b].owned) incoming += sl->buf[b].bytes;
   }
-  if (ok && incoming > rt->staging_cap) {
+  if (m->ok && incoming > rt->staging_cap) {
     free(rt->staging);
     rt->staging = malloc(incoming);
     rt->staging_cap = rt->staging ? incoming : 0;
     if (rt->staging) memset(rt->staging, 0, incoming);
     else {
-      ok = 0;
-      snprintf(reason, sizeof reason, "rank %d: no memory for %zu bytes of staging", me, incoming);
+      m->ok = 0;
+      snprintf(m->reason, sizeof m->reason, "rank %d: no memory for %zu bytes of staging", rt->rank,
+               incoming);
     }
   }
-  size_t k = 0, staged = 0;
-  for (int j = 0; ok && j < nx; j++) {
-    xfer *x = &xs[j];
-    const mp_rt_transfer *t = x->t;
-    if (x->incoming && !x->shm) {
-      const mp_rt_slot *dsl = &rt->slots[(size_t)t->layer * S + t->dst_slot];
-      for (int b = 0; b < dsl->nbuf; b++) {
-        if (dsl->buf[b].owned) {
-          x->dest[b] = mp_rt_spare_take(rt, dsl->buf[b].bytes, 0, &x->dest_win[b]);
-        } else {
-          x->dest[b] = rt->staging + staged;
-          staged += dsl->buf[b].bytes;
-        }
-        if (!x->dest[b]) ok = 0;
+  for (int j = 0; m->ok && j < m->nx; j++) {
+    xfer *x = &m->xs[j];
+    if (!x->incoming || x->shm) continue;
+    const mp_rt_slot *dsl = local_slot(m->rt, x->t->layer, x->t->dst_slot);
+    for (int b = 0; b < dsl->nbuf; b++) {
+      if (dsl->buf[b].owned) {
+        x->dest[b] = mp_rt_spare_take(rt, dsl->buf[b].bytes, 0, &x->dest_win[b]);
+      } else {
+        x->dest[b] = rt->staging + staged;
+        staged += dsl->buf[b].bytes;
       }
-      if (!ok) {
-        snprintf(reason, sizeof reason, "rank %d: no memory for a spare buffer", me);
-        break;
-      }
+      if (!x->dest[b]) m->ok = 0;
     }
-    const mp_rt_slot *src = &rt->slots[(size_t)t->layer * S + t->src_slot];
+    if (!m->ok) snprintf(m->reason, sizeof m->reason, "rank %d: no memory for a spare buffer", rt->rank);
+  }
+}
+
+/* The operation list: per transfer in plan order, a local copy, or the
+ * chunks (each buffer cut separately) followed by the digest. */
+static void prepare_ops(migration *m) {
+  moeplace_runtime *rt = m->rt;
+  const size_t chunk = rt->cfg.chunk_bytes;
+  size_t k = 0;
+  for (int j = 0; m->ok && j < m->nx; j++) {
+    xfer *x = &m->xs[j];
+    const moeplace_transfer *t = x->t;
     if (t->src_rank == t->dst_rank) {
-      ops[k++] = (op){.kind = OP_LOCAL_COPY, .tr = j, .peer = me};
+      m->ops[k++] = (op){.kind = OP_LOCAL_COPY, .tr = j, .peer = rt->rank};
       continue;
     }
     x->hash = XXH3_createState();
     if (!x->hash || XXH3_64bits_reset(x->hash) != XXH_OK) {
-      ok = 0;
-      snprintf(reason, sizeof reason, "rank %d: could not create a hash state", me);
+      m->ok = 0;
+      snprintf(m->reason, sizeof m->reason, "rank %d: could not create a hash state", rt->rank);
       break;
     }
     x->first_chunk_op = (int)k;
-    const mp_rt_slot *sl = x->incoming ? &rt->slots[(size_t)t->layer * S + t->dst_slot] : src;
+    const mp_rt_slot *src = local_slot(m->rt, t->layer, t->src_slot);
+    const mp_rt_slot *sl = x->incoming ? local_slot(m->rt, t->layer, t->dst_slot) : src;
     int peer = x->incoming ? t->src_rank : t->dst_rank;
     for (int b = 0; b < sl->nbuf; b++) {
       for (size_t o = 0; o < sl->buf[b].bytes; o += chunk) {
         size_t len = sl->buf[b].bytes - o < chunk ? sl->buf[b].bytes - o : chunk;
         char *p = x->incoming ? x->dest[b] + o : (char *)src->buf[b].ptr + o;
-        ops[k++] = (op){.kind = x->incoming ? OP_RECV : OP_SEND, .tr = j, .peer = peer, .buf = b,
-                        .off = o, .ptr = p, .bytes = (int)len};
+        m->ops[k++] = (op){.kind = x->incoming ? OP_RECV : OP_SEND, .tr = j, .peer = peer,
+                           .buf = b, .off = o, .ptr = p, .bytes = (int)len};
         x->nchunks++;
       }
     }
-    ops[k++] = (op){.kind = x->incoming ? OP_RECV_DIGEST : OP_SEND_DIGEST, .tr = j, .peer = peer,
-                    .ptr = (char *)&x->digest, .bytes = (int)sizeof x->digest};
+    m->ops[k++] = (op){.kind = x->incoming ? OP_RECV_DIGEST : OP_SEND_DIGEST, .tr = j,
+                       .peer = peer, .ptr = (char *)&x->digest, .bytes = (int)sizeof x->digest};
   }
+}
 
-  landing_msgs lm = {0};
-  if (ok && node_shm && !landing_prepare(rt, xs, nx, &lm)) {
-    ok = 0;
-    snprintf(reason, sizeof reason, "rank %d: out of memory preparing landing addresses", me);
-  }
-
-  // Nobody communicates unless everybody could prepare.
-  int all_ok = 0;
-  if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS) {
-    ok = 0;
-    all_ok = 0;
-    snprintf(reason, sizeof reason, "MPI_Allreduce failed before migration");
-  }
-  int status = MOEPLACE_OK;
-  if (!all_ok) {
-    status = ok ? mp_fail(MOEPLACE_ERR_NOMEM, "migration not started: another rank could not prepare it")
-                : mp_fail(MOEPLACE_ERR_NOMEM, "%s", reason);
-    goto cleanup;
-  }
-  int comm_ok = 1;
-  if (node_shm && landing_exchange(rt, xs, nx, &lm) != MOEPLACE_OK) {
-    comm_ok = 0;
-    snprintf(reason, sizeof reason, "%s", moeplace_last_error());
-  }
-
-  // ---- communicate: post in plan order, bounded window ---------------------
-  for (int i = 0; i < maxout; i++) {
-    reqs[i] = MPI_REQUEST_NULL;
-    free_idx[i] = maxout - 1 - i;
-  }
-  int nfree = maxout;
-  size_t next = comm_ok ? 0 : nops;
-  while (next < nops || nfree < maxout) {
-    while (comm_ok && next < nops && nfree > 0) {
-      op *o = &ops[next];
-      xfer *x = &xs[o->tr];
-      if (o->kind == OP_LOCAL_COPY) {
-        const mp_rt_transfer *t = x->t;
-        const mp_rt_slot *src = &rt->slots[(size_t)t->layer * S + t->src_slot];
-        for (int b = 0; b < src->nbuf; b++) memcpy(x->dest[b], src->buf[b].ptr, src->buf[b].bytes);
-        x->verified = 1;
-        o->done = 1;
-        next++;
-        continue;
-      }
-      if (o->kind == OP_SEND_DIGEST) x->digest = XXH3_64bits_digest(x->hash);
-      int slot = free_idx[--nfree], rc;
-      // A shared-memory chunk travels by copy: its message carries no bytes.
-      int count = x->shm && (o->kind == OP_SEND || o->kind == OP_RECV) ? 0 : o->bytes;
-      if (o->kind == OP_SEND && x->shm) {
-        copy_hashing(x->remote[o->buf] + o->off, o->ptr, (size_t)o->bytes, x->hash);
-        MPI_Win_sync(rt->shm.win[x->remote_win[o->buf]]); // the copy is visible before the notice
-      }
-      if (o->kind == OP_SEND || o->kind == OP_SEND_DIGEST)
-        rc = MPI_Isend(o->ptr, count, MPI_BYTE, o->peer, TAG_MIGRATE, rt->comm, &reqs[slot]);
-      else
-        rc = MPI_Irecv(o->ptr, count, MPI_BYTE, o->peer, TAG_MIGRATE, rt->comm, &reqs[slot]);
-      if (rc != MPI_SUCCESS) {
-        comm_ok = 0;
-        free_idx[nfree++] = slot;
-        snprintf(reason, sizeof reason, "rank %d: posting a migration message failed", me);
-        break;
-      }
-      req_op[slot] = (int)next;
-      // A message sender hashes a chunk while it is on the wire (reading a
-      // send buffer during a send is allowed), overlapping the two.
-      if (o->kind == OP_SEND && !x->shm) XXH3_64bits_update(x->hash, o->ptr, (size_t)o->bytes);
-      next++;
+/* Prepares everything local, then agrees: nobody communicates unless
+ * everybody could prepare. Returns the (same on every rank) status. */
+static int prepare(migration *m, mp_rt_migration_result *res) {
+  moeplace_runtime *rt = m->rt;
+  prepare_tables(m, res);
+  if (m->node_shm) {
+    int st = land_shared(rt, m->ok ? m->xs : NULL, m->nx);
+    if (st != MOEPLACE_OK && m->ok) {
+      m->ok = 0;
+      snprintf(m->reason, sizeof m->reason, "rank %d: %s", rt->rank, moeplace_last_error());
     }
-    if (nfree == maxout) {
-      if (!comm_ok) break;
+  }
+  prepare_staging(m);
+  prepare_ops(m);
+  if (m->ok && m->node_shm && !landing_prepare(rt, m->xs, m->nx, &m->lm)) {
+    m->ok = 0;
+    snprintf(m->reason, sizeof m->reason, "rank %d: out of memory preparing landing addresses",
+             rt->rank);
+  }
+  int all_ok = 0;
+  if (MPI_Allreduce(&m->ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS) {
+    m->ok = 0;
+    all_ok = 0;
+    snprintf(m->reason, sizeof m->reason, "MPI_Allreduce failed before migration");
+  }
+  if (all_ok) return MOEPLACE_OK;
+  return m->ok ? mp_fail(MOEPLACE_ERR_NOMEM, "migration not started: another rank could not prepare it")
+               : mp_fail(MOEPLACE_ERR_NOMEM, "%s", m->reason);
+}
+
+/* Posts operations in plan order while the request window has room (local
+ * copies complete at once). Clears comm_ok on a failed post. */
+static void post(migration *m) {
+  moeplace_runtime *rt = m->rt;
+  while (m->comm_ok && m->next < m->nops && m->nfree > 0) {
+    op *o = &m->ops[m->next];
+    xfer *x = &m->xs[o->tr];
+    if (o->kind == OP_LOCAL_COPY) {
+      const mp_rt_slot *src = local_slot(m->rt, x->t->layer, x->t->src_slot);
+      for (int b = 0; b < src->nbuf; b++) memcpy(x->dest[b], src->buf[b].ptr, src->buf[b].bytes);
+      x->verified = 1;
+      o->done = 1;
+      m->next++;
       continue;
     }
-    int outcount = 0;
-    if (MPI_Waitsome(maxout, reqs, &outcount, indices, MPI_STATUSES_IGNORE) != MPI_SUCCESS) {
-      comm_ok = 0;
-      snprintf(reason, sizeof reason, "rank %d: a migration message failed", me);
+    if (o->kind == OP_SEND_DIGEST) x->digest = XXH3_64bits_digest(x->hash);
+    int slot = m->free_idx[--m->nfree], rc;
+    // A shared-memory chunk travels by copy: its message carries no bytes.
+    int count = x->shm && (o->kind == OP_SEND || o->kind == OP_RECV) ? 0 : o->bytes;
+    if (o->kind == OP_SEND && x->shm) {
+      copy_hashing(x->remote[o->buf] + o->off, o->ptr, (size_t)o->bytes, x->hash);
+      MPI_Win_sync(rt->shm.win[x->remote_win[o->buf]]); // the copy is visible before the notice
+    }
+    if (o->kind == OP_SEND || o->kind == OP_SEND_DIGEST)
+      rc = MPI_Isend(o->ptr, count, MPI_BYTE, o->peer, TAG_MIGRATE, rt->comm, &m->reqs[slot]);
+    else
+      rc = MPI_Irecv(o->ptr, count, MPI_BYTE, o->peer, TAG_MIGRATE, rt->comm, &m->reqs[slot]);
+    if (rc != MPI_SUCCESS) {
+      m->comm_ok = 0;
+      m->free_idx[m->nfree++] = slot;
+      snprintf(m->reason, sizeof m->reason, "rank %d: posting a migration message failed", rt->rank);
       break;
     }
-    if (outcount == MPI_UNDEFINED) continue;
-    for (int i = 0; i < outcount; i++) {
-      int slot = indices[i];
-      op *o = &ops[req_op[slot]];
-      o->done = 1;
-      free_idx[nfree++] = slot;
-      xfer *x = &xs[o->tr];
-      if (o->kind == OP_RECV && x->shm) MPI_Win_sync(rt->shm.win[x->dest_win[o->buf]]);
-      if (o->kind == OP_RECV_DIGEST) x->digest_arrived = 1;
-      if (o->kind == OP_RECV || o->kind == OP_RECV_DIGEST) advance_incoming(rt, x, ops);
-    }
+    m->req_op[slot] = (int)m->next;
+    // A message sender hashes a chunk while it is on the wire (reading a
+    // send buffer during a send is allowed), overlapping the two.
+    if (o->kind == OP_SEND && !x->shm) XXH3_64bits_update(x->hash, o->ptr, (size_t)o->bytes);
+    m->next++;
   }
+}
 
-  // ---- agree ----------------------------------------------------------
-  int verified = comm_ok;
-  int failed_tr = -1;
-  for (int j = 0; verified && j < nx; j++)
-    if (xs[j].incoming && !xs[j].verified) {
+/* Waits for some posted requests and processes them: receivers hash the
+ * in-order prefix of what arrived. Returns 0 (comm_ok cleared) on failure. */
+static int wait_some(migration *m) {
+  moeplace_runtime *rt = m->rt;
+  int outcount = 0;
+  if (MPI_Waitsome(m->maxout, m->reqs, &outcount, m->indices, MPI_STATUSES_IGNORE) != MPI_SUCCESS) {
+    m->comm_ok = 0;
+    snprintf(m->reason, sizeof m->reason, "rank %d: a migration message failed", rt->rank);
+    return 0;
+  }
+  if (outcount == MPI_UNDEFINED) return 1;
+  for (int i = 0; i < outcount; i++) {
+    int slot = m->indices[i];
+    op *o = &m->ops[m->req_op[slot]];
+    o->done = 1;
+    m->free_idx[m->nfree++] = slot;
+    xfer *x = &m->xs[o->tr];
+    if (o->kind == OP_RECV && x->shm) MPI_Win_sync(rt->shm.win[x->dest_win[o->buf]]);
+    if (o->kind == OP_RECV_DIGEST) x->digest_arrived = 1;
+    if (o->kind == OP_RECV || o->kind == OP_RECV_DIGEST) advance_incoming(rt, x, m->ops);
+  }
+  return 1;
+}
+
+/* The exchange of landing addresses, then every operation posted in plan
+ * order through the bounded window, until all have completed (or one
+ * failed: then what is in flight is drained before returning). */
+static void communicate(migration *m) {
+  m->comm_ok = 1;
+  if (m->node_shm && landing_exchange(m->rt, m->xs, m->nx, &m->lm) != MOEPLACE_OK) {
+    m->comm_ok = 0;
+    snprintf(m->reason, sizeof m->reason, "%s", moeplace_last_error());
+  }
+  for (int i = 0; i < m->maxout; i++) {
+    m->reqs[i] = MPI_REQUEST_NULL;
+    m->free_idx[i] = m->maxout - 1 - i;
+  }
+  m->nfree = m->maxout;
+  m->next = m->comm_ok ? 0 : m->nops;
+  while (m->next < m->nops || m->nfree < m->maxout) {
+    post(m);
+    if (m->nfree == m->maxout) {
+      if (!m->comm_ok) break;
+      continue;
+    }
+    if (!wait_some(m)) break;
+  }
+}
+
+/* One MPI_Allreduce(MIN) of "I verified everything": MOEPLACE_OK on every
+ * rank, or the same error class on every rank (the rank that failed says
+ * why). */
+static int agree(migration *m) {
+  moeplace_runtime *rt = m->rt;
+  int verified = m->comm_ok, failed_tr = -1;
+  for (int j = 0; verified && j < m->nx; j++)
+    if (m->xs[j].incoming && !m->xs[j].verified) {
       verified = 0;
       failed_tr = j;
     }
-  if (comm_ok && failed_tr >= 0) {
-    const mp_rt_transfer *t = xs[failed_tr].t;
-    snprintf(reason, sizeof reason,
-             "rank %d: checksum mismatch for expert %d of layer %d from rank %d", me, t->expert,
-             t->layer, t->src_rank);
+  if (m->comm_ok && failed_tr >= 0) {
+    const moeplace_transfer *t = m->xs[failed_tr].t;
+    snprintf(m->reason, sizeof m->reason,
+             "rank %d: checksum mismatch for expert %d of layer %d from rank %d", rt->rank,
+             t->expert, t->layer, t->src_rank);
   }
   int all_verified = 0;
-  if (MPI_Allreduce(&verified, &all_verified, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS) {
-    status = mp_fail(MOEPLACE_ERR_MPI, "MPI_Allreduce of the migration outcome failed");
-    goto cleanup;
-  }
-  if (!all_verified) {
-    if (!verified)
-      status = mp_fail(comm_ok ? MOEPLACE_ERR_VERIFY : MOEPLACE_ERR_MPI,
-                       "migration rolled back: %s", reason);
-    else
-      status = mp_fail(MOEPLACE_ERR_VERIFY,
-                       "migration rolled back: another rank could not verify what it received");
-    goto cleanup;
-  }
+  if (MPI_Allreduce(&verified, &all_verified, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS)
+    return mp_fail(MOEPLACE_ERR_MPI, "MPI_Allreduce of the migration outcome failed");
+  if (all_verified) return MOEPLACE_OK;
+  if (!verified)
+    return mp_fail(m->comm_ok ? MOEPLACE_ERR_VERIFY : MOEPLACE_ERR_MPI,
+                   "migration rolled back: %s", m->reason);
+  return mp_fail(MOEPLACE_ERR_VERIFY,
+                 "migration rolled back: another rank could not verify what it received");
+}
 
-  // ---- commit: every send is complete, so overwriting sources is safe ----
-  for (int j = 0; j < nx; j++) {
-    xfer *x = &xs[j];
+/* Every send is complete, so overwriting sources is safe: copy staging into
+ * registered buffers, or swap the landing memory into owned ones. */
+static void commit(migration *m) {
+  for (int j = 0; j < m->nx; j++) {
+    xfer *x = &m->xs[j];
     if (!x->incoming) continue;
-    mp_rt_slot *dst = &rt->slots[(size_t)x->t->layer * S + x->t->dst_slot];
+    mp_rt_slot *dst = local_slot(m->rt, x->t->layer, x->t->dst_slot);
     for (int b = 0; b < dst->nbuf; b++) {
       mp_rt_buffer *db = &dst->buf[b];
       if (db->owned) { // swap: the old memory becomes a spare
-        mp_rt_spare_give(rt, db->ptr, db->bytes, db->win);
+        mp_rt_spare_give(m->rt, db->ptr, db->bytes, db->win);
         db->ptr = x->dest[b];
         db->win = x->dest_win[b];
         x->dest[b] = NULL;
@@ -505,26 +562,45 @@ int mp_rt_migrate(moeplace_runtime *rt, const mp_rt_transfer *plan, int n,
       }
     }
   }
-  res->verified_ok = 1;
+}
 
-cleanup:
-  for (int j = 0; xs && j < nx; j++) {
-    XXH3_freeState(xs[j].hash);
-    if (!xs[j].incoming || !xs[j].t) continue;
-    // Landing memory not swapped into a slot (rollback, failure, or copied
-    // into a registered buffer) goes back to the pool; staging stays.
-    const mp_rt_slot *dsl = &rt->slots[(size_t)xs[j].t->layer * S + xs[j].t->dst_slot];
+/* Landing memory not swapped into a slot (rollback, failure, or copied into
+ * a registered buffer) goes back to the pool; staging stays. */
+static void cleanup(migration *m) {
+  for (int j = 0; m->xs && j < m->nx; j++) {
+    xfer *x = &m->xs[j];
+    XXH3_freeState(x->hash);
+    if (!x->incoming || !x->t) continue;
+    const mp_rt_slot *dsl = local_slot(m->rt, x->t->layer, x->t->dst_slot);
     for (int b = 0; b < dsl->nbuf; b++)
-      if (xs[j].dest[b] && (dsl->buf[b].owned || xs[j].dest_win[b] >= 0))
-        mp_rt_spare_give(rt, xs[j].dest[b], dsl->buf[b].bytes, xs[j].dest_win[b]);
+      if (x->dest[b] && (dsl->buf[b].owned || x->dest_win[b] >= 0))
+        mp_rt_spare_give(m->rt, x->dest[b], dsl->buf[b].bytes, x->dest_win[b]);
   }
-  landing_free(&lm);
-  free(xs);
-  free(ops);
-  free(reqs);
-  free(req_op);
-  free(free_idx);
-  free(indices);
+  landing_free(&m->lm);
+  free(m->xs);
+  free(m->ops);
+  free(m->reqs);
+  free(m->req_op);
+  free(m->free_idx);
+  free(m->indices);
+}
+
+int mp_rt_migrate(moeplace_runtime *rt, const moeplace_transfer *plan, int n,
+                  mp_rt_migration_result *res) {
+  double t0 = mp_now_s();
+  memset(res, 0, sizeof *res);
+  res->moves = n;
+  migration m = {.rt = rt, .plan = plan, .n = n, .node_shm = node_has_shm_transfers(rt, plan, n)};
+  int status = prepare(&m, res);
+  if (status == MOEPLACE_OK) {
+    communicate(&m);
+    status = agree(&m);
+  }
+  if (status == MOEPLACE_OK) {
+    commit(&m);
+    res->verified_ok = 1;
+  }
+  cleanup(&m);
   res->seconds = mp_now_s() - t0;
   return status;
 }

@@ -24,10 +24,8 @@ static void free_runtime(moeplace_runtime *rt) {
   free(rt->hwloc_synthetic);
   free(rt->cluster_file);
   moeplace_forecaster_destroy(rt->forecaster);
-  free(rt->slot_expert);
-  free(rt->shares);
-  free(rt->next_se);
-  free(rt->next_sh);
+  moeplace_placement_destroy(rt->placement);
+  moeplace_placement_destroy(rt->next);
   mp_rt_topology_free(&rt->topo);
   for (size_t i = 0; rt->slots && i < (size_t)rt->L * rt->S; i++)
     for (int b = 0; b < rt->slots[i].nbuf; b++)
@@ -57,20 +55,18 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   rt->S = cfg->slots_per_rank;
   rt->R = rt->size;
   rt->G = rt->R * rt->S;
-  size_t LG = (size_t)rt->L * rt->G, LS = (size_t)rt->L * rt->S;
-  rt->slot_expert = malloc(LG * sizeof *rt->slot_expert);
-  rt->shares = malloc(LG * sizeof *rt->shares);
-  rt->next_se = malloc(LG * sizeof *rt->next_se);
-  rt->next_sh = malloc(LG * sizeof *rt->next_sh);
+  size_t LS = (size_t)rt->L * rt->S;
+  int st = moeplace_placement_create(&rt->placement, rt->L, rt->E, rt->R, rt->S);
+  if (st == MOEPLACE_OK) st = moeplace_placement_create(&rt->next, rt->L, rt->E, rt->R, rt->S);
+  if (st != MOEPLACE_OK) return st;
   rt->slots = calloc(LS, sizeof *rt->slots);
   rt->expert_bytes = calloc((size_t)rt->L, sizeof *rt->expert_bytes);
   rt->window_counts = calloc(LS, sizeof *rt->window_counts);
   if (!rt->predictor || (cfg->hwloc_synthetic && !rt->hwloc_synthetic) ||
-      (cfg->cluster_file && !rt->cluster_file) || !rt->slot_expert ||
-      !rt->shares || !rt->next_se || !rt->next_sh || !rt->slots || !rt->expert_bytes || !rt->window_counts)
+      (cfg->cluster_file && !rt->cluster_file) || !rt->slots || !rt->expert_bytes || !rt->window_counts)
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the runtime");
   if (rt->rank == cfg->coordinator) {
-    int st = mp_rt_history_create(&rt->history, rt->L, rt->E, cfg->history_windows);
+    st = mp_rt_history_create(&rt->history, rt->L, rt->E, cfg->history_windows);
     if (st != MOEPLACE_OK) return st;
     rt->gather_buf = malloc((size_t)rt->R * (1 + LS) * sizeof *rt->gather_buf);
     MP_CHECK_ALLOC(rt->gather_buf);
@@ -86,8 +82,9 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   }
   // Initial placement: expert g % E in global slot g, equal shares.
   for (int l = 0; l < rt->L; l++)
-    for (int g = 0; g < rt->G; g++) rt->slot_expert[(size_t)l * rt->G + g] = g % rt->E;
-  mp_rt_equal_shares(rt->L, rt->G, rt->E, rt->slot_expert, rt->shares);
+    for (int g = 0; g < rt->G; g++) moeplace_placement_phy2log(rt->placement, l)[g] = g % rt->E;
+  st = moeplace_placement_equal_shares(rt->placement);
+  if (st != MOEPLACE_OK) return st;
   rt->registration_dirty = 1;
   return MOEPLACE_OK;
 }
@@ -210,8 +207,8 @@ int moeplace_runtime_size(const moeplace_runtime *rt) { return rt ? rt->size : -
 int moeplace_runtime_get_placement(const moeplace_runtime *rt, int *slot_expert, double *shares) {
   if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "get_placement: runtime is NULL");
   size_t n = (size_t)rt->L * rt->G;
-  if (slot_expert) memcpy(slot_expert, rt->slot_expert, n * sizeof *slot_expert);
-  if (shares) memcpy(shares, rt->shares, n * sizeof *shares);
+  if (slot_expert) memcpy(slot_expert, rt->placement->phy2log, n * sizeof *slot_expert);
+  if (shares) memcpy(shares, rt->placement->share, n * sizeof *shares);
   return MOEPLACE_OK;
 }
 
@@ -221,8 +218,8 @@ int moeplace_runtime_local_expert(const moeplace_runtime *rt, int layer, int slo
   if (layer < 0 || layer >= rt->L || slot < 0 || slot >= rt->S)
     return mp_fail(MOEPLACE_ERR_ARG, "local_expert: layer %d slot %d out of range", layer, slot);
   size_t i = (size_t)layer * rt->G + (size_t)rt->rank * rt->S + slot;
-  if (expert) *expert = rt->slot_expert[i];
-  if (share) *share = rt->shares[i];
+  if (expert) *expert = rt->placement->phy2log[i];
+  if (share) *share = rt->placement->share[i];
   return MOEPLACE_OK;
 }
 
@@ -235,8 +232,8 @@ int moeplace_runtime_routing(const moeplace_runtime *rt, int layer, int expert,
   int k = 0;
   for (int g = 0; g < rt->G; g++) {
     size_t i = (size_t)layer * rt->G + g;
-    if (rt->slot_expert[i] != expert) continue;
-    if (k < max) out[k] = (moeplace_replica){g / rt->S, g % rt->S, rt->shares[i]};
+    if (rt->placement->phy2log[i] != expert) continue;
+    if (k < max) out[k] = (moeplace_replica){g / rt->S, g % rt->S, rt->placement->share[i]};
     k++;
   }
   *n = k;

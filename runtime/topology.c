@@ -4,7 +4,6 @@
 #include "runtime/topology.h"
 
 #include <hwloc.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,8 +93,6 @@ int mp_rt_topology_discover(MPI_Comm comm, int ranks_per_node, const char *synth
   // mine: [leader, package, numa, status, synthetic]
   int mine[5] = {leader, -1, -1, 0, 0};
   mine[3] = locate_in_node(synthetic, local_rank, local_size, &mine[1], &mine[2], &mine[4]);
-  char reason[256] = "";
-  if (mine[3] != MOEPLACE_OK) snprintf(reason, sizeof reason, "%s", moeplace_last_error());
 
   int *all = malloc((size_t)size * 5 * sizeof *all);
   out->node = malloc((size_t)size * sizeof *out->node);
@@ -124,7 +121,9 @@ int mp_rt_topology_discover(MPI_Comm comm, int ranks_per_node, const char *synth
       int st = all[5 * r + 3];
       free(all);
       mp_rt_topology_free(out);
-      if (r == rank) return mp_fail(st, "%s", reason);
+      // locate_in_node's message is still the last error: everything since
+      // either succeeded or returned its own
+      if (r == rank) return st;
       return mp_fail(st, "topology discovery failed on rank %d", r);
     }
   }
@@ -194,13 +193,4 @@ void mp_rt_topology_free(mp_rt_topology *t) {
   free(t->package);
   free(t->numa);
   t->node = t->package = t->numa = NULL;
-}
-
-int mp_rt_topology_class(const mp_rt_topology *t, int a, int b) {
-  if (t->shape) return (int)moeplace_topology_class(t->shape, a, b);
-  if (a == b) return 0;
-  if (t->node[a] != t->node[b]) return 4;
-  if (t->numa[a] >= 0 && t->numa[a] == t->numa[b]) return 1;
-  if (t->package[a] >= 0 && t->package[a] == t->package[b]) return 2;
-  return 3;
 }

@@ -1,7 +1,7 @@
 /* Where each rank runs: node (MPI_COMM_TYPE_SHARED or emulated), package
  * and NUMA node (hwloc, from the rank's bound cpuset). Every rank learns the
- * classes of every rank, so that the coordinator can give the placement the
- * distance class of every pair and any rank can choose migration sources. */
+ * classes of every rank, so that every rank holds the same t->shape: the
+ * coordinator places with it and every rank builds the same migration plan. */
 #ifndef MOEPLACE_RUNTIME_TOPOLOGY_H
 #define MOEPLACE_RUNTIME_TOPOLOGY_H
 
@@ -39,10 +39,5 @@ int mp_rt_topology_discover(MPI_Comm comm, int ranks_per_node, const char *synth
 int mp_rt_topology_attach_shape(MPI_Comm comm, const char *cluster_file, mp_rt_topology *t);
 
 void mp_rt_topology_free(mp_rt_topology *t);
-
-/* Distance class of a pair (moeplace_link_class): 0 same rank, 1 same NUMA,
- * 2 same package, 3 same node, 4 other node. Unknown package/NUMA count as
- * different. With a shape, the shape decides. */
-int mp_rt_topology_class(const mp_rt_topology *t, int a, int b);
 
 #endif

@@ -3,7 +3,8 @@
  * the failures are summed over ranks and the program exits 1 if any.
  *
  * Cases: config (mismatched and invalid configs are reported on every rank,
- * no deadlock), args (bad arguments return errors), topology (emulated nodes
+ * no deadlock), args (bad arguments return errors, invalid placements
+ * are refused on every rank), topology (emulated nodes
  * and a synthetic hwloc machine; topology_env: the same through
  * $HWLOC_SYNTHETIC), migrate (random placements: weights arrive
  * intact, placements agree everywhere, slots that are both source and
@@ -242,6 +243,45 @@ static void case_config(int R) {
   moeplace_runtime_destroy(rt);
 }
 
+/* An empty slot must carry share 0: a placement whose empty slot routes
+ * half an expert's tokens is refused on every rank, nothing changes; the
+ * same placement with share 0 there is applied. */
+static void args_empty_slot_share(int R) {
+  const int L = 1, E = 2 * R, S = 3, G = R * S; // slots 2R..3R-1: second replicas
+  moeplace_runtime *rt = make_rt(L, E, S, 4096, 8);
+  if (!rt) return;
+  int *se = malloc((size_t)G * sizeof *se), *before = malloc((size_t)G * sizeof *before);
+  double *sh = malloc((size_t)G * sizeof *sh), *sh_before = malloc((size_t)G * sizeof *sh_before);
+  moeplace_runtime_get_placement(rt, before, sh_before);
+  memcpy(se, before, (size_t)G * sizeof *se);
+  memcpy(sh, sh_before, (size_t)G * sizeof *sh);
+  for (int g = E; g < G; g++) { // drop the second replica, keep its share on the empty slot
+    sh[se[g]] = 1.0;
+    se[g] = -1;
+    sh[g] = 0.5;
+  }
+  int rc = moeplace_runtime_apply_placement(rt, se, sh, NULL);
+  CHECK(rc == MOEPLACE_ERR_ARG, "empty slot with share 0.5: rc=%d", rc);
+  int *now = malloc((size_t)G * sizeof *now);
+  double *sh_now = malloc((size_t)G * sizeof *sh_now);
+  moeplace_runtime_get_placement(rt, now, sh_now);
+  CHECK(memcmp(now, before, (size_t)G * sizeof *now) == 0 &&
+            memcmp(sh_now, sh_before, (size_t)G * sizeof *sh_now) == 0,
+        "the placement in force is unchanged");
+  for (int g = E; g < G; g++) sh[g] = 0.0;
+  rc = moeplace_runtime_apply_placement(rt, se, sh, NULL);
+  CHECK(rc == MOEPLACE_OK, "the same placement with share 0 in the empty slots: rc=%d", rc);
+  moeplace_runtime_get_placement(rt, now, NULL);
+  CHECK(memcmp(now, se, (size_t)G * sizeof *now) == 0, "applied");
+  free(se);
+  free(before);
+  free(sh);
+  free(sh_before);
+  free(now);
+  free(sh_now);
+  moeplace_runtime_destroy(rt);
+}
+
 static void case_args(int R) {
   moeplace_runtime *rt = make_rt(2, 2 * R, 2, 4096, 8);
   if (!rt) return;
@@ -288,6 +328,7 @@ static void case_args(int R) {
   CHECK(placements_agree(rt, 2, G), "placements still agree");
   moeplace_runtime_destroy(rt);
   moeplace_runtime_destroy(NULL);
+  args_empty_slot_share(R);
 }
 
 static void case_topology(int R) {

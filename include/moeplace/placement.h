@@ -109,6 +109,12 @@ int moeplace_placement_log2phy(const moeplace_placement *p, int layer, int max_r
  * 1e-6) per expert, empty slots with share 0. The error names layer and slot. */
 int moeplace_placement_validate(const moeplace_placement *p);
 
+/* Sets every replica's share to 1 / the replica count of its expert in its
+ * layer, and every empty slot's share (and that of a slot whose expert is
+ * out of range) to 0: the routing of "every replica gets the same part".
+ * Does not validate; call moeplace_placement_validate() afterwards. */
+int moeplace_placement_equal_shares(moeplace_placement *p);
+
 /* Loads each rank gets: rank_load [R] for one layer's expert loads [E]. */
 int moeplace_placement_rank_loads(const moeplace_placement *p, int layer, const double *loads,
                                   double *rank_load);
@@ -119,7 +125,8 @@ int moeplace_placement_imbalance(const moeplace_placement *p, const double *load
                                  double *imbalance);
 
 /* Replica moves from `from` to `to`: a move is a (layer, expert, rank) that
- * `to` has and `from` has not. Bytes use expert_bytes per replica; the cost
+ * `to` has and `from` has not (a replica changing slots within its rank is
+ * not one). Bytes use expert_bytes per replica; the cost
  * of a move is expert_bytes times the cost of the closest class from a rank
  * that held the expert in `from`. topo may be NULL (then cross_node_bytes
  * is 0 and cost counts every byte once). */
@@ -204,10 +211,20 @@ typedef struct moeplace_transfer {
   double bytes;
 } moeplace_transfer;
 
-/* The transfers that turn `from` into `to`: one per move (see
- * moeplace_placement_diff). The source is the closest old replica by link
- * class; ties go to the sender with the fewest transfers so far. *out is
- * malloc'd (free with moeplace_transfers_free); *count may be 0. */
+/* The transfers that turn `from` into `to`, in order of layer and then of
+ * destination slot (src_slot and dst_slot are global slot indices, rank x S
+ * + local slot):
+ *  - one per move (see moeplace_placement_diff): the source is the closest
+ *    old replica by link class; ties go to the sender with the fewest
+ *    transfers to other ranks so far;
+ *  - one local copy (link MOEPLACE_LINK_SAME_RANK, src_rank == dst_rank) per
+ *    slot that gets an expert its rank held in another slot of `from`: a
+ *    rank keeping a replica but in another slot (a runtime's per-slot
+ *    buffers must follow it). Not a move: moeplace_placement_diff skips
+ *    these, and moeplace_place's results never contain them (a kept replica
+ *    stays in its slot).
+ * Every transfer has bytes = expert_bytes. *out is malloc'd (free with
+ * moeplace_transfers_free); *count may be 0. */
 int moeplace_migration_plan(const moeplace_placement *from, const moeplace_placement *to,
                             const moeplace_topology *topo, double expert_bytes,
                             moeplace_transfer **out, size_t *count);

@@ -14,8 +14,9 @@
  * record is local and cheap (a few additions). step is collective but only
  * communicates at window boundaries (one MPI_Gather of the window's
  * [layers][slots] totals to the coordinator) and at rebalance boundaries,
- * where the coordinator forecasts the load, computes a new placement and a
- * migration plan, broadcasts them, and every rank moves the affected expert
+ * where the coordinator forecasts the load and computes a new placement
+ * (the placement engine decides whether moving replicas pays), broadcasts
+ * it, and every rank builds the same migration plan and moves the affected expert
  * state into staging memory, verifying an xxHash checksum of every expert it
  * receives (non-blocking point-to-point MPI; between ranks of one node, a
  * copy into the receiver's MPI-3 shared window, see shm_transfers). The new placement is
@@ -75,20 +76,38 @@ typedef struct moeplace_runtime_config {
   int horizon;             /* steps the forecast covers (default 1000) */
   int rebalance_interval;  /* steps between rebalances, a multiple of window
                               (default 500); 0 disables rebalancing */
-  int history_windows;     /* windows kept per layer in the coordinator's ring
-                              buffer (default 256); memory is bounded by it */
+  int history_windows;     /* windows of load proportions the coordinator keeps
+                              (default 256) for the fallback forecast, the mean
+                              of the last rebalance interval (at most this many
+                              windows), used when the forecaster fails; the
+                              forecaster keeps its own bounded history */
   const char *predictor;   /* forecasting method of the predict engine: "sw_avg"
                               (default: cheap), "auto", "arima", "last", "lstm"
                               (when built in); see moeplace_predict_method_name().
                               The forecast runs on the coordinator inside the
                               rebalancing step: auto/arima cost far more. */
-  double migration_tradeoff; /* price of migration in imbalance: a rebalance must
-                                gain (old - new predicted imbalance) >= min_gain +
-                                tradeoff * (bytes moved / bytes of all expert
-                                state) (default 0.05) */
-  uint64_t migration_budget_bytes; /* max bytes moved per rebalance, 0 = no limit */
-  double min_gain;         /* skip a rebalance whose predicted imbalance gain is
-                              below this fraction (default 0.02) */
+  double migration_tradeoff; /* price of migration in predicted imbalance per
+                                fraction of all expert state moved, times the
+                                link class cost of each move (1 same NUMA, 1.5
+                                same package, 2 same node, 8 other node, or the
+                                cluster file's costs) (default 0.05). The
+                                placement engine (moeplace_place) decides: it
+                                moves replicas only if the predicted imbalance
+                                gain over the placement in force (with
+                                re-optimised shares) exceeds min_gain + this
+                                price */
+  uint64_t migration_budget_bytes; /* max bytes moved per rebalance, 0 = no limit
+                                      (a hard cap of moeplace_place) */
+  double min_gain;         /* predicted imbalance gain a change must bring, in
+                              imbalance units (the same units as
+                              moeplace_place_options.min_gain, to which it is
+                              passed): replica moves must gain more than
+                              min_gain + their price (above); a change of
+                              routing shares alone (no byte moved) is committed
+                              when it gains at least min_gain over the shares
+                              in force. moeplace_place also charges min_gain x
+                              the layer's mean rank load per moved replica
+                              when it compares candidates (default 0.02) */
   int coordinator;         /* rank that aggregates and decides (default 0) */
   int ranks_per_node;      /* > 0: emulate nodes of this many consecutive ranks
                               instead of MPI_COMM_TYPE_SHARED (default 0) */
@@ -158,7 +177,7 @@ typedef struct moeplace_step_info {
   int moves;             /* transfers of the committed migration */
   uint64_t bytes_moved;  /* bytes sent between ranks (local copies excluded) */
   double migration_s;    /* this rank's wall time from migration start to commit */
-  double decision_s;     /* coordinator only: time to forecast, place and plan */
+  double decision_s;     /* coordinator only: time to forecast and place */
   double predicted_imbalance_old, predicted_imbalance_new; /* coordinator only: the
                             placement in force and the one decided, on the forecast */
 } moeplace_step_info;
@@ -172,9 +191,13 @@ int moeplace_runtime_step(moeplace_runtime *rt, moeplace_step_info *info);
 /* Collective: migrates to the given placement now (every rank passes the
  * same arrays; checked). slot_expert: [layers][ranks][slots_per_rank] logical
  * expert per global slot or -1; shares: same shape, the fraction of the
- * expert's tokens routed to that replica (NULL = equal shares). Every expert
- * must keep at least one replica and no rank may hold two replicas of the
- * same expert of a layer. */
+ * expert's tokens routed to that replica (NULL = equal shares,
+ * moeplace_placement_equal_shares()). The placement must pass
+ * moeplace_placement_validate(): every expert keeps at least one replica, no
+ * rank holds two replicas of the same expert of a layer, an expert's shares
+ * sum to 1, an empty slot has share 0 (MOEPLACE_ERR_ARG on every rank
+ * otherwise, nothing changed). A rank may also move a replica it keeps to
+ * another of its slots (a local copy). */
 int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *slot_expert,
                                      const double *shares, moeplace_step_info *info);
 
