@@ -22,6 +22,8 @@ const char *moeplace_layer_state_name(int state) {
 }
 
 void moeplace_detector_config_init(moeplace_detector_config *cfg) {
+  if (!cfg) return;
+  memset(cfg, 0, sizeof *cfg);
   // Chosen from the per-window figures of the recorded traces
   // (docs/PREDICT.md, "State detector": the defaults and their table).
   cfg->k = 20;

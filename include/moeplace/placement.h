@@ -135,6 +135,7 @@ typedef struct moeplace_move_stats {
   double bytes_moved;
   double cross_node_bytes;
   double cost; /* sum of bytes x class cost */
+  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_move_stats;
 int moeplace_placement_diff(const moeplace_placement *from, const moeplace_placement *to,
                             const moeplace_topology *topo, double expert_bytes,
@@ -171,6 +172,7 @@ typedef struct moeplace_place_options {
    * (< 0, the default): none; 0: no local search. The constructive steps
    * always run to the end. */
   double time_limit_ms;
+  uint64_t reserved[8]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
 } moeplace_place_options;
 
 void moeplace_place_options_init(moeplace_place_options *opt);
@@ -189,6 +191,7 @@ typedef struct moeplace_place_stats {
   double cross_node_bytes;
   double migration_cost;
   double solve_ms;
+  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_place_stats;
 
 /* Computes a placement for loads [layers][experts] (non-negative, finite).

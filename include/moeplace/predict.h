@@ -40,6 +40,7 @@ typedef struct moeplace_detector_config {
   double var_threshold;   /* default 4e-4 */
   double range_threshold; /* default 0.08 */
   double hysteresis;      /* >= 1, default 1.5 */
+  uint64_t reserved[4]; /* zeroed by moeplace_detector_config_init() (ABI: moeplace/base.h) */
 } moeplace_detector_config;
 
 void moeplace_detector_config_init(moeplace_detector_config *cfg);
@@ -97,6 +98,7 @@ typedef struct moeplace_predict_config {
   double auto_power;  /* auto: a method's weight ~ (best error / its error)^power (default 4) */
   moeplace_detector_config detector;
   uint64_t seed; /* makes learned methods deterministic */
+  uint64_t reserved[8]; /* zeroed by moeplace_predict_config_init() (ABI: moeplace/base.h) */
 } moeplace_predict_config;
 
 /* Fills the defaults for a model of `layers` x `experts`. */
@@ -173,6 +175,7 @@ typedef struct moeplace_backtest_config {
   /* Optional: called after every origin with the origins done and in all. */
   void (*on_progress)(void *ctx, int64_t done, int64_t total);
   void *ctx;
+  uint64_t reserved[8]; /* zeroed by moeplace_backtest_config_init() (ABI: moeplace/base.h) */
 } moeplace_backtest_config;
 
 /* Defaults: moeplace_predict_config_init() for `predict`, no method but
@@ -214,6 +217,7 @@ typedef struct moeplace_backtest_result {
   moeplace_backtest_method *method; /* [n_methods], "last" first */
   int64_t n_changes;
   moeplace_backtest_change *change; /* [n_changes], in step order */
+  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_backtest_result;
 
 /* Runs the backtest on `trace` (read from its current position to the end;

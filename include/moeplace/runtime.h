@@ -125,6 +125,7 @@ typedef struct moeplace_runtime_config {
                               the receiver's memory (MPI-3 shared windows),
                               with messages only to notify; 0: every transfer
                               uses point-to-point messages */
+  uint64_t reserved[8]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0). */
@@ -180,6 +181,7 @@ typedef struct moeplace_step_info {
   double decision_s;     /* coordinator only: time to forecast and place */
   double predicted_imbalance_old, predicted_imbalance_new; /* coordinator only: the
                             placement in force and the one decided, on the forecast */
+  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_step_info;
 
 /* Collective, once per training step after the step's records. Closes
@@ -243,6 +245,7 @@ typedef struct moeplace_runtime_stats {
   double migration_s;    /* sum over committed migrations */
   double decision_s;     /* sum of coordinator decision times */
   double aggregate_s;    /* sum of time spent in window aggregation */
+  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_runtime_stats;
 
 int moeplace_runtime_get_stats(const moeplace_runtime *rt, moeplace_runtime_stats *out);
