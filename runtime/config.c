@@ -21,7 +21,7 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   // takes ~30 ms per decision there, about 8 of the demo's steps.
   cfg->predictor = "sw_avg";
   cfg->migration_tradeoff = 0.05;
-  cfg->migration_budget_bytes = 0;
+  cfg->migration_budget_bytes = MOEPLACE_NO_LIMIT;
   cfg->min_gain = 0.02;
   cfg->coordinator = 0;
   cfg->ranks_per_node = 0;
@@ -91,6 +91,10 @@ static const char *const field_names[] = {
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
+/* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
+ * compared through a 62-bit hash of all their bits (a shift would hide a
+ * difference in the lowest bit). */
+static int64_t hash_bytes(const void *p, size_t n) { return mp_rt_hash62(p, n, 5); }
 static int64_t hash_double(double d) { return mp_rt_hash62(&d, sizeof d, 7); }
 static int64_t hash_str(const char *s) { return s ? mp_rt_hash62(s, strlen(s), 11) : -1; }
 
@@ -107,12 +111,12 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[7] = c->history_windows;
     v[8] = hash_str(c->predictor);
     v[9] = hash_double(c->migration_tradeoff);
-    v[10] = (int64_t)(c->migration_budget_bytes >> 1);
+    v[10] = hash_bytes(&c->migration_budget_bytes, sizeof c->migration_budget_bytes);
     v[11] = hash_double(c->min_gain);
     v[12] = c->coordinator;
     v[13] = c->ranks_per_node;
     v[14] = hash_str(c->hwloc_synthetic);
-    v[15] = (int64_t)(c->chunk_bytes >> 1);
+    v[15] = hash_bytes(&c->chunk_bytes, sizeof c->chunk_bytes);
     v[16] = c->max_outstanding;
     v[17] = hash_str(c->cluster_file);
     v[18] = c->shm_transfers;

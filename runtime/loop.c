@@ -123,7 +123,7 @@ static void place_options(const moeplace_runtime *rt, moeplace_place_options *op
   opt->migration_weight =
       all_bytes ? rt->cfg.migration_tradeoff * L / ((double)R * (double)all_bytes) : 0.0;
   opt->byte_budget =
-      rt->cfg.migration_budget_bytes ? (double)rt->cfg.migration_budget_bytes : -1.0;
+      (double)rt->cfg.migration_budget_bytes; // MOEPLACE_NO_LIMIT carries over
   opt->min_gain = rt->cfg.min_gain;
 }
 

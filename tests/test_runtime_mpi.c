@@ -215,6 +215,17 @@ static void case_config(int R) {
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "mismatched predictor: rc=%d", rc);
   cfg.predictor = "auto";
+  // chunk_bytes and the budget differing in their lowest bit (once compared
+  // after a shift by one, so the mismatch slipped through create).
+  cfg.chunk_bytes = ((size_t)1 << 20) + (my_rank == R - 1);
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "chunk_bytes off by one: rc=%d", rc);
+  CHECK(strstr(moeplace_last_error(), "chunk_bytes") != NULL, "message names chunk_bytes");
+  cfg.chunk_bytes = (size_t)1 << 20;
+  cfg.migration_budget_bytes = 4096 + (my_rank == 0);
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "budget off by one: rc=%d", rc);
+  cfg.migration_budget_bytes = MOEPLACE_NO_LIMIT;
   // An invalid config on rank 1 only: every rank fails with ERR_ARG.
   if (my_rank == 1) cfg.window = 0;
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);

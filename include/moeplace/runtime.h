@@ -96,8 +96,10 @@ typedef struct moeplace_runtime_config {
                                 gain over the placement in force (with
                                 re-optimised shares) exceeds min_gain + this
                                 price */
-  uint64_t migration_budget_bytes; /* max bytes moved per rebalance, 0 = no limit
-                                      (a hard cap of moeplace_place) */
+  int64_t migration_budget_bytes; /* max bytes moved per rebalance, a hard cap of
+                                     moeplace_place: MOEPLACE_NO_LIMIT (< 0, the
+                                     default) none; 0: no replica moves, only
+                                     routing shares change */
   double min_gain;         /* predicted imbalance gain a change must bring, in
                               imbalance units (the same units as
                               moeplace_place_options.min_gain, to which it is
