@@ -294,6 +294,7 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
                    moeplace_place_stats *stats) {
   const double t0 = mp_now_s();
   if (!topo || !loads || !out) return mp_fail(MOEPLACE_ERR_ARG, "place: NULL argument");
+  *out = NULL;
   place_ctx c;
   int rc = place_ctx_init(&c, topo, layers, experts, slots, loads, current, opt, t0);
   if (rc) return rc;

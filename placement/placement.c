@@ -40,6 +40,7 @@ int mp_place_check_shape(int layers, int experts, int ranks, int slots) {
 int moeplace_placement_create(moeplace_placement **out, int layers, int experts, int ranks,
                               int slots) {
   if (!out) return mp_fail(MOEPLACE_ERR_ARG, "placement: out is NULL");
+  *out = NULL;
   int rc = mp_place_check_shape(layers, experts, ranks, slots);
   if (rc) return rc;
   moeplace_placement *p = calloc(1, sizeof *p);
@@ -61,7 +62,8 @@ int moeplace_placement_create(moeplace_placement **out, int layers, int experts,
 }
 
 int moeplace_placement_clone(moeplace_placement **out, const moeplace_placement *src) {
-  if (!src) return mp_fail(MOEPLACE_ERR_ARG, "placement clone: source is NULL");
+  if (!out || !src) return mp_fail(MOEPLACE_ERR_ARG, "placement clone: NULL argument");
+  *out = NULL;
   int rc = moeplace_placement_create(out, src->layers, src->experts, src->ranks, src->slots);
   if (rc) return rc;
   size_t n = (size_t)src->layers * src->ranks * src->slots;

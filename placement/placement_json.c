@@ -99,6 +99,7 @@ static int check_holds_shape(const json_t *arr, const char *path, int L, size_t 
 
 int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "placement read: NULL argument");
+  *out = NULL;
   json_t *root;
   int rc = mp_json_read_file(path, &root);
   if (rc) return rc;

@@ -44,28 +44,38 @@ typedef struct moeplace_topology moeplace_topology;
 /* A regular cluster: `nodes` x `ranks_per_node` ranks, numbered node-major;
  * inside a node the ranks are spread in order over packages_per_node x
  * numa_per_package NUMA domains (pass 1 and 1 if unknown). Default costs per
- * byte: same NUMA 1, same package 1.5, same node 2, other node 8. */
+ * byte: same NUMA 1, same package 1.5, same node 2, other node 8.
+ * Returns MOEPLACE_OK and *out (the caller destroys it with
+ * moeplace_topology_destroy()), or MOEPLACE_ERR_ARG (a count < 1 or too many
+ * ranks) / MOEPLACE_ERR_NOMEM. */
 int moeplace_topology_create_shape(moeplace_topology **out, int nodes, int ranks_per_node,
                                    int packages_per_node, int numa_per_package);
 
 /* An explicit table: rank r is on node[r], package[r] (a label inside its
- * node) and numa[r] (a label inside its package). Labels are >= 0. */
+ * node) and numa[r] (a label inside its package), arrays [ranks] read during
+ * the call only. Labels are >= 0. Returns as moeplace_topology_create_shape(). */
 int moeplace_topology_create_table(moeplace_topology **out, int ranks, const int *node,
                                    const int *package, const int *numa);
 
-/* Reads a cluster-shape file (format: docs/PLACEMENT.md); errors name
- * file:line. */
+/* Reads a cluster-shape file (format: docs/PLACEMENT.md). Returns
+ * MOEPLACE_OK and *out (destroy it), MOEPLACE_ERR_IO (cannot open or read:
+ * the message names the file) or MOEPLACE_ERR_FORMAT ("file:line: reason"). */
 int moeplace_topology_load(moeplace_topology **out, const char *path);
 
+/* Accepts NULL. */
 void moeplace_topology_destroy(moeplace_topology *topo);
 
+/* Ranks and nodes (0 for NULL). */
 int moeplace_topology_ranks(const moeplace_topology *topo);
 int moeplace_topology_nodes(const moeplace_topology *topo);
-/* Node index (0..nodes-1, renumbered in order of first appearance). */
+/* Node index of a rank (0..nodes-1, renumbered in order of first
+ * appearance), or MOEPLACE_ERR_ARG for NULL or a rank out of range. */
 int moeplace_topology_rank_node(const moeplace_topology *topo, int rank);
 
-/* Per-byte cost of a class (any non-negative unit: the migration weight of
- * the options converts cost into load units). */
+/* Per-byte cost of a class (any finite non-negative unit: the migration
+ * weight of the options converts cost into load units). set_cost returns
+ * MOEPLACE_ERR_ARG for NULL, an unknown class or a bad cost; cost returns 0
+ * for NULL or an unknown class. */
 int moeplace_topology_set_cost(moeplace_topology *topo, moeplace_link_class cls, double cost);
 double moeplace_topology_cost(const moeplace_topology *topo, moeplace_link_class cls);
 /* Class of ranks a and b; MOEPLACE_LINK_INVALID, with moeplace_last_error()
@@ -76,37 +86,50 @@ moeplace_link_class moeplace_topology_class(const moeplace_topology *topo, int a
 
 typedef struct moeplace_placement moeplace_placement;
 
-/* An all-empty placement (every slot -1, share 0). */
+/* An all-empty placement (every slot -1, share 0) of layers x (ranks x
+ * slots) slots for `experts` experts. Returns MOEPLACE_OK and *out (the
+ * caller destroys it with moeplace_placement_destroy()), or MOEPLACE_ERR_ARG
+ * (a count < 1, more experts than ranks x slots, or a shape too large) /
+ * MOEPLACE_ERR_NOMEM, with *out = NULL. */
 int moeplace_placement_create(moeplace_placement **out, int layers, int experts, int ranks,
                               int slots);
+/* A deep copy of src, returned as create does. */
 int moeplace_placement_clone(moeplace_placement **out, const moeplace_placement *src);
+/* Accepts NULL. */
 void moeplace_placement_destroy(moeplace_placement *p);
 
+/* Shape (0 for NULL). */
 int moeplace_placement_layers(const moeplace_placement *p);
 int moeplace_placement_experts(const moeplace_placement *p);
 int moeplace_placement_ranks(const moeplace_placement *p);
 int moeplace_placement_slots(const moeplace_placement *p);
 
-/* The slot arrays of one layer, [R*S] each: logical expert of each slot (-1
- * for empty) and its share. Writable, so that a caller can build a placement;
- * check it with moeplace_placement_validate(). NULL for a bad layer. */
+/* The slot arrays of one layer, [R*S] each, indexed by the global physical
+ * slot g = rank * S + local slot: logical expert of each slot (-1 for empty)
+ * and its share. They point into the placement (owned by it, valid until it
+ * is destroyed). Writable, so that a caller can build a placement; check it
+ * with moeplace_placement_validate(). NULL for NULL or a bad layer. */
 int *moeplace_placement_phy2log(moeplace_placement *p, int layer);
 double *moeplace_placement_share(moeplace_placement *p, int layer);
 const int *moeplace_placement_phy2log_const(const moeplace_placement *p, int layer);
 const double *moeplace_placement_share_const(const moeplace_placement *p, int layer);
 
-/* Replica count of each expert of a layer: logcnt [E]. */
+/* Replica count of each expert of a layer: logcnt [E] (EPLB's logcnt).
+ * MOEPLACE_ERR_ARG for NULL or a bad layer. */
 int moeplace_placement_logcnt(const moeplace_placement *p, int layer, int *logcnt);
-/* Largest replica count over all layers and experts. */
+/* Largest replica count over all layers and experts (>= 0; 0 for NULL), or
+ * MOEPLACE_ERR_NOMEM. */
 int moeplace_placement_max_replicas(const moeplace_placement *p);
-/* Physical slots of each expert, EPLB's log2phy: [E][max_rep], unused
- * entries -1. max_rep must be >= moeplace_placement_max_replicas(). */
+/* Global physical slots of each expert, EPLB's log2phy: [E][max_rep],
+ * unused entries -1, replicas in slot order. MOEPLACE_ERR_ARG for NULL, a bad
+ * layer or max_rep < moeplace_placement_max_replicas(). */
 int moeplace_placement_log2phy(const moeplace_placement *p, int layer, int max_rep,
                                int *log2phy);
 
 /* Checks every invariant: experts in range, every expert present, no rank
  * holding an expert twice in a layer, shares in [0,1] summing to 1 (within
- * 1e-6) per expert, empty slots with share 0. The error names layer and slot. */
+ * 1e-6) per expert, empty slots with share 0. MOEPLACE_OK, or
+ * MOEPLACE_ERR_ARG with a message naming the layer and slot. */
 int moeplace_placement_validate(const moeplace_placement *p);
 
 /* Sets every replica's share to 1 / the replica count of its expert in its
@@ -115,12 +138,16 @@ int moeplace_placement_validate(const moeplace_placement *p);
  * Does not validate; call moeplace_placement_validate() afterwards. */
 int moeplace_placement_equal_shares(moeplace_placement *p);
 
-/* Loads each rank gets: rank_load [R] for one layer's expert loads [E]. */
+/* Loads each rank gets: rank_load [R] for one layer's expert loads [E]
+ * (each slot gets its expert's load x its share). MOEPLACE_ERR_ARG for NULL
+ * or a bad layer. */
 int moeplace_placement_rank_loads(const moeplace_placement *p, int layer, const double *loads,
                                   double *rank_load);
 
-/* metrics.md's imbalance of `loads` [L][E] under this placement: sum over
- * layers of the max rank load / sum over layers of the mean rank load. */
+/* docs/metrics.md's imbalance of `loads` [L][E] under this placement, into
+ * *imbalance: sum over layers of the max rank load / sum over layers of the
+ * mean rank load (1.0 when there is no load). MOEPLACE_ERR_ARG for NULL,
+ * MOEPLACE_ERR_NOMEM. */
 int moeplace_placement_imbalance(const moeplace_placement *p, const double *loads,
                                  double *imbalance);
 
@@ -137,14 +164,20 @@ typedef struct moeplace_move_stats {
   double cost; /* sum of bytes x class cost */
   uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_move_stats;
+/* Fills *stats; MOEPLACE_ERR_ARG for NULL placements or stats, or shapes
+ * that differ (or a topology with another rank count). */
 int moeplace_placement_diff(const moeplace_placement *from, const moeplace_placement *to,
                             const moeplace_topology *topo, double expert_bytes,
                             moeplace_move_stats *stats);
 
 /* JSON form (docs/PLACEMENT.md): {"ranks","slots","layers","experts",
  * "placement":[{"layer","phy2log","share","logcnt"}], ...}. The writer adds
- * the stats if given (may be NULL); the reader accepts what the writer
- * wrote (other keys are ignored) and validates it. */
+ * the stats if given (may be NULL) and writes atomically (a failed write
+ * leaves `path` as it was; "-" is stdout); MOEPLACE_ERR_IO names the file.
+ * The reader accepts what the writer wrote (other keys are ignored), checks
+ * the declared shape against the entries before allocating, and validates
+ * the result: MOEPLACE_OK and *out (destroy it), MOEPLACE_ERR_IO (cannot
+ * open or read) or MOEPLACE_ERR_FORMAT ("file: reason"), *out = NULL. */
 struct moeplace_place_stats;
 int moeplace_placement_write_json(const moeplace_placement *p,
                                   const struct moeplace_place_stats *stats, const char *path);
@@ -163,8 +196,12 @@ typedef struct moeplace_place_options {
   double byte_budget;
   /* Bytes of one expert replica's state (weights, optimizer state...). */
   double expert_bytes;
-  /* A change must also gain more than min_gain x the layer's mean rank load
-   * (default 2e-3), so noise-level load changes move nothing. */
+  /* Keep-or-move threshold in imbalance units (default 2e-3): replicas move
+   * only if the predicted imbalance gain over the current placement (with
+   * re-optimised shares) exceeds min_gain + the migration's weighted cost
+   * divided by the sum of the layers' mean rank loads; each moved replica
+   * is also charged min_gain x its layer's mean rank load when candidates
+   * are compared. Only applies against a current placement. */
   double min_gain;
   /* Local-search effort: improvement iterations per layer (default 64). */
   int max_iterations;
@@ -175,6 +212,7 @@ typedef struct moeplace_place_options {
   uint64_t reserved[8]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
 } moeplace_place_options;
 
+/* Writes every default (and zeroes reserved). Accepts NULL (does nothing). */
 void moeplace_place_options_init(moeplace_place_options *opt);
 
 typedef struct moeplace_place_stats {
@@ -197,8 +235,12 @@ typedef struct moeplace_place_stats {
 /* Computes a placement for loads [layers][experts] (non-negative, finite).
  * topo gives R; slots is S. current may be NULL (a fresh placement);
  * otherwise it must have the same shape, and the result stays close to it
- * (moves are counted relative to it, the byte budget applies). opt may be
- * NULL for defaults. *out is a new placement the caller destroys. */
+ * (moves are counted relative to it, the byte budget applies, and the
+ * keep-or-move rule of min_gain decides). opt may be NULL for defaults,
+ * stats may be NULL. Deterministic: the same inputs give the same result.
+ * Returns MOEPLACE_OK and *out, a new valid placement the caller destroys;
+ * MOEPLACE_ERR_ARG (a bad option, load, shape or current placement, named
+ * in the message) or MOEPLACE_ERR_NOMEM with *out = NULL. */
 int moeplace_place(const moeplace_topology *topo, int layers, int experts, int slots,
                    const double *loads, const moeplace_placement *current,
                    const moeplace_place_options *opt, moeplace_placement **out,
@@ -206,6 +248,8 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
 
 /* ---- Migration plan ----------------------------------------------------- */
 
+/* One transfer of a migration plan (an array element: its layout is fixed
+ * within a major version). */
 typedef struct moeplace_transfer {
   int layer, expert;
   int src_rank, src_slot; /* a slot holding the expert in the old placement */
@@ -231,6 +275,7 @@ typedef struct moeplace_transfer {
 int moeplace_migration_plan(const moeplace_placement *from, const moeplace_placement *to,
                             const moeplace_topology *topo, double expert_bytes,
                             moeplace_transfer **out, size_t *count);
+/* Accepts NULL. */
 void moeplace_transfers_free(moeplace_transfer *transfers);
 
 #ifdef __cplusplus

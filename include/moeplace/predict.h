@@ -101,25 +101,38 @@ typedef struct moeplace_predict_config {
   uint64_t reserved[8]; /* zeroed by moeplace_predict_config_init() (ABI: moeplace/base.h) */
 } moeplace_predict_config;
 
-/* Fills the defaults for a model of `layers` x `experts`. */
+/* Writes every default (and zeroes reserved) for a model of `layers` x
+ * `experts`; `method` points at a static string. Accepts NULL. */
 void moeplace_predict_config_init(moeplace_predict_config *cfg, int layers, int experts);
 
 typedef struct moeplace_forecaster moeplace_forecaster;
 
+/* A forecaster for cfg (copied: the strings it points at need not outlive
+ * the call). Returns MOEPLACE_OK and *out (destroy it with
+ * moeplace_forecaster_destroy()), or MOEPLACE_ERR_ARG (a shape or parameter
+ * out of range, an unknown method; named in the message) / MOEPLACE_ERR_NOMEM
+ * with *out = NULL. Memory is bounded by the methods' histories, not by
+ * the number of windows observed. */
 int moeplace_forecaster_create(moeplace_forecaster **out, const moeplace_predict_config *cfg);
+/* Accepts NULL. */
 void moeplace_forecaster_destroy(moeplace_forecaster *f);
 
 /* One completed window for every layer: counts or proportions [layers][experts].
- * Returns the number of layers whose state changed (>= 0), or an error. An
- * all-zero window of a layer counts as uniform load. */
+ * Returns the number of layers whose state changed (>= 0), or
+ * MOEPLACE_ERR_ARG (NULL, a proportion that is negative or not finite;
+ * nothing is recorded) or a method's MOEPLACE_ERR_NOMEM / _NUMERIC.
+ * An all-zero window of a layer counts as uniform load. */
 int moeplace_forecaster_observe_counts(moeplace_forecaster *f, const uint64_t *counts);
 int moeplace_forecaster_observe(moeplace_forecaster *f, const double *proportions);
 
 /* Forecast of the mean load proportion of every expert over the next
- * `horizon` steps: out[layers][experts], each row non-negative, summing to 1. */
+ * `horizon` steps: out[layers][experts], each row non-negative, summing to 1
+ * (uniform before any window). MOEPLACE_ERR_ARG for NULL; a method's
+ * MOEPLACE_ERR_NUMERIC, after which out is unspecified. */
 int moeplace_forecaster_forecast(moeplace_forecaster *f, double *out);
 
-/* Same for one layer only: out[experts]. */
+/* Same for one layer only: out[experts]; MOEPLACE_ERR_ARG also for a layer
+ * outside [0, layers). */
 int moeplace_forecaster_forecast_layer(moeplace_forecaster *f, int layer, double *out);
 
 /* A layer's state (a moeplace_layer_state, >= 0), or MOEPLACE_ERR_ARG for a
@@ -133,7 +146,7 @@ int moeplace_forecaster_state(const moeplace_forecaster *f, int layer);
  * [0, layers); the reason in moeplace_last_error(), *window left as is). */
 int moeplace_forecaster_last_change(const moeplace_forecaster *f, int layer, int64_t *window);
 
-/* Windows observed so far. */
+/* Windows observed so far (0 for NULL). */
 int64_t moeplace_forecaster_windows(const moeplace_forecaster *f);
 
 
