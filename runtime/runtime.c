@@ -204,11 +204,11 @@ int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tok
 int moeplace_runtime_rank(const moeplace_runtime *rt) { return rt ? rt->rank : -1; }
 int moeplace_runtime_size(const moeplace_runtime *rt) { return rt ? rt->size : -1; }
 
-int moeplace_runtime_get_placement(const moeplace_runtime *rt, int *slot_expert, double *shares) {
+int moeplace_runtime_get_placement(const moeplace_runtime *rt, int *phy2log, double *share) {
   if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "get_placement: runtime is NULL");
   size_t n = (size_t)rt->L * rt->G;
-  if (slot_expert) memcpy(slot_expert, rt->placement->phy2log, n * sizeof *slot_expert);
-  if (shares) memcpy(shares, rt->placement->share, n * sizeof *shares);
+  if (phy2log) memcpy(phy2log, rt->placement->phy2log, n * sizeof *phy2log);
+  if (share) memcpy(share, rt->placement->share, n * sizeof *share);
   return MOEPLACE_OK;
 }
 

@@ -130,19 +130,27 @@ typedef struct moeplace_runtime_config {
   uint64_t reserved[8]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
-/* Sets every field to its documented default (layers/experts/slots to 0). */
+/* Sets every field to its documented default (layers/experts/slots to 0,
+ * reserved zeroed); the strings point at static storage. Accepts NULL. */
 void moeplace_runtime_config_init(moeplace_runtime_config *cfg);
 
 typedef struct moeplace_runtime moeplace_runtime;
 
 /* Collective over comm. Validates cfg, checks that every rank passed the same
  * configuration, discovers the topology and sets the initial placement. The
- * runtime works on a duplicate of comm. */
+ * runtime works on a duplicate of comm and copies cfg (its strings too).
+ * Returns, on every rank alike: MOEPLACE_OK and *out (destroy it with
+ * moeplace_runtime_destroy(), collectively); MOEPLACE_ERR_ARG (an invalid
+ * field, on any rank: named in the message), MOEPLACE_ERR_MISMATCH (ranks
+ * passed different configurations: the field is named),
+ * MOEPLACE_ERR_STATE (MPI not initialised), MOEPLACE_ERR_MPI or
+ * MOEPLACE_ERR_NOMEM; *out = NULL on failure. */
 int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
                             const moeplace_runtime_config *cfg);
 
-/* Collective (frees the duplicated communicator). Accepts NULL. Registered
- * buffers are not freed: they belong to the caller. */
+/* Collective (frees the duplicated communicator and the runtime-owned
+ * buffers). Accepts NULL. Registered buffers are not freed: they belong to
+ * the caller. */
 void moeplace_runtime_destroy(moeplace_runtime *rt);
 
 /* Registers one buffer of local slot `slot` of `layer` (call once per
@@ -151,6 +159,8 @@ void moeplace_runtime_destroy(moeplace_runtime *rt);
  * buffers with the same sizes: an expert's state is the concatenation of its
  * buffers. Local; the consistency check happens in the next
  * moeplace_runtime_step(). The memory must stay valid until destroy. */
+/* MOEPLACE_ERR_ARG for a bad layer, slot or pointer, or more than
+ * MOEPLACE_RUNTIME_MAX_BUFFERS buffers; MOEPLACE_ERR_NOMEM. */
 int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, void *ptr,
                                      size_t bytes);
 
@@ -163,12 +173,14 @@ int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, 
 int moeplace_runtime_alloc_buffer(moeplace_runtime *rt, int layer, int slot, size_t bytes,
                                   void **ptr);
 
-/* Current address (and size) of buffer `index` of a local slot. */
+/* Current address (and size: bytes may be NULL) of buffer `index` of a local
+ * slot. MOEPLACE_ERR_ARG for NULL rt or ptr, a bad layer, slot or index. */
 int moeplace_runtime_buffer(const moeplace_runtime *rt, int layer, int slot, int index,
                             void **ptr, size_t *bytes);
 
 /* Adds the tokens each local slot of `layer` processed in the current step:
- * tokens has shape [slots_per_rank]. Local, O(slots_per_rank). */
+ * tokens has shape [slots_per_rank]. Local, O(slots_per_rank).
+ * MOEPLACE_ERR_ARG for NULL or a bad layer. */
 int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tokens);
 
 /* What the last moeplace_runtime_step() did. */
@@ -193,32 +205,36 @@ typedef struct moeplace_step_info {
 int moeplace_runtime_step(moeplace_runtime *rt, moeplace_step_info *info);
 
 /* Collective: migrates to the given placement now (every rank passes the
- * same arrays; checked). slot_expert: [layers][ranks][slots_per_rank] logical
- * expert per global slot or -1; shares: same shape, the fraction of the
+ * same arrays; checked). phy2log: [layers][ranks * slots_per_rank] logical
+ * expert per global slot (rank * slots_per_rank + local slot) or -1, as in
+ * moeplace_placement_phy2log(); share: same shape, the fraction of the
  * expert's tokens routed to that replica (NULL = equal shares,
- * moeplace_placement_equal_shares()). The placement must pass
+ * moeplace_placement_equal_shares()). Returns as moeplace_runtime_step():
+ * MOEPLACE_ERR_MISMATCH when ranks passed different arrays. The placement must pass
  * moeplace_placement_validate(): every expert keeps at least one replica, no
  * rank holds two replicas of the same expert of a layer, an expert's shares
  * sum to 1, an empty slot has share 0 (MOEPLACE_ERR_ARG on every rank
  * otherwise, nothing changed). A rank may also move a replica it keeps to
  * another of its slots (a local copy). */
-int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *slot_expert,
-                                     const double *shares, moeplace_step_info *info);
+int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *phy2log,
+                                     const double *share, moeplace_step_info *info);
 
-/* Shape of the job. */
+/* Shape of the job: this rank and the number of ranks (-1 for NULL). */
 int moeplace_runtime_rank(const moeplace_runtime *rt);
 int moeplace_runtime_size(const moeplace_runtime *rt);
 
-/* The placement in force: slot_expert [layers][ranks][slots_per_rank] and
- * shares of the same shape (either may be NULL). */
-int moeplace_runtime_get_placement(const moeplace_runtime *rt, int *slot_expert,
-                                   double *shares);
+/* The placement in force, identical on every rank: phy2log
+ * [layers][ranks * slots_per_rank] and share of the same shape (either may
+ * be NULL; the caller's arrays). Local. MOEPLACE_ERR_ARG for NULL rt. */
+int moeplace_runtime_get_placement(const moeplace_runtime *rt, int *phy2log, double *share);
 
-/* Logical expert held by a local slot (-1 = empty) and its routing share. */
+/* Logical expert held by a local slot (-1 = empty) and its routing share;
+ * either out pointer may be NULL. MOEPLACE_ERR_ARG for a bad layer or slot. */
 int moeplace_runtime_local_expert(const moeplace_runtime *rt, int layer, int slot,
                                   int *expert, double *share);
 
-/* One replica in the routing table. */
+/* One replica in the routing table (an array element: its layout is fixed
+ * within a major version). */
 typedef struct moeplace_replica {
   int rank;
   int slot;     /* local slot on that rank */
@@ -226,12 +242,15 @@ typedef struct moeplace_replica {
 } moeplace_replica;
 
 /* Routing table entry of (layer, expert): up to `max` replicas written to
- * out, their number in *n (at most the number of ranks). */
+ * out[max], in slot order, their number in *n (at most the number of
+ * ranks). MOEPLACE_ERR_ARG for a bad layer or expert, or when the expert has
+ * more than `max` replicas (*n then says how many: call again with room). */
 int moeplace_runtime_routing(const moeplace_runtime *rt, int layer, int expert,
                              moeplace_replica *out, int max, int *n);
 
 /* Topology as discovered (or emulated): for `rank`, its node index, package
- * and NUMA node within that node (-1 if unknown). */
+ * and NUMA node within that node (-1 if unknown); out pointers may be NULL.
+ * MOEPLACE_ERR_ARG for a rank outside [0, size). */
 int moeplace_runtime_topology(const moeplace_runtime *rt, int rank, int *node, int *package,
                               int *numa);
 
@@ -250,6 +269,7 @@ typedef struct moeplace_runtime_stats {
   uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_runtime_stats;
 
+/* Copies the totals into *out. Local. MOEPLACE_ERR_ARG for NULL. */
 int moeplace_runtime_get_stats(const moeplace_runtime *rt, moeplace_runtime_stats *out);
 
 #ifdef __cplusplus
