@@ -12,6 +12,7 @@
 #include <moeplace.h>
 
 #include "common/error.h"
+#include "common/metrics.h"
 #include "placement/placement_impl.h"
 #include "placement/topology.h"
 
@@ -221,19 +222,16 @@ int moeplace_placement_imbalance(const moeplace_placement *p, const double *load
   if (!p || !loads || !imbalance) return mp_fail(MOEPLACE_ERR_ARG, "imbalance: bad argument");
   double *rl = malloc((size_t)p->ranks * sizeof *rl);
   MP_CHECK_ALLOC(rl);
-  double num = 0, den = 0;
+  mp_imbalance_sums sums = {0, 0};
   for (int l = 0; l < p->layers; l++) {
-    const double *w = loads + (size_t)l * p->experts;
+    const double *w = loads + (size_t)l * p->experts; // w: [E]
     moeplace_placement_rank_loads(p, l, w, rl);
-    double mx = 0, tot = 0;
-    for (int r = 0; r < p->ranks; r++)
-      if (rl[r] > mx) mx = rl[r];
+    double tot = 0;
     for (int e = 0; e < p->experts; e++) tot += w[e];
-    num += mx;
-    den += tot / p->ranks;
+    mp_imbalance_add_layer(&sums, rl, p->ranks, tot);
   }
   free(rl);
-  *imbalance = den > 0 ? num / den : 1.0;
+  *imbalance = mp_imbalance_ratio(sums.max_sum, sums.mean_sum);
   return MOEPLACE_OK;
 }
 

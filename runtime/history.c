@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/metrics.h"
 
 int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity) {
   *out = NULL;
@@ -37,11 +38,7 @@ void mp_rt_history_push(mp_rt_history *h, const uint64_t *totals) {
   int row = (int)(h->pushed % h->capacity);
   double *p = h->prop + (size_t)row * h->L * h->E; // p: [L][E]
   for (int l = 0; l < h->L; l++) {
-    const uint64_t *t = totals + (size_t)l * h->E;
-    uint64_t sum = 0;
-    for (int e = 0; e < h->E; e++) sum += t[e];
-    for (int e = 0; e < h->E; e++)
-      p[(size_t)l * h->E + e] = sum ? (double)t[e] / (double)sum : 1.0 / h->E;
+    mp_proportions_from_counts(totals + (size_t)l * h->E, h->E, p + (size_t)l * h->E);
   }
   h->pushed++;
 }
