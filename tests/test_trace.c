@@ -325,6 +325,15 @@ START_TEST(stats_match_numpy_shared) {
 }
 END_TEST
 
+/* configure's version (the library's) and the header's must be one. */
+START_TEST(version_matches_header) {
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", MOEPLACE_VERSION_MAJOR, MOEPLACE_VERSION_MINOR,
+           MOEPLACE_VERSION_PATCH);
+  ck_assert_str_eq(moeplace_version(), want);
+}
+END_TEST
+
 START_TEST(fail_may_quote_last_error) {
   mp_fail(MOEPLACE_ERR_ARG, "inner reason %d", 7);
   int rc = mp_fail(MOEPLACE_ERR_FORMAT, "f.csv:3: %s", moeplace_last_error());
@@ -345,6 +354,7 @@ static Suite *trace_suite(void) {
   }
   TCase *tc = tcase_create("io");
   tcase_add_test(tc, fail_may_quote_last_error);
+  tcase_add_test(tc, version_matches_header);
   tcase_add_test(tc, reads_valid_trace);
   tcase_add_loop_test(tc, rejects_malformed, 0, (int)(sizeof bad / sizeof bad[0]));
   tcase_add_test(tc, rejects_nul_bytes_and_long_lines);

@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 #define MOEPLACE_VERSION_MAJOR 0
-#define MOEPLACE_VERSION_MINOR 1
+#define MOEPLACE_VERSION_MINOR 2
 #define MOEPLACE_VERSION_PATCH 0
 
 /* The contract of the whole API, stated once; a function that differs says
