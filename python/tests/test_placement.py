@@ -75,6 +75,18 @@ def test_topology_table_and_json(tmp_path):
     assert np.array_equal(p.phy2log, q.phy2log)
 
 
+def test_topology_load(tmp_path):
+    f = tmp_path / "cluster"
+    f.write_text("nodes 2\nranks_per_node 3\ncost other_node 5\n")
+    t = moeplace.Topology.load(f)
+    assert (t.ranks, t.nodes) == (6, 2) and t.cost("other_node") == 5
+    assert t.link_class(2, 3) == "other_node"
+    f.write_text("nodes 2\nbogus 1\n")
+    with pytest.raises(moeplace.Error) as e:
+        moeplace.Topology.load(f)
+    assert e.value.status in (-1, -4) and str(f) in e.value.message
+
+
 def test_errors():
     with pytest.raises(ValueError):
         moeplace.place(np.ones(4), ranks=2, slots=2)  # not [L][E]
