@@ -6,7 +6,7 @@ MPI runtime, libmoeplace-mpi). See docs/PYTHON.md.
   Forecaster / StateDetector                       forecasting, state detection
   place / plan / Placement / Topology              placement and migration plans
   Runtime                                          the MPI runtime (mpi4py)
-  split_tokens                                     whole-token split by shares
+  split_tokens / dispatch_counts                   whole-token split by routing shares
   Error                                            a failed C call (status, message)
 """
 
@@ -15,7 +15,7 @@ from .trace import Trace, TraceWriter, read_trace, write_trace
 from .predict import Forecaster, StateDetector, methods, state_name, TRANSIENT, STABLE
 from .placement import (Topology, Placement, PlaceStats, place, plan, LINK_CLASSES,
                         TRANSFER_DTYPE)
-from .routing import split_tokens
+from .routing import split_tokens, dispatch_counts
 from . import _lib
 
 
@@ -36,4 +36,4 @@ def __getattr__(name):
 __all__ = ["Error", "Trace", "TraceWriter", "read_trace", "write_trace", "Forecaster",
            "StateDetector", "methods", "state_name", "TRANSIENT", "STABLE", "Topology",
            "Placement", "PlaceStats", "place", "plan", "LINK_CLASSES", "TRANSFER_DTYPE",
-           "split_tokens", "Runtime", "StepInfo", "comm_handle", "version"]
+           "split_tokens", "dispatch_counts", "Runtime", "StepInfo", "comm_handle", "version"]

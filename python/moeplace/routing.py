@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["split_tokens"]
+__all__ = ["split_tokens", "dispatch_counts"]
 
 
 def split_tokens(tokens, shares):
@@ -39,3 +39,36 @@ def split_tokens(tokens, shares):
         order = np.argsort(-rem, kind="stable")
         base[order[:left]] += 1
     return base
+
+
+def dispatch_counts(tokens, count, rank, slot, share, ranks, slots_per_rank):
+    """How many of one layer's tokens go to each (rank, local slot).
+
+    ``tokens`` [E]: the tokens the router sent to each logical expert;
+    ``count`` [E], ``rank``/``slot``/``share`` [E][max_rep]: one layer of
+    Runtime.routing() (``count[l], rank[l], slot[l], share[l]``). Each
+    expert's tokens are split over its replicas by split_tokens().
+    Returns int64 [ranks][slots_per_rank]; its row sums are what this rank
+    sends to each rank, and on the receiving side the per-slot totals are
+    what Runtime.record() wants."""
+    t = np.asarray(tokens)
+    if t.ndim != 1 or t.dtype.kind not in "iu":
+        raise TypeError("tokens must be a 1-D integer array [experts]")
+    E = t.shape[0]
+    count, rank, slot, share = (np.asarray(a) for a in (count, rank, slot, share))
+    if count.shape != (E,) or rank.ndim != 2 or rank.shape[0] != E or \
+            slot.shape != rank.shape or share.shape != rank.shape:
+        raise ValueError("count must be [%d] and rank, slot, share [%d][max_rep]" % (E, E))
+    out = np.zeros((ranks, slots_per_rank), dtype=np.int64)
+    for e in range(E):
+        n = int(count[e])
+        if not 1 <= n <= rank.shape[1]:
+            raise ValueError("expert %d has %d replicas in the table" % (e, n))
+        split = split_tokens(int(t[e]), share[e, :n])
+        for i in range(n):
+            r, s = int(rank[e, i]), int(slot[e, i])
+            if not (0 <= r < ranks and 0 <= s < slots_per_rank):
+                raise ValueError("expert %d: replica on rank %d slot %d is outside the job"
+                                 % (e, r, s))
+            out[r, s] += split[i]
+    return out

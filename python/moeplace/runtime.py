@@ -46,13 +46,14 @@ _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
 
 
 def _writable_buffer(obj):
-    """(memoryview, address, nbytes) of a writable C-contiguous buffer."""
-    if not isinstance(obj, (memoryview, bytearray, np.ndarray)) and hasattr(obj, "numpy") \
-            and not hasattr(obj, "__buffer__"):
-        # A CPU torch tensor: its numpy view shares the memory.
+    """(objects to keep alive, address, nbytes) of a writable C-contiguous buffer."""
+    orig = obj
+    if not isinstance(obj, (memoryview, bytearray, np.ndarray)) and hasattr(obj, "numpy"):
+        # A CPU torch tensor (or nn.Parameter): its numpy view shares the
+        # memory; detach() first, since numpy() refuses tensors with grad.
         try:
-            obj = obj.numpy()
-        except Exception as e:  # a CUDA tensor, one that requires grad, ...
+            obj = (obj.detach() if hasattr(obj, "detach") else obj).numpy()
+        except Exception as e:  # a CUDA tensor, ...
             raise TypeError("cannot take a host buffer of %s: %s" % (type(obj).__name__, e))
     try:
         mv = memoryview(obj)
@@ -65,9 +66,10 @@ def _writable_buffer(obj):
         raise ValueError("buffer must be C-contiguous")
     if mv.nbytes == 0:
         raise ValueError("buffer is empty")
-    arr = np.frombuffer(mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv,
-                        dtype=np.uint8)
-    return obj, mv, arr.ctypes.data, mv.nbytes
+    # The export held by `head` (and mv) also stops a bytearray or numpy
+    # array from being resized (moved) while the runtime points at it.
+    head = ctypes.c_char.from_buffer(mv)
+    return (orig, obj, mv, head), ctypes.addressof(head), mv.nbytes
 
 
 class Runtime:
@@ -150,10 +152,10 @@ class Runtime:
         destroy(). Every slot of a layer on every rank must register the
         same sizes; a migration overwrites the bytes in place."""
         layer, slot = self._layer_slot(layer, slot)
-        obj, mv, addr, nbytes = _writable_buffer(obj)
+        keep, addr, nbytes = _writable_buffer(obj)
         check(self._lib.moeplace_runtime_register_buffer(self._handle(), layer, slot,
                                                          ctypes.c_void_p(addr), nbytes))
-        self._keep.setdefault((layer, slot), []).append((obj, mv))
+        self._keep.setdefault((layer, slot), []).append(keep)
 
     def alloc_buffer(self, layer, slot, nbytes, dtype=np.uint8):
         """Lets the runtime allocate (zeroed) and own a buffer of ``nbytes``

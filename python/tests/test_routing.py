@@ -30,3 +30,20 @@ def test_split_errors():
         moeplace.split_tokens(1.5, [1])
     with pytest.raises(ValueError):
         moeplace.split_tokens(1, [-0.5, 1.5])
+
+
+def test_dispatch_counts():
+    # expert 0 on (rank 0, slot 0) and (rank 1, slot 1), 3:1; expert 1 on (1, 0)
+    count = [2, 1]
+    rank = [[0, 1], [1, -1]]
+    slot = [[0, 1], [0, -1]]
+    share = [[0.75, 0.25], [1.0, 0.0]]
+    out = moeplace.dispatch_counts(np.array([10, 5]), count, rank, slot, share, 2, 2)
+    assert out.tolist() == [[8, 0], [5, 2]]  # 7.5/2.5: the tie goes to the first replica
+    assert out.sum() == 15
+    with pytest.raises(ValueError):
+        moeplace.dispatch_counts(np.array([10, 5]), [0, 1], rank, slot, share, 2, 2)
+    with pytest.raises(ValueError):
+        moeplace.dispatch_counts(np.array([10, 5]), count, rank, slot, share, 1, 2)
+    with pytest.raises(TypeError):
+        moeplace.dispatch_counts(np.array([1.0, 5.0]), count, rank, slot, share, 2, 2)

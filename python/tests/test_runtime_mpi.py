@@ -56,6 +56,8 @@ def test_apply_placement_moves_registered_buffers():
                 rt.register_buffer(l, s, weights[l][s])
                 rt.register_buffer(l, s, state[l][s])
         _fill(rt, weights)
+        with pytest.raises(BufferError):  # registered memory cannot move
+            state[0][0].extend(b"x")
         for l in range(L):
             for s in range(S):
                 state[l][s][:] = bytes([rt.local_expert(l, s)[0]]) * 64
@@ -83,16 +85,22 @@ def test_loop_rebalances_owned_buffers():
         _fill(rt, views)
         rebalanced = 0
         last = None
+        table = rt.routing()
+        per_expert = (2048 * router).astype(np.int64)  # this rank's router output
         for _ in range(300):
+            count, rank, slot, share = table
             for l in range(L):
-                toks = [0 if e < 0 else int(4096 * router[e] * sh)
-                        for e, sh in (rt.local_expert(l, s) for s in range(S))]
-                rt.record(l, np.array(toks, dtype=np.uint64))
+                # a trainer's dispatch: whole tokens per (rank, slot) by the
+                # shares, exchanged; each rank records what its slots got
+                send = moeplace.dispatch_counts(per_expert, count[l], rank[l], slot[l],
+                                                share[l], rt.size, S)
+                got = np.sum(COMM.alltoall(list(send)), axis=0)
+                rt.record(l, got.astype(np.uint64))
             info = rt.step()
             if info.rebalanced:
                 rebalanced += 1
                 last = info
-                count, rank, slot, share = rt.routing()
+                table = count, rank, slot, share = rt.routing()
                 for l in range(L):
                     for e in range(E):
                         assert abs(share[l, e, :count[l, e]].sum() - 1) < 1e-6
