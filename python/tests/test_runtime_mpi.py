@@ -149,13 +149,22 @@ def test_mismatched_config_fails_on_every_rank():
 
 def test_torch_tensor_buffer():
     torch = pytest.importorskip("torch")
-    w = [[torch.zeros(64) for _ in range(S)] for _ in range(L)]
+    # expert weights as nn.Parameters (requires_grad) and an Adam-like
+    # moment as a plain tensor
+    w = [[torch.nn.Parameter(torch.zeros(64)) for _ in range(S)] for _ in range(L)]
+    m = [[torch.zeros(64, dtype=torch.float64) for _ in range(S)] for _ in range(L)]
     with moeplace.Runtime(COMM, L, E, S) as rt:
         for l in range(L):
             for s in range(S):
                 rt.register_buffer(l, s, w[l][s])
-                w[l][s].fill_(rt.local_expert(l, s)[0])
+                rt.register_buffer(l, s, m[l][s])
+                with torch.no_grad():
+                    w[l][s].fill_(rt.local_expert(l, s)[0])
+                m[l][s].fill_(-rt.local_expert(l, s)[0])
         new = np.array([[[2, 3], [0, 1]], [[0, 1], [2, 3]]])
         rt.apply_placement(new)
         for s in range(S):
             assert torch.all(w[0][s] == float(new[0][COMM.rank][s]))
+            assert torch.all(m[0][s] == -float(new[0][COMM.rank][s]))
+        with pytest.raises(ValueError):  # not contiguous
+            rt.register_buffer(0, 0, torch.zeros(4, 4).t())
