@@ -7,10 +7,11 @@ MPI runtime, libmoeplace-mpi). See docs/PYTHON.md.
   place / plan / Placement / Topology              placement and migration plans
   Runtime                                          the MPI runtime (mpi4py)
   split_tokens / dispatch_counts                   whole-token split by routing shares
-  Error                                            a failed C call (status, message)
+  Error, ERR_*                                     a failed C call (status, message), status codes
 """
 
-from .errors import Error
+from .errors import (Error, OK, ERR_ARG, ERR_NOMEM, ERR_IO, ERR_FORMAT, ERR_STATE, ERR_MPI,
+                     ERR_MISMATCH, ERR_VERIFY, ERR_NUMERIC, ERR_UNSUPPORTED)
 from .trace import Trace, TraceWriter, read_trace, write_trace
 from .predict import Forecaster, StateDetector, methods, state_name, TRANSIENT, STABLE
 from .placement import (Topology, Placement, PlaceStats, place, plan, LINK_CLASSES,
@@ -33,7 +34,8 @@ def __getattr__(name):
     raise AttributeError("module 'moeplace' has no attribute %r" % name)
 
 
-__all__ = ["Error", "Trace", "TraceWriter", "read_trace", "write_trace", "Forecaster",
+__all__ = ["Error", "OK", "ERR_ARG", "ERR_NOMEM", "ERR_IO", "ERR_FORMAT", "ERR_STATE",
+           "ERR_MPI", "ERR_MISMATCH", "ERR_VERIFY", "ERR_NUMERIC", "ERR_UNSUPPORTED", "Trace", "TraceWriter", "read_trace", "write_trace", "Forecaster",
            "StateDetector", "methods", "state_name", "TRANSIENT", "STABLE", "Topology",
            "Placement", "PlaceStats", "place", "plan", "LINK_CLASSES", "TRANSFER_DTYPE",
            "split_tokens", "dispatch_counts", "Runtime", "StepInfo", "comm_handle", "version"]

@@ -172,3 +172,20 @@ def test_the_parser_catches_a_change():
     _, problems = _check_functions({"moeplace_place_options_init":
                                     _lib.FUNCTIONS["moeplace_place_options_init"]}, text)
     assert problems
+
+
+def test_constants_match_the_headers():
+    """Status codes (errors.py), link classes and the state values."""
+    import re
+    from moeplace import errors, placement, predict
+    text = cheader.strip(_headers(runtime=False))
+    status = dict((m.group(1), int(m.group(2)))
+                  for m in re.finditer(r"MOEPLACE_(OK|ERR_\w+)\s*=\s*(-?\d+)", text))
+    assert status and all(getattr(errors, n) == v for n, v in status.items()), status
+    links = dict((m.group(1).lower(), int(m.group(2)))
+                 for m in re.finditer(r"MOEPLACE_LINK_(\w+)\s*=\s*(-?\d+)", text))
+    assert {n: links[n] for n in placement.LINK_CLASSES} == \
+        {n: i for i, n in enumerate(placement.LINK_CLASSES)}
+    states = dict((m.group(1), int(m.group(2)))
+                  for m in re.finditer(r"MOEPLACE_STATE_(\w+)\s*=\s*(\d+)", text))
+    assert states == {"TRANSIENT": predict.TRANSIENT, "STABLE": predict.STABLE}

@@ -143,7 +143,7 @@ def test_bad_input_is_local_and_raises():
 def test_mismatched_config_fails_on_every_rank():
     with pytest.raises(moeplace.Error) as e:
         moeplace.Runtime(COMM, L, E, S, migration_tradeoff=0.05 + COMM.rank)
-    assert e.value.status == -7  # MOEPLACE_ERR_MISMATCH
+    assert e.value.status == moeplace.ERR_MISMATCH
     assert e.value.message
 
 
