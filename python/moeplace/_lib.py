@@ -228,6 +228,9 @@ MPI_FUNCTIONS = {
 }
 
 
+# MOEPLACE_VERSION_MAJOR the declarations above follow (test_abi.py checks it).
+ABI_MAJOR = 0
+
 # ---- Loading --------------------------------------------------------------
 
 def _soname_candidates(directory, name):
@@ -281,6 +284,11 @@ def core():
                               "the directory holding libmoeplace.so" % ", ".join(tried))
         lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
         _declare(lib, FUNCTIONS)
+        # The layouts above hold within one major version (moeplace/base.h).
+        version = text(lib.moeplace_version())
+        if int(version.split(".")[0]) != ABI_MAJOR:
+            raise ImportError("%s is version %s; this package binds major version %d"
+                              % (path, version, ABI_MAJOR))
         _core = lib
     return _core
 

@@ -189,3 +189,12 @@ def test_constants_match_the_headers():
     states = dict((m.group(1), int(m.group(2)))
                   for m in re.finditer(r"MOEPLACE_STATE_(\w+)\s*=\s*(\d+)", text))
     assert states == {"TRANSIENT": predict.TRANSIENT, "STABLE": predict.STABLE}
+
+
+def test_abi_major_matches_the_header():
+    import re
+    m = re.search(r"#define MOEPLACE_VERSION_MAJOR (\d+)",
+                  open(os.path.join(INCLUDE, "moeplace", "base.h")).read())
+    assert int(m.group(1)) == _lib.ABI_MAJOR
+    import moeplace
+    assert moeplace.version().split(".")[0] == str(_lib.ABI_MAJOR)
