@@ -13,7 +13,7 @@ BUILD="build-essential autoconf automake libtool pkg-config make gzip
   libopenmpi-dev openmpi-bin libhwloc-dev hwloc libopenblas-dev check
   libjansson-dev zlib1g-dev libxxhash-dev libgsl-dev"
 # Slurm: the daemons and client only (slurm-wlm would add every plugin).
-TEST="python3 python3-numpy clang valgrind slurmctld slurmd slurm-client munge procps"
+TEST="python3 python3-numpy python3-pytest python3-mpi4py clang valgrind slurmctld slurmd slurm-client munge procps"
 EXTRA="python3-statsmodels python3-torch python3-matplotlib"
 
 wanted="$BUILD $TEST"

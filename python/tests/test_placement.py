@@ -1,0 +1,113 @@
+"""place(), Placement, plan(), Topology."""
+
+import numpy as np
+import pytest
+
+import moeplace
+
+
+def test_place_two_ranks():
+    loads = np.array([[100.0, 10, 10, 10], [25, 25, 25, 25]])
+    p = moeplace.place(loads, ranks=2, slots=3)
+    L, E, R, S = 2, 4, 2, 3
+    assert (p.layers, p.experts, p.ranks, p.slots) == (L, E, R, S)
+    phy2log, share, logcnt, log2phy = p.phy2log, p.share, p.logcnt, p.log2phy
+    assert phy2log.shape == (L, R * S) and phy2log.dtype == np.int32
+    assert share.shape == (L, R * S)
+    assert logcnt.shape == (L, E)
+    assert log2phy.shape == (L, E, p.max_replicas)
+    # EPLB conventions hold together
+    for l in range(L):
+        for e in range(E):
+            slots = [s for s in log2phy[l, e] if s >= 0]
+            assert len(slots) == logcnt[l, e] >= 1
+            assert all(phy2log[l, s] == e for s in slots)
+            assert abs(share[l, slots].sum() - 1) < 1e-9
+            assert len({s // S for s in slots}) == len(slots)  # one replica per rank
+            assert all(x == -1 for x in log2phy[l, e, len(slots):])
+    st = p.stats
+    assert st.imbalance >= st.lower_bound > 0 and st["gap"] >= 0
+    assert st.ranks == 2 and st.moves == 0
+    assert abs(p.imbalance(loads) - st.imbalance) < 1e-9
+    # the hot expert is replicated: imbalance near 1
+    assert logcnt[0, 0] == 2 and st.imbalance < 1.05
+    rl = p.rank_loads(loads)
+    assert rl.shape == (L, R) and np.allclose(rl.sum(axis=1), loads.sum(axis=1))
+
+
+def test_plan_between_placements():
+    topo = moeplace.Topology.shape(2, 2)
+    assert (topo.ranks, topo.nodes) == (4, 2)
+    assert topo.link_class(0, 1) == "same_numa" and topo.link_class(0, 2) == "other_node"
+    assert topo.rank_node(3) == 1 and topo.cost("other_node") == 8.0
+    cur = moeplace.Placement.from_arrays([[0, 1, 2, 3]], experts=4, ranks=4, slots=1)
+    assert cur.phy2log.tolist() == [[0, 1, 2, 3]] and np.allclose(cur.share, 1)
+    new = moeplace.Placement.from_arrays([[1, 0, 2, 3]], experts=4, ranks=4, slots=1)
+    t = moeplace.plan(cur, new, topo, expert_bytes=100)
+    assert t.dtype == moeplace.TRANSFER_DTYPE and len(t) == 2
+    assert sorted(t["expert"].tolist()) == [0, 1]
+    for row in t:
+        assert row["bytes"] == 100 and moeplace.LINK_CLASSES[row["link"]] == "same_numa"
+        assert new.phy2log[row["layer"], row["dst_rank"]] == row["expert"]
+        assert cur.phy2log[row["layer"], row["src_rank"]] == row["expert"]
+    assert cur.diff(new, topo, 100)["moves"] == 2
+    assert len(moeplace.plan(cur, cur.copy())) == 0
+
+
+def test_place_migration_aware():
+    loads = np.array([[40.0, 30, 20, 10]])
+    cur = moeplace.Placement.from_arrays([[0, 1, 2, 3]], experts=4, ranks=2, slots=2)
+    keep = moeplace.place(loads, ranks=2, slots=2, current=cur, byte_budget=0,
+                          expert_bytes=1e6)
+    assert keep.stats.moves == 0 and keep.stats.kept_current == 1
+    free = moeplace.place(loads, ranks=2, slots=2, current=cur, migration_weight=0)
+    assert free.stats.imbalance <= keep.stats.imbalance + 1e-12
+
+
+def test_topology_table_and_json(tmp_path):
+    topo = moeplace.Topology.table([0, 0, 1, 1])
+    assert topo.nodes == 2
+    topo.set_cost("other_node", 3)
+    assert topo.cost(4) == 3
+    p = moeplace.place(np.ones((1, 4)), topology=topo, slots=1)
+    p.write_json(tmp_path / "p.json")
+    q = moeplace.Placement.read_json(tmp_path / "p.json")
+    assert np.array_equal(p.phy2log, q.phy2log)
+
+
+def test_topology_load(tmp_path):
+    f = tmp_path / "cluster"
+    f.write_text("nodes 2\nranks_per_node 3\ncost other_node 5\n")
+    t = moeplace.Topology.load(f)
+    assert (t.ranks, t.nodes) == (6, 2) and t.cost("other_node") == 5
+    assert t.link_class(2, 3) == "other_node"
+    f.write_text("nodes 2\nbogus 1\n")
+    with pytest.raises(moeplace.Error) as e:
+        moeplace.Topology.load(f)
+    assert e.value.status in (-1, -4) and str(f) in e.value.message
+
+
+def test_errors():
+    with pytest.raises(ValueError):
+        moeplace.place(np.ones(4), ranks=2, slots=2)  # not [L][E]
+    with pytest.raises(ValueError):
+        moeplace.place(-np.ones((1, 4)), ranks=2, slots=2)
+    with pytest.raises(ValueError):
+        moeplace.place(np.full((1, 4), np.inf), ranks=2, slots=2)
+    with pytest.raises(TypeError):
+        moeplace.place(np.ones((1, 4)), ranks=2, slots=2, bogus=1)
+    with pytest.raises(TypeError):
+        moeplace.place(np.ones((1, 4)), slots=2)  # neither ranks nor topology
+    with pytest.raises(TypeError):
+        moeplace.place(np.array([["a", "b"]]), ranks=2, slots=2)
+    with pytest.raises(moeplace.Error) as e:
+        moeplace.place(np.ones((1, 4)), ranks=1, slots=2)  # R*S < E
+    assert e.value.status == -1 and e.value.message
+    with pytest.raises(moeplace.Error) as e:  # expert 3 missing
+        moeplace.Placement.from_arrays([[0, 1, 2, 2]], experts=4, ranks=4, slots=1)
+    with pytest.raises(moeplace.Error):
+        moeplace.Topology.load("/nonexistent/cluster")
+    with pytest.raises(TypeError):
+        moeplace.plan("a", "b")
+    with pytest.raises(moeplace.Error):
+        moeplace.Topology.shape(1, 2).link_class(0, 7)
