@@ -21,6 +21,9 @@
  * gives the uniform vector, 1/n each: with no information no expert is
  * preferred (metrics.md does not define 0/0; this is the project's rule,
  * the one every part of moeplace uses). */
+/* Exported under a moeplace_ name (not in any public header) because the
+ * runtime in libmoeplace-mpi uses it too (see common/error.h). */
+#define mp_proportions_from_counts moeplace_private_proportions_from_counts
 void mp_proportions_from_counts(const uint64_t *counts, int n, double *p);
 
 /* Same for token totals held as doubles (sums or differences of counts):

@@ -52,6 +52,7 @@ int main(void) {
   S(moeplace_detector_config);
   F(moeplace_detector_config, k); F(moeplace_detector_config, var_threshold);
   F(moeplace_detector_config, range_threshold); F(moeplace_detector_config, hysteresis);
+  F(moeplace_detector_config, reserved);
   end();
 
   S(moeplace_predict_config);
@@ -61,17 +62,20 @@ int main(void) {
   F(moeplace_predict_config, arima_history); F(moeplace_predict_config, arima_refit);
   F(moeplace_predict_config, auto_power); F(moeplace_predict_config, detector);
   F(moeplace_predict_config, seed);
+  F(moeplace_predict_config, reserved);
   end();
 
   S(moeplace_move_stats);
   F(moeplace_move_stats, moves); F(moeplace_move_stats, bytes_moved);
   F(moeplace_move_stats, cross_node_bytes); F(moeplace_move_stats, cost);
+  F(moeplace_move_stats, reserved);
   end();
 
   S(moeplace_place_options);
   F(moeplace_place_options, migration_weight); F(moeplace_place_options, byte_budget);
   F(moeplace_place_options, expert_bytes); F(moeplace_place_options, min_gain);
   F(moeplace_place_options, max_iterations); F(moeplace_place_options, time_limit_ms);
+  F(moeplace_place_options, reserved);
   end();
 
   S(moeplace_place_stats);
@@ -82,6 +86,7 @@ int main(void) {
   F(moeplace_place_stats, kept_current); F(moeplace_place_stats, moves);
   F(moeplace_place_stats, bytes_moved); F(moeplace_place_stats, cross_node_bytes);
   F(moeplace_place_stats, migration_cost); F(moeplace_place_stats, solve_ms);
+  F(moeplace_place_stats, reserved);
   end();
 
   S(moeplace_transfer);
@@ -103,6 +108,7 @@ int main(void) {
   F(moeplace_runtime_config, cluster_file); F(moeplace_runtime_config, hwloc_synthetic);
   F(moeplace_runtime_config, chunk_bytes); F(moeplace_runtime_config, max_outstanding);
   F(moeplace_runtime_config, shm_transfers);
+  F(moeplace_runtime_config, reserved);
   end();
 
   S(moeplace_step_info);
@@ -111,6 +117,7 @@ int main(void) {
   F(moeplace_step_info, moves); F(moeplace_step_info, bytes_moved);
   F(moeplace_step_info, migration_s); F(moeplace_step_info, decision_s);
   F(moeplace_step_info, predicted_imbalance_old); F(moeplace_step_info, predicted_imbalance_new);
+  F(moeplace_step_info, reserved);
   end();
 
   S(moeplace_replica);
@@ -123,6 +130,7 @@ int main(void) {
   F(moeplace_runtime_stats, migrations_failed); F(moeplace_runtime_stats, moves);
   F(moeplace_runtime_stats, bytes_moved); F(moeplace_runtime_stats, migration_s);
   F(moeplace_runtime_stats, decision_s); F(moeplace_runtime_stats, aggregate_s);
+  F(moeplace_runtime_stats, reserved);
   end();
 #endif
   printf("\n}}\n");

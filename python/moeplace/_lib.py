@@ -44,25 +44,25 @@ class TraceProgress(ctypes.Structure):
 
 class DetectorConfig(ctypes.Structure):
     _fields_ = [("k", c_int), ("var_threshold", c_double), ("range_threshold", c_double),
-                ("hysteresis", c_double)]
+                ("hysteresis", c_double), ("reserved", c_uint64 * 4)]
 
 
 class PredictConfig(ctypes.Structure):
     _fields_ = [("layers", c_int), ("experts", c_int), ("window", c_int), ("horizon", c_int),
                 ("method", c_char_p), ("sw_avg_k", c_int), ("arima_history", c_int),
                 ("arima_refit", c_int), ("auto_power", c_double),
-                ("detector", DetectorConfig), ("seed", c_uint64)]
+                ("detector", DetectorConfig), ("seed", c_uint64), ("reserved", c_uint64 * 8)]
 
 
 class MoveStats(ctypes.Structure):
     _fields_ = [("moves", c_int64), ("bytes_moved", c_double), ("cross_node_bytes", c_double),
-                ("cost", c_double)]
+                ("cost", c_double), ("reserved", c_uint64 * 4)]
 
 
 class PlaceOptions(ctypes.Structure):
     _fields_ = [("migration_weight", c_double), ("byte_budget", c_double),
                 ("expert_bytes", c_double), ("min_gain", c_double), ("max_iterations", c_int),
-                ("time_limit_ms", c_double)]
+                ("time_limit_ms", c_double), ("reserved", c_uint64 * 8)]
 
 
 class PlaceStats(ctypes.Structure):
@@ -70,7 +70,8 @@ class PlaceStats(ctypes.Structure):
                 ("imbalance", c_double), ("lower_bound", c_double), ("gap", c_double),
                 ("current_imbalance", c_double), ("kept_current", c_int), ("moves", c_int64),
                 ("bytes_moved", c_double), ("cross_node_bytes", c_double),
-                ("migration_cost", c_double), ("solve_ms", c_double)]
+                ("migration_cost", c_double), ("solve_ms", c_double),
+                ("reserved", c_uint64 * 4)]
 
 
 class Transfer(ctypes.Structure):
@@ -82,18 +83,19 @@ class RuntimeConfig(ctypes.Structure):
     _fields_ = [("layers", c_int), ("experts", c_int), ("slots_per_rank", c_int),
                 ("window", c_int), ("horizon", c_int), ("rebalance_interval", c_int),
                 ("history_windows", c_int), ("predictor", c_char_p),
-                ("migration_tradeoff", c_double), ("migration_budget_bytes", c_uint64),
+                ("migration_tradeoff", c_double), ("migration_budget_bytes", c_int64),
                 ("min_gain", c_double), ("coordinator", c_int), ("ranks_per_node", c_int),
                 ("cluster_file", c_char_p), ("hwloc_synthetic", c_char_p),
                 ("chunk_bytes", c_size_t), ("max_outstanding", c_int),
-                ("shm_transfers", c_int)]
+                ("shm_transfers", c_int), ("reserved", c_uint64 * 8)]
 
 
 class StepInfo(ctypes.Structure):
     _fields_ = [("step", c_int64), ("window_closed", c_int), ("rebalance_checked", c_int),
                 ("rebalanced", c_int), ("moves", c_int), ("bytes_moved", c_uint64),
                 ("migration_s", c_double), ("decision_s", c_double),
-                ("predicted_imbalance_old", c_double), ("predicted_imbalance_new", c_double)]
+                ("predicted_imbalance_old", c_double), ("predicted_imbalance_new", c_double),
+                ("reserved", c_uint64 * 4)]
 
 
 class Replica(ctypes.Structure):
@@ -104,7 +106,7 @@ class RuntimeStats(ctypes.Structure):
     _fields_ = [("steps", c_int64), ("windows", c_int64), ("rebalances", c_int),
                 ("rebalances_skipped", c_int), ("migrations_failed", c_int), ("moves", c_int64),
                 ("bytes_moved", c_uint64), ("migration_s", c_double), ("decision_s", c_double),
-                ("aggregate_s", c_double)]
+                ("aggregate_s", c_double), ("reserved", c_uint64 * 4)]
 
 
 # C struct name -> ctypes class; what test_abi.py compares with the compiler.
@@ -193,6 +195,7 @@ FUNCTIONS = {
     "moeplace_placement_max_replicas": (c_int, [vp]),
     "moeplace_placement_log2phy": (c_int, [vp, c_int, c_int, vp]),
     "moeplace_placement_validate": (c_int, [vp]),
+    "moeplace_placement_equal_shares": (c_int, [vp]),
     "moeplace_placement_rank_loads": (c_int, [vp, c_int, vp, vp]),
     "moeplace_placement_imbalance": (c_int, [vp, vp, P(c_double)]),
     "moeplace_placement_diff": (c_int, [vp, vp, vp, c_double, P(MoveStats)]),

@@ -113,7 +113,13 @@ class Runtime:
                     value = value.encode()
                     self._strings.append(value)
                 setattr(cfg, key, value)
-            elif key in ("migration_budget_bytes", "chunk_bytes"):
+            elif key == "migration_budget_bytes":
+                if value is None:
+                    value = -1  # MOEPLACE_NO_LIMIT
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                    raise TypeError("%s must be an integer or None (no limit)" % key)
+                setattr(cfg, key, max(int(value), -1))
+            elif key == "chunk_bytes":
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
                         or value < 0:
                     raise TypeError("%s must be a non-negative integer" % key)
@@ -213,14 +219,15 @@ class Runtime:
         check(self._lib.moeplace_runtime_step(self._handle(), ctypes.byref(info)))
         return StepInfo(_lib.struct_dict(info))
 
-    def apply_placement(self, slot_expert, shares=None):
-        """Collective: migrates to the given placement now. slot_expert: int
-        [layers][ranks][slots_per_rank] (expert per global slot, -1 empty);
-        shares: float of the same shape (None: equal). Every rank passes the
+    def apply_placement(self, phy2log, share=None):
+        """Collective: migrates to the given placement now. phy2log: int
+        [layers][ranks][slots_per_rank] (expert per slot, -1 empty; the C
+        API's phy2log with the global slot split into rank and local slot);
+        share: float of the same shape (None: equal shares). Every rank passes the
         same arrays. Returns a StepInfo."""
         shape = (self.layers, self.size, self.slots_per_rank)
-        se = array(slot_expert, "int32", shape, "slot_expert")
-        sh = None if shares is None else array(shares, "float", shape, "shares")
+        se = array(phy2log, "int32", shape, "phy2log")
+        sh = None if share is None else array(share, "float", shape, "share")
         info = _lib.StepInfo()
         check(self._lib.moeplace_runtime_apply_placement(
             self._handle(), se.ctypes.data_as(ctypes.c_void_p),
@@ -230,7 +237,7 @@ class Runtime:
     # ---- what is in force ----
 
     def get_placement(self):
-        """The placement in force: ``(slot_expert int32, shares float64)``,
+        """The placement in force: ``(phy2log int32, share float64)``,
         both [layers][ranks][slots_per_rank]."""
         shape = (self.layers, self.size, self.slots_per_rank)
         se = np.empty(shape, dtype=np.int32)
