@@ -27,6 +27,7 @@
 # (written next to the hostfile) that maps an address to its namespace, TCP
 # between hosts (btl self,vader,tcp; oob and btl restricted to 10.213.0.0/24),
 # and tears everything down on every exit path. It exits with mpirun's status.
+# More ranks than slots are allowed (rmaps_base_oversubscribe), and
 # mpi_yield_when_idle is on: the hosts share this machine's cores, so a rank
 # waiting in MPI gives the CPU to one that computes (10x faster steps here).
 # MH_BTL overrides the btl list. MH_STATE (default /run/moeplace-multihost)
@@ -182,7 +183,8 @@ mpirun_args() {
     --mca btl_tcp_if_include "$NET.0/24"
     --mca oob_tcp_if_include "$NET.0/24"
     --mca orte_keep_fqdn_hostnames 1
-    --mca mpi_yield_when_idle 1)
+    --mca mpi_yield_when_idle 1
+    --mca rmaps_base_oversubscribe 1)
 }
 
 # mpirun inside host 1 across the hosts that are up.
