@@ -17,6 +17,11 @@ export MH_STATE="${TMPDIR:-/tmp}/moeplace-multihost.$$"
 export OPENBLAS_NUM_THREADS=1
 t_start=$(date +%s)
 
+# The namespaces' names are fixed (mph*): one run at a time on a machine.
+if command -v flock >/dev/null; then
+  exec 9>"${TMPDIR:-/tmp}/moeplace-multihost.lock"
+  flock -w 600 9 || { echo "check-multihost: another run holds ${TMPDIR:-/tmp}/moeplace-multihost.lock"; exit 1; }
+fi
 "$mh" up 2 || exit $?
 trap '"$mh" down 2' EXIT
 trap 'exit 130' INT TERM HUP
