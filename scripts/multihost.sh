@@ -55,7 +55,7 @@ check_n() {
   case "$1" in
     ''|*[!0-9]*) die "host count '$1' is not a number" ;;
   esac
-  [ "$1" -ge 1 ] && [ "$1" -le 64 ] || die "host count $1 out of range 1..64"
+  if [ "$1" -lt 1 ] || [ "$1" -gt 64 ]; then die "host count $1 out of range 1..64"; fi
 }
 
 preflight() {
@@ -138,7 +138,7 @@ done
 host=\$1; shift
 case "\$host" in
   $NET.*) ns=$PREFIX\${host##*.} ;;
-  $PREFIX[0-9]*) ns=\$host ;;
+  ${PREFIX}[0-9]*) ns=\$host ;;
   *) echo "multihost agent: unknown host '\$host'" >&2; exit 255 ;;
 esac
 # Its own UTS namespace too: a host's name is its namespace's, so that
@@ -150,8 +150,7 @@ EOF
   # Wait until host 1 reaches every other host (the bridge learns at once,
   # but a port may take a moment to forward).
   for k in $(seq 2 "$n"); do
-    local i
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
       ip netns exec "${PREFIX}1" bash -c "exec 3<>/dev/tcp/$NET.$k/1" 2>/dev/null && break
       # Connection refused proves reachability too.
       ip netns exec "${PREFIX}1" bash -c "exec 3<>/dev/tcp/$NET.$k/1" 2>&1 | grep -q refused && break
@@ -197,6 +196,7 @@ launch() {
   # Host 1 gets its own host name like the others (see the agent); PMIx's
   # shared-memory data store is replaced by its hash store (the dstore
   # reported errors with several hosts on one machine).
+  # shellcheck disable=SC2016 # "$0" and "$@" are the inner sh's
   ip netns exec "${PREFIX}1" unshare --uts env PMIX_MCA_gds=hash \
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
     sh -c 'hostname "$0" && exec "$@"' "${PREFIX}1" "$mpirun" "${MPIRUN_ARGS[@]}" "$@"

@@ -46,7 +46,7 @@ job=$!
 # Wait for a migration's traffic, then cut the link.
 prev=$(port_bytes)
 cut=""
-for i in $(seq 1 600); do # at most 120 s
+for _ in $(seq 1 600); do # at most 120 s
   sleep 0.2
   kill -0 "$job" 2>/dev/null || break
   now=$(port_bytes)
