@@ -3,7 +3,8 @@
 # packages already present are skipped, so running it again is cheap.
 #
 #   scripts/install-deps.sh          build, run and test (incl. sanitizers,
-#                                    valgrind, fuzzing, the Slurm test)
+#                                    valgrind, fuzzing, the Slurm and
+#                                    multihost tests)
 #   scripts/install-deps.sh --extra  also the Python packages that regenerate
 #                                    fixtures, run reference benchmarks and
 #                                    draw plots (statsmodels, torch, matplotlib)
@@ -13,14 +14,18 @@ BUILD="build-essential autoconf automake libtool pkg-config make gzip
   libopenmpi-dev openmpi-bin libhwloc-dev hwloc libopenblas-dev check
   libjansson-dev zlib1g-dev libxxhash-dev libgsl-dev"
 # Slurm: the daemons and client only (slurm-wlm would add every plugin).
-TEST="python3 python3-numpy python3-pytest python3-mpi4py clang valgrind slurmctld slurmd slurm-client munge procps"
+# iproute2 (ip, tc) and util-linux (unshare): the emulated hosts of
+# scripts/multihost.sh (make check-multihost); pytest and mpi4py: the
+# Python binding's tests.
+TEST="python3 python3-numpy python3-pytest python3-mpi4py clang valgrind slurmctld slurmd
+  slurm-client munge procps iproute2 util-linux"
 EXTRA="python3-statsmodels python3-torch python3-matplotlib"
 
 wanted="$BUILD $TEST"
 case "${1:-}" in
   --extra) wanted="$wanted $EXTRA" ;;
   "") ;;
-  -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
   *) echo "install-deps.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
 

@@ -7,6 +7,9 @@
 #   5. a short libFuzzer run of the trace reader (FUZZ_SECONDS, default 60)
 #   6. Slurm batch jobs on a one-node Slurm cluster started for the test
 #      (`make check-slurm`; needs root; SKIP_SLURM=1 leaves it out)
+#   7. the runtime and the demo across 2 hosts emulated with network
+#      namespaces (`make check-multihost`; needs root and permission to create
+#      namespaces; SKIP_MULTIHOST=1 leaves it out)
 # Exits non-zero when any part fails; prints each part's summary.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,13 +37,13 @@ check() {
 
 part() { echo; echo "===== $*"; }
 
-part "1/6 make check"
+part "1/7 make check"
 { "$src/scripts/build.sh" "$build" && check "$build"; } || status=1
 
-part "2/6 make check of the core alone (--without-mpi)"
+part "2/7 make check of the core alone (--without-mpi)"
 { "$src/scripts/build.sh" "$nompi" --without-mpi && check "$nompi"; } || status=1
 
-part "3/6 make check with ASan + UBSan"
+part "3/7 make check with ASan + UBSan"
 # Open MPI and hwloc keep some allocations for the life of the process;
 # tests/lsan.supp names those libraries so that only moeplace's leaks count.
 export LSAN_OPTIONS="suppressions=$src/tests/lsan.supp:print_suppressions=0"
@@ -48,7 +51,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 { "$src/scripts/build.sh" "$asan" --enable-sanitizers && check "$asan"; } || status=1
 unset LSAN_OPTIONS UBSAN_OPTIONS
 
-part "4/6 valgrind memcheck"
+part "4/7 valgrind memcheck"
 for t in $(cat "$src/tests/valgrind-tests.txt"); do
   if [ -x "$build/$t" ]; then
     echo "valgrind $t"
@@ -59,16 +62,28 @@ for t in $(cat "$src/tests/valgrind-tests.txt"); do
   fi
 done
 
-part "5/6 fuzzing the trace reader"
+part "5/7 fuzzing the trace reader"
 FUZZ_OUT="$build/fuzz-out" "$src/scripts/fuzz.sh" "${FUZZ_SECONDS:-60}" || status=1
 
-part "6/6 Slurm batch jobs (make check-slurm)"
+part "6/7 Slurm batch jobs (make check-slurm)"
 if [ "${SKIP_SLURM:-0}" = 1 ]; then
   echo "skipped (SKIP_SLURM=1)"
 elif [ "$(id -u)" -ne 0 ]; then
   echo "skipped: starting slurmctld/slurmd needs root"
 else
   make -C "$build" check-slurm || status=1
+fi
+
+part "7/7 two emulated hosts (make check-multihost)"
+if [ "${SKIP_MULTIHOST:-0}" = 1 ]; then
+  echo "skipped (SKIP_MULTIHOST=1)"
+elif [ "$(id -u)" -ne 0 ]; then
+  echo "skipped: creating network namespaces needs root"
+elif ! ip netns add mphprobe$$ 2>/dev/null; then
+  echo "skipped: network namespaces are not permitted here ('ip netns add' failed)"
+else
+  ip netns del mphprobe$$
+  make -C "$build" check-multihost || status=1
 fi
 
 # Summary: Check's own line for every unit-test program, then one line

@@ -27,9 +27,12 @@ for k in ("ranks", "static", "dynamic", "speedup", "weights_identical"):
     assert k in d, k
 for k in ("step_ms", "imbalance"):
     assert k in d["static"], k
-for k in ("step_ms", "imbalance", "rebalances", "moves", "bytes_moved", "migration_s"):
+for k in ("step_ms", "imbalance", "rebalances", "moves", "bytes_moved", "cross_node_bytes",
+          "migration_s"):
     assert k in d["dynamic"], k
 assert d["ranks"] == 2, d["ranks"]
+assert d["nodes"] == 1, "one host, nodes %r" % d["nodes"]
+assert d["dynamic"]["cross_node_bytes"] == 0, d["dynamic"]  # one node: nothing crosses
 assert d["weights_identical"] is True, "final weights differ"
 assert d["dynamic"]["rebalances"] >= 1 and d["dynamic"]["moves"] >= 1, d["dynamic"]
 assert d["dynamic"]["bytes_moved"] > 0

@@ -342,6 +342,50 @@ static void case_args(int R) {
   args_empty_slot_share(R);
 }
 
+/* Several real hosts (scripts/multihost.sh, or a cluster): the discovered
+ * nodes must be exactly the hosts, as MPI names them: two ranks share a
+ * node if and only if they run on the same host, node indices are
+ * 0..hosts-1 and the job spans at least two hosts. */
+static void case_topology_hosts(int R) {
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_init(&cfg);
+  cfg.layers = 1;
+  cfg.experts = R;
+  cfg.slots_per_rank = 1;
+  moeplace_runtime *rt = NULL;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK, "create on the real hosts");
+  char me[MPI_MAX_PROCESSOR_NAME] = "";
+  int len;
+  MPI_Get_processor_name(me, &len);
+  char *names = malloc((size_t)R * MPI_MAX_PROCESSOR_NAME);
+  MPI_Allgather(me, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names, MPI_MAX_PROCESSOR_NAME, MPI_CHAR,
+                MPI_COMM_WORLD);
+  int hosts = 0, max_node = -1;
+  for (int r = 0; rt && r < R; r++) {
+    int nr;
+    moeplace_runtime_topology(rt, r, &nr, NULL, NULL);
+    max_node = nr > max_node ? nr : max_node;
+    int seen = 0;
+    for (int q = 0; q < R; q++) {
+      int nq;
+      moeplace_runtime_topology(rt, q, &nq, NULL, NULL);
+      int same_host = !strcmp(names + (size_t)r * MPI_MAX_PROCESSOR_NAME,
+                              names + (size_t)q * MPI_MAX_PROCESSOR_NAME);
+      CHECK((nr == nq) == same_host, "ranks %d (%s, node %d) and %d (%s, node %d)", r,
+            names + (size_t)r * MPI_MAX_PROCESSOR_NAME, nr, q,
+            names + (size_t)q * MPI_MAX_PROCESSOR_NAME, nq);
+      if (q < r && same_host) seen = 1;
+    }
+    hosts += !seen;
+  }
+  CHECK(hosts >= 2, "the job runs on %d host(s): this case needs several", hosts);
+  CHECK(max_node == hosts - 1, "node indices up to %d for %d hosts", max_node, hosts);
+  if (my_rank == 0) printf("topology_hosts: %d ranks on %d hosts, %d nodes discovered\n", R, hosts, max_node + 1);
+  free(names);
+  moeplace_runtime_destroy(rt);
+}
+
 static void case_topology(int R) {
   moeplace_runtime_config cfg;
   moeplace_runtime_config_init(&cfg);
@@ -474,10 +518,18 @@ static void case_migrate(int R, int owned_mask) {
   moeplace_runtime_get_stats(rt, &after);
   CHECK(after.rebalances == before.rebalances + 1 && after.bytes_moved >= before.bytes_moved,
         "stats count the swap");
-  // All ranks of these tests share one host: the shared-memory path carried
-  // transfers if and only if it is on (and, on emulated nodes, a node has
-  // more than one rank).
-  int expect_windows = shm_transfers && ranks_per_node != 1;
+  // The shared-memory path carried transfers if and only if it is on and a
+  // node (real, or emulated) has more than one rank: not with one rank per
+  // node, emulated or on real hosts (make check-multihost).
+  int shared_node = 0;
+  for (int r = 0; r < R && !shared_node; r++)
+    for (int q = r + 1; q < R && !shared_node; q++) {
+      int nr, nq;
+      moeplace_runtime_topology(rt, r, &nr, NULL, NULL);
+      moeplace_runtime_topology(rt, q, &nq, NULL, NULL);
+      shared_node = nr == nq;
+    }
+  int expect_windows = shm_transfers && shared_node;
   CHECK((rt->shm.nwin > 0) == expect_windows, "shared windows: %d (path %s)", rt->shm.nwin,
         shm_transfers ? "on" : "off");
   free(se);
@@ -646,6 +698,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "args")) case_args(R);
   else if (!strcmp(c, "topology")) case_topology(R);
   else if (!strcmp(c, "topology_env")) case_topology_env(R);
+  else if (!strcmp(c, "topology_hosts")) case_topology_hosts(R); // check-multihost only
   else if (!strcmp(c, "migrate")) case_migrate(R, 0);
   else if (!strcmp(c, "migrate_owned")) case_migrate(R, 1); // weights owned, momentum registered
   else if (!strcmp(c, "corrupt")) case_corrupt(R, 0);

@@ -37,7 +37,7 @@
 static const char *prog = "moeplace-demo";
 
 typedef struct opts {
-  const char *trace, *json, *predictor, *cluster_file;
+  const char *trace, *json, *predictor, *cluster_file, *commit_log;
   long long ranks_per_node;
   long long steps, d, f, slots, window, interval, max_tokens;
   double token_scale;
@@ -67,6 +67,9 @@ static void usage(FILE *out) {
           "  --ranks-per-node N  emulate nodes of N consecutive ranks (default: the real nodes)\n"
           "  --cluster-file FILE cluster-shape file (docs/PLACEMENT.md) replacing the topology\n"
           "  --json OUT          write the figures as JSON to OUT\n"
+          "  --commit-log PREFIX every rank appends each placement it commits in the moeplace\n"
+          "                      run (step, hash of the whole placement) to PREFIX.RANK,\n"
+          "                      flushed at once: shows after a crash what each rank committed\n"
           "  --help              this text\n",
           MOEPLACE_DATADIR);
 }
@@ -81,6 +84,7 @@ static int parse(int argc, char **argv, opts *o) {
       {"predictor", required_argument, NULL, 'p'},
       {"ranks-per-node", required_argument, NULL, 'N'},
       {"cluster-file", required_argument, NULL, 'C'},
+      {"commit-log", required_argument, NULL, 'c'},
       {NULL, 0, NULL, 0}};
   *o = (opts){.trace = MOEPLACE_DATADIR "/pycode-L4-E16-top2-4k.csv.gz", .steps = 0, .d = 64,
               .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0,
@@ -100,6 +104,7 @@ static int parse(int argc, char **argv, opts *o) {
     case 'p': o->predictor = optarg; break;
     case 'N': if (cli_parse_int(prog, "--ranks-per-node", optarg, 1, 1000000, &o->ranks_per_node) < 0) return CLI_EXIT_USAGE; break;
     case 'C': o->cluster_file = optarg; break;
+    case 'c': o->commit_log = optarg; break;
     case 'h': usage(stdout); return -1;
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
@@ -140,6 +145,7 @@ typedef struct phase_result {
   int rebalances, skipped, failed;
   int64_t moves, steps;
   uint64_t bytes_moved;
+  uint64_t cross_node_bytes; /* of bytes_moved: transfers between two nodes */
   uint64_t *hash; /* rank 0: [L][E] final state hash of every expert */
   int replicas_consistent;
 } phase_result;
@@ -159,7 +165,19 @@ typedef struct phase {
   double busy_s, imb_sum;
   double compute_s; /* this rank's time in expert GEMMs */
   long long nsteps;
+  int *node;        /* [R] node of each rank, as the runtime discovered it */
+  int *place;       /* [L][R][S] the placement in force (dynamic run) */
+  size_t expert_bytes;
+  uint64_t cross_node_bytes;
+  FILE *commits;    /* --commit-log: this rank's committed placements */
 } phase;
+
+static void log_commit(phase *ph, long long step) {
+  if (!ph->commits) return;
+  uint64_t h = XXH3_64bits(ph->place, (size_t)ph->L * ph->R * ph->S * sizeof *ph->place);
+  fprintf(ph->commits, "step %lld placement %016llx\n", step, (unsigned long long)h);
+  fflush(ph->commits);
+}
 
 static int phase_open(const opts *o, int dynamic, phase *ph) {
   memset(ph, 0, sizeof *ph);
@@ -189,6 +207,25 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   if (st != MOEPLACE_OK) return st;
   model *md = &ph->md;
   *md = (model){L, S, (int)o->d, (int)o->f, (size_t)(2 * o->d * o->f), NULL, NULL};
+  ph->node = malloc((size_t)R * sizeof *ph->node);
+  ph->place = malloc((size_t)L * R * S * sizeof *ph->place);
+  if (!ph->node || !ph->place) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
+  }
+  for (int r = 0; r < R; r++) moeplace_runtime_topology(ph->rt, r, &ph->node[r], NULL, NULL);
+  moeplace_runtime_get_placement(ph->rt, ph->place, NULL);
+  if (dynamic && o->commit_log) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%d", o->commit_log, ph->rank);
+    ph->commits = fopen(path, "w");
+    if (!ph->commits) {
+      fprintf(stderr, "%s: --commit-log: cannot write %s\n", prog, path);
+      MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
+    }
+    log_commit(ph, 0);
+  }
+  ph->expert_bytes = 2 * (size_t)(2 * o->d * o->f) * sizeof(float);
   md->w = calloc((size_t)L * S, sizeof *md->w);
   md->m = calloc((size_t)L * S, sizeof *md->m);
   ph->counts = malloc((size_t)L * E * sizeof *ph->counts); // counts: [L][E]
@@ -214,6 +251,28 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
       for (size_t i = 0; i < md->n; i++) md->w[l * S + s][i] = init_value(l, e, i);
     }
   return MOEPLACE_OK;
+}
+
+/* Bytes of the migration from placement `old` to `cur` that crossed nodes:
+ * an expert arriving in a slot of a node where no rank held it before. The
+ * runtime takes every transfer from the closest holder (runtime/plan.c), so
+ * a node that already held the expert copies it within the node. */
+static uint64_t cross_node_bytes(const phase *ph, const int *old, const int *cur) {
+  int L = ph->L, R = ph->R, S = ph->S;
+  uint64_t bytes = 0;
+  for (int l = 0; l < L; l++)
+    for (int r = 0; r < R; r++)
+      for (int s = 0; s < S; s++) {
+        int e = cur[((size_t)l * R + r) * S + s];
+        if (e < 0 || old[((size_t)l * R + r) * S + s] == e) continue;
+        int on_node = 0;
+        for (int q = 0; q < R && !on_node; q++) {
+          if (ph->node[q] != ph->node[r]) continue;
+          for (int t = 0; t < S && !on_node; t++) on_node = old[((size_t)l * R + q) * S + t] == e;
+        }
+        if (!on_node) bytes += ph->expert_bytes;
+      }
+  return bytes;
 }
 
 /* Runs up to `block` steps (fewer at the end of the trace or of --steps). */
@@ -303,6 +362,18 @@ static int phase_run(const opts *o, phase *ph, long long block) {
     moeplace_step_info info;
     st = moeplace_runtime_step(ph->rt, &info);
     if (st == MOEPLACE_ERR_VERIFY) st = MOEPLACE_OK; // rolled back: training goes on, counted
+    if (info.rebalanced) { // count what crossed nodes, then take the new placement
+      int *cur = malloc((size_t)L * R * S * sizeof *cur);
+      if (!cur) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
+      }
+      moeplace_runtime_get_placement(ph->rt, cur, NULL);
+      ph->cross_node_bytes += cross_node_bytes(ph, ph->place, cur);
+      free(ph->place);
+      ph->place = cur;
+    }
+    if (info.rebalanced) log_commit(ph, ph->nsteps + 1); // numbered as in the messages below
     if (info.rebalanced) // migrated slots hold their new expert in new memory
       for (int l = 0; l < L; l++)
         for (int s = 0; s < S; s++) {
@@ -340,6 +411,7 @@ static void phase_close(phase *ph, phase_result *res) {
   res->bytes_moved = stats.bytes_moved;
   res->migration_s = stats.migration_s;
   res->decision_s = stats.decision_s;
+  res->cross_node_bytes = ph->cross_node_bytes;
   double c_sum = 0, c_max = 0;
   MPI_Reduce(&ph->compute_s, &c_sum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
   MPI_Reduce(&ph->compute_s, &c_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
@@ -385,6 +457,9 @@ static void phase_close(phase *ph, phase_result *res) {
   free(ph->tok);
   free(ph->rank_tok);
   free(ph->reps);
+  free(ph->node);
+  free(ph->place);
+  if (ph->commits) fclose(ph->commits);
   moeplace_runtime_destroy(ph->rt);
   moeplace_trace_close(ph->tr);
 }
@@ -402,6 +477,7 @@ static json_t *phase_json(const phase_result *p, int dynamic) {
     json_object_set_new(o, "migrations_failed", json_integer(p->failed));
     json_object_set_new(o, "moves", json_integer(p->moves));
     json_object_set_new(o, "bytes_moved", json_integer((json_int_t)p->bytes_moved));
+    json_object_set_new(o, "cross_node_bytes", json_integer((json_int_t)p->cross_node_bytes));
     json_object_set_new(o, "migration_s", json_real(p->migration_s));
     json_object_set_new(o, "migration_gbps",
                         json_real(p->migration_s > 0 ? p->bytes_moved / p->migration_s / 1e9 : 0.0));
@@ -452,6 +528,12 @@ int main(int argc, char **argv) {
               runs[0].nsteps, runs[0].busy_s / runs[0].nsteps * 1e3,
               runs[1].nsteps ? runs[1].busy_s / runs[1].nsteps * 1e3 : 0.0);
   }
+  int nodes = 0; // distinct nodes of the topology the runtime discovered
+  for (int r = 0; r < R; r++) {
+    int seen = 0;
+    for (int q = 0; q < r && !seen; q++) seen = runs[0].node[q] == runs[0].node[r];
+    nodes += !seen;
+  }
   for (int dyn = 0; dyn < 2; dyn++) phase_close(&runs[dyn], &ph[dyn]);
   rc = CLI_EXIT_OK;
   if (rank == 0) {
@@ -463,8 +545,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < L * E; i++) differ += ph[0].hash[i] != ph[1].hash[i];
     int identical = !differ && ph[0].replicas_consistent && ph[1].replicas_consistent;
     double speedup = ph[1].step_ms > 0 ? ph[0].step_ms / ph[1].step_ms : 0.0;
-    printf("moeplace-demo: %s, %lld steps, %d ranks, %d layers x %d experts\n", o.trace,
-           (long long)ph[0].steps, R, L, E);
+    printf("moeplace-demo: %s, %lld steps, %d ranks on %d node%s, %d layers x %d experts\n",
+           o.trace, (long long)ph[0].steps, R, nodes, nodes == 1 ? "" : "s", L, E);
     printf("%-10s %10s %10s %16s %16s\n", "phase", "step_ms", "imbalance", "gemm_ms_all_ranks",
            "gemm_ms_max_rank");
     for (int i = 0; i < 2; i++)
@@ -475,11 +557,13 @@ int main(int argc, char **argv) {
            ph[1].rebalances, ph[1].skipped, ph[1].failed, (long long)ph[1].moves,
            (unsigned long long)ph[1].bytes_moved, ph[1].migration_s);
     if (ph[1].migration_s > 0) printf(" (%.2f GB/s)", ph[1].bytes_moved / ph[1].migration_s / 1e9);
+    if (nodes > 1) printf(", %llu bytes between nodes", (unsigned long long)ph[1].cross_node_bytes);
     printf("\nfinal weights: %d of %d experts differ between static and dynamic runs -> %s\n",
            differ, L * E, identical ? "bit-identical" : "MISMATCH");
     json_t *root = json_object();
     json_object_set_new(root, "trace", json_string(o.trace));
     json_object_set_new(root, "ranks", json_integer(R));
+    json_object_set_new(root, "nodes", json_integer(nodes));
     json_object_set_new(root, "static", phase_json(&ph[0], 0));
     json_object_set_new(root, "dynamic", phase_json(&ph[1], 1));
     json_object_set_new(root, "speedup", json_real(speedup));
