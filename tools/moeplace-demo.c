@@ -216,6 +216,30 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   return MOEPLACE_OK;
 }
 
+/* The demo computes every token: an expert's count x --token-scale must fit
+ * a GEMM dimension (an int), which also keeps the per-rank sums exact. */
+#define DEMO_MAX_TOKENS 2147483647.0
+static int counts_reported; /* a bad count was reported: exit 2, no other message */
+
+/* Refuses a step whose scaled counts exceed DEMO_MAX_TOKENS (every rank reads
+ * the same trace, so every rank refuses the same step; rank 0 says why). */
+static int check_counts(const opts *o, const phase *ph, int64_t step_id) {
+  for (int l = 0; l < ph->L; l++)
+    for (int e = 0; e < ph->E; e++) {
+      uint64_t c = ph->counts[(size_t)l * ph->E + e];
+      if ((double)c * o->token_scale <= DEMO_MAX_TOKENS) continue;
+      if (ph->rank == 0)
+        fprintf(stderr,
+                "%s: %s: step %lld layer %d expert e%d: %llu tokens x --token-scale %g exceed "
+                "the demo's limit of %.0f tokens per expert and step (it computes every token)\n",
+                prog, o->trace, (long long)step_id, l, e, (unsigned long long)c, o->token_scale,
+                DEMO_MAX_TOKENS);
+      counts_reported = 1;
+      return MOEPLACE_ERR_FORMAT;
+    }
+  return MOEPLACE_OK;
+}
+
 /* Runs up to `block` steps (fewer at the end of the trace or of --steps). */
 static int phase_run(const opts *o, phase *ph, long long block) {
   int L = ph->L, E = ph->E, S = ph->S, R = ph->R, rank = ph->rank;
@@ -235,6 +259,7 @@ static int phase_run(const opts *o, phase *ph, long long block) {
       ph->done = 1;
       break;
     }
+    if ((st = check_counts(o, ph, step_id)) != MOEPLACE_OK) break;
     double sum_max = 0.0, sum_mean = 0.0;
     for (int l = 0; l < L; l++) {
       memset(ph->rank_tok, 0, (size_t)R * sizeof *ph->rank_tok);
@@ -442,7 +467,7 @@ int main(int argc, char **argv) {
       if (runs[dyn].done) continue;
       int st = phase_run(&o, &runs[dyn], o.interval);
       if (st != MOEPLACE_OK) {
-        rc = cli_report(prog, st);
+        rc = counts_reported ? CLI_EXIT_USAGE : cli_report(prog, st);
         MPI_Finalize();
         return rc;
       }
