@@ -235,6 +235,17 @@ static void case_config(int R) {
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "budget off by one: rc=%d", rc);
   cfg.migration_budget_bytes = MOEPLACE_NO_LIMIT;
+  // collective_timeout_s: no limit by default, 0 refused, must agree.
+  CHECK(cfg.collective_timeout_s < 0, "no deadline by default: %g", cfg.collective_timeout_s);
+  cfg.collective_timeout_s = 0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "collective_timeout_s"),
+        "zero deadline refused: rc=%d", rc);
+  cfg.collective_timeout_s = my_rank == 0 ? 30.0 : 60.0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "collective_timeout_s"),
+        "differing deadlines: rc=%d", rc);
+  cfg.collective_timeout_s = MOEPLACE_NO_LIMIT;
   // An invalid config on rank 1 only: every rank fails with ERR_ARG.
   if (my_rank == 1) cfg.window = 0;
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
