@@ -350,6 +350,8 @@ static int phase_run(const opts *o, phase *ph, long long block) {
 }
 
 /* Final figures and a hash of every expert's state, gathered on rank 0. */
+static void phase_free(phase *ph);
+
 static void phase_close(phase *ph, phase_result *res) {
   int L = ph->L, E = ph->E, S = ph->S, R = ph->R, rank = ph->rank;
   memset(res, 0, sizeof *res);
@@ -401,6 +403,11 @@ static void phase_close(phase *ph, phase_result *res) {
   }
   free(all);
   free(mine);
+  phase_free(ph);
+}
+
+/* Releases a phase (collective: destroys its runtime). */
+static void phase_free(phase *ph) {
   free(ph->md.w);
   free(ph->md.m);
   free(ph->x);
@@ -412,6 +419,7 @@ static void phase_close(phase *ph, phase_result *res) {
   free(ph->reps);
   moeplace_runtime_destroy(ph->rt);
   moeplace_trace_close(ph->tr);
+  memset(ph, 0, sizeof *ph);
 }
 
 static json_t *phase_json(const phase_result *p, int dynamic) {
@@ -468,6 +476,8 @@ int main(int argc, char **argv) {
       int st = phase_run(&o, &runs[dyn], o.interval);
       if (st != MOEPLACE_OK) {
         rc = counts_reported ? CLI_EXIT_USAGE : cli_report(prog, st);
+        if (counts_reported) // every rank refused the same step: the collective destroys match
+          for (int k = 0; k < 2; k++) phase_free(&runs[k]);
         MPI_Finalize();
         return rc;
       }
