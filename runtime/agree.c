@@ -33,8 +33,9 @@ void mp_rt_orphan(void *p) {
   struct orphan *o = malloc(sizeof *o);
   if (!o) return; // lost to leak reports only
   o->p = p;
-  o->next = orphans;
-  orphans = o;
+  o->next = __atomic_load_n(&orphans, __ATOMIC_RELAXED); // runtimes of several threads
+  while (!__atomic_compare_exchange_n(&orphans, &o->next, o, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+    ;
 }
 
 int mp_rt_wait(moeplace_runtime *rt, MPI_Request *req, const char *what) {
@@ -43,13 +44,13 @@ int mp_rt_wait(moeplace_runtime *rt, MPI_Request *req, const char *what) {
   for (int polls = 0;; polls++) {
     int done = 0;
     if (MPI_Test(req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
-      rt->broken = 1;
+      rt->broken = 2; // the request may still be pending
       return mp_fail(MOEPLACE_ERR_MPI, "%s failed at step %lld", what, (long long)rt->step);
     }
     if (done) return MOEPLACE_OK;
     double waited = mp_now_s() - t0;
     if (limit >= 0 && waited >= limit) {
-      rt->broken = 1;
+      rt->broken = 2; // the request stays pending
       return mp_fail(MOEPLACE_ERR_MPI,
                      "timed out after %g s in %s at step %lld: some rank did not reach it "
                      "(stopped, dead, or a step call apart); the runtime is now unusable",

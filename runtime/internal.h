@@ -53,8 +53,10 @@ struct moeplace_runtime {
   uint64_t *window_counts; /* [L][S] local tokens of the open window */
   int64_t step;            /* steps completed (calls of step/step_at) */
   int64_t caller_step;     /* the caller's number of the last step (step_at), else step */
-  int broken;              /* a bounded collective timed out or the ranks disagreed
-                              on the step: every later collective call fails */
+  int broken;              /* 0: usable; 1: the ranks disagreed on the step; 2: a
+                              bounded collective timed out and may still be pending
+                              on comm (never freed then). Non-zero: every later
+                              collective call fails */
   int steps_in_window;
 
   /* Coordinator only. */

@@ -12,24 +12,34 @@
 #include "runtime/internal.h"
 #include "runtime/rt_config.h"
 
-/* The explicit step agreement of a window: one MPI_Iallgather of every
+/* The explicit step agreement of a window: one MPI_Iallreduce of every
  * rank's step number (the caller's, from moeplace_runtime_step_at(), or the
- * call count), so that every rank sees the same numbers and fails in the same
- * way, naming the ranks that differ from the coordinator. */
+ * call count), so that every rank sees a difference and fails in the same
+ * way; then, only when they differ, one MPI_Iallgather of the numbers to name
+ * the ranks that differ from the coordinator. */
 static int agree_step(moeplace_runtime *rt) {
+  int64_t lo, hi;
+  int same;
+  int status = mp_rt_agree_rt(rt, &rt->caller_step, 1, &same, &lo, &hi,
+                              "the step agreement of the window (MPI_Iallreduce)");
+  if (status != MOEPLACE_OK || same) return status;
   int64_t *steps = malloc((size_t)(rt->R + 1) * sizeof *steps);
-  if (!steps) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory agreeing on the step");
+  if (!steps) {
+    rt->broken = 1;
+    return mp_fail(MOEPLACE_ERR_MISMATCH, "ranks disagree on the step at a window boundary "
+                   "(steps %lld to %lld); the runtime is now unusable", (long long)lo, (long long)hi);
+  }
   int64_t *mine = steps + rt->R;
   *mine = rt->caller_step;
   MPI_Request req;
-  int status = MOEPLACE_OK;
   if (MPI_Iallgather(mine, 1, MPI_INT64_T, steps, 1, MPI_INT64_T, rt->comm, &req) != MPI_SUCCESS)
     status = mp_fail(MOEPLACE_ERR_MPI, "MPI_Iallgather of the step numbers failed");
   else
-    status = mp_rt_wait(rt, &req, "the step agreement of the window (MPI_Iallgather)");
+    status = mp_rt_wait(rt, &req, "naming the ranks at another step (MPI_Iallgather)");
   if (status != MOEPLACE_OK) {
     if (rt->broken) mp_rt_orphan(steps); // the collective may still complete into it
     else free(steps);
+    if (!rt->broken) rt->broken = 1;
     return status;
   }
   int64_t ref = steps[rt->cfg.coordinator];
