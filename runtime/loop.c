@@ -308,6 +308,8 @@ static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_
   }
   rt->step++;
   rt->caller_step = caller_step ? *caller_step : rt->step;
+  // The agreement takes values in (INT64_MIN, INT64_MAX] (it negates them).
+  if (rt->caller_step == INT64_MIN) rt->caller_step++;
   rt->stats.steps = rt->step;
   if (info) info->step = rt->step;
   if (++rt->steps_in_window == rt->cfg.window) {
