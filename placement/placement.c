@@ -257,12 +257,6 @@ static int same_shape(const moeplace_placement *a, const moeplace_placement *b) 
 
 /* The slot (global index) in which rank r holds expert e in layer slots ph,
  * or -1. */
-static int rank_slot(const int *ph, int S, int r, int e) {
-  for (int k = 0; k < S; k++)
-    if (ph[(size_t)r * S + k] == e) return r * S + k;
-  return -1;
-}
-
 int moeplace_placement_diff(const moeplace_placement *from, const moeplace_placement *to,
                             const moeplace_topology *topo, double expert_bytes,
                             moeplace_move_stats *st) {
@@ -285,94 +279,6 @@ int moeplace_placement_diff(const moeplace_placement *from, const moeplace_place
     st->cost += tr[i].bytes * (topo ? topo->cost[tr[i].link] : 1.0);
   }
   moeplace_transfers_free(tr);
-  return MOEPLACE_OK;
-}
-
-/* ---- Migration plan --------------------------------------------------- */
-
-int moeplace_migration_plan(const moeplace_placement *from, const moeplace_placement *to,
-                            const moeplace_topology *topo, double expert_bytes,
-                            moeplace_transfer **out, size_t *count) {
-  if (!from || !to || !out || !count)
-    return mp_fail(MOEPLACE_ERR_ARG, "migration plan: NULL argument");
-  if (!same_shape(from, to))
-    return mp_fail(MOEPLACE_ERR_ARG, "migration plan: placements have different shapes");
-  if (topo && topo->ranks != from->ranks)
-    return mp_fail(MOEPLACE_ERR_ARG, "migration plan: topology has %d ranks, placement %d",
-                   topo->ranks, from->ranks);
-  const int R = from->ranks, S = from->slots, E = from->experts;
-  const size_t RS = nslots(from);
-  size_t cap = 64, n = 0;
-  moeplace_transfer *tr = malloc(cap * sizeof *tr);
-  int *sent = calloc((size_t)R, sizeof *sent);         // transfers to other ranks per sender
-  int *head = malloc((size_t)E * sizeof *head);        // old slots of expert e: linked list
-  int *next = malloc(RS * sizeof *next);
-  if (!tr || !sent || !head || !next) {
-    free(tr);
-    free(sent);
-    free(head);
-    free(next);
-    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for a migration plan");
-  }
-  int rc = MOEPLACE_OK;
-  for (int l = 0; l < from->layers && !rc; l++) {
-    const int *a = moeplace_placement_phy2log_const(from, l);
-    const int *b = moeplace_placement_phy2log_const(to, l);
-    for (int e = 0; e < E; e++) head[e] = -1;
-    for (size_t i = RS; i-- > 0;)
-      if (a[i] >= 0 && a[i] < E) {
-        next[i] = head[a[i]];
-        head[a[i]] = (int)i;
-      }
-    for (size_t i = 0; i < RS && !rc; i++) {
-      int e = b[i], dr = (int)(i / (size_t)S);
-      if (e < 0 || e >= E || a[i] == e) continue;
-      int own = rank_slot(a, S, dr, e); // the rank already held it: a local copy
-      if (own < 0 && head[e] < 0) {
-        rc = mp_fail(MOEPLACE_ERR_ARG,
-                     "migration plan: layer %d expert %d has no replica in the old placement", l,
-                     e);
-        break;
-      }
-      int best = own;
-      moeplace_link_class bc = MOEPLACE_LINK_SAME_RANK;
-      for (int s = head[e]; own < 0 && s >= 0; s = next[s]) {
-        int sr = s / S;
-        moeplace_link_class c = mp_place_link_class(topo, sr, dr);
-        if (best < 0 || c < bc || (c == bc && sent[sr] < sent[best / S])) {
-          best = s;
-          bc = c;
-        }
-      }
-      if (n == cap) {
-        cap *= 2;
-        moeplace_transfer *t2 = realloc(tr, cap * sizeof *tr);
-        if (!t2) {
-          rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for a migration plan");
-          break;
-        }
-        tr = t2;
-      }
-      if (own < 0) sent[best / S]++;
-      tr[n++] = (moeplace_transfer){.layer = l,
-                                    .expert = e,
-                                    .src_rank = best / S,
-                                    .src_slot = best,
-                                    .dst_rank = dr,
-                                    .dst_slot = (int)i,
-                                    .link = bc,
-                                    .bytes = expert_bytes};
-    }
-  }
-  free(sent);
-  free(head);
-  free(next);
-  if (rc) {
-    free(tr);
-    return rc;
-  }
-  *out = tr;
-  *count = n;
   return MOEPLACE_OK;
 }
 

@@ -68,10 +68,15 @@ int moeplace_topology_create_shape(moeplace_topology **out, int nodes, int ranks
   if ((long long)nodes * ranks_per_node > MP_PLACE_MAX_RANKS)
     return mp_fail(MOEPLACE_ERR_ARG, "topology shape: %d x %d ranks is too many", nodes,
                    ranks_per_node);
+  if ((long long)packages_per_node * numa_per_package > MP_PLACE_MAX_RANKS)
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "topology shape: packages_per_node (%d) x numa_per_package (%d) exceeds the "
+                   "supported maximum of %d domains per node",
+                   packages_per_node, numa_per_package, MP_PLACE_MAX_RANKS);
+  const int domains = packages_per_node * numa_per_package; // <= 2^20 (checked)
   moeplace_topology *t;
   int rc = topo_alloc(&t, nodes * ranks_per_node);
   if (rc) return rc;
-  const int domains = packages_per_node * numa_per_package;
   for (int r = 0; r < t->ranks; r++) {
     int local = r % ranks_per_node;
     // spread ranks in contiguous blocks over the node's NUMA domains
@@ -175,6 +180,7 @@ typedef struct topo_file {
   const char *path;
   long lineno;
   long shape[4]; // nodes, ranks_per_node, packages_per_node, numa_per_package
+  long shape_line[4]; // the line that set each
   int have_shape;
   double cost[MOEPLACE_LINK_CLASSES];
   int cost_set[MOEPLACE_LINK_CLASSES];
@@ -205,6 +211,7 @@ static int parse_shape_line(topo_file *tf, int k, char **tok, int nt) {
     return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: '%s' needs one integer >= 1", tf->path,
                    tf->lineno, shape_keys[k]);
   tf->shape[k] = v;
+  tf->shape_line[k] = tf->lineno;
   tf->have_shape = 1;
   return MOEPLACE_OK;
 }
@@ -291,6 +298,12 @@ static int topo_from_file(const topo_file *tf, moeplace_topology **out) {
     if (shape[0] * shape[1] > MP_PLACE_MAX_RANKS)
       return mp_fail(MOEPLACE_ERR_FORMAT, "%s: %ld x %ld ranks is too many", path, shape[0],
                      shape[1]);
+    if (shape[2] * shape[3] > MP_PLACE_MAX_RANKS) // each <= 2^20: no overflow in a long
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s:%ld: packages_per_node x numa_per_package = %ld x %ld exceeds the "
+                     "supported maximum of %d domains per node",
+                     path, tf->shape_line[2] > tf->shape_line[3] ? tf->shape_line[2] : tf->shape_line[3],
+                     shape[2], shape[3], MP_PLACE_MAX_RANKS);
     rc = moeplace_topology_create_shape(&t, (int)shape[0], (int)shape[1], (int)shape[2],
                                         (int)shape[3]);
   }
@@ -301,6 +314,20 @@ static int topo_from_file(const topo_file *tf, moeplace_topology **out) {
   return MOEPLACE_OK;
 }
 
+/* Reads one line (with its newline, if it fits) into buf and NUL-terminates
+ * it; returns the bytes stored plus one (so a NUL byte inside is seen), 0 at
+ * the end of the file. */
+static size_t read_line(FILE *f, char *buf, size_t cap) {
+  size_t n = 0;
+  int c = 0;
+  while (n + 1 < cap && (c = getc(f)) != EOF) {
+    buf[n++] = (char)c;
+    if (c == '\n') break;
+  }
+  buf[n] = 0;
+  return n ? n + 1 : 0;
+}
+
 int moeplace_topology_load(moeplace_topology **out, const char *path) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "topology file: NULL argument");
   FILE *f = fopen(path, "r");
@@ -308,9 +335,11 @@ int moeplace_topology_load(moeplace_topology **out, const char *path) {
   topo_file tf = {.path = path, .shape = {0, 0, 1, 1}};
   char line[4096];
   int rc = MOEPLACE_OK;
-  while (rc == MOEPLACE_OK && fgets(line, sizeof line, f)) {
+  for (size_t n; rc == MOEPLACE_OK && (n = read_line(f, line, sizeof line)) > 0;) {
     tf.lineno++;
-    if (!strchr(line, '\n') && !feof(f))
+    if (memchr(line, '\0', n - 1)) // fgets would have cut the line there
+      rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: binary data (NUL byte)", path, tf.lineno);
+    else if (line[n - 2] != '\n' && n == sizeof line)
       rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: line too long", path, tf.lineno);
     else
       rc = parse_line(&tf, line);

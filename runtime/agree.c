@@ -7,19 +7,66 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <xxhash.h>
 
 #include "common/error.h"
+#include "common/timer.h"
 #include "runtime/internal.h"
 
 int64_t mp_rt_hash62(const void *data, size_t size, int64_t seed) {
   return (int64_t)(XXH3_64bits_withSeed(data, size, (XXH64_hash_t)seed) >> 2);
 }
 
-int mp_rt_agree_i64(MPI_Comm comm, const int64_t *v, int n, int *same, int64_t *min,
-                    int64_t *max) {
-  // One MIN reduction of [v, -v] yields min(v) and -max(v).
+/* Buffers of collectives that timed out: MPI may still write into them (a
+ * late rank can complete the collective, even during MPI_Finalize), so they
+ * are never freed; the list keeps them reachable (no leak report). One or
+ * two per runtime that timed out. */
+static struct orphan {
+  struct orphan *next;
+  void *p;
+} *orphans;
+
+void mp_rt_orphan(void *p) {
+  if (!p) return;
+  struct orphan *o = malloc(sizeof *o);
+  if (!o) return; // lost to leak reports only
+  o->p = p;
+  o->next = __atomic_load_n(&orphans, __ATOMIC_RELAXED); // runtimes of several threads
+  while (!__atomic_compare_exchange_n(&orphans, &o->next, o, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+    ;
+}
+
+int mp_rt_wait(moeplace_runtime *rt, MPI_Request *req, const char *what) {
+  double limit = rt->cfg.collective_timeout_s, t0 = mp_now_s();
+  long sleep_ns = 0; // spin briefly, then sleep 1 us doubling up to 1 ms
+  for (int polls = 0;; polls++) {
+    int done = 0;
+    if (MPI_Test(req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+      rt->broken = 2; // the request may still be pending
+      return mp_fail(MOEPLACE_ERR_MPI, "%s failed at step %lld", what, (long long)rt->step);
+    }
+    if (done) return MOEPLACE_OK;
+    double waited = mp_now_s() - t0;
+    if (limit >= 0 && waited >= limit) {
+      rt->broken = 2; // the request stays pending
+      return mp_fail(MOEPLACE_ERR_MPI,
+                     "timed out after %g s in %s at step %lld: some rank did not reach it "
+                     "(stopped, dead, or a step call apart); the runtime is now unusable",
+                     limit, what, (long long)rt->step);
+    }
+    if (polls < 64) continue;
+    sleep_ns = sleep_ns ? (sleep_ns < 1000000 ? 2 * sleep_ns : 1000000) : 1000;
+    struct timespec ts = {0, sleep_ns};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* One MIN reduction of [v, -v] yields min(v) and -max(v); rt NULL: a
+ * blocking MPI_Allreduce on comm, else bounded on rt->comm. */
+static int agree(MPI_Comm comm, moeplace_runtime *rt, const char *what, const int64_t *v, int n,
+                 int *same, int64_t *min, int64_t *max) {
   int64_t *buf = calloc((size_t)4 * (size_t)(n > 0 ? n : 1), sizeof *buf);
   if (!buf) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory in agreement of %d values", n);
   int64_t *in = buf, *res = buf + 2 * n;
@@ -27,10 +74,24 @@ int mp_rt_agree_i64(MPI_Comm comm, const int64_t *v, int n, int *same, int64_t *
     in[i] = v[i];
     in[n + i] = -v[i];
   }
-  int rc = MPI_Allreduce(in, res, 2 * n, MPI_INT64_T, MPI_MIN, comm);
-  if (rc != MPI_SUCCESS) {
+  int status = MOEPLACE_OK;
+  if (!rt) {
+    if (MPI_Allreduce(in, res, 2 * n, MPI_INT64_T, MPI_MIN, comm) != MPI_SUCCESS)
+      status = mp_fail(MOEPLACE_ERR_MPI, "MPI_Allreduce failed in an agreement check");
+  } else {
+    MPI_Request req;
+    if (MPI_Iallreduce(in, res, 2 * n, MPI_INT64_T, MPI_MIN, rt->comm, &req) != MPI_SUCCESS)
+      status = mp_fail(MOEPLACE_ERR_MPI, "MPI_Iallreduce failed in %s", what);
+    else
+      status = mp_rt_wait(rt, &req, what);
+    if (status != MOEPLACE_OK && rt->broken) {
+      mp_rt_orphan(buf); // the request may still complete into it
+      return status;
+    }
+  }
+  if (status != MOEPLACE_OK) {
     free(buf);
-    return mp_fail(MOEPLACE_ERR_MPI, "MPI_Allreduce failed in an agreement check");
+    return status;
   }
   *same = 1;
   for (int i = 0; i < n; i++) {
@@ -41,6 +102,16 @@ int mp_rt_agree_i64(MPI_Comm comm, const int64_t *v, int n, int *same, int64_t *
   }
   free(buf);
   return MOEPLACE_OK;
+}
+
+int mp_rt_agree_i64(MPI_Comm comm, const int64_t *v, int n, int *same, int64_t *min,
+                    int64_t *max) {
+  return agree(comm, NULL, NULL, v, n, same, min, max);
+}
+
+int mp_rt_agree_rt(moeplace_runtime *rt, const int64_t *v, int n, int *same, int64_t *min,
+                   int64_t *max, const char *what) {
+  return agree(rt->comm, rt, what, v, n, same, min, max);
 }
 
 int mp_rt_check_registration(moeplace_runtime *rt) {
@@ -78,7 +149,7 @@ int mp_rt_check_registration(moeplace_runtime *rt) {
     rt->expert_bytes[l] = total;
   }
   int same;
-  int status = mp_rt_agree_i64(rt->comm, v, L + 1, &same, mn, NULL);
+  int status = mp_rt_agree_rt(rt, v, L + 1, &same, mn, NULL, "the registration agreement");
   int local_ok = (int)v[0];
   free(v);
   if (status != MOEPLACE_OK) {

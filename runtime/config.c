@@ -30,6 +30,10 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   cfg->chunk_bytes = (size_t)1 << 20;
   cfg->max_outstanding = 64;
   cfg->shm_transfers = 1;
+  // No deadline by default: a rank legitimately late (a checkpoint written
+  // by one rank between two steps, a slow decision) cannot be told from a
+  // stopped one, and a spurious timeout ends the run. Waiting never spins.
+  cfg->collective_timeout_s = MOEPLACE_NO_LIMIT;
 }
 
 int mp_rt_predictor_known(const char *name) {
@@ -80,6 +84,10 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
                    c->max_outstanding);
   if (c->shm_transfers != 0 && c->shm_transfers != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: shm_transfers must be 0 or 1, got %d", c->shm_transfers);
+  if (c->collective_timeout_s != c->collective_timeout_s || c->collective_timeout_s == 0.0)
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "config: collective_timeout_s must be > 0 seconds or negative (no limit), got %g",
+                   c->collective_timeout_s);
   return MOEPLACE_OK;
 }
 
@@ -88,7 +96,8 @@ static const char *const field_names[] = {
     "(validity)", "layers", "experts", "slots_per_rank", "window", "horizon",
     "rebalance_interval", "history_windows", "predictor", "migration_tradeoff",
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
-    "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers"};
+    "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
+    "collective_timeout_s"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -120,6 +129,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[16] = c->max_outstanding;
     v[17] = hash_str(c->cluster_file);
     v[18] = c->shm_transfers;
+    v[19] = hash_double(c->collective_timeout_s);
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];

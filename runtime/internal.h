@@ -51,7 +51,12 @@ struct moeplace_runtime {
   int registration_dirty; /* buffers changed since the last agreement check */
 
   uint64_t *window_counts; /* [L][S] local tokens of the open window */
-  int64_t step;            /* steps completed */
+  int64_t step;            /* steps completed (calls of step/step_at) */
+  int64_t caller_step;     /* the caller's number of the last step (step_at), else step */
+  int broken;              /* 0: usable; 1: the ranks disagreed on the step; 2: a
+                              bounded collective timed out and may still be pending
+                              on comm (never freed then). Non-zero: every later
+                              collective call fails */
   int steps_in_window;
 
   /* Coordinator only. */
@@ -78,6 +83,20 @@ struct moeplace_runtime {
  * MPI_Allreduce. Values must be in (INT64_MIN, INT64_MAX]. */
 int mp_rt_agree_i64(MPI_Comm comm, const int64_t *v, int n, int *same, int64_t *min,
                     int64_t *max);
+
+/* Completes the non-blocking collective *req of rt->comm: MPI_Test with a
+ * growing sleep between tests (no busy wait), for at most
+ * rt->cfg.collective_timeout_s (none if negative). On timeout:
+ * MOEPLACE_ERR_MPI "timed out after X s in WHAT at step N ...", rt->broken
+ * set and the request left pending (a collective cannot be cancelled). */
+int mp_rt_wait(moeplace_runtime *rt, MPI_Request *req, const char *what);
+
+/* Keeps p (the buffer of a collective that timed out) allocated for ever. */
+void mp_rt_orphan(void *p);
+
+/* mp_rt_agree_i64() on rt->comm as a bounded collective (mp_rt_wait). */
+int mp_rt_agree_rt(moeplace_runtime *rt, const int64_t *v, int n, int *same, int64_t *min,
+                   int64_t *max, const char *what);
 
 /* 62-bit hash of a byte string (for agreement of strings and arrays). */
 int64_t mp_rt_hash62(const void *data, size_t size, int64_t seed);

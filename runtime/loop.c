@@ -3,6 +3,7 @@
  * coordinator, its broadcast, and the migration every rank takes part in. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,33 +12,91 @@
 #include "runtime/internal.h"
 #include "runtime/rt_config.h"
 
-/* Closes a window: one MPI_Gather of every rank's [1 + L*S] record
- * (step number, then the window's token counts per local slot) to the
- * coordinator, which maps slots to logical experts with the placement in
- * force and appends the proportions to its history. */
+/* The explicit step agreement of a window: one MPI_Iallreduce of every
+ * rank's step number (the caller's, from moeplace_runtime_step_at(), or the
+ * call count), so that every rank sees a difference and fails in the same
+ * way; then, only when they differ, one MPI_Iallgather of the numbers to name
+ * the ranks that differ from the coordinator. */
+static int agree_step(moeplace_runtime *rt) {
+  int64_t lo, hi;
+  int same;
+  int status = mp_rt_agree_rt(rt, &rt->caller_step, 1, &same, &lo, &hi,
+                              "the step agreement of the window (MPI_Iallreduce)");
+  if (status != MOEPLACE_OK || same) return status;
+  int64_t *steps = malloc((size_t)(rt->R + 1) * sizeof *steps);
+  if (!steps) {
+    rt->broken = 1;
+    return mp_fail(MOEPLACE_ERR_MISMATCH, "ranks disagree on the step at a window boundary "
+                   "(steps %lld to %lld); the runtime is now unusable", (long long)lo, (long long)hi);
+  }
+  int64_t *mine = steps + rt->R;
+  *mine = rt->caller_step;
+  MPI_Request req;
+  if (MPI_Iallgather(mine, 1, MPI_INT64_T, steps, 1, MPI_INT64_T, rt->comm, &req) != MPI_SUCCESS)
+    status = mp_fail(MOEPLACE_ERR_MPI, "MPI_Iallgather of the step numbers failed");
+  else
+    status = mp_rt_wait(rt, &req, "naming the ranks at another step (MPI_Iallgather)");
+  if (status != MOEPLACE_OK) {
+    if (rt->broken) mp_rt_orphan(steps); // the collective may still complete into it
+    else free(steps);
+    if (!rt->broken) rt->broken = 1;
+    return status;
+  }
+  int64_t ref = steps[rt->cfg.coordinator];
+  char list[256] = "";
+  size_t len = 0;
+  int odd = 0;
+  for (int r = 0; r < rt->R; r++) {
+    if (steps[r] == ref) continue;
+    if (odd++ < 4 && len < sizeof list)
+      len += (size_t)snprintf(list + len, sizeof list - len, "%srank %d at step %lld",
+                              odd > 1 ? ", " : "", r, (long long)steps[r]);
+  }
+  free(steps);
+  if (!odd) return MOEPLACE_OK;
+  rt->broken = 1;
+  return mp_fail(MOEPLACE_ERR_MISMATCH,
+                 "ranks disagree on the step at a window boundary: %s%s, the coordinator "
+                 "(rank %d) at step %lld (a rank called step more or fewer times than the "
+                 "others); the runtime is now unusable",
+                 list, odd > 4 ? " and more" : "", rt->cfg.coordinator, (long long)ref);
+}
+
+/* Closes a window: the step agreement, then one MPI_Igather of every rank's
+ * [1 + L*S] record (step number, then the window's token counts per local
+ * slot) to the coordinator, which maps slots to logical experts with the
+ * placement in force and appends the proportions to its history. */
 static int aggregate(moeplace_runtime *rt) {
   double t0 = mp_now_s();
+  int status = agree_step(rt);
+  if (status != MOEPLACE_OK) return status;
   size_t LS = (size_t)rt->L * rt->S, rec = 1 + LS;
   uint64_t *mine = malloc(rec * sizeof *mine);
   uint64_t *totals = NULL;
   if (!mine) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory aggregating a window");
   mine[0] = (uint64_t)rt->step;
   memcpy(mine + 1, rt->window_counts, LS * sizeof *mine);
-  int rc = MPI_Gather(mine, (int)rec, MPI_UINT64_T, rt->gather_buf, (int)rec, MPI_UINT64_T,
-                      rt->cfg.coordinator, rt->comm);
-  free(mine);
+  MPI_Request req;
+  if (MPI_Igather(mine, (int)rec, MPI_UINT64_T, rt->gather_buf, (int)rec, MPI_UINT64_T,
+                  rt->cfg.coordinator, rt->comm, &req) != MPI_SUCCESS)
+    status = mp_fail(MOEPLACE_ERR_MPI, "MPI_Igather of window loads failed");
+  else
+    status = mp_rt_wait(rt, &req, "the window aggregation (MPI_Igather)");
   memset(rt->window_counts, 0, LS * sizeof *rt->window_counts);
-  if (rc != MPI_SUCCESS) return mp_fail(MOEPLACE_ERR_MPI, "MPI_Gather of window loads failed");
+  if (status != MOEPLACE_OK && rt->broken) { // the gather may still complete into them
+    mp_rt_orphan(mine);
+    mp_rt_orphan(rt->gather_buf);
+    rt->gather_buf = NULL;
+    return status;
+  }
+  free(mine);
+  if (status != MOEPLACE_OK) return status;
   rt->stats.windows++;
   if (rt->rank == rt->cfg.coordinator) {
     totals = calloc((size_t)rt->L * rt->E, sizeof *totals); // totals: [L][E]
     if (!totals) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory aggregating a window");
     for (int r = 0; r < rt->R; r++) {
       const uint64_t *g = rt->gather_buf + (size_t)r * rec;
-      if ((int64_t)g[0] != rt->step && !rt->pending_error)
-        rt->pending_error = mp_fail(MOEPLACE_ERR_MISMATCH,
-                                    "rank %d is at step %lld, the coordinator at %lld", r,
-                                    (long long)g[0], (long long)rt->step);
       for (int l = 0; l < rt->L; l++)
         for (int s = 0; s < rt->S; s++) {
           int e = rt->placement->phy2log[(size_t)l * rt->G + (size_t)r * rt->S + s];
@@ -53,6 +112,15 @@ static int aggregate(moeplace_runtime *rt) {
   return MOEPLACE_OK;
 }
 
+/* A bounded MPI_Ibcast from the coordinator (mp_rt_wait). On a timeout the
+ * caller must never free buf (mp_rt_orphan). */
+static int bcast(moeplace_runtime *rt, void *buf, int count, MPI_Datatype type, const char *what) {
+  MPI_Request req;
+  if (MPI_Ibcast(buf, count, type, rt->cfg.coordinator, rt->comm, &req) != MPI_SUCCESS)
+    return mp_fail(MOEPLACE_ERR_MPI, "MPI_Ibcast of %s failed", what);
+  return mp_rt_wait(rt, &req, what);
+}
+
 /* Migrates from the placement in force to rt->next (identical on every
  * rank) and commits it. The plan is built here, on every rank, from the
  * same two placements and topology: it is deterministic, so no rank sends
@@ -65,10 +133,12 @@ static int migrate_to_next(moeplace_runtime *rt, moeplace_step_info *info) {
   status = moeplace_migration_plan(rt->placement, rt->next, rt->topo.shape, 0.0, &plan, &n);
   // The plan only fails on memory or on an invalid placement, which was
   // validated identically everywhere; agree anyway before communicating.
-  int ok = status == MOEPLACE_OK, all_ok = 0;
-  if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS) all_ok = 0;
-  if (!all_ok) {
+  int64_t ok = status == MOEPLACE_OK, all_ok = 0;
+  int same;
+  int agreed = mp_rt_agree_rt(rt, &ok, 1, &same, &all_ok, NULL, "the migration plan agreement");
+  if (agreed != MOEPLACE_OK || !all_ok) {
     moeplace_transfers_free(plan);
+    if (agreed != MOEPLACE_OK) return agreed;
     return ok ? mp_fail(MOEPLACE_ERR_NOMEM, "another rank could not build the migration plan")
               : status;
   }
@@ -179,37 +249,67 @@ static void decide(moeplace_runtime *rt, int *hdr, moeplace_step_info *info) {
  * plan and migrates. */
 static int rebalance(moeplace_runtime *rt, moeplace_step_info *info) {
   size_t LG = (size_t)rt->L * rt->G;
-  int hdr[2] = {MOEPLACE_OK, 0};
   // The registration must be agreed before the coordinator prices bytes.
   int status = mp_rt_check_registration(rt);
   if (status != MOEPLACE_OK) return status;
+  int *hdr = malloc(2 * sizeof *hdr); // on the heap: a timed-out broadcast keeps it
+  if (!hdr) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory in the rebalance decision");
+  hdr[0] = MOEPLACE_OK;
+  hdr[1] = 0;
   if (rt->rank == rt->cfg.coordinator) decide(rt, hdr, info);
-  if (MPI_Bcast(hdr, 2, MPI_INT, rt->cfg.coordinator, rt->comm) != MPI_SUCCESS)
-    return mp_fail(MOEPLACE_ERR_MPI, "MPI_Bcast of the rebalance decision failed");
-  if (info) info->rebalance_checked = 1;
-  if (hdr[0] != MOEPLACE_OK) {
-    if (rt->rank == rt->cfg.coordinator) return hdr[0];
-    return mp_fail(hdr[0], "the coordinator could not decide: %s", moeplace_strerror(hdr[0]));
+  status = bcast(rt, hdr, 2, MPI_INT, "the rebalance decision broadcast (MPI_Ibcast)");
+  if (status != MOEPLACE_OK) {
+    if (rt->broken) mp_rt_orphan(hdr);
+    else free(hdr);
+    return status;
   }
-  if (!hdr[1]) {
+  int decided = hdr[0], commit = hdr[1];
+  free(hdr);
+  if (info) info->rebalance_checked = 1;
+  if (decided != MOEPLACE_OK) {
+    if (rt->rank == rt->cfg.coordinator) return decided;
+    return mp_fail(decided, "the coordinator could not decide: %s", moeplace_strerror(decided));
+  }
+  if (!commit) {
     rt->stats.rebalances_skipped++;
     return MOEPLACE_OK;
   }
-  if (MPI_Bcast(rt->next->phy2log, (int)LG, MPI_INT, rt->cfg.coordinator, rt->comm) != MPI_SUCCESS ||
-      MPI_Bcast(rt->next->share, (int)LG, MPI_DOUBLE, rt->cfg.coordinator, rt->comm) != MPI_SUCCESS)
-    return mp_fail(MOEPLACE_ERR_MPI, "MPI_Bcast of the new placement failed");
+  status = bcast(rt, rt->next->phy2log, (int)LG, MPI_INT, "the new placement broadcast (MPI_Ibcast)");
+  if (status == MOEPLACE_OK)
+    status = bcast(rt, rt->next->share, (int)LG, MPI_DOUBLE, "the new shares broadcast (MPI_Ibcast)");
+  if (status != MOEPLACE_OK) {
+    if (rt->broken) { // the broadcast may still complete into rt->next
+      mp_rt_orphan(rt->next);
+      rt->next = NULL;
+    }
+    return status;
+  }
   return migrate_to_next(rt, info);
 }
 
-int moeplace_runtime_step(moeplace_runtime *rt, moeplace_step_info *info) {
+/* Refuses every collective call once a bounded collective timed out or the
+ * ranks disagreed on the step: the ranks' collectives no longer match. */
+static int usable(const moeplace_runtime *rt, const char *call) {
+  if (!rt->broken) return MOEPLACE_OK;
+  return mp_fail(MOEPLACE_ERR_STATE,
+                 "%s: the runtime is unusable after a collective timed out or the ranks "
+                 "disagreed on the step; destroy it and restart from the last checkpoint",
+                 call);
+}
+
+static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_info *info) {
   if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "step: runtime is NULL");
   if (info) memset(info, 0, sizeof *info);
-  int status = MOEPLACE_OK;
+  int status = usable(rt, "step");
+  if (status != MOEPLACE_OK) return status;
   if (rt->step == 0) { // the first step reports registration problems early
     status = mp_rt_check_registration(rt);
     if (status != MOEPLACE_OK) return status;
   }
   rt->step++;
+  rt->caller_step = caller_step ? *caller_step : rt->step;
+  // The agreement takes values in (INT64_MIN, INT64_MAX] (it negates them).
+  if (rt->caller_step == INT64_MIN) rt->caller_step++;
   rt->stats.steps = rt->step;
   if (info) info->step = rt->step;
   if (++rt->steps_in_window == rt->cfg.window) {
@@ -221,6 +321,14 @@ int moeplace_runtime_step(moeplace_runtime *rt, moeplace_step_info *info) {
   if (rt->cfg.rebalance_interval > 0 && rt->step % rt->cfg.rebalance_interval == 0)
     status = rebalance(rt, info);
   return status;
+}
+
+int moeplace_runtime_step(moeplace_runtime *rt, moeplace_step_info *info) {
+  return step(rt, NULL, info);
+}
+
+int moeplace_runtime_step_at(moeplace_runtime *rt, int64_t caller_step, moeplace_step_info *info) {
+  return step(rt, &caller_step, info);
 }
 
 /* Fills rt->next from the caller's arrays (equal shares when shares is
@@ -240,6 +348,8 @@ int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *slot_exper
                                      const double *shares, moeplace_step_info *info) {
   if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "apply_placement: runtime is NULL");
   if (info) memset(info, 0, sizeof *info);
+  int usable_st = usable(rt, "apply_placement");
+  if (usable_st != MOEPLACE_OK) return usable_st;
   size_t LG = (size_t)rt->L * rt->G;
   int local = next_from_arrays(rt, slot_expert, shares);
   // v = [valid, hash(slot_expert), hash(shares)], agreed in one allreduce.
@@ -249,7 +359,7 @@ int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *slot_exper
     v[2] = mp_rt_hash62(rt->next->share, LG * sizeof *rt->next->share, 2);
   }
   int same = 0;
-  int status = mp_rt_agree_i64(rt->comm, v, 3, &same, mn, NULL);
+  int status = mp_rt_agree_rt(rt, v, 3, &same, mn, NULL, "the apply_placement agreement");
   if (status == MOEPLACE_OK && mn[0] == 0)
     status = local != MOEPLACE_OK ? local
                                   : mp_fail(MOEPLACE_ERR_ARG, "apply_placement: invalid placement on another rank");
@@ -258,3 +368,4 @@ int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *slot_exper
   if (status == MOEPLACE_OK) status = migrate_to_next(rt, info);
   return status;
 }
+

@@ -414,12 +414,11 @@ static int prepare(migration *m, mp_rt_migration_result *res) {
     snprintf(m->reason, sizeof m->reason, "rank %d: out of memory preparing landing addresses",
              rt->rank);
   }
-  int all_ok = 0;
-  if (MPI_Allreduce(&m->ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS) {
-    m->ok = 0;
-    all_ok = 0;
-    snprintf(m->reason, sizeof m->reason, "MPI_Allreduce failed before migration");
-  }
+  int64_t ok = m->ok, all_ok = 0;
+  int same;
+  int agreed = mp_rt_agree_rt(rt, &ok, 1, &same, &all_ok, NULL,
+                              "the agreement before migration (MPI_Iallreduce)");
+  if (agreed != MOEPLACE_OK) return agreed; // nothing sent yet: the old placement stays
   if (all_ok) return MOEPLACE_OK;
   return m->ok ? mp_fail(MOEPLACE_ERR_NOMEM, "migration not started: another rank could not prepare it")
                : mp_fail(MOEPLACE_ERR_NOMEM, "%s", m->reason);
@@ -532,9 +531,11 @@ static int agree(migration *m) {
              "rank %d: checksum mismatch for expert %d of layer %d from rank %d", rt->rank,
              t->expert, t->layer, t->src_rank);
   }
-  int all_verified = 0;
-  if (MPI_Allreduce(&verified, &all_verified, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS)
-    return mp_fail(MOEPLACE_ERR_MPI, "MPI_Allreduce of the migration outcome failed");
+  int64_t v = verified, all_verified = 0;
+  int same;
+  int agreed = mp_rt_agree_rt(rt, &v, 1, &same, &all_verified, NULL,
+                              "the commit agreement of the migration (MPI_Iallreduce)");
+  if (agreed != MOEPLACE_OK) return agreed; // this rank rolls back
   if (all_verified) return MOEPLACE_OK;
   if (!verified)
     return mp_fail(m->comm_ok ? MOEPLACE_ERR_VERIFY : MOEPLACE_ERR_MPI,

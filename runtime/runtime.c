@@ -19,7 +19,11 @@ static char *dup_str(const char *s) {
 
 static void free_runtime(moeplace_runtime *rt) {
   if (!rt) return;
-  if (rt->comm != MPI_COMM_NULL) MPI_Comm_free(&rt->comm);
+  // After a timeout a collective may still be pending on rt->comm, and a
+  // late rank can complete it at any later progress (even in MPI_Finalize):
+  // freeing the communicator under it crashes Open MPI's libnbc, so a timed-out
+  // runtime leaves its communicator to MPI_Finalize.
+  if (rt->comm != MPI_COMM_NULL && rt->broken != 2) MPI_Comm_free(&rt->comm);
   free(rt->predictor);
   free(rt->hwloc_synthetic);
   free(rt->cluster_file);

@@ -250,4 +250,18 @@ for n in .k.csv.moeplace-tmp.$$.AbC123 .k.csv.moeplace-tmp.999999999.AbC1234 \
   [ -e "$D/$n" ] || fail "removed $n, which is not a stale temporary file of k.csv"
 done
 
+# ---- cluster-shape files (issue 14, items B and D) ----------------------
+# packages_per_node x numa_per_package past the supported maximum: refused
+# naming file:line (it overflowed an int before).
+printf 'nodes 1\nranks_per_node 4\npackages_per_node 1048576\nnuma_per_package 1048576\n' >"$D/huge.txt"
+expect_status 2 "huge NUMA domain count" -- "$P" --loads "$D/t.csv" --topology "$D/huge.txt" --slots 3 &&
+  expect_grep "huge.txt:4: packages_per_node x numa_per_package" "$D/err" "huge domain count named"
+# a NUL byte: binary data, named (it was "line too long" or silently cut)
+printf 'nodes 1\nranks_per_node 4\000 garbage\nnuma_per_package 1\n' >"$D/nul.txt"
+expect_status 2 "NUL in a cluster file" -- "$P" --loads "$D/t.csv" --topology "$D/nul.txt" --slots 3 &&
+  expect_grep "nul.txt:2: binary data (NUL byte)" "$D/err" "NUL byte named"
+printf 'nodes 1\nranks_per_node 4\000' >"$D/nul2.txt"
+expect_status 2 "NUL in the last line of a cluster file" -- "$P" --loads "$D/t.csv" --topology "$D/nul2.txt" --slots 3 &&
+  expect_grep "nul2.txt:2: binary data (NUL byte)" "$D/err" "NUL byte in the last line named"
+
 finish

@@ -69,4 +69,14 @@ expect_status 2 "malformed trace" -- "$REPLAY" --trace "$top_srcdir/tests/fuzz/c
 CHECKS=$((CHECKS + 1))
 [ ! -e "$WORK/bad.csv" ] || fail "a failed replay left its timeline behind"
 expect_status 0 "help" -- "$REPLAY" --help
+# An empty --policies is refused, naming the option (issue 14, item D).
+expect_status 2 "empty policies" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies '' --quiet &&
+  expect_grep "policies: empty list" "$WORK/err" "empty policies"
+# A timeline that cannot be written (/dev/full: ENOSPC at the flush) is a
+# write error naming the file, exit 1.
+if [ -w /dev/full ]; then
+  expect_status 1 "timeline on a full device" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 \
+    --predictor sw_avg --quiet --timeline /dev/full &&
+    expect_grep "/dev/full: write failed: No space left on device" "$WORK/err" "timeline write error"
+fi
 finish

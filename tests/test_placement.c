@@ -536,6 +536,112 @@ START_TEST(test_plan_closest_source) {
 }
 END_TEST
 
+/* The plan's rule, by the O(moves x replicas) scan the library used before
+ * its index (issue 14, item C): the reference the indexed plan must equal. */
+static int ref_class(const int *nd, const int *pk, const int *nu, int a, int b) {
+  if (a == b) return MOEPLACE_LINK_SAME_RANK;
+  if (!nd || nd[a] != nd[b]) return MOEPLACE_LINK_OTHER_NODE;
+  if (pk[a] != pk[b]) return MOEPLACE_LINK_SAME_NODE;
+  if (nu[a] != nu[b]) return MOEPLACE_LINK_SAME_PACKAGE;
+  return MOEPLACE_LINK_SAME_NUMA;
+}
+
+static size_t ref_plan(const int *from, const int *to, int L, int E, int R, int S,
+                       const int *nd, const int *pk, const int *nu, moeplace_transfer *out,
+                       int *err) {
+  int G = R * S;
+  int *sent = calloc((size_t)R, sizeof *sent);
+  size_t n = 0;
+  *err = 0;
+  for (int l = 0; l < L && !*err; l++) {
+    const int *a = from + (size_t)l * G, *b = to + (size_t)l * G;
+    for (int i = 0; i < G; i++) {
+      int e = b[i], dr = i / S;
+      if (e < 0 || e >= E || a[i] == e) continue;
+      int own = -1;
+      for (int k = 0; k < S && own < 0; k++)
+        if (a[dr * S + k] == e) own = dr * S + k;
+      int best = own, bc = MOEPLACE_LINK_SAME_RANK;
+      for (int s = 0; own < 0 && s < G; s++) {
+        if (a[s] != e) continue;
+        int c = ref_class(nd, pk, nu, s / S, dr);
+        if (best < 0 || c < bc || (c == bc && sent[s / S] < sent[best / S])) {
+          best = s;
+          bc = c;
+        }
+      }
+      if (best < 0) {
+        *err = 1;
+        break;
+      }
+      if (own < 0) sent[best / S]++;
+      out[n++] = (moeplace_transfer){.layer = l, .expert = e, .src_rank = best / S,
+                                     .src_slot = best, .dst_rank = dr, .dst_slot = i,
+                                     .link = bc, .bytes = 1};
+    }
+  }
+  free(sent);
+  return n;
+}
+
+/* The indexed plan equals the scan on random placements (replicas of an
+ * expert on one rank, empty slots, missing experts) and random topologies. */
+START_TEST(test_plan_matches_scan) {
+  srand(14);
+  for (int trial = 0; trial < 300; trial++) {
+    int L = 1 + rand() % 3, E = 1 + rand() % 6, S = 1 + rand() % (E < 3 ? E : 3);
+    int R = (E + S - 1) / S + rand() % 24;
+    int G = R * S, with_topo = trial % 4 != 0;
+    int *nd = malloc((size_t)R * sizeof *nd), *pk = malloc((size_t)R * sizeof *pk),
+        *nu = malloc((size_t)R * sizeof *nu);
+    for (int r = 0; r < R; r++) {
+      nd[r] = rand() % 4;
+      pk[r] = rand() % 2;
+      nu[r] = rand() % 2;
+    }
+    moeplace_topology *t = NULL;
+    if (with_topo) ck_assert_int_eq(moeplace_topology_create_table(&t, R, nd, pk, nu), 0);
+    moeplace_placement *a, *b;
+    ck_assert_int_eq(moeplace_placement_create(&a, L, E, R, S), 0);
+    ck_assert_int_eq(moeplace_placement_create(&b, L, E, R, S), 0);
+    int *pa = malloc((size_t)L * G * sizeof *pa), *pb = malloc((size_t)L * G * sizeof *pb);
+    for (int i = 0; i < L * G; i++) {
+      pa[i] = rand() % (E + 1) - 1;
+      pb[i] = rand() % (E + 1) - 1;
+    }
+    for (int l = 0; l < L; l++) {
+      memcpy(moeplace_placement_phy2log(a, l), pa + (size_t)l * G, (size_t)G * sizeof *pa);
+      memcpy(moeplace_placement_phy2log(b, l), pb + (size_t)l * G, (size_t)G * sizeof *pb);
+    }
+    moeplace_transfer *ref = malloc(((size_t)L * G + 1) * sizeof *ref), *tr = NULL;
+    int err;
+    size_t nref = ref_plan(pa, pb, L, E, R, S, with_topo ? nd : NULL, pk, nu, ref, &err);
+    size_t n = 0;
+    int rc = moeplace_migration_plan(a, b, t, 1, &tr, &n);
+    ck_assert_msg((rc != 0) == err, "trial %d: rc %d, reference error %d", trial, rc, err);
+    if (!err) {
+      ck_assert_msg(n == nref, "trial %d: %zu transfers, reference %zu", trial, n, nref);
+      for (size_t i = 0; i < n; i++)
+        ck_assert_msg(tr[i].layer == ref[i].layer && tr[i].expert == ref[i].expert &&
+                          tr[i].src_slot == ref[i].src_slot && tr[i].src_rank == ref[i].src_rank &&
+                          tr[i].dst_slot == ref[i].dst_slot && tr[i].link == ref[i].link,
+                      "trial %d transfer %zu: source slot %d, reference %d", trial, i,
+                      tr[i].src_slot, ref[i].src_slot);
+    }
+    moeplace_transfers_free(tr);
+    free(ref);
+    free(pa);
+    free(pb);
+    free(nd);
+    free(pk);
+    free(nu);
+    moeplace_placement_destroy(a);
+    moeplace_placement_destroy(b);
+    moeplace_topology_destroy(t);
+  }
+}
+END_TEST
+
 /* Malformed placement files: each rejected with a message naming the problem. */
 START_TEST(test_json_errors) {
   static const struct {
@@ -595,6 +701,7 @@ int main(void) {
   tcase_add_test(tc, test_topology_load_threads);
   tcase_add_test(tc, test_json_roundtrip);
   tcase_add_test(tc, test_plan_closest_source);
+  tcase_add_test(tc, test_plan_matches_scan);
   tcase_add_test(tc, test_json_errors);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -16,7 +16,12 @@
  * shm_reuse (the shared-memory landing windows are reused, not grown, by
  * migrations back and forth), shm_full (with no room for another window,
  * transfers fall back to messages), migrate_nodes (emulated nodes: shared
- * memory within them, messages between them). A case name ending in _p2p runs the case with
+ * memory within them, messages between them), step_extra (rank R-1 calls
+ * step once more than the others: MOEPLACE_ERR_MISMATCH on every rank at that
+ * window, then MOEPLACE_ERR_STATE), step_missing (rank R-1 skips a step:
+ * the others time out at the window within collective_timeout_s, without
+ * burning a core, then R-1 times out too), step_stopped (rank R-1 is
+ * SIGSTOPped for 5 s at the window: the same). A case name ending in _p2p runs the case with
  * the shared-memory path off (every transfer by messages). */
 #include "config.h"
 
@@ -24,6 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <moeplace/runtime.h>
@@ -226,6 +235,17 @@ static void case_config(int R) {
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "budget off by one: rc=%d", rc);
   cfg.migration_budget_bytes = MOEPLACE_NO_LIMIT;
+  // collective_timeout_s: no limit by default, 0 refused, must agree.
+  CHECK(cfg.collective_timeout_s < 0, "no deadline by default: %g", cfg.collective_timeout_s);
+  cfg.collective_timeout_s = 0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "collective_timeout_s"),
+        "zero deadline refused: rc=%d", rc);
+  cfg.collective_timeout_s = my_rank == 0 ? 30.0 : 60.0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "collective_timeout_s"),
+        "differing deadlines: rc=%d", rc);
+  cfg.collective_timeout_s = MOEPLACE_NO_LIMIT;
   // An invalid config on rank 1 only: every rank fails with ERR_ARG.
   if (my_rank == 1) cfg.window = 0;
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
@@ -677,6 +697,108 @@ static void case_loop(int R, int with_state) {
   moeplace_runtime_destroy(rt);
 }
 
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+         (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+static double wall_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static moeplace_runtime *make_rt_timeout(int R, double timeout_s) {
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_init(&cfg);
+  cfg.layers = 2;
+  cfg.experts = 2 * R;
+  cfg.slots_per_rank = 2;
+  cfg.window = 5;
+  cfg.rebalance_interval = 10;
+  cfg.collective_timeout_s = timeout_s;
+  moeplace_runtime *rt = NULL;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK && rt, "create rc=%d", rc);
+  return rt;
+}
+
+/* Rank R-1 calls step a second time at loop index 2: its window closes one
+ * loop iteration early, at its own step 4 against the others' 5. */
+static void case_step_extra(int R) {
+  moeplace_runtime *rt = make_rt_timeout(R, 20.0);
+  if (!rt) return;
+  int failed_at = -1, rc = MOEPLACE_OK;
+  char msg[512] = "";
+  for (int i = 0; i < 10 && failed_at < 0; i++) {
+    int calls = my_rank == R - 1 && i == 2 ? 2 : 1;
+    for (int c = 0; c < calls && failed_at < 0; c++) {
+      rc = moeplace_runtime_step_at(rt, i + 1, NULL);
+      if (rc != MOEPLACE_OK) {
+        failed_at = i;
+        snprintf(msg, sizeof msg, "%s", moeplace_last_error());
+      }
+    }
+  }
+  CHECK(rc == MOEPLACE_ERR_MISMATCH, "step mismatch detected, rc=%d", rc);
+  CHECK(failed_at == (my_rank == R - 1 ? 3 : 4), "at the window, failed at loop index %d", failed_at);
+  char who[64];
+  snprintf(who, sizeof who, "rank %d at step 4", R - 1);
+  CHECK(strstr(msg, who) != NULL, "message names the rank and its step: %s", msg);
+  CHECK(moeplace_runtime_step_at(rt, 100, NULL) == MOEPLACE_ERR_STATE, "unusable afterwards");
+  if (my_rank == 0) printf("step_extra: %s\n", msg);
+  moeplace_runtime_destroy(rt);
+}
+
+/* Rank R-1 misses the window of step 5 (skips a call, or is stopped by
+ * SIGSTOP for 5 s when stop is set): the others time out there within the
+ * deadline (2 s) without spinning; R-1, once back, times out too. */
+static void case_step_missing(int R, int stop) {
+  const double deadline = 2.0;
+  moeplace_runtime *rt = make_rt_timeout(R, deadline);
+  if (!rt) return;
+  int rc = MOEPLACE_OK, i;
+  double wall = 0, cpu = 0;
+  for (i = 0; i < 5 && rc == MOEPLACE_OK; i++) {
+    if (my_rank == R - 1 && i == 4) {
+      if (!stop) continue; // a missed call: R-1 stays out of the window
+      pid_t child = fork();
+      if (child == 0) {
+        sleep(5);
+        kill(getppid(), SIGCONT);
+        _exit(0);
+      }
+      raise(SIGSTOP);
+      waitpid(child, NULL, 0);
+    } else if (my_rank == R - 1 && i == 2 && !stop)
+      continue;
+    double w0 = wall_s(), c0 = cpu_s();
+    rc = moeplace_runtime_step(rt, NULL);
+    wall = wall_s() - w0;
+    cpu = cpu_s() - c0;
+  }
+  if (my_rank != R - 1) {
+    CHECK(rc == MOEPLACE_ERR_MPI && i == 5, "timeout at the window: rc=%d at call %d", rc, i);
+    CHECK(strstr(moeplace_last_error(), "timed out") != NULL, "says timed out: %s",
+          moeplace_last_error());
+    CHECK(wall >= deadline - 0.1 && wall < 10 * deadline, "time to error %.2f s", wall);
+    if (my_rank == 0)
+      printf("step_missing%s: error after %.2f s (deadline %.1f s), cpu %.3f s while waiting: %s\n",
+             stop ? " (SIGSTOP)" : "", wall, deadline, cpu, moeplace_last_error());
+    CHECK(cpu < 0.5 * wall, "waiting does not spin: cpu %.3f s over %.2f s", cpu, wall);
+    CHECK(moeplace_runtime_step(rt, NULL) == MOEPLACE_ERR_STATE, "unusable afterwards");
+  }
+  MPI_Barrier(MPI_COMM_WORLD); // R-1 comes back only after the others failed
+  if (my_rank == R - 1) { // back: it may already have timed out at its window
+    for (int k = 0; k < 20 && rc == MOEPLACE_OK; k++) rc = moeplace_runtime_step(rt, NULL);
+    CHECK(rc == MOEPLACE_ERR_MPI && strstr(moeplace_last_error(), "timed out"),
+          "the late rank times out too: rc=%d", rc);
+  }
+  moeplace_runtime_destroy(rt);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   int R;
@@ -708,6 +830,9 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "loop_nostate")) case_loop(R, 0); // routing only: nothing registered
   else if (!strcmp(c, "shm_reuse")) case_shm_reuse(R, 0);
   else if (!strcmp(c, "shm_full")) case_shm_reuse(R, 1);
+  else if (!strcmp(c, "step_extra")) case_step_extra(R);
+  else if (!strcmp(c, "step_missing")) case_step_missing(R, 0);
+  else if (!strcmp(c, "step_stopped")) case_step_missing(R, 1);
   else if (!strcmp(c, "migrate_nodes")) {
     ranks_per_node = R / 2;
     case_migrate(R, 1);

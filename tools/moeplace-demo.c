@@ -255,7 +255,7 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
 
 /* Bytes of the migration from placement `old` to `cur` that crossed nodes:
  * an expert arriving in a slot of a node where no rank held it before. The
- * runtime takes every transfer from the closest holder (runtime/plan.c), so
+ * runtime takes every transfer from the closest holder (moeplace_migration_plan), so
  * a node that already held the expert copies it within the node. */
 static uint64_t cross_node_bytes(const phase *ph, const int *old, const int *cur) {
   int L = ph->L, R = ph->R, S = ph->S;
@@ -273,6 +273,30 @@ static uint64_t cross_node_bytes(const phase *ph, const int *old, const int *cur
         if (!on_node) bytes += ph->expert_bytes;
       }
   return bytes;
+}
+
+/* The demo computes every token: an expert's count x --token-scale must fit
+ * a GEMM dimension (an int), which also keeps the per-rank sums exact. */
+#define DEMO_MAX_TOKENS 2147483647.0
+static int counts_reported; /* a bad count was reported: exit 2, no other message */
+
+/* Refuses a step whose scaled counts exceed DEMO_MAX_TOKENS (every rank reads
+ * the same trace, so every rank refuses the same step; rank 0 says why). */
+static int check_counts(const opts *o, const phase *ph, int64_t step_id) {
+  for (int l = 0; l < ph->L; l++)
+    for (int e = 0; e < ph->E; e++) {
+      uint64_t c = ph->counts[(size_t)l * ph->E + e];
+      if ((double)c * o->token_scale <= DEMO_MAX_TOKENS) continue;
+      if (ph->rank == 0)
+        fprintf(stderr,
+                "%s: %s: step %lld layer %d expert e%d: %llu tokens x --token-scale %g exceed "
+                "the demo's limit of %.0f tokens per expert and step (it computes every token)\n",
+                prog, o->trace, (long long)step_id, l, e, (unsigned long long)c, o->token_scale,
+                DEMO_MAX_TOKENS);
+      counts_reported = 1;
+      return MOEPLACE_ERR_FORMAT;
+    }
+  return MOEPLACE_OK;
 }
 
 /* Runs up to `block` steps (fewer at the end of the trace or of --steps). */
@@ -294,6 +318,7 @@ static int phase_run(const opts *o, phase *ph, long long block) {
       ph->done = 1;
       break;
     }
+    if ((st = check_counts(o, ph, step_id)) != MOEPLACE_OK) break;
     double sum_max = 0.0, sum_mean = 0.0;
     for (int l = 0; l < L; l++) {
       memset(ph->rank_tok, 0, (size_t)R * sizeof *ph->rank_tok);
@@ -396,6 +421,8 @@ static int phase_run(const opts *o, phase *ph, long long block) {
 }
 
 /* Final figures and a hash of every expert's state, gathered on rank 0. */
+static void phase_free(phase *ph);
+
 static void phase_close(phase *ph, phase_result *res) {
   int L = ph->L, E = ph->E, S = ph->S, R = ph->R, rank = ph->rank;
   memset(res, 0, sizeof *res);
@@ -448,6 +475,11 @@ static void phase_close(phase *ph, phase_result *res) {
   }
   free(all);
   free(mine);
+  phase_free(ph);
+}
+
+/* Releases a phase (collective: destroys its runtime). */
+static void phase_free(phase *ph) {
   free(ph->md.w);
   free(ph->md.m);
   free(ph->x);
@@ -462,6 +494,7 @@ static void phase_close(phase *ph, phase_result *res) {
   if (ph->commits) fclose(ph->commits);
   moeplace_runtime_destroy(ph->rt);
   moeplace_trace_close(ph->tr);
+  memset(ph, 0, sizeof *ph);
 }
 
 static json_t *phase_json(const phase_result *p, int dynamic) {
@@ -518,7 +551,9 @@ int main(int argc, char **argv) {
       if (runs[dyn].done) continue;
       int st = phase_run(&o, &runs[dyn], o.interval);
       if (st != MOEPLACE_OK) {
-        rc = cli_report(prog, st);
+        rc = counts_reported ? CLI_EXIT_USAGE : cli_report(prog, st);
+        if (counts_reported) // every rank refused the same step: the collective destroys match
+          for (int k = 0; k < 2; k++) phase_free(&runs[k]);
         MPI_Finalize();
         return rc;
       }

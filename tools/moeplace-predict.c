@@ -8,6 +8,7 @@
  * library's moeplace_backtest_run (predict/backtest.c); this tool parses the
  * options, calls it and prints. With --bench it times one forecast of each
  * predictor for a large synthetic model instead. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -245,29 +246,54 @@ static int write_json(const options *o, const moeplace_backtest_result *r) {
   return rc;
 }
 
-/* Opens the --series file and writes its header. */
-static int open_series(const options *o, mp_atomic_file *af, FILE **f, const char **names, int n) {
-  int rc = mp_atomic_open(af, o->series);
-  if (rc || !(*f = fdopen(af->fd, "w"))) {
-    fprintf(stderr, "%s: cannot write %s: %s\n", prog, o->series, moeplace_last_error());
-    if (!rc) mp_atomic_abort(af, 0);
+/* A stdio stream on a duplicate of the output's descriptor, so that fclose
+ * never closes stdout ("-") and the commit still fsyncs a file; NULL after
+ * a message. */
+static FILE *stream_open(const char *path, mp_atomic_file *af) {
+  if (mp_atomic_open(af, path)) {
+    fprintf(stderr, "%s: %s\n", prog, moeplace_last_error());
+    return NULL;
+  }
+  int fd = dup(af->fd);
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  if (!f) {
+    fprintf(stderr, "%s: %s: cannot write: %s\n", prog, path, strerror(errno));
+    if (fd >= 0) close(fd);
+    mp_atomic_abort(af, 0);
+  }
+  return f;
+}
+
+/* Closes the stream and commits the output; 0, or -1 after "FILE: write
+ * failed: REASON" (nothing left behind). */
+static int stream_commit(const char *path, mp_atomic_file *af, FILE *f) {
+  int err = ferror(f) ? (errno ? errno : EIO) : 0;
+  errno = 0;
+  if (fclose(f) != 0 && !err) err = errno ? errno : EIO;
+  if (err) {
+    mp_atomic_abort(af, 0);
+    fprintf(stderr, "%s: %s: write failed: %s\n", prog, path, strerror(err));
     return -1;
   }
-  fprintf(*f, "origin_step,end_step,expert,actual,last");
-  for (int i = 0; i < n; i++) fprintf(*f, ",%s", names[i]);
-  fprintf(*f, "\n");
+  if (mp_atomic_commit(af, 0)) {
+    fprintf(stderr, "%s: %s\n", prog, moeplace_last_error());
+    return -1;
+  }
   return 0;
 }
 
-/* Commits the --series file; 0 on success. */
-static int close_series(const options *o, mp_atomic_file *af, FILE *f) {
-  int bad = ferror(f);
-  bad |= fclose(f) != 0;
-  if (bad) mp_atomic_abort(af, 1);
-  if (bad || mp_atomic_commit(af, 1)) {
-    fprintf(stderr, "%s: cannot write %s\n", prog, o->series);
-    return -1;
-  }
+/* Closes the stream and removes the output. */
+static void stream_abort(mp_atomic_file *af, FILE *f) {
+  fclose(f);
+  mp_atomic_abort(af, 0);
+}
+
+/* Opens the --series file and writes its header. */
+static int open_series(const options *o, mp_atomic_file *af, FILE **f, const char **names, int n) {
+  if (!(*f = stream_open(o->series, af))) return -1;
+  fprintf(*f, "origin_step,end_step,expert,actual,last");
+  for (int i = 0; i < n; i++) fprintf(*f, ",%s", names[i]);
+  fprintf(*f, "\n");
   return 0;
 }
 
@@ -309,9 +335,8 @@ static int run_backtest(const options *o) {
   else if (rc)
     ret = cli_report(prog, rc);
   if (ctx.ser && rc) { // nothing half-written is left behind
-    fclose(ctx.ser);
-    mp_atomic_abort(&ser_file, 1);
-  } else if (ctx.ser && close_series(o, &ser_file, ctx.ser)) {
+    stream_abort(&ser_file, ctx.ser);
+  } else if (ctx.ser && stream_commit(o->series, &ser_file, ctx.ser)) {
     ret = CLI_EXIT_FAILURE;
   }
   if (ret == CLI_EXIT_OK && !o->quiet) print_table(o, &res);
@@ -366,8 +391,7 @@ static int run_bench(const options *o) {
     mp_atomic_file af;
     FILE *f = NULL;
     int n = o->bench_count < (int)LE ? o->bench_count : (int)LE;
-    if (mp_atomic_open(&af, o->bench_series) || !(f = fdopen(af.fd, "w"))) {
-      fprintf(stderr, "%s: cannot write %s\n", prog, o->bench_series);
+    if (!(f = stream_open(o->bench_series, &af))) {
       ret = CLI_EXIT_FAILURE;
     } else {
       for (int j = 0; j < n; j++) fprintf(f, "%ss%d", j ? "," : "", j);
@@ -375,12 +399,7 @@ static int run_bench(const options *o) {
       for (int t = 0; t < T; t++)
         for (int j = 0; j < n; j++)
           fprintf(f, "%.17g%c", props[(size_t)t * LE + j], j + 1 < n ? ',' : '\n');
-      int bad = ferror(f) | (fclose(f) != 0);
-      if (bad) mp_atomic_abort(&af, 1);
-      if (bad || mp_atomic_commit(&af, 1)) {
-        fprintf(stderr, "%s: cannot write %s\n", prog, o->bench_series);
-        ret = CLI_EXIT_FAILURE;
-      }
+      if (stream_commit(o->bench_series, &af, f)) ret = CLI_EXIT_FAILURE;
     }
   }
   if (!o->quiet)

@@ -1,5 +1,6 @@
 /* moeplace-replay: what each rebalancing policy would have achieved on a
  * recorded load trace, on a cluster of a given shape (replay/replay.h). */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -62,14 +63,18 @@ typedef struct tool_ctx {
   int64_t total_steps; /* for the progress bar; 0 if unknown */
   int quiet, tty;
   int last_percent;
+  int write_errno; /* the first write error of the timeline, 0 if none */
 } tool_ctx;
 
 static int on_step(void *vctx, int64_t step, const double *imbalance) {
   tool_ctx *ctx = vctx;
-  if (fprintf(ctx->timeline, "%" PRId64, step) < 0) return MOEPLACE_ERR_IO;
+  errno = 0;
+  fprintf(ctx->timeline, "%" PRId64, step);
   for (int p = 0; p < MP_POLICY_COUNT; p++)
     if (ctx->report[p]) fprintf(ctx->timeline, ",%.6f", imbalance[p]);
-  return fputc('\n', ctx->timeline) == EOF ? MOEPLACE_ERR_IO : MOEPLACE_OK;
+  if (fputc('\n', ctx->timeline) != EOF && !ferror(ctx->timeline)) return MOEPLACE_OK;
+  if (!ctx->write_errno) ctx->write_errno = errno ? errno : EIO;
+  return MOEPLACE_ERR_IO;
 }
 
 static void on_progress(void *vctx, int64_t done) {
@@ -117,7 +122,11 @@ static int parse_policies(const char *list, int *report) {
     }
     report[p] = 1;
   }
-  return 0;
+  for (int p = 0; p < MP_POLICY_COUNT; p++)
+    if (report[p]) return 0;
+  fprintf(stderr, "%s: --policies: empty list (give one or more of static, moving_average, moeplace, oracle)\n",
+          prog);
+  return -1;
 }
 
 static json_t *results_json(const mp_replay_result *res, const mp_replay_config *cfg,
@@ -273,7 +282,14 @@ int main(int argc, char **argv) {
       exit_code = cli_report(prog, rc);
       goto done;
     }
-    ctx.timeline = fdopen(dup(timeline_file.fd), "w");
+    int fd = dup(timeline_file.fd);
+    ctx.timeline = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!ctx.timeline) {
+      fprintf(stderr, "%s: %s: cannot write: %s\n", prog, timeline_out, strerror(errno));
+      if (fd >= 0) close(fd);
+      exit_code = CLI_EXIT_FAILURE;
+      goto done;
+    }
     fprintf(ctx.timeline, "step");
     for (int p = 0; p < MP_POLICY_COUNT; p++)
       if (ctx.report[p]) fprintf(ctx.timeline, ",%s", mp_policy_name(p));
@@ -284,9 +300,17 @@ int main(int argc, char **argv) {
   cfg.ctx = &ctx;
   rc = mp_replay_run(trace, topo, &cfg, &res);
   if (ctx.tty && !ctx.quiet && ctx.total_steps) fputc('\n', stderr);
-  if (ctx.timeline && fclose(ctx.timeline) != 0 && rc == MOEPLACE_OK)
-    rc = MOEPLACE_ERR_IO;
-  ctx.timeline = NULL;
+  if (ctx.timeline) {
+    errno = 0;
+    if ((ferror(ctx.timeline) | fclose(ctx.timeline)) && !ctx.write_errno)
+      ctx.write_errno = errno ? errno : EIO;
+    ctx.timeline = NULL;
+  }
+  if (ctx.write_errno) { // before rc: the replay stops with MOEPLACE_ERR_IO and no message
+    fprintf(stderr, "%s: %s: write failed: %s\n", prog, timeline_out, strerror(ctx.write_errno));
+    exit_code = CLI_EXIT_FAILURE;
+    goto done;
+  }
   if (rc) {
     exit_code = cli_report(prog, rc);
     goto done;

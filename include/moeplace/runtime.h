@@ -127,7 +127,15 @@ typedef struct moeplace_runtime_config {
                               the receiver's memory (MPI-3 shared windows),
                               with messages only to notify; 0: every transfer
                               uses point-to-point messages */
-  uint64_t reserved[8]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  double collective_timeout_s; /* deadline of each bounded collective (window
+                                  aggregation, rebalance decision, migration
+                                  agreements; docs/RUNTIME.md), in seconds:
+                                  a rank missing past it is MOEPLACE_ERR_MPI
+                                  and the runtime is then unusable (later
+                                  calls MOEPLACE_ERR_STATE). MOEPLACE_NO_LIMIT
+                                  (< 0, the default): wait for ever, without
+                                  spinning; 0 is refused */
+  uint64_t reserved[7]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,
@@ -203,6 +211,16 @@ typedef struct moeplace_step_info {
  * A failed migration returns MOEPLACE_ERR_VERIFY (or _MPI) on every rank
  * with the old placement still in force and all state intact. */
 int moeplace_runtime_step(moeplace_runtime *rt, moeplace_step_info *info);
+
+/* moeplace_runtime_step() with the caller's own number of the step being
+ * completed (its loop index + 1, say; any origin, the same on every rank).
+ * At every window boundary the ranks compare these numbers: if they differ
+ * (a rank called step once more or once less than the others),
+ * MOEPLACE_ERR_MISMATCH on every rank, naming the ranks and their steps, and
+ * the runtime is unusable (later calls MOEPLACE_ERR_STATE).
+ * moeplace_runtime_step() numbers steps by its calls, which every rank
+ * agrees on by construction: only collective_timeout_s catches a missed call. */
+int moeplace_runtime_step_at(moeplace_runtime *rt, int64_t step, moeplace_step_info *info);
 
 /* Collective: migrates to the given placement now (every rank passes the
  * same arrays; checked). phy2log: [layers][ranks * slots_per_rank] logical
