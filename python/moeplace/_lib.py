@@ -87,7 +87,8 @@ class RuntimeConfig(ctypes.Structure):
                 ("min_gain", c_double), ("coordinator", c_int), ("ranks_per_node", c_int),
                 ("cluster_file", c_char_p), ("hwloc_synthetic", c_char_p),
                 ("chunk_bytes", c_size_t), ("max_outstanding", c_int),
-                ("shm_transfers", c_int), ("reserved", c_uint64 * 8)]
+                ("shm_transfers", c_int), ("collective_timeout_s", c_double),
+                ("reserved", c_uint64 * 7)]
 
 
 class StepInfo(ctypes.Structure):
@@ -220,6 +221,7 @@ MPI_FUNCTIONS = {
     "moeplace_runtime_buffer": (c_int, [vp, c_int, c_int, c_int, P(vp), P(c_size_t)]),
     "moeplace_runtime_record": (c_int, [vp, c_int, vp]),
     "moeplace_runtime_step": (c_int, [vp, P(StepInfo)]),
+    "moeplace_runtime_step_at": (c_int, [vp, c_int64, P(StepInfo)]),
     "moeplace_runtime_apply_placement": (c_int, [vp, vp, vp, P(StepInfo)]),
     "moeplace_runtime_rank": (c_int, [vp]),
     "moeplace_runtime_size": (c_int, [vp]),

@@ -42,7 +42,8 @@ _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
            "history_windows": as_int, "predictor": as_str, "migration_tradeoff": as_float,
            "migration_budget_bytes": as_int, "min_gain": as_float, "coordinator": as_int,
            "ranks_per_node": as_int, "cluster_file": as_str, "hwloc_synthetic": as_str,
-           "chunk_bytes": as_int, "max_outstanding": as_int, "shm_transfers": as_int}
+           "chunk_bytes": as_int, "max_outstanding": as_int, "shm_transfers": as_int,
+           "collective_timeout_s": as_float}
 
 
 def _writable_buffer(obj):
@@ -80,7 +81,8 @@ class Runtime:
     arguments: window, horizon, rebalance_interval, history_windows,
     predictor, migration_tradeoff, migration_budget_bytes, min_gain,
     coordinator, ranks_per_node, cluster_file, hwloc_synthetic, chunk_bytes,
-    max_outstanding, shm_transfers. Every rank must pass the same values.
+    max_outstanding, shm_transfers, collective_timeout_s. Every rank must
+    pass the same values.
 
     Per training step: record(layer, tokens) for every layer, then step()
     (collective). After a step whose ``rebalanced`` is true, re-read
@@ -217,6 +219,17 @@ class Runtime:
         every rank with the old placement and all state intact."""
         info = _lib.StepInfo()
         check(self._lib.moeplace_runtime_step(self._handle(), ctypes.byref(info)))
+        return StepInfo(_lib.struct_dict(info))
+
+    def step_at(self, step):
+        """Like step(), with the caller's own step number (counted from 1),
+        so that a rank that called step once too often or too rarely is an
+        error on every rank at the next window instead of a silent
+        divergence. Returns a StepInfo."""
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+            raise TypeError("step must be an integer")
+        info = _lib.StepInfo()
+        check(self._lib.moeplace_runtime_step_at(self._handle(), int(step), ctypes.byref(info)))
         return StepInfo(_lib.struct_dict(info))
 
     def apply_placement(self, phy2log, share=None):
