@@ -2,6 +2,7 @@
 checked here first, so that bad Python input raises TypeError/ValueError
 and never reaches C."""
 
+import ctypes
 import numbers
 
 import numpy as np
@@ -88,3 +89,32 @@ def array(x, kind, shape, name):
 def ptr(a):
     """The address of a numpy array's data, for a void* argument."""
     return a.ctypes.data_as(__import__("ctypes").c_void_p)
+
+
+class Owned:
+    """Base of the classes that own one C object (``self._h``, freed with
+    the C function named by ``_destroy`` from ``self._lib``): close() frees
+    it, and so do the end of a ``with`` block and the garbage collector;
+    using the object afterwards raises ValueError."""
+    _kind = "object"  # named in the error after close()
+    _destroy = None   # the C function that frees the handle
+
+    def _handle(self):
+        if not getattr(self, "_h", None):
+            raise ValueError("the %s is closed" % self._kind)
+        return self._h
+
+    def close(self):
+        """Frees the C object; using it afterwards raises ValueError."""
+        if getattr(self, "_h", None):
+            getattr(self._lib, self._destroy)(self._h)
+            self._h = ctypes.c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import check
-from ._util import array, as_float, as_int, path_bytes, ptr
+from ._util import Owned, array, as_float, as_int, path_bytes, ptr
 
 __all__ = ["Topology", "Placement", "PlaceStats", "place", "plan", "LINK_CLASSES",
            "TRANSFER_DTYPE"]
@@ -27,10 +27,12 @@ def _link(cls):
     return as_int(cls, "link class")
 
 
-class Topology:
+class Topology(Owned):
     """The cluster the placement sees: ranks grouped into nodes, packages and
     NUMA domains, with a per-byte migration cost per link class. Build one
     with Topology.shape(), Topology.table() or Topology.load()."""
+    _kind = "topology"
+    _destroy = "moeplace_topology_destroy"
 
     def __init__(self, _handle):
         """Internal: use shape(), table() or load()."""
@@ -71,11 +73,6 @@ class Topology:
         check(_lib.core().moeplace_topology_load(ctypes.byref(h), path_bytes(path)))
         return cls(h)
 
-    def _handle(self):
-        if not self._h:
-            raise ValueError("the topology is destroyed")
-        return self._h
-
     @property
     def ranks(self):
         """Number of ranks."""
@@ -106,21 +103,6 @@ class Topology:
         check(self._lib.moeplace_topology_set_cost(self._handle(), _link(cls),
                                                    as_float(cost, "cost")))
 
-    def close(self):
-        """Frees the topology."""
-        if getattr(self, "_h", None):
-            self._lib.moeplace_topology_destroy(self._h)
-            self._h = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
 
 class PlaceStats(dict):
     """The solver's figures (moeplace_place_stats) as a dict whose keys are
@@ -131,11 +113,13 @@ class PlaceStats(dict):
     __getattr__ = dict.__getitem__
 
 
-class Placement:
+class Placement(Owned):
     """A placement of E logical experts of L layers onto R ranks x S slots.
     Arrays are copies (numpy): phy2log [L][R*S] (expert per slot, -1 empty),
     share [L][R*S], logcnt [L][E], log2phy [L][E][max_replicas] (-1 padded).
     ``stats`` holds the solver's figures when the placement came from place()."""
+    _kind = "placement"
+    _destroy = "moeplace_placement_destroy"
 
     def __init__(self, layers, experts, ranks, slots):
         """An all-empty placement (every slot -1); fill it with from_arrays()."""
@@ -198,11 +182,6 @@ class Placement:
         check(self._lib.moeplace_placement_write_json(self._handle(),
                                                       ctypes.byref(st) if st else None,
                                                       path_bytes(path)))
-
-    def _handle(self):
-        if not self._h:
-            raise ValueError("the placement is destroyed")
-        return self._h
 
     @property
     def layers(self):
@@ -302,15 +281,6 @@ class Placement:
         h = ctypes.c_void_p()
         check(self._lib.moeplace_placement_clone(ctypes.byref(h), self._handle()))
         return Placement._wrap(h, self.stats)
-
-    def close(self):
-        """Frees the C placement."""
-        if getattr(self, "_h", None):
-            self._lib.moeplace_placement_destroy(self._h)
-            self._h = ctypes.c_void_p()
-
-    def __del__(self):
-        self.close()
 
     def __repr__(self):
         if not self._h:

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import check
-from ._util import array, as_float, as_int, as_str, ptr
+from ._util import Owned, array, as_float, as_int, as_str, ptr
 
 __all__ = ["StateDetector", "Forecaster", "methods", "TRANSIENT", "STABLE", "state_name"]
 
@@ -38,10 +38,12 @@ def _detector_config(cfg, options, where):
         setattr(cfg, key, _DETECTOR_FIELDS[key](value, key))
 
 
-class StateDetector:
+class StateDetector(Owned):
     """Transient/stable detector for [layers][experts] proportions, one
     window at a time. Options (defaults from moeplace_detector_config_init):
     k, var_threshold, range_threshold, hysteresis."""
+    _kind = "detector"
+    _destroy = "moeplace_state_detector_destroy"
 
     def __init__(self, layers, experts, **options):
         """Creates the detector; unknown options raise TypeError, values out
@@ -57,11 +59,6 @@ class StateDetector:
         self._h = ctypes.c_void_p()
         check(lib.moeplace_state_detector_create(ctypes.byref(self._h), self.layers,
                                                  self.experts, ctypes.byref(cfg)))
-
-    def _handle(self):
-        if not self._h:
-            raise ValueError("the detector is destroyed")
-        return self._h
 
     def observe(self, proportions):
         """Feeds one window of proportions [layers][experts]; returns a bool
@@ -87,28 +84,12 @@ class StateDetector:
                                                         ctypes.byref(v), ctypes.byref(r)))
         return v.value, r.value
 
-    def close(self):
-        """Frees the detector."""
-        if getattr(self, "_h", None):
-            self._lib.moeplace_state_detector_destroy(self._h)
-            self._h = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
-
 _PREDICT_FIELDS = {"window": as_int, "horizon": as_int, "sw_avg_k": as_int,
                    "arima_history": as_int, "arima_refit": as_int, "auto_power": as_float,
                    "seed": as_int}
 
 
-class Forecaster:
+class Forecaster(Owned):
     """Forecasts each layer's expert load proportions over the next
     ``horizon`` steps from completed windows of counts or proportions.
 
@@ -116,6 +97,8 @@ class Forecaster:
     sw_avg_k=50, arima_history=200, arima_refit=10, auto_power=4, seed=0,
     detector={"k": 20, ...})``; defaults from moeplace_predict_config_init
     (method "auto")."""
+    _kind = "forecaster"
+    _destroy = "moeplace_forecaster_destroy"
 
     def __init__(self, layers, experts, method=None, detector=None, **options):
         """Creates the forecaster; unknown options raise TypeError, invalid
@@ -149,11 +132,6 @@ class Forecaster:
         self.config = _lib.struct_dict(cfg)
         self._h = ctypes.c_void_p()
         check(lib.moeplace_forecaster_create(ctypes.byref(self._h), ctypes.byref(cfg)))
-
-    def _handle(self):
-        if not self._h:
-            raise ValueError("the forecaster is destroyed")
-        return self._h
 
     def observe_counts(self, counts):
         """Feeds one completed window of token counts [layers][experts]
@@ -202,17 +180,3 @@ class Forecaster:
         """Windows observed so far."""
         return self._lib.moeplace_forecaster_windows(self._handle())
 
-    def close(self):
-        """Frees the forecaster."""
-        if getattr(self, "_h", None):
-            self._lib.moeplace_forecaster_destroy(self._h)
-            self._h = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()

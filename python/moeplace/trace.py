@@ -6,16 +6,18 @@ import numpy as np
 
 from . import _lib
 from ._lib import check
-from ._util import array, as_int, as_str, path_bytes, ptr
+from ._util import Owned, array, as_int, as_str, path_bytes, ptr
 
 __all__ = ["Trace", "read_trace", "write_trace", "TraceWriter"]
 
 
-class Trace:
+class Trace(Owned):
     """A streaming trace reader over moeplace_trace_open(): ``path`` may end
     in ``.gz``; ``"-"`` is stdin. Iterating yields ``(step, counts)`` with
     counts a uint64 array [layers][experts]. Use as a context manager, or
     call close()."""
+    _kind = "trace"
+    _destroy = "moeplace_trace_close"
 
     def __init__(self, path):
         """Opens the trace and reads its header and first step."""
@@ -41,11 +43,6 @@ class Trace:
         self.layers = lib.moeplace_trace_layers(self._h)
         self.experts = lib.moeplace_trace_experts(self._h)
         return self
-
-    def _handle(self):
-        if not self._h:
-            raise ValueError("the trace is closed")
-        return self._h
 
     @property
     def name(self):
@@ -107,21 +104,6 @@ class Trace:
             return (np.empty(0, np.int64),
                     np.empty((0, self.layers, self.experts), np.uint64))
         return np.array(steps, dtype=np.int64), np.stack(counts)
-
-    def close(self):
-        """Frees the reader; further reads raise ValueError."""
-        if getattr(self, "_h", None):
-            self._lib.moeplace_trace_close(self._h)
-            self._h = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 def read_trace(path):
