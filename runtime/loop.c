@@ -331,28 +331,28 @@ int moeplace_runtime_step_at(moeplace_runtime *rt, int64_t caller_step, moeplace
   return step(rt, &caller_step, info);
 }
 
-/* Fills rt->next from the caller's arrays (equal shares when shares is
+/* Fills rt->next from the caller's arrays (equal shares when share is
  * NULL) and validates it: local. */
-static int next_from_arrays(moeplace_runtime *rt, const int *slot_expert, const double *shares) {
+static int next_from_arrays(moeplace_runtime *rt, const int *phy2log, const double *share) {
   size_t LG = (size_t)rt->L * rt->G;
-  if (!slot_expert) return mp_fail(MOEPLACE_ERR_ARG, "apply_placement: slot_expert is NULL");
-  memcpy(rt->next->phy2log, slot_expert, LG * sizeof *slot_expert);
+  if (!phy2log) return mp_fail(MOEPLACE_ERR_ARG, "apply_placement: phy2log is NULL");
+  memcpy(rt->next->phy2log, phy2log, LG * sizeof *phy2log);
   int st = MOEPLACE_OK;
-  if (shares) memcpy(rt->next->share, shares, LG * sizeof *shares);
+  if (share) memcpy(rt->next->share, share, LG * sizeof *share);
   else st = moeplace_placement_equal_shares(rt->next);
   if (st == MOEPLACE_OK) st = moeplace_placement_validate(rt->next);
   return st == MOEPLACE_OK ? st : mp_fail(st, "apply_placement: %s", moeplace_last_error());
 }
 
-int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *slot_expert,
-                                     const double *shares, moeplace_step_info *info) {
+int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *phy2log,
+                                     const double *share, moeplace_step_info *info) {
   if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "apply_placement: runtime is NULL");
   if (info) memset(info, 0, sizeof *info);
   int usable_st = usable(rt, "apply_placement");
   if (usable_st != MOEPLACE_OK) return usable_st;
   size_t LG = (size_t)rt->L * rt->G;
-  int local = next_from_arrays(rt, slot_expert, shares);
-  // v = [valid, hash(slot_expert), hash(shares)], agreed in one allreduce.
+  int local = next_from_arrays(rt, phy2log, share);
+  // v = [valid, hash(phy2log), hash(share)], agreed in one allreduce.
   int64_t v[3] = {local == MOEPLACE_OK, 0, 0}, mn[3];
   if (local == MOEPLACE_OK) {
     v[1] = mp_rt_hash62(rt->next->phy2log, LG * sizeof *rt->next->phy2log, 1);
