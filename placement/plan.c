@@ -15,7 +15,9 @@
  * (transfers of its rank, slot) in a range in O(log n). The sets nest, so the
  * closest non-empty level is the class, and its minimum is the rule's choice:
  * the same plan as the scan, in O((slots + moves x S) log slots) per layer. */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <stdlib.h>
 #include <string.h>
