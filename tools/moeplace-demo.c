@@ -27,6 +27,7 @@
 #include <xxhash.h>
 
 #include "common/json_file.h"
+#include "common/metrics.h"
 #include "common/timer.h"
 #include "tools/cli.h"
 
@@ -377,7 +378,7 @@ static int phase_run(const opts *o, phase *ph, long long block) {
       moeplace_runtime_record(ph->rt, l, ph->tok);
       MPI_Barrier(MPI_COMM_WORLD); // the layer's all-to-all: everyone waits for the slowest
     }
-    ph->imb_sum += sum_mean > 0 ? sum_max / sum_mean : 1.0;
+    ph->imb_sum += mp_imbalance_ratio(sum_max, sum_mean); // metrics.md, per step
     for (int l = 0; l < L; l++)
       for (int s = 0; s < S; s++) {
         int e;
