@@ -367,14 +367,7 @@ static void case_args(int R) {
  * node if and only if they run on the same host, node indices are
  * 0..hosts-1 and the job spans at least two hosts. */
 static void case_topology_hosts(int R) {
-  moeplace_runtime_config cfg;
-  moeplace_runtime_config_init(&cfg);
-  cfg.layers = 1;
-  cfg.experts = R;
-  cfg.slots_per_rank = 1;
-  moeplace_runtime *rt = NULL;
-  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_OK, "create on the real hosts");
+  moeplace_runtime *rt = make_rt(1, R, 1, (size_t)1 << 20, 64); // 1 layer, 1 slot per rank
   char me[MPI_MAX_PROCESSOR_NAME] = "";
   int len;
   MPI_Get_processor_name(me, &len);
@@ -478,14 +471,7 @@ static void case_topology(int R) {
 /* Run with HWLOC_SYNTHETIC="pack:2 numa:1 core:2 pu:1" in the environment:
  * hwloc describes that machine, whose 4 PUs the ranks spread over. */
 static void case_topology_env(int R) {
-  moeplace_runtime_config cfg;
-  moeplace_runtime_config_init(&cfg);
-  cfg.layers = 1;
-  cfg.experts = R;
-  cfg.slots_per_rank = 1;
-  moeplace_runtime *rt = NULL;
-  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_OK, "create under HWLOC_SYNTHETIC");
+  moeplace_runtime *rt = make_rt(1, R, 1, (size_t)1 << 20, 64); // 1 layer, 1 slot per rank
   for (int r = 0; rt && r < R; r++) {
     int node, pkg, numa, expect = r * 4 / R / 2;
     moeplace_runtime_topology(rt, r, &node, &pkg, &numa);
