@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Closed-loop replay of every trace on several cluster shapes, both share
+policies: the figures of docs/RESULTS.md ("Closed loop on every trace") and
+the targets of issue 11, checked per row.
+
+Usage: scripts/closed_loop.py BUILD_DIR TRACE... [--shares even,weighted]
+           [--predictor auto] [--interval 500] [--jobs 2] [--md OUT.md]
+
+Shapes, for a trace of E experts (every one has spare slots, as a job that
+wants replicas has): 1 node x 4 ranks, 2 nodes x 4 ranks, 4 nodes x 4 ranks,
+S = ceil(E / R) + 1 slots per rank. Per row: moeplace against
+moving_average (a fresh placement on the previous interval's loads: what
+EPLB users do) and the oracle. Targets (issue 11): moeplace's imbalance
+below moving_average's, at most a fifth of its bytes, gap_to_oracle < 0.1,
+and on multi-node shapes at most half its cross-node bytes. Exit status 1
+if a row misses one (the table says which), 2 on bad usage.
+"""
+import argparse
+import concurrent.futures
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def trace_experts(path):
+    """Experts of a trace, from its header line (docs/trace-format.md)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt") as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            cols = line.strip().split(",")
+            return sum(1 for c in cols if c.startswith("e"))
+    raise ValueError(f"{path}: no header line")
+
+
+def shapes(experts):
+    for nodes in (1, 2, 4):
+        ranks = 4 * nodes
+        yield ranks, nodes, math.ceil(experts / ranks) + 1
+
+
+def run(build, trace, ranks, nodes, slots, shares, args):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        cmd = [os.path.join(build, "moeplace-replay"), "--trace", trace, "--ranks", str(ranks),
+               "--nodes", str(nodes), "--slots", str(slots), "--interval", str(args.interval),
+               "--window", "10", "--predictor", args.predictor, "--quiet", "--json", out.name]
+        if shares:
+            cmd += ["--shares", shares]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        with open(out.name) as f:
+            return cmd, json.load(f)["policies"]
+
+
+def verdict(pol, nodes):
+    m, ma = pol["moeplace"], pol["moving_average"]
+    misses = []
+    if m["imbalance"] >= ma["imbalance"]:
+        misses.append("imbalance")
+    if m["bytes_moved"] > ma["bytes_moved"] / 5:
+        misses.append("bytes")
+    if m["gap_to_oracle"] >= 0.1:
+        misses.append("gap")
+    if nodes > 1 and m["cross_node_bytes"] > ma["cross_node_bytes"] / 2:
+        misses.append("cross-node")
+    return misses
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("build")
+    ap.add_argument("traces", nargs="+")
+    ap.add_argument("--shares", default="")
+    ap.add_argument("--predictor", default="auto")
+    ap.add_argument("--interval", type=int, default=500)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--md")
+    args = ap.parse_args()
+    policies = [s for s in args.shares.split(",") if s] or [""]
+    jobs = []
+    for t in args.traces:
+        for ranks, nodes, slots in shapes(trace_experts(t)):
+            for s in policies:
+                jobs.append((t, ranks, nodes, slots, s))
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
+        results = list(ex.map(lambda j: run(args.build, *j, args), jobs))
+    gb = 1e9
+    lines = ["| trace | shape | shares | moeplace imb | moving_average imb | oracle imb | gap | "
+             "bytes vs MA | cross-node vs MA | misses |", "|---" * 10 + "|"]
+    failed = 0
+    for (t, ranks, nodes, slots, s), (_, pol) in zip(jobs, results):
+        m, ma, o = pol["moeplace"], pol["moving_average"], pol["oracle"]
+        miss = verdict(pol, nodes)
+        failed += bool(miss)
+        xratio = (f"{m['cross_node_bytes'] / ma['cross_node_bytes']:.2f}"
+                  if nodes > 1 and ma["cross_node_bytes"] else "-")
+        lines.append(f"| {os.path.basename(t).split('.')[0]} | {nodes}x{ranks // nodes}x{slots} | "
+                     f"{s or 'default'} | {m['imbalance']:.4f} | {ma['imbalance']:.4f} | "
+                     f"{o['imbalance']:.4f} | {m['gap_to_oracle']:.3f} | "
+                     f"{m['bytes_moved'] / gb:.1f}/{ma['bytes_moved'] / gb:.1f} GB | {xratio} | "
+                     f"{','.join(miss) or 'ok'} |")
+    text = "\n".join(lines)
+    print(text)
+    print(f"{len(jobs) - failed} of {len(jobs)} rows meet every target")
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(text + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+#!/bin/bash
+# Makes the extra expert-load traces the tuning and the results are measured
+# on (docs/RESULTS.md), by training small byte-level MoE models on text that
+# Debian installs, with ../shared/tools/gen_trace.py (not part of the
+# project: pass its path with GEN_TRACE=... if it lives elsewhere).
+# The traces differ in corpus, expert count, top-k, auxiliary-loss weight and
+# seed; they are too large to commit and take ~3-10 min each on one core.
+#
+# Usage: scripts/make_traces.sh OUT_DIR [NAME...]   (default: every trace)
+# Existing files are kept (delete one to remake it). Needs python3-torch.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:?usage: $0 OUT_DIR [NAME...]}
+shift
+gen=${GEN_TRACE:-$here/../shared/tools/gen_trace.py}
+py=/usr/bin/python3
+[ -f "$gen" ] || { echo "make_traces.sh: $gen not found (set GEN_TRACE)" >&2; exit 2; }
+mkdir -p "$out"
+
+# name | corpus files | gen_trace options (small d/ffn/seq so a trace takes minutes)
+corpus() {
+  case $1 in
+    cheaders) find /usr/include -name '*.h' | sort | head -400 ;;
+    pystdlib) ls /usr/lib/python3.11/*.py | sort ;;
+    perlmods) find /usr/share/perl -name '*.pm' | sort | head -300 ;;
+    copyright) ls /usr/share/doc/*/copyright | sort | head -600 ;;
+  esac
+}
+declare -A opts=(
+  [cheaders-L4-E16-top2]="cheaders --experts 16 --topk 2 --aux 0.01 --seed 11"
+  [pystdlib-L4-E32-top4]="pystdlib --experts 32 --topk 4 --aux 0.003 --seed 12"
+  [perlmods-L4-E8-top1]="perlmods --experts 8 --topk 1 --aux 0.0 --seed 13"
+  [copyright-L6-E24-top2]="copyright --experts 24 --topk 2 --aux 0.001 --seed 14 --layers 6"
+  [cheaders-L4-E64-top2]="cheaders --experts 64 --topk 2 --aux 0.001 --seed 15"
+)
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(cheaders-L4-E16-top2 pystdlib-L4-E32-top4 perlmods-L4-E8-top1 copyright-L6-E24-top2 cheaders-L4-E64-top2)
+for name in "${names[@]}"; do
+  spec=${opts[$name]:-}
+  [ -n "$spec" ] || { echo "make_traces.sh: unknown trace $name" >&2; exit 2; }
+  f=$out/$name.csv.gz
+  [ -s "$f" ] && { echo "keep $f"; continue; }
+  set -- $spec
+  src=$1; shift
+  mapfile -t files < <(corpus "$src")
+  echo "make $f ($src, ${#files[@]} files: $*)"
+  "$py" "$gen" --corpus "${files[@]}" --out "$f.part.csv.gz" --steps "${STEPS:-4000}" \
+    --d 64 --ffn 128 --seq 64 --batch 8 --threads 1 "$@" > "$out/$name.log" 2>&1
+  mv "$f.part.csv.gz" "$f"
+done
