@@ -5,6 +5,7 @@ the targets of issue 11, checked per row.
 
 Usage: scripts/closed_loop.py BUILD_DIR TRACE... [--shares even,weighted]
            [--predictor auto] [--interval 500] [--jobs 2] [--md OUT.md]
+           [--replay-args "--step-ms 100 ..."]
 
 Shapes, for a trace of E experts (every one has spare slots, as a job that
 wants replicas has): 1 node x 4 ranks, 2 nodes x 4 ranks, 4 nodes x 4 ranks,
@@ -51,6 +52,7 @@ def run(build, trace, ranks, nodes, slots, shares, args):
                "--window", "10", "--predictor", args.predictor, "--quiet", "--json", out.name]
         if shares:
             cmd += ["--shares", shares]
+        cmd += args.replay_args.split()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         with open(out.name) as f:
             return cmd, json.load(f)["policies"]
@@ -79,6 +81,7 @@ def main():
     ap.add_argument("--interval", type=int, default=500)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--md")
+    ap.add_argument("--replay-args", default="", help="more moeplace-replay options, one string")
     args = ap.parse_args()
     policies = [s for s in args.shares.split(",") if s] or [""]
     jobs = []
