@@ -11,9 +11,11 @@ Shapes, for a trace of E experts (every one has spare slots, as a job that
 wants replicas has): 1 node x 4 ranks, 2 nodes x 4 ranks, 4 nodes x 4 ranks,
 S = ceil(E / R) + 1 slots per rank. Per row: moeplace against
 moving_average (a fresh placement on the previous interval's loads: what
-EPLB users do) and the oracle. Targets (issue 11): moeplace's imbalance
-below moving_average's, at most a fifth of its bytes, gap_to_oracle < 0.1,
-and on multi-node shapes at most half its cross-node bytes. Exit status 1
+EPLB users do), the replay's `eplb` policy (DeepSeek EPLB's algorithm on
+the previous interval's loads, equal shares) and the oracle. Targets (issue
+11), against eplb: moeplace's imbalance below it, at most a fifth of its
+bytes, gap_to_oracle < 0.1, and on multi-node shapes at most half its
+cross-node bytes. Exit status 1
 if a row misses one (the table says which), 2 on bad usage.
 """
 import argparse
@@ -58,8 +60,15 @@ def run(build, trace, ranks, nodes, slots, shares, args):
             return cmd, json.load(f)["policies"]
 
 
+def reference(pol):
+    """What moeplace is measured against: DeepSeek EPLB re-placing every
+    interval from the previous interval's loads (the replay's `eplb`
+    policy), or, from a replay without it, moving_average."""
+    return pol.get("eplb", pol["moving_average"])
+
+
 def verdict(pol, nodes):
-    m, ma = pol["moeplace"], pol["moving_average"]
+    m, ma = pol["moeplace"], reference(pol)
     misses = []
     if m["imbalance"] >= ma["imbalance"]:
         misses.append("imbalance")
@@ -92,17 +101,18 @@ def main():
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
         results = list(ex.map(lambda j: run(args.build, *j, args), jobs))
     gb = 1e9
-    lines = ["| trace | shape | shares | moeplace imb | moving_average imb | oracle imb | gap | "
-             "bytes vs MA | cross-node vs MA | misses |", "|---" * 10 + "|"]
+    lines = ["| trace | shape | shares | moeplace | EPLB | moving_average | oracle | gap | "
+             "bytes moeplace/EPLB | cross-node vs EPLB | misses |", "|---" * 11 + "|"]
     failed = 0
     for (t, ranks, nodes, slots, s), (_, pol) in zip(jobs, results):
-        m, ma, o = pol["moeplace"], pol["moving_average"], pol["oracle"]
+        m, ma, o = pol["moeplace"], reference(pol), pol["oracle"]
         miss = verdict(pol, nodes)
         failed += bool(miss)
         xratio = (f"{m['cross_node_bytes'] / ma['cross_node_bytes']:.2f}"
                   if nodes > 1 and ma["cross_node_bytes"] else "-")
         lines.append(f"| {os.path.basename(t).split('.')[0]} | {nodes}x{ranks // nodes}x{slots} | "
                      f"{s or 'default'} | {m['imbalance']:.4f} | {ma['imbalance']:.4f} | "
+                     f"{pol['moving_average']['imbalance']:.4f} | "
                      f"{o['imbalance']:.4f} | {m['gap_to_oracle']:.3f} | "
                      f"{m['bytes_moved'] / gb:.1f}/{ma['bytes_moved'] / gb:.1f} GB | {xratio} | "
                      f"{','.join(miss) or 'ok'} |")
