@@ -36,33 +36,14 @@ void mp_replay_config_init(mp_replay_config *cfg) {
   cfg->expert_bytes = 64.0 * 1024 * 1024;
   /* Bytes/s: a GPU-cluster-like ladder, NVLink-class inside a node down to
    * a 100 Gb/s network between nodes (docs/REPLAY.md). */
-  cfg->bandwidth[MOEPLACE_LINK_SAME_RANK] = INFINITY;
-  cfg->bandwidth[MOEPLACE_LINK_SAME_NUMA] = 100e9;
-  cfg->bandwidth[MOEPLACE_LINK_SAME_PACKAGE] = 50e9;
-  cfg->bandwidth[MOEPLACE_LINK_SAME_NODE] = 25e9;
-  cfg->bandwidth[MOEPLACE_LINK_OTHER_NODE] = 12.5e9;
   cfg->migration_weight = 0;
+  cfg->step_time_s = 0;
+  cfg->time_budget_s = MOEPLACE_NO_LIMIT;
   cfg->byte_budget = -1;
   moeplace_place_options defaults;
   moeplace_place_options_init(&defaults);
   cfg->min_gain = defaults.min_gain;
   cfg->seed = 1;
-}
-
-double mp_replay_migration_seconds(const moeplace_transfer *transfers, size_t count, int ranks,
-                                   const double *bandwidth) {
-  double *send = calloc(2 * (size_t)ranks, sizeof *send);
-  if (!send) return NAN;
-  double *recv = send + ranks, worst = 0;
-  for (size_t i = 0; i < count; i++) {
-    const moeplace_transfer *t = &transfers[i];
-    double s = t->bytes / bandwidth[t->link];
-    send[t->src_rank] += s;
-    recv[t->dst_rank] += s;
-  }
-  for (int r = 0; r < 2 * ranks; r++) worst = send[r] > worst ? send[r] : worst;
-  free(send);
-  return worst;
 }
 
 /* Everything one replay keeps, so the loop below reads as the algorithm. */
@@ -95,8 +76,10 @@ static int adopt(replay_state *st, int policy, moeplace_placement *next, double 
     size_t n;
     rc = moeplace_migration_plan(cur, next, st->topo, st->cfg->expert_bytes, &plan, &n);
     if (rc == MOEPLACE_OK) {
-      rec.migration_s = mp_replay_migration_seconds(plan, n, st->R, st->cfg->bandwidth);
+      rc = moeplace_migration_seconds(st->topo, plan, n, &rec.migration_s);
       moeplace_transfers_free(plan);
+    }
+    if (rc == MOEPLACE_OK) {
       rec.moves = ms.moves;
       rec.bytes_moved = ms.bytes_moved;
       rec.cross_node_bytes = ms.cross_node_bytes;
@@ -157,6 +140,9 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
     opt.migration_weight = cfg->migration_weight;
     opt.byte_budget = cfg->byte_budget;
     opt.min_gain = cfg->min_gain;
+    opt.step_time_s = cfg->step_time_s;
+    opt.horizon_steps = cfg->interval;
+    opt.time_budget_s = cfg->time_budget_s;
     break;
   }
   default: return mp_fail(MOEPLACE_ERR_ARG, "unknown policy %d", policy);
@@ -204,10 +190,9 @@ static int check_config(const moeplace_trace *trace, const moeplace_topology *to
                    cfg->slots, (long)R * cfg->slots, E);
   if (!(cfg->expert_bytes >= 0) || !isfinite(cfg->expert_bytes))
     return mp_fail(MOEPLACE_ERR_ARG, "replay: expert_bytes must be a finite number >= 0, got %g", cfg->expert_bytes);
-  for (int c = MOEPLACE_LINK_SAME_NUMA; c < MOEPLACE_LINK_CLASSES; c++)
-    if (!(cfg->bandwidth[c] > 0))
-      return mp_fail(MOEPLACE_ERR_ARG, "bandwidths must be > 0 (class %d is %g)", c,
-                     cfg->bandwidth[c]);
+  if (!(cfg->step_time_s >= 0) || !isfinite(cfg->step_time_s))
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: step_time_s must be a finite number >= 0, got %g",
+                   cfg->step_time_s);
   return MOEPLACE_OK;
 }
 

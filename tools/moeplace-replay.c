@@ -46,9 +46,14 @@ static void usage(FILE *out) {
           "  --budget B           bytes moeplace may move per rebalance (default none)\n"
           "  --min-gain G         moeplace changes a placement only to gain more than\n"
           "                       G x the mean rank load per layer (default 0.002)\n"
+          "  --step-ms T          price rebalances in seconds: the experts' part of a\n"
+          "                       step takes T ms at perfect balance; moeplace moves\n"
+          "                       only if the time saved over the interval exceeds the\n"
+          "                       modelled migration time (docs/PLACEMENT.md; 0: off)\n"
+          "  --time-budget S      modelled migration seconds per rebalance (default none)\n"
           "  --bw-numa G --bw-package G --bw-node G --bw-network G\n"
-          "                       bandwidth in GB/s per link class\n"
-          "                       (defaults 100, 50, 25, 12.5)\n"
+          "                       bandwidth in GB/s per link class (defaults: the\n"
+          "                       cluster file's, else 100, 50, 25, 12.5)\n"
           "Output:\n"
           "  --json OUT           figures as JSON (atomic write; - for stdout)\n"
           "  --timeline OUT.csv   per-step imbalance of every reported policy\n"
@@ -156,13 +161,16 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
     json_object_set_new(o, "decision_log", log);
     json_object_set_new(policies, mp_policy_name(p), o);
   }
-  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:o}",
+  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, "
+                   "s:f, s:f, s:o}",
                    "trace", trace, "steps", (json_int_t)res->steps, "layers", res->layers,
                    "experts", res->experts, "ranks", res->ranks, "slots", res->slots, "nodes",
                    nodes, "interval", cfg->interval, "window", cfg->window, "horizon",
                    cfg->horizon ? cfg->horizon : cfg->interval, "predictor", cfg->predictor,
                    "expert_bytes", cfg->expert_bytes, "migration_weight", cfg->migration_weight,
-                   "budget", cfg->byte_budget, "policies", policies);
+                   "budget", cfg->byte_budget, "min_gain", cfg->min_gain, "step_ms",
+                   cfg->step_time_s * 1e3, "time_budget_s", cfg->time_budget_s, "policies",
+                   policies);
 }
 
 static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
@@ -183,7 +191,8 @@ static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
 int main(int argc, char **argv) {
   enum { O_TRACE = 256, O_RANKS, O_SLOTS, O_NODES, O_TOPOLOGY, O_INTERVAL, O_WINDOW, O_HORIZON,
          O_PREDICTOR, O_POLICIES, O_SEED, O_BYTES, O_WEIGHT, O_BUDGET, O_BW_NUMA, O_BW_PACKAGE,
-         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN };
+         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN, O_STEP_MS,
+         O_TIME_BUDGET };
   static const struct option opts[] = {
       {"help", no_argument, NULL, 'h'},        {"trace", required_argument, NULL, O_TRACE},
       {"ranks", required_argument, NULL, O_RANKS}, {"slots", required_argument, NULL, O_SLOTS},
@@ -198,6 +207,8 @@ int main(int argc, char **argv) {
       {"bw-package", required_argument, NULL, O_BW_PACKAGE},
       {"bw-node", required_argument, NULL, O_BW_NODE},
       {"bw-network", required_argument, NULL, O_BW_NETWORK},
+      {"step-ms", required_argument, NULL, O_STEP_MS},
+      {"time-budget", required_argument, NULL, O_TIME_BUDGET},
       {"json", required_argument, NULL, O_JSON}, {"timeline", required_argument, NULL, O_TIMELINE},
       {"quiet", no_argument, NULL, O_QUIET},   {NULL, 0, NULL, 0}};
   mp_replay_config cfg;
@@ -205,7 +216,7 @@ int main(int argc, char **argv) {
   tool_ctx ctx = {.report = {1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
   const char *trace_path = NULL, *topo_path = NULL, *json_out = NULL, *timeline_out = NULL;
   long long ranks = 0, nodes = 1, v;
-  double d;
+  double d, bw[MOEPLACE_LINK_CLASSES] = {0}; // GB/s given on the command line (0: not given)
   int c;
 #define INT_OPT(name, lo, hi, dst) \
   if (cli_parse_int(prog, name, optarg, lo, hi, &v)) return CLI_EXIT_USAGE; \
@@ -233,10 +244,12 @@ int main(int argc, char **argv) {
     case O_WEIGHT: REAL_OPT("--migration-weight", 0, 1e30, cfg.migration_weight) break;
     case O_BUDGET: REAL_OPT("--budget", 0, 1e18, cfg.byte_budget) break;
     case O_MIN_GAIN: REAL_OPT("--min-gain", 0, 1e6, cfg.min_gain) break;
-    case O_BW_NUMA: REAL_OPT("--bw-numa", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_NUMA]) cfg.bandwidth[MOEPLACE_LINK_SAME_NUMA] *= 1e9; break;
-    case O_BW_PACKAGE: REAL_OPT("--bw-package", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_PACKAGE]) cfg.bandwidth[MOEPLACE_LINK_SAME_PACKAGE] *= 1e9; break;
-    case O_BW_NODE: REAL_OPT("--bw-node", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_NODE]) cfg.bandwidth[MOEPLACE_LINK_SAME_NODE] *= 1e9; break;
-    case O_BW_NETWORK: REAL_OPT("--bw-network", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_OTHER_NODE]) cfg.bandwidth[MOEPLACE_LINK_OTHER_NODE] *= 1e9; break;
+    case O_BW_NUMA: REAL_OPT("--bw-numa", 1e-9, 1e9, bw[MOEPLACE_LINK_SAME_NUMA]) break;
+    case O_BW_PACKAGE: REAL_OPT("--bw-package", 1e-9, 1e9, bw[MOEPLACE_LINK_SAME_PACKAGE]) break;
+    case O_BW_NODE: REAL_OPT("--bw-node", 1e-9, 1e9, bw[MOEPLACE_LINK_SAME_NODE]) break;
+    case O_BW_NETWORK: REAL_OPT("--bw-network", 1e-9, 1e9, bw[MOEPLACE_LINK_OTHER_NODE]) break;
+    case O_STEP_MS: REAL_OPT("--step-ms", 0, 1e9, cfg.step_time_s) cfg.step_time_s *= 1e-3; break;
+    case O_TIME_BUDGET: REAL_OPT("--time-budget", 0, 1e9, cfg.time_budget_s) break;
     case O_JSON: json_out = optarg; break;
     case O_TIMELINE: timeline_out = optarg; break;
     case O_QUIET: ctx.quiet = 1; break;
@@ -267,7 +280,12 @@ int main(int argc, char **argv) {
   moeplace_topology *topo = NULL;
   int rc = topo_path ? moeplace_topology_load(&topo, topo_path)
                      : moeplace_topology_create_shape(&topo, (int)nodes, (int)(ranks / nodes), 1, 1);
-  if (rc) return cli_report(prog, rc);
+  for (int k = MOEPLACE_LINK_SAME_NUMA; rc == MOEPLACE_OK && k < MOEPLACE_LINK_CLASSES; k++)
+    if (bw[k] > 0) rc = moeplace_topology_set_bandwidth(topo, (moeplace_link_class)k, bw[k] * 1e9);
+  if (rc) {
+    moeplace_topology_destroy(topo);
+    return cli_report(prog, rc);
+  }
   moeplace_trace *trace = NULL;
   mp_replay_result res = {0};
   mp_atomic_file timeline_file = {.fd = -1};
