@@ -11,7 +11,10 @@
  *   moeplace        forecast of the next horizon + migration-aware placement
  *                   that starts from the placement in force;
  *   oracle          from scratch on the actual loads of the coming interval
- *                   (the limit; it also places the first interval).
+ *                   (the limit; it also places the first interval);
+ *   eplb            DeepSeek EPLB's balancer (replay/eplb.h) from scratch on
+ *                   the loads of the previous interval, equal shares: what
+ *                   users of EPLB-style rebalancing (vLLM, SGLang) get.
  * Figures follow metrics.md; the migration time model is in
  * docs/REPLAY.md. */
 #ifndef MOEPLACE_REPLAY_REPLAY_H
@@ -26,6 +29,7 @@ typedef enum mp_policy {
   MP_POLICY_MOVING_AVERAGE,
   MP_POLICY_MOEPLACE,
   MP_POLICY_ORACLE,
+  MP_POLICY_EPLB,
   MP_POLICY_COUNT
 } mp_policy;
 
@@ -46,6 +50,7 @@ typedef struct mp_replay_config {
   double step_time_s;      /* moeplace: the seconds model of moeplace_place_options, with
                               horizon_steps = interval; 0: off */
   double time_budget_s;    /* moeplace: modelled migration seconds per rebalance; < 0: none */
+  int groups;              /* eplb: expert groups (EPLB's num_groups; default 1) */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with

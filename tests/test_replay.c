@@ -3,6 +3,10 @@
 
 #include <moeplace.h>
 
+#include <jansson.h>
+
+#include "common/json_file.h"
+#include "replay/eplb.h"
 #include "replay/replay.h"
 #include "tests/test_util.h"
 
@@ -101,12 +105,49 @@ START_TEST(rejects_bad_config) {
 }
 END_TEST
 
+/* replay/eplb.c against scripts/fixtures/make_eplb_fixture.py (the numpy
+ * port of EPLB's published algorithm in scripts/eplb_reference.py): the
+ * same phy2log, slot for slot, global and hierarchical. */
+START_TEST(eplb_matches_numpy_reference) {
+  json_t *doc;
+  ck_assert_int_eq(mp_json_read_file(test_src_path("tests/data/eplb_fixture.json"), &doc), 0);
+  json_t *cases = json_object_get(doc, "cases");
+  ck_assert_int_ge(json_array_size(cases), 6);
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    json_t *c = json_array_get(cases, i), *loads = json_object_get(c, "loads");
+    const int R = (int)json_integer_value(json_object_get(c, "ranks"));
+    const int S = (int)json_integer_value(json_object_get(c, "slots"));
+    const int N = (int)json_integer_value(json_object_get(c, "nodes"));
+    const int G = (int)json_integer_value(json_object_get(c, "groups"));
+    for (size_t l = 0; l < json_array_size(loads); l++) {
+      json_t *row = json_array_get(loads, l);
+      json_t *want = json_array_get(json_object_get(c, "phy2log"), l);
+      const int E = (int)json_array_size(row);
+      double w[64];
+      int got[256];
+      for (int e = 0; e < E; e++) w[e] = json_number_value(json_array_get(row, e));
+      ck_assert_int_eq(mp_eplb_layer(w, E, R, S, N, G, got), MOEPLACE_OK);
+      for (int p = 0; p < R * S; p++)
+        ck_assert_msg(got[p] == json_integer_value(json_array_get(want, p)),
+                      "%s layer %zu slot %d: %d, numpy %lld",
+                      json_string_value(json_object_get(c, "name")), l, p, got[p],
+                      (long long)json_integer_value(json_array_get(want, p)));
+    }
+  }
+  json_decref(doc);
+  double w[4] = {1, 2, 3, 4};
+  int out[4];
+  ck_assert_int_eq(mp_eplb_layer(w, 4, 3, 1, 1, 1, out), MOEPLACE_ERR_ARG); // 3 slots < 4 experts
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("replay");
   TCase *tc = tcase_create("replay");
   tcase_add_test(tc, two_by_two_by_hand);
   tcase_add_test(tc, oracle_balances_skew);
   tcase_add_test(tc, rejects_bad_config);
+  tcase_add_test(tc, eplb_matches_numpy_reference);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }

@@ -25,14 +25,15 @@ static void usage(FILE *out) {
           "\n"
           "Replays moeplace's decision loop (windows, state detection, forecast,\n"
           "placement, migration plan) on a load trace as if the job ran on the given\n"
-          "cluster, and scores each policy: static, moving_average, moeplace, oracle\n"
-          "(docs/REPLAY.md). Figures follow metrics.md.\n"
+          "cluster, and scores each policy: static, moving_average, moeplace, oracle,\n"
+          "eplb (docs/REPLAY.md). Figures follow metrics.md.\n"
           "\n"
           "Cluster:\n"
           "  --ranks R            ranks (with --nodes: R/N ranks per node)\n"
           "  --nodes N            nodes (default 1)\n"
           "  --topology FILE      cluster-shape file instead (docs/PLACEMENT.md)\n"
           "  --slots S            expert slots per rank and layer (R*S >= experts)\n"
+          "  --groups G           expert groups (EPLB's num_groups; default 1)\n"
           "Loop:\n"
           "  --interval STEPS     steps between rebalances (default 500)\n"
           "  --window W           steps per forecasting window (default 10)\n"
@@ -121,7 +122,7 @@ static int parse_policies(const char *list, int *report) {
   for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     int p = mp_policy_from_name(tok);
     if (p < 0) {
-      fprintf(stderr, "%s: --policies: unknown policy '%s' (static, moving_average, moeplace, oracle)\n",
+      fprintf(stderr, "%s: --policies: unknown policy '%s' (static, moving_average, moeplace, oracle, eplb)\n",
               prog, tok);
       return -1;
     }
@@ -129,7 +130,7 @@ static int parse_policies(const char *list, int *report) {
   }
   for (int p = 0; p < MP_POLICY_COUNT; p++)
     if (report[p]) return 0;
-  fprintf(stderr, "%s: --policies: empty list (give one or more of static, moving_average, moeplace, oracle)\n",
+  fprintf(stderr, "%s: --policies: empty list (give one or more of static, moving_average, moeplace, oracle, eplb)\n",
           prog);
   return -1;
 }
@@ -192,7 +193,7 @@ int main(int argc, char **argv) {
   enum { O_TRACE = 256, O_RANKS, O_SLOTS, O_NODES, O_TOPOLOGY, O_INTERVAL, O_WINDOW, O_HORIZON,
          O_PREDICTOR, O_POLICIES, O_SEED, O_BYTES, O_WEIGHT, O_BUDGET, O_BW_NUMA, O_BW_PACKAGE,
          O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN, O_STEP_MS,
-         O_TIME_BUDGET };
+         O_TIME_BUDGET, O_GROUPS };
   static const struct option opts[] = {
       {"help", no_argument, NULL, 'h'},        {"trace", required_argument, NULL, O_TRACE},
       {"ranks", required_argument, NULL, O_RANKS}, {"slots", required_argument, NULL, O_SLOTS},
@@ -209,11 +210,12 @@ int main(int argc, char **argv) {
       {"bw-network", required_argument, NULL, O_BW_NETWORK},
       {"step-ms", required_argument, NULL, O_STEP_MS},
       {"time-budget", required_argument, NULL, O_TIME_BUDGET},
+      {"groups", required_argument, NULL, O_GROUPS},
       {"json", required_argument, NULL, O_JSON}, {"timeline", required_argument, NULL, O_TIMELINE},
       {"quiet", no_argument, NULL, O_QUIET},   {NULL, 0, NULL, 0}};
   mp_replay_config cfg;
   mp_replay_config_init(&cfg);
-  tool_ctx ctx = {.report = {1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
+  tool_ctx ctx = {.report = {1, 1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
   const char *trace_path = NULL, *topo_path = NULL, *json_out = NULL, *timeline_out = NULL;
   long long ranks = 0, nodes = 1, v;
   double d, bw[MOEPLACE_LINK_CLASSES] = {0}; // GB/s given on the command line (0: not given)
@@ -232,6 +234,7 @@ int main(int argc, char **argv) {
     case O_RANKS: INT_OPT("--ranks", 1, 1 << 20, ranks) break;
     case O_NODES: INT_OPT("--nodes", 1, 1 << 20, nodes) break;
     case O_SLOTS: INT_OPT("--slots", 1, 1 << 16, cfg.slots) break;
+    case O_GROUPS: INT_OPT("--groups", 1, 1 << 20, cfg.groups) break;
     case O_INTERVAL: INT_OPT("--interval", 1, 1 << 30, cfg.interval) break;
     case O_WINDOW: INT_OPT("--window", 1, 1 << 30, cfg.window) break;
     case O_HORIZON: INT_OPT("--horizon", 1, 1 << 30, cfg.horizon) break;
