@@ -34,6 +34,9 @@ void moeplace_place_options_init(moeplace_place_options *opt) {
   opt->min_gain = 2e-3;
   opt->max_iterations = 64;
   opt->time_limit_ms = MOEPLACE_NO_LIMIT;
+  opt->step_time_s = 0;
+  opt->horizon_steps = 500;
+  opt->time_budget_s = MOEPLACE_NO_LIMIT;
 }
 
 static int check_options(const moeplace_place_options *o) {
@@ -50,6 +53,14 @@ static int check_options(const moeplace_place_options *o) {
     return mp_fail(MOEPLACE_ERR_ARG, "min_gain must be finite and >= 0, got %g", o->min_gain);
   if (o->max_iterations < 0)
     return mp_fail(MOEPLACE_ERR_ARG, "max_iterations must be >= 0, got %d", o->max_iterations);
+  if (!isfinite(o->step_time_s) || o->step_time_s < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "step_time_s must be finite and >= 0, got %g",
+                   o->step_time_s);
+  if (o->step_time_s > 0 && (!isfinite(o->horizon_steps) || !(o->horizon_steps > 0)))
+    return mp_fail(MOEPLACE_ERR_ARG, "horizon_steps must be finite and > 0, got %g",
+                   o->horizon_steps);
+  if (isnan(o->time_budget_s) || isinf(o->time_budget_s))
+    return mp_fail(MOEPLACE_ERR_ARG, "time_budget_s must be finite (< 0 for unlimited)");
   return MOEPLACE_OK;
 }
 
@@ -57,6 +68,8 @@ static int check_options(const moeplace_place_options *o) {
  * with a current placement) and the sums over layers. */
 typedef struct place_ctx {
   const moeplace_topology *topo;
+  moeplace_topology *priced; // topo with costs in seconds per byte (seconds model), or NULL
+  const moeplace_topology *solver_topo; // the one the solver prices moves with
   int L, E, R, S;
   const double *loads; // [L][E]
   const moeplace_placement *current;
@@ -68,8 +81,40 @@ typedef struct place_ctx {
   double lb;           // sum over layers of the lower bound
   double num_keep;     // sum over layers of the max load keeping the current assignment
   double gain_total;   // sum over layers of the max load the change removes
-  double cost_total;   // migration_weight x the migration cost of the change
+  double cost_total;   // lambda x the migration cost of the change
+  double per_imbalance_s; // seconds model: step_time_s x horizon_steps (seconds one
+                          // imbalance unit costs over the horizon), else 0
 } place_ctx;
+
+/* Sum over layers of the mean rank load: the denominator of the imbalance. */
+static double mean_load_sum(const double *loads, int L, int E, int R) {
+  double tot = 0;
+  for (size_t i = 0; i < (size_t)L * E; i++) tot += loads[i];
+  return tot / R;
+}
+
+/* The seconds model: moves are priced at their transfer time, and one second
+ * is worth den / per_imbalance_s load units (an imbalance unit over the
+ * horizon costs per_imbalance_s seconds); a time budget becomes a byte
+ * budget at the slowest link's bandwidth, so that even sent one after the
+ * other the bytes fit in it. */
+static int price_in_seconds(place_ctx *c) {
+  const moeplace_topology *t = c->topo;
+  int rc = mp_topology_priced_in_seconds(t, &c->priced);
+  if (rc) return rc;
+  c->solver_topo = c->priced;
+  c->per_imbalance_s = c->opt.step_time_s * c->opt.horizon_steps;
+  c->sp.lambda = c->den > 0 ? c->den / c->per_imbalance_s : 0;
+  if (c->opt.time_budget_s >= 0) {
+    const int slowest = t->nodes > 1 ? MOEPLACE_LINK_OTHER_NODE : MOEPLACE_LINK_SAME_NODE;
+    double bw = t->bandwidth[slowest];
+    for (int k = MOEPLACE_LINK_SAME_NUMA; k <= slowest; k++)
+      if (t->bandwidth[k] < bw) bw = t->bandwidth[k];
+    const double bytes = c->opt.time_budget_s * bw;
+    if (c->budget < 0 || bytes < c->budget) c->budget = bytes;
+  }
+  return MOEPLACE_OK;
+}
 
 /* Checks the arguments and sets up c (without the solver states). */
 static int place_ctx_init(place_ctx *c, const moeplace_topology *topo, int layers, int experts,
@@ -100,6 +145,7 @@ static int place_ctx_init(place_ctx *c, const moeplace_topology *topo, int layer
     if (rc) return mp_fail(rc, "current placement: %s", moeplace_last_error());
   }
   c->topo = topo;
+  c->solver_topo = topo;
   c->L = L;
   c->E = E;
   c->R = R;
@@ -114,10 +160,13 @@ static int place_ctx_init(place_ctx *c, const moeplace_topology *topo, int layer
                             .deadline = c->opt.time_limit_ms >= 0
                                             ? t0 + c->opt.time_limit_ms * 1e-3
                                             : 0};
+  c->den = mean_load_sum(loads, L, E, R);
+  if (c->opt.step_time_s > 0 && current) return price_in_seconds(c);
   return MOEPLACE_OK;
 }
 
 static void place_ctx_free(place_ctx *c) {
+  moeplace_topology_destroy(c->priced);
   mp_place_layer_free(&c->st);
   if (c->current) {
     mp_place_layer_free(&c->alt);
@@ -125,15 +174,14 @@ static void place_ctx_free(place_ctx *c) {
   }
 }
 
+/* The solver states; on failure the caller frees c with place_ctx_free()
+ * (freeing a state that failed, or never ran, its init is harmless). */
 static int place_ctx_alloc(place_ctx *c) {
   const int E = c->E, R = c->R, S = c->S;
-  if (mp_place_layer_init(&c->st, E, R, S, c->topo))
+  if (mp_place_layer_init(&c->st, E, R, S, c->solver_topo) ||
+      (c->current && (mp_place_layer_init(&c->alt, E, R, S, c->solver_topo) ||
+                      mp_place_layer_init(&c->bst, E, R, S, c->solver_topo))))
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
-  if (c->current && (mp_place_layer_init(&c->alt, E, R, S, c->topo) ||
-                     mp_place_layer_init(&c->bst, E, R, S, c->topo))) {
-    place_ctx_free(c); // freeing a state that failed (or never ran) its init is harmless
-    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
-  }
   return MOEPLACE_OK;
 }
 
@@ -144,14 +192,14 @@ typedef struct layer_best {
   int have;
 } layer_best;
 
-/* Scores the candidate in c->alt: max load + migration_weight x cost +
- * min_gain x mean per move; it replaces the best (in c->bst) if it scores
+/* Scores the candidate in c->alt: max load + lambda x cost + min_gain x
+ * mean per move (lambda: migration_weight, or the seconds model's price); it replaces the best (in c->bst) if it scores
  * lower and fits in budget_before (< 0: unlimited). */
 static void consider(place_ctx *c, layer_best *b, double budget_before) {
   int64_t mv;
   double by, cb, cost;
   mp_place_layer_moves(&c->alt, &mv, &by, &cb, &cost);
-  const double score = mp_place_layer_max(&c->alt) + c->opt.migration_weight * cost +
+  const double score = mp_place_layer_max(&c->alt) + c->sp.lambda * cost +
                        c->sp.min_gain * (double)mv;
   if (score < b->score && (budget_before < 0 || by <= budget_before)) {
     b->score = score;
@@ -207,7 +255,7 @@ static void place_layer_from_current(place_ctx *c, int l, const double *w) {
   double by, cb, cost;
   mp_place_layer_moves(&c->st, &mv, &by, &cb, &cost);
   c->gain_total += m_keep - mp_place_layer_max(&c->st);
-  c->cost_total += c->opt.migration_weight * cost;
+  c->cost_total += c->sp.lambda * cost;
 }
 
 /* Solves layer l into res. */
@@ -216,9 +264,9 @@ static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
   double tot = 0;
   for (int e = 0; e < c->E; e++) tot += w[e];
   const double mean = tot / c->R;
-  c->sp.min_gain = c->opt.min_gain * mean;
+  // the seconds model prices each move at its transfer time instead
+  c->sp.min_gain = c->per_imbalance_s > 0 ? 0 : c->opt.min_gain * mean;
   c->lb += mp_place_layer_bound(&c->st, w);
-  c->den += mean;
   if (!c->current) {
     mp_place_layer_set_current(&c->st, NULL, c->opt.expert_bytes);
     mp_place_layer_fresh(&c->st, w, &c->sp);
@@ -233,13 +281,38 @@ static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
 /* THE keep-or-move rule: the single decision moeplace_place makes, for the
  * whole placement, whether a change from the current placement is worth its
  * migration; moeplace-place --current, moeplace-replay and the MPI runtime
- * all decide through moeplace_place, so through this rule. Move only if the
- * predicted gain (sum over layers of the max rank load removed) exceeds the
- * weighted migration cost (migration_weight x cost) plus min_gain x den,
- * den the sum over layers of the mean rank load. (The per-layer candidate
- * scores also charge min_gain x mean per move; that only ranks candidates.) */
-static int keep_or_move(double gain_total, double cost_total, double min_gain, double den) {
-  return gain_total > cost_total + min_gain * den;
+ * all decide through moeplace_place, so through this rule. gain_total is the
+ * predicted gain (sum over layers of the max rank load removed), den the sum
+ * over layers of the mean rank load, so gain_total / den is the imbalance
+ * removed.
+ *  - Seconds model (step_time_s > 0): move only if the time saved over the
+ *    horizon, gain_total / den x step_time_s x horizon_steps (*saving_s),
+ *    exceeds the migration's modelled time (migration_s) plus min_gain x
+ *    step_time_s x horizon_steps, and the migration fits the time budget.
+ *  - Otherwise: move only if gain_total exceeds the weighted migration cost
+ *    (migration_weight x cost) plus min_gain x den.
+ * (The per-layer candidate scores also charge each move: at its transfer
+ * time, or min_gain x mean; that only ranks candidates.) */
+static int keep_or_move(const place_ctx *c, double migration_s, double *saving_s) {
+  *saving_s = 0;
+  if (c->per_imbalance_s > 0) {
+    if (!(c->den > 0)) return 0;
+    if (c->opt.time_budget_s >= 0 && migration_s > c->opt.time_budget_s) return 0;
+    *saving_s = c->gain_total / c->den * c->per_imbalance_s;
+    return *saving_s > migration_s + c->opt.min_gain * c->per_imbalance_s;
+  }
+  return c->gain_total > c->cost_total + c->opt.min_gain * c->den;
+}
+
+/* The modelled time of the migration from the current placement to res. */
+static int change_seconds(const place_ctx *c, const moeplace_placement *res, double *seconds) {
+  moeplace_transfer *plan;
+  size_t n;
+  int rc = moeplace_migration_plan(c->current, res, c->topo, c->opt.expert_bytes, &plan, &n);
+  if (rc) return rc;
+  rc = moeplace_migration_seconds(c->topo, plan, n, seconds);
+  moeplace_transfers_free(plan);
+  return rc;
 }
 
 /* The current assignment with re-optimised shares, into every layer of res. */
@@ -300,20 +373,28 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
   if (rc) return rc;
   moeplace_placement *res;
   rc = moeplace_placement_create(&res, c.L, c.E, c.R, c.S);
-  if (rc) return rc;
+  if (rc) {
+    place_ctx_free(&c);
+    return rc;
+  }
   rc = place_ctx_alloc(&c);
   if (rc) {
+    place_ctx_free(&c);
     moeplace_placement_destroy(res);
     return rc;
   }
   for (int l = 0; l < c.L; l++) place_layer(&c, l, res);
   moeplace_place_stats s;
   memset(&s, 0, sizeof s);
-  if (current && !keep_or_move(c.gain_total, c.cost_total, c.opt.min_gain, c.den)) {
-    write_current(&c, res);
-    s.kept_current = 1;
+  if (current) {
+    rc = change_seconds(&c, res, &s.migration_s);
+    if (rc == MOEPLACE_OK && !keep_or_move(&c, s.migration_s, &s.saving_s)) {
+      write_current(&c, res);
+      s.kept_current = 1;
+      s.migration_s = s.saving_s = 0;
+    }
   }
-  rc = place_stats(&c, res, &s);
+  if (rc == MOEPLACE_OK) rc = place_stats(&c, res, &s);
   place_ctx_free(&c);
   if (rc) {
     moeplace_placement_destroy(res);

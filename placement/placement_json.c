@@ -40,6 +40,8 @@ int moeplace_placement_write_json(const moeplace_placement *p, const moeplace_pl
     bad |= set_new(root, "cross_node_bytes", json_real(st->cross_node_bytes));
     bad |= set_new(root, "migration_cost", json_real(st->migration_cost));
     bad |= set_new(root, "solve_ms", json_real(st->solve_ms));
+    bad |= set_new(root, "migration_s", json_real(st->migration_s));
+    bad |= set_new(root, "saving_s", json_real(st->saving_s));
   }
   json_t *arr = json_array();
   bad |= set_new(root, "placement", arr);

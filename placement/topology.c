@@ -19,6 +19,9 @@
 #define MP_PLACE_MAX_RANKS 1048576
 
 static const double default_cost[MOEPLACE_LINK_CLASSES] = {0.0, 1.0, 1.5, 2.0, 8.0};
+/* Bytes per second: an NVLink-class node and a 100 Gb/s network. */
+static const double default_bandwidth[MOEPLACE_LINK_CLASSES] = {INFINITY, 100e9, 50e9, 25e9,
+                                                                12.5e9};
 
 static int topo_alloc(moeplace_topology **out, int ranks) {
   if (ranks <= 0 || ranks > MP_PLACE_MAX_RANKS)
@@ -35,6 +38,7 @@ static int topo_alloc(moeplace_topology **out, int ranks) {
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for a topology of %d ranks", ranks);
   }
   memcpy(t->cost, default_cost, sizeof t->cost);
+  memcpy(t->bandwidth, default_bandwidth, sizeof t->bandwidth);
   *out = t;
   return MOEPLACE_OK;
 }
@@ -117,6 +121,16 @@ int moeplace_topology_create_table(moeplace_topology **out, int ranks, const int
   return MOEPLACE_OK;
 }
 
+int mp_topology_priced_in_seconds(const moeplace_topology *t, moeplace_topology **out) {
+  int rc = moeplace_topology_create_table(out, t->ranks, t->node, t->package, t->numa);
+  if (rc) return rc;
+  memcpy((*out)->bandwidth, t->bandwidth, sizeof t->bandwidth);
+  (*out)->cost[MOEPLACE_LINK_SAME_RANK] = 0;
+  for (int c = MOEPLACE_LINK_SAME_RANK + 1; c < MOEPLACE_LINK_CLASSES; c++)
+    (*out)->cost[c] = 1.0 / t->bandwidth[c];
+  return MOEPLACE_OK;
+}
+
 void moeplace_topology_destroy(moeplace_topology *t) {
   if (!t) return;
   free(t->node);
@@ -146,6 +160,23 @@ int moeplace_topology_set_cost(moeplace_topology *t, moeplace_link_class cls, do
 double moeplace_topology_cost(const moeplace_topology *t, moeplace_link_class cls) {
   if (!t || (int)cls < 0 || (int)cls >= MOEPLACE_LINK_CLASSES) return 0.0;
   return t->cost[cls];
+}
+
+int moeplace_topology_set_bandwidth(moeplace_topology *t, moeplace_link_class cls,
+                                    double bytes_per_s) {
+  if (!t) return mp_fail(MOEPLACE_ERR_ARG, "topology is NULL");
+  if ((int)cls <= MOEPLACE_LINK_SAME_RANK || (int)cls >= MOEPLACE_LINK_CLASSES)
+    return mp_fail(MOEPLACE_ERR_ARG, "link class %d has no settable bandwidth", (int)cls);
+  if (!isfinite(bytes_per_s) || !(bytes_per_s > 0))
+    return mp_fail(MOEPLACE_ERR_ARG, "link bandwidth must be finite and > 0, got %g",
+                   bytes_per_s);
+  t->bandwidth[cls] = bytes_per_s;
+  return MOEPLACE_OK;
+}
+
+double moeplace_topology_bandwidth(const moeplace_topology *t, moeplace_link_class cls) {
+  if (!t || (int)cls < 0 || (int)cls >= MOEPLACE_LINK_CLASSES) return 0.0;
+  return t->bandwidth[cls];
 }
 
 moeplace_link_class moeplace_topology_class(const moeplace_topology *t, int a, int b) {
@@ -184,6 +215,8 @@ typedef struct topo_file {
   int have_shape;
   double cost[MOEPLACE_LINK_CLASSES];
   int cost_set[MOEPLACE_LINK_CLASSES];
+  double bandwidth[MOEPLACE_LINK_CLASSES]; // bytes per second
+  int bandwidth_set[MOEPLACE_LINK_CLASSES];
   int *node, *pkg, *numa; // [rows] of the rank table
   long cap, rows;
 } topo_file;
@@ -216,20 +249,27 @@ static int parse_shape_line(topo_file *tf, int k, char **tok, int nt) {
   return MOEPLACE_OK;
 }
 
-/* "cost CLASS VALUE". */
-static int parse_cost_line(topo_file *tf, char **tok, int nt) {
+/* "cost CLASS VALUE" (per byte, >= 0) or "bandwidth CLASS GBPS" (GB/s, > 0). */
+static int parse_class_line(topo_file *tf, char **tok, int nt) {
+  const int bw = !strcmp(tok[0], "bandwidth");
   int c;
   for (c = 1; c < MOEPLACE_LINK_CLASSES; c++)
     if (nt >= 2 && !strcmp(tok[1], class_names[c])) break;
   char *end;
   double v = nt == 3 ? strtod(tok[2], &end) : NAN;
-  if (c == MOEPLACE_LINK_CLASSES || nt != 3 || *end || !isfinite(v) || v < 0)
+  if (c == MOEPLACE_LINK_CLASSES || nt != 3 || *end || !isfinite(v) || v < 0 || (bw && v == 0))
     return mp_fail(MOEPLACE_ERR_FORMAT,
-                   "%s:%ld: expected 'cost CLASS VALUE' with CLASS one of same_numa, "
-                   "same_package, same_node, other_node and VALUE a finite number >= 0",
-                   tf->path, tf->lineno);
-  tf->cost[c] = v;
-  tf->cost_set[c] = 1;
+                   "%s:%ld: expected '%s CLASS VALUE' with CLASS one of same_numa, "
+                   "same_package, same_node, other_node and VALUE %s",
+                   tf->path, tf->lineno, tok[0],
+                   bw ? "a finite number of GB/s > 0" : "a finite number >= 0");
+  if (bw) {
+    tf->bandwidth[c] = v * 1e9;
+    tf->bandwidth_set[c] = 1;
+  } else {
+    tf->cost[c] = v;
+    tf->cost_set[c] = 1;
+  }
   return MOEPLACE_OK;
 }
 
@@ -272,11 +312,12 @@ static int parse_line(topo_file *tf, char *line) {
   if (rc || nt == 0) return rc;
   for (int k = 0; k < 4; k++)
     if (!strcmp(tok[0], shape_keys[k])) return parse_shape_line(tf, k, tok, nt);
-  if (!strcmp(tok[0], "cost")) return parse_cost_line(tf, tok, nt);
+  if (!strcmp(tok[0], "cost") || !strcmp(tok[0], "bandwidth"))
+    return parse_class_line(tf, tok, nt);
   if (!strcmp(tok[0], "rank")) return parse_rank_line(tf, tok, nt);
   return mp_fail(MOEPLACE_ERR_FORMAT,
                  "%s:%ld: unknown key '%s' (expected nodes, ranks_per_node, "
-                 "packages_per_node, numa_per_package, cost or rank)",
+                 "packages_per_node, numa_per_package, cost, bandwidth or rank)",
                  tf->path, tf->lineno, tok[0]);
 }
 
@@ -308,8 +349,10 @@ static int topo_from_file(const topo_file *tf, moeplace_topology **out) {
                                         (int)shape[3]);
   }
   if (rc) return mp_fail(rc, "%s: %s", path, moeplace_last_error());
-  for (int c = 1; c < MOEPLACE_LINK_CLASSES; c++)
+  for (int c = 1; c < MOEPLACE_LINK_CLASSES; c++) {
     if (tf->cost_set[c]) t->cost[c] = tf->cost[c];
+    if (tf->bandwidth_set[c]) t->bandwidth[c] = tf->bandwidth[c];
+  }
   *out = t;
   return MOEPLACE_OK;
 }

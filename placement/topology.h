@@ -7,8 +7,14 @@
 struct moeplace_topology {
   int ranks, nodes;
   int *node, *package, *numa; // [ranks]: node index, package label, numa label
-  double cost[MOEPLACE_LINK_CLASSES]; // per byte
+  double cost[MOEPLACE_LINK_CLASSES];      // per byte
+  double bandwidth[MOEPLACE_LINK_CLASSES]; // bytes per second (same rank: infinite)
 };
+
+/* A copy of t whose per-byte costs are seconds per byte (1 / bandwidth), so
+ * that the solver's migration cost of a move is its transfer time. Returns
+ * as moeplace_topology_create_table(). */
+int mp_topology_priced_in_seconds(const moeplace_topology *t, moeplace_topology **out);
 
 static inline moeplace_link_class mp_place_link_class(const moeplace_topology *t, int a,
                                                       int b) {

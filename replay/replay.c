@@ -13,9 +13,10 @@
 #include "common/error.h"
 #include "common/metrics.h"
 #include "common/timer.h"
+#include "replay/eplb.h"
 
 static const char *const policy_names[MP_POLICY_COUNT] = {"static", "moving_average", "moeplace",
-                                                          "oracle"};
+                                                          "oracle", "eplb"};
 
 const char *mp_policy_name(int policy) {
   return policy >= 0 && policy < MP_POLICY_COUNT ? policy_names[policy] : "?";
@@ -36,33 +37,15 @@ void mp_replay_config_init(mp_replay_config *cfg) {
   cfg->expert_bytes = 64.0 * 1024 * 1024;
   /* Bytes/s: a GPU-cluster-like ladder, NVLink-class inside a node down to
    * a 100 Gb/s network between nodes (docs/REPLAY.md). */
-  cfg->bandwidth[MOEPLACE_LINK_SAME_RANK] = INFINITY;
-  cfg->bandwidth[MOEPLACE_LINK_SAME_NUMA] = 100e9;
-  cfg->bandwidth[MOEPLACE_LINK_SAME_PACKAGE] = 50e9;
-  cfg->bandwidth[MOEPLACE_LINK_SAME_NODE] = 25e9;
-  cfg->bandwidth[MOEPLACE_LINK_OTHER_NODE] = 12.5e9;
   cfg->migration_weight = 0;
+  cfg->step_time_s = 0;
+  cfg->groups = 1;
+  cfg->time_budget_s = MOEPLACE_NO_LIMIT;
   cfg->byte_budget = -1;
   moeplace_place_options defaults;
   moeplace_place_options_init(&defaults);
   cfg->min_gain = defaults.min_gain;
   cfg->seed = 1;
-}
-
-double mp_replay_migration_seconds(const moeplace_transfer *transfers, size_t count, int ranks,
-                                   const double *bandwidth) {
-  double *send = calloc(2 * (size_t)ranks, sizeof *send);
-  if (!send) return NAN;
-  double *recv = send + ranks, worst = 0;
-  for (size_t i = 0; i < count; i++) {
-    const moeplace_transfer *t = &transfers[i];
-    double s = t->bytes / bandwidth[t->link];
-    send[t->src_rank] += s;
-    recv[t->dst_rank] += s;
-  }
-  for (int r = 0; r < 2 * ranks; r++) worst = send[r] > worst ? send[r] : worst;
-  free(send);
-  return worst;
 }
 
 /* Everything one replay keeps, so the loop below reads as the algorithm. */
@@ -95,8 +78,10 @@ static int adopt(replay_state *st, int policy, moeplace_placement *next, double 
     size_t n;
     rc = moeplace_migration_plan(cur, next, st->topo, st->cfg->expert_bytes, &plan, &n);
     if (rc == MOEPLACE_OK) {
-      rec.migration_s = mp_replay_migration_seconds(plan, n, st->R, st->cfg->bandwidth);
+      rc = moeplace_migration_seconds(st->topo, plan, n, &rec.migration_s);
       moeplace_transfers_free(plan);
+    }
+    if (rc == MOEPLACE_OK) {
       rec.moves = ms.moves;
       rec.bytes_moved = ms.bytes_moved;
       rec.cross_node_bytes = ms.cross_node_bytes;
@@ -124,6 +109,31 @@ static int adopt(replay_state *st, int policy, moeplace_placement *next, double 
   return MOEPLACE_OK;
 }
 
+/* Nodes EPLB may use for its hierarchical policy: the topology's when its
+ * nodes are equal blocks of consecutive ranks (as EPLB assumes), else 1. */
+static int eplb_nodes(const moeplace_topology *topo) {
+  const int R = moeplace_topology_ranks(topo), N = moeplace_topology_nodes(topo);
+  if (N < 1 || R % N) return 1;
+  for (int r = 0; r < R; r++)
+    if (moeplace_topology_rank_node(topo, r) != r / (R / N)) return 1;
+  return N;
+}
+
+/* EPLB's placement of the previous interval's loads, equal shares. */
+static int eplb_decide(replay_state *st, moeplace_placement **out) {
+  int rc = moeplace_placement_create(out, st->L, st->E, st->R, st->S);
+  const int nodes = eplb_nodes(st->topo);
+  for (int l = 0; l < st->L && rc == MOEPLACE_OK; l++)
+    rc = mp_eplb_layer(st->prev_loads + (size_t)l * st->E, st->E, st->R, st->S, nodes,
+                       st->cfg->groups, moeplace_placement_phy2log(*out, l));
+  if (rc == MOEPLACE_OK) rc = moeplace_placement_equal_shares(*out);
+  if (rc) {
+    moeplace_placement_destroy(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
 /* A policy's decision at the start of a block. `first` is the first block,
  * before any load was seen. */
 static int decide(replay_state *st, int policy, int first, int64_t step, mp_policy_result *res) {
@@ -141,6 +151,15 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
     loads = st->prev_loads;
     break;
   case MP_POLICY_ORACLE: loads = st->block_loads; break;
+  case MP_POLICY_EPLB: {
+    if (first) return MOEPLACE_OK;
+    moeplace_placement *next;
+    int rc = eplb_decide(st, &next);
+    if (rc) return rc;
+    double elapsed = mp_now_s() - t0;
+    st->decision_s[policy] += elapsed;
+    return adopt(st, policy, next, elapsed, step, res);
+  }
   case MP_POLICY_MOEPLACE: {
     if (first) return MOEPLACE_OK;
     int rc = moeplace_forecaster_forecast(st->forecaster, st->forecast);
@@ -157,6 +176,9 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
     opt.migration_weight = cfg->migration_weight;
     opt.byte_budget = cfg->byte_budget;
     opt.min_gain = cfg->min_gain;
+    opt.step_time_s = cfg->step_time_s;
+    opt.horizon_steps = cfg->interval;
+    opt.time_budget_s = cfg->time_budget_s;
     break;
   }
   default: return mp_fail(MOEPLACE_ERR_ARG, "unknown policy %d", policy);
@@ -204,10 +226,12 @@ static int check_config(const moeplace_trace *trace, const moeplace_topology *to
                    cfg->slots, (long)R * cfg->slots, E);
   if (!(cfg->expert_bytes >= 0) || !isfinite(cfg->expert_bytes))
     return mp_fail(MOEPLACE_ERR_ARG, "replay: expert_bytes must be a finite number >= 0, got %g", cfg->expert_bytes);
-  for (int c = MOEPLACE_LINK_SAME_NUMA; c < MOEPLACE_LINK_CLASSES; c++)
-    if (!(cfg->bandwidth[c] > 0))
-      return mp_fail(MOEPLACE_ERR_ARG, "bandwidths must be > 0 (class %d is %g)", c,
-                     cfg->bandwidth[c]);
+  if (cfg->groups < 1 || E % cfg->groups)
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: groups (%d) must divide the trace's %d experts",
+                   cfg->groups, E);
+  if (!(cfg->step_time_s >= 0) || !isfinite(cfg->step_time_s))
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: step_time_s must be a finite number >= 0, got %g",
+                   cfg->step_time_s);
   return MOEPLACE_OK;
 }
 

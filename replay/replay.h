@@ -11,7 +11,10 @@
  *   moeplace        forecast of the next horizon + migration-aware placement
  *                   that starts from the placement in force;
  *   oracle          from scratch on the actual loads of the coming interval
- *                   (the limit; it also places the first interval).
+ *                   (the limit; it also places the first interval);
+ *   eplb            DeepSeek EPLB's balancer (replay/eplb.h) from scratch on
+ *                   the loads of the previous interval, equal shares: what
+ *                   users of EPLB-style rebalancing (vLLM, SGLang) get.
  * Figures follow metrics.md; the migration time model is in
  * docs/REPLAY.md. */
 #ifndef MOEPLACE_REPLAY_REPLAY_H
@@ -26,6 +29,7 @@ typedef enum mp_policy {
   MP_POLICY_MOVING_AVERAGE,
   MP_POLICY_MOEPLACE,
   MP_POLICY_ORACLE,
+  MP_POLICY_EPLB,
   MP_POLICY_COUNT
 } mp_policy;
 
@@ -40,10 +44,13 @@ typedef struct mp_replay_config {
   int horizon;            /* steps the forecast covers (a multiple of window) */
   const char *predictor;  /* forecasting method of the moeplace policy */
   double expert_bytes;    /* bytes of one expert replica's state */
-  double bandwidth[MOEPLACE_LINK_CLASSES]; /* bytes/s per link class */
   double migration_weight; /* see moeplace_place_options */
   double byte_budget;      /* bytes per rebalance for moeplace; < 0: none */
   double min_gain;         /* moeplace: see moeplace_place_options (default: the solver's) */
+  double step_time_s;      /* moeplace: the seconds model of moeplace_place_options, with
+                              horizon_steps = interval; 0: off */
+  double time_budget_s;    /* moeplace: modelled migration seconds per rebalance; < 0: none */
+  int groups;              /* eplb: expert groups (EPLB's num_groups; default 1) */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with
@@ -55,8 +62,8 @@ typedef struct mp_replay_config {
 } mp_replay_config;
 
 /* Defaults: interval 500, window 10, horizon = interval, predictor "auto",
- * 64 MiB experts, bandwidths of docs/REPLAY.md, migration weight 0, no
- * budget. slots must still be set. */
+ * 64 MiB experts, migration weight 0, no budget. slots must still be set.
+ * Migration times use the topology's bandwidths (moeplace_migration_seconds). */
 void mp_replay_config_init(mp_replay_config *cfg);
 
 /* One decision of a policy, for plots of migration per rebalance. */
@@ -91,11 +98,5 @@ int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
                   const mp_replay_config *cfg, mp_replay_result *result);
 void mp_replay_result_free(mp_replay_result *result);
 
-/* The modelled wall time of a migration plan: each rank sends, and receives,
- * its transfers one after the other at the bandwidth of each transfer's link
- * class, and all ranks work in parallel: the time is the largest per-rank
- * send or receive time. */
-double mp_replay_migration_seconds(const moeplace_transfer *transfers, size_t count, int ranks,
-                                   const double *bandwidth);
 
 #endif

@@ -18,7 +18,7 @@ rows = list(csv.DictReader(open(sys.argv[2])))
 assert d["steps"] == 4000 and len(rows) == 4000, (d["steps"], len(rows))
 assert (d["layers"], d["experts"], d["ranks"], d["slots"]) == (4, 8, 4, 3)
 P = d["policies"]
-assert set(P) == {"static", "moving_average", "moeplace", "oracle"}, P.keys()
+assert set(P) == {"static", "moving_average", "moeplace", "oracle", "eplb"}, P.keys()
 for name, p in P.items():
     for key in ("imbalance", "moves", "bytes_moved", "cross_node_bytes", "migration_s", "decision_ms"):
         assert key in p, (name, key)
@@ -32,7 +32,7 @@ for name, p in P.items():
 s, o = P["static"]["imbalance"], P["oracle"]["imbalance"]
 assert P["static"]["moves"] == 0 and "gap_to_oracle" not in P["static"]
 assert o < s, (o, s)
-for name in ("moving_average", "moeplace", "oracle"):
+for name in ("moving_average", "moeplace", "oracle", "eplb"):
     g = (P[name]["imbalance"] - o) / (s - o)
     assert abs(g - P[name]["gap_to_oracle"]) < 1e-9, (name, g)
     assert P[name]["imbalance"] >= o - 1e-3, name
@@ -59,8 +59,8 @@ expect_status 2 "interval not a multiple of window" -- "$REPLAY" --trace "$DATA"
   expect_grep "interval (55) must be a positive multiple of --window (10)" "$WORK/err" "interval"
 expect_status 2 "too few slots" -- "$REPLAY" --trace "$DATA" --ranks 2 --slots 3 --quiet &&
   expect_grep "cannot hold the trace's 8 experts" "$WORK/err" "slots"
-expect_status 2 "unknown policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies static,eplb &&
-  expect_grep "unknown policy 'eplb'" "$WORK/err" "policy"
+expect_status 2 "unknown policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies static,nonesuch &&
+  expect_grep "unknown policy 'nonesuch'" "$WORK/err" "policy"
 expect_status 2 "ranks not a multiple of nodes" -- "$REPLAY" --trace "$DATA" --ranks 5 --nodes 2 --slots 3 &&
   expect_grep "must be a multiple of --nodes" "$WORK/err" "nodes"
 expect_status 2 "no shape" -- "$REPLAY" --trace "$DATA" --slots 3

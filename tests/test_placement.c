@@ -293,6 +293,99 @@ START_TEST(test_weight_keeps_current) {
 }
 END_TEST
 
+/* moeplace_migration_seconds against hand-computed times: 2 nodes x 2 ranks,
+ * same NUMA inside a node at 100 B/s, other node at 10 B/s. */
+START_TEST(test_migration_seconds) {
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 2, 2, 1, 1), 0);
+  ck_assert_int_eq(moeplace_topology_set_bandwidth(t, MOEPLACE_LINK_SAME_NUMA, 100), 0);
+  ck_assert_int_eq(moeplace_topology_set_bandwidth(t, MOEPLACE_LINK_OTHER_NODE, 10), 0);
+  ck_assert_int_eq(moeplace_topology_set_bandwidth(t, MOEPLACE_LINK_SAME_RANK, 1),
+                   MOEPLACE_ERR_ARG);
+  ck_assert_int_eq(moeplace_topology_set_bandwidth(t, MOEPLACE_LINK_SAME_NODE, 0),
+                   MOEPLACE_ERR_ARG);
+  ck_assert(isinf(moeplace_topology_bandwidth(t, MOEPLACE_LINK_SAME_RANK)));
+  moeplace_transfer plan[] = {
+      {.src_rank = 0, .dst_rank = 1, .bytes = 400},  // same NUMA: 4 s
+      {.src_rank = 0, .dst_rank = 2, .bytes = 100},  // other node: 10 s
+      {.src_rank = 3, .dst_rank = 2, .bytes = 300},  // same NUMA: 3 s
+      {.src_rank = 3, .dst_rank = 3, .bytes = 1e9},  // a local copy: free
+  };
+  double s;
+  // rank 0 sends 4 + 10 = 14 s; rank 2 receives 10 + 3 = 13 s
+  ck_assert_int_eq(moeplace_migration_seconds(t, plan, 4, &s), 0);
+  ck_assert_double_eq_tol(s, 14.0, 1e-12);
+  ck_assert_int_eq(moeplace_migration_seconds(t, plan + 2, 2, &s), 0);
+  ck_assert_double_eq_tol(s, 3.0, 1e-12);
+  ck_assert_int_eq(moeplace_migration_seconds(t, plan, 0, &s), 0);
+  ck_assert_double_eq(s, 0.0);
+  plan[1].dst_rank = 4;
+  ck_assert_int_eq(moeplace_migration_seconds(t, plan, 2, &s), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "outside the topology"));
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+/* The seconds model: the same change is made when a step is long enough
+ * for the time it saves over the horizon to pay for its migration, and not
+ * otherwise; the stats agree with the rule's formula. */
+START_TEST(test_seconds_priced) {
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 2, 4, 1, 1), 0);
+  const int L = 2, E = 16, S = 3;
+  double w[L * E], w2[L * E];
+  for (int i = 0; i < L * E; i++) {
+    w[i] = 100 * lognormal(1);
+    w2[i] = 100 * lognormal(1);
+  }
+  moeplace_placement *p0, *p1;
+  moeplace_place_stats st;
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, NULL, &p0, &st), 0);
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.expert_bytes = 64e6; // 2.56 ms on the same node, 5.12 ms across (defaults)
+  o.min_gain = 0;
+  o.horizon_steps = 500;
+  o.step_time_s = 1.0; // 500 s per imbalance unit: nearly any gain pays
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, &o, &p1, &st), 0);
+  ck_assert_int_gt(st.moves, 0);
+  ck_assert(st.migration_s > 0);
+  const double gain = st.current_imbalance - st.imbalance;
+  ck_assert(gain > 0);
+  ck_assert_double_eq_tol(st.saving_s, gain * 1.0 * 500, 1e-9 * st.saving_s);
+  ck_assert(st.saving_s > st.migration_s);
+  const double cur = st.current_imbalance;
+  moeplace_placement_destroy(p1);
+  // shorter steps: whatever is chosen must pay for itself
+  for (double step = 1e-2; step > 1e-6; step /= 10) {
+    o.step_time_s = step;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, &o, &p1, &st), 0);
+    if (!st.kept_current) ck_assert(st.saving_s > st.migration_s);
+    moeplace_placement_destroy(p1);
+  }
+  // a step so short that no gain (at most cur - 1) pays for one move (64 MB
+  // at 100 GB/s, the fastest class here)
+  o.step_time_s = 0.5 * (64e6 / 100e9) / ((cur - 1) * 500);
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, &o, &p1, &st), 0);
+  ck_assert_int_eq(st.kept_current, 1);
+  ck_assert_int_eq(st.moves, 0);
+  ck_assert_double_eq(st.migration_s, 0);
+  moeplace_placement_destroy(p1);
+  // a time budget of 0 moves nothing, whatever the gain
+  o.step_time_s = 1.0;
+  o.time_budget_s = 0;
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, &o, &p1, &st), 0);
+  ck_assert_int_eq(st.moves, 0);
+  moeplace_placement_destroy(p1);
+  o.time_budget_s = MOEPLACE_NO_LIMIT;
+  o.horizon_steps = 0;
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p0, &o, &p1, &st), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "horizon_steps"));
+  moeplace_placement_destroy(p0);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
 START_TEST(test_errors) {
   moeplace_topology *t;
   moeplace_topology_create_shape(&t, 1, 2, 1, 1);
@@ -347,8 +440,10 @@ static char *write_tmp(const char *text) {
 START_TEST(test_topology_file) {
   moeplace_topology *t;
   char *f = write_tmp("# two nodes\nnodes 2\nranks_per_node 4\npackages_per_node 2\n"
-                      "cost other_node 20\n");
+                      "cost other_node 20\nbandwidth other_node 1.5\n");
   ck_assert_int_eq(moeplace_topology_load(&t, f), 0);
+  ck_assert(moeplace_topology_bandwidth(t, MOEPLACE_LINK_OTHER_NODE) == 1.5e9);
+  ck_assert(moeplace_topology_bandwidth(t, MOEPLACE_LINK_SAME_NODE) == 25e9);
   ck_assert_int_eq(moeplace_topology_ranks(t), 8);
   ck_assert_int_eq(moeplace_topology_nodes(t), 2);
   ck_assert_int_eq(moeplace_topology_class(t, 0, 1), MOEPLACE_LINK_SAME_NUMA);
@@ -374,6 +469,10 @@ START_TEST(test_topology_file) {
   unlink(f);
   f = write_tmp("nodes 2\ncost far 3\n");
   ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
+  unlink(f);
+  f = write_tmp("nodes 2\nranks_per_node 2\nbandwidth same_node 0\n");
+  ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), ":3: expected 'bandwidth CLASS VALUE'"));
   unlink(f);
 }
 END_TEST
@@ -694,6 +793,8 @@ int main(void) {
   tcase_add_test(tc, test_migration_aware);
   tcase_add_test(tc, test_budget);
   tcase_add_test(tc, test_weight_keeps_current);
+  tcase_add_test(tc, test_migration_seconds);
+  tcase_add_test(tc, test_seconds_priced);
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_topology_file);
   tcase_add_test(tc, test_topology_class_bad_rank);

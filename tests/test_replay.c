@@ -3,22 +3,12 @@
 
 #include <moeplace.h>
 
+#include <jansson.h>
+
+#include "common/json_file.h"
+#include "replay/eplb.h"
 #include "replay/replay.h"
 #include "tests/test_util.h"
-
-START_TEST(migration_time_model) {
-  double bw[MOEPLACE_LINK_CLASSES] = {INFINITY, 100, 50, 25, 10};
-  moeplace_transfer plan[] = {
-      {.src_rank = 0, .dst_rank = 1, .link = MOEPLACE_LINK_SAME_NODE, .bytes = 100},   /* 4 s */
-      {.src_rank = 0, .dst_rank = 2, .link = MOEPLACE_LINK_OTHER_NODE, .bytes = 100},  /* 10 s */
-      {.src_rank = 3, .dst_rank = 2, .link = MOEPLACE_LINK_SAME_NUMA, .bytes = 300},   /* 3 s */
-  };
-  /* rank 0 sends 4 + 10 = 14 s; rank 2 receives 10 + 3 = 13 s */
-  ck_assert_double_eq_tol(mp_replay_migration_seconds(plan, 3, 4, bw), 14.0, 1e-12);
-  ck_assert_double_eq_tol(mp_replay_migration_seconds(plan + 2, 1, 4, bw), 3.0, 1e-12);
-  ck_assert_double_eq(mp_replay_migration_seconds(plan, 0, 4, bw), 0.0);
-}
-END_TEST
 
 /* Replays `text` on one node of `ranks` ranks with the sw_avg predictor. */
 static int replay_text(const char *text, int ranks, int slots, int interval, int window,
@@ -102,7 +92,7 @@ START_TEST(rejects_bad_config) {
   cfg.horizon = 25;
   ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
   cfg.horizon = 0;
-  cfg.bandwidth[MOEPLACE_LINK_OTHER_NODE] = 0;
+  cfg.step_time_s = -1;
   /* The header says: free the result also after a failure. A result the
    * caller did not zero must be safe to free after a rejected config too. */
   res.policy[0].log = (mp_decision_record *)&res; /* not heap memory */
@@ -115,13 +105,49 @@ START_TEST(rejects_bad_config) {
 }
 END_TEST
 
+/* replay/eplb.c against scripts/fixtures/make_eplb_fixture.py (the numpy
+ * port of EPLB's published algorithm in scripts/eplb_reference.py): the
+ * same phy2log, slot for slot, global and hierarchical. */
+START_TEST(eplb_matches_numpy_reference) {
+  json_t *doc;
+  ck_assert_int_eq(mp_json_read_file(test_src_path("tests/data/eplb_fixture.json"), &doc), 0);
+  json_t *cases = json_object_get(doc, "cases");
+  ck_assert_int_ge(json_array_size(cases), 6);
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    json_t *c = json_array_get(cases, i), *loads = json_object_get(c, "loads");
+    const int R = (int)json_integer_value(json_object_get(c, "ranks"));
+    const int S = (int)json_integer_value(json_object_get(c, "slots"));
+    const int N = (int)json_integer_value(json_object_get(c, "nodes"));
+    const int G = (int)json_integer_value(json_object_get(c, "groups"));
+    for (size_t l = 0; l < json_array_size(loads); l++) {
+      json_t *row = json_array_get(loads, l);
+      json_t *want = json_array_get(json_object_get(c, "phy2log"), l);
+      const int E = (int)json_array_size(row);
+      double w[64];
+      int got[256];
+      for (int e = 0; e < E; e++) w[e] = json_number_value(json_array_get(row, e));
+      ck_assert_int_eq(mp_eplb_layer(w, E, R, S, N, G, got), MOEPLACE_OK);
+      for (int p = 0; p < R * S; p++)
+        ck_assert_msg(got[p] == json_integer_value(json_array_get(want, p)),
+                      "%s layer %zu slot %d: %d, numpy %lld",
+                      json_string_value(json_object_get(c, "name")), l, p, got[p],
+                      (long long)json_integer_value(json_array_get(want, p)));
+    }
+  }
+  json_decref(doc);
+  double w[4] = {1, 2, 3, 4};
+  int out[4];
+  ck_assert_int_eq(mp_eplb_layer(w, 4, 3, 1, 1, 1, out), MOEPLACE_ERR_ARG); // 3 slots < 4 experts
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("replay");
   TCase *tc = tcase_create("replay");
-  tcase_add_test(tc, migration_time_model);
   tcase_add_test(tc, two_by_two_by_hand);
   tcase_add_test(tc, oracle_balances_skew);
   tcase_add_test(tc, rejects_bad_config);
+  tcase_add_test(tc, eplb_matches_numpy_reference);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }

@@ -38,6 +38,12 @@ static void usage(FILE *out) {
           "  --budget B              hard cap on bytes moved (default unlimited)\n"
           "  --min-gain G            a change must gain more than G x mean rank load\n"
           "                          (default 0.002)\n"
+          "  --step-ms T             price the change in seconds: the experts' part of a\n"
+          "                          step takes T ms at perfect balance; move only if the\n"
+          "                          time saved over --horizon steps exceeds the modelled\n"
+          "                          migration time (docs/PLACEMENT.md; default 0: off)\n"
+          "  --horizon N             steps the placement stays in force (default 500)\n"
+          "  --time-budget S         modelled migration seconds allowed (default unlimited)\n"
           "  --iterations N          local-search iterations per layer (default 64)\n"
           "  --time-limit-ms T       soft time limit of the local search; 0 skips it (default: no limit)\n"
           "Output:\n"
@@ -95,6 +101,8 @@ int main(int argc, char **argv) {
       {"budget", required_argument, NULL, 'B'},    {"min-gain", required_argument, NULL, 'g'},
       {"iterations", required_argument, NULL, 'i'},
       {"time-limit-ms", required_argument, NULL, 'T'},
+      {"step-ms", required_argument, NULL, 'S'},  {"horizon", required_argument, NULL, 'H'},
+      {"time-budget", required_argument, NULL, 'D'},
       {"json", required_argument, NULL, 'j'},      {"plan", required_argument, NULL, 'P'},
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   const char *loads_path = NULL, *topo_path = NULL, *cur_path = NULL, *json_path = NULL,
@@ -129,6 +137,12 @@ int main(int argc, char **argv) {
     case 'T':
       bad = cli_parse_double(prog, "--time-limit-ms", optarg, 0, 1e9, &opt.time_limit_ms);
       break;
+    case 'S':
+      bad = cli_parse_double(prog, "--step-ms", optarg, 0, 1e9, &opt.step_time_s);
+      opt.step_time_s *= 1e-3;
+      break;
+    case 'H': bad = cli_parse_double(prog, "--horizon", optarg, 1, 1e12, &opt.horizon_steps); break;
+    case 'D': bad = cli_parse_double(prog, "--time-budget", optarg, 0, 1e9, &opt.time_budget_s); break;
     case 'j': json_path = optarg; break;
     case 'P': plan_path = optarg; break;
     default: fprintf(stderr, "%s: see --help\n", prog); return CLI_EXIT_USAGE;
@@ -210,6 +224,7 @@ int main(int argc, char **argv) {
            "  bytes_moved %.0f  cross_node_bytes %.0f\n",
            st.current_imbalance, st.kept_current ? "yes" : "no", st.moves, st.bytes_moved,
            st.cross_node_bytes);
+  if (cur) printf("migration_s %.6f  saving_s %.6f\n", st.migration_s, st.saving_s);
   if (json_path && (rc = moeplace_placement_write_json(res, &st, json_path))) goto fail;
   if (plan_path) {
     moeplace_transfer *t;

@@ -25,14 +25,15 @@ static void usage(FILE *out) {
           "\n"
           "Replays moeplace's decision loop (windows, state detection, forecast,\n"
           "placement, migration plan) on a load trace as if the job ran on the given\n"
-          "cluster, and scores each policy: static, moving_average, moeplace, oracle\n"
-          "(docs/REPLAY.md). Figures follow metrics.md.\n"
+          "cluster, and scores each policy: static, moving_average, moeplace, oracle,\n"
+          "eplb (docs/REPLAY.md). Figures follow metrics.md.\n"
           "\n"
           "Cluster:\n"
           "  --ranks R            ranks (with --nodes: R/N ranks per node)\n"
           "  --nodes N            nodes (default 1)\n"
           "  --topology FILE      cluster-shape file instead (docs/PLACEMENT.md)\n"
           "  --slots S            expert slots per rank and layer (R*S >= experts)\n"
+          "  --groups G           expert groups (EPLB's num_groups; default 1)\n"
           "Loop:\n"
           "  --interval STEPS     steps between rebalances (default 500)\n"
           "  --window W           steps per forecasting window (default 10)\n"
@@ -46,9 +47,14 @@ static void usage(FILE *out) {
           "  --budget B           bytes moeplace may move per rebalance (default none)\n"
           "  --min-gain G         moeplace changes a placement only to gain more than\n"
           "                       G x the mean rank load per layer (default 0.002)\n"
+          "  --step-ms T          price rebalances in seconds: the experts' part of a\n"
+          "                       step takes T ms at perfect balance; moeplace moves\n"
+          "                       only if the time saved over the interval exceeds the\n"
+          "                       modelled migration time (docs/PLACEMENT.md; 0: off)\n"
+          "  --time-budget S      modelled migration seconds per rebalance (default none)\n"
           "  --bw-numa G --bw-package G --bw-node G --bw-network G\n"
-          "                       bandwidth in GB/s per link class\n"
-          "                       (defaults 100, 50, 25, 12.5)\n"
+          "                       bandwidth in GB/s per link class (defaults: the\n"
+          "                       cluster file's, else 100, 50, 25, 12.5)\n"
           "Output:\n"
           "  --json OUT           figures as JSON (atomic write; - for stdout)\n"
           "  --timeline OUT.csv   per-step imbalance of every reported policy\n"
@@ -116,7 +122,7 @@ static int parse_policies(const char *list, int *report) {
   for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     int p = mp_policy_from_name(tok);
     if (p < 0) {
-      fprintf(stderr, "%s: --policies: unknown policy '%s' (static, moving_average, moeplace, oracle)\n",
+      fprintf(stderr, "%s: --policies: unknown policy '%s' (static, moving_average, moeplace, oracle, eplb)\n",
               prog, tok);
       return -1;
     }
@@ -124,7 +130,7 @@ static int parse_policies(const char *list, int *report) {
   }
   for (int p = 0; p < MP_POLICY_COUNT; p++)
     if (report[p]) return 0;
-  fprintf(stderr, "%s: --policies: empty list (give one or more of static, moving_average, moeplace, oracle)\n",
+  fprintf(stderr, "%s: --policies: empty list (give one or more of static, moving_average, moeplace, oracle, eplb)\n",
           prog);
   return -1;
 }
@@ -156,13 +162,16 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
     json_object_set_new(o, "decision_log", log);
     json_object_set_new(policies, mp_policy_name(p), o);
   }
-  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:o}",
+  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, "
+                   "s:f, s:f, s:o}",
                    "trace", trace, "steps", (json_int_t)res->steps, "layers", res->layers,
                    "experts", res->experts, "ranks", res->ranks, "slots", res->slots, "nodes",
                    nodes, "interval", cfg->interval, "window", cfg->window, "horizon",
                    cfg->horizon ? cfg->horizon : cfg->interval, "predictor", cfg->predictor,
                    "expert_bytes", cfg->expert_bytes, "migration_weight", cfg->migration_weight,
-                   "budget", cfg->byte_budget, "policies", policies);
+                   "budget", cfg->byte_budget, "min_gain", cfg->min_gain, "step_ms",
+                   cfg->step_time_s * 1e3, "time_budget_s", cfg->time_budget_s, "policies",
+                   policies);
 }
 
 static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
@@ -183,7 +192,8 @@ static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
 int main(int argc, char **argv) {
   enum { O_TRACE = 256, O_RANKS, O_SLOTS, O_NODES, O_TOPOLOGY, O_INTERVAL, O_WINDOW, O_HORIZON,
          O_PREDICTOR, O_POLICIES, O_SEED, O_BYTES, O_WEIGHT, O_BUDGET, O_BW_NUMA, O_BW_PACKAGE,
-         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN };
+         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN, O_STEP_MS,
+         O_TIME_BUDGET, O_GROUPS };
   static const struct option opts[] = {
       {"help", no_argument, NULL, 'h'},        {"trace", required_argument, NULL, O_TRACE},
       {"ranks", required_argument, NULL, O_RANKS}, {"slots", required_argument, NULL, O_SLOTS},
@@ -198,14 +208,17 @@ int main(int argc, char **argv) {
       {"bw-package", required_argument, NULL, O_BW_PACKAGE},
       {"bw-node", required_argument, NULL, O_BW_NODE},
       {"bw-network", required_argument, NULL, O_BW_NETWORK},
+      {"step-ms", required_argument, NULL, O_STEP_MS},
+      {"time-budget", required_argument, NULL, O_TIME_BUDGET},
+      {"groups", required_argument, NULL, O_GROUPS},
       {"json", required_argument, NULL, O_JSON}, {"timeline", required_argument, NULL, O_TIMELINE},
       {"quiet", no_argument, NULL, O_QUIET},   {NULL, 0, NULL, 0}};
   mp_replay_config cfg;
   mp_replay_config_init(&cfg);
-  tool_ctx ctx = {.report = {1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
+  tool_ctx ctx = {.report = {1, 1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
   const char *trace_path = NULL, *topo_path = NULL, *json_out = NULL, *timeline_out = NULL;
   long long ranks = 0, nodes = 1, v;
-  double d;
+  double d, bw[MOEPLACE_LINK_CLASSES] = {0}; // GB/s given on the command line (0: not given)
   int c;
 #define INT_OPT(name, lo, hi, dst) \
   if (cli_parse_int(prog, name, optarg, lo, hi, &v)) return CLI_EXIT_USAGE; \
@@ -221,6 +234,7 @@ int main(int argc, char **argv) {
     case O_RANKS: INT_OPT("--ranks", 1, 1 << 20, ranks) break;
     case O_NODES: INT_OPT("--nodes", 1, 1 << 20, nodes) break;
     case O_SLOTS: INT_OPT("--slots", 1, 1 << 16, cfg.slots) break;
+    case O_GROUPS: INT_OPT("--groups", 1, 1 << 20, cfg.groups) break;
     case O_INTERVAL: INT_OPT("--interval", 1, 1 << 30, cfg.interval) break;
     case O_WINDOW: INT_OPT("--window", 1, 1 << 30, cfg.window) break;
     case O_HORIZON: INT_OPT("--horizon", 1, 1 << 30, cfg.horizon) break;
@@ -233,10 +247,12 @@ int main(int argc, char **argv) {
     case O_WEIGHT: REAL_OPT("--migration-weight", 0, 1e30, cfg.migration_weight) break;
     case O_BUDGET: REAL_OPT("--budget", 0, 1e18, cfg.byte_budget) break;
     case O_MIN_GAIN: REAL_OPT("--min-gain", 0, 1e6, cfg.min_gain) break;
-    case O_BW_NUMA: REAL_OPT("--bw-numa", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_NUMA]) cfg.bandwidth[MOEPLACE_LINK_SAME_NUMA] *= 1e9; break;
-    case O_BW_PACKAGE: REAL_OPT("--bw-package", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_PACKAGE]) cfg.bandwidth[MOEPLACE_LINK_SAME_PACKAGE] *= 1e9; break;
-    case O_BW_NODE: REAL_OPT("--bw-node", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_NODE]) cfg.bandwidth[MOEPLACE_LINK_SAME_NODE] *= 1e9; break;
-    case O_BW_NETWORK: REAL_OPT("--bw-network", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_OTHER_NODE]) cfg.bandwidth[MOEPLACE_LINK_OTHER_NODE] *= 1e9; break;
+    case O_BW_NUMA: REAL_OPT("--bw-numa", 1e-9, 1e9, bw[MOEPLACE_LINK_SAME_NUMA]) break;
+    case O_BW_PACKAGE: REAL_OPT("--bw-package", 1e-9, 1e9, bw[MOEPLACE_LINK_SAME_PACKAGE]) break;
+    case O_BW_NODE: REAL_OPT("--bw-node", 1e-9, 1e9, bw[MOEPLACE_LINK_SAME_NODE]) break;
+    case O_BW_NETWORK: REAL_OPT("--bw-network", 1e-9, 1e9, bw[MOEPLACE_LINK_OTHER_NODE]) break;
+    case O_STEP_MS: REAL_OPT("--step-ms", 0, 1e9, cfg.step_time_s) cfg.step_time_s *= 1e-3; break;
+    case O_TIME_BUDGET: REAL_OPT("--time-budget", 0, 1e9, cfg.time_budget_s) break;
     case O_JSON: json_out = optarg; break;
     case O_TIMELINE: timeline_out = optarg; break;
     case O_QUIET: ctx.quiet = 1; break;
@@ -267,7 +283,12 @@ int main(int argc, char **argv) {
   moeplace_topology *topo = NULL;
   int rc = topo_path ? moeplace_topology_load(&topo, topo_path)
                      : moeplace_topology_create_shape(&topo, (int)nodes, (int)(ranks / nodes), 1, 1);
-  if (rc) return cli_report(prog, rc);
+  for (int k = MOEPLACE_LINK_SAME_NUMA; rc == MOEPLACE_OK && k < MOEPLACE_LINK_CLASSES; k++)
+    if (bw[k] > 0) rc = moeplace_topology_set_bandwidth(topo, (moeplace_link_class)k, bw[k] * 1e9);
+  if (rc) {
+    moeplace_topology_destroy(topo);
+    return cli_report(prog, rc);
+  }
   moeplace_trace *trace = NULL;
   mp_replay_result res = {0};
   mp_atomic_file timeline_file = {.fd = -1};

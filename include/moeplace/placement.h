@@ -78,6 +78,17 @@ int moeplace_topology_rank_node(const moeplace_topology *topo, int rank);
  * for NULL or an unknown class. */
 int moeplace_topology_set_cost(moeplace_topology *topo, moeplace_link_class cls, double cost);
 double moeplace_topology_cost(const moeplace_topology *topo, moeplace_link_class cls);
+/* Bandwidth of a class in bytes per second, for the migration time model
+ * (moeplace_migration_seconds) and the seconds-priced keep-or-move rule
+ * (moeplace_place_options.step_time_s). Defaults: same NUMA 100e9, same
+ * package 50e9, same node 25e9, other node 12.5e9 (an NVLink-class node and
+ * a 100 Gb/s network); a rank with itself is free (infinite, not settable).
+ * set_bandwidth returns MOEPLACE_ERR_ARG for NULL, SAME_RANK or an unknown
+ * class, or a bandwidth that is not finite and > 0; bandwidth returns 0 for
+ * NULL or an unknown class. */
+int moeplace_topology_set_bandwidth(moeplace_topology *topo, moeplace_link_class cls,
+                                    double bytes_per_s);
+double moeplace_topology_bandwidth(const moeplace_topology *topo, moeplace_link_class cls);
 /* Class of ranks a and b; MOEPLACE_LINK_INVALID, with moeplace_last_error()
  * set, if topo is NULL or a or b is not in [0, ranks). */
 moeplace_link_class moeplace_topology_class(const moeplace_topology *topo, int a, int b);
@@ -209,7 +220,24 @@ typedef struct moeplace_place_options {
    * (< 0, the default): none; 0: no local search. The constructive steps
    * always run to the end. */
   double time_limit_ms;
-  uint64_t reserved[8]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
+  /* Keep-or-move priced in seconds (docs/PLACEMENT.md): > 0 turns it on.
+   * The time the experts' part of one training step takes at imbalance 1.0
+   * (perfect balance); a step's expert time grows with the imbalance. A
+   * change is made only if the time it saves over horizon_steps steps,
+   * (imbalance kept - imbalance new) x step_time_s x horizon_steps, exceeds
+   * its modelled migration time (moeplace_migration_seconds with topo's
+   * bandwidths) plus min_gain x step_time_s x horizon_steps; candidates are
+   * ranked with each move priced at its transfer time (migration_weight and
+   * the per-byte costs are then not used). 0 (the default): the rule of
+   * migration_weight and min_gain above. */
+  double step_time_s;
+  /* Steps the new placement stays in force (the rebalance interval), > 0
+   * when step_time_s > 0 (default 500). */
+  double horizon_steps;
+  /* Hard cap on the modelled migration time per call, in seconds, with
+   * step_time_s > 0; MOEPLACE_NO_LIMIT (< 0, the default): none. */
+  double time_budget_s;
+  uint64_t reserved[5]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
 } moeplace_place_options;
 
 /* Writes every default (and zeroes reserved). Accepts NULL (does nothing). */
@@ -229,7 +257,10 @@ typedef struct moeplace_place_stats {
   double cross_node_bytes;
   double migration_cost;
   double solve_ms;
-  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
+  double migration_s; /* modelled time of the migration (0 without a current placement) */
+  double saving_s;    /* with step_time_s > 0: time the change saves over horizon_steps
+                         (predicted; 0 when kept or when the seconds model is off) */
+  uint64_t reserved[2]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_place_stats;
 
 /* Computes a placement for loads [layers][experts] (non-negative, finite).
@@ -277,6 +308,17 @@ int moeplace_migration_plan(const moeplace_placement *from, const moeplace_place
                             moeplace_transfer **out, size_t *count);
 /* Accepts NULL. */
 void moeplace_transfers_free(moeplace_transfer *transfers);
+
+/* The modelled wall time of a migration plan, into *seconds: each transfer
+ * takes bytes / the bandwidth of its link class (topo's bandwidths; local
+ * copies are free); every rank sends its transfers one after the other and
+ * receives its transfers one after the other, ranks work in parallel, so the
+ * migration lasts as long as the busiest rank's sending or receiving
+ * (docs/PLACEMENT.md, "Pricing a rebalance in seconds"). MOEPLACE_ERR_ARG for
+ * NULL topo or seconds, transfers NULL with count > 0, or a transfer whose
+ * ranks are outside topo; MOEPLACE_ERR_NOMEM. */
+int moeplace_migration_seconds(const moeplace_topology *topo, const moeplace_transfer *transfers,
+                               size_t count, double *seconds);
 
 #ifdef __cplusplus
 }

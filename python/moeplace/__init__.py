@@ -14,8 +14,8 @@ from .errors import (Error, OK, ERR_ARG, ERR_NOMEM, ERR_IO, ERR_FORMAT, ERR_STAT
                      ERR_MISMATCH, ERR_VERIFY, ERR_NUMERIC, ERR_UNSUPPORTED)
 from .trace import Trace, TraceWriter, read_trace, write_trace
 from .predict import Forecaster, StateDetector, methods, state_name, TRANSIENT, STABLE
-from .placement import (Topology, Placement, PlaceStats, place, plan, LINK_CLASSES,
-                        TRANSFER_DTYPE)
+from .placement import (Topology, Placement, PlaceStats, place, plan, migration_seconds,
+                        LINK_CLASSES, TRANSFER_DTYPE)
 from .routing import split_tokens, dispatch_counts
 from . import _lib
 
@@ -37,5 +37,5 @@ def __getattr__(name):
 __all__ = ["Error", "OK", "ERR_ARG", "ERR_NOMEM", "ERR_IO", "ERR_FORMAT", "ERR_STATE",
            "ERR_MPI", "ERR_MISMATCH", "ERR_VERIFY", "ERR_NUMERIC", "ERR_UNSUPPORTED", "Trace", "TraceWriter", "read_trace", "write_trace", "Forecaster",
            "StateDetector", "methods", "state_name", "TRANSIENT", "STABLE", "Topology",
-           "Placement", "PlaceStats", "place", "plan", "LINK_CLASSES", "TRANSFER_DTYPE",
+           "Placement", "PlaceStats", "place", "plan", "migration_seconds", "LINK_CLASSES", "TRANSFER_DTYPE",
            "split_tokens", "dispatch_counts", "Runtime", "StepInfo", "comm_handle", "version"]

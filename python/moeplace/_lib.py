@@ -62,7 +62,9 @@ class MoveStats(ctypes.Structure):
 class PlaceOptions(ctypes.Structure):
     _fields_ = [("migration_weight", c_double), ("byte_budget", c_double),
                 ("expert_bytes", c_double), ("min_gain", c_double), ("max_iterations", c_int),
-                ("time_limit_ms", c_double), ("reserved", c_uint64 * 8)]
+                ("time_limit_ms", c_double), ("step_time_s", c_double),
+                ("horizon_steps", c_double), ("time_budget_s", c_double),
+                ("reserved", c_uint64 * 5)]
 
 
 class PlaceStats(ctypes.Structure):
@@ -71,7 +73,8 @@ class PlaceStats(ctypes.Structure):
                 ("current_imbalance", c_double), ("kept_current", c_int), ("moves", c_int64),
                 ("bytes_moved", c_double), ("cross_node_bytes", c_double),
                 ("migration_cost", c_double), ("solve_ms", c_double),
-                ("reserved", c_uint64 * 4)]
+                ("migration_s", c_double), ("saving_s", c_double),
+                ("reserved", c_uint64 * 2)]
 
 
 class Transfer(ctypes.Structure):
@@ -182,6 +185,8 @@ FUNCTIONS = {
     "moeplace_topology_rank_node": (c_int, [vp, c_int]),
     "moeplace_topology_set_cost": (c_int, [vp, c_int, c_double]),
     "moeplace_topology_cost": (c_double, [vp, c_int]),
+    "moeplace_topology_set_bandwidth": (c_int, [vp, c_int, c_double]),
+    "moeplace_topology_bandwidth": (c_double, [vp, c_int]),
     "moeplace_topology_class": (c_int, [vp, c_int, c_int]),
     "moeplace_placement_create": (c_int, [P(vp), c_int, c_int, c_int, c_int]),
     "moeplace_placement_clone": (c_int, [P(vp), vp]),
@@ -207,6 +212,7 @@ FUNCTIONS = {
                                P(PlaceStats)]),
     "moeplace_migration_plan": (c_int, [vp, vp, vp, c_double, P(P(Transfer)), P(c_size_t)]),
     "moeplace_transfers_free": (None, [P(Transfer)]),
+    "moeplace_migration_seconds": (c_int, [vp, P(Transfer), c_size_t, P(c_double)]),
 }
 
 # runtime.h. MPI_Comm is a pointer in Open MPI and an int in MPICH: its

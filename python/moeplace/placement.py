@@ -103,11 +103,22 @@ class Topology(Owned):
         check(self._lib.moeplace_topology_set_cost(self._handle(), _link(cls),
                                                    as_float(cost, "cost")))
 
+    def bandwidth(self, cls):
+        """Bandwidth of a link class in bytes per second (the migration time
+        model and the seconds-priced keep-or-move rule)."""
+        return self._lib.moeplace_topology_bandwidth(self._handle(), _link(cls))
+
+    def set_bandwidth(self, cls, bytes_per_s):
+        """Sets the bandwidth of a link class in bytes per second (> 0)."""
+        check(self._lib.moeplace_topology_set_bandwidth(self._handle(), _link(cls),
+                                                        as_float(bytes_per_s, "bytes_per_s")))
+
 
 class PlaceStats(dict):
     """The solver's figures (moeplace_place_stats) as a dict whose keys are
     also attributes: imbalance, lower_bound, gap, current_imbalance,
     kept_current, moves, bytes_moved, cross_node_bytes, migration_cost,
+    migration_s, saving_s,
     solve_ms, layers, experts, ranks, slots."""
 
     __getattr__ = dict.__getitem__
@@ -304,7 +315,8 @@ def _topo_handle(t):
 
 
 _OPTIONS = {"migration_weight": as_float, "byte_budget": as_float, "expert_bytes": as_float,
-            "min_gain": as_float, "max_iterations": as_int, "time_limit_ms": as_float}
+            "min_gain": as_float, "max_iterations": as_int, "time_limit_ms": as_float,
+            "step_time_s": as_float, "horizon_steps": as_float, "time_budget_s": as_float}
 
 
 def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
@@ -314,7 +326,8 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     ``slots`` is S, slots per rank (R*S >= E). ``current``: the Placement in
     force, which the result stays close to (moves count against it).
     options (moeplace_place_options; None = no limit): migration_weight,
-    byte_budget, expert_bytes, min_gain, max_iterations, time_limit_ms.
+    byte_budget, expert_bytes, min_gain, max_iterations, time_limit_ms,
+    step_time_s, horizon_steps, time_budget_s (the seconds-priced rule).
     Returns a Placement whose ``stats`` holds imbalance, lower_bound, gap,
     moves, bytes_moved, ..."""
     lib = _lib.core()
@@ -337,7 +350,7 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     for key, value in options.items():
         if key not in _OPTIONS:
             raise TypeError("place(): unknown option %r (known: %s)" % (key, ", ".join(_OPTIONS)))
-        if value is None and key in ("byte_budget", "time_limit_ms"):
+        if value is None and key in ("byte_budget", "time_limit_ms", "time_budget_s"):
             value = -1.0  # MOEPLACE_NO_LIMIT
         setattr(opt, key, _OPTIONS[key](value, key))
     ch = None if current is None else _placement_handle(current, "current")
@@ -370,3 +383,21 @@ def plan(current, new, topology=None, expert_bytes=1.0):
         return res
     finally:
         lib.moeplace_transfers_free(out)
+
+
+def migration_seconds(transfers, topology):
+    """The modelled wall time in seconds of a migration plan (an array of
+    TRANSFER_DTYPE, as plan() returns) on ``topology``: each transfer takes
+    bytes / its link class's bandwidth, every rank sends and receives its
+    transfers one after the other, ranks in parallel
+    (moeplace_migration_seconds)."""
+    t = np.ascontiguousarray(transfers)
+    if t.dtype != TRANSFER_DTYPE or t.ndim != 1:
+        raise TypeError("transfers must be a 1-d array of moeplace.TRANSFER_DTYPE (from plan())")
+    th = _topo_handle(topology)
+    if th is None:
+        raise TypeError("migration_seconds() needs a moeplace.Topology")
+    out = ctypes.c_double()
+    check(_lib.core().moeplace_migration_seconds(
+        th, ctypes.cast(t.ctypes.data, ctypes.POINTER(_lib.Transfer)), len(t), ctypes.byref(out)))
+    return out.value

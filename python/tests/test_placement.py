@@ -52,6 +52,12 @@ def test_plan_between_placements():
         assert cur.phy2log[row["layer"], row["src_rank"]] == row["expert"]
     assert cur.diff(new, topo, 100)["moves"] == 2
     assert len(moeplace.plan(cur, cur.copy())) == 0
+    # two same-NUMA transfers of 100 bytes, rank 0 -> 1 and 1 -> 0, in parallel
+    topo.set_bandwidth("same_numa", 50.0)
+    assert topo.bandwidth("same_numa") == 50.0
+    assert moeplace.migration_seconds(t, topo) == pytest.approx(2.0)
+    with pytest.raises(moeplace.Error):
+        topo.set_bandwidth("same_node", 0)
 
 
 def test_place_migration_aware():
