@@ -44,6 +44,8 @@ typedef struct mp_replay_config {
   double migration_weight; /* see moeplace_place_options */
   double byte_budget;      /* bytes per rebalance for moeplace; < 0: none */
   double min_gain;         /* moeplace: see moeplace_place_options (default: the solver's) */
+  int groups;              /* expert groups of every policy's placements (the
+                              initial one included): moeplace_place_options.groups */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with

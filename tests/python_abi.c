@@ -111,6 +111,7 @@ int main(void) {
   F(moeplace_runtime_config, chunk_bytes); F(moeplace_runtime_config, max_outstanding);
   F(moeplace_runtime_config, shm_transfers);
   F(moeplace_runtime_config, collective_timeout_s);
+  F(moeplace_runtime_config, groups);
   F(moeplace_runtime_config, reserved);
   end();
 

@@ -40,6 +40,8 @@ static void usage(FILE *out) {
           "  --predictor NAME     auto (default), sw_avg, arima, lstm, last\n"
           "  --policies LIST      comma-separated subset to report (default all)\n"
           "  --seed N             seed of learned predictors (default 1)\n"
+          "  --groups G           experts form G groups; with N > 1 nodes every policy\n"
+          "                       keeps each group on one node (docs/PLACEMENT.md)\n"
           "Migration:\n"
           "  --expert-bytes B     bytes of one expert replica (default 67108864)\n"
           "  --migration-weight X tokens one unit of migration cost is worth (default 0)\n"
@@ -156,13 +158,14 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
     json_object_set_new(o, "decision_log", log);
     json_object_set_new(policies, mp_policy_name(p), o);
   }
-  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:o}",
+  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:i, "
+                   "s:o}",
                    "trace", trace, "steps", (json_int_t)res->steps, "layers", res->layers,
                    "experts", res->experts, "ranks", res->ranks, "slots", res->slots, "nodes",
                    nodes, "interval", cfg->interval, "window", cfg->window, "horizon",
                    cfg->horizon ? cfg->horizon : cfg->interval, "predictor", cfg->predictor,
                    "expert_bytes", cfg->expert_bytes, "migration_weight", cfg->migration_weight,
-                   "budget", cfg->byte_budget, "policies", policies);
+                   "budget", cfg->byte_budget, "groups", cfg->groups, "policies", policies);
 }
 
 static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
@@ -183,7 +186,7 @@ static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
 int main(int argc, char **argv) {
   enum { O_TRACE = 256, O_RANKS, O_SLOTS, O_NODES, O_TOPOLOGY, O_INTERVAL, O_WINDOW, O_HORIZON,
          O_PREDICTOR, O_POLICIES, O_SEED, O_BYTES, O_WEIGHT, O_BUDGET, O_BW_NUMA, O_BW_PACKAGE,
-         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN };
+         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN, O_GROUPS };
   static const struct option opts[] = {
       {"help", no_argument, NULL, 'h'},        {"trace", required_argument, NULL, O_TRACE},
       {"ranks", required_argument, NULL, O_RANKS}, {"slots", required_argument, NULL, O_SLOTS},
@@ -199,7 +202,8 @@ int main(int argc, char **argv) {
       {"bw-node", required_argument, NULL, O_BW_NODE},
       {"bw-network", required_argument, NULL, O_BW_NETWORK},
       {"json", required_argument, NULL, O_JSON}, {"timeline", required_argument, NULL, O_TIMELINE},
-      {"quiet", no_argument, NULL, O_QUIET},   {NULL, 0, NULL, 0}};
+      {"quiet", no_argument, NULL, O_QUIET},   {"groups", required_argument, NULL, O_GROUPS},
+      {NULL, 0, NULL, 0}};
   mp_replay_config cfg;
   mp_replay_config_init(&cfg);
   tool_ctx ctx = {.report = {1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
@@ -225,6 +229,7 @@ int main(int argc, char **argv) {
     case O_WINDOW: INT_OPT("--window", 1, 1 << 30, cfg.window) break;
     case O_HORIZON: INT_OPT("--horizon", 1, 1 << 30, cfg.horizon) break;
     case O_SEED: INT_OPT("--seed", 0, INT64_MAX, cfg.seed) break;
+    case O_GROUPS: INT_OPT("--groups", 1, 1 << 20, cfg.groups) break;
     case O_PREDICTOR: cfg.predictor = optarg; break;
     case O_POLICIES:
       if (parse_policies(optarg, ctx.report)) return CLI_EXIT_USAGE;
