@@ -27,6 +27,7 @@ echo "== moeplace (C, one core)"
 SHAPES="deepseek-32x9:32:9:4:8 deepseek-64x5:64:5:8:8 deepseek-64x5-2nodes:64:5:2:8"
 GSHAPES="ds32x9-n4-g4:32:9:4:4 ds32x9-n4-g8:32:9:4:8 ds32x9-n8-g8:32:9:8:8 ds64x5-n4-g4:64:5:4:4 ds64x5-n4-g8:64:5:4:8 ds64x5-n8-g8:64:5:8:8"
 echo "== EPLB reference (numpy)"
+# shellcheck disable=SC2086
 "$PY" "$SRC/scripts/eplb_reference.py" "$OUT/loads.txt" $SHAPES $GSHAPES --repeat 3 | tee "$OUT/np.txt"
 if "$PY" -c "import torch" 2>/dev/null; then
   echo "== EPLB reference (torch CPU, one thread, as EPLB runs)"
