@@ -1,7 +1,9 @@
 /* bench_place: decision time, balance and migration of moeplace_place on
  * the DeepSeek-V3-sized shapes, a 1024-rank scale test, a greedy
  * replicate-then-LPT baseline measured in the same run, and a drift test on
- * real trace intervals (moves per rebalance vs from-scratch placement).
+ * real trace intervals (moves per rebalance vs from-scratch placement), and
+ * node-limited expert groups on the DeepSeek shapes (4 and 8 nodes, 4 and 8
+ * groups) against the same loads without groups.
  *
  *   bench_place [--loads-out FILE] [--trace FILE] [--interval N] [--repeat N]
  *
@@ -173,6 +175,70 @@ static void bench_shape(const char *name, const double *loads, int L, int E, int
   moeplace_topology_destroy(topo);
 }
 
+/* ---- expert groups, node-limited (EPLB's hierarchical setting) --------- */
+
+/* Imbalance of p on loads with every replica's share 1 / its replica count
+ * (how EPLB's routers split tokens). */
+static double equal_share_imbalance(const moeplace_placement *p, const double *loads) {
+  moeplace_placement *q;
+  double imb = -1;
+  if (moeplace_placement_clone(&q, p) == 0) {
+    moeplace_placement_equal_shares(q);
+    moeplace_placement_imbalance(q, loads, &imb);
+    moeplace_placement_destroy(q);
+  }
+  return imb;
+}
+
+/* moeplace with groups = G on N nodes against the same call without groups:
+ * solve time (median of `repeat`), imbalance scored with moeplace's shares
+ * and with equal shares, groups spanning two nodes (summed over layers). */
+static void bench_groups(const char *name, const double *loads, int L, int E, int N, int R,
+                         int S, int G, int repeat) {
+  moeplace_topology *topo;
+  if (moeplace_topology_create_shape(&topo, N, R / N, 1, 1)) exit(1);
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.groups = G;
+  double *ms = malloc(repeat * sizeof *ms);
+  moeplace_placement *p = NULL, *f = NULL;
+  moeplace_place_stats st, sf;
+  for (int k = 0; k < repeat; k++) {
+    moeplace_placement_destroy(p);
+    double t0 = mp_now_s();
+    if (moeplace_place(topo, L, E, S, loads, NULL, &o, &p, &st)) {
+      fprintf(stderr, "place %s: %s\n", name, moeplace_last_error());
+      exit(1);
+    }
+    ms[k] = (mp_now_s() - t0) * 1e3;
+  }
+  qsort(ms, repeat, sizeof *ms, cmp_double);
+  if (moeplace_place(topo, L, E, S, loads, NULL, NULL, &f, &sf)) exit(1);
+  int *split = malloc(L * sizeof *split), nsplit = 0, fsplit = 0;
+  moeplace_placement_split_groups(p, topo, G, split);
+  for (int l = 0; l < L; l++) nsplit += split[l];
+  moeplace_placement_split_groups(f, topo, G, split);
+  for (int l = 0; l < L; l++) fsplit += split[l];
+  const double gw = st.imbalance, ge = equal_share_imbalance(p, loads);
+  const double fw = sf.imbalance, fe = equal_share_imbalance(f, loads);
+  printf("%-16s R=%-3d S=%d nodes=%d groups=%d  solve_ms %.2f (min %.2f, max %.2f)  "
+         "imbalance weighted %.5f equal %.5f  split_groups %d/%d (valid=%s)  "
+         "without groups: weighted %.5f equal %.5f split %d  cost of groups: weighted %+.2f%% "
+         "equal %+.2f%%\n",
+         name, R, S, N, G, ms[repeat / 2], ms[0], ms[repeat - 1], gw, ge, nsplit, L * G,
+         moeplace_placement_validate(p) == 0 ? "yes" : "NO", fw, fe, fsplit,
+         100 * (gw / fw - 1), 100 * (ge / fe - 1));
+  printf("RESULTG %s ms %.3f weighted %.5f equal %.5f split %d nogroups_weighted %.5f "
+         "nogroups_equal %.5f nogroups_ms %.3f\n",
+         name, ms[repeat / 2], gw, ge, nsplit, fw, fe, sf.solve_ms);
+  fflush(stdout);
+  free(split);
+  free(ms);
+  moeplace_placement_destroy(p);
+  moeplace_placement_destroy(f);
+  moeplace_topology_destroy(topo);
+}
+
 /* ---- drift on real trace intervals -------------------------------------- */
 
 static double drift_min_gain = -1;
@@ -269,26 +335,28 @@ static void write_loads(const char *path, const double *loads, int L, int E) {
 
 int main(int argc, char **argv) {
   const char *loads_out = NULL, *traces[8];
-  int ntraces = 0, interval = 500, repeat = 21, skip_shapes = 0;
+  int ntraces = 0, interval = 500, repeat = 21, skip_shapes = 0, skip_groups = 0;
   static const struct option opts[] = {{"loads-out", required_argument, NULL, 'o'},
                                        {"trace", required_argument, NULL, 't'},
                                        {"interval", required_argument, NULL, 'i'},
                                        {"repeat", required_argument, NULL, 'r'},
                                        {"min-gain", required_argument, NULL, 'g'},
                                        {"skip-shapes", no_argument, NULL, 's'},
+                                       {"skip-groups", no_argument, NULL, 'G'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "o:t:i:r:g:sh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "o:t:i:r:g:sGh", opts, NULL)) != -1) {
     if (c == 'o') loads_out = optarg;
     else if (c == 't' && ntraces < 8) traces[ntraces++] = optarg;
     else if (c == 'i') interval = atoi(optarg);
     else if (c == 'r') repeat = atoi(optarg);
     else if (c == 'g') drift_min_gain = atof(optarg);
     else if (c == 's') skip_shapes = 1;
+    else if (c == 'G') skip_groups = 1;
     else {
       printf("Usage: bench_place [--loads-out FILE] [--trace FILE]... [--interval N] "
-             "[--repeat N] [--min-gain G] [--skip-shapes]\n");
+             "[--repeat N] [--min-gain G] [--skip-shapes] [--skip-groups]\n");
       return c == 'h' ? 0 : 2;
     }
   }
@@ -308,6 +376,15 @@ int main(int argc, char **argv) {
     bench_shape("deepseek-64x5-2nodes", loads, L, E, 2, 64, 5, repeat);
     bench_shape("scale-1024x1", big, L2, E, 128, 1024, 1, repeat < 5 ? repeat : 5);
     bench_shape("scale-1024x2", big, L2, E, 128, 1024, 2, repeat < 5 ? repeat : 5);
+  }
+  if (!skip_groups) {
+    static const struct { const char *name; int R, S, N, G; } gs[] = {
+        {"ds32x9-n4-g4", 32, 9, 4, 4}, {"ds32x9-n4-g8", 32, 9, 4, 8},
+        {"ds32x9-n8-g8", 32, 9, 8, 8}, {"ds64x5-n4-g4", 64, 5, 4, 4},
+        {"ds64x5-n4-g8", 64, 5, 4, 8}, {"ds64x5-n8-g8", 64, 5, 8, 8}};
+    for (size_t k = 0; k < sizeof gs / sizeof gs[0]; k++)
+      bench_groups(gs[k].name, loads, L, E, gs[k].N, gs[k].R, gs[k].S, gs[k].G,
+                   repeat < 11 ? repeat : 11);
   }
   for (int i = 0; i < ntraces; i++) {
     bench_drift(traces[i], interval, 8, 3, 2);

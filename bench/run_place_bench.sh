@@ -2,7 +2,13 @@
 # Placement benchmark: moeplace's solver (bench_place) and the EPLB reference
 # (scripts/eplb_reference.py, numpy and torch backends) on the same lognormal
 # loads in one run, then the speed and balance ratios.
-#   bench/run_place_bench.sh [BUILD_DIR]      (default: /tmp/build-placement)
+# Then node-limited expert groups (DeepSeek-V3 shapes 32x9 and 64x5 on 4 and 8
+# nodes, 4 and 8 groups): moeplace with and without groups against EPLB's
+# hierarchical policy (the reference, and DeepSeek's own eplb.py when
+# EPLB_DIR names a checkout of github.com/deepseek-ai/EPLB), scored with
+# equal shares (EPLB's routers) and moeplace's shares, groups split over
+# nodes counted.
+#   [EPLB_DIR=DIR] bench/run_place_bench.sh [BUILD_DIR]  (default: /tmp/build-placement)
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-/tmp/build-placement}
@@ -19,8 +25,10 @@ echo "== moeplace (C, one core)"
 # shellcheck disable=SC2086
 "$BUILD/bench/bench_place" --loads-out "$OUT/loads.txt" $TRACES | tee "$OUT/c.txt"
 SHAPES="deepseek-32x9:32:9:4:8 deepseek-64x5:64:5:8:8 deepseek-64x5-2nodes:64:5:2:8"
+GSHAPES="ds32x9-n4-g4:32:9:4:4 ds32x9-n4-g8:32:9:4:8 ds32x9-n8-g8:32:9:8:8 ds64x5-n4-g4:64:5:4:4 ds64x5-n4-g8:64:5:4:8 ds64x5-n8-g8:64:5:8:8"
 echo "== EPLB reference (numpy)"
-"$PY" "$SRC/scripts/eplb_reference.py" "$OUT/loads.txt" $SHAPES --repeat 3 | tee "$OUT/np.txt"
+# shellcheck disable=SC2086
+"$PY" "$SRC/scripts/eplb_reference.py" "$OUT/loads.txt" $SHAPES $GSHAPES --repeat 3 | tee "$OUT/np.txt"
 if "$PY" -c "import torch" 2>/dev/null; then
   echo "== EPLB reference (torch CPU, one thread, as EPLB runs)"
   "$PY" "$SRC/scripts/eplb_reference.py" "$OUT/loads.txt" $SHAPES --repeat 1 --backend torch |
@@ -28,9 +36,24 @@ if "$PY" -c "import torch" 2>/dev/null; then
 else
   : >"$OUT/torch.txt"
 fi
+: >"$OUT/real.txt"
+if [ -n "${EPLB_DIR:-}" ] && [ -f "$EPLB_DIR/eplb.py" ]; then
+  echo "== DeepSeek's EPLB ($EPLB_DIR/eplb.py, torch CPU, one thread)"
+  # shellcheck disable=SC2086
+  "$PY" "$SRC/scripts/eplb_reference.py" "$OUT/loads.txt" $GSHAPES --repeat 1 --backend real \
+    --eplb-dir "$EPLB_DIR" | tee "$OUT/real.txt"
+fi
 echo "== ratios (EPLB time / moeplace time; imbalances side by side)"
 cat "$OUT/np.txt" "$OUT/torch.txt" | awk -v cfile="$OUT/c.txt" '
   BEGIN { while ((getline l < cfile) > 0) { split(l, f, " ");
             if (f[1] == "RESULT") { ms[f[2]] = f[5]; imb[f[2]] = f[7]; gr[f[2]] = f[9]; lb[f[2]] = f[11] } } }
-  $1 ~ /^EPLB/ { n = $2; printf "%-22s %-8s %-12s EPLB %8.1f ms imb %s dup %-4s | moeplace %.3f ms imb %s (greedy-LPT %s, bound %s) | speedup %.0fx\n",
+  $1 ~ /^EPLB/ && ($2 in ms) { n = $2; printf "%-22s %-8s %-12s EPLB %8.1f ms imb %s dup %-4s | moeplace %.3f ms imb %s (greedy-LPT %s, bound %s) | speedup %.0fx\n",
                  n, substr($1, 6), $3, $5, $7, $9, ms[n], imb[n], gr[n], lb[n], $5 / ms[n] }'
+echo "== node-limited groups: moeplace (groups) vs EPLB hierarchical; imbalance with equal shares (eq) and moeplace's shares (w)"
+cat "$OUT/np.txt" "$OUT/real.txt" | awk -v cfile="$OUT/c.txt" '
+  BEGIN { while ((getline l < cfile) > 0) { split(l, f, " ");
+            if (f[1] == "RESULTG") { ms[f[2]] = f[4]; w[f[2]] = f[6]; eq[f[2]] = f[8]; sp[f[2]] = f[10];
+                                     nw[f[2]] = f[12]; ne[f[2]] = f[14] } } }
+  $1 ~ /^EPLB/ && $3 == "hierarchical" && ($2 in ms) {
+    n = $2; printf "%-14s %-10s EPLB %8.1f ms eq %s split %s | moeplace %6.2f ms eq %s w %s split %s | cost of groups (moeplace) eq %+.1f%% w %+.1f%% | speedup %.0fx\n",
+      n, substr($1, 6), $5, $7, $11, ms[n], eq[n], w[n], sp[n], 100 * (eq[n] / ne[n] - 1), 100 * (w[n] / nw[n] - 1), $5 / ms[n] }'

@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/metrics.h"
 #include "common/timer.h"
+#include "placement/groups.h"
 #include "placement/placement_impl.h"
 #include "placement/solver.h"
 #include "placement/topology.h"
@@ -51,6 +52,8 @@ static int check_options(const moeplace_place_options *o) {
                    o->expert_bytes);
   if (!isfinite(o->min_gain) || o->min_gain < 0)
     return mp_fail(MOEPLACE_ERR_ARG, "min_gain must be finite and >= 0, got %g", o->min_gain);
+  if (o->groups < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "groups must be >= 0 (0 or 1: none), got %d", o->groups);
   if (o->max_iterations < 0)
     return mp_fail(MOEPLACE_ERR_ARG, "max_iterations must be >= 0, got %d", o->max_iterations);
   if (!isfinite(o->step_time_s) || o->step_time_s < 0)
@@ -368,6 +371,12 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
   const double t0 = mp_now_s();
   if (!topo || !loads || !out) return mp_fail(MOEPLACE_ERR_ARG, "place: NULL argument");
   *out = NULL;
+  if (opt && opt->groups > 1) { // node-limited groups: placement/groups.c
+    int rc = check_options(opt);
+    return rc ? rc
+              : mp_place_grouped(topo, layers, experts, slots, loads, current, opt, out, stats,
+                                 t0);
+  }
   place_ctx c;
   int rc = place_ctx_init(&c, topo, layers, experts, slots, loads, current, opt, t0);
   if (rc) return rc;
@@ -401,6 +410,7 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
     return rc;
   }
   s.solve_ms = (mp_now_s() - t0) * 1e3;
+  s.groups = c.opt.groups;
   if (stats) *stats = s;
   *out = res;
   return MOEPLACE_OK;

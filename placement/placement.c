@@ -70,6 +70,28 @@ int moeplace_placement_clone(moeplace_placement **out, const moeplace_placement 
   size_t n = (size_t)src->layers * src->ranks * src->slots;
   memcpy((*out)->phy2log, src->phy2log, n * sizeof *src->phy2log);
   memcpy((*out)->share, src->share, n * sizeof *src->share);
+  if (src->rank_node) {
+    (*out)->rank_node = malloc((size_t)src->ranks * sizeof *src->rank_node);
+    if (!(*out)->rank_node) {
+      moeplace_placement_destroy(*out);
+      *out = NULL;
+      return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
+    }
+    memcpy((*out)->rank_node, src->rank_node, (size_t)src->ranks * sizeof *src->rank_node);
+    (*out)->groups = src->groups;
+  }
+  return MOEPLACE_OK;
+}
+
+int mp_placement_set_groups(moeplace_placement *p, const moeplace_topology *topo, int groups) {
+  free(p->rank_node);
+  p->rank_node = NULL;
+  p->groups = 0;
+  if (groups <= 1) return MOEPLACE_OK;
+  p->rank_node = malloc((size_t)p->ranks * sizeof *p->rank_node);
+  MP_CHECK_ALLOC(p->rank_node);
+  memcpy(p->rank_node, topo->node, (size_t)p->ranks * sizeof *p->rank_node);
+  p->groups = groups;
   return MOEPLACE_OK;
 }
 
@@ -77,6 +99,7 @@ void moeplace_placement_destroy(moeplace_placement *p) {
   if (!p) return;
   free(p->phy2log);
   free(p->share);
+  free(p->rank_node);
   free(p);
 }
 
@@ -232,6 +255,31 @@ int moeplace_placement_imbalance(const moeplace_placement *p, const double *load
   }
   free(rl);
   *imbalance = mp_imbalance_ratio(sums.max_sum, sums.mean_sum);
+  return MOEPLACE_OK;
+}
+
+int moeplace_placement_repair(moeplace_placement *p, int *removed) {
+  if (!p) return mp_fail(MOEPLACE_ERR_ARG, "placement repair: placement is NULL");
+  const int S = p->slots;
+  int n = 0;
+  for (int l = 0; l < p->layers; l++) {
+    int *ph = moeplace_placement_phy2log(p, l);
+    double *sh = moeplace_placement_share(p, l);
+    for (int r = 0; r < p->ranks; r++) // S is small: pairs within the rank
+      for (int k = 1; k < S; k++) {
+        int i = r * S + k;
+        if (ph[i] < 0) continue;
+        for (int k0 = 0; k0 < k; k0++)
+          if (ph[r * S + k0] == ph[i]) { // the lowest slot keeps it
+            sh[r * S + k0] += sh[i];
+            ph[i] = -1;
+            sh[i] = 0;
+            n++;
+            break;
+          }
+      }
+  }
+  if (removed) *removed = n;
   return MOEPLACE_OK;
 }
 

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <moeplace.h>
 
@@ -19,40 +20,99 @@ static int set_new(json_t *obj, const char *key, json_t *val) {
   return val && json_object_set_new(obj, key, val) == 0 ? 0 : -1;
 }
 
+/* EPLB's three maps, top level: phy2log [L][R*S], log2phy [L][E][max_rep]
+ * (-1 padded), logcnt [L][E]. */
+static int write_maps(json_t *root, const moeplace_placement *p) {
+  const int E = p->experts, L = p->layers, RS = p->ranks * p->slots;
+  const int mr = moeplace_placement_max_replicas(p);
+  if (mr < 0) return -1;
+  json_t *ph = json_array(), *l2p = json_array(), *lc = json_array();
+  int bad = set_new(root, "phy2log", ph) | set_new(root, "log2phy", l2p) |
+            set_new(root, "logcnt", lc);
+  int *cnt = malloc((size_t)E * sizeof *cnt);
+  int *map = malloc(((size_t)E * (mr > 0 ? mr : 1)) * sizeof *map);
+  bad |= !cnt || !map;
+  for (int l = 0; l < L && !bad; l++) {
+    json_t *a = json_array(), *b = json_array(), *c = json_array();
+    bad |= json_array_append_new(ph, a) | json_array_append_new(l2p, b) |
+           json_array_append_new(lc, c);
+    if (bad) break;
+    const int *x = moeplace_placement_phy2log_const(p, l);
+    for (int i = 0; i < RS; i++) bad |= json_array_append_new(a, json_integer(x[i]));
+    moeplace_placement_logcnt(p, l, cnt);
+    if (mr > 0) moeplace_placement_log2phy(p, l, mr, map);
+    for (int e = 0; e < E && !bad; e++) {
+      json_t *row = json_array();
+      bad |= json_array_append_new(b, row) | json_array_append_new(c, json_integer(cnt[e]));
+      for (int k = 0; k < mr && !bad; k++)
+        bad |= json_array_append_new(row, json_integer(map[(size_t)e * mr + k]));
+    }
+  }
+  free(cnt);
+  free(map);
+  return bad ? -1 : 0;
+}
+
+static int write_stats(json_t *root, const moeplace_place_stats *st) {
+  int bad = 0;
+  bad |= set_new(root, "imbalance", json_real(st->imbalance));
+  bad |= set_new(root, "lower_bound", json_real(st->lower_bound));
+  bad |= set_new(root, "gap", json_real(st->gap));
+  bad |= set_new(root, "current_imbalance", json_real(st->current_imbalance));
+  bad |= set_new(root, "kept_current", json_boolean(st->kept_current));
+  bad |= set_new(root, "moves", json_integer(st->moves));
+  bad |= set_new(root, "bytes_moved", json_real(st->bytes_moved));
+  bad |= set_new(root, "cross_node_bytes", json_real(st->cross_node_bytes));
+  bad |= set_new(root, "migration_cost", json_real(st->migration_cost));
+  bad |= set_new(root, "solve_ms", json_real(st->solve_ms));
+  bad |= set_new(root, "groups", json_integer(st->groups));
+  bad |= set_new(root, "split_groups", json_integer(st->split_groups));
+  bad |= set_new(root, "migration_s", json_real(st->migration_s));
+  bad |= set_new(root, "saving_s", json_real(st->saving_s));
+  return bad;
+}
+
+/* Groups of layer l spanning more than one node, from the nodes recorded
+ * in p by moeplace_place (p->groups > 1). */
+static int layer_split_groups(const moeplace_placement *p, int l, int *home) {
+  const int G = p->groups, E = p->experts, S = p->slots;
+  const int *ph = moeplace_placement_phy2log_const(p, l);
+  for (int g = 0; g < G; g++) home[g] = -1;
+  for (int i = 0; i < p->ranks * S; i++) {
+    if (ph[i] < 0 || ph[i] >= E) continue;
+    int g = ph[i] / (E / G), n = p->rank_node[i / S];
+    home[g] = home[g] == -1 || home[g] == n ? n : -2;
+  }
+  int k = 0;
+  for (int g = 0; g < G; g++) k += home[g] == -2;
+  return k;
+}
+
 int moeplace_placement_write_json(const moeplace_placement *p, const moeplace_place_stats *st,
                                   const char *path) {
   if (!p || !path) return mp_fail(MOEPLACE_ERR_ARG, "placement write: NULL argument");
   const int R = p->ranks, S = p->slots, E = p->experts, L = p->layers;
+  const int grouped = p->groups > 1 && p->rank_node && E % p->groups == 0;
   json_t *root = json_object();
   int bad = !root;
   bad |= set_new(root, "ranks", json_integer(R));
   bad |= set_new(root, "slots", json_integer(S));
   bad |= set_new(root, "layers", json_integer(L));
   bad |= set_new(root, "experts", json_integer(E));
-  if (st) {
-    bad |= set_new(root, "imbalance", json_real(st->imbalance));
-    bad |= set_new(root, "lower_bound", json_real(st->lower_bound));
-    bad |= set_new(root, "gap", json_real(st->gap));
-    bad |= set_new(root, "current_imbalance", json_real(st->current_imbalance));
-    bad |= set_new(root, "kept_current", json_boolean(st->kept_current));
-    bad |= set_new(root, "moves", json_integer(st->moves));
-    bad |= set_new(root, "bytes_moved", json_real(st->bytes_moved));
-    bad |= set_new(root, "cross_node_bytes", json_real(st->cross_node_bytes));
-    bad |= set_new(root, "migration_cost", json_real(st->migration_cost));
-    bad |= set_new(root, "solve_ms", json_real(st->solve_ms));
-    bad |= set_new(root, "migration_s", json_real(st->migration_s));
-    bad |= set_new(root, "saving_s", json_real(st->saving_s));
-  }
+  if (st) bad |= write_stats(root, st);
+  if (!bad) bad |= write_maps(root, p);
   json_t *arr = json_array();
   bad |= set_new(root, "placement", arr);
   int *cnt = malloc((size_t)E * sizeof *cnt);
-  bad |= !cnt;
+  int *home = malloc((size_t)(grouped ? p->groups : 1) * sizeof *home);
+  bad |= !cnt || !home;
   for (int l = 0; l < L && !bad; l++) {
     json_t *o = json_object(), *ph = json_array(), *sh = json_array(), *lc = json_array();
     bad |= set_new(o, "layer", json_integer(l));
     bad |= set_new(o, "phy2log", ph);
     bad |= set_new(o, "share", sh);
     bad |= set_new(o, "logcnt", lc);
+    if (grouped) bad |= set_new(o, "split_groups", json_integer(layer_split_groups(p, l, home)));
     bad |= !o || json_array_append_new(arr, o);
     if (bad) break;
     const int *a = moeplace_placement_phy2log_const(p, l);
@@ -65,6 +125,7 @@ int moeplace_placement_write_json(const moeplace_placement *p, const moeplace_pl
     for (int e = 0; e < E; e++) bad |= json_array_append_new(lc, json_integer(cnt[e]));
   }
   free(cnt);
+  free(home);
   int rc = bad ? mp_fail(MOEPLACE_ERR_NOMEM, "out of memory building placement JSON")
                : mp_json_write_file(root, path);
   json_decref(root);
@@ -81,91 +142,146 @@ static int get_dim(json_t *root, const char *path, const char *key, int *out) {
   return MOEPLACE_OK;
 }
 
-/* "placement" must be an array of L layer objects whose "phy2log" and
- * "share" are arrays of RS entries each. */
-static int check_holds_shape(const json_t *arr, const char *path, int L, size_t RS) {
-  if (!json_is_array(arr) || json_array_size(arr) != (size_t)L)
-    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: \"placement\" must be an array of %d layers", path, L);
-  for (size_t k = 0; k < (size_t)L; k++) {
-    const json_t *o = json_array_get(arr, k);
+/* The phy2log rows of the file, [L] arrays of RS entries each: the layer
+ * objects' "phy2log" (rows[l] in layer order; shares[l] their "share" or
+ * NULL) or, without "placement", the top-level EPLB map. Checks the shape
+ * before anything is allocated (memory bounded by the file's size). */
+typedef struct json_rows {
+  int L;
+  const json_t **rows, **shares; // [L]
+} json_rows;
+
+static int rows_of_layers(const json_t *arr, const char *path, size_t RS, json_rows *x) {
+  for (size_t k = 0; k < (size_t)x->L; k++) {
+    const json_t *o = json_array_get(arr, k), *lj = json_object_get(o, "layer");
     const json_t *ph = json_object_get(o, "phy2log"), *sh = json_object_get(o, "share");
-    if (!json_is_array(ph) || json_array_size(ph) != RS || !json_is_array(sh) ||
-        json_array_size(sh) != RS)
+    if (!json_is_integer(lj) || json_integer_value(lj) < 0 || json_integer_value(lj) >= x->L ||
+        x->rows[json_integer_value(lj)])
       return mp_fail(MOEPLACE_ERR_FORMAT,
-                     "%s: placement[%zu]: \"phy2log\" and \"share\" must be arrays of ranks x "
-                     "slots = %zu",
+                     "%s: placement[%zu]: \"layer\" must be a distinct integer in [0, %d)", path,
+                     k, x->L);
+    if (!json_is_array(ph) || json_array_size(ph) != RS ||
+        (sh && (!json_is_array(sh) || json_array_size(sh) != RS)))
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: placement[%zu]: \"phy2log\" and \"share\" (optional) must be arrays of "
+                     "ranks x slots = %zu",
                      path, k, RS);
+    x->rows[json_integer_value(lj)] = ph;
+    x->shares[json_integer_value(lj)] = sh;
   }
   return MOEPLACE_OK;
 }
 
-int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
+static int json_rows_get(json_t *root, const char *path, size_t RS, json_rows *x) {
+  const json_t *arr = json_object_get(root, "placement"), *top = json_object_get(root, "phy2log");
+  const json_t *src = arr ? arr : top;
+  const char *what = arr ? "placement" : "phy2log";
+  if (!json_is_array(src))
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: needs \"placement\" (an array of layers) or a "
+                   "top-level \"phy2log\" [layers][ranks x slots]", path);
+  json_t *lv = json_object_get(root, "layers");
+  if (lv) {
+    int L;
+    int rc = get_dim(root, path, "layers", &L);
+    if (rc) return rc;
+    if (json_array_size(src) != (size_t)L)
+      return mp_fail(MOEPLACE_ERR_FORMAT, "%s: \"%s\" must be an array of %d layers", path, what,
+                     L);
+  } else if (json_array_size(src) < 1 || json_array_size(src) > MP_PLACE_MAX_DIM) {
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: \"%s\" must be an array of 1 to %d layers", path,
+                   what, MP_PLACE_MAX_DIM);
+  }
+  x->L = (int)json_array_size(src);
+  x->rows = calloc((size_t)x->L, sizeof *x->rows);
+  x->shares = calloc((size_t)x->L, sizeof *x->shares);
+  if (!x->rows || !x->shares) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
+  if (arr) return rows_of_layers(arr, path, RS, x);
+  for (size_t l = 0; l < (size_t)x->L; l++) {
+    x->rows[l] = json_array_get(top, l);
+    if (!json_is_array(x->rows[l]) || json_array_size(x->rows[l]) != RS)
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: phy2log[%zu] must be an array of ranks x slots = %zu", path, l, RS);
+  }
+  return MOEPLACE_OK;
+}
+
+/* Experts: the "experts" key, or without it the largest id + 1. */
+static int json_experts(json_t *root, const char *path, const json_rows *x, int *E) {
+  if (json_object_get(root, "experts")) return get_dim(root, path, "experts", E);
+  json_int_t mx = -1;
+  for (int l = 0; l < x->L; l++)
+    for (size_t i = 0; i < json_array_size(x->rows[l]); i++) {
+      json_t *v = json_array_get(x->rows[l], i);
+      if (json_is_integer(v) && json_integer_value(v) > mx) mx = json_integer_value(v);
+    }
+  if (mx < 0 || mx >= MP_PLACE_MAX_DIM)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: no \"experts\" and no expert id in phy2log", path);
+  *E = (int)mx + 1;
+  return MOEPLACE_OK;
+}
+
+/* Fills p from the rows; a layer without shares gets equal ones. */
+static int json_fill(moeplace_placement *p, const char *path, const json_rows *x) {
+  const int E = p->experts;
+  const size_t RS = (size_t)p->ranks * p->slots;
+  int *cnt = calloc((size_t)E, sizeof *cnt);
+  MP_CHECK_ALLOC(cnt);
+  int rc = MOEPLACE_OK;
+  for (int l = 0; l < x->L && !rc; l++) {
+    int *a = moeplace_placement_phy2log(p, l);
+    double *b = moeplace_placement_share(p, l);
+    memset(cnt, 0, (size_t)E * sizeof *cnt);
+    for (size_t i = 0; i < RS && !rc; i++) {
+      json_t *v = json_array_get(x->rows[l], i);
+      json_t *y = x->shares[l] ? json_array_get(x->shares[l], i) : NULL;
+      if (!json_is_integer(v) || json_integer_value(v) < -1 || json_integer_value(v) >= E)
+        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: layer %d: phy2log[%zu] must be an integer in "
+                     "[-1, %d)", path, l, i, E);
+      else if (x->shares[l] && (!json_is_number(y) || !isfinite(json_number_value(y))))
+        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: layer %d: share[%zu] must be a number", path, l,
+                     i);
+      else {
+        a[i] = (int)json_integer_value(v);
+        b[i] = y ? json_number_value(y) : 0;
+        if (a[i] >= 0) cnt[a[i]]++;
+      }
+    }
+    for (size_t i = 0; i < RS && !rc && !x->shares[l]; i++)
+      b[i] = a[i] >= 0 ? 1.0 / cnt[a[i]] : 0;
+  }
+  free(cnt);
+  return rc;
+}
+
+static int read_json(moeplace_placement **out, const char *path, int *repaired) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "placement read: NULL argument");
   *out = NULL;
   json_t *root;
   int rc = mp_json_read_file(path, &root);
   if (rc) return rc;
-  int R, S, L, E;
+  int R, S, E;
   moeplace_placement *p = NULL;
+  json_rows x = {0};
   if (!json_is_object(root)) {
     rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: expected a JSON object", path);
     goto done;
   }
   if ((rc = get_dim(root, path, "ranks", &R)) || (rc = get_dim(root, path, "slots", &S)) ||
-      (rc = get_dim(root, path, "layers", &L)) || (rc = get_dim(root, path, "experts", &E)))
+      (rc = json_rows_get(root, path, (size_t)R * S, &x)) ||
+      (rc = json_experts(root, path, &x, &E)))
     goto done;
-  // The declared shape is checked against what the file holds before any
-  // allocation, so memory is bounded by the file's size (RELIABILITY.md).
-  json_t *arr = json_object_get(root, "placement");
-  if ((rc = mp_place_check_shape(L, E, R, S))) {
+  if ((rc = mp_place_check_shape(x.L, E, R, S)) ||
+      (rc = moeplace_placement_create(&p, x.L, E, R, S))) {
     rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s", path, moeplace_last_error());
     goto done;
   }
-  if ((rc = check_holds_shape(arr, path, L, (size_t)R * S))) goto done;
-  if ((rc = moeplace_placement_create(&p, L, E, R, S))) {
-    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s", path, moeplace_last_error());
-    goto done;
-  }
-  char *seen = calloc((size_t)L, 1);
-  if (!seen) {
-    rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
-    goto done;
-  }
-  for (size_t k = 0; k < (size_t)L && !rc; k++) {
-    json_t *o = json_array_get(arr, k), *lj = json_object_get(o, "layer");
-    json_t *ph = json_object_get(o, "phy2log"), *sh = json_object_get(o, "share");
-    if (!json_is_integer(lj) || json_integer_value(lj) < 0 || json_integer_value(lj) >= L ||
-        seen[json_integer_value(lj)]) {
-      rc = mp_fail(MOEPLACE_ERR_FORMAT,
-                   "%s: placement[%zu]: \"layer\" must be a distinct integer in [0, %d)", path, k,
-                   L);
-      break;
-    }
-    int l = (int)json_integer_value(lj);
-    seen[l] = 1;
-    int *a = moeplace_placement_phy2log(p, l);
-    double *b = moeplace_placement_share(p, l);
-    for (size_t i = 0; i < (size_t)R * S; i++) {
-      json_t *x = json_array_get(ph, i), *y = json_array_get(sh, i);
-      if (!json_is_integer(x) || json_integer_value(x) < -1 || json_integer_value(x) >= E) {
-        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: layer %d: phy2log[%zu] must be an integer in "
-                     "[-1, %d)", path, l, i, E);
-        break;
-      }
-      if (!json_is_number(y) || !isfinite(json_number_value(y))) {
-        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: layer %d: share[%zu] must be a number", path, l,
-                     i);
-        break;
-      }
-      a[i] = (int)json_integer_value(x);
-      b[i] = json_number_value(y);
-    }
-  }
-  free(seen);
-  if (!rc && (rc = moeplace_placement_validate(p))) {
+  if ((rc = json_fill(p, path, &x))) goto done;
+  if (repaired) moeplace_placement_repair(p, repaired);
+  if ((rc = moeplace_placement_validate(p)))
     rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: invalid placement: %s", path, moeplace_last_error());
-  }
 done:
+  free(x.rows);
+  free(x.shares);
   json_decref(root);
   if (rc) {
     moeplace_placement_destroy(p);
@@ -173,4 +289,16 @@ done:
   }
   *out = p;
   return MOEPLACE_OK;
+}
+
+int moeplace_placement_read_json(moeplace_placement **out, const char *path) {
+  return read_json(out, path, NULL);
+}
+
+int moeplace_placement_read_json_repair(moeplace_placement **out, const char *path,
+                                        int *repaired) {
+  int n = 0;
+  int rc = read_json(out, path, &n);
+  if (!rc && repaired) *repaired = n;
+  return rc;
 }

@@ -141,6 +141,7 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   moeplace_place_options opt;
   moeplace_place_options_init(&opt);
   opt.expert_bytes = cfg->expert_bytes;
+  opt.groups = cfg->groups; // every policy places the groups alike (node-limited)
   const double *loads = NULL;
   const moeplace_placement *current = NULL;
   double t0 = mp_now_s();
@@ -226,8 +227,8 @@ static int check_config(const moeplace_trace *trace, const moeplace_topology *to
                    cfg->slots, (long)R * cfg->slots, E);
   if (!(cfg->expert_bytes >= 0) || !isfinite(cfg->expert_bytes))
     return mp_fail(MOEPLACE_ERR_ARG, "replay: expert_bytes must be a finite number >= 0, got %g", cfg->expert_bytes);
-  if (cfg->groups < 1 || E % cfg->groups)
-    return mp_fail(MOEPLACE_ERR_ARG, "replay: groups (%d) must divide the trace's %d experts",
+  if (cfg->groups < 0 || (cfg->groups > 1 && E % cfg->groups))
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: groups (%d) must divide the experts (%d)",
                    cfg->groups, E);
   if (!(cfg->step_time_s >= 0) || !isfinite(cfg->step_time_s))
     return mp_fail(MOEPLACE_ERR_ARG, "replay: step_time_s must be a finite number >= 0, got %g",
@@ -283,7 +284,10 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   double *uniform = st->forecast;
   for (size_t i = 0; i < LE; i++) uniform[i] = 1.0;
   moeplace_placement *initial;
-  rc = moeplace_place(topo, st->L, st->E, st->S, uniform, NULL, NULL, &initial, NULL);
+  moeplace_place_options opt;
+  moeplace_place_options_init(&opt);
+  opt.groups = cfg->groups;
+  rc = moeplace_place(topo, st->L, st->E, st->S, uniform, NULL, &opt, &initial, NULL);
   if (rc) return rc;
   for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++)
     rc = moeplace_placement_clone(&st->in_force[p], initial);

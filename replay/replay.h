@@ -50,7 +50,9 @@ typedef struct mp_replay_config {
   double step_time_s;      /* moeplace: the seconds model of moeplace_place_options, with
                               horizon_steps = interval; 0: off */
   double time_budget_s;    /* moeplace: modelled migration seconds per rebalance; < 0: none */
-  int groups;              /* eplb: expert groups (EPLB's num_groups; default 1) */
+  int groups;              /* expert groups of every policy's placements (the initial one
+                              included): moeplace_place_options.groups, and EPLB's
+                              num_groups for the eplb policy (default 1) */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with

@@ -71,6 +71,9 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
     return mp_fail(MOEPLACE_ERR_ARG, "config: migration_tradeoff must be >= 0, got %g", c->migration_tradeoff);
   if (!(c->min_gain >= 0.0))
     return mp_fail(MOEPLACE_ERR_ARG, "config: min_gain must be >= 0, got %g", c->min_gain);
+  if (c->groups < 0 || (c->groups > 1 && c->experts % c->groups))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: groups must be 0, 1 or divide experts=%d, got %d",
+                   c->experts, c->groups);
   if (c->coordinator < 0 || c->coordinator >= ranks)
     return mp_fail(MOEPLACE_ERR_ARG, "config: coordinator %d is not a rank of a %d-rank communicator",
                    c->coordinator, ranks);
@@ -97,7 +100,7 @@ static const char *const field_names[] = {
     "rebalance_interval", "history_windows", "predictor", "migration_tradeoff",
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
-    "collective_timeout_s"};
+    "collective_timeout_s", "groups"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -130,6 +133,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[17] = hash_str(c->cluster_file);
     v[18] = c->shm_transfers;
     v[19] = hash_double(c->collective_timeout_s);
+    v[20] = c->groups;
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];

@@ -15,12 +15,18 @@ Shares are equal (1 / replica count), as in EPLB. Like EPLB, nothing stops
 two replicas of one expert landing on one GPU; this script counts them.
 
 Usage: eplb_reference.py LOADS_FILE NAME:RANKS:SLOTS:NODES:GROUPS ... [--repeat N]
-                         [--backend numpy|torch]
+                         [--backend numpy|torch|real] [--eplb-dir DIR]
 --backend torch runs the same algorithm on torch CPU tensors (one thread), as
-EPLB itself does; numpy is the faster plain-array version.
+EPLB itself does; numpy is the faster plain-array version. --backend real
+imports DeepSeek's own eplb.py from DIR (a checkout of
+github.com/deepseek-ai/EPLB, not part of this project) and times its
+rebalance_experts on torch CPU (one thread).
 LOADS_FILE: first line "L E", then L lines of E loads (bench_place --loads-out).
 Prints one line per shape and policy:
-  EPLB-BACKEND NAME POLICY ms T imbalance X duplicates D
+  EPLB-BACKEND NAME POLICY ms T imbalance X duplicates D split S
+(imbalance with equal shares, as EPLB's routers split; split: (layer, group)
+pairs of the shape's GROUPS whose replicas are on more than one of its
+NODES, 0 when node-limited.)
 """
 import sys
 import time
@@ -178,12 +184,16 @@ def rebalance_torch(torch, weight, num_phy, num_groups, num_nodes, num_gpus):
     return pphy2log, logcnt
 
 
-def evaluate(weight, phy2log, logcnt, ranks, slots):
-    """metrics.md imbalance with equal shares, and duplicate (rank, expert) pairs."""
-    layers = weight.shape[0]
+def evaluate(weight, phy2log, logcnt, ranks, slots, nodes=1, groups=1):
+    """metrics.md imbalance with equal shares, duplicate (rank, expert) pairs,
+    and (layer, group) pairs spanning more than one node."""
+    layers, experts = weight.shape
     num = den = 0.0
-    dups = 0
+    dups = split = 0
+    node = np.arange(ranks * slots) // slots // (ranks // nodes)
     for l in range(layers):
+        grp = phy2log[l] // (experts // groups)
+        split += sum(len(set(node[grp == g].tolist())) > 1 for g in range(groups))
         per_slot = weight[l, phy2log[l]] / logcnt[l, phy2log[l]]
         rank_load = per_slot.reshape(ranks, slots).sum(1)
         num += rank_load.max()
@@ -191,12 +201,13 @@ def evaluate(weight, phy2log, logcnt, ranks, slots):
         for r in range(ranks):
             ex = phy2log[l, r * slots:(r + 1) * slots]
             dups += len(ex) - len(set(ex.tolist()))
-    return num / den, dups
+    return num / den, dups, split
 
 
 def main(argv):
     repeat = 3
     backend = "numpy"
+    eplb_dir = None
     args = []
     i = 1
     while i < len(argv):
@@ -205,6 +216,9 @@ def main(argv):
             i += 2
         elif argv[i] == "--backend":
             backend = argv[i + 1]
+            i += 2
+        elif argv[i] == "--eplb-dir":
+            eplb_dir = argv[i + 1]
             i += 2
         else:
             args.append(argv[i])
@@ -216,11 +230,17 @@ def main(argv):
         layers, experts = map(int, f.readline().split())
         weight = np.array([[float(x) for x in f.readline().split()] for _ in range(layers)])
     assert weight.shape == (layers, experts)
-    torch = None
-    if backend == "torch":
+    torch = real = None
+    if backend in ("torch", "real"):
         import torch
         torch.set_num_threads(1)
         tweight = torch.tensor(weight, dtype=torch.float32)
+    if backend == "real":
+        if not eplb_dir:
+            print("--backend real needs --eplb-dir", file=sys.stderr)
+            return 2
+        sys.path.insert(0, eplb_dir)
+        import eplb as real
     for spec in args[1:]:
         name, ranks, slots, nodes, groups = spec.split(":")
         ranks, slots, nodes, groups = int(ranks), int(slots), int(nodes), int(groups)
@@ -228,7 +248,10 @@ def main(argv):
             best = None
             for _ in range(repeat):
                 t0 = time.perf_counter()
-                if torch is None:
+                if real is not None:
+                    phy2log, _, logcnt = real.rebalance_experts(tweight, ranks * slots, g, n,
+                                                                ranks)
+                elif torch is None:
                     phy2log, logcnt = rebalance(weight, ranks * slots, g, n, ranks)
                 else:
                     phy2log, logcnt = rebalance_torch(torch, tweight, ranks * slots, g, n, ranks)
@@ -236,9 +259,9 @@ def main(argv):
                 best = ms if best is None else min(best, ms)
             if torch is not None:
                 phy2log, logcnt = phy2log.numpy(), logcnt.numpy()
-            imb, dups = evaluate(weight, phy2log, logcnt, ranks, slots)
-            print(f"EPLB-{backend} {name} {policy} ms {best:.1f} imbalance {imb:.5f} duplicates {dups}",
-                  flush=True)
+            imb, dups, split = evaluate(weight, phy2log, logcnt, ranks, slots, nodes, groups)
+            print(f"EPLB-{backend} {name} {policy} ms {best:.1f} imbalance {imb:.5f} duplicates {dups}"
+                  f" split {split}", flush=True)
     return 0
 
 

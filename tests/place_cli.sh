@@ -97,6 +97,44 @@ PY
 expect_grep "moves 0 " "$D/o4" "re-placing the same loads moves nothing"
 expect_grep "kept_current yes" "$D/o4" "kept_current reported"
 
+# node-limited groups: 4 groups of 4 experts on 2 nodes, then from the
+# ungrouped p1 (the groups gather); the EPLB maps and the per-layer
+# split_groups recomputed with numpy
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 0:500 --groups 4 --json "$D/g1.json" \
+  >"$D/og1" || die "grouped placement"
+expect_grep "groups 4  nodes 2  split_groups 0" "$D/og1" "split_groups on stdout"
+"$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --groups 4 \
+  --current "$D/p1.json" --json "$D/g2.json" >"$D/og2" || die "grouped placement from p1"
+cat >"$D/maps.py" <<'PY'
+import json, sys
+import numpy as np
+d = json.load(open(sys.argv[1]))
+G, N = int(sys.argv[2]), int(sys.argv[3])
+R, S, E, L = d["ranks"], d["slots"], d["experts"], d["layers"]
+phy2log = np.array(d["phy2log"]); log2phy = np.array(d["log2phy"]); logcnt = np.array(d["logcnt"])
+assert phy2log.shape == (L, R * S) and logcnt.shape == (L, E) and log2phy.shape[:2] == (L, E)
+assert log2phy.shape[2] == logcnt.max()
+for lay in d["placement"]:
+    l = lay["layer"]
+    assert (np.array(lay["phy2log"]) == phy2log[l]).all()
+    for e in range(E):
+        slots = np.flatnonzero(phy2log[l] == e)  # global slot = rank * S + local slot
+        assert logcnt[l, e] == len(slots) >= 1
+        assert (log2phy[l, e, :len(slots)] == slots).all() and (log2phy[l, e, len(slots):] == -1).all()
+    if G > 1:  # split groups recomputed: none
+        node = np.arange(R * S) // S // (R // N)
+        spans = sum(len(set(node[(phy2log[l] >= 0) & (phy2log[l] // (E // G) == g)])) > 1
+                    for g in range(G))
+        assert lay["split_groups"] == spans == 0, (l, lay["split_groups"], spans)
+assert d.get("split_groups", 0) == 0
+PY
+for f in g1 g2; do
+  "$PYTHON3" "$D/maps.py" "$D/$f.json" 4 2 || die "EPLB maps / groups of $f.json"
+done
+"$PYTHON3" "$D/maps.py" "$D/p2.json" 1 2 || die "EPLB maps of p2.json"
+"$PYTHON3" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["cross_node_bytes"] > 0 and d["groups"] == 4' "$D/g2.json" ||
+  die "gathering the groups of p1 crosses nodes"
+
 # errors: exit 2 with a clear message
 expect_usage() { # message-pattern command...
   pat=$1
@@ -105,15 +143,41 @@ expect_usage() { # message-pattern command...
 }
 expect_usage "more experts" "$P" --loads "$TR" --ranks 4 --slots 3
 expect_usage "current placement is" "$P" --loads "$TR" --ranks 4 --slots 6 --current "$D/p1.json"
-"$PYTHON3" - "$D/p1.json" "$D/dup.json" <<'PY'
+# an EPLB user's map: phy2log only (equal shares), with two replicas of one
+# expert on one rank (legal for EPLB): accepted with a warning, repaired
+"$PYTHON3" - "$D/p1.json" "$D/dup.json" <<'PY' || die "making the EPLB map"
 import json, sys
 d = json.load(open(sys.argv[1]))
-S, ph = d["slots"], d["placement"][0]["phy2log"]
-p0 = next(p for p in range(len(ph)) if ph[p] >= 0)  # a replica...
-ph[p0 // S * S + (p0 + 1) % S] = ph[p0]             # ...copied onto its own rank
-json.dump(d, open(sys.argv[2], "w"))
+S, R = d["slots"], d["ranks"]
+maps = [lay["phy2log"] for lay in sorted(d["placement"], key=lambda x: x["layer"])]
+ph = maps[0]
+r = next(r for r in range(R) if -1 in ph[r * S:(r + 1) * S] and
+         any(e >= 0 for e in ph[r * S:(r + 1) * S]))
+e = next(e for e in ph[r * S:(r + 1) * S] if e >= 0)
+ph[r * S + ph[r * S:(r + 1) * S].index(-1)] = e  # a second replica on the same rank
+json.dump({"ranks": R, "slots": S, "phy2log": maps}, open(sys.argv[2], "w"))
 PY
-expect_usage "twice" "$P" --loads "$TR" --ranks 8 --slots 3 --current "$D/dup.json"
+expect_status 0 "EPLB map with a duplicate" -- "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 \
+  --steps 500:1000 --current "$D/dup.json" --json "$D/dupfix.json" --plan "$D/dupplan.json"
+expect_grep "warning: .*dup.json: 1 replica(s) duplicated" "$WORK/err" "duplicate warning"
+"$PYTHON3" - "$D/dupfix.json" "$D/dupplan.json" <<'PY' || die "repaired placement / plan"
+import json, sys
+d = json.load(open(sys.argv[1])); plan = json.load(open(sys.argv[2]))
+R, S = d["ranks"], d["slots"]
+for lay in d["placement"]:
+    for r in range(R):
+        ex = [e for e in lay["phy2log"][r * S:(r + 1) * S] if e >= 0]
+        assert len(ex) == len(set(ex)), "duplicate left on a rank"
+assert plan["slots"] == S
+for t in plan["transfers"]:  # global slots and their local parts agree
+    for side in ("src", "dst"):
+        g = t[side + "_slot"]
+        assert g // S == t[side + "_rank"] and g % S == t[side + "_local_slot"], t
+PY
+expect_usage "must divide the experts" "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --groups 3
+expect_usage "multiple of the nodes" "$P" --loads "$TR" --ranks 8 --nodes 4 --slots 3 --groups 2
+printf 'rank 0 0 0 0\nrank 1 0 0 0\nrank 2 0 0 0\nrank 3 1 0 0\n' >"$D/uneq.txt"
+expect_usage "equal rank counts" "$P" --loads "$TR" --topology "$D/uneq.txt" --slots 4 --groups 2
 printf 'step,layer,e0,e1\n0,0,5,-3\n' >"$D/neg.csv"
 expect_usage "neg.csv:2" "$P" --loads "$D/neg.csv" --ranks 2 --slots 1
 printf 'nodes 2\nranks_per_node four\n' >"$D/topo.txt"

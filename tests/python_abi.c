@@ -76,7 +76,8 @@ int main(void) {
   F(moeplace_place_options, expert_bytes); F(moeplace_place_options, min_gain);
   F(moeplace_place_options, max_iterations); F(moeplace_place_options, time_limit_ms);
   F(moeplace_place_options, step_time_s); F(moeplace_place_options, horizon_steps);
-  F(moeplace_place_options, time_budget_s); F(moeplace_place_options, reserved);
+  F(moeplace_place_options, time_budget_s); F(moeplace_place_options, groups);
+  F(moeplace_place_options, reserved);
   end();
 
   S(moeplace_place_stats);
@@ -88,6 +89,7 @@ int main(void) {
   F(moeplace_place_stats, bytes_moved); F(moeplace_place_stats, cross_node_bytes);
   F(moeplace_place_stats, migration_cost); F(moeplace_place_stats, solve_ms);
   F(moeplace_place_stats, migration_s); F(moeplace_place_stats, saving_s);
+  F(moeplace_place_stats, groups); F(moeplace_place_stats, split_groups);
   F(moeplace_place_stats, reserved);
   end();
 
@@ -111,6 +113,7 @@ int main(void) {
   F(moeplace_runtime_config, chunk_bytes); F(moeplace_runtime_config, max_outstanding);
   F(moeplace_runtime_config, shm_transfers);
   F(moeplace_runtime_config, collective_timeout_s);
+  F(moeplace_runtime_config, groups);
   F(moeplace_runtime_config, reserved);
   end();
 

@@ -54,6 +54,20 @@ ma = P["moving_average"]
 assert 0 < ma["cross_node_bytes"] <= ma["bytes_moved"], ma
 PY
 
+# Groups: 4 groups of 2 experts kept on 2 nodes by every policy.
+expect_status 0 "replay with groups" -- "$REPLAY" --trace "$DATA" --ranks 4 --nodes 2 --slots 3 \
+  --predictor sw_avg --groups 4 --json "$WORK/g.json" --quiet
+CHECKS=$((CHECKS + 1))
+"$PYTHON3" - "$WORK/g.json" <<'PY' || fail "replay with groups"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["groups"] == 4 and d["nodes"] == 2
+assert all(p["imbalance"] >= 1 for p in d["policies"].values())
+PY
+expect_status 2 "groups not dividing the experts" -- "$REPLAY" --trace "$DATA" --ranks 4 --nodes 2 \
+  --slots 3 --groups 3 --quiet &&
+  expect_grep "groups (3) must divide the experts (8)" "$WORK/err" "groups"
+
 # Bad parameters.
 expect_status 2 "interval not a multiple of window" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --interval 55 --quiet &&
   expect_grep "interval (55) must be a positive multiple of --window (10)" "$WORK/err" "interval"

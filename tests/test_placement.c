@@ -747,9 +747,17 @@ START_TEST(test_json_errors) {
     const char *text, *msg;
   } cases[] = {
       {"[1, 2]", "expected a JSON object"},
-      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1}", "\"experts\""},
-      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 3, \"placement\": []}",
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1}", "\"placement\""},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 0, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0, 1]}]}",
+       "\"experts\""},
+      {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 3, \"placement\": "
+       "[{\"layer\": 0, \"phy2log\": [0, 1]}]}",
        "more experts"},
+      {"{\"ranks\": 2, \"slots\": 1, \"phy2log\": [[0, 1], [1]]}", "phy2log[1]"},
+      {"{\"ranks\": 2, \"slots\": 1, \"experts\": 2, \"phy2log\": [[0, -1]]}", "no replica"},
+      {"{\"ranks\": 2, \"slots\": 1, \"phy2log\": []}", "1 to"},
+      {"{\"ranks\": 2, \"slots\": 2, \"phy2log\": [[0, 0, 1, 1]]}", "twice"},
       {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": []}",
        "array of 1 layers"},
       {"{\"ranks\": 2, \"slots\": 1, \"layers\": 1, \"experts\": 2, \"placement\": "
@@ -784,6 +792,284 @@ START_TEST(test_json_errors) {
 }
 END_TEST
 
+
+/* Independent count of the groups of layer l whose replicas sit on more
+ * than one node (nodes of R / N consecutive ranks). */
+static int count_split(const moeplace_placement *p, int l, int G, int N) {
+  int E = moeplace_placement_experts(p), R = moeplace_placement_ranks(p);
+  int S = moeplace_placement_slots(p), split = 0;
+  const int *ph = moeplace_placement_phy2log_const(p, l);
+  for (int g = 0; g < G; g++) {
+    int node = -1, spans = 0;
+    for (int i = 0; i < R * S; i++)
+      if (ph[i] >= 0 && ph[i] / (E / G) == g) {
+        int n = (i / S) / (R / N);
+        if (node >= 0 && n != node) spans = 1;
+        node = n;
+      }
+    split += spans;
+  }
+  return split;
+}
+
+/* Node-limited groups: every group's replicas on one node, G / N groups per
+ * node, every invariant, the figures recomputed; the same loads again from
+ * the result move nothing; from an ungrouped placement the groups gather. */
+START_TEST(test_groups_node_limited) {
+  for (int trial = 0; trial < 60; trial++) {
+    int N = trial % 2 ? 2 : 4, Rn = 1 + (int)(urand() * 4);
+    int G = N * (1 + (int)(urand() * 3)), Eg = 1 + (int)(urand() * 4), E = G * Eg;
+    int S = (E / N + Rn - 1) / Rn + (int)(urand() * 3), L = 1 + (int)(urand() * 3);
+    moeplace_topology *t;
+    ck_assert_int_eq(moeplace_topology_create_shape(&t, N, Rn, 1, 1), 0);
+    double *w = malloc((size_t)L * E * sizeof *w);
+    for (int i = 0; i < L * E; i++) w[i] = trial % 3 == 2 ? (urand() < 0.3 ? 0 : 10) : 1000 * lognormal(1.0);
+    moeplace_place_options o;
+    moeplace_place_options_init(&o);
+    o.groups = G;
+    moeplace_placement *p, *q, *free_p;
+    moeplace_place_stats st, sq, sf;
+    ck_assert_msg(moeplace_place(t, L, E, S, w, NULL, &o, &p, &st) == 0, "%s",
+                  moeplace_last_error());
+    check_invariants(p);
+    ck_assert_int_eq(st.groups, G);
+    ck_assert_int_eq(st.split_groups, 0);
+    int *split = malloc(L * sizeof *split);
+    ck_assert_int_eq(moeplace_placement_split_groups(p, t, G, split), 0);
+    for (int l = 0; l < L; l++) {
+      ck_assert_int_eq(count_split(p, l, G, N), 0);
+      ck_assert_int_eq(split[l], 0);
+      // G / N groups per node: each node holds exactly E / N distinct experts
+      for (int n = 0; n < N; n++) {
+        char *seen = calloc(E, 1);
+        int distinct = 0;
+        const int *ph = moeplace_placement_phy2log_const(p, l);
+        for (int i = n * Rn * S; i < (n + 1) * Rn * S; i++)
+          if (ph[i] >= 0 && !seen[ph[i]]) seen[ph[i]] = 1, distinct++;
+        ck_assert_int_eq(distinct, E / N);
+        free(seen);
+      }
+    }
+    ck_assert(fabs(recompute_imbalance(p, w) - st.imbalance) < 1e-9);
+    ck_assert(st.lower_bound <= st.imbalance + 1e-9);
+    // the same loads from the result: no group moves (the solver inside a
+    // node may still find a gain worth a move), nothing gets worse
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, p, &o, &q, &sq), 0);
+    check_invariants(q);
+    ck_assert_int_eq(sq.split_groups, 0);
+    ck_assert_msg(sq.cross_node_bytes == 0, "trial %d: %g bytes across nodes", trial,
+                  sq.cross_node_bytes);
+    ck_assert_msg(sq.imbalance <= st.imbalance * (1 + 1e-6), "trial %d: %.9f after %.9f", trial, sq.imbalance, st.imbalance);
+    moeplace_placement_destroy(q);
+    // from a placement made without groups: the groups gather on nodes
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, NULL, &free_p, &sf), 0);
+    ck_assert_int_eq(sf.groups, 0);
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, free_p, &o, &q, &sq), 0);
+    check_invariants(q);
+    for (int l = 0; l < L; l++) ck_assert_int_eq(count_split(q, l, G, N), 0);
+    moeplace_move_stats ms;
+    ck_assert_int_eq(moeplace_placement_diff(free_p, q, t, 1.0, &ms), 0);
+    ck_assert(ms.moves == sq.moves && ms.cross_node_bytes == sq.cross_node_bytes);
+    int free_split = 0;
+    ck_assert_int_eq(moeplace_placement_split_groups(free_p, t, G, split), 0);
+    for (int l = 0; l < L; l++) {
+      ck_assert_int_eq(split[l], count_split(free_p, l, G, N));
+      free_split += split[l];
+    }
+    if (free_split) ck_assert(sq.moves > 0);
+    moeplace_placement_destroy(q);
+    moeplace_placement_destroy(free_p);
+    moeplace_placement_destroy(p);
+    free(split);
+    free(w);
+    moeplace_topology_destroy(t);
+  }
+}
+END_TEST
+
+/* A group stays on its node when the loads drift a little, and moves when
+ * moving pays: two nodes, four groups, the current placement puts the two
+ * heaviest groups on node 0; with min_gain 0 they are split up. */
+START_TEST(test_groups_migration_aware) {
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 2, 2, 1, 1), 0);
+  const int E = 8, S = 3, G = 4;
+  double w[8] = {100, 100, 100, 100, 10, 10, 10, 10}; // groups 0, 1 heavy
+  moeplace_placement *cur;
+  ck_assert_int_eq(moeplace_placement_create(&cur, 1, E, 4, S), 0);
+  int *ph = moeplace_placement_phy2log(cur, 0);
+  const int layout[12] = {0, 1, -1, 2, 3, -1, 4, 5, -1, 6, 7, -1}; // node 0: groups 0 and 1
+  memcpy(ph, layout, sizeof layout);
+  moeplace_placement_equal_shares(cur);
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.groups = G;
+  o.min_gain = 0;
+  moeplace_placement *p;
+  moeplace_place_stats st;
+  ck_assert_int_eq(moeplace_place(t, 1, E, S, w, cur, &o, &p, &st), 0);
+  check_invariants(p);
+  ck_assert_int_eq(count_split(p, 0, G, 2), 0);
+  ck_assert(st.imbalance < st.current_imbalance - 0.3); // 440/220 -> 1.0
+  ck_assert(st.cross_node_bytes > 0);
+  moeplace_placement_destroy(p);
+  // balanced loads: every group stays, nothing crosses nodes
+  double even[8] = {10, 10, 10, 10, 10, 10, 10, 10};
+  ck_assert_int_eq(moeplace_place(t, 1, E, S, even, cur, &o, &p, &st), 0);
+  ck_assert(st.cross_node_bytes == 0);
+  ck_assert_int_eq(count_split(p, 0, G, 2), 0);
+  moeplace_placement_destroy(p);
+  // a byte budget too small to gather a group spread over both nodes
+  ph[0] = 7, ph[10] = 0; // expert 0 on node 1, expert 7 on node 0: groups 0 and 3 span
+  o.byte_budget = 1;
+  ck_assert_int_eq(moeplace_place(t, 1, E, S, w, cur, &o, &p, &st), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "node-limited"));
+  o.byte_budget = MOEPLACE_NO_LIMIT;
+  ck_assert_int_eq(moeplace_place(t, 1, E, S, w, cur, &o, &p, &st), 0);
+  ck_assert_int_eq(count_split(p, 0, G, 2), 0);
+  moeplace_placement_destroy(p);
+  moeplace_placement_destroy(cur);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+START_TEST(test_groups_errors) {
+  moeplace_topology *t, *uneq;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 2, 2, 1, 1), 0);
+  const int node[4] = {0, 0, 0, 1}, zero[4] = {0};
+  ck_assert_int_eq(moeplace_topology_create_table(&uneq, 4, node, zero, zero), 0);
+  double w[16];
+  for (int i = 0; i < 16; i++) w[i] = 1 + i;
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  moeplace_placement *p = (moeplace_placement *)&o; // must come back NULL
+  static const struct {
+    int groups, experts, slots, unequal;
+    const char *msg;
+  } cases[] = {{3, 16, 4, 0, "must divide the experts"},
+               {-1, 16, 4, 0, "groups must be >= 0"},
+               {8, 12, 4, 0, "must divide the experts"},
+               {2, 16, 8, 1, "equal rank counts"}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    o.groups = cases[k].groups;
+    p = (moeplace_placement *)&o;
+    int rc = moeplace_place(cases[k].unequal ? uneq : t, 1, cases[k].experts, cases[k].slots, w,
+                            NULL, &o, &p, NULL);
+    ck_assert_msg(rc == MOEPLACE_ERR_ARG, "case %zu: %d", k, rc);
+    ck_assert_ptr_null(p);
+    ck_assert_msg(strstr(moeplace_last_error(), cases[k].msg), "case %zu: '%s'", k,
+                  moeplace_last_error());
+  }
+  // 3 groups on 2 nodes: not a multiple
+  moeplace_topology *t3;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t3, 2, 3, 1, 1), 0);
+  o.groups = 3;
+  ck_assert_int_eq(moeplace_place(t3, 1, 12, 4, w, NULL, &o, &p, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "multiple of the nodes"));
+  // one node: groups constrain nothing, reported
+  moeplace_topology *t1;
+  moeplace_place_stats st;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t1, 1, 4, 1, 1), 0);
+  ck_assert_int_eq(moeplace_place(t1, 1, 12, 4, w, NULL, &o, &p, &st), 0);
+  ck_assert_int_eq(st.groups, 3);
+  ck_assert_int_eq(st.split_groups, 0);
+  moeplace_placement_destroy(p);
+  moeplace_topology_destroy(t1);
+  moeplace_topology_destroy(t3);
+  moeplace_topology_destroy(uneq);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+/* EPLB's maps agree with phy2log: log2phy lists each expert's global slots
+ * in order, padded with -1, logcnt counts them. */
+START_TEST(test_eplb_maps) {
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 2, 4, 1, 1), 0);
+  const int L = 3, E = 12, R = 8, S = 3;
+  double w[3 * 12];
+  for (int i = 0; i < L * E; i++) w[i] = 1000 * lognormal(1.5);
+  moeplace_placement *p;
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, NULL, &p, NULL), 0);
+  int mr = moeplace_placement_max_replicas(p);
+  ck_assert_int_ge(mr, 2);
+  int *l2p = malloc((size_t)E * mr * sizeof *l2p), lc[12];
+  for (int l = 0; l < L; l++) {
+    const int *ph = moeplace_placement_phy2log_const(p, l);
+    ck_assert_int_eq(moeplace_placement_logcnt(p, l, lc), 0);
+    ck_assert_int_eq(moeplace_placement_log2phy(p, l, mr, l2p), 0);
+    for (int e = 0; e < E; e++) {
+      int n = 0;
+      for (int i = 0; i < R * S; i++)
+        if (ph[i] == e) ck_assert_int_eq(l2p[e * mr + n++], i);
+      ck_assert_int_eq(n, lc[e]);
+      for (int k = n; k < mr; k++) ck_assert_int_eq(l2p[e * mr + k], -1);
+    }
+  }
+  int refused = 0; // the layer with the most replicas does not fit in mr - 1
+  for (int l = 0; l < L; l++) refused += moeplace_placement_log2phy(p, l, mr - 1, l2p) != 0;
+  ck_assert_int_ge(refused, 1);
+  free(l2p);
+  moeplace_placement_destroy(p);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
+/* An EPLB map with two replicas of an expert on one rank: refused by the
+ * validator and the strict reader, repaired (share merged into the lowest
+ * slot) by moeplace_placement_repair and the repairing reader; a map with
+ * phy2log only gets equal shares; a placement from the repaired map has no
+ * duplicate. */
+START_TEST(test_repair_duplicates) {
+  const char *text = "{\"ranks\": 2, \"slots\": 3, \"phy2log\": [[0, 1, 1, 2, 3, 0]]}";
+  char path[] = "/tmp/mp_dupXXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  moeplace_placement *p = NULL, *q;
+  ck_assert_int_eq(moeplace_placement_read_json(&p, path), MOEPLACE_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "rank 0 holds expert 1 twice"));
+  int n = -1;
+  ck_assert_int_eq(moeplace_placement_read_json_repair(&p, path, &n), 0);
+  ck_assert_int_eq(n, 1);
+  ck_assert_int_eq(moeplace_placement_experts(p), 4);
+  ck_assert_int_eq(moeplace_placement_layers(p), 1);
+  const int *ph = moeplace_placement_phy2log_const(p, 0);
+  const double *sh = moeplace_placement_share_const(p, 0);
+  const int want[6] = {0, 1, -1, 2, 3, 0};
+  const double wsh[6] = {0.5, 1, 0, 1, 1, 0.5}; // expert 1: 1/2 + 1/2 merged
+  for (int i = 0; i < 6; i++) {
+    ck_assert_int_eq(ph[i], want[i]);
+    ck_assert(fabs(sh[i] - wsh[i]) < 1e-12);
+  }
+  check_invariants(p);
+  // the in-memory repair: the same map built by hand
+  ck_assert_int_eq(moeplace_placement_create(&q, 1, 4, 2, 3), 0);
+  const int dup[6] = {0, 1, 1, 2, 3, 0};
+  memcpy(moeplace_placement_phy2log(q, 0), dup, sizeof dup);
+  moeplace_placement_equal_shares(q);
+  ck_assert_int_eq(moeplace_placement_validate(q), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "twice"));
+  ck_assert_int_eq(moeplace_placement_repair(q, &n), 0);
+  ck_assert_int_eq(n, 1);
+  ck_assert_int_eq(moeplace_placement_repair(q, &n), 0);
+  ck_assert_int_eq(n, 0);
+  check_invariants(q);
+  // a placement from it
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 1, 2, 1, 1), 0);
+  double w[4] = {40, 10, 10, 20};
+  moeplace_placement *r;
+  ck_assert_int_eq(moeplace_place(t, 1, 4, 3, w, q, NULL, &r, NULL), 0);
+  check_invariants(r);
+  moeplace_placement_destroy(r);
+  moeplace_topology_destroy(t);
+  moeplace_placement_destroy(q);
+  moeplace_placement_destroy(p);
+  unlink(path);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("placement");
   TCase *tc = tcase_create("core");
@@ -804,6 +1090,11 @@ int main(void) {
   tcase_add_test(tc, test_plan_closest_source);
   tcase_add_test(tc, test_plan_matches_scan);
   tcase_add_test(tc, test_json_errors);
+  tcase_add_test(tc, test_groups_node_limited);
+  tcase_add_test(tc, test_groups_migration_aware);
+  tcase_add_test(tc, test_groups_errors);
+  tcase_add_test(tc, test_eplb_maps);
+  tcase_add_test(tc, test_repair_duplicates);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

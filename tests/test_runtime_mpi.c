@@ -246,6 +246,17 @@ static void case_config(int R) {
   CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "collective_timeout_s"),
         "differing deadlines: rc=%d", rc);
   cfg.collective_timeout_s = MOEPLACE_NO_LIMIT;
+  // groups: none by default, must divide the experts, must agree.
+  CHECK(cfg.groups == 0, "no groups by default: %d", cfg.groups);
+  cfg.groups = cfg.experts + 1;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "groups"),
+        "groups not dividing the experts refused: rc=%d", rc);
+  cfg.groups = my_rank == 0 ? 1 : 0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "groups"),
+        "differing groups: rc=%d", rc);
+  cfg.groups = 0;
   // An invalid config on rank 1 only: every rank fails with ERR_ARG.
   if (my_rank == 1) cfg.window = 0;
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);

@@ -30,7 +30,13 @@ static void usage(FILE *out) {
           "  --nodes N               nodes of equal size (default 1)\n"
           "  --topology FILE         cluster-shape file instead of --ranks/--nodes\n"
           "  --slots S               expert slots per rank per layer (R x S >= experts)\n"
-          "  --current FILE          placement in force (a JSON this tool wrote)\n"
+          "  --current FILE          placement in force: a JSON this tool wrote, or an EPLB\n"
+          "                          map ({\"ranks\", \"slots\", \"phy2log\": [layers][R*S]}:\n"
+          "                          equal shares; two replicas of one expert on a rank are\n"
+          "                          merged, with a warning, and the plan repairs them)\n"
+          "  --groups G              experts form G contiguous groups (EPLB's num_groups);\n"
+          "                          with N > 1 nodes (N dividing G) every group's replicas\n"
+          "                          stay on one node (node-limited routing)\n"
           "Objective:\n"
           "  --expert-bytes B        bytes of one expert replica (default 1)\n"
           "  --migration-weight W    load units one unit of migration cost is worth\n"
@@ -49,7 +55,8 @@ static void usage(FILE *out) {
           "Output:\n"
           "  --json FILE             placement and stats as JSON (written atomically;\n"
           "                          accepted back as --current)\n"
-          "  --plan FILE             migration plan from --current as JSON transfers\n"
+          "  --plan FILE             migration plan from --current as JSON transfers (slots\n"
+          "                          global, rank x S + local slot, and local)\n"
           "  --help                  this text\n"
           "\n"
           "Prints the figures (imbalance, lower bound, moves...) on stdout.\n"
@@ -58,7 +65,7 @@ static void usage(FILE *out) {
 
 /* Written like every output (common/atomic_file.h): never half-written,
  * and a write error names the file. */
-static int write_plan(const moeplace_transfer *tr, size_t n, const char *path) {
+static int write_plan(const moeplace_transfer *tr, size_t n, int S, const char *path) {
   mp_atomic_file af;
   int rc = mp_atomic_open(&af, path);
   if (rc) return cli_report(prog, rc);
@@ -71,13 +78,17 @@ static int write_plan(const moeplace_transfer *tr, size_t n, const char *path) {
     fprintf(stderr, "%s: %s: cannot write: %s\n", prog, path, strerror(err));
     return CLI_EXIT_FAILURE;
   }
-  fprintf(f, "{\"transfers\": [");
+  // src_slot / dst_slot are global physical slots (rank x S + local slot,
+  // the index of phy2log); the *_local_slot fields are the slot in the rank
+  fprintf(f, "{\"slots\": %d, \"transfers\": [", S);
   for (size_t i = 0; i < n; i++)
     fprintf(f,
             "%s\n  {\"layer\": %d, \"expert\": %d, \"src_rank\": %d, \"src_slot\": %d, "
-            "\"dst_rank\": %d, \"dst_slot\": %d, \"link\": %d, \"bytes\": %.17g}",
+            "\"src_local_slot\": %d, \"dst_rank\": %d, \"dst_slot\": %d, "
+            "\"dst_local_slot\": %d, \"link\": %d, \"bytes\": %.17g}",
             i ? "," : "", tr[i].layer, tr[i].expert, tr[i].src_rank, tr[i].src_slot,
-            tr[i].dst_rank, tr[i].dst_slot, (int)tr[i].link, tr[i].bytes);
+            tr[i].src_slot % S, tr[i].dst_rank, tr[i].dst_slot, tr[i].dst_slot % S,
+            (int)tr[i].link, tr[i].bytes);
   fprintf(f, "\n]}\n");
   int bad = ferror(f);
   int err = bad ? errno : 0;
@@ -104,10 +115,11 @@ int main(int argc, char **argv) {
       {"step-ms", required_argument, NULL, 'S'},  {"horizon", required_argument, NULL, 'H'},
       {"time-budget", required_argument, NULL, 'D'},
       {"json", required_argument, NULL, 'j'},      {"plan", required_argument, NULL, 'P'},
+      {"groups", required_argument, NULL, 'G'},
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   const char *loads_path = NULL, *topo_path = NULL, *cur_path = NULL, *json_path = NULL,
              *plan_path = NULL;
-  long long ranks = 0, nodes = 1, slots = 0, iters = -1;
+  long long ranks = 0, nodes = 1, slots = 0, iters = -1, groups = 0;
   int64_t step_a = 0, step_b = INT64_MAX;
   moeplace_place_options opt;
   moeplace_place_options_init(&opt);
@@ -143,6 +155,7 @@ int main(int argc, char **argv) {
       break;
     case 'H': bad = cli_parse_double(prog, "--horizon", optarg, 1, 1e12, &opt.horizon_steps); break;
     case 'D': bad = cli_parse_double(prog, "--time-budget", optarg, 0, 1e9, &opt.time_budget_s); break;
+    case 'G': bad = cli_parse_int(prog, "--groups", optarg, 1, 1 << 20, &groups); break;
     case 'j': json_path = optarg; break;
     case 'P': plan_path = optarg; break;
     default: fprintf(stderr, "%s: see --help\n", prog); return CLI_EXIT_USAGE;
@@ -150,6 +163,7 @@ int main(int argc, char **argv) {
     if (bad) return CLI_EXIT_USAGE;
   }
   if (iters >= 0) opt.max_iterations = (int)iters;
+  opt.groups = (int)groups;
   if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
   if (!loads_path || !slots || (!ranks && !topo_path) || (ranks && topo_path)) {
     fprintf(stderr, "%s: need --loads, --slots, and either --ranks or --topology (see --help)\n",
@@ -199,7 +213,13 @@ int main(int argc, char **argv) {
     goto out;
   }
   if (cur_path) {
-    if ((rc = moeplace_placement_read_json(&cur, cur_path))) goto fail;
+    int dups = 0;
+    if ((rc = moeplace_placement_read_json_repair(&cur, cur_path, &dups))) goto fail;
+    if (dups)
+      fprintf(stderr,
+              "%s: warning: %s: %d replica(s) duplicated on a rank (as EPLB allows) merged "
+              "into one slot per rank; the result and the plan hold none\n",
+              prog, cur_path, dups);
     if (moeplace_placement_layers(cur) != L || moeplace_placement_experts(cur) != E ||
         moeplace_placement_ranks(cur) != moeplace_topology_ranks(topo) ||
         moeplace_placement_slots(cur) != slots) {
@@ -219,6 +239,8 @@ int main(int argc, char **argv) {
          moeplace_topology_ranks(topo), slots);
   printf("imbalance %.6f  lower_bound %.6f  gap %.4f%%  solve_ms %.3f\n", st.imbalance,
          st.lower_bound, 100 * st.gap, st.solve_ms);
+  if (st.groups > 1) printf("groups %d  nodes %d  split_groups %d\n", st.groups,
+                            moeplace_topology_nodes(topo), st.split_groups);
   if (cur)
     printf("current_imbalance %.6f  kept_current %s  moves %" PRId64
            "  bytes_moved %.0f  cross_node_bytes %.0f\n",
@@ -230,7 +252,7 @@ int main(int argc, char **argv) {
     moeplace_transfer *t;
     size_t n;
     if ((rc = moeplace_migration_plan(cur, res, topo, opt.expert_bytes, &t, &n))) goto fail;
-    int w = write_plan(t, n, plan_path);
+    int w = write_plan(t, n, (int)slots, plan_path);
     moeplace_transfers_free(t);
     if (w) exit_code = w;
   }

@@ -33,7 +33,6 @@ static void usage(FILE *out) {
           "  --nodes N            nodes (default 1)\n"
           "  --topology FILE      cluster-shape file instead (docs/PLACEMENT.md)\n"
           "  --slots S            expert slots per rank and layer (R*S >= experts)\n"
-          "  --groups G           expert groups (EPLB's num_groups; default 1)\n"
           "Loop:\n"
           "  --interval STEPS     steps between rebalances (default 500)\n"
           "  --window W           steps per forecasting window (default 10)\n"
@@ -41,6 +40,9 @@ static void usage(FILE *out) {
           "  --predictor NAME     auto (default), sw_avg, arima, lstm, last\n"
           "  --policies LIST      comma-separated subset to report (default all)\n"
           "  --seed N             seed of learned predictors (default 1)\n"
+          "  --groups G           experts form G groups; with N > 1 nodes every policy\n"
+          "                       keeps each group on one node (docs/PLACEMENT.md;\n"
+          "                       eplb: its hierarchical policy)\n"
           "Migration:\n"
           "  --expert-bytes B     bytes of one expert replica (default 67108864)\n"
           "  --migration-weight X tokens one unit of migration cost is worth (default 0)\n"
@@ -163,15 +165,15 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
     json_object_set_new(policies, mp_policy_name(p), o);
   }
   return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, "
-                   "s:f, s:f, s:o}",
+                   "s:f, s:f, s:i, s:o}",
                    "trace", trace, "steps", (json_int_t)res->steps, "layers", res->layers,
                    "experts", res->experts, "ranks", res->ranks, "slots", res->slots, "nodes",
                    nodes, "interval", cfg->interval, "window", cfg->window, "horizon",
                    cfg->horizon ? cfg->horizon : cfg->interval, "predictor", cfg->predictor,
                    "expert_bytes", cfg->expert_bytes, "migration_weight", cfg->migration_weight,
                    "budget", cfg->byte_budget, "min_gain", cfg->min_gain, "step_ms",
-                   cfg->step_time_s * 1e3, "time_budget_s", cfg->time_budget_s, "policies",
-                   policies);
+                   cfg->step_time_s * 1e3, "time_budget_s", cfg->time_budget_s, "groups",
+                   cfg->groups, "policies", policies);
 }
 
 static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
@@ -234,11 +236,11 @@ int main(int argc, char **argv) {
     case O_RANKS: INT_OPT("--ranks", 1, 1 << 20, ranks) break;
     case O_NODES: INT_OPT("--nodes", 1, 1 << 20, nodes) break;
     case O_SLOTS: INT_OPT("--slots", 1, 1 << 16, cfg.slots) break;
-    case O_GROUPS: INT_OPT("--groups", 1, 1 << 20, cfg.groups) break;
     case O_INTERVAL: INT_OPT("--interval", 1, 1 << 30, cfg.interval) break;
     case O_WINDOW: INT_OPT("--window", 1, 1 << 30, cfg.window) break;
     case O_HORIZON: INT_OPT("--horizon", 1, 1 << 30, cfg.horizon) break;
     case O_SEED: INT_OPT("--seed", 0, INT64_MAX, cfg.seed) break;
+    case O_GROUPS: INT_OPT("--groups", 1, 1 << 20, cfg.groups) break;
     case O_PREDICTOR: cfg.predictor = optarg; break;
     case O_POLICIES:
       if (parse_policies(optarg, ctx.report)) return CLI_EXIT_USAGE;

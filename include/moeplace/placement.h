@@ -143,6 +143,22 @@ int moeplace_placement_log2phy(const moeplace_placement *p, int layer, int max_r
  * MOEPLACE_ERR_ARG with a message naming the layer and slot. */
 int moeplace_placement_validate(const moeplace_placement *p);
 
+/* Repairs what EPLB allows but a moeplace placement does not: a rank
+ * holding two or more replicas of one expert in a layer. In each such rank
+ * the lowest slot keeps the replica and receives the shares of the others,
+ * whose slots become empty (-1, share 0); the expert keeps its other ranks.
+ * *removed (may be NULL) gets the number of replicas removed (0: nothing
+ * was wrong). Other defects are left for moeplace_placement_validate().
+ * MOEPLACE_ERR_ARG for NULL. */
+int moeplace_placement_repair(moeplace_placement *p, int *removed);
+
+/* Groups of each layer whose experts' replicas are on more than one node:
+ * split [L] (per layer, 0..groups). groups must divide the expert count
+ * (groups <= 1: one group, the whole layer); the topology must have the
+ * placement's rank count. MOEPLACE_ERR_ARG otherwise (named). */
+int moeplace_placement_split_groups(const moeplace_placement *p, const moeplace_topology *topo,
+                                    int groups, int *split);
+
 /* Sets every replica's share to 1 / the replica count of its expert in its
  * layer, and every empty slot's share (and that of a slot whose expert is
  * out of range) to 0: the routing of "every replica gets the same part".
@@ -182,17 +198,28 @@ int moeplace_placement_diff(const moeplace_placement *from, const moeplace_place
                             moeplace_move_stats *stats);
 
 /* JSON form (docs/PLACEMENT.md): {"ranks","slots","layers","experts",
- * "placement":[{"layer","phy2log","share","logcnt"}], ...}. The writer adds
- * the stats if given (may be NULL) and writes atomically (a failed write
- * leaves `path` as it was; "-" is stdout); MOEPLACE_ERR_IO names the file.
- * The reader accepts what the writer wrote (other keys are ignored), checks
- * the declared shape against the entries before allocating, and validates
- * the result: MOEPLACE_OK and *out (destroy it), MOEPLACE_ERR_IO (cannot
- * open or read) or MOEPLACE_ERR_FORMAT ("file: reason"), *out = NULL. */
+ * "phy2log" [L][R*S], "log2phy" [L][E][max_rep], "logcnt" [L][E] (EPLB's
+ * three maps, global slot = rank * slots + local slot, log2phy padded with
+ * -1), "placement":[{"layer","phy2log","share","logcnt"}], ...}. The writer
+ * adds the stats if given (may be NULL) and writes atomically (a failed
+ * write leaves `path` as it was; "-" is stdout); MOEPLACE_ERR_IO names the
+ * file. The reader accepts what the writer wrote (other keys are ignored),
+ * or a map with only "ranks", "slots" and the top-level "phy2log" (layers
+ * and experts then optional: experts defaults to the largest id + 1); a
+ * layer without "share" gets equal shares. It checks the declared shape
+ * against the entries before allocating, and validates the result:
+ * MOEPLACE_OK and *out (destroy it), MOEPLACE_ERR_IO (cannot open or read)
+ * or MOEPLACE_ERR_FORMAT ("file: reason"), *out = NULL. */
 struct moeplace_place_stats;
 int moeplace_placement_write_json(const moeplace_placement *p,
                                   const struct moeplace_place_stats *stats, const char *path);
 int moeplace_placement_read_json(moeplace_placement **out, const char *path);
+/* As moeplace_placement_read_json, but a rank holding one expert twice (as
+ * an EPLB map may) is repaired by moeplace_placement_repair() before the
+ * validation instead of refused; *repaired (may be NULL) gets the number of
+ * replicas removed, so that the caller can warn. */
+int moeplace_placement_read_json_repair(moeplace_placement **out, const char *path,
+                                        int *repaired);
 
 /* ---- Solving ------------------------------------------------------------ */
 
@@ -237,7 +264,14 @@ typedef struct moeplace_place_options {
   /* Hard cap on the modelled migration time per call, in seconds, with
    * step_time_s > 0; MOEPLACE_NO_LIMIT (< 0, the default): none. */
   double time_budget_s;
-  uint64_t reserved[5]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
+  /* Expert groups (EPLB's num_groups): 0 or 1, none; G > 1, the experts
+   * form G contiguous groups of E / G (E must be a multiple of G). With a
+   * topology of N > 1 nodes of equal rank counts and G a multiple of N, the
+   * placement is node-limited: every replica of a group's experts is on one
+   * node, G / N groups per node (docs/PLACEMENT.md, "Expert groups"). With
+   * one node, groups constrain nothing (only split_groups is reported). */
+  int groups;
+  uint64_t reserved[4]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
 } moeplace_place_options;
 
 /* Writes every default (and zeroes reserved). Accepts NULL (does nothing). */
@@ -260,7 +294,10 @@ typedef struct moeplace_place_stats {
   double migration_s; /* modelled time of the migration (0 without a current placement) */
   double saving_s;    /* with step_time_s > 0: time the change saves over horizon_steps
                          (predicted; 0 when kept or when the seconds model is off) */
-  uint64_t reserved[2]; /* zeroed by the library (ABI: moeplace/base.h) */
+  int groups;               /* the groups option in force (0: none) */
+  int split_groups;         /* sum over layers of the groups whose replicas are on
+                               more than one node (0 when node-limited) */
+  uint64_t reserved[1]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_place_stats;
 
 /* Computes a placement for loads [layers][experts] (non-negative, finite).

@@ -135,7 +135,14 @@ typedef struct moeplace_runtime_config {
                                   calls MOEPLACE_ERR_STATE). MOEPLACE_NO_LIMIT
                                   (< 0, the default): wait for ever, without
                                   spinning; 0 is refused */
-  uint64_t reserved[7]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  int groups;              /* expert groups (moeplace_place_options.groups): 0 or 1
+                              none (default); G > 1 must divide experts, and on
+                              N > 1 nodes every rebalance keeps each group's
+                              replicas on one node (N must divide G, nodes of
+                              equal size, or the rebalance fails). The initial
+                              placement is not grouped: the first rebalance
+                              gathers the groups (docs/RUNTIME.md) */
+  uint64_t reserved[6]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,

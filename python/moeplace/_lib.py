@@ -63,8 +63,8 @@ class PlaceOptions(ctypes.Structure):
     _fields_ = [("migration_weight", c_double), ("byte_budget", c_double),
                 ("expert_bytes", c_double), ("min_gain", c_double), ("max_iterations", c_int),
                 ("time_limit_ms", c_double), ("step_time_s", c_double),
-                ("horizon_steps", c_double), ("time_budget_s", c_double),
-                ("reserved", c_uint64 * 5)]
+                ("horizon_steps", c_double), ("time_budget_s", c_double), ("groups", c_int),
+                ("reserved", c_uint64 * 4)]
 
 
 class PlaceStats(ctypes.Structure):
@@ -73,8 +73,8 @@ class PlaceStats(ctypes.Structure):
                 ("current_imbalance", c_double), ("kept_current", c_int), ("moves", c_int64),
                 ("bytes_moved", c_double), ("cross_node_bytes", c_double),
                 ("migration_cost", c_double), ("solve_ms", c_double),
-                ("migration_s", c_double), ("saving_s", c_double),
-                ("reserved", c_uint64 * 2)]
+                ("migration_s", c_double), ("saving_s", c_double), ("groups", c_int),
+                ("split_groups", c_int), ("reserved", c_uint64 * 1)]
 
 
 class Transfer(ctypes.Structure):
@@ -91,7 +91,7 @@ class RuntimeConfig(ctypes.Structure):
                 ("cluster_file", c_char_p), ("hwloc_synthetic", c_char_p),
                 ("chunk_bytes", c_size_t), ("max_outstanding", c_int),
                 ("shm_transfers", c_int), ("collective_timeout_s", c_double),
-                ("reserved", c_uint64 * 7)]
+                ("groups", c_int), ("reserved", c_uint64 * 6)]
 
 
 class StepInfo(ctypes.Structure):
@@ -207,6 +207,9 @@ FUNCTIONS = {
     "moeplace_placement_diff": (c_int, [vp, vp, vp, c_double, P(MoveStats)]),
     "moeplace_placement_write_json": (c_int, [vp, P(PlaceStats), c_char_p]),
     "moeplace_placement_read_json": (c_int, [P(vp), c_char_p]),
+    "moeplace_placement_read_json_repair": (c_int, [P(vp), c_char_p, P(c_int)]),
+    "moeplace_placement_repair": (c_int, [vp, P(c_int)]),
+    "moeplace_placement_split_groups": (c_int, [vp, vp, c_int, vp]),
     "moeplace_place_options_init": (None, [P(PlaceOptions)]),
     "moeplace_place": (c_int, [vp, c_int, c_int, c_int, vp, vp, P(PlaceOptions), P(vp),
                                P(PlaceStats)]),

@@ -118,8 +118,8 @@ class PlaceStats(dict):
     """The solver's figures (moeplace_place_stats) as a dict whose keys are
     also attributes: imbalance, lower_bound, gap, current_imbalance,
     kept_current, moves, bytes_moved, cross_node_bytes, migration_cost,
-    migration_s, saving_s,
-    solve_ms, layers, experts, ranks, slots."""
+    migration_s, saving_s, solve_ms, layers, experts, ranks, slots, groups,
+    split_groups."""
 
     __getattr__ = dict.__getitem__
 
@@ -179,11 +179,38 @@ class Placement(Owned):
         return self
 
     @classmethod
-    def read_json(cls, path):
-        """Reads (and validates) a placement JSON file (docs/PLACEMENT.md)."""
+    def read_json(cls, path, repair=False):
+        """Reads (and validates) a placement JSON file (docs/PLACEMENT.md), or
+        an EPLB map {"ranks", "slots", "phy2log": [L][R*S]} (equal shares).
+        repair=True merges two replicas of one expert on one rank (as EPLB
+        allows) instead of refusing them; the count removed is then in the
+        result's ``repaired`` attribute."""
         h = ctypes.c_void_p()
-        check(_lib.core().moeplace_placement_read_json(ctypes.byref(h), path_bytes(path)))
-        return cls._wrap(h)
+        if not repair:
+            check(_lib.core().moeplace_placement_read_json(ctypes.byref(h), path_bytes(path)))
+            return cls._wrap(h)
+        n = ctypes.c_int()
+        check(_lib.core().moeplace_placement_read_json_repair(ctypes.byref(h), path_bytes(path),
+                                                              ctypes.byref(n)))
+        self = cls._wrap(h)
+        self.repaired = n.value
+        return self
+
+    def repair(self):
+        """Merges replicas of one expert held twice by one rank (the lowest
+        slot keeps it with their shares); returns how many were removed."""
+        n = ctypes.c_int()
+        check(self._lib.moeplace_placement_repair(self._handle(), ctypes.byref(n)))
+        return n.value
+
+    def split_groups(self, topology, groups):
+        """Groups (of E / groups contiguous experts) whose replicas are on
+        more than one node, per layer: int32 [L] (0 everywhere when the
+        placement is node-limited)."""
+        out = np.empty(self.layers, dtype=np.int32)
+        check(self._lib.moeplace_placement_split_groups(
+            self._handle(), _topo_handle(topology), as_int(groups, "groups"), ptr(out)))
+        return out
 
     def write_json(self, path):
         """Writes the placement (with its stats, when it has them) atomically."""
@@ -316,7 +343,8 @@ def _topo_handle(t):
 
 _OPTIONS = {"migration_weight": as_float, "byte_budget": as_float, "expert_bytes": as_float,
             "min_gain": as_float, "max_iterations": as_int, "time_limit_ms": as_float,
-            "step_time_s": as_float, "horizon_steps": as_float, "time_budget_s": as_float}
+            "step_time_s": as_float, "horizon_steps": as_float, "time_budget_s": as_float,
+            "groups": as_int}
 
 
 def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
@@ -328,8 +356,11 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     options (moeplace_place_options; None = no limit): migration_weight,
     byte_budget, expert_bytes, min_gain, max_iterations, time_limit_ms,
     step_time_s, horizon_steps, time_budget_s (the seconds-priced rule).
+    groups (G contiguous expert groups; with a topology of N > 1 nodes,
+    N dividing G, each group's replicas stay on one node).
     Returns a Placement whose ``stats`` holds imbalance, lower_bound, gap,
-    moves, bytes_moved, ..."""
+    moves, bytes_moved, groups, split_groups, ...; its phy2log, log2phy,
+    logcnt and share are numpy arrays in EPLB's conventions."""
     lib = _lib.core()
     lo = np.asarray(loads)
     if lo.ndim != 2:

@@ -117,3 +117,38 @@ def test_errors():
         moeplace.plan("a", "b")
     with pytest.raises(moeplace.Error):
         moeplace.Topology.shape(1, 2).link_class(0, 7)
+
+
+def test_place_groups_node_limited(tmp_path):
+    rng = np.random.default_rng(7)
+    loads = rng.lognormal(0, 1, (3, 32)) * 1000
+    topo = moeplace.Topology.shape(4, 2)  # 4 nodes x 2 ranks
+    p = moeplace.place(loads, topology=topo, slots=5, groups=8)
+    assert p.stats.groups == 8 and p.stats.split_groups == 0
+    assert (p.split_groups(topo, 8) == 0).all()
+    # independently: every group's slots on one node (node = rank // 2)
+    node = np.arange(8 * 5) // 5 // 2
+    for l in range(3):
+        for g in range(8):
+            held = (p.phy2log[l] >= 0) & (p.phy2log[l] // 4 == g)
+            assert len(set(node[held])) == 1
+    free = moeplace.place(loads, topology=topo, slots=5)
+    assert free.stats.groups == 0
+    # the balance cost of the constraint is what it is, never a gain
+    assert p.stats.imbalance >= free.stats.lower_bound - 1e-12
+    with pytest.raises(moeplace.Error, match="must divide the experts"):
+        moeplace.place(loads, topology=topo, slots=5, groups=5)
+
+
+def test_eplb_map_with_duplicates(tmp_path):
+    f = tmp_path / "eplb.json"
+    f.write_text('{"ranks": 2, "slots": 3, "phy2log": [[0, 1, 1, 2, 3, 0]]}')
+    with pytest.raises(moeplace.Error, match="twice"):
+        moeplace.Placement.read_json(f)
+    p = moeplace.Placement.read_json(f, repair=True)
+    assert p.repaired == 1
+    assert p.phy2log.tolist() == [[0, 1, -1, 2, 3, 0]]
+    assert np.allclose(p.share, [[0.5, 1, 0, 1, 1, 0.5]])
+    assert p.logcnt.tolist() == [[2, 1, 1, 1]]
+    assert p.log2phy.tolist() == [[[0, 5], [1, -1], [3, -1], [4, -1]]]
+    assert p.repair() == 0

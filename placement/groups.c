@@ -1,0 +1,540 @@
+/* Expert groups and node-limited placement (moeplace_place with
+ * options.groups > 1, docs/PLACEMENT.md "Expert groups"). The experts of a
+ * layer form G contiguous groups of E / G, as EPLB's num_groups. On N > 1
+ * nodes (N dividing G, nodes of equal rank counts) every replica of a
+ * group's experts stays on one node, so a router limited to a few nodes per
+ * token (DeepSeek-V3's group-limited routing) can use the placement:
+ *
+ *  1. per layer, the groups go onto the nodes, G / N each, balancing the
+ *     node loads; with a current placement a group stays on the node that
+ *     holds its experts unless moving it pays (group_assign);
+ *  2. per node, the experts of its groups are placed on its ranks and slots
+ *     by moeplace_place itself (same options, groups off), so every solver
+ *     option, the share policy included, applies unchanged. The current
+ *     placement seen by a node is the real one restricted to its ranks and
+ *     groups, completed where a group arrives (node_current).
+ * The figures (imbalance, moves, bytes) are recomputed on the whole result. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <moeplace.h>
+
+#include "common/error.h"
+#include "common/metrics.h"
+#include "common/timer.h"
+#include "placement/groups.h"
+#include "placement/placement_impl.h"
+#include "placement/solver.h"
+#include "placement/topology.h"
+
+int moeplace_placement_split_groups(const moeplace_placement *p, const moeplace_topology *topo,
+                                    int groups, int *split) {
+  if (!p || !topo || !split) return mp_fail(MOEPLACE_ERR_ARG, "split groups: NULL argument");
+  if (topo->ranks != p->ranks)
+    return mp_fail(MOEPLACE_ERR_ARG, "split groups: topology has %d ranks, placement %d",
+                   topo->ranks, p->ranks);
+  const int G = groups > 1 ? groups : 1, E = p->experts, S = p->slots;
+  if (E % G)
+    return mp_fail(MOEPLACE_ERR_ARG, "groups (%d) must divide the experts (%d)", groups, E);
+  int *home = malloc((size_t)G * sizeof *home); // [G] first node seen, -2 split
+  MP_CHECK_ALLOC(home);
+  for (int l = 0; l < p->layers; l++) {
+    const int *ph = moeplace_placement_phy2log_const(p, l);
+    for (int g = 0; g < G; g++) home[g] = -1;
+    for (int i = 0; i < p->ranks * S; i++) {
+      if (ph[i] < 0 || ph[i] >= E) continue;
+      int g = ph[i] / (E / G), n = topo->node[i / S];
+      if (home[g] == -1) home[g] = n;
+      else if (home[g] != n) home[g] = -2;
+    }
+    split[l] = 0;
+    for (int g = 0; g < G; g++) split[l] += home[g] == -2;
+  }
+  free(home);
+  return MOEPLACE_OK;
+}
+
+/* The problem of one call with groups. */
+typedef struct grp_ctx {
+  const moeplace_topology *topo;
+  int L, E, S, G, N;
+  int Rn, Eg, Gn, En; // ranks per node, experts per group, groups per node, experts per node
+  const double *loads; // [L][E]
+  const moeplace_placement *current;
+  moeplace_place_options opt; // groups off: what every node's moeplace_place gets
+  int *node_ranks;  // [N][Rn] the global ranks of each node, in order
+  int *gnode;       // [L][G] node of each group
+  double forced;    // bytes the group moves force (replicas a node must receive)
+} grp_ctx;
+
+/* Checks the shape the groups need; fills the sizes and node_ranks. */
+static int grp_check(grp_ctx *c) {
+  const moeplace_topology *t = c->topo;
+  if (c->E % c->G)
+    return mp_fail(MOEPLACE_ERR_ARG, "groups (%d) must divide the experts (%d)", c->G, c->E);
+  if (c->G % c->N)
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "groups (%d) must be a multiple of the nodes (%d) for node-limited placement",
+                   c->G, c->N);
+  c->Rn = t->ranks / c->N;
+  c->node_ranks = malloc((size_t)t->ranks * sizeof *c->node_ranks);
+  int *fill = calloc((size_t)c->N, sizeof *fill);
+  if (!c->node_ranks || !fill) {
+    free(fill);
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
+  }
+  int rc = MOEPLACE_OK;
+  for (int r = 0; r < t->ranks && !rc; r++) {
+    int n = t->node[r];
+    if (fill[n] == c->Rn)
+      rc = mp_fail(MOEPLACE_ERR_ARG,
+                   "node-limited groups need nodes of equal rank counts: node %d has more than "
+                   "%d of the %d ranks",
+                   n, c->Rn, t->ranks);
+    else
+      c->node_ranks[(size_t)n * c->Rn + fill[n]++] = r;
+  }
+  free(fill);
+  if (rc) return rc;
+  c->Eg = c->E / c->G;
+  c->Gn = c->G / c->N;
+  c->En = c->E / c->N;
+  // equal nodes: Rn x S >= E / N follows from R x S >= E (checked)
+  return MOEPLACE_OK;
+}
+
+/* have [G][N]: experts of each group with a replica on each node in the
+ * current layer cur [R*S]. */
+static void group_presence(const grp_ctx *c, const int *cur, int *have, char *seen) {
+  memset(have, 0, (size_t)c->G * c->N * sizeof *have);
+  memset(seen, 0, (size_t)c->E * c->N);
+  for (int i = 0; i < c->topo->ranks * c->S; i++) {
+    int e = cur[i];
+    if (e < 0) continue;
+    int n = c->topo->node[i / c->S];
+    if (!seen[(size_t)e * c->N + n]) {
+      seen[(size_t)e * c->N + n] = 1;
+      have[(e / c->Eg) * c->N + n]++;
+    }
+  }
+}
+
+/* Score of an assignment: the busiest node's mean rank load plus the group
+ * moves' price (move [G][N], load units), and the sum of squared node
+ * loads as the tie-break that keeps the search moving. */
+static void group_score(const grp_ctx *c, const int *gn, const double *nload,
+                        const double *move, double *score, double *sq) {
+  double mx = 0, s2 = 0, mv = 0;
+  for (int n = 0; n < c->N; n++) {
+    mx = nload[n] > mx ? nload[n] : mx;
+    s2 += nload[n] * nload[n];
+  }
+  for (int g = 0; g < c->G; g++) mv += move[g * c->N + gn[g]];
+  *score = mx / c->Rn + mv;
+  *sq = s2;
+}
+
+/* Pairwise swaps of groups between nodes while one lowers (score, sum of
+ * squares, forced replicas) lexicographically; a swap whose forced bytes exceed `room` (< 0: unlimited) is
+ * not taken. */
+static void group_swaps(const grp_ctx *c, int *gn, double *nload, const double *gl,
+                        const double *move, const int *miss, double room) {
+  const int G = c->G;
+  double score, sq;
+  group_score(c, gn, nload, move, &score, &sq);
+  long forced = 0;
+  for (int g = 0; g < G; g++) forced += miss[g * c->N + gn[g]];
+  for (int it = 0; it < G * G; it++) {
+    int ba = -1, bb = -1;
+    double bs = score, bq = sq;
+    long bf = forced;
+    for (int a = 0; a < G; a++)
+      for (int b = a + 1; b < G; b++) {
+        int na = gn[a], nb = gn[b];
+        if (na == nb) continue;
+        long f = forced - miss[a * c->N + na] - miss[b * c->N + nb] + miss[a * c->N + nb] +
+                 miss[b * c->N + na];
+        if (room >= 0 && f * c->opt.expert_bytes > room) continue;
+        nload[na] += gl[b] - gl[a];
+        nload[nb] += gl[a] - gl[b];
+        gn[a] = nb;
+        gn[b] = na;
+        double s, q;
+        group_score(c, gn, nload, move, &s, &q);
+        gn[a] = na;
+        gn[b] = nb;
+        nload[na] -= gl[b] - gl[a];
+        nload[nb] -= gl[a] - gl[b];
+        const double tol = 1e-12 * (bs > 0 ? bs : 1);
+        const int same_q = fabs(q - bq) <= 1e-12 * bq;
+        if (s < bs - tol || (s <= bs + tol && !same_q && q < bq) ||
+            (s <= bs + tol && same_q && f < bf)) {
+          bs = s;
+          bq = q;
+          bf = f;
+          ba = a;
+          bb = b;
+        }
+      }
+    if (ba < 0) break;
+    int na = gn[ba], nb = gn[bb];
+    forced += miss[ba * c->N + nb] + miss[bb * c->N + na] - miss[ba * c->N + na] -
+              miss[bb * c->N + nb];
+    nload[na] += gl[bb] - gl[ba];
+    nload[nb] += gl[ba] - gl[bb];
+    gn[ba] = nb;
+    gn[bb] = na;
+    score = bs;
+    sq = bq;
+  }
+}
+
+/* Scratch of group_assign, [G] and [G][N] arrays. */
+typedef struct grp_scratch {
+  double *gl, *nload, *move; // [G], [N], [G][N]
+  int *have, *miss, *order, *cnt; // [G][N], [G][N], [G], [N]
+  char *seen;                // [E][N]
+} grp_scratch;
+
+/* Layer l: the node of every group into c->gnode. Fresh: groups in
+ * decreasing load to the lightest node with room (EPLB's packing), then
+ * swaps. With a current placement, each group starts on the node holding
+ * most of its experts (the heaviest groups choose first), and a swap must
+ * pay for the replicas it forces across nodes (migration_weight x bytes x
+ * the other-node cost, plus min_gain x the layer's mean rank load each). */
+static double group_assign(grp_ctx *c, int l, grp_scratch *x, double room) {
+  const int G = c->G, N = c->N;
+  const double *w = c->loads + (size_t)l * c->E;
+  int *gn = c->gnode + (size_t)l * G;
+  double tot = 0;
+  for (int g = 0; g < G; g++) {
+    x->gl[g] = 0;
+    for (int i = 0; i < c->Eg; i++) x->gl[g] += w[g * c->Eg + i];
+    tot += x->gl[g];
+    x->order[g] = g;
+  }
+  const double mean = tot / c->topo->ranks;
+  const double per_move = c->opt.migration_weight * c->opt.expert_bytes *
+                              c->topo->cost[MOEPLACE_LINK_OTHER_NODE] +
+                          c->opt.min_gain * mean;
+  if (c->current)
+    group_presence(c, moeplace_placement_phy2log_const(c->current, l), x->have, x->seen);
+  for (int k = 0; k < G * N; k++) {
+    x->miss[k] = c->current ? c->Eg - x->have[k] : 0;
+    x->move[k] = x->miss[k] * per_move;
+  }
+  // heaviest first (insertion sort: G is small); with a current placement
+  // the groups with the most experts in one place choose first
+  for (int i = 1; i < G; i++) {
+    int v = x->order[i], j = i;
+    while (j > 0 && x->gl[x->order[j - 1]] < x->gl[v]) {
+      x->order[j] = x->order[j - 1];
+      j--;
+    }
+    x->order[j] = v;
+  }
+  for (int n = 0; n < N; n++) {
+    x->nload[n] = 0;
+    x->cnt[n] = 0;
+  }
+  for (int t = 0; t < G; t++) {
+    int g = x->order[t], b = -1;
+    for (int n = 0; n < N; n++) {
+      if (x->cnt[n] == c->Gn) continue;
+      // cheapest move, then fewest replicas to bring (free migration still
+      // prefers staying), then the lightest node
+      const int kn = g * N + n, kb = g * N + b;
+      if (b < 0 || x->move[kn] < x->move[kb] ||
+          (x->move[kn] == x->move[kb] &&
+           (x->miss[kn] < x->miss[kb] || (x->miss[kn] == x->miss[kb] && x->nload[n] < x->nload[b]))))
+        b = n;
+    }
+    gn[g] = b;
+    x->cnt[b]++;
+    x->nload[b] += x->gl[g];
+  }
+  group_swaps(c, gn, x->nload, x->gl, x->move, x->miss, room);
+  double forced = 0;
+  for (int g = 0; g < G; g++) forced += x->miss[g * N + gn[g]] * c->opt.expert_bytes;
+  return forced;
+}
+
+/* Node n's share of the problem: its ranks (a topology of one node with
+ * their packages, NUMA domains and costs), the loads of its groups' experts
+ * [L][En] (local expert j of layer l is global expert map [L][En]). */
+static int node_problem(const grp_ctx *c, int n, moeplace_topology **sub, double *loads,
+                        int *map) {
+  const moeplace_topology *t = c->topo;
+  const int *rk = c->node_ranks + (size_t)n * c->Rn;
+  int *lab = malloc((size_t)c->Rn * 3 * sizeof *lab);
+  MP_CHECK_ALLOC(lab);
+  for (int k = 0; k < c->Rn; k++) {
+    lab[k] = 0;
+    lab[c->Rn + k] = t->package[rk[k]];
+    lab[2 * c->Rn + k] = t->numa[rk[k]];
+  }
+  int rc = moeplace_topology_create_table(sub, c->Rn, lab, lab + c->Rn, lab + 2 * c->Rn);
+  free(lab);
+  if (rc) return rc;
+  memcpy((*sub)->cost, t->cost, sizeof t->cost);
+  for (int l = 0; l < c->L; l++) {
+    const int *gn = c->gnode + (size_t)l * c->G;
+    int j = 0;
+    for (int g = 0; g < c->G; g++) {
+      if (gn[g] != n) continue;
+      for (int i = 0; i < c->Eg; i++, j++) {
+        map[(size_t)l * c->En + j] = g * c->Eg + i;
+        loads[(size_t)l * c->En + j] = c->loads[(size_t)l * c->E + g * c->Eg + i];
+      }
+    }
+  }
+  return MOEPLACE_OK;
+}
+
+/* The current placement as node n sees it: its ranks' slots holding
+ * experts of its groups (by local index), every other slot empty; an
+ * expert of its groups with no replica there (its group arrives) gets one,
+ * forced: in a free slot of the rank with the most free slots, else in
+ * place of a spare replica. Equal shares (moeplace_place re-optimises
+ * them). inv [E] is scratch. */
+static void node_current(const grp_ctx *c, int n, const int *map, moeplace_placement *sub,
+                         int *inv) {
+  const int S = c->S, Rn = c->Rn;
+  const int *rk = c->node_ranks + (size_t)n * Rn;
+  int *cnt = inv + c->E; // [En]
+  for (int l = 0; l < c->L; l++) {
+    const int *cur = moeplace_placement_phy2log_const(c->current, l);
+    int *ph = moeplace_placement_phy2log(sub, l);
+    for (int e = 0; e < c->E; e++) inv[e] = -1;
+    for (int j = 0; j < c->En; j++) {
+      inv[map[(size_t)l * c->En + j]] = j;
+      cnt[j] = 0;
+    }
+    for (int k = 0; k < Rn; k++)
+      for (int s = 0; s < S; s++) {
+        int e = cur[rk[k] * S + s], j = e >= 0 ? inv[e] : -1;
+        ph[k * S + s] = j;
+        if (j >= 0) cnt[j]++;
+      }
+    for (int j = 0; j < c->En; j++) {
+      if (cnt[j]) continue;
+      int best = -1, bfree = 0;
+      for (int k = 0; k < Rn; k++) {
+        int fr = 0, first = -1;
+        for (int s = 0; s < S; s++)
+          if (ph[k * S + s] < 0 && fr++ == 0) first = k * S + s;
+        if (fr > bfree) bfree = fr, best = first;
+      }
+      for (int i = 0; best < 0 && i < Rn * S; i++) // full node: a spare replica
+        if (ph[i] >= 0 && cnt[ph[i]] > 1) best = i;
+      if (ph[best] >= 0) cnt[ph[best]]--;
+      ph[best] = j;
+      cnt[j] = 1;
+    }
+  }
+  moeplace_placement_equal_shares(sub);
+}
+
+/* Solves node n through moeplace_place and writes its slots into res. */
+static int solve_node(grp_ctx *c, int n, double *budget, moeplace_placement *res, int *map,
+                      double *loads, int *inv) {
+  moeplace_topology *sub = NULL;
+  moeplace_placement *cur = NULL, *out = NULL;
+  int rc = node_problem(c, n, &sub, loads, map);
+  if (!rc && c->current && !(rc = moeplace_placement_create(&cur, c->L, c->En, c->Rn, c->S)))
+    node_current(c, n, map, cur, inv);
+  moeplace_place_options o = c->opt;
+  o.byte_budget = *budget;
+  moeplace_place_stats st;
+  if (!rc) rc = moeplace_place(sub, c->L, c->En, c->S, loads, cur, &o, &out, &st);
+  if (!rc) {
+    if (*budget >= 0) *budget -= st.bytes_moved;
+    const int *rk = c->node_ranks + (size_t)n * c->Rn;
+    for (int l = 0; l < c->L; l++) {
+      const int *ph = moeplace_placement_phy2log_const(out, l);
+      const double *sh = moeplace_placement_share_const(out, l);
+      int *rph = moeplace_placement_phy2log(res, l);
+      double *rsh = moeplace_placement_share(res, l);
+      for (int k = 0; k < c->Rn; k++)
+        for (int s = 0; s < c->S; s++) {
+          int j = ph[k * c->S + s];
+          rph[rk[k] * c->S + s] = j >= 0 ? map[(size_t)l * c->En + j] : -1;
+          rsh[rk[k] * c->S + s] = sh[k * c->S + s];
+        }
+    }
+  }
+  moeplace_placement_destroy(out);
+  moeplace_placement_destroy(cur);
+  moeplace_topology_destroy(sub);
+  return rc;
+}
+
+/* Step 1 for every layer; fails if the byte budget cannot pay the replicas
+ * the groups force across nodes. */
+static int assign_all(grp_ctx *c) {
+  const int G = c->G, N = c->N;
+  grp_scratch x = {0};
+  x.gl = malloc((size_t)G * sizeof *x.gl);
+  x.nload = malloc((size_t)N * sizeof *x.nload);
+  x.move = malloc((size_t)G * N * sizeof *x.move);
+  x.have = malloc((size_t)G * N * sizeof *x.have);
+  x.miss = malloc((size_t)G * N * sizeof *x.miss);
+  x.order = malloc((size_t)G * sizeof *x.order);
+  x.cnt = malloc((size_t)N * sizeof *x.cnt);
+  x.seen = malloc((size_t)c->E * N);
+  int rc = MOEPLACE_OK;
+  if (!x.gl || !x.nload || !x.move || !x.have || !x.miss || !x.order || !x.cnt || !x.seen)
+    rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
+  double room = c->opt.byte_budget;
+  for (int l = 0; l < c->L && !rc; l++) {
+    double f = group_assign(c, l, &x, room);
+    c->forced += f;
+    if (room >= 0) room -= f;
+  }
+  if (!rc && c->opt.byte_budget >= 0 && c->forced > c->opt.byte_budget)
+    rc = mp_fail(MOEPLACE_ERR_ARG,
+                 "byte_budget %g cannot make the groups node-limited: the current placement "
+                 "spreads groups over nodes and gathering them moves at least %g bytes",
+                 c->opt.byte_budget, c->forced);
+  free(x.gl);
+  free(x.nload);
+  free(x.move);
+  free(x.have);
+  free(x.miss);
+  free(x.order);
+  free(x.cnt);
+  free(x.seen);
+  return rc;
+}
+
+/* Sum over layers of the unconstrained lower bound and, with a current
+ * placement, of its max rank load with re-optimised shares (no move). */
+static int whole_figures(const grp_ctx *c, double *lb, double *keep) {
+  mp_place_layer st;
+  if (mp_place_layer_init(&st, c->E, c->topo->ranks, c->S, c->topo))
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
+  *lb = *keep = 0;
+  for (int l = 0; l < c->L; l++) {
+    const double *w = c->loads + (size_t)l * c->E;
+    *lb += mp_place_layer_bound(&st, w);
+    if (!c->current) continue;
+    mp_place_layer_set_current(&st, moeplace_placement_phy2log_const(c->current, l),
+                               c->opt.expert_bytes);
+    mp_place_search none = {.max_iter = 0};
+    mp_place_layer_from_current(&st, w, &none);
+    *keep += mp_place_layer_max(&st);
+  }
+  mp_place_layer_free(&st);
+  return MOEPLACE_OK;
+}
+
+/* The figures of the assembled result (kept_current: no replica moved). */
+static int grp_stats(const grp_ctx *c, const moeplace_placement *res, moeplace_place_stats *s) {
+  memset(s, 0, sizeof *s);
+  int rc = moeplace_placement_imbalance(res, c->loads, &s->imbalance);
+  double lb = 0, keep = 0, den = 0;
+  if (!rc) rc = whole_figures(c, &lb, &keep);
+  if (rc) return rc;
+  for (size_t i = 0; i < (size_t)c->L * c->E; i++) den += c->loads[i];
+  den /= c->topo->ranks;
+  if (c->current) {
+    moeplace_move_stats ms;
+    rc = moeplace_placement_diff(c->current, res, c->topo, c->opt.expert_bytes, &ms);
+    if (rc) return rc;
+    s->moves = ms.moves;
+    s->bytes_moved = ms.bytes_moved;
+    s->cross_node_bytes = ms.cross_node_bytes;
+    s->migration_cost = ms.cost;
+    s->kept_current = ms.moves == 0;
+    s->current_imbalance = mp_imbalance_ratio(keep, den);
+    if (c->opt.byte_budget >= 0 && ms.bytes_moved > c->opt.byte_budget)
+      return mp_fail(MOEPLACE_ERR_NUMERIC, "placement moved %g bytes over the budget of %g",
+                     ms.bytes_moved, c->opt.byte_budget);
+  }
+  s->layers = c->L;
+  s->experts = c->E;
+  s->ranks = c->topo->ranks;
+  s->slots = c->S;
+  s->lower_bound = mp_imbalance_ratio(lb, den);
+  s->gap = s->lower_bound > 0 ? (s->imbalance - s->lower_bound) / s->lower_bound : 0;
+  s->groups = c->G;
+  int *split = malloc((size_t)c->L * sizeof *split);
+  MP_CHECK_ALLOC(split);
+  rc = moeplace_placement_split_groups(res, c->topo, c->G, split);
+  for (int l = 0; l < c->L && !rc; l++) s->split_groups += split[l];
+  free(split);
+  return rc;
+}
+
+/* Steps 1 and 2 into res (created by the caller, all empty). */
+static int grp_solve(grp_ctx *c, moeplace_placement *res) {
+  c->gnode = malloc((size_t)c->L * c->G * sizeof *c->gnode);
+  int *map = malloc((size_t)c->L * c->En * sizeof *map);
+  double *loads = malloc((size_t)c->L * c->En * sizeof *loads);
+  int *inv = malloc(((size_t)c->E + c->En) * sizeof *inv);
+  int rc = MOEPLACE_OK;
+  if (!c->gnode || !map || !loads || !inv)
+    rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
+  if (!rc) rc = assign_all(c);
+  double budget = c->opt.byte_budget >= 0 ? c->opt.byte_budget - c->forced : -1;
+  if (c->opt.time_limit_ms > 0) c->opt.time_limit_ms /= c->N;
+  for (int n = 0; n < c->N && !rc; n++) rc = solve_node(c, n, &budget, res, map, loads, inv);
+  free(map);
+  free(loads);
+  free(inv);
+  return rc;
+}
+
+int mp_place_grouped(const moeplace_topology *topo, int layers, int experts, int slots,
+                     const double *loads, const moeplace_placement *current,
+                     const moeplace_place_options *opt, moeplace_placement **out,
+                     moeplace_place_stats *stats, double t0) {
+  grp_ctx c = {.topo = topo, .L = layers, .E = experts, .S = slots, .G = opt->groups,
+               .N = topo->nodes, .loads = loads, .current = current, .opt = *opt};
+  c.opt.groups = 0;
+  int rc = mp_place_check_shape(layers, experts, topo->ranks, slots);
+  if (rc) return rc;
+  if (experts % c.G)
+    return mp_fail(MOEPLACE_ERR_ARG, "groups (%d) must divide the experts (%d)", c.G, experts);
+  moeplace_placement *res = NULL;
+  moeplace_place_stats s;
+  if (c.N == 1) { // one node: nothing to limit; the groups are only reported
+    rc = moeplace_place(topo, layers, experts, slots, loads, current, &c.opt, &res, &s);
+    if (rc) return rc;
+    s.groups = c.G;
+    s.split_groups = 0;
+  } else {
+    for (size_t i = 0; i < (size_t)layers * experts; i++)
+      if (!(loads[i] >= 0) || !isfinite(loads[i]))
+        return mp_fail(MOEPLACE_ERR_ARG, "load of layer %zu expert %zu is %g: loads must be "
+                       "finite and >= 0", i / (size_t)experts, i % (size_t)experts, loads[i]);
+    if (current && (current->layers != layers || current->experts != experts ||
+                    current->ranks != topo->ranks || current->slots != slots))
+      return mp_fail(MOEPLACE_ERR_ARG, "current placement has shape %d layers x %d experts x "
+                     "%d ranks x %d slots, the problem %d x %d x %d x %d", current->layers,
+                     current->experts, current->ranks, current->slots, layers, experts,
+                     topo->ranks, slots);
+    if (current && (rc = moeplace_placement_validate(current)))
+      return mp_fail(rc, "current placement: %s", moeplace_last_error());
+    rc = grp_check(&c);
+    if (!rc) rc = moeplace_placement_create(&res, layers, experts, topo->ranks, slots);
+    if (!rc) rc = grp_solve(&c, res);
+    if (!rc) rc = grp_stats(&c, res, &s);
+    free(c.node_ranks);
+    free(c.gnode);
+  }
+  if (!rc) rc = mp_placement_set_groups(res, topo, c.G);
+  if (rc) {
+    moeplace_placement_destroy(res);
+    return rc;
+  }
+  s.solve_ms = (mp_now_s() - t0) * 1e3;
+  if (stats) *stats = s;
+  *out = res;
+  return MOEPLACE_OK;
+}

@@ -1,0 +1,15 @@
+/* Internal: node-limited placement of expert groups (placement/groups.c),
+ * as moeplace_place uses it. */
+#ifndef MOEPLACE_PLACEMENT_GROUPS_H
+#define MOEPLACE_PLACEMENT_GROUPS_H
+
+#include <moeplace.h>
+
+/* moeplace_place for opt->groups > 1 (opt checked, topo/loads/out non-NULL,
+ * *out already NULL); t0 is the call's start for solve_ms. Same returns. */
+int mp_place_grouped(const moeplace_topology *topo, int layers, int experts, int slots,
+                     const double *loads, const moeplace_placement *current,
+                     const moeplace_place_options *opt, moeplace_placement **out,
+                     moeplace_place_stats *stats, double t0);
+
+#endif
