@@ -40,6 +40,8 @@ int moeplace_placement_write_json(const moeplace_placement *p, const moeplace_pl
     bad |= set_new(root, "cross_node_bytes", json_real(st->cross_node_bytes));
     bad |= set_new(root, "migration_cost", json_real(st->migration_cost));
     bad |= set_new(root, "solve_ms", json_real(st->solve_ms));
+    const char *pol = moeplace_share_policy_name(st->shares);
+    bad |= set_new(root, "shares", json_string(pol ? pol : "weighted"));
   }
   json_t *arr = json_array();
   bad |= set_new(root, "placement", arr);

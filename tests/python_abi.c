@@ -75,6 +75,7 @@ int main(void) {
   F(moeplace_place_options, migration_weight); F(moeplace_place_options, byte_budget);
   F(moeplace_place_options, expert_bytes); F(moeplace_place_options, min_gain);
   F(moeplace_place_options, max_iterations); F(moeplace_place_options, time_limit_ms);
+  F(moeplace_place_options, shares);
   F(moeplace_place_options, reserved);
   end();
 
@@ -86,6 +87,7 @@ int main(void) {
   F(moeplace_place_stats, kept_current); F(moeplace_place_stats, moves);
   F(moeplace_place_stats, bytes_moved); F(moeplace_place_stats, cross_node_bytes);
   F(moeplace_place_stats, migration_cost); F(moeplace_place_stats, solve_ms);
+  F(moeplace_place_stats, shares);
   F(moeplace_place_stats, reserved);
   end();
 

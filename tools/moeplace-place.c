@@ -40,6 +40,10 @@ static void usage(FILE *out) {
           "                          (default 0.002)\n"
           "  --iterations N          local-search iterations per layer (default 64)\n"
           "  --time-limit-ms T       soft time limit of the local search; 0 skips it (default: no limit)\n"
+          "  --shares POLICY         weighted: each replica its own optimised share (default);\n"
+          "                          even: every replica of an expert gets 1/n of its tokens,\n"
+          "                          as vLLM/SGLang/EPLB routers split (counts and positions\n"
+          "                          are optimised for that)\n"
           "Output:\n"
           "  --json FILE             placement and stats as JSON (written atomically;\n"
           "                          accepted back as --current)\n"
@@ -96,6 +100,7 @@ int main(int argc, char **argv) {
       {"iterations", required_argument, NULL, 'i'},
       {"time-limit-ms", required_argument, NULL, 'T'},
       {"json", required_argument, NULL, 'j'},      {"plan", required_argument, NULL, 'P'},
+      {"shares", required_argument, NULL, 'S'},
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   const char *loads_path = NULL, *topo_path = NULL, *cur_path = NULL, *json_path = NULL,
              *plan_path = NULL;
@@ -129,6 +134,7 @@ int main(int argc, char **argv) {
     case 'T':
       bad = cli_parse_double(prog, "--time-limit-ms", optarg, 0, 1e9, &opt.time_limit_ms);
       break;
+    case 'S': bad = cli_parse_shares(prog, optarg, &opt.shares); break;
     case 'j': json_path = optarg; break;
     case 'P': plan_path = optarg; break;
     default: fprintf(stderr, "%s: see --help\n", prog); return CLI_EXIT_USAGE;
@@ -203,8 +209,9 @@ int main(int argc, char **argv) {
   if ((rc = moeplace_place(topo, L, E, (int)slots, loads, cur, &opt, &res, &st))) goto fail;
   printf("steps %" PRId64 "  layers %d  experts %d  ranks %d  slots %lld\n", used, L, E,
          moeplace_topology_ranks(topo), slots);
-  printf("imbalance %.6f  lower_bound %.6f  gap %.4f%%  solve_ms %.3f\n", st.imbalance,
-         st.lower_bound, 100 * st.gap, st.solve_ms);
+  printf("shares %s  imbalance %.6f  lower_bound %.6f  gap %.4f%%  solve_ms %.3f\n",
+         opt.shares == MOEPLACE_SHARES_EVEN ? "even" : "weighted", st.imbalance, st.lower_bound,
+         100 * st.gap, st.solve_ms);
   if (cur)
     printf("current_imbalance %.6f  kept_current %s  moves %" PRId64
            "  bytes_moved %.0f  cross_node_bytes %.0f\n",

@@ -185,6 +185,23 @@ int moeplace_placement_read_json(moeplace_placement **out, const char *path);
 
 /* ---- Solving ------------------------------------------------------------ */
 
+/* How an expert's tokens are split among its replicas (docs/PLACEMENT.md). */
+typedef enum moeplace_share_policy {
+  /* Each replica gets its own share, optimised with the positions (the
+   * router must honour moeplace's shares). */
+  MOEPLACE_SHARES_WEIGHTED = 0,
+  /* Every replica of an expert gets exactly 1 / its replica count, as the
+   * routers of vLLM, SGLang and DeepSeek's EPLB maps split tokens; counts
+   * and positions are optimised for that objective. */
+  MOEPLACE_SHARES_EVEN = 1
+} moeplace_share_policy;
+
+/* "weighted" or "even"; NULL for a value that is none. Static storage. */
+const char *moeplace_share_policy_name(moeplace_share_policy policy);
+/* The policy named `name` ("weighted" or "even") into *out: MOEPLACE_OK, or
+ * MOEPLACE_ERR_ARG (NULL or an unknown name, quoted in the message). */
+int moeplace_share_policy_parse(const char *name, moeplace_share_policy *out);
+
 typedef struct moeplace_place_options {
   /* Load units (tokens) one unit of migration cost (bytes x class cost) is
    * worth: a change is made only if it lowers the sum over layers of the
@@ -209,7 +226,12 @@ typedef struct moeplace_place_options {
    * (< 0, the default): none; 0: no local search. The constructive steps
    * always run to the end. */
   double time_limit_ms;
-  uint64_t reserved[8]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
+  /* Share policy (default MOEPLACE_SHARES_WEIGHTED). With EVEN, the result's
+   * shares are exactly 1 / replica count, imbalance and lower_bound are those
+   * of equal splits, and the current placement is scored with equal shares. */
+  moeplace_share_policy shares;
+  /* (4 bytes of padding: the tail stays 8-byte aligned, the size unchanged) */
+  uint64_t reserved[7]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
 } moeplace_place_options;
 
 /* Writes every default (and zeroes reserved). Accepts NULL (does nothing). */
@@ -219,17 +241,21 @@ typedef struct moeplace_place_stats {
   int layers, experts, ranks, slots;
   double imbalance;         /* predicted, metrics.md's formula on the given loads */
   double lower_bound;       /* see docs/PLACEMENT.md: per layer
-                               max(total/R, min over replica counts of max w/c) */
+                               max(total/R, min over replica counts of max w/c),
+                               valid for both share policies */
   double gap;               /* (imbalance - lower_bound) / lower_bound */
-  double current_imbalance; /* of the current placement with re-optimised
-                               shares (0 when there is no current placement) */
+  double current_imbalance; /* of the current placement with the policy's
+                               shares: re-optimised (weighted) or equal (even);
+                               0 when there is no current placement */
   int kept_current;         /* 1: no replica moved (gain did not pay, or nothing to gain) */
   int64_t moves;
   double bytes_moved;
   double cross_node_bytes;
   double migration_cost;
   double solve_ms;
-  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
+  moeplace_share_policy shares; /* the policy the figures are computed with */
+  /* (4 bytes of padding: the tail stays 8-byte aligned, the size unchanged) */
+  uint64_t reserved[3]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_place_stats;
 
 /* Computes a placement for loads [layers][experts] (non-negative, finite).

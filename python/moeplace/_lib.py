@@ -62,7 +62,7 @@ class MoveStats(ctypes.Structure):
 class PlaceOptions(ctypes.Structure):
     _fields_ = [("migration_weight", c_double), ("byte_budget", c_double),
                 ("expert_bytes", c_double), ("min_gain", c_double), ("max_iterations", c_int),
-                ("time_limit_ms", c_double), ("reserved", c_uint64 * 8)]
+                ("time_limit_ms", c_double), ("shares", c_int), ("reserved", c_uint64 * 7)]
 
 
 class PlaceStats(ctypes.Structure):
@@ -70,8 +70,8 @@ class PlaceStats(ctypes.Structure):
                 ("imbalance", c_double), ("lower_bound", c_double), ("gap", c_double),
                 ("current_imbalance", c_double), ("kept_current", c_int), ("moves", c_int64),
                 ("bytes_moved", c_double), ("cross_node_bytes", c_double),
-                ("migration_cost", c_double), ("solve_ms", c_double),
-                ("reserved", c_uint64 * 4)]
+                ("migration_cost", c_double), ("solve_ms", c_double), ("shares", c_int),
+                ("reserved", c_uint64 * 3)]
 
 
 class Transfer(ctypes.Structure):
@@ -203,6 +203,8 @@ FUNCTIONS = {
     "moeplace_placement_write_json": (c_int, [vp, P(PlaceStats), c_char_p]),
     "moeplace_placement_read_json": (c_int, [P(vp), c_char_p]),
     "moeplace_place_options_init": (None, [P(PlaceOptions)]),
+    "moeplace_share_policy_name": (c_char_p, [c_int]),
+    "moeplace_share_policy_parse": (c_int, [c_char_p, P(c_int)]),
     "moeplace_place": (c_int, [vp, c_int, c_int, c_int, vp, vp, P(PlaceOptions), P(vp),
                                P(PlaceStats)]),
     "moeplace_migration_plan": (c_int, [vp, vp, vp, c_double, P(P(Transfer)), P(c_size_t)]),

@@ -108,7 +108,7 @@ class PlaceStats(dict):
     """The solver's figures (moeplace_place_stats) as a dict whose keys are
     also attributes: imbalance, lower_bound, gap, current_imbalance,
     kept_current, moves, bytes_moved, cross_node_bytes, migration_cost,
-    solve_ms, layers, experts, ranks, slots."""
+    solve_ms, layers, experts, ranks, slots, shares ("weighted" or "even")."""
 
     __getattr__ = dict.__getitem__
 
@@ -178,7 +178,8 @@ class Placement(Owned):
         """Writes the placement (with its stats, when it has them) atomically."""
         st = None
         if self.stats is not None:
-            st = _lib.PlaceStats(**{k: v for k, v in self.stats.items()})
+            st = _lib.PlaceStats(**{k: as_shares(v) if k == "shares" else v
+                                    for k, v in self.stats.items()})
         check(self._lib.moeplace_placement_write_json(self._handle(),
                                                       ctypes.byref(st) if st else None,
                                                       path_bytes(path)))
@@ -303,8 +304,18 @@ def _topo_handle(t):
     return t._handle()
 
 
+def as_shares(value, name="shares"):
+    """A share policy name ("weighted" or "even") as moeplace_share_policy."""
+    if not isinstance(value, str):
+        raise TypeError("%s must be 'weighted' or 'even', not %s" % (name, type(value).__name__))
+    out = ctypes.c_int()
+    check(_lib.core().moeplace_share_policy_parse(value.encode(), ctypes.byref(out)))
+    return out.value
+
+
 _OPTIONS = {"migration_weight": as_float, "byte_budget": as_float, "expert_bytes": as_float,
-            "min_gain": as_float, "max_iterations": as_int, "time_limit_ms": as_float}
+            "min_gain": as_float, "max_iterations": as_int, "time_limit_ms": as_float,
+            "shares": as_shares}
 
 
 def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
@@ -314,7 +325,9 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     ``slots`` is S, slots per rank (R*S >= E). ``current``: the Placement in
     force, which the result stays close to (moves count against it).
     options (moeplace_place_options; None = no limit): migration_weight,
-    byte_budget, expert_bytes, min_gain, max_iterations, time_limit_ms.
+    byte_budget, expert_bytes, min_gain, max_iterations, time_limit_ms,
+    shares ("weighted", the default, or "even": every replica 1/n of its
+    expert's tokens, as vLLM/SGLang/EPLB routers split).
     Returns a Placement whose ``stats`` holds imbalance, lower_bound, gap,
     moves, bytes_moved, ..."""
     lib = _lib.core()
@@ -349,7 +362,9 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     finally:
         if own_topo is not None:
             own_topo.close()
-    return Placement._wrap(out, PlaceStats(_lib.struct_dict(st)))
+    stats = _lib.struct_dict(st)
+    stats["shares"] = lib.moeplace_share_policy_name(stats["shares"]).decode()
+    return Placement._wrap(out, PlaceStats(stats))
 
 
 def plan(current, new, topology=None, expert_bytes=1.0):
