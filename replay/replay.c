@@ -131,6 +131,7 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   moeplace_place_options opt;
   moeplace_place_options_init(&opt);
   opt.expert_bytes = cfg->expert_bytes;
+  opt.shares = cfg->shares;
   const double *loads = NULL;
   const moeplace_placement *current = NULL;
   double t0 = mp_now_s();
@@ -259,7 +260,10 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   double *uniform = st->forecast;
   for (size_t i = 0; i < LE; i++) uniform[i] = 1.0;
   moeplace_placement *initial;
-  rc = moeplace_place(topo, st->L, st->E, st->S, uniform, NULL, NULL, &initial, NULL);
+  moeplace_place_options opt;
+  moeplace_place_options_init(&opt);
+  opt.shares = cfg->shares;
+  rc = moeplace_place(topo, st->L, st->E, st->S, uniform, NULL, &opt, &initial, NULL);
   if (rc) return rc;
   for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++)
     rc = moeplace_placement_clone(&st->in_force[p], initial);

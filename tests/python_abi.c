@@ -110,7 +110,7 @@ int main(void) {
   F(moeplace_runtime_config, cluster_file); F(moeplace_runtime_config, hwloc_synthetic);
   F(moeplace_runtime_config, chunk_bytes); F(moeplace_runtime_config, max_outstanding);
   F(moeplace_runtime_config, shm_transfers);
-  F(moeplace_runtime_config, collective_timeout_s);
+  F(moeplace_runtime_config, collective_timeout_s); F(moeplace_runtime_config, shares);
   F(moeplace_runtime_config, reserved);
   end();
 

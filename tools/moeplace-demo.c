@@ -42,6 +42,7 @@ typedef struct opts {
   long long ranks_per_node;
   long long steps, d, f, slots, window, interval, max_tokens;
   double token_scale;
+  moeplace_share_policy shares;
 } opts;
 
 static void usage(FILE *out) {
@@ -67,6 +68,8 @@ static void usage(FILE *out) {
           "  --predictor NAME    forecasting method: sw_avg, auto, arima, last (default sw_avg)\n"
           "  --ranks-per-node N  emulate nodes of N consecutive ranks (default: the real nodes)\n"
           "  --cluster-file FILE cluster-shape file (docs/PLACEMENT.md) replacing the topology\n"
+          "  --shares POLICY     weighted (default) or even: the routing of the moeplace run\n"
+          "                      (even: every replica 1/n of its expert's tokens)\n"
           "  --json OUT          write the figures as JSON to OUT\n"
           "  --commit-log PREFIX every rank appends each placement it commits in the moeplace\n"
           "                      run (step, hash of the whole placement) to PREFIX.RANK,\n"
@@ -86,6 +89,7 @@ static int parse(int argc, char **argv, opts *o) {
       {"ranks-per-node", required_argument, NULL, 'N'},
       {"cluster-file", required_argument, NULL, 'C'},
       {"commit-log", required_argument, NULL, 'c'},
+      {"shares", required_argument, NULL, 'S'},
       {NULL, 0, NULL, 0}};
   *o = (opts){.trace = MOEPLACE_DATADIR "/pycode-L4-E16-top2-4k.csv.gz", .steps = 0, .d = 64,
               .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0,
@@ -106,6 +110,7 @@ static int parse(int argc, char **argv, opts *o) {
     case 'N': if (cli_parse_int(prog, "--ranks-per-node", optarg, 1, 1000000, &o->ranks_per_node) < 0) return CLI_EXIT_USAGE; break;
     case 'C': o->cluster_file = optarg; break;
     case 'c': o->commit_log = optarg; break;
+    case 'S': if (cli_parse_shares(prog, optarg, &o->shares) < 0) return CLI_EXIT_USAGE; break;
     case 'h': usage(stdout); return -1;
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
@@ -204,6 +209,7 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   cfg.predictor = o->predictor;
   cfg.ranks_per_node = (int)o->ranks_per_node;
   cfg.cluster_file = o->cluster_file;
+  cfg.shares = o->shares;
   st = moeplace_runtime_create(&ph->rt, MPI_COMM_WORLD, &cfg);
   if (st != MOEPLACE_OK) return st;
   model *md = &ph->md;

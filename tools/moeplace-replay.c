@@ -46,6 +46,10 @@ static void usage(FILE *out) {
           "  --budget B           bytes moeplace may move per rebalance (default none)\n"
           "  --min-gain G         moeplace changes a placement only to gain more than\n"
           "                       G x the mean rank load per layer (default 0.002)\n"
+          "  --shares POLICY      weighted (default) or even: how routers split an expert's\n"
+          "                       tokens among its replicas; every policy (static,\n"
+          "                       moving_average, moeplace, oracle) places and is scored\n"
+          "                       with it\n"
           "  --bw-numa G --bw-package G --bw-node G --bw-network G\n"
           "                       bandwidth in GB/s per link class\n"
           "                       (defaults 100, 50, 25, 12.5)\n"
@@ -156,13 +160,14 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
     json_object_set_new(o, "decision_log", log);
     json_object_set_new(policies, mp_policy_name(p), o);
   }
-  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:o}",
+  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:s, s:o}",
                    "trace", trace, "steps", (json_int_t)res->steps, "layers", res->layers,
                    "experts", res->experts, "ranks", res->ranks, "slots", res->slots, "nodes",
                    nodes, "interval", cfg->interval, "window", cfg->window, "horizon",
                    cfg->horizon ? cfg->horizon : cfg->interval, "predictor", cfg->predictor,
                    "expert_bytes", cfg->expert_bytes, "migration_weight", cfg->migration_weight,
-                   "budget", cfg->byte_budget, "policies", policies);
+                   "budget", cfg->byte_budget, "shares", moeplace_share_policy_name(cfg->shares),
+                   "policies", policies);
 }
 
 static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
@@ -183,7 +188,7 @@ static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
 int main(int argc, char **argv) {
   enum { O_TRACE = 256, O_RANKS, O_SLOTS, O_NODES, O_TOPOLOGY, O_INTERVAL, O_WINDOW, O_HORIZON,
          O_PREDICTOR, O_POLICIES, O_SEED, O_BYTES, O_WEIGHT, O_BUDGET, O_BW_NUMA, O_BW_PACKAGE,
-         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN };
+         O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN, O_SHARES };
   static const struct option opts[] = {
       {"help", no_argument, NULL, 'h'},        {"trace", required_argument, NULL, O_TRACE},
       {"ranks", required_argument, NULL, O_RANKS}, {"slots", required_argument, NULL, O_SLOTS},
@@ -199,7 +204,8 @@ int main(int argc, char **argv) {
       {"bw-node", required_argument, NULL, O_BW_NODE},
       {"bw-network", required_argument, NULL, O_BW_NETWORK},
       {"json", required_argument, NULL, O_JSON}, {"timeline", required_argument, NULL, O_TIMELINE},
-      {"quiet", no_argument, NULL, O_QUIET},   {NULL, 0, NULL, 0}};
+      {"quiet", no_argument, NULL, O_QUIET},   {"shares", required_argument, NULL, O_SHARES},
+      {NULL, 0, NULL, 0}};
   mp_replay_config cfg;
   mp_replay_config_init(&cfg);
   tool_ctx ctx = {.report = {1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
@@ -233,6 +239,9 @@ int main(int argc, char **argv) {
     case O_WEIGHT: REAL_OPT("--migration-weight", 0, 1e30, cfg.migration_weight) break;
     case O_BUDGET: REAL_OPT("--budget", 0, 1e18, cfg.byte_budget) break;
     case O_MIN_GAIN: REAL_OPT("--min-gain", 0, 1e6, cfg.min_gain) break;
+    case O_SHARES:
+      if (cli_parse_shares(prog, optarg, &cfg.shares)) return CLI_EXIT_USAGE;
+      break;
     case O_BW_NUMA: REAL_OPT("--bw-numa", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_NUMA]) cfg.bandwidth[MOEPLACE_LINK_SAME_NUMA] *= 1e9; break;
     case O_BW_PACKAGE: REAL_OPT("--bw-package", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_PACKAGE]) cfg.bandwidth[MOEPLACE_LINK_SAME_PACKAGE] *= 1e9; break;
     case O_BW_NODE: REAL_OPT("--bw-node", 1e-9, 1e9, cfg.bandwidth[MOEPLACE_LINK_SAME_NODE]) cfg.bandwidth[MOEPLACE_LINK_SAME_NODE] *= 1e9; break;

@@ -135,7 +135,13 @@ typedef struct moeplace_runtime_config {
                                   calls MOEPLACE_ERR_STATE). MOEPLACE_NO_LIMIT
                                   (< 0, the default): wait for ever, without
                                   spinning; 0 is refused */
-  uint64_t reserved[7]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  moeplace_share_policy shares; /* how routing splits an expert's tokens among its
+                                   replicas (docs/PLACEMENT.md): WEIGHTED (default)
+                                   the placement engine's optimised shares; EVEN
+                                   exactly 1/n each, the placements optimised for
+                                   that; the routing table has those shares */
+  /* (4 bytes of padding: the tail stays 8-byte aligned, the size unchanged) */
+  uint64_t reserved[6]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,

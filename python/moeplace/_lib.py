@@ -88,7 +88,7 @@ class RuntimeConfig(ctypes.Structure):
                 ("cluster_file", c_char_p), ("hwloc_synthetic", c_char_p),
                 ("chunk_bytes", c_size_t), ("max_outstanding", c_int),
                 ("shm_transfers", c_int), ("collective_timeout_s", c_double),
-                ("reserved", c_uint64 * 7)]
+                ("shares", c_int), ("reserved", c_uint64 * 6)]
 
 
 class StepInfo(ctypes.Structure):
