@@ -114,6 +114,37 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* The even share policy on the same loads: median solve time and the
+ * equal-split imbalance (what EPLB-style routers run). */
+static void bench_even(const char *name, const moeplace_topology *topo, const double *loads,
+                       int L, int E, int S, int repeat) {
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.shares = MOEPLACE_SHARES_EVEN;
+  double *ms = malloc(repeat * sizeof *ms);
+  moeplace_place_stats st;
+  moeplace_placement *p = NULL;
+  for (int k = 0; k < repeat; k++) {
+    moeplace_placement_destroy(p);
+    double t0 = mp_now_s();
+    if (moeplace_place(topo, L, E, S, loads, NULL, &o, &p, &st)) {
+      fprintf(stderr, "place: %s\n", moeplace_last_error());
+      exit(1);
+    }
+    ms[k] = (mp_now_s() - t0) * 1e3;
+  }
+  qsort(ms, repeat, sizeof *ms, cmp_double);
+  printf("%-22s shares even: solve_ms median %.3f (min %.3f, max %.3f)  imbalance %.5f  "
+         "lower_bound %.5f gap %.3f%%  valid=%s\n",
+         name, ms[repeat / 2], ms[0], ms[repeat - 1], st.imbalance, st.lower_bound, 100 * st.gap,
+         moeplace_placement_validate(p) == MOEPLACE_OK ? "yes" : "NO");
+  printf("RESULT-EVEN %s moeplace ms %.3f imbalance %.5f lower_bound %.5f\n", name,
+         ms[repeat / 2], st.imbalance, st.lower_bound);
+  fflush(stdout);
+  free(ms);
+  moeplace_placement_destroy(p);
+}
+
 /* Solves `repeat` times, prints the median solve time and the figures. */
 static void bench_shape(const char *name, const double *loads, int L, int E, int nodes, int R,
                         int S, int repeat) {
@@ -169,6 +200,7 @@ static void bench_shape(const char *name, const double *loads, int L, int E, int
   }
   printf("RESULT %s moeplace ms %.3f imbalance %.5f greedy %.5f lower_bound %.5f\n", name,
          ms[repeat / 2], st.imbalance, g, st.lower_bound);
+  bench_even(name, topo, loads, L, E, S, repeat);
   fflush(stdout);
   free(ms);
   moeplace_placement_destroy(p);
@@ -372,7 +404,9 @@ int main(int argc, char **argv) {
   for (int i = 0; i < L2 * E; i++) big[i] = 1000.0 * exp(nrand());
   if (!skip_shapes) {
     bench_shape("deepseek-32x9", loads, L, E, 4, 32, 9, repeat);
+    bench_shape("deepseek-32x9-8nodes", loads, L, E, 8, 32, 9, repeat);
     bench_shape("deepseek-64x5", loads, L, E, 8, 64, 5, repeat);
+    bench_shape("deepseek-64x5-4nodes", loads, L, E, 4, 64, 5, repeat);
     bench_shape("deepseek-64x5-2nodes", loads, L, E, 2, 64, 5, repeat);
     bench_shape("scale-1024x1", big, L2, E, 128, 1024, 1, repeat < 5 ? repeat : 5);
     bench_shape("scale-1024x2", big, L2, E, 128, 1024, 2, repeat < 5 ? repeat : 5);

@@ -1,14 +1,15 @@
 #!/bin/sh
-# Placement benchmark: moeplace's solver (bench_place) and the EPLB reference
-# (scripts/eplb_reference.py, numpy and torch backends) on the same lognormal
-# loads in one run, then the speed and balance ratios.
-# Then node-limited expert groups (DeepSeek-V3 shapes 32x9 and 64x5 on 4 and 8
-# nodes, 4 and 8 groups): moeplace with and without groups against EPLB's
-# hierarchical policy (the reference, and DeepSeek's own eplb.py when
-# EPLB_DIR names a checkout of github.com/deepseek-ai/EPLB), scored with
-# equal shares (EPLB's routers) and moeplace's shares, groups split over
-# nodes counted.
-#   [EPLB_DIR=DIR] bench/run_place_bench.sh [BUILD_DIR]  (default: /tmp/build-placement)
+# Placement benchmark: moeplace's solver (bench_place, both share policies)
+# and the EPLB reference (scripts/eplb_reference.py, numpy and torch
+# backends) on the same lognormal loads in one run, then the speed and
+# balance ratios. Then node-limited expert groups (DeepSeek-V3 shapes 32x9
+# and 64x5 on 4 and 8 nodes, 4 and 8 groups): moeplace with and without
+# groups against EPLB's hierarchical policy, scored with equal shares (EPLB's
+# routers) and moeplace's shares, groups split over nodes counted. With
+# EPLB_DIR set to a checkout of github.com/deepseek-ai/EPLB, also DeepSeek's
+# own EPLB on the same loads and on the re-created inputs of EPLB's and
+# vLLM's tests (scripts/eplb_compare.py).
+#   [EPLB_DIR=DIR] bench/run_place_bench.sh [BUILD_DIR]   (default: /tmp/build-placement)
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-/tmp/build-placement}
@@ -24,8 +25,8 @@ done
 echo "== moeplace (C, one core)"
 # shellcheck disable=SC2086
 "$BUILD/bench/bench_place" --loads-out "$OUT/loads.txt" $TRACES | tee "$OUT/c.txt"
-SHAPES="deepseek-32x9:32:9:4:8 deepseek-64x5:64:5:8:8 deepseek-64x5-2nodes:64:5:2:8"
 GSHAPES="ds32x9-n4-g4:32:9:4:4 ds32x9-n4-g8:32:9:4:8 ds32x9-n8-g8:32:9:8:8 ds64x5-n4-g4:64:5:4:4 ds64x5-n4-g8:64:5:4:8 ds64x5-n8-g8:64:5:8:8"
+SHAPES="deepseek-32x9:32:9:4:8 deepseek-32x9-8nodes:32:9:8:8 deepseek-64x5:64:5:8:8 deepseek-64x5-4nodes:64:5:4:4 deepseek-64x5-2nodes:64:5:2:8"
 echo "== EPLB reference (numpy)"
 # shellcheck disable=SC2086
 "$PY" "$SRC/scripts/eplb_reference.py" "$OUT/loads.txt" $SHAPES $GSHAPES --repeat 3 | tee "$OUT/np.txt"
@@ -42,6 +43,19 @@ if [ -n "${EPLB_DIR:-}" ] && [ -f "$EPLB_DIR/eplb.py" ]; then
   # shellcheck disable=SC2086
   "$PY" "$SRC/scripts/eplb_reference.py" "$OUT/loads.txt" $GSHAPES --repeat 1 --backend real \
     --eplb-dir "$EPLB_DIR" | tee "$OUT/real.txt"
+fi
+echo "== shares even (equal splits, as EPLB routes) vs EPLB global, same loads"
+cat "$OUT/np.txt" "$OUT/torch.txt" | awk -v cfile="$OUT/c.txt" '
+  BEGIN { while ((getline l < cfile) > 0) { split(l, f, " ");
+            if (f[1] == "RESULT-EVEN") { ms[f[2]] = f[5]; imb[f[2]] = f[7] } } }
+  $1 ~ /^EPLB/ && $3 == "global" { n = $2; printf "%-22s %-6s EPLB global %8.1f ms imb %s | moeplace even %.3f ms imb %s | %s, speedup %.0fx\n",
+                 n, substr($1, 6), $5, $7, ms[n], imb[n], (imb[n] <= $7 + 1e-9 ? "not worse" : "WORSE"), $5 / ms[n] }'
+if [ -n "${EPLB_DIR:-}" ]; then
+  export PYTHONPATH="$SRC/python${PYTHONPATH:+:$PYTHONPATH}" MOEPLACE_LIBDIR="$BUILD/.libs"
+  echo "== DeepSeek's EPLB ($EPLB_DIR, torch CPU, one thread) on the same loads"
+  "$PY" "$SRC/scripts/eplb_compare.py" loads "$OUT/loads.txt" $SHAPES --eplb-dir "$EPLB_DIR"
+  echo "== inputs of EPLB's and vLLM's tests, scored with equal splits"
+  "$PY" "$SRC/scripts/eplb_compare.py" cases --eplb-dir "$EPLB_DIR"
 fi
 echo "== ratios (EPLB time / moeplace time; imbalances side by side)"
 cat "$OUT/np.txt" "$OUT/torch.txt" | awk -v cfile="$OUT/c.txt" '

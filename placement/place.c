@@ -38,6 +38,21 @@ void moeplace_place_options_init(moeplace_place_options *opt) {
   opt->step_time_s = 0;
   opt->horizon_steps = 500;
   opt->time_budget_s = MOEPLACE_NO_LIMIT;
+  opt->shares = MOEPLACE_SHARES_WEIGHTED;
+}
+
+const char *moeplace_share_policy_name(moeplace_share_policy policy) {
+  return policy == MOEPLACE_SHARES_WEIGHTED ? "weighted"
+         : policy == MOEPLACE_SHARES_EVEN   ? "even"
+                                            : NULL;
+}
+
+int moeplace_share_policy_parse(const char *name, moeplace_share_policy *out) {
+  if (!name || !out) return mp_fail(MOEPLACE_ERR_ARG, "share policy: NULL argument");
+  if (!strcmp(name, "weighted")) *out = MOEPLACE_SHARES_WEIGHTED;
+  else if (!strcmp(name, "even")) *out = MOEPLACE_SHARES_EVEN;
+  else return mp_fail(MOEPLACE_ERR_ARG, "unknown share policy '%s' (weighted or even)", name);
+  return MOEPLACE_OK;
 }
 
 static int check_options(const moeplace_place_options *o) {
@@ -54,6 +69,9 @@ static int check_options(const moeplace_place_options *o) {
     return mp_fail(MOEPLACE_ERR_ARG, "min_gain must be finite and >= 0, got %g", o->min_gain);
   if (o->groups < 0)
     return mp_fail(MOEPLACE_ERR_ARG, "groups must be >= 0 (0 or 1: none), got %d", o->groups);
+  if (o->shares != MOEPLACE_SHARES_WEIGHTED && o->shares != MOEPLACE_SHARES_EVEN)
+    return mp_fail(MOEPLACE_ERR_ARG, "shares must be MOEPLACE_SHARES_WEIGHTED (0) or "
+                   "MOEPLACE_SHARES_EVEN (1), got %d", (int)o->shares);
   if (o->max_iterations < 0)
     return mp_fail(MOEPLACE_ERR_ARG, "max_iterations must be >= 0, got %d", o->max_iterations);
   if (!isfinite(o->step_time_s) || o->step_time_s < 0)
@@ -185,6 +203,7 @@ static int place_ctx_alloc(place_ctx *c) {
       (c->current && (mp_place_layer_init(&c->alt, E, R, S, c->solver_topo) ||
                       mp_place_layer_init(&c->bst, E, R, S, c->solver_topo))))
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
+  c->st.even = c->alt.even = c->bst.even = c->opt.shares == MOEPLACE_SHARES_EVEN;
   return MOEPLACE_OK;
 }
 
@@ -235,6 +254,34 @@ static void run_candidates(place_ctx *c, const double *w, layer_best *b, double 
   consider(c, b, budget_before);
 }
 
+/* The candidates with even shares: the fresh placement aligned to the
+ * current slots, and the even local search from the current placement
+ * (migration priced in). */
+static void run_candidates_even(place_ctx *c, const double *w, layer_best *b,
+                                double budget_before) {
+  mp_place_layer_fresh_even(&c->alt, w, &c->sp);
+  mp_place_layer_align(&c->alt);
+  consider(c, b, budget_before);
+  mp_place_search ls = c->sp;
+  double ls_budget = budget_before;
+  ls.budget = budget_before >= 0 ? &ls_budget : NULL;
+  if (ls.max_iter <= 0) return;
+  mp_place_layer_from_current_even(&c->alt, w, &ls);
+  consider(c, b, budget_before);
+}
+
+/* The current assignment with the policy's shares (re-optimised, or
+ * equal), no move, into c->st. */
+static void keep_current(place_ctx *c, const double *w) {
+  mp_place_search keep = c->sp;
+  keep.max_iter = 0;
+  keep.budget = NULL;
+  if (c->st.even)
+    mp_place_layer_from_current_even(&c->st, w, &keep);
+  else
+    mp_place_layer_from_current(&c->st, w, &keep);
+}
+
 /* Layer l with a current placement: c->st ends with the best candidate, or
  * the current assignment with re-optimised shares if none beats it within
  * the remaining budget; the budget and the sums of keep_or_move() follow. */
@@ -244,14 +291,15 @@ static void place_layer_from_current(place_ctx *c, int l, const double *w) {
   mp_place_layer_set_current(&c->st, cur, xb);
   mp_place_layer_set_current(&c->alt, cur, xb);
   mp_place_layer_set_current(&c->bst, cur, xb);
-  mp_place_search keep = c->sp; // the current assignment, re-optimised shares, no move
-  keep.max_iter = 0;
-  mp_place_layer_from_current(&c->st, w, &keep);
+  keep_current(c, w);
   const double m_keep = mp_place_layer_max(&c->st);
   c->num_keep += m_keep;
   const double budget_before = c->budget;
   layer_best b = {.score = m_keep};
-  run_candidates(c, w, &b, budget_before);
+  if (c->st.even)
+    run_candidates_even(c, w, &b, budget_before);
+  else
+    run_candidates(c, w, &b, budget_before);
   if (b.have) mp_place_layer_copy(&c->st, &c->bst);
   if (budget_before >= 0) c->budget = budget_before - b.bytes;
   int64_t mv;
@@ -267,12 +315,16 @@ static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
   double tot = 0;
   for (int e = 0; e < c->E; e++) tot += w[e];
   const double mean = tot / c->R;
-  // the seconds model prices each move at its transfer time instead
-  c->sp.min_gain = c->per_imbalance_s > 0 ? 0 : c->opt.min_gain * mean;
+  // min_gain prices moves (a fresh placement moves nothing); the seconds
+  // model prices each move at its transfer time instead
+  c->sp.min_gain = c->current && c->per_imbalance_s == 0 ? c->opt.min_gain * mean : 0;
   c->lb += mp_place_layer_bound(&c->st, w);
   if (!c->current) {
     mp_place_layer_set_current(&c->st, NULL, c->opt.expert_bytes);
-    mp_place_layer_fresh(&c->st, w, &c->sp);
+    if (c->st.even)
+      mp_place_layer_fresh_even(&c->st, w, &c->sp);
+    else
+      mp_place_layer_fresh(&c->st, w, &c->sp);
   } else {
     place_layer_from_current(c, l, w);
     mp_place_layer_align(&c->st);
@@ -318,16 +370,13 @@ static int change_seconds(const place_ctx *c, const moeplace_placement *res, dou
   return rc;
 }
 
-/* The current assignment with re-optimised shares, into every layer of res. */
+/* The current assignment with the policy's shares, into every layer of res. */
 static void write_current(place_ctx *c, moeplace_placement *res) {
   for (int l = 0; l < c->L; l++) {
     const double *w = c->loads + (size_t)l * c->E;
     mp_place_layer_set_current(&c->st, moeplace_placement_phy2log_const(c->current, l),
                                c->opt.expert_bytes);
-    mp_place_search keep = c->sp;
-    keep.max_iter = 0;
-    keep.budget = NULL;
-    mp_place_layer_from_current(&c->st, w, &keep);
+    keep_current(c, w);
     mp_place_layer_export(&c->st, moeplace_placement_phy2log(res, l),
                           moeplace_placement_share(res, l));
   }
@@ -355,6 +404,7 @@ static int place_stats(const place_ctx *c, const moeplace_placement *res,
     if (s->moves == 0) s->kept_current = 1;
     s->current_imbalance = mp_imbalance_ratio(c->num_keep, den);
   }
+  s->shares = c->opt.shares;
   s->layers = c->L;
   s->experts = c->E;
   s->ranks = c->R;

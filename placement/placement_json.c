@@ -69,6 +69,8 @@ static int write_stats(json_t *root, const moeplace_place_stats *st) {
   bad |= set_new(root, "split_groups", json_integer(st->split_groups));
   bad |= set_new(root, "migration_s", json_real(st->migration_s));
   bad |= set_new(root, "saving_s", json_real(st->saving_s));
+  const char *pol = moeplace_share_policy_name(st->shares);
+  bad |= set_new(root, "shares", json_string(pol ? pol : "weighted"));
   return bad;
 }
 

@@ -8,12 +8,25 @@
  *   solver_shares.c     routing shares by water-filling
  *   solver_migration.c  migration cost relative to the current placement
  *   solver_search.c     local search with migration in the objective
+ *   solver_even.c       the search of the even-share objective
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
+#include <math.h>
+
 #include "placement/solver_internal.h"
+
+/* Drops the spare replicas a fresh placement left with no tokens (a zero
+ * share): the slot is better empty, free for the next rebalance. */
+static void drop_idle(mp_place_layer *st, double T) {
+  const double tiny = 1e-12 * (T > 0 ? T : 1);
+  for (int i = 0; i < st->RS; i++) {
+    const int e = st->slot_e[i];
+    if (e >= 0 && st->cnt[e] > 1 && st->slot_x[i] <= tiny) mp_st_take(st, i);
+  }
+}
 
 void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_search *sp) {
   st->w = w;
@@ -40,10 +53,63 @@ void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_se
   }
   mp_place_search fs = *sp;
   fs.lambda = 0;
+  fs.min_gain = 0; // nothing moves from scratch: min_gain prices moves only
   fs.budget = NULL;
   double used = 0;
   mp_local_search(st, &fs, bound, &used);
+  drop_idle(st, tot / st->R);
   st->cur = cur;
+}
+
+/* Replica totals the fresh even placement tries: every one from E to R x S
+ * when that is cheap (small layers, where the best count is often not "all
+ * slots"), else only R x S. */
+#define EVEN_MULTISTART_SLOTS 64
+
+void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_place_search *sp) {
+  st->w = w;
+  const int *cur = st->cur;
+  st->cur = NULL;
+  const double bound = mp_place_layer_bound(st, w);
+  mp_place_search fs = *sp;
+  fs.lambda = 0;
+  fs.min_gain = 0;
+  fs.budget = NULL;
+  const long first = st->RS <= EVEN_MULTISTART_SLOTS ? st->E : st->RS;
+  double best = INFINITY;
+  for (long total = st->RS; total >= first; total--) {
+    mp_construct_lpt_n(st, total);
+    mp_even_reset_loads(st);
+    double used = 0;
+    mp_even_search(st, &fs, bound, &used);
+    const double m = mp_place_layer_max(st);
+    if (m < best * (1 - 1e-12)) {
+      best = m;
+      if (total > first) mp_st_save(st);
+    } else if (total == first) {
+      mp_st_restore(st);
+    }
+  }
+  st->cur = cur;
+}
+
+void mp_place_layer_from_current_even(mp_place_layer *st, const double *w,
+                                      const mp_place_search *sp) {
+  st->w = w;
+  mp_st_clear(st);
+  for (int i = 0; i < st->RS; i++)
+    if (st->cur[i] >= 0) mp_st_put(st, i, st->cur[i], 0);
+  mp_even_reset_loads(st);
+  const double bound = mp_place_layer_bound(st, w);
+  double used = 0;
+  mp_place_search ms = *sp;
+  if (sp->budget && *sp->budget >= 0) {
+    mp_even_search(st, &ms, bound, &used); // checks used against the remaining budget
+    *sp->budget -= used;
+  } else {
+    ms.budget = NULL;
+    mp_even_search(st, &ms, bound, &used);
+  }
 }
 
 void mp_place_layer_from_current(mp_place_layer *st, const double *w, const mp_place_search *sp) {

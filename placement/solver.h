@@ -12,6 +12,7 @@
  * expert form a linked list head[e] -> next[i] -> ... -> -1. */
 typedef struct mp_place_layer {
   int E, R, S, RS;
+  int even;           // 1: MOEPLACE_SHARES_EVEN (every replica w_e / c_e), 0: weighted
   const double *w;    // [E] expert loads
   const moeplace_topology *topo;
   int *slot_e;        // [RS] expert of each slot, -1 empty
@@ -66,6 +67,17 @@ typedef struct mp_place_search {
  * with the no-duplicate rule, water-filled shares, then local search. */
 void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_search *sp);
 
+/* Fresh placement for even shares (st->even = 1): counts by marginal gain,
+ * LPT packing, then the even local search (solver_even.c). */
+void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_place_search *sp);
+
+/* Even shares from the current slots (set with mp_place_layer_set_current
+ * first): the current assignment with equal shares, then the even local
+ * search with migration in the objective (max_iter 0: the assignment as
+ * it is). */
+void mp_place_layer_from_current_even(mp_place_layer *st, const double *w,
+                                      const mp_place_search *sp);
+
 /* Starts from the current slots cur [RS] (set with mp_place_layer_set_current
  * first), re-optimises shares, then improves with migration cost in the
  * objective. */
@@ -91,7 +103,7 @@ void mp_place_layer_moves(const mp_place_layer *st, int64_t *moves, double *byte
                           double *cross_bytes, double *cost);
 /* Puts replicas that stayed on a rank back into their current slot index. */
 void mp_place_layer_align(mp_place_layer *st);
-/* Writes phy2log [RS] and share [RS]. */
+/* Writes phy2log [RS] and share [RS] (exactly 1 / count with even shares). */
 void mp_place_layer_export(const mp_place_layer *st, int *phy2log, double *share);
 /* Copies the layer's slot content from another state of the same shape. */
 void mp_place_layer_copy(mp_place_layer *dst, const mp_place_layer *src);

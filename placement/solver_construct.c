@@ -33,15 +33,16 @@ static void heap_sift_down(int *h, int n, int i, const double *w, const int *c) 
   }
 }
 
-/* counts [E] = the greedy replica counts using every slot; returns max w/c. */
-static double replica_counts(const double *w, int E, int R, int S, int *counts, int *heap) {
+/* counts [E] = the greedy replica counts using `total` replicas (at most
+ * R x S; fewer when no expert can use another); returns max w/c. */
+static double replica_counts(const double *w, int E, int R, long total, int *counts, int *heap) {
   for (int e = 0; e < E; e++) {
     counts[e] = 1;
     heap[e] = e;
   }
   int n = E;
   for (int i = n / 2 - 1; i >= 0; i--) heap_sift_down(heap, n, i, w, counts);
-  long extra = (long)R * S - E;
+  long extra = total - E;
   while (extra > 0 && n > 0) {
     int e = heap[0];
     if (counts[e] >= R || w[e] <= 0) { // cannot or need not replicate further
@@ -72,7 +73,7 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
     }
     if (need <= st->RS) return avg;
   }
-  double m = replica_counts(w, st->E, st->R, st->S, st->iscratch, st->iscratch + st->E);
+  double m = replica_counts(w, st->E, st->R, st->RS, st->iscratch, st->iscratch + st->E);
   return m > avg ? m : avg;
 }
 
@@ -143,13 +144,15 @@ static void rheap_up(int *h, int i, const double *load) {
   }
 }
 
-void mp_construct_lpt(mp_place_layer *st) {
+void mp_construct_lpt(mp_place_layer *st) { mp_construct_lpt_n(st, st->RS); }
+
+void mp_construct_lpt_n(mp_place_layer *st, long total) {
   const int E = st->E, R = st->R;
   int *counts = st->c_counts, *reps = st->c_reps, *ord = st->c_ord, *rh = st->c_rh,
       *skip = st->c_skip;
   double *key = st->c_key;
   mp_st_clear(st);
-  replica_counts(st->w, E, R, st->S, counts, st->c_eheap);
+  replica_counts(st->w, E, R, total, counts, st->c_eheap);
   int n = 0;
   for (int e = 0; e < E; e++)
     for (int c = 0; c < counts[e]; c++) {

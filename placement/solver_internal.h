@@ -43,6 +43,8 @@ void mp_radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64
                         uint64_t *k1);
 /* Greedy replica counts, then LPT packing with the no-duplicate rule. */
 void mp_construct_lpt(mp_place_layer *st);
+/* The same with `total` replicas (E <= total <= R x S). */
+void mp_construct_lpt_n(mp_place_layer *st, long total);
 /* One replica per expert in snake order, then the component transfers. */
 void mp_construct_transfer(mp_place_layer *st);
 
@@ -58,6 +60,15 @@ double mp_move_cost(const mp_place_layer *st, int e, int r, int *cls);
 /* Bytes of slot i's replica if it is a move. */
 double mp_slot_bytes(const mp_place_layer *st, int i);
 double mp_slot_cost(const mp_place_layer *st, int i);
+
+/* solver_even.c: the search of the even-share objective: up to
+ * MP_EVEN_ITER_FACTOR x max_iter changes (one replica moves, swaps, appears
+ * or goes per change). */
+#define MP_EVEN_ITER_FACTOR 1
+void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
+                    double *bytes_used);
+/* Every slot's tokens w_e / c_e and the rank loads, recomputed. */
+void mp_even_reset_loads(mp_place_layer *st);
 
 /* solver_search.c: up to sp->max_iter improving changes (stops early near
  * the bound or at the deadline), then water-fills; *bytes_used grows by the

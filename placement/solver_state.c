@@ -263,6 +263,8 @@ void mp_place_layer_export(const mp_place_layer *st, int *phy2log, double *share
     phy2log[i] = e;
     if (e < 0)
       share[i] = 0;
+    else if (st->even)
+      share[i] = 1.0 / st->cnt[e];
     else if (sum[e] > 0)
       share[i] = st->slot_x[i] / sum[e];
     else

@@ -142,6 +142,7 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   moeplace_place_options_init(&opt);
   opt.expert_bytes = cfg->expert_bytes;
   opt.groups = cfg->groups; // every policy places the groups alike (node-limited)
+  opt.shares = cfg->shares;
   const double *loads = NULL;
   const moeplace_placement *current = NULL;
   double t0 = mp_now_s();
@@ -287,6 +288,7 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   moeplace_place_options opt;
   moeplace_place_options_init(&opt);
   opt.groups = cfg->groups;
+  opt.shares = cfg->shares;
   rc = moeplace_place(topo, st->L, st->E, st->S, uniform, NULL, &opt, &initial, NULL);
   if (rc) return rc;
   for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++)

@@ -7,7 +7,8 @@
  * uniform loads) and rebalancing every `interval` steps:
  *   static          the initial placement for ever;
  *   moving_average  from scratch on the loads of the previous interval
- *                   (what users of EPLB do today);
+ *                   (what users of EPLB do today; with even shares, EPLB's
+ *                   decision made by moeplace's even solver);
  *   moeplace        forecast of the next horizon + migration-aware placement
  *                   that starts from the placement in force;
  *   oracle          from scratch on the actual loads of the coming interval
@@ -53,6 +54,9 @@ typedef struct mp_replay_config {
   int groups;              /* expert groups of every policy's placements (the initial one
                               included): moeplace_place_options.groups, and EPLB's
                               num_groups for the eplb policy (default 1) */
+  moeplace_share_policy shares; /* every policy's placements (the initial one,
+                                   moving_average, moeplace, oracle) are made
+                                   and scored with it (default weighted) */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with

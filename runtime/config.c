@@ -23,6 +23,7 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   cfg->migration_tradeoff = 0.05;
   cfg->migration_budget_bytes = MOEPLACE_NO_LIMIT;
   cfg->min_gain = 0.02;
+  cfg->shares = MOEPLACE_SHARES_WEIGHTED;
   cfg->coordinator = 0;
   cfg->ranks_per_node = 0;
   cfg->hwloc_synthetic = NULL;
@@ -69,6 +70,9 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
                    c->predictor ? c->predictor : "(null)");
   if (!(c->migration_tradeoff >= 0.0))
     return mp_fail(MOEPLACE_ERR_ARG, "config: migration_tradeoff must be >= 0, got %g", c->migration_tradeoff);
+  if (!moeplace_share_policy_name(c->shares))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: shares must be MOEPLACE_SHARES_WEIGHTED or "
+                   "MOEPLACE_SHARES_EVEN, got %d", (int)c->shares);
   if (!(c->min_gain >= 0.0))
     return mp_fail(MOEPLACE_ERR_ARG, "config: min_gain must be >= 0, got %g", c->min_gain);
   if (c->groups < 0 || (c->groups > 1 && c->experts % c->groups))
@@ -100,7 +104,7 @@ static const char *const field_names[] = {
     "rebalance_interval", "history_windows", "predictor", "migration_tradeoff",
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
-    "collective_timeout_s", "groups"};
+    "collective_timeout_s", "groups", "shares"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -134,6 +138,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[18] = c->shm_transfers;
     v[19] = hash_double(c->collective_timeout_s);
     v[20] = c->groups;
+    v[21] = c->shares;
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];

@@ -196,6 +196,7 @@ static void place_options(const moeplace_runtime *rt, moeplace_place_options *op
       (double)rt->cfg.migration_budget_bytes; // MOEPLACE_NO_LIMIT carries over
   opt->min_gain = rt->cfg.min_gain;
   opt->groups = rt->cfg.groups;
+  opt->shares = rt->cfg.shares;
 }
 
 /* The coordinator's decision: forecast (predict engine), then moeplace_place

@@ -76,3 +76,52 @@ double mp_place_exact(const double *w, int E, int R, int S) {
   exact_rec(&c, 0);
   return c.best;
 }
+
+/* Even shares: branch and bound over the rank sets of each expert; a rank's
+ * load is the sum of w_e / |set_e| over the experts it holds. The max load
+ * of the experts assigned so far bounds every completion from below
+ * (later experts only add load). */
+typedef struct exact_even_ctx {
+  const double *w;
+  int E, R, S;
+  double load[4];
+  int used[4];
+  double best;
+} exact_even_ctx;
+
+static void exact_even_rec(exact_even_ctx *c, int e) {
+  double mx = 0;
+  for (int r = 0; r < c->R; r++) mx = c->load[r] > mx ? c->load[r] : mx;
+  if (mx >= c->best) return;
+  if (e == c->E) {
+    c->best = mx;
+    return;
+  }
+  for (int m = 1; m < (1 << c->R); m++) {
+    int ok = 1, left = 0;
+    for (int r = 0; r < c->R; r++) {
+      if ((m >> r & 1) && c->used[r] == c->S) ok = 0;
+      left += c->S - c->used[r] - (m >> r & 1);
+    }
+    if (!ok || left < c->E - e - 1) continue;
+    const double x = c->w[e] / __builtin_popcount((unsigned)m);
+    for (int r = 0; r < c->R; r++)
+      if (m >> r & 1) {
+        c->used[r]++;
+        c->load[r] += x;
+      }
+    exact_even_rec(c, e + 1);
+    for (int r = 0; r < c->R; r++)
+      if (m >> r & 1) {
+        c->used[r]--;
+        c->load[r] -= x;
+      }
+  }
+}
+
+double mp_place_exact_even(const double *w, int E, int R, int S) {
+  if (R > 4 || E > 8 || R * S < E) return -1;
+  exact_even_ctx c = {.w = w, .E = E, .R = R, .S = S, .best = INFINITY};
+  exact_even_rec(&c, 0);
+  return c.best;
+}

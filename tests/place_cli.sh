@@ -134,6 +134,28 @@ done
 "$PYTHON3" "$D/maps.py" "$D/p2.json" 1 2 || die "EPLB maps of p2.json"
 "$PYTHON3" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["cross_node_bytes"] > 0 and d["groups"] == 4' "$D/g2.json" ||
   die "gathering the groups of p1 crosses nodes"
+# both share policies, fresh and from a current placement: every figure of
+# the JSON recomputed independently (tests/check_place_json.py, numpy)
+CHK="$top_srcdir/tests/check_place_json.py"
+for pol in weighted even; do
+  for shape in "8 3 2" "4 5 1" "6 4 2"; do
+    set -- $shape
+    "$P" --loads "$TR" --ranks "$1" --nodes "$3" --slots "$2" --steps 0:500 --shares $pol \
+      --json "$D/s1.json" >"$D/so" || die "$pol placement $shape"
+    expect_grep "shares $pol" "$D/so" "policy printed"
+    "$PYTHON3" "$CHK" "$D/s1.json" "$TR" 0 500 || die "$pol $shape: fresh figures"
+    "$P" --loads "$TR" --ranks "$1" --nodes "$3" --slots "$2" --steps 2000:2500 --shares $pol \
+      --current "$D/s1.json" --expert-bytes 1000 --json "$D/s2.json" >/dev/null ||
+      die "$pol placement $shape from current"
+    "$PYTHON3" "$CHK" "$D/s2.json" "$TR" 2000 2500 --current "$D/s1.json" --expert-bytes 1000 ||
+      die "$pol $shape: figures from current"
+  done
+done
+# a fresh placement: min_gain prices moves only, so it changes nothing
+"$P" --loads "$TR" --ranks 8 --slots 3 --steps 0:500 >"$D/g1" || die "min_gain default"
+"$P" --loads "$TR" --ranks 8 --slots 3 --steps 0:500 --min-gain 0 >"$D/g0" || die "min_gain 0"
+[ "$(grep -o 'imbalance [0-9.]*' "$D/g1")" = "$(grep -o 'imbalance [0-9.]*' "$D/g0")" ] ||
+  fail "min_gain changed a fresh placement"
 
 # errors: exit 2 with a clear message
 expect_usage() { # message-pattern command...
@@ -183,6 +205,7 @@ expect_usage "neg.csv:2" "$P" --loads "$D/neg.csv" --ranks 2 --slots 1
 printf 'nodes 2\nranks_per_node four\n' >"$D/topo.txt"
 expect_usage "topo.txt:2" "$P" --loads "$TR" --topology "$D/topo.txt" --slots 3
 expect_usage "steps" "$P" --loads "$TR" --ranks 8 --slots 3 --steps 9:3
+expect_usage "not a share policy" "$P" --loads "$TR" --ranks 8 --slots 3 --shares equal
 printf 'nodes 2\nranks_per_node 4\npackages_per_node 2\ncost other_node 10\n' >"$D/topo2.txt"
 expect_status 0 "topology file" -- "$P" --loads "$TR" --topology "$D/topo2.txt" --slots 3
 finish

@@ -77,6 +77,7 @@ int main(void) {
   F(moeplace_place_options, max_iterations); F(moeplace_place_options, time_limit_ms);
   F(moeplace_place_options, step_time_s); F(moeplace_place_options, horizon_steps);
   F(moeplace_place_options, time_budget_s); F(moeplace_place_options, groups);
+  F(moeplace_place_options, shares);
   F(moeplace_place_options, reserved);
   end();
 
@@ -90,6 +91,7 @@ int main(void) {
   F(moeplace_place_stats, migration_cost); F(moeplace_place_stats, solve_ms);
   F(moeplace_place_stats, migration_s); F(moeplace_place_stats, saving_s);
   F(moeplace_place_stats, groups); F(moeplace_place_stats, split_groups);
+  F(moeplace_place_stats, shares);
   F(moeplace_place_stats, reserved);
   end();
 
@@ -113,7 +115,7 @@ int main(void) {
   F(moeplace_runtime_config, chunk_bytes); F(moeplace_runtime_config, max_outstanding);
   F(moeplace_runtime_config, shm_transfers);
   F(moeplace_runtime_config, collective_timeout_s);
-  F(moeplace_runtime_config, groups);
+  F(moeplace_runtime_config, groups); F(moeplace_runtime_config, shares);
   F(moeplace_runtime_config, reserved);
   end();
 

@@ -93,4 +93,22 @@ if [ -w /dev/full ]; then
     --predictor sw_avg --quiet --timeline /dev/full &&
     expect_grep "/dev/full: write failed: No space left on device" "$WORK/err" "timeline write error"
 fi
+# --shares even: every policy places and is scored with equal splits; the
+# JSON names the policy and the oracle beats static under both
+if expect_status 0 "replay --shares even" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 5 \
+  --predictor sw_avg --quiet --shares even --json "$WORK/even.json" &&
+  expect_status 0 "replay --shares weighted" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 5 \
+    --predictor sw_avg --quiet --shares weighted --json "$WORK/weighted.json"; then
+  CHECKS=$((CHECKS + 1))
+  "$PYTHON3" - "$WORK/even.json" "$WORK/weighted.json" <<'PY' || fail "replay share policies"
+import json, sys
+e, w = (json.load(open(p)) for p in sys.argv[1:3])
+assert e["shares"] == "even" and w["shares"] == "weighted", (e["shares"], w["shares"])
+pe, pw = e["policies"], w["policies"]
+for p in (pe, pw):
+    assert p["oracle"]["imbalance"] < p["static"]["imbalance"]
+PY
+fi
+expect_status 2 "unknown share policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 5 --shares x &&
+  expect_grep "not a share policy" "$WORK/err" "share policy message"
 finish

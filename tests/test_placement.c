@@ -1070,12 +1070,170 @@ START_TEST(test_repair_duplicates) {
 }
 END_TEST
 
+/* Even shares: exactly 1 / count, the figures recomputed, the bound below
+ * the result, fresh and against a current placement (budget respected). */
+START_TEST(test_even_invariants) {
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.shares = MOEPLACE_SHARES_EVEN;
+  for (int trial = 0; trial < 200; trial++) {
+    int R = 1 + (int)(urand() * 12), S = 1 + (int)(urand() * 5), L = 1 + (int)(urand() * 3);
+    int E = 1 + (int)(urand() * R * S);
+    moeplace_topology *t;
+    ck_assert_int_eq(moeplace_topology_create_shape(&t, 1, R, 1, 1), 0);
+    double *w = malloc((size_t)L * E * sizeof *w), *w2 = malloc((size_t)L * E * sizeof *w);
+    for (int i = 0; i < L * E; i++) {
+      w[i] = trial % 3 == 0 ? (urand() < 0.3 ? 0 : 100 * urand()) : 1000 * lognormal(1.0);
+      w2[i] = w[i] * (0.5 + urand());
+    }
+    moeplace_placement *p, *q;
+    moeplace_place_stats st, s2;
+    o.byte_budget = MOEPLACE_NO_LIMIT;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, &o, &p, &st), 0);
+    o.byte_budget = trial % 2 ? 2.0 : MOEPLACE_NO_LIMIT;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p, &o, &q, &s2), 0);
+    ck_assert_int_eq(st.shares, MOEPLACE_SHARES_EVEN);
+    if (trial % 2) ck_assert(s2.bytes_moved <= 2.0);
+    for (int k = 0; k < 2; k++) {
+      const moeplace_placement *x = k ? q : p;
+      const moeplace_place_stats *xs = k ? &s2 : &st;
+      const double *xw = k ? w2 : w;
+      check_invariants(x);
+      for (int l = 0; l < L; l++) {
+        int lc[64];
+        moeplace_placement_logcnt(x, l, lc);
+        const int *ph = moeplace_placement_phy2log_const(x, l);
+        const double *sh = moeplace_placement_share_const(x, l);
+        for (int i = 0; i < R * S; i++)
+          if (ph[i] >= 0) ck_assert(sh[i] == 1.0 / lc[ph[i]]); // exactly, not within a tolerance
+      }
+      ck_assert(fabs(recompute_imbalance(x, xw) - xs->imbalance) < 1e-9);
+      ck_assert(xs->lower_bound <= xs->imbalance + 1e-9);
+    }
+    // the current placement is scored with equal shares too
+    moeplace_placement *pe;
+    ck_assert_int_eq(moeplace_placement_clone(&pe, p), 0);
+    ck_assert_int_eq(moeplace_placement_equal_shares(pe), 0);
+    ck_assert(fabs(recompute_imbalance(pe, w2) - s2.current_imbalance) < 1e-9);
+    ck_assert(s2.imbalance <= s2.current_imbalance + 1e-9); // a change only if it gains
+    moeplace_placement_destroy(pe);
+    moeplace_placement_destroy(p);
+    moeplace_placement_destroy(q);
+    moeplace_topology_destroy(t);
+    free(w);
+    free(w2);
+  }
+}
+END_TEST
+
+/* Even shares against branch and bound: the heuristic is never below the
+ * exact optimum of equal splits and the reported bound never above it. */
+START_TEST(test_even_exact_small) {
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.shares = MOEPLACE_SHARES_EVEN;
+  double worst = 0, sum_gap = 0;
+  int n = 0, optimal = 0;
+  for (int trial = 0; trial < 150; trial++) {
+    int R = 2 + (int)(urand() * 3), S = 1 + (int)(urand() * 3);
+    int E = 1 + (int)(urand() * (R * S < 6 ? R * S : 6));
+    double w[8];
+    for (int e = 0; e < E; e++) w[e] = 100 * lognormal(1.0);
+    const double ex = mp_place_exact_even(w, E, R, S);
+    ck_assert(ex > 0);
+    moeplace_topology *t;
+    moeplace_topology_create_shape(&t, 1, R, 1, 1);
+    moeplace_placement *p;
+    moeplace_place_stats st;
+    ck_assert_int_eq(moeplace_place(t, 1, E, S, w, NULL, &o, &p, &st), 0);
+    double rl[4], mx = 0, tot = 0;
+    moeplace_placement_rank_loads(p, 0, w, rl);
+    for (int r = 0; r < R; r++) mx = rl[r] > mx ? rl[r] : mx;
+    for (int e = 0; e < E; e++) tot += w[e];
+    ck_assert_msg(mx >= ex * (1 - 1e-9), "heuristic %g below the exact optimum %g", mx, ex);
+    ck_assert_msg(st.lower_bound * tot / R <= ex * (1 + 1e-9), "bound %g above optimum %g",
+                  st.lower_bound * tot / R, ex);
+    const double gap = mx / ex - 1;
+    worst = gap > worst ? gap : worst;
+    sum_gap += gap;
+    optimal += gap < 1e-9;
+    n++;
+    moeplace_placement_destroy(p);
+    moeplace_topology_destroy(t);
+  }
+  printf("exact even: %d instances, %d optimal, mean gap %.4f%%, worst gap %.4f%%\n", n, optimal,
+         100 * sum_gap / n, 100 * worst);
+  ck_assert_msg(sum_gap / n < 0.02, "mean gap to the exact even optimum %.4f", sum_gap / n);
+}
+END_TEST
+
+/* A fresh placement: no replica with a zero share (the slot stays empty)
+ * and min_gain changes nothing (it prices moves; nothing moves). */
+START_TEST(test_fresh_no_idle_replica) {
+  for (int trial = 0; trial < 200; trial++) {
+    int R = 2 + (int)(urand() * 10), S = 1 + (int)(urand() * 5), L = 1 + (int)(urand() * 2);
+    int E = 1 + (int)(urand() * R * S);
+    moeplace_topology *t;
+    moeplace_topology_create_shape(&t, 1, R, 1, 1);
+    double *w = malloc((size_t)L * E * sizeof *w);
+    for (int i = 0; i < L * E; i++)
+      w[i] = trial % 2 ? 1000 * lognormal(1.5) : (urand() < 0.3 ? 0 : 100 * urand());
+    moeplace_place_options o;
+    moeplace_place_options_init(&o);
+    moeplace_placement *p, *p0;
+    moeplace_place_stats st, st0;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, &o, &p, &st), 0);
+    o.min_gain = 0;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, &o, &p0, &st0), 0);
+    ck_assert_msg(st.imbalance == st0.imbalance, "min_gain changed a fresh placement: %g vs %g",
+                  st.imbalance, st0.imbalance);
+    for (int l = 0; l < L; l++) {
+      int lc[64];
+      moeplace_placement_logcnt(p, l, lc);
+      const int *ph = moeplace_placement_phy2log_const(p, l);
+      const double *sh = moeplace_placement_share_const(p, l);
+      for (int i = 0; i < R * S; i++) {
+        const int e = ph[i];
+        if (e < 0) continue;
+        if (w[l * E + e] > 0)
+          ck_assert_msg(sh[i] > 0, "layer %d slot %d: expert %d has a zero share", l, i, e);
+        else
+          ck_assert_int_eq(lc[e], 1); // an idle expert keeps one replica
+      }
+    }
+    moeplace_placement_destroy(p);
+    moeplace_placement_destroy(p0);
+    moeplace_topology_destroy(t);
+    free(w);
+  }
+  moeplace_share_policy pol;
+  ck_assert_int_eq(moeplace_share_policy_parse("even", &pol), 0);
+  ck_assert_int_eq(pol, MOEPLACE_SHARES_EVEN);
+  ck_assert_str_eq(moeplace_share_policy_name(MOEPLACE_SHARES_WEIGHTED), "weighted");
+  ck_assert_int_eq(moeplace_share_policy_parse("equal", &pol), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "'equal'"));
+  moeplace_topology *t;
+  moeplace_topology_create_shape(&t, 1, 2, 1, 1);
+  double w[2] = {1, 2};
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.shares = (moeplace_share_policy)7;
+  moeplace_placement *p;
+  ck_assert_int_eq(moeplace_place(t, 1, 2, 1, w, NULL, &o, &p, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "shares"));
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("placement");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_random_invariants);
   tcase_add_test(tc, test_exact_small);
+  tcase_add_test(tc, test_even_invariants);
+  tcase_add_test(tc, test_even_exact_small);
+  tcase_add_test(tc, test_fresh_no_idle_replica);
   tcase_add_test(tc, test_migration_aware);
   tcase_add_test(tc, test_budget);
   tcase_add_test(tc, test_weight_keeps_current);

@@ -257,6 +257,17 @@ static void case_config(int R) {
   CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "groups"),
         "differing groups: rc=%d", rc);
   cfg.groups = 0;
+  // shares: weighted by default, an unknown policy refused, must agree.
+  CHECK(cfg.shares == MOEPLACE_SHARES_WEIGHTED, "weighted by default: %d", (int)cfg.shares);
+  cfg.shares = (moeplace_share_policy)5;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "shares"),
+        "unknown share policy refused: rc=%d", rc);
+  cfg.shares = my_rank == 0 ? MOEPLACE_SHARES_EVEN : MOEPLACE_SHARES_WEIGHTED;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "shares"),
+        "differing share policies: rc=%d", rc);
+  cfg.shares = MOEPLACE_SHARES_WEIGHTED;
   // An invalid config on rank 1 only: every rank fails with ERR_ARG.
   if (my_rank == 1) cfg.window = 0;
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);

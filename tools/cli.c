@@ -55,6 +55,12 @@ int cli_parse_double(const char *prog, const char *option, const char *text, dou
   return 0;
 }
 
+int cli_parse_shares(const char *prog, const char *text, moeplace_share_policy *out) {
+  if (moeplace_share_policy_parse(text, out) == MOEPLACE_OK) return 0;
+  fprintf(stderr, "%s: --shares: '%s' is not a share policy (weighted or even)\n", prog, text);
+  return -1;
+}
+
 int cli_no_operands(const char *prog, int argc, char **argv, int first) {
   if (first >= argc) return 0;
   fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[first]);

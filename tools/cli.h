@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include <moeplace.h>
+
 enum {
   CLI_EXIT_OK = 0,
   CLI_EXIT_FAILURE = 1, /* the work failed (I/O, numerical, MPI) */
@@ -17,6 +19,8 @@ int cli_parse_int(const char *prog, const char *option, const char *text, long l
                   long long max, long long *out);
 int cli_parse_double(const char *prog, const char *option, const char *text, double min,
                      double max, double *out);
+/* --shares: "weighted" or "even" into *out; a message and -1 otherwise. */
+int cli_parse_shares(const char *prog, const char *text, moeplace_share_policy *out);
 
 /* Largest step a --steps range may name: 2^53, so that every step is exact
  * as a double in the JSON outputs and far beyond any real training run. */

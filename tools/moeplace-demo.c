@@ -43,6 +43,7 @@ typedef struct opts {
   long long groups;
   long long steps, d, f, slots, window, interval, max_tokens;
   double token_scale;
+  moeplace_share_policy shares;
 } opts;
 
 static void usage(FILE *out) {
@@ -70,6 +71,8 @@ static void usage(FILE *out) {
           "  --cluster-file FILE cluster-shape file (docs/PLACEMENT.md) replacing the topology\n"
           "  --groups G          G expert groups; on several nodes each group's replicas\n"
           "                      stay on one node (docs/PLACEMENT.md, default none)\n"
+          "  --shares POLICY     weighted (default) or even: the routing of the moeplace run\n"
+          "                      (even: every replica 1/n of its expert's tokens)\n"
           "  --json OUT          write the figures as JSON to OUT\n"
           "  --commit-log PREFIX every rank appends each placement it commits in the moeplace\n"
           "                      run (step, hash of the whole placement) to PREFIX.RANK,\n"
@@ -90,6 +93,7 @@ static int parse(int argc, char **argv, opts *o) {
       {"cluster-file", required_argument, NULL, 'C'},
       {"commit-log", required_argument, NULL, 'c'},
       {"groups", required_argument, NULL, 'G'},
+      {"shares", required_argument, NULL, 'S'},
       {NULL, 0, NULL, 0}};
   *o = (opts){.trace = MOEPLACE_DATADIR "/pycode-L4-E16-top2-4k.csv.gz", .steps = 0, .d = 64,
               .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0,
@@ -111,6 +115,7 @@ static int parse(int argc, char **argv, opts *o) {
     case 'C': o->cluster_file = optarg; break;
     case 'G': if (cli_parse_int(prog, "--groups", optarg, 1, 1000000, &o->groups) < 0) return CLI_EXIT_USAGE; break;
     case 'c': o->commit_log = optarg; break;
+    case 'S': if (cli_parse_shares(prog, optarg, &o->shares) < 0) return CLI_EXIT_USAGE; break;
     case 'h': usage(stdout); return -1;
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
@@ -210,6 +215,7 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   cfg.ranks_per_node = (int)o->ranks_per_node;
   cfg.cluster_file = o->cluster_file;
   cfg.groups = dynamic ? (int)o->groups : 0;
+  cfg.shares = o->shares;
   st = moeplace_runtime_create(&ph->rt, MPI_COMM_WORLD, &cfg);
   if (st != MOEPLACE_OK) return st;
   model *md = &ph->md;

@@ -52,6 +52,10 @@ static void usage(FILE *out) {
           "  --time-budget S         modelled migration seconds allowed (default unlimited)\n"
           "  --iterations N          local-search iterations per layer (default 64)\n"
           "  --time-limit-ms T       soft time limit of the local search; 0 skips it (default: no limit)\n"
+          "  --shares POLICY         weighted: each replica its own optimised share (default);\n"
+          "                          even: every replica of an expert gets 1/n of its tokens,\n"
+          "                          as vLLM/SGLang/EPLB routers split (counts and positions\n"
+          "                          are optimised for that)\n"
           "Output:\n"
           "  --json FILE             placement and stats as JSON (written atomically;\n"
           "                          accepted back as --current)\n"
@@ -116,6 +120,7 @@ int main(int argc, char **argv) {
       {"time-budget", required_argument, NULL, 'D'},
       {"json", required_argument, NULL, 'j'},      {"plan", required_argument, NULL, 'P'},
       {"groups", required_argument, NULL, 'G'},
+      {"shares", required_argument, NULL, 'x'},
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   const char *loads_path = NULL, *topo_path = NULL, *cur_path = NULL, *json_path = NULL,
              *plan_path = NULL;
@@ -156,6 +161,7 @@ int main(int argc, char **argv) {
     case 'H': bad = cli_parse_double(prog, "--horizon", optarg, 1, 1e12, &opt.horizon_steps); break;
     case 'D': bad = cli_parse_double(prog, "--time-budget", optarg, 0, 1e9, &opt.time_budget_s); break;
     case 'G': bad = cli_parse_int(prog, "--groups", optarg, 1, 1 << 20, &groups); break;
+    case 'x': bad = cli_parse_shares(prog, optarg, &opt.shares); break;
     case 'j': json_path = optarg; break;
     case 'P': plan_path = optarg; break;
     default: fprintf(stderr, "%s: see --help\n", prog); return CLI_EXIT_USAGE;
@@ -241,6 +247,9 @@ int main(int argc, char **argv) {
          st.lower_bound, 100 * st.gap, st.solve_ms);
   if (st.groups > 1) printf("groups %d  nodes %d  split_groups %d\n", st.groups,
                             moeplace_topology_nodes(topo), st.split_groups);
+  printf("shares %s  imbalance %.6f  lower_bound %.6f  gap %.4f%%  solve_ms %.3f\n",
+         opt.shares == MOEPLACE_SHARES_EVEN ? "even" : "weighted", st.imbalance, st.lower_bound,
+         100 * st.gap, st.solve_ms);
   if (cur)
     printf("current_imbalance %.6f  kept_current %s  moves %" PRId64
            "  bytes_moved %.0f  cross_node_bytes %.0f\n",

@@ -223,6 +223,23 @@ int moeplace_placement_read_json_repair(moeplace_placement **out, const char *pa
 
 /* ---- Solving ------------------------------------------------------------ */
 
+/* How an expert's tokens are split among its replicas (docs/PLACEMENT.md). */
+typedef enum moeplace_share_policy {
+  /* Each replica gets its own share, optimised with the positions (the
+   * router must honour moeplace's shares). */
+  MOEPLACE_SHARES_WEIGHTED = 0,
+  /* Every replica of an expert gets exactly 1 / its replica count, as the
+   * routers of vLLM, SGLang and DeepSeek's EPLB maps split tokens; counts
+   * and positions are optimised for that objective. */
+  MOEPLACE_SHARES_EVEN = 1
+} moeplace_share_policy;
+
+/* "weighted" or "even"; NULL for a value that is none. Static storage. */
+const char *moeplace_share_policy_name(moeplace_share_policy policy);
+/* The policy named `name` ("weighted" or "even") into *out: MOEPLACE_OK, or
+ * MOEPLACE_ERR_ARG (NULL or an unknown name, quoted in the message). */
+int moeplace_share_policy_parse(const char *name, moeplace_share_policy *out);
+
 typedef struct moeplace_place_options {
   /* Load units (tokens) one unit of migration cost (bytes x class cost) is
    * worth: a change is made only if it lowers the sum over layers of the
@@ -271,6 +288,10 @@ typedef struct moeplace_place_options {
    * node, G / N groups per node (docs/PLACEMENT.md, "Expert groups"). With
    * one node, groups constrain nothing (only split_groups is reported). */
   int groups;
+  /* Share policy (default MOEPLACE_SHARES_WEIGHTED). With EVEN, the result's
+   * shares are exactly 1 / replica count, imbalance and lower_bound are those
+   * of equal splits, and the current placement is scored with equal shares. */
+  moeplace_share_policy shares;
   uint64_t reserved[4]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
 } moeplace_place_options;
 
@@ -281,10 +302,12 @@ typedef struct moeplace_place_stats {
   int layers, experts, ranks, slots;
   double imbalance;         /* predicted, metrics.md's formula on the given loads */
   double lower_bound;       /* see docs/PLACEMENT.md: per layer
-                               max(total/R, min over replica counts of max w/c) */
+                               max(total/R, min over replica counts of max w/c),
+                               valid for both share policies */
   double gap;               /* (imbalance - lower_bound) / lower_bound */
-  double current_imbalance; /* of the current placement with re-optimised
-                               shares (0 when there is no current placement) */
+  double current_imbalance; /* of the current placement with the policy's
+                               shares: re-optimised (weighted) or equal (even);
+                               0 when there is no current placement */
   int kept_current;         /* 1: no replica moved (gain did not pay, or nothing to gain) */
   int64_t moves;
   double bytes_moved;
@@ -297,7 +320,10 @@ typedef struct moeplace_place_stats {
   int groups;               /* the groups option in force (0: none) */
   int split_groups;         /* sum over layers of the groups whose replicas are on
                                more than one node (0 when node-limited) */
-  uint64_t reserved[1]; /* zeroed by the library (ABI: moeplace/base.h) */
+  moeplace_share_policy shares; /* the policy the figures are computed with */
+  /* (4 bytes of padding; the tail was used up in 0.2.0 and grown by 4 slots,
+   * before the release of soname 1) */
+  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_place_stats;
 
 /* Computes a placement for loads [layers][experts] (non-negative, finite).

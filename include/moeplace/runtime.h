@@ -142,6 +142,11 @@ typedef struct moeplace_runtime_config {
                               equal size, or the rebalance fails). The initial
                               placement is not grouped: the first rebalance
                               gathers the groups (docs/RUNTIME.md) */
+  moeplace_share_policy shares; /* how routing splits an expert's tokens among its
+                                   replicas (docs/PLACEMENT.md): WEIGHTED (default)
+                                   the placement engine's optimised shares; EVEN
+                                   exactly 1/n each, the placements optimised for
+                                   that; the routing table has those shares */
   uint64_t reserved[6]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 

@@ -64,7 +64,7 @@ class PlaceOptions(ctypes.Structure):
                 ("expert_bytes", c_double), ("min_gain", c_double), ("max_iterations", c_int),
                 ("time_limit_ms", c_double), ("step_time_s", c_double),
                 ("horizon_steps", c_double), ("time_budget_s", c_double), ("groups", c_int),
-                ("reserved", c_uint64 * 4)]
+                ("shares", c_int), ("reserved", c_uint64 * 4)]
 
 
 class PlaceStats(ctypes.Structure):
@@ -74,7 +74,7 @@ class PlaceStats(ctypes.Structure):
                 ("bytes_moved", c_double), ("cross_node_bytes", c_double),
                 ("migration_cost", c_double), ("solve_ms", c_double),
                 ("migration_s", c_double), ("saving_s", c_double), ("groups", c_int),
-                ("split_groups", c_int), ("reserved", c_uint64 * 1)]
+                ("split_groups", c_int), ("shares", c_int), ("reserved", c_uint64 * 4)]
 
 
 class Transfer(ctypes.Structure):
@@ -91,7 +91,7 @@ class RuntimeConfig(ctypes.Structure):
                 ("cluster_file", c_char_p), ("hwloc_synthetic", c_char_p),
                 ("chunk_bytes", c_size_t), ("max_outstanding", c_int),
                 ("shm_transfers", c_int), ("collective_timeout_s", c_double),
-                ("groups", c_int), ("reserved", c_uint64 * 6)]
+                ("groups", c_int), ("shares", c_int), ("reserved", c_uint64 * 6)]
 
 
 class StepInfo(ctypes.Structure):
@@ -211,6 +211,8 @@ FUNCTIONS = {
     "moeplace_placement_repair": (c_int, [vp, P(c_int)]),
     "moeplace_placement_split_groups": (c_int, [vp, vp, c_int, vp]),
     "moeplace_place_options_init": (None, [P(PlaceOptions)]),
+    "moeplace_share_policy_name": (c_char_p, [c_int]),
+    "moeplace_share_policy_parse": (c_int, [c_char_p, P(c_int)]),
     "moeplace_place": (c_int, [vp, c_int, c_int, c_int, vp, vp, P(PlaceOptions), P(vp),
                                P(PlaceStats)]),
     "moeplace_migration_plan": (c_int, [vp, vp, vp, c_double, P(P(Transfer)), P(c_size_t)]),

@@ -119,7 +119,7 @@ class PlaceStats(dict):
     also attributes: imbalance, lower_bound, gap, current_imbalance,
     kept_current, moves, bytes_moved, cross_node_bytes, migration_cost,
     migration_s, saving_s, solve_ms, layers, experts, ranks, slots, groups,
-    split_groups."""
+    split_groups, shares ("weighted" or "even")."""
 
     __getattr__ = dict.__getitem__
 
@@ -216,7 +216,8 @@ class Placement(Owned):
         """Writes the placement (with its stats, when it has them) atomically."""
         st = None
         if self.stats is not None:
-            st = _lib.PlaceStats(**{k: v for k, v in self.stats.items()})
+            st = _lib.PlaceStats(**{k: as_shares(v) if k == "shares" else v
+                                    for k, v in self.stats.items()})
         check(self._lib.moeplace_placement_write_json(self._handle(),
                                                       ctypes.byref(st) if st else None,
                                                       path_bytes(path)))
@@ -341,10 +342,19 @@ def _topo_handle(t):
     return t._handle()
 
 
+def as_shares(value, name="shares"):
+    """A share policy name ("weighted" or "even") as moeplace_share_policy."""
+    if not isinstance(value, str):
+        raise TypeError("%s must be 'weighted' or 'even', not %s" % (name, type(value).__name__))
+    out = ctypes.c_int()
+    check(_lib.core().moeplace_share_policy_parse(value.encode(), ctypes.byref(out)))
+    return out.value
+
+
 _OPTIONS = {"migration_weight": as_float, "byte_budget": as_float, "expert_bytes": as_float,
             "min_gain": as_float, "max_iterations": as_int, "time_limit_ms": as_float,
             "step_time_s": as_float, "horizon_steps": as_float, "time_budget_s": as_float,
-            "groups": as_int}
+            "groups": as_int, "shares": as_shares}
 
 
 def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
@@ -358,6 +368,8 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     step_time_s, horizon_steps, time_budget_s (the seconds-priced rule).
     groups (G contiguous expert groups; with a topology of N > 1 nodes,
     N dividing G, each group's replicas stay on one node).
+    shares ("weighted", the default, or "even": every replica 1/n of its
+    expert's tokens, as vLLM/SGLang/EPLB routers split).
     Returns a Placement whose ``stats`` holds imbalance, lower_bound, gap,
     moves, bytes_moved, groups, split_groups, ...; its phy2log, log2phy,
     logcnt and share are numpy arrays in EPLB's conventions."""
@@ -393,7 +405,9 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     finally:
         if own_topo is not None:
             own_topo.close()
-    return Placement._wrap(out, PlaceStats(_lib.struct_dict(st)))
+    stats = _lib.struct_dict(st)
+    stats["shares"] = lib.moeplace_share_policy_name(stats["shares"]).decode()
+    return Placement._wrap(out, PlaceStats(stats))
 
 
 def plan(current, new, topology=None, expert_bytes=1.0):

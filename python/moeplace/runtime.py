@@ -9,6 +9,7 @@ import numpy as np
 from . import _lib
 from ._lib import check
 from ._util import array, as_float, as_int, as_str
+from .placement import as_shares
 
 __all__ = ["Runtime", "StepInfo", "comm_handle"]
 
@@ -43,7 +44,7 @@ _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
            "migration_budget_bytes": as_int, "min_gain": as_float, "coordinator": as_int,
            "ranks_per_node": as_int, "cluster_file": as_str, "hwloc_synthetic": as_str,
            "chunk_bytes": as_int, "max_outstanding": as_int, "shm_transfers": as_int,
-           "collective_timeout_s": as_float, "groups": as_int}
+           "collective_timeout_s": as_float, "groups": as_int, "shares": as_shares}
 
 
 def _writable_buffer(obj):
@@ -81,8 +82,8 @@ class Runtime:
     arguments: window, horizon, rebalance_interval, history_windows,
     predictor, migration_tradeoff, migration_budget_bytes, min_gain,
     coordinator, ranks_per_node, cluster_file, hwloc_synthetic, chunk_bytes,
-    max_outstanding, shm_transfers, collective_timeout_s, groups. Every rank must
-    pass the same values.
+    max_outstanding, shm_transfers, collective_timeout_s, groups, shares
+    ("weighted" or "even"). Every rank must pass the same values.
 
     Per training step: record(layer, tokens) for every layer, then step()
     (collective). After a step whose ``rebalanced`` is true, re-read

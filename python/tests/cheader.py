@@ -45,14 +45,14 @@ def kind(ctype):
         return "float"
     if t == "MPI_Comm":
         return "comm"
-    if t.startswith("moeplace_") and not t.endswith(("_class", "_status", "_state")):
+    if t.startswith("moeplace_") and not t.endswith(("_class", "_status", "_state", "_policy")):
         return "struct"
     return "int"
 
 
 def size(ctype):
     t = " ".join(ctype.replace("const", " ").split())
-    if t.startswith("moeplace_") and t.endswith(("_class", "_status", "_state")):
+    if t.startswith("moeplace_") and t.endswith(("_class", "_status", "_state", "_policy")):
         return 4  # enums
     return SIZES.get(t)
 

@@ -1,0 +1,320 @@
+/* Even shares (MOEPLACE_SHARES_EVEN): every replica of expert e carries
+ * exactly w_e / c_e, c_e its replica count, as the routers of vLLM, SGLang
+ * and DeepSeek's EPLB maps route. The assignment alone fixes the rank
+ * loads, so the solver chooses counts and positions for that objective:
+ *
+ *   1. counts by marginal gain (the next slot to the largest w_e / c_e,
+ *      every useful slot used) and LPT packing of the w_e / c_e items with
+ *      the no-duplicate rule and the slot capacity (mp_construct_lpt);
+ *   2. local search from the busiest ranks: move a replica to a free slot,
+ *      swap two replicas, add a replica (into a free slot, or in place of a
+ *      spare replica of another expert), or drop a spare replica; the last
+ *      three re-count an expert and so re-split all its replicas. The best
+ *      change by the drop of the sum of squared rank loads is kept if no
+ *      rank rises above the max; with a current placement a change that
+ *      adds moves must also lower the total excess over the mean by more
+ *      than its price (migration_weight x cost + min_gain per move).
+ *
+ * slot_x of a replica is always w_e / c_e here; even_resplit restores it
+ * after a count changes. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <math.h>
+
+#include "common/timer.h"
+#include "placement/solver_internal.h"
+
+/* Sets e's replicas to w_e / c_e (after its count changed). */
+static void even_resplit(mp_place_layer *st, int e) {
+  const double x = st->w[e] / st->cnt[e];
+  for (int i = st->head[e]; i >= 0; i = st->next[i]) {
+    st->load[i / st->S] += x - st->slot_x[i];
+    st->slot_x[i] = x;
+  }
+}
+
+/* Recomputes every slot and rank load from the counts (no drift from the
+ * incremental updates). */
+void mp_even_reset_loads(mp_place_layer *st) {
+  for (int r = 0; r < st->R; r++) st->load[r] = 0;
+  for (int i = 0; i < st->RS; i++) {
+    int e = st->slot_e[i];
+    st->slot_x[i] = e < 0 ? 0 : st->w[e] / st->cnt[e];
+    if (e >= 0) st->load[i / st->S] += st->slot_x[i];
+  }
+}
+
+/* A change under evaluation: the rank-load deltas it makes (dl [R], with the
+ * list of touched ranks) and its migration bytes, price and moves. */
+typedef struct even_eval {
+  double *dl;   // [R] zero outside the touched ranks
+  int *touched; // [R]
+  int nt;
+} even_eval;
+
+static void ev_add(even_eval *v, int r, double d) {
+  if (v->dl[r] == 0) {
+    int k;
+    for (k = 0; k < v->nt; k++)
+      if (v->touched[k] == r) break;
+    if (k == v->nt) v->touched[v->nt++] = r;
+  }
+  v->dl[r] += d;
+}
+
+/* Load change of re-counting e from c to c2 replicas on its present ranks
+ * (skip: a slot not counted, -1 for none). */
+static void ev_recount(even_eval *v, const mp_place_layer *st, int e, int c2, int skip) {
+  const double d = st->w[e] / c2 - st->w[e] / st->cnt[e];
+  for (int i = st->head[e]; i >= 0; i = st->next[i])
+    if (i != skip) ev_add(v, i / st->S, d);
+}
+
+/* The search's figures of the state: mean T, max M and the limit. */
+typedef struct even_search {
+  mp_place_layer *st;
+  const mp_place_search *sp;
+  double T, M, eps;
+  int priced;       // migration matters: a current placement and a price
+  double *bytes_used;
+  even_eval v;
+  // the best change so far
+  int kind, i, j, q; // kind 0: none
+  double key;
+  int *order;        // [R] ranks by increasing load
+} even_search;
+
+#define EVEN_RECEIVERS 4
+
+enum { EV_MOVE = 1, EV_SWAP, EV_ADD, EV_ADDEV, EV_DROP };
+
+/* Price (load units) and bytes of replacing slot content: `before`
+ * replicas leave slots and `after` (expert, rank) pairs arrive. */
+static double slot_price(const even_search *s, int e, int r, double *bytes) {
+  const mp_place_layer *st = s->st;
+  if (!st->cur || e < 0 || mp_cur_rank_holds(st, r, e)) return 0;
+  int cls;
+  *bytes += st->expert_bytes;
+  return s->sp->lambda * mp_move_cost(st, e, r, &cls) + s->sp->min_gain;
+}
+
+/* Scores the change held in s->v with its price and bytes; records it if
+ * it is the best acceptable one. Clears s->v. */
+static void ev_score(even_search *s, int kind, int i, int j, int q, double price, double dbytes) {
+  const mp_place_layer *st = s->st;
+  even_eval *v = &s->v;
+  double dsq = 0, dx = 0;
+  int ok = 1;
+  for (int k = 0; k < v->nt; k++) {
+    const int r = v->touched[k];
+    const double a = st->load[r], b = a + v->dl[r];
+    if (b > s->M + s->eps) ok = 0;
+    dsq += b * b - a * a;
+    dx += (b > s->T ? b - s->T : 0) - (a > s->T ? a - s->T : 0);
+    v->dl[r] = 0;
+  }
+  v->nt = 0;
+  if (!ok) return;
+  if (s->priced && price > 0 && -dx <= price) return;
+  if (dbytes > 0 && s->sp->budget && *s->sp->budget >= 0 &&
+      *s->bytes_used + dbytes > *s->sp->budget)
+    return;
+  const double key = -dsq - 2 * s->T * price;
+  if (key <= s->eps * s->T || key <= s->key) return;
+  s->key = key;
+  s->kind = kind;
+  s->i = i;
+  s->j = j;
+  s->q = q;
+}
+
+/* A change that moves delta tokens from rank r to rank q only (a move or
+ * a swap): scored in closed form, without the touched-rank list. */
+static void ev_pair(even_search *s, int kind, int i, int j, int q, double delta, double price,
+                    double dbytes) {
+  const mp_place_layer *st = s->st;
+  const double a = st->load[i / st->S], b = st->load[q];
+  if (b + delta > s->M + s->eps) return;
+  const double key0 = 2 * delta * (a - b) - 2 * delta * delta; // -(change of the sum of squares)
+  if (key0 - 2 * s->T * price <= s->key) return;               // cannot be the best
+  ev_add(&s->v, i / st->S, -delta);
+  ev_add(&s->v, q, delta);
+  ev_score(s, kind, i, j, q, price, dbytes);
+}
+
+/* Candidate changes that take replica slot i (expert b, on rank r) off r
+ * or re-count b, towards rank q. */
+static void ev_towards(even_search *s, int i, int q) {
+  mp_place_layer *st = s->st;
+  const int S = st->S, r = i / S, b = st->slot_e[i], cb = st->cnt[b];
+  const double x = st->slot_x[i];
+  if (mp_st_rank_holds(st, q, b)) return;
+  double pb = 0, bb = 0, p_i = 0, b_i = 0;
+  if (s->priced || st->cur) {
+    pb = slot_price(s, b, q, &bb);
+    p_i = slot_price(s, b, r, &b_i);
+  }
+  if (st->nfree[q] > 0) {
+    ev_pair(s, EV_MOVE, i, -1, q, x, pb - p_i, bb - b_i);
+    if (cb < st->R && st->w[b] > 0) { // add a replica
+      ev_recount(&s->v, st, b, cb + 1, -1);
+      ev_add(&s->v, q, st->w[b] / (cb + 1));
+      ev_score(s, EV_ADD, i, -1, q, pb, bb);
+    }
+  }
+  for (int k = 0; k < S; k++) {
+    const int j = q * S + k, a = st->slot_e[j];
+    if (a < 0 || a == b) continue;
+    const double y = st->slot_x[j];
+    double pa = 0, ba = 0, pj = 0, bj = 0;
+    if (s->priced || st->cur) pj = slot_price(s, a, q, &bj);
+    if (y < x && !mp_st_rank_holds(st, r, a)) { // swap
+      if (s->priced || st->cur) pa = slot_price(s, a, r, &ba);
+      ev_pair(s, EV_SWAP, i, j, q, x - y, pb + pa - p_i - pj, bb + ba - b_i - bj);
+    }
+    if (st->cnt[a] > 1 && cb < st->R && st->w[b] > 0) { // add b in place of a spare a
+      ev_recount(&s->v, st, b, cb + 1, -1);
+      ev_recount(&s->v, st, a, st->cnt[a] - 1, j);
+      ev_add(&s->v, q, st->w[b] / (cb + 1) - y);
+      ev_score(s, EV_ADDEV, i, j, q, pb - pj, bb - bj);
+    }
+  }
+}
+
+/* Applies the recorded change; the bytes it adds (or frees) go to
+ * *bytes_used. */
+static void ev_apply(even_search *s) {
+  mp_place_layer *st = s->st;
+  const int i = s->i, j = s->j, b = st->slot_e[i];
+  double before = 0, after = 0;
+  if (s->kind == EV_MOVE) {
+    before = mp_slot_bytes(st, i);
+    const double x = mp_st_take(st, i);
+    const int jj = mp_st_free_slot(st, s->q);
+    mp_st_put(st, jj, b, x);
+    after = mp_slot_bytes(st, jj);
+  } else if (s->kind == EV_SWAP) {
+    const int a = st->slot_e[j];
+    before = mp_slot_bytes(st, i) + mp_slot_bytes(st, j);
+    const double x = mp_st_take(st, i), y = mp_st_take(st, j);
+    mp_st_put(st, j, b, x);
+    mp_st_put(st, i, a, y);
+    after = mp_slot_bytes(st, i) + mp_slot_bytes(st, j);
+  } else if (s->kind == EV_ADD || s->kind == EV_ADDEV) {
+    int jj = j;
+    if (s->kind == EV_ADDEV) {
+      const int a = st->slot_e[j];
+      before = mp_slot_bytes(st, j);
+      mp_st_take(st, j);
+      even_resplit(st, a);
+    } else {
+      jj = mp_st_free_slot(st, s->q);
+    }
+    mp_st_put(st, jj, b, 0);
+    even_resplit(st, b);
+    after = mp_slot_bytes(st, jj);
+  } else { // drop
+    before = mp_slot_bytes(st, i);
+    mp_st_take(st, i);
+    even_resplit(st, b);
+  }
+  *s->bytes_used += after - before;
+}
+
+/* Fills the best change taking load off rank r (or dropping one of its
+ * spare replicas); 1 if one was found and applied. */
+static int even_improve_rank(even_search *s, int r) {
+  mp_place_layer *st = s->st;
+  const int S = st->S, R = st->R;
+  s->kind = 0;
+  s->key = 0;
+  for (int k = 0; k < S; k++) {
+    const int i = r * S + k, b = st->slot_e[i];
+    if (b < 0 || st->slot_x[i] <= 0) continue;
+    if (st->cnt[b] > 1) { // drop this replica
+      ev_add(&s->v, r, -st->slot_x[i]);
+      ev_recount(&s->v, st, b, st->cnt[b] - 1, i);
+      double p_i = 0, b_i = 0;
+      if (st->cur) p_i = slot_price(s, b, r, &b_i);
+      ev_score(s, EV_DROP, i, -1, -1, -p_i, -b_i);
+    }
+  }
+  // receivers from the lightest up: the best changes go there; past the
+  // first EVEN_RECEIVERS ranks, only while nothing has been found
+  for (int t = 0; t < R; t++) {
+    const int q = s->order[t];
+    if (st->load[q] >= st->load[r]) break;
+    if (t >= EVEN_RECEIVERS && s->kind) break;
+    for (int k = 0; k < S; k++) {
+      const int i = r * S + k;
+      if (st->slot_e[i] >= 0 && st->slot_x[i] > 0) ev_towards(s, i, q);
+    }
+  }
+  if (!s->kind) return 0;
+  ev_apply(s);
+  return 1;
+}
+
+#define EVEN_SOURCES 4
+
+/* One improving change from one of the EVEN_SOURCES busiest ranks. */
+static int even_improve(even_search *s) {
+  mp_place_layer *st = s->st;
+  int top[EVEN_SOURCES], nt = 0;
+  for (int r = 0; r < st->R; r++) {
+    int k = nt < EVEN_SOURCES ? nt++ : EVEN_SOURCES - 1;
+    if (nt == EVEN_SOURCES && k == EVEN_SOURCES - 1 && r >= EVEN_SOURCES &&
+        st->load[top[k]] >= st->load[r])
+      continue;
+    top[k] = r;
+    while (k > 0 && st->load[top[k - 1]] < st->load[top[k]]) {
+      int t = top[k];
+      top[k] = top[k - 1];
+      top[k - 1] = t;
+      k--;
+    }
+  }
+  s->M = st->load[top[0]];
+  // insertion sort: one change moves a few ranks, the order stays nearly sorted
+  for (int t = 1; t < st->R; t++) {
+    const int v = s->order[t];
+    int u = t;
+    while (u > 0 && st->load[s->order[u - 1]] > st->load[v]) {
+      s->order[u] = s->order[u - 1];
+      u--;
+    }
+    s->order[u] = v;
+  }
+  for (int k = 0; k < nt; k++) {
+    if (st->load[top[k]] <= s->T) break;
+    if (even_improve_rank(s, top[k])) return 1;
+  }
+  return 0;
+}
+
+void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
+                    double *bytes_used) {
+  double tot = 0;
+  for (int e = 0; e < st->E; e++) tot += st->w[e];
+  even_search s = {.st = st,
+                   .sp = sp,
+                   .T = tot / st->R,
+                   .eps = 1e-12 * (tot > 0 ? tot / st->R : 1),
+                   .priced = st->cur && (sp->lambda > 0 || sp->min_gain > 0),
+                   .bytes_used = bytes_used,
+                   .order = st->c_rh,
+                   .v = {.dl = st->dscratch, .touched = st->iscratch, .nt = 0}};
+  for (int r = 0; r < st->R; r++) {
+    s.v.dl[r] = 0;
+    s.order[r] = r;
+  }
+  const int max_iter = sp->max_iter * MP_EVEN_ITER_FACTOR;
+  for (int it = 0; it < max_iter; it++) {
+    if (mp_place_layer_max(st) <= bound * (1 + MP_PLACE_GOOD_GAP) * (1 + 1e-12)) break;
+    if (sp->deadline > 0 && (it & 7) == 7 && mp_now_s() > sp->deadline) break;
+    if (!even_improve(&s)) break;
+  }
+  mp_even_reset_loads(st);
+}
