@@ -109,6 +109,8 @@ int main(void) {
   F(moeplace_runtime_config, chunk_bytes); F(moeplace_runtime_config, max_outstanding);
   F(moeplace_runtime_config, shm_transfers);
   F(moeplace_runtime_config, collective_timeout_s);
+  F(moeplace_runtime_config, decision_lag_windows);
+  F(moeplace_runtime_config, migration_layers_per_step);
   F(moeplace_runtime_config, reserved);
   end();
 
@@ -118,6 +120,7 @@ int main(void) {
   F(moeplace_step_info, moves); F(moeplace_step_info, bytes_moved);
   F(moeplace_step_info, migration_s); F(moeplace_step_info, decision_s);
   F(moeplace_step_info, predicted_imbalance_old); F(moeplace_step_info, predicted_imbalance_new);
+  F(moeplace_step_info, decision_wait_s);
   F(moeplace_step_info, reserved);
   end();
 

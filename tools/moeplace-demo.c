@@ -521,7 +521,10 @@ static json_t *phase_json(const phase_result *p, int dynamic) {
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
+  // The runtime's decision thread never calls MPI: MPI_THREAD_FUNNELED is
+  // enough (moeplace_runtime_create checks what MPI provided).
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   openblas_set_num_threads(1); // one rank per core: no BLAS threads on top
   int rank, R;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -88,7 +88,8 @@ class RuntimeConfig(ctypes.Structure):
                 ("cluster_file", c_char_p), ("hwloc_synthetic", c_char_p),
                 ("chunk_bytes", c_size_t), ("max_outstanding", c_int),
                 ("shm_transfers", c_int), ("collective_timeout_s", c_double),
-                ("reserved", c_uint64 * 7)]
+                ("decision_lag_windows", c_int), ("migration_layers_per_step", c_int),
+                ("reserved", c_uint64 * 6)]
 
 
 class StepInfo(ctypes.Structure):
@@ -96,7 +97,7 @@ class StepInfo(ctypes.Structure):
                 ("rebalanced", c_int), ("moves", c_int), ("bytes_moved", c_uint64),
                 ("migration_s", c_double), ("decision_s", c_double),
                 ("predicted_imbalance_old", c_double), ("predicted_imbalance_new", c_double),
-                ("reserved", c_uint64 * 4)]
+                ("decision_wait_s", c_double), ("reserved", c_uint64 * 3)]
 
 
 class Replica(ctypes.Structure):
