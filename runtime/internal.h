@@ -85,6 +85,8 @@ struct moeplace_runtime {
 
   moeplace_runtime_stats stats;
   int test_corrupt_next; /* test hook: corrupt the next received expert */
+  int test_stall_s;      /* test hook: seconds this rank sleeps in the next migration
+                            before posting its transfers */
 };
 
 /* ---- agreement (agree.c) ----------------------------------------------- */

@@ -37,7 +37,12 @@ static void free_runtime(moeplace_runtime *rt) {
       if (rt->slots[i].buf[b].owned && rt->slots[i].buf[b].win < 0) free(rt->slots[i].buf[b].ptr);
   free(rt->slots);
   mp_rt_spare_free_all(rt);
-  mp_rt_shm_free(&rt->shm);
+  if (rt->broken != 2) {
+    mp_rt_shm_free(&rt->shm);
+  } else { // freeing windows is collective over the node, and a peer may be gone
+    free(rt->shm.node_rank);
+    free(rt->shm.base);
+  }
   free(rt->expert_bytes);
   free(rt->window_counts);
   free(rt->gather_buf);

@@ -134,6 +134,7 @@ int main(void) {
   F(moeplace_runtime_stats, migrations_failed); F(moeplace_runtime_stats, moves);
   F(moeplace_runtime_stats, bytes_moved); F(moeplace_runtime_stats, migration_s);
   F(moeplace_runtime_stats, decision_s); F(moeplace_runtime_stats, aggregate_s);
+  F(moeplace_runtime_stats, shm_bytes_received);
   F(moeplace_runtime_stats, reserved);
   end();
 #endif

@@ -860,6 +860,41 @@ static moeplace_runtime *make_rt_timeout(int R, double timeout_s) {
   return rt;
 }
 
+/* Rank R-1 stops for 5 s inside a migration, before posting its transfers
+ * (collective_timeout_s = 2): rank R-2, which receives from it, times out in
+ * the transfers naming rank R-1; the others time out in their transfers or
+ * the commit agreement; R-1 itself in the agreement. Every rank returns
+ * MOEPLACE_ERR_MPI, then MOEPLACE_ERR_STATE; destroy and MPI_Finalize work. */
+static void case_migrate_stalled(int R) {
+  moeplace_runtime *rt = make_rt_timeout(R, 2.0);
+  if (!rt) return;
+  const int L = 2, S = 2, G = R * S;
+  state st;
+  state_init(&st, rt, L, S, 1 << 18, 4096, 1);
+  int *cur = malloc((size_t)L * G * sizeof *cur), *next = malloc((size_t)L * G * sizeof *next);
+  moeplace_runtime_get_placement(rt, cur, NULL);
+  rotate_to_previous_rank(L, G, S, cur, next);
+  if (my_rank == R - 1) rt->test_stall_s = 5;
+  double t0 = wall_s();
+  int rc = moeplace_runtime_apply_placement(rt, next, NULL, NULL);
+  double dt = wall_s() - t0;
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", moeplace_last_error());
+  CHECK(rc == MOEPLACE_ERR_MPI && strstr(msg, "timed out"), "rc=%d: %s", rc, msg);
+  if (my_rank == R - 2) {
+    char who[64];
+    snprintf(who, sizeof who, "rank %d", R - 1);
+    CHECK(strstr(msg, "transfers of a migration") && strstr(msg, who),
+          "names the stage and rank %d: %s", R - 1, msg);
+    CHECK(dt >= 1.9 && dt < 20, "timed out after %.2f s", dt);
+  }
+  CHECK(moeplace_runtime_step(rt, NULL) == MOEPLACE_ERR_STATE, "unusable afterwards");
+  free(cur);
+  free(next);
+  moeplace_runtime_destroy(rt);
+  state_free(&st);
+}
+
 /* Rank R-1 calls step a second time at loop index 2: its window closes one
  * loop iteration early, at its own step 4 against the others' 5. */
 static void case_step_extra(int R) {
@@ -970,6 +1005,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "slow_decision")) case_slow_decision(R);
   else if (!strcmp(c, "decision_fail")) case_decision_fail(R);
   else if (!strcmp(c, "chunks")) case_chunks(R, 0);
+  else if (!strcmp(c, "migrate_stalled")) case_migrate_stalled(R);
   else if (!strcmp(c, "destroy_migrating")) case_chunks(R, 1);
   else if (!strcmp(c, "destroy_deciding")) case_chunks(R, 2);
   else if (!strcmp(c, "shm_reuse")) case_shm_reuse(R, 0);

@@ -314,7 +314,9 @@ typedef struct moeplace_runtime_stats {
   double migration_s;    /* sum over committed migrations */
   double decision_s;     /* sum of coordinator decision times */
   double aggregate_s;    /* sum of time spent in window aggregation */
-  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
+  uint64_t shm_bytes_received; /* bytes this rank received through shared-memory
+                                  windows (shm_transfers), committed or not */
+  uint64_t reserved[3]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_runtime_stats;
 
 /* Copies the totals into *out. Local. MOEPLACE_ERR_ARG for NULL. */

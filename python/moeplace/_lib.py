@@ -108,7 +108,8 @@ class RuntimeStats(ctypes.Structure):
     _fields_ = [("steps", c_int64), ("windows", c_int64), ("rebalances", c_int),
                 ("rebalances_skipped", c_int), ("migrations_failed", c_int), ("moves", c_int64),
                 ("bytes_moved", c_uint64), ("migration_s", c_double), ("decision_s", c_double),
-                ("aggregate_s", c_double), ("reserved", c_uint64 * 4)]
+                ("aggregate_s", c_double), ("shm_bytes_received", c_uint64),
+                ("reserved", c_uint64 * 3)]
 
 
 # C struct name -> ctypes class; what test_abi.py compares with the compiler.
