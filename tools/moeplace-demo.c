@@ -64,7 +64,7 @@ static void usage(FILE *out) {
           "  --window N          aggregation window in steps (default 10)\n"
           "  --interval N        rebalance interval in steps (default 100)\n"
           "  --token-scale X     multiply the trace's token counts by X (default 1)\n"
-          "  --predictor NAME    forecasting method: sw_avg, auto, arima, last (default sw_avg)\n"
+          "  --predictor NAME    forecasting method: sw_avg, auto, arima, last, lstm (default sw_avg)\n"
           "  --ranks-per-node N  emulate nodes of N consecutive ranks (default: the real nodes)\n"
           "  --cluster-file FILE cluster-shape file (docs/PLACEMENT.md) replacing the topology\n"
           "  --json OUT          write the figures as JSON to OUT\n"
