@@ -31,7 +31,10 @@
   } while (0)
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
+  // The runtime's decision thread never calls MPI: MPI_THREAD_FUNNELED is
+  // enough (moeplace_runtime_create checks what MPI provided).
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int steps = argc > 1 ? atoi(argv[1]) : 300;
   static const double router[EXPERTS] = {0.5, 0.3, 0.1, 0.1}; /* token fractions */
 

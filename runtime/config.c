@@ -17,9 +17,9 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   cfg->horizon = 1000;
   cfg->rebalance_interval = 500;
   cfg->history_windows = 256;
-  // sw_avg decides in ~60 us at 4 x 16; "auto" (which fits ARIMA models)
-  // takes ~30 ms per decision there, about 8 of the demo's steps.
-  cfg->predictor = "sw_avg";
+  // "auto" (which fits ARIMA models) takes ~30 ms per decision at 4 x 16,
+  // about 8 of the demo's steps; on the decision thread no rank waits for it.
+  cfg->predictor = MOEPLACE_PREDICT_AUTO;
   cfg->migration_tradeoff = 0.05;
   cfg->migration_budget_bytes = MOEPLACE_NO_LIMIT;
   cfg->min_gain = 0.02;
@@ -35,6 +35,8 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   // by one rank between two steps, a slow decision) cannot be told from a
   // stopped one, and a spurious timeout ends the run. Waiting never spins.
   cfg->collective_timeout_s = MOEPLACE_NO_LIMIT;
+  cfg->decision_lag_windows = 1;
+  cfg->migration_layers_per_step = 0;
 }
 
 int mp_rt_predictor_known(const char *name) {
@@ -95,6 +97,31 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
     return mp_fail(MOEPLACE_ERR_ARG,
                    "config: collective_timeout_s must be > 0 seconds or negative (no limit), got %g",
                    c->collective_timeout_s);
+  if (c->decision_lag_windows < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: decision_lag_windows must be >= 0, got %d",
+                   c->decision_lag_windows);
+  if (c->rebalance_interval > 0 && (long long)c->decision_lag_windows * c->window > c->rebalance_interval)
+    return mp_fail(MOEPLACE_ERR_ARG,
+                   "config: decision_lag_windows %d x window %d exceeds rebalance_interval %d "
+                   "(a decision must be applied before the next one is requested)",
+                   c->decision_lag_windows, c->window, c->rebalance_interval);
+  if (c->migration_layers_per_step < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: migration_layers_per_step must be >= 0, got %d",
+                   c->migration_layers_per_step);
+  if (c->decision_lag_windows > 0) {
+    // The decision thread never calls MPI: FUNNELED is enough, but SINGLE
+    // promises MPI that no other thread exists at all.
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&provided);
+    if (provided < MPI_THREAD_FUNNELED)
+      return mp_fail(MOEPLACE_ERR_STATE,
+                     "config: decision_lag_windows = %d runs rebalance decisions on a background "
+                     "thread, which needs MPI initialised with MPI_Init_thread(..., "
+                     "MPI_THREAD_FUNNELED or higher, ...); this MPI provides MPI_THREAD_SINGLE "
+                     "(MPI_Init). Initialise MPI with MPI_Init_thread, or set "
+                     "decision_lag_windows = 0 to decide inside the step",
+                     c->decision_lag_windows);
+  }
   return MOEPLACE_OK;
 }
 
@@ -104,7 +131,8 @@ static const char *const field_names[] = {
     "rebalance_interval", "history_windows", "predictor", "migration_tradeoff",
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
-    "collective_timeout_s", "groups", "shares"};
+    "collective_timeout_s", "groups", "shares", "decision_lag_windows",
+    "migration_layers_per_step"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -139,6 +167,8 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[19] = hash_double(c->collective_timeout_s);
     v[20] = c->groups;
     v[21] = c->shares;
+    v[22] = c->decision_lag_windows;
+    v[23] = c->migration_layers_per_step;
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];
@@ -151,7 +181,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
   if (same) return MOEPLACE_OK;
   for (int i = 1; i < NFIELDS; i++) {
     if (mn[i] == mx[i]) continue;
-    if (i <= 7 || i == 12 || i == 13 || i == 16 || i == 18)
+    if (i <= 7 || i == 12 || i == 13 || i == 16 || i == 18 || i >= 20)
       return mp_fail(MOEPLACE_ERR_MISMATCH,
                      "config differs across ranks: %s ranges from %lld to %lld", field_names[i],
                      (long long)mn[i], (long long)mx[i]);

@@ -12,6 +12,7 @@
 #include <moeplace/runtime.h>
 
 #include "placement/placement_impl.h"
+#include "runtime/decider.h"
 #include "runtime/history.h"
 #include "runtime/shm.h"
 #include "runtime/topology.h"
@@ -60,10 +61,20 @@ struct moeplace_runtime {
   int steps_in_window;
 
   /* Coordinator only. */
-  mp_rt_history *history;  /* per-layer ring buffers of window proportions */
-  moeplace_forecaster *forecaster; /* the predict engine, fed every window */
+  mp_rt_decider *decider;  /* the predict engine and the decision (decider.h) */
   uint64_t *gather_buf;    /* [R][1 + L*S] gathered window records */
-  int pending_error;       /* found while aggregating, reported at the next decision */
+
+  /* Every rank alike (all of it follows from collective calls). */
+  int64_t decision_due;    /* step whose window boundary applies the decision in
+                              flight (decision_lag_windows), -1: none */
+  int decision_stale;      /* apply_placement changed the placement since it was
+                              requested: it is collected and dropped */
+  moeplace_placement *target; /* a chunked rebalance's placement (migration_layers_per_step) */
+  int chunk_layer;         /* next layer of it to migrate, -1: none in progress */
+  int64_t chunk_step;      /* step of the last group of layers migrated */
+  int request_error;       /* coordinator: the decision request failed (reported
+                              by the decision broadcast) */
+  char request_reason[256];
 
   char *staging;      /* migration staging pool, reused (see migrate.c) */
   size_t staging_cap;
@@ -74,6 +85,8 @@ struct moeplace_runtime {
 
   moeplace_runtime_stats stats;
   int test_corrupt_next; /* test hook: corrupt the next received expert */
+  int test_stall_s;      /* test hook: seconds this rank sleeps in the next migration
+                            before posting its transfers */
 };
 
 /* ---- agreement (agree.c) ----------------------------------------------- */
@@ -141,5 +154,13 @@ void mp_rt_spare_free_all(moeplace_runtime *rt);
 /* Test hook (not exported): the next expert this rank receives is corrupted
  * after arrival, before verification. */
 void mp_rt_test_corrupt_next(moeplace_runtime *rt);
+
+/* Test hooks of the decision thread (coordinator only; no-ops elsewhere):
+ * hold = 1 keeps the thread from starting its next decision until hold is
+ * set back to 0 (or the runtime is destroyed); done counts the decisions
+ * finished; fail_next makes the next decision fail (MOEPLACE_ERR_NUMERIC). */
+void mp_rt_test_hold_decisions(moeplace_runtime *rt, int hold);
+int64_t mp_rt_test_decisions_done(moeplace_runtime *rt);
+void mp_rt_test_fail_next_decision(moeplace_runtime *rt);
 
 #endif

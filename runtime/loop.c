@@ -103,10 +103,9 @@ static int aggregate(moeplace_runtime *rt) {
           if (e >= 0) totals[(size_t)l * rt->E + e] += g[1 + (size_t)l * rt->S + s];
         }
     }
-    mp_rt_history_push(rt->history, totals);
-    int st = moeplace_forecaster_observe_counts(rt->forecaster, totals);
+    int st = mp_rt_decider_observe(rt->decider, totals); // history and forecaster, in order
     free(totals);
-    if (st < 0 && !rt->pending_error) rt->pending_error = st;
+    if (st != MOEPLACE_OK) return st;
   }
   rt->stats.aggregate_s += mp_now_s() - t0;
   return MOEPLACE_OK;
@@ -165,128 +164,123 @@ static int migrate_to_next(moeplace_runtime *rt, moeplace_step_info *info) {
   return MOEPLACE_OK;
 }
 
-/* The load forecast [L][E] for the decision. A forecaster that cannot
- * forecast (a numerical failure) must not stop training: the fallback is the
- * mean of the last rebalance interval's windows in the history. */
-static void forecast(moeplace_runtime *rt, double *p) {
-  if (moeplace_forecaster_forecast(rt->forecaster, p) == MOEPLACE_OK) return;
-  int k = rt->cfg.rebalance_interval / rt->cfg.window;
-  mp_rt_history_mean(rt->history, k > 0 ? k : 1, p);
-}
-
-/* The runtime's configuration as placement options (loads are forecast
- * proportions, so the sum over layers of the mean rank load is L/R):
- *  - min_gain is in imbalance units on both sides: moeplace_place keeps the
- *    current placement unless its gain in max rank load exceeds the
- *    migration price plus min_gain x (sum of mean rank loads), i.e. unless
- *    the imbalance gain exceeds min_gain plus the price in imbalance units;
- *  - the price of a move is migration_weight x bytes x class cost, which is
- *    tradeoff x (bytes / bytes of all expert state) x class cost in
- *    imbalance units with migration_weight = tradeoff x L / (R x all bytes);
- *  - the byte budget is moeplace_place's hard cap. */
-static void place_options(const moeplace_runtime *rt, moeplace_place_options *opt) {
-  int L = rt->L, E = rt->E, R = rt->R;
-  uint64_t all_bytes = 0;
-  for (int l = 0; l < L; l++) all_bytes += (uint64_t)E * rt->expert_bytes[l];
-  moeplace_place_options_init(opt);
-  opt->expert_bytes = (double)all_bytes / ((double)L * E);
-  opt->migration_weight =
-      all_bytes ? rt->cfg.migration_tradeoff * L / ((double)R * (double)all_bytes) : 0.0;
-  opt->byte_budget =
-      (double)rt->cfg.migration_budget_bytes; // MOEPLACE_NO_LIMIT carries over
-  opt->min_gain = rt->cfg.min_gain;
-  opt->groups = rt->cfg.groups;
-  opt->shares = rt->cfg.shares;
-}
-
-/* The coordinator's decision: forecast (predict engine), then moeplace_place
- * from the placement in force, which also decides whether moving replicas
- * pays for the migration. Its result is left in rt->next. hdr = {status,
- * commit?}: commit when moeplace_place moved replicas, or when it kept them
- * but its re-optimised routing shares gain at least min_gain of predicted
- * imbalance over the shares in force (a change of routing alone moves no
- * byte; below that gain it is not worth a collective commit). */
-static void decide(moeplace_runtime *rt, int *hdr, moeplace_step_info *info) {
-  double t0 = mp_now_s();
-  hdr[0] = rt->pending_error;
-  hdr[1] = 0;
-  rt->pending_error = MOEPLACE_OK;
-  if (hdr[0] != MOEPLACE_OK) return;
-  double *p = malloc((size_t)rt->L * rt->E * sizeof *p); // p: [L][E] forecast proportions
-  if (!p) {
-    hdr[0] = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory forecasting");
-    return;
-  }
-  forecast(rt, p);
-  moeplace_place_options opt;
-  place_options(rt, &opt);
-  moeplace_placement *next = NULL;
-  moeplace_place_stats ps;
-  double old_imb = 1.0, new_imb = 1.0;
-  int st = moeplace_place(rt->topo.shape, rt->L, rt->E, rt->S, p, rt->placement, &opt, &next, &ps);
-  if (st == MOEPLACE_OK) st = moeplace_placement_imbalance(rt->placement, p, &old_imb);
-  if (st == MOEPLACE_OK) {
-    size_t LG = (size_t)rt->L * rt->G;
-    memcpy(rt->next->phy2log, next->phy2log, LG * sizeof *next->phy2log);
-    memcpy(rt->next->share, next->share, LG * sizeof *next->share);
-    new_imb = ps.imbalance;
-    int moves = !ps.kept_current && ps.moves > 0;
-    int reroutes = memcmp(rt->next->share, rt->placement->share, LG * sizeof *next->share) != 0;
-    hdr[1] = moves || (reroutes && old_imb - new_imb >= rt->cfg.min_gain);
-  }
-  moeplace_placement_destroy(next);
-  free(p);
-  hdr[0] = st;
-  if (info && st == MOEPLACE_OK) {
-    info->predicted_imbalance_old = old_imb;
-    info->predicted_imbalance_new = hdr[1] ? new_imb : old_imb;
-  }
-  double dt = mp_now_s() - t0;
-  rt->stats.decision_s += dt;
-  if (info) info->decision_s = dt;
-}
-
-/* runtime -> predict -> placement (decide, on the coordinator) -> runtime:
- * the decision and the placement are broadcast, and every rank builds the
- * plan and migrates. */
-static int rebalance(moeplace_runtime *rt, moeplace_step_info *info) {
-  size_t LG = (size_t)rt->L * rt->G;
-  // The registration must be agreed before the coordinator prices bytes.
-  int status = mp_rt_check_registration(rt);
-  if (status != MOEPLACE_OK) return status;
+/* Collective: the step that applies a decision. The coordinator collects
+ * it from its decider (waiting only if the thread has not finished: with
+ * decision_lag_windows = 0 it was computed inline just before), and one
+ * MPI_Ibcast carries {status, commit?}; when committing, two more carry the
+ * new placement and shares into rt->target. Returns the shared status and
+ * *commit. */
+static int receive_decision(moeplace_runtime *rt, int *commit, moeplace_step_info *info) {
+  *commit = 0;
   int *hdr = malloc(2 * sizeof *hdr); // on the heap: a timed-out broadcast keeps it
   if (!hdr) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory in the rebalance decision");
   hdr[0] = MOEPLACE_OK;
   hdr[1] = 0;
-  if (rt->rank == rt->cfg.coordinator) decide(rt, hdr, info);
-  status = bcast(rt, hdr, 2, MPI_INT, "the rebalance decision broadcast (MPI_Ibcast)");
+  mp_rt_decision d;
+  memset(&d, 0, sizeof d);
+  if (rt->rank == rt->cfg.coordinator) {
+    double waited = 0.0;
+    hdr[0] = rt->request_error;
+    if (hdr[0] == MOEPLACE_OK) hdr[0] = mp_rt_decider_collect(rt->decider, &d, rt->target, &waited);
+    else snprintf(d.error, sizeof d.error, "%s", rt->request_reason);
+    rt->request_error = MOEPLACE_OK;
+    if (hdr[0] == MOEPLACE_OK) hdr[0] = d.status;
+    hdr[1] = hdr[0] == MOEPLACE_OK && d.commit && !rt->decision_stale;
+    rt->stats.decision_s += d.seconds;
+    if (info) {
+      info->decision_s = d.seconds;
+      info->decision_wait_s = waited;
+      info->predicted_imbalance_old = d.old_imb;
+      info->predicted_imbalance_new = hdr[1] ? d.new_imb : d.old_imb;
+    }
+  }
+  rt->decision_stale = 0;
+  int status = bcast(rt, hdr, 2, MPI_INT, "the rebalance decision broadcast (MPI_Ibcast)");
   if (status != MOEPLACE_OK) {
     if (rt->broken) mp_rt_orphan(hdr);
     else free(hdr);
     return status;
   }
-  int decided = hdr[0], commit = hdr[1];
+  int decided = hdr[0];
+  *commit = hdr[1];
   free(hdr);
   if (info) info->rebalance_checked = 1;
   if (decided != MOEPLACE_OK) {
-    if (rt->rank == rt->cfg.coordinator) return decided;
+    *commit = 0;
+    if (rt->rank == rt->cfg.coordinator)
+      return mp_fail(decided, "the rebalance decision failed: %s", d.error);
     return mp_fail(decided, "the coordinator could not decide: %s", moeplace_strerror(decided));
   }
-  if (!commit) {
+  if (!*commit) {
     rt->stats.rebalances_skipped++;
     return MOEPLACE_OK;
   }
-  status = bcast(rt, rt->next->phy2log, (int)LG, MPI_INT, "the new placement broadcast (MPI_Ibcast)");
+  size_t LG = (size_t)rt->L * rt->G;
+  status = bcast(rt, rt->target->phy2log, (int)LG, MPI_INT, "the new placement broadcast (MPI_Ibcast)");
   if (status == MOEPLACE_OK)
-    status = bcast(rt, rt->next->share, (int)LG, MPI_DOUBLE, "the new shares broadcast (MPI_Ibcast)");
-  if (status != MOEPLACE_OK) {
-    if (rt->broken) { // the broadcast may still complete into rt->next
-      mp_rt_orphan(rt->next);
-      rt->next = NULL;
-    }
-    return status;
+    status = bcast(rt, rt->target->share, (int)LG, MPI_DOUBLE, "the new shares broadcast (MPI_Ibcast)");
+  if (status != MOEPLACE_OK && rt->broken) { // the broadcast may still complete into it
+    mp_rt_orphan(rt->target);
+    rt->target = NULL;
   }
-  return migrate_to_next(rt, info);
+  if (status != MOEPLACE_OK) *commit = 0;
+  return status;
+}
+
+/* Migrates the next group of layers of rt->target (all of them when
+ * migration_layers_per_step is 0): rt->next becomes the placement in force
+ * with those layers taken from the target, and is committed all-or-nothing.
+ * A failure abandons the rest of the target on every rank alike (the layers
+ * committed so far stay: every rank holds the same placement). */
+static int migrate_chunk(moeplace_runtime *rt, moeplace_step_info *info) {
+  int L = rt->L, per = rt->cfg.migration_layers_per_step;
+  int from = rt->chunk_layer, to = per > 0 && from + per < L ? from + per : L;
+  size_t G = (size_t)rt->G, LG = (size_t)L * G;
+  memcpy(rt->next->phy2log, rt->placement->phy2log, LG * sizeof *rt->next->phy2log);
+  memcpy(rt->next->share, rt->placement->share, LG * sizeof *rt->next->share);
+  memcpy(rt->next->phy2log + from * G, rt->target->phy2log + from * G,
+         (size_t)(to - from) * G * sizeof *rt->next->phy2log);
+  memcpy(rt->next->share + from * G, rt->target->share + from * G,
+         (size_t)(to - from) * G * sizeof *rt->next->share);
+  rt->chunk_layer = to < L ? to : -1;
+  int status = migrate_to_next(rt, info);
+  if (status != MOEPLACE_OK) rt->chunk_layer = -1;
+  return status;
+}
+
+/* The step at a rebalance boundary: the registration is agreed (the
+ * coordinator prices bytes with it), then the coordinator hands a decision
+ * to its decider (runtime -> predict -> placement, on the thread) and, with
+ * a lag, every rank returns. */
+static int request_decision(moeplace_runtime *rt, moeplace_step_info *info) {
+  int status = mp_rt_check_registration(rt);
+  if (status != MOEPLACE_OK) return status;
+  if (rt->rank == rt->cfg.coordinator) {
+    if (mp_rt_decider_outstanding(rt->decider)) { // left by an error: drop it
+      mp_rt_decision old;
+      double waited;
+      mp_rt_decider_collect(rt->decider, &old, rt->next, &waited);
+    }
+    // A failed request is reported by the decision's broadcast, on every rank.
+    rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes);
+    if (rt->request_error != MOEPLACE_OK)
+      snprintf(rt->request_reason, sizeof rt->request_reason, "%s", moeplace_last_error());
+  }
+  rt->decision_stale = 0;
+  rt->decision_due = rt->step + (int64_t)rt->cfg.decision_lag_windows * rt->cfg.window;
+  return MOEPLACE_OK;
+}
+
+/* The step applying a decision: its broadcast, then the first group of
+ * layers of its migration. */
+static int apply_decision(moeplace_runtime *rt, moeplace_step_info *info) {
+  rt->decision_due = -1;
+  int commit = 0;
+  int status = receive_decision(rt, &commit, info);
+  if (status != MOEPLACE_OK || !commit) return status;
+  rt->chunk_layer = 0; // a new target replaces what is left of an older one
+  rt->chunk_step = rt->step;
+  return migrate_chunk(rt, info);
 }
 
 /* Refuses every collective call once a bounded collective timed out or the
@@ -320,8 +314,21 @@ static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_
     if (info) info->window_closed = 1;
     if (status != MOEPLACE_OK) return status;
   }
-  if (rt->cfg.rebalance_interval > 0 && rt->step % rt->cfg.rebalance_interval == 0)
-    status = rebalance(rt, info);
+  // A decision requested decision_lag_windows windows ago is applied first,
+  // then a new one requested (with a lag of 0, applied at once); a chunked
+  // migration in progress moves its next layers. At most one migration per
+  // step, and every rank takes the same branch: all of it follows from the
+  // step number and collective outcomes.
+  if (rt->decision_due == rt->step) status = apply_decision(rt, info);
+  if (status == MOEPLACE_OK && rt->cfg.rebalance_interval > 0 &&
+      rt->step % rt->cfg.rebalance_interval == 0) {
+    status = request_decision(rt, info);
+    if (status == MOEPLACE_OK && rt->decision_due == rt->step) status = apply_decision(rt, info);
+  }
+  if (status == MOEPLACE_OK && rt->chunk_layer >= 0 && rt->chunk_step != rt->step) {
+    rt->chunk_step = rt->step;
+    status = migrate_chunk(rt, info);
+  }
   return status;
 }
 
@@ -367,7 +374,25 @@ int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *phy2log,
                                   : mp_fail(MOEPLACE_ERR_ARG, "apply_placement: invalid placement on another rank");
   else if (status == MOEPLACE_OK && !same)
     status = mp_fail(MOEPLACE_ERR_MISMATCH, "apply_placement: ranks passed different placements");
-  if (status == MOEPLACE_OK) status = migrate_to_next(rt, info);
+  if (status == MOEPLACE_OK) {
+    // The caller's placement wins over a decision in flight (decided from the
+    // placement this replaces) and over the rest of a chunked migration.
+    rt->decision_stale = rt->decision_due >= 0;
+    rt->chunk_layer = -1;
+    status = migrate_to_next(rt, info);
+  }
   return status;
 }
 
+
+void mp_rt_test_hold_decisions(moeplace_runtime *rt, int hold) {
+  if (rt->decider) mp_rt_decider_test_hold(rt->decider, hold);
+}
+
+int64_t mp_rt_test_decisions_done(moeplace_runtime *rt) {
+  return rt->decider ? mp_rt_decider_test_done(rt->decider) : 0;
+}
+
+void mp_rt_test_fail_next_decision(moeplace_runtime *rt) {
+  if (rt->decider) mp_rt_decider_test_fail_next(rt->decider);
+}

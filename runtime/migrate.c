@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <xxhash.h>
 /* libxxhash's runtime-dispatched XXH3 (AVX2/AVX-512 when the CPU has them)
@@ -168,6 +169,57 @@ static int land_shared(moeplace_runtime *rt, xfer *xs, int nx) {
   return MOEPLACE_OK;
 }
 
+/* Like MPI_Waitsome (returns once some request completed, or all are
+ * null: *outcount = MPI_UNDEFINED), but with collective_timeout_s set it
+ * polls with MPI_Testsome (spinning for the first millisecond, then
+ * sleeping 1 us doubling up to 1 ms) and gives up when none of the
+ * requests completes for that long: MOEPLACE_ERR_MPI naming this rank, the
+ * peers of the pending requests (peer_of[i] of reqs[i]) and the stage, and
+ * rt->broken = 2 (the requests stay pending: their buffers must never be
+ * freed). */
+static int bounded_some(moeplace_runtime *rt, int n, MPI_Request *reqs, const int *peer_of,
+                        int *outcount, int *indices, const char *stage) {
+  double limit = rt->cfg.collective_timeout_s, t0 = mp_now_s();
+  if (limit < 0) {
+    if (MPI_Waitsome(n, reqs, outcount, indices, MPI_STATUSES_IGNORE) == MPI_SUCCESS) return MOEPLACE_OK;
+    return mp_fail(MOEPLACE_ERR_MPI, "rank %d: a message of %s failed", rt->rank, stage);
+  }
+  long sleep_ns = 0;
+  for (;;) {
+    if (MPI_Testsome(n, reqs, outcount, indices, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+      return mp_fail(MOEPLACE_ERR_MPI, "rank %d: a message of %s failed", rt->rank, stage);
+    if (*outcount != 0) return MOEPLACE_OK; // some completed, or none pending (MPI_UNDEFINED)
+    double waited = mp_now_s() - t0;
+    if (waited >= limit) {
+      char peers[160] = "";
+      size_t len = 0;
+      int listed = 0, more = 0;
+      for (int i = 0; i < n; i++) {
+        if (reqs[i] == MPI_REQUEST_NULL) continue;
+        int dup = 0;
+        for (int k = 0; k < i && !dup; k++) dup = reqs[k] != MPI_REQUEST_NULL && peer_of[k] == peer_of[i];
+        if (dup) continue;
+        if (listed++ >= 8) {
+          more = 1;
+          continue;
+        }
+        len += (size_t)snprintf(peers + len, sizeof peers - len, "%s%d", listed > 1 ? ", " : "", peer_of[i]);
+        if (len >= sizeof peers) len = sizeof peers - 1;
+      }
+      rt->broken = 2;
+      return mp_fail(MOEPLACE_ERR_MPI,
+                     "rank %d: timed out after %g s in %s at step %lld: no message to or from "
+                     "rank%s %s%s completed (stopped, dead or unreachable); the runtime is now unusable",
+                     rt->rank, limit, stage, (long long)rt->step, listed > 1 ? "s" : "", peers,
+                     more ? " and more" : "");
+    }
+    if (waited < 1e-3) continue; // transfers complete fast: spin first
+    sleep_ns = sleep_ns ? (sleep_ns < 1000000 ? 2 * sleep_ns : 1000000) : 1000;
+    struct timespec ts = {0, sleep_ns};
+    nanosleep(&ts, NULL);
+  }
+}
+
 /* Receivers tell senders where each incoming shm buffer lands: per peer, in
  * plan order, (window, offset) of every buffer. Prepared (allocated and
  * filled) before the migration's go/no-go agreement, so that once it is
@@ -177,6 +229,7 @@ typedef struct landing_msgs {
   int64_t *out, *in;
   size_t *cur;          /* [R] */
   MPI_Request *req;     /* [2R] */
+  int *peer;            /* [2R] peer of each request, then [2R] scratch indices */
 } landing_msgs;
 
 static void landing_free(landing_msgs *m) {
@@ -184,6 +237,7 @@ static void landing_free(landing_msgs *m) {
   free(m->out);
   free(m->cur);
   free(m->req);
+  free(m->peer);
   memset(m, 0, sizeof *m);
 }
 
@@ -193,7 +247,8 @@ static int landing_prepare(moeplace_runtime *rt, const xfer *xs, int nx, landing
   m->tell = calloc((size_t)2 * (R + 1), sizeof *m->tell);
   m->cur = malloc((size_t)R * sizeof *m->cur);
   m->req = malloc((size_t)2 * R * sizeof *m->req);
-  if (!m->tell || !m->cur || !m->req) return 0;
+  m->peer = malloc((size_t)4 * R * sizeof *m->peer);
+  if (!m->tell || !m->cur || !m->req || !m->peer) return 0;
   m->learn = m->tell + R + 1;
   for (int j = 0; j < nx; j++) {
     if (!xs[j].shm) continue;
@@ -225,16 +280,25 @@ static int landing_exchange(moeplace_runtime *rt, xfer *xs, int nx, landing_msgs
   const int R = rt->size, S = rt->S;
   int nreq = 0, rc = MPI_SUCCESS;
   for (int r = 0; rc == MPI_SUCCESS && r < R; r++)
-    if (m->learn[r + 1] > m->learn[r])
+    if (m->learn[r + 1] > m->learn[r]) {
+      m->peer[nreq] = r;
       rc = MPI_Irecv(m->in + m->learn[r], (int)(m->learn[r + 1] - m->learn[r]), MPI_INT64_T, r,
                      TAG_ADDRESS, rt->comm, &m->req[nreq++]);
+    }
   for (int r = 0; rc == MPI_SUCCESS && r < R; r++)
-    if (m->tell[r + 1] > m->tell[r])
+    if (m->tell[r + 1] > m->tell[r]) {
+      m->peer[nreq] = r;
       rc = MPI_Isend(m->out + m->tell[r], (int)(m->tell[r + 1] - m->tell[r]), MPI_INT64_T, r,
                      TAG_ADDRESS, rt->comm, &m->req[nreq++]);
-  if (rc == MPI_SUCCESS) rc = MPI_Waitall(nreq, m->req, MPI_STATUSES_IGNORE);
+    }
   if (rc != MPI_SUCCESS)
     return mp_fail(MOEPLACE_ERR_MPI, "rank %d: exchanging landing addresses failed", rt->rank);
+  int *idx = m->peer + 2 * R;
+  for (int outcount = 0; outcount != MPI_UNDEFINED;) {
+    int st = bounded_some(rt, nreq, m->req, m->peer, &outcount, idx,
+                          "the exchange of shared-memory landing addresses of a migration");
+    if (st != MOEPLACE_OK) return st;
+  }
   memcpy(m->cur, m->learn, (size_t)R * sizeof *m->cur);
   for (int j = 0; j < nx; j++) {
     xfer *x = &xs[j];
@@ -274,11 +338,13 @@ typedef struct migration {
   int maxout, nfree; /* request window: size, free entries */
   MPI_Request *reqs; /* [maxout] */
   int *req_op;       /* [maxout] operation of each request */
+  int *req_peer;     /* [maxout] its peer rank */
   int *free_idx;     /* [maxout] stack of free request entries */
   int *indices;      /* [maxout] MPI_Waitsome output */
   landing_msgs lm;
   int ok;            /* this rank prepared everything */
   int comm_ok;       /* no communication failed on this rank */
+  int timed_out;     /* a wait timed out: requests stay pending (rt->broken = 2) */
   char reason[512];  /* why this rank failed: the first failure, reported after
                         the collective agreement, so it must outlive the
                         calls in between (some of which may fail too) */
@@ -303,9 +369,10 @@ static void prepare_tables(migration *m, mp_rt_migration_result *res) {
   m->maxout = rt->cfg.max_outstanding;
   m->reqs = malloc((size_t)m->maxout * sizeof *m->reqs);
   m->req_op = malloc((size_t)m->maxout * sizeof *m->req_op);
+  m->req_peer = malloc((size_t)m->maxout * sizeof *m->req_peer);
   m->free_idx = malloc((size_t)m->maxout * sizeof *m->free_idx);
   m->indices = malloc((size_t)m->maxout * sizeof *m->indices);
-  m->ok = m->xs && m->ops && m->reqs && m->req_op && m->free_idx && m->indices;
+  m->ok = m->xs && m->ops && m->reqs && m->req_op && m->req_peer && m->free_idx && m->indices;
   if (!m->ok) snprintf(m->reason, sizeof m->reason, "rank %d: out of memory preparing a migration", me);
   for (int i = 0, j = 0; m->ok && i < m->n; i++) {
     const moeplace_transfer *t = &m->plan[i];
@@ -458,6 +525,7 @@ static void post(migration *m) {
       break;
     }
     m->req_op[slot] = (int)m->next;
+    m->req_peer[slot] = o->peer;
     // A message sender hashes a chunk while it is on the wire (reading a
     // send buffer during a send is allowed), overlapping the two.
     if (o->kind == OP_SEND && !x->shm) XXH3_64bits_update(x->hash, o->ptr, (size_t)o->bytes);
@@ -470,9 +538,11 @@ static void post(migration *m) {
 static int wait_some(migration *m) {
   moeplace_runtime *rt = m->rt;
   int outcount = 0;
-  if (MPI_Waitsome(m->maxout, m->reqs, &outcount, m->indices, MPI_STATUSES_IGNORE) != MPI_SUCCESS) {
+  if (bounded_some(rt, m->maxout, m->reqs, m->req_peer, &outcount, m->indices,
+                   "the transfers of a migration (expert chunks and digests)") != MOEPLACE_OK) {
     m->comm_ok = 0;
-    snprintf(m->reason, sizeof m->reason, "rank %d: a migration message failed", rt->rank);
+    m->timed_out = rt->broken == 2;
+    snprintf(m->reason, sizeof m->reason, "%s", moeplace_last_error());
     return 0;
   }
   if (outcount == MPI_UNDEFINED) return 1;
@@ -482,7 +552,10 @@ static int wait_some(migration *m) {
     o->done = 1;
     m->free_idx[m->nfree++] = slot;
     xfer *x = &m->xs[o->tr];
-    if (o->kind == OP_RECV && x->shm) MPI_Win_sync(rt->shm.win[x->dest_win[o->buf]]);
+    if (o->kind == OP_RECV && x->shm) {
+      MPI_Win_sync(rt->shm.win[x->dest_win[o->buf]]);
+      rt->stats.shm_bytes_received += (uint64_t)o->bytes;
+    }
     if (o->kind == OP_RECV_DIGEST) x->digest_arrived = 1;
     if (o->kind == OP_RECV || o->kind == OP_RECV_DIGEST) advance_incoming(rt, x, m->ops);
   }
@@ -496,7 +569,13 @@ static void communicate(migration *m) {
   m->comm_ok = 1;
   if (m->node_shm && landing_exchange(m->rt, m->xs, m->nx, &m->lm) != MOEPLACE_OK) {
     m->comm_ok = 0;
+    m->timed_out = m->rt->broken == 2;
     snprintf(m->reason, sizeof m->reason, "%s", moeplace_last_error());
+  }
+  if (m->rt->test_stall_s > 0) { // test hook: this rank stops before posting anything
+    struct timespec ts = {(time_t)m->rt->test_stall_s, 0};
+    m->rt->test_stall_s = 0;
+    nanosleep(&ts, NULL);
   }
   for (int i = 0; i < m->maxout; i++) {
     m->reqs[i] = MPI_REQUEST_NULL;
@@ -565,9 +644,43 @@ static void commit(migration *m) {
   }
 }
 
+/* After a timed-out wait, MPI may still write into or read from every
+ * buffer of the migration (a late peer completes a pending request): they
+ * are kept for ever (mp_rt_orphan) instead of being freed or pooled. */
+static void abandon(migration *m) {
+  moeplace_runtime *rt = m->rt;
+  for (int j = 0; m->xs && j < m->nx; j++) {
+    xfer *x = &m->xs[j];
+    XXH3_freeState(x->hash);
+    if (!x->incoming || !x->t) continue;
+    const mp_rt_slot *dsl = local_slot(rt, x->t->layer, x->t->dst_slot);
+    for (int b = 0; b < dsl->nbuf; b++)
+      if (x->dest[b] && dsl->buf[b].owned && x->dest_win[b] < 0) mp_rt_orphan(x->dest[b]);
+  }
+  mp_rt_orphan(rt->staging);
+  rt->staging = NULL;
+  rt->staging_cap = 0;
+  mp_rt_orphan(m->lm.tell);
+  mp_rt_orphan(m->lm.out);
+  mp_rt_orphan(m->lm.req);
+  free(m->lm.cur);
+  free(m->lm.peer);
+  mp_rt_orphan(m->xs); // holds the digests
+  mp_rt_orphan(m->reqs);
+  free(m->ops);
+  free(m->req_op);
+  free(m->req_peer);
+  free(m->free_idx);
+  free(m->indices);
+}
+
 /* Landing memory not swapped into a slot (rollback, failure, or copied into
  * a registered buffer) goes back to the pool; staging stays. */
 static void cleanup(migration *m) {
+  if (m->timed_out) {
+    abandon(m);
+    return;
+  }
   for (int j = 0; m->xs && j < m->nx; j++) {
     xfer *x = &m->xs[j];
     XXH3_freeState(x->hash);
@@ -582,6 +695,7 @@ static void cleanup(migration *m) {
   free(m->ops);
   free(m->reqs);
   free(m->req_op);
+  free(m->req_peer);
   free(m->free_idx);
   free(m->indices);
 }
@@ -595,7 +709,10 @@ int mp_rt_migrate(moeplace_runtime *rt, const moeplace_transfer *plan, int n,
   int status = prepare(&m, res);
   if (status == MOEPLACE_OK) {
     communicate(&m);
-    status = agree(&m);
+    // A timed-out wait leaves this rank out of the commit agreement: the
+    // runtime is unusable, and the others time out in their waits or in
+    // the agreement (bounded by the same deadline).
+    status = m.timed_out ? mp_fail(MOEPLACE_ERR_MPI, "%s", m.reason) : agree(&m);
   }
   if (status == MOEPLACE_OK) {
     commit(&m);

@@ -24,22 +24,27 @@ static void free_runtime(moeplace_runtime *rt) {
   // freeing the communicator under it crashes Open MPI's libnbc, so a timed-out
   // runtime leaves its communicator to MPI_Finalize.
   if (rt->comm != MPI_COMM_NULL && rt->broken != 2) MPI_Comm_free(&rt->comm);
+  mp_rt_decider_destroy(rt->decider); // first: its thread may still read the topology
   free(rt->predictor);
   free(rt->hwloc_synthetic);
   free(rt->cluster_file);
-  moeplace_forecaster_destroy(rt->forecaster);
   moeplace_placement_destroy(rt->placement);
   moeplace_placement_destroy(rt->next);
+  moeplace_placement_destroy(rt->target);
   mp_rt_topology_free(&rt->topo);
   for (size_t i = 0; rt->slots && i < (size_t)rt->L * rt->S; i++)
     for (int b = 0; b < rt->slots[i].nbuf; b++)
       if (rt->slots[i].buf[b].owned && rt->slots[i].buf[b].win < 0) free(rt->slots[i].buf[b].ptr);
   free(rt->slots);
   mp_rt_spare_free_all(rt);
-  mp_rt_shm_free(&rt->shm);
+  if (rt->broken != 2) {
+    mp_rt_shm_free(&rt->shm);
+  } else { // freeing windows is collective over the node, and a peer may be gone
+    free(rt->shm.node_rank);
+    free(rt->shm.base);
+  }
   free(rt->expert_bytes);
   free(rt->window_counts);
-  mp_rt_history_destroy(rt->history);
   free(rt->gather_buf);
   free(rt->staging);
   free(rt);
@@ -62,7 +67,10 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   size_t LS = (size_t)rt->L * rt->S;
   int st = moeplace_placement_create(&rt->placement, rt->L, rt->E, rt->R, rt->S);
   if (st == MOEPLACE_OK) st = moeplace_placement_create(&rt->next, rt->L, rt->E, rt->R, rt->S);
+  if (st == MOEPLACE_OK) st = moeplace_placement_create(&rt->target, rt->L, rt->E, rt->R, rt->S);
   if (st != MOEPLACE_OK) return st;
+  rt->decision_due = -1;
+  rt->chunk_layer = -1;
   rt->slots = calloc(LS, sizeof *rt->slots);
   rt->expert_bytes = calloc((size_t)rt->L, sizeof *rt->expert_bytes);
   rt->window_counts = calloc(LS, sizeof *rt->window_counts);
@@ -70,19 +78,8 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
       (cfg->cluster_file && !rt->cluster_file) || !rt->slots || !rt->expert_bytes || !rt->window_counts)
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the runtime");
   if (rt->rank == cfg->coordinator) {
-    st = mp_rt_history_create(&rt->history, rt->L, rt->E, cfg->history_windows);
-    if (st != MOEPLACE_OK) return st;
     rt->gather_buf = malloc((size_t)rt->R * (1 + LS) * sizeof *rt->gather_buf);
     MP_CHECK_ALLOC(rt->gather_buf);
-    // The predict engine forecasts whole windows: the horizon is rounded up
-    // to a multiple of the window.
-    moeplace_predict_config pc;
-    moeplace_predict_config_init(&pc, rt->L, rt->E);
-    pc.window = cfg->window;
-    pc.horizon = (cfg->horizon + cfg->window - 1) / cfg->window * cfg->window;
-    pc.method = cfg->predictor;
-    st = moeplace_forecaster_create(&rt->forecaster, &pc);
-    if (st != MOEPLACE_OK) return st;
   }
   // Initial placement: expert g % E in global slot g, equal shares.
   for (int l = 0; l < rt->L; l++)
@@ -91,6 +88,28 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   if (st != MOEPLACE_OK) return st;
   rt->registration_dirty = 1;
   return MOEPLACE_OK;
+}
+
+/* The coordinator's decider (after the topology, which it reads), then an
+ * agreement on its creation: collective. */
+static int start_decider(moeplace_runtime *rt) {
+  int local = MOEPLACE_OK;
+  if (rt->rank == rt->cfg.coordinator) {
+    const moeplace_runtime_config *c = &rt->cfg;
+    mp_rt_decider_setup set = {
+        .L = rt->L, .E = rt->E, .R = rt->R, .S = rt->S, .shape = rt->topo.shape,
+        .window = c->window, .horizon = c->horizon, .rebalance_interval = c->rebalance_interval,
+        .history_windows = c->history_windows, .predictor = c->predictor,
+        .migration_tradeoff = c->migration_tradeoff, .min_gain = c->min_gain,
+        .migration_budget_bytes = c->migration_budget_bytes, .groups = c->groups,
+        .shares = c->shares, .threaded = c->decision_lag_windows > 0 && c->rebalance_interval > 0};
+    local = mp_rt_decider_create(&rt->decider, &set);
+  }
+  int ok = local == MOEPLACE_OK, all_ok = 0;
+  if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS) all_ok = 0;
+  if (all_ok) return MOEPLACE_OK;
+  return ok ? mp_fail(MOEPLACE_ERR_NOMEM, "runtime: the coordinator could not start its decider")
+            : local;
 }
 
 int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
@@ -138,6 +157,7 @@ int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
   status = mp_rt_topology_discover(rt->comm, cfg->ranks_per_node, cfg->hwloc_synthetic, &rt->topo);
   if (status == MOEPLACE_OK) status = mp_rt_topology_attach_shape(rt->comm, cfg->cluster_file, &rt->topo);
   if (status == MOEPLACE_OK) status = mp_rt_shm_init(&rt->shm, rt->comm, rt->topo.node, cfg->shm_transfers);
+  if (status == MOEPLACE_OK) status = start_decider(rt);
   if (status != MOEPLACE_OK) {
     free_runtime(rt);
     return status;

@@ -116,6 +116,8 @@ int main(void) {
   F(moeplace_runtime_config, shm_transfers);
   F(moeplace_runtime_config, collective_timeout_s);
   F(moeplace_runtime_config, groups); F(moeplace_runtime_config, shares);
+  F(moeplace_runtime_config, decision_lag_windows);
+  F(moeplace_runtime_config, migration_layers_per_step);
   F(moeplace_runtime_config, reserved);
   end();
 
@@ -125,6 +127,7 @@ int main(void) {
   F(moeplace_step_info, moves); F(moeplace_step_info, bytes_moved);
   F(moeplace_step_info, migration_s); F(moeplace_step_info, decision_s);
   F(moeplace_step_info, predicted_imbalance_old); F(moeplace_step_info, predicted_imbalance_new);
+  F(moeplace_step_info, decision_wait_s);
   F(moeplace_step_info, reserved);
   end();
 
@@ -138,6 +141,7 @@ int main(void) {
   F(moeplace_runtime_stats, migrations_failed); F(moeplace_runtime_stats, moves);
   F(moeplace_runtime_stats, bytes_moved); F(moeplace_runtime_stats, migration_s);
   F(moeplace_runtime_stats, decision_s); F(moeplace_runtime_stats, aggregate_s);
+  F(moeplace_runtime_stats, shm_bytes_received);
   F(moeplace_runtime_stats, reserved);
   end();
 #endif

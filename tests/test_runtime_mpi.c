@@ -640,8 +640,25 @@ static void case_registration(int R) {
   moeplace_runtime_destroy(rt);
 }
 
-static void case_loop(int R, int with_state) {
-  const int L = 2, E = 2 * R, S = 3, G = R * S;
+/* One step of the skewed load of the loop cases: expert E-2 of every layer
+ * gets most tokens. */
+static int skewed_step(moeplace_runtime *rt, int L, int E, int S, moeplace_step_info *info) {
+  uint64_t tok[64];
+  for (int l = 0; l < L; l++) {
+    for (int s = 0; s < S && s < 64; s++) {
+      int e;
+      double share;
+      moeplace_runtime_local_expert(rt, l, s, &e, &share);
+      uint64_t total = e == E - 2 ? 1000 : 50;
+      tok[s] = e >= 0 ? (uint64_t)(total * share + 0.5) : 0;
+    }
+    moeplace_runtime_record(rt, l, tok);
+  }
+  return moeplace_runtime_step(rt, info);
+}
+
+/* A runtime of the loop cases: window 5, rebalance every 20 steps. */
+static moeplace_runtime *make_loop_rt(int L, int E, int S, int lag, int layers_per_step) {
   moeplace_runtime_config cfg;
   moeplace_runtime_config_init(&cfg);
   cfg.layers = L;
@@ -651,31 +668,34 @@ static void case_loop(int R, int with_state) {
   cfg.rebalance_interval = 20;
   cfg.history_windows = 3; // smaller than the run: the ring wraps
   cfg.chunk_bytes = 2048;
+  cfg.decision_lag_windows = lag;
+  cfg.migration_layers_per_step = layers_per_step;
+  cfg.shm_transfers = shm_transfers;
   moeplace_runtime *rt = NULL;
   int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_OK, "create");
+  CHECK(rc == MOEPLACE_OK && rt, "create");
+  return rt;
+}
+
+/* The closed loop on a skewed load. Decisions are requested at steps 20,
+ * 40, 60 and applied decision_lag_windows windows (of 5 steps) later: at
+ * 20 + 5 lag and 40 + 5 lag within the 60 steps (and 60 too with lag 0). */
+static void case_loop(int R, int with_state, int lag) {
+  const int L = 2, E = 2 * R, S = 3, G = R * S;
+  moeplace_runtime *rt = make_loop_rt(L, E, S, lag, 0);
   if (!rt) return;
   state st;
   if (with_state) state_init(&st, rt, L, S, 10000, 100, 1);
-  // Load: expert E-2 of every layer (initially one replica) gets most tokens.
-  uint64_t *tok = malloc((size_t)S * sizeof *tok);
-  int rebalanced = 0, checked = 0;
+  int rebalanced = 0, checked = 0, rc;
   double imb_old = 0, imb_new = 0;
   for (int step = 0; step < 60; step++) {
-    for (int l = 0; l < L; l++) {
-      for (int s = 0; s < S; s++) {
-        int e;
-        double share;
-        moeplace_runtime_local_expert(rt, l, s, &e, &share);
-        uint64_t total = e == E - 2 ? 1000 : 50;
-        tok[s] = e >= 0 ? (uint64_t)(total * share + 0.5) : 0;
-      }
-      moeplace_runtime_record(rt, l, tok);
-    }
     moeplace_step_info info;
-    rc = moeplace_runtime_step(rt, &info);
+    rc = skewed_step(rt, L, E, S, &info);
     CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
     CHECK(info.window_closed == ((step + 1) % 5 == 0), "step %d window", step);
+    int due = (step + 1 - 5 * lag) % 20 == 0 && step + 1 - 5 * lag > 0;
+    CHECK(info.rebalance_checked == due, "step %d: decision applied %d, expected %d", step + 1,
+          info.rebalance_checked, due);
     checked += info.rebalance_checked;
     if (info.rebalanced && my_rank == 0 && !rebalanced) {
       imb_old = info.predicted_imbalance_old;
@@ -683,7 +703,7 @@ static void case_loop(int R, int with_state) {
     }
     rebalanced += info.rebalanced;
   }
-  CHECK(checked == 3, "three rebalance decisions, got %d", checked);
+  CHECK(checked == (lag ? 2 : 3), "rebalance decisions applied: %d", checked);
   CHECK(rebalanced >= 1, "a skewed load is rebalanced");
   if (my_rank == 0) CHECK(imb_new < imb_old - 0.1, "predicted imbalance %.3f -> %.3f", imb_old, imb_new);
   CHECK(placements_agree(rt, L, G), "placements agree");
@@ -700,9 +720,138 @@ static void case_loop(int R, int with_state) {
   moeplace_runtime_get_stats(rt, &stats);
   CHECK(stats.windows == 12 && stats.steps == 60, "stats windows %lld steps %lld",
         (long long)stats.windows, (long long)stats.steps);
-  free(tok);
   if (with_state) state_free(&st);
   moeplace_runtime_destroy(rt);
+}
+
+/* Runs the loop to step `upto` (lag 2: the decision of step 20 is applied
+ * at step 30); hold: the coordinator's decision thread is held from before
+ * step 20 until after step 29, so every step in between returns while the
+ * decision has not even started. *place: the placement after step `upto`. */
+static void slow_run(int R, int hold, int upto, int *place, int64_t *applied_at) {
+  const int L = 2, E = 2 * R, S = 3;
+  moeplace_runtime *rt = make_loop_rt(L, E, S, 2, 0);
+  if (!rt) return;
+  state st;
+  state_init(&st, rt, L, S, 4096, 64, 1);
+  *applied_at = -1;
+  if (hold) mp_rt_test_hold_decisions(rt, 1);
+  for (int step = 1; step <= upto; step++) {
+    if (hold && step == 30) {
+      // Steps 20..29 all returned with the decision held: none finished.
+      if (my_rank == 0) CHECK(mp_rt_test_decisions_done(rt) == 0, "decision not started yet");
+      mp_rt_test_hold_decisions(rt, 0); // the step of window 30 waits for it
+    }
+    moeplace_step_info info;
+    int rc = skewed_step(rt, L, E, S, &info);
+    CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
+    if (info.rebalance_checked) *applied_at = step;
+    if (my_rank == 0 && step == 30) CHECK(mp_rt_test_decisions_done(rt) == 1, "decision done at 30");
+  }
+  moeplace_runtime_get_placement(rt, place, NULL);
+  CHECK(state_bad_slots(&st, rt) == 0, "weights follow their experts");
+  state_free(&st);
+  moeplace_runtime_destroy(rt);
+}
+
+/* A slow decision (held on the thread for 10 steps) changes neither the
+ * steps' progress nor the outcome: the same placement, applied at the same
+ * step, as a decision that was ready at once. */
+static void case_slow_decision(int R) {
+  const int LG = 2 * R * 3;
+  int *fast = calloc((size_t)LG, sizeof *fast), *slow = calloc((size_t)LG, sizeof *slow);
+  int64_t at_fast = 0, at_slow = 0;
+  slow_run(R, 0, 35, fast, &at_fast);
+  slow_run(R, 1, 35, slow, &at_slow);
+  CHECK(at_fast == 30 && at_slow == 30, "decision applied at step 30: %lld and %lld",
+        (long long)at_fast, (long long)at_slow);
+  CHECK(memcmp(fast, slow, (size_t)LG * sizeof *fast) == 0, "same placement decided");
+  int initial = 1;
+  for (int i = 0; i < LG; i++) initial &= slow[i] == i % (3 * R) % (2 * R);
+  CHECK(!initial, "the decision changed the placement");
+  free(fast);
+  free(slow);
+}
+
+/* A decision failing on the thread: every rank returns its error at the
+ * step applying it, keeps the old placement and goes on; the next decision
+ * works. */
+static void case_decision_fail(int R) {
+  const int L = 2, E = 2 * R, S = 3, G = R * S;
+  moeplace_runtime *rt = make_loop_rt(L, E, S, 1, 0);
+  if (!rt) return;
+  state st;
+  state_init(&st, rt, L, S, 4096, 64, 3);
+  int *before = malloc((size_t)L * G * sizeof *before), *after = malloc((size_t)L * G * sizeof *after);
+  mp_rt_test_fail_next_decision(rt);
+  moeplace_runtime_get_placement(rt, before, NULL);
+  int rebalanced = 0;
+  for (int step = 1; step <= 50; step++) {
+    moeplace_step_info info;
+    int rc = skewed_step(rt, L, E, S, &info);
+    if (step == 25) {
+      CHECK(rc == MOEPLACE_ERR_NUMERIC, "the failed decision is reported at step 25: rc=%d", rc);
+      moeplace_runtime_get_placement(rt, after, NULL);
+      CHECK(memcmp(before, after, (size_t)L * G * sizeof *after) == 0, "old placement kept");
+      CHECK(placements_agree(rt, L, G), "placements agree");
+    } else {
+      CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
+    }
+    rebalanced += info.rebalanced;
+  }
+  CHECK(rebalanced >= 1, "the next decision rebalances");
+  CHECK(state_bad_slots(&st, rt) == 0, "weights follow their experts");
+  free(before);
+  free(after);
+  state_free(&st);
+  moeplace_runtime_destroy(rt);
+}
+
+/* migration_layers_per_step = 1: the decision applied at step 20 (lag 0)
+ * migrates layer 0 at step 20 and layer 1 at step 21, each committed on its
+ * own; destroy: the runtime is destroyed at step 20 with layer 1 still to
+ * migrate, or (mode 2) with a decision held on the thread. */
+static void case_chunks(int R, int destroy) {
+  const int L = 2, E = 2 * R, S = 3, G = R * S;
+  moeplace_runtime *rt = make_loop_rt(L, E, S, destroy == 2 ? 1 : 0, 1);
+  if (!rt) return;
+  state st;
+  state_init(&st, rt, L, S, 4096, 64, 1);
+  int *p19 = malloc((size_t)L * G * sizeof *p19), *p20 = malloc((size_t)L * G * sizeof *p20);
+  int *p21 = malloc((size_t)L * G * sizeof *p21);
+  if (destroy == 2) mp_rt_test_hold_decisions(rt, 1);
+  for (int step = 1; step <= 21; step++) {
+    moeplace_step_info info;
+    int rc = skewed_step(rt, L, E, S, &info);
+    CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
+    if (destroy == 2) {
+      if (step == 21) break; // decision requested at 20, held, due at 25
+      continue;
+    }
+    if (step == 19) moeplace_runtime_get_placement(rt, p19, NULL);
+    if (step == 20) {
+      moeplace_runtime_get_placement(rt, p20, NULL);
+      CHECK(info.rebalanced == 1, "layer 0 committed at step 20");
+      CHECK(memcmp(p19, p20, (size_t)G * sizeof *p20) != 0, "layer 0 changed at step 20");
+      CHECK(memcmp(p19 + G, p20 + G, (size_t)G * sizeof *p20) == 0, "layer 1 unchanged at step 20");
+      CHECK(state_bad_slots(&st, rt) == 0, "weights follow their experts at step 20");
+      CHECK(placements_agree(rt, L, G), "placements agree at step 20");
+      if (destroy) break; // layer 1 still to migrate
+    }
+    if (step == 21) {
+      moeplace_runtime_get_placement(rt, p21, NULL);
+      CHECK(info.rebalanced == 1, "layer 1 committed at step 21");
+      CHECK(memcmp(p20, p21, (size_t)G * sizeof *p21) == 0, "layer 0 kept at step 21");
+      CHECK(memcmp(p20 + G, p21 + G, (size_t)G * sizeof *p21) != 0, "layer 1 changed at step 21");
+      CHECK(state_bad_slots(&st, rt) == 0, "weights follow their experts at step 21");
+      CHECK(placements_agree(rt, L, G), "placements agree at step 21");
+    }
+  }
+  free(p19);
+  free(p20);
+  free(p21);
+  moeplace_runtime_destroy(rt); // with work in flight: clean (ASan, valgrind)
+  state_free(&st);
 }
 
 static double cpu_s(void) {
@@ -731,6 +880,41 @@ static moeplace_runtime *make_rt_timeout(int R, double timeout_s) {
   int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_OK && rt, "create rc=%d", rc);
   return rt;
+}
+
+/* Rank R-1 stops for 5 s inside a migration, before posting its transfers
+ * (collective_timeout_s = 2): rank R-2, which receives from it, times out in
+ * the transfers naming rank R-1; the others time out in their transfers or
+ * the commit agreement; R-1 itself in the agreement. Every rank returns
+ * MOEPLACE_ERR_MPI, then MOEPLACE_ERR_STATE; destroy and MPI_Finalize work. */
+static void case_migrate_stalled(int R) {
+  moeplace_runtime *rt = make_rt_timeout(R, 2.0);
+  if (!rt) return;
+  const int L = 2, S = 2, G = R * S;
+  state st;
+  state_init(&st, rt, L, S, 1 << 18, 4096, 1);
+  int *cur = malloc((size_t)L * G * sizeof *cur), *next = malloc((size_t)L * G * sizeof *next);
+  moeplace_runtime_get_placement(rt, cur, NULL);
+  rotate_to_previous_rank(L, G, S, cur, next);
+  if (my_rank == R - 1) rt->test_stall_s = 5;
+  double t0 = wall_s();
+  int rc = moeplace_runtime_apply_placement(rt, next, NULL, NULL);
+  double dt = wall_s() - t0;
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", moeplace_last_error());
+  CHECK(rc == MOEPLACE_ERR_MPI && strstr(msg, "timed out"), "rc=%d: %s", rc, msg);
+  if (my_rank == R - 2) {
+    char who[64];
+    snprintf(who, sizeof who, "rank %d", R - 1);
+    CHECK(strstr(msg, "transfers of a migration") && strstr(msg, who),
+          "names the stage and rank %d: %s", R - 1, msg);
+    CHECK(dt >= 1.9 && dt < 20, "timed out after %.2f s", dt);
+  }
+  CHECK(moeplace_runtime_step(rt, NULL) == MOEPLACE_ERR_STATE, "unusable afterwards");
+  free(cur);
+  free(next);
+  moeplace_runtime_destroy(rt);
+  state_free(&st);
 }
 
 /* Rank R-1 calls step a second time at loop index 2: its window closes one
@@ -808,7 +992,10 @@ static void case_step_missing(int R, int stop) {
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
+  // The runtime's decision thread never calls MPI: MPI_THREAD_FUNNELED is
+  // enough (moeplace_runtime_create checks what MPI provided).
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int R;
   MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &R);
@@ -834,8 +1021,15 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "corrupt")) case_corrupt(R, 0);
   else if (!strcmp(c, "corrupt_owned")) case_corrupt(R, 3);
   else if (!strcmp(c, "registration")) case_registration(R);
-  else if (!strcmp(c, "loop")) case_loop(R, 1);
-  else if (!strcmp(c, "loop_nostate")) case_loop(R, 0); // routing only: nothing registered
+  else if (!strcmp(c, "loop")) case_loop(R, 1, 1);
+  else if (!strcmp(c, "loop_sync")) case_loop(R, 1, 0); // decisions inside the step
+  else if (!strcmp(c, "loop_nostate")) case_loop(R, 0, 1); // routing only: nothing registered
+  else if (!strcmp(c, "slow_decision")) case_slow_decision(R);
+  else if (!strcmp(c, "decision_fail")) case_decision_fail(R);
+  else if (!strcmp(c, "chunks")) case_chunks(R, 0);
+  else if (!strcmp(c, "migrate_stalled")) case_migrate_stalled(R);
+  else if (!strcmp(c, "destroy_migrating")) case_chunks(R, 1);
+  else if (!strcmp(c, "destroy_deciding")) case_chunks(R, 2);
   else if (!strcmp(c, "shm_reuse")) case_shm_reuse(R, 0);
   else if (!strcmp(c, "shm_full")) case_shm_reuse(R, 1);
   else if (!strcmp(c, "step_extra")) case_step_extra(R);

@@ -20,6 +20,15 @@
 
 #include <jansson.h>
 #include <moeplace/runtime.h>
+#include <unistd.h>
+#include <xxhash.h>
+/* The same XXH3 the runtime's migration engine uses (runtime/migrate.c). */
+#if defined(__x86_64__) && defined(__has_include)
+#if __has_include(<xxh_x86dispatch.h>)
+#include <xxh_x86dispatch.h>
+#define BENCH_XXH_DISPATCH 1
+#endif
+#endif
 
 #include "common/json_file.h"
 #include "common/timer.h"
@@ -132,6 +141,87 @@ typedef struct mp_setup {
   double best;
 } mp_setup;
 
+/* Fraction of the bytes a setup received (all ranks) that came through the
+ * shared-memory windows: 0 when MPI could not create them (a small /dev/shm
+ * or session directory) and the moeplace column silently measured messages. */
+static double shm_fraction(const mp_setup *m) {
+  moeplace_runtime_stats st;
+  moeplace_runtime_get_stats(m->rt, &st);
+  double v[2] = {(double)st.shm_bytes_received, (double)st.bytes_moved}, sum[2];
+  MPI_Allreduce(v, sum, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  int R;
+  MPI_Comm_size(MPI_COMM_WORLD, &R);
+  double moved = sum[1] / R; // bytes_moved is the same global figure on every rank
+  return moved > 0 ? sum[0] / moved : 0.0;
+}
+
+/* Single-core memcpy and XXH3 bandwidth over `bytes` (GB/s, best of 5), on
+ * rank 0 while the others wait: what a copy+checksum pass can reach here. */
+static void core_speeds(size_t bytes, double *copy_gbps, double *hash_gbps) {
+  char *a = malloc(bytes), *b = malloc(bytes);
+  *copy_gbps = *hash_gbps = 0;
+  if (!a || !b) {
+    free(a);
+    free(b);
+    return;
+  }
+  memset(a, 1, bytes);
+  memset(b, 2, bytes);
+  double bc = 1e30, bh = 1e30;
+  volatile uint64_t sink = 0;
+  for (int r = 0; r < 5; r++) {
+    double t0 = mp_now_s();
+    memcpy(b, a, bytes);
+    double t1 = mp_now_s();
+    sink ^= XXH3_64bits(b, bytes);
+    double t2 = mp_now_s();
+    bc = fmin(bc, t1 - t0);
+    bh = fmin(bh, t2 - t1);
+  }
+  (void)sink;
+  *copy_gbps = (double)bytes / bc / 1e9;
+  *hash_gbps = (double)bytes / bh / 1e9;
+  free(a);
+  free(b);
+}
+
+/* What the figures depend on, printed before them (docs/BENCHMARKS.md). */
+static void print_conditions(const opts *o, int R, json_t *root) {
+  char lib[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+  int len = 0;
+  MPI_Get_library_version(lib, &len);
+  char *nl = strchr(lib, '\n');
+  if (nl) *nl = '\0';
+  long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  double load[3] = {-1, -1, -1};
+  getloadavg(load, 3);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef BENCH_XXH_DISPATCH
+  const char *hash = "XXH3 with x86 runtime dispatch (AVX2/AVX-512 when the CPU has them)";
+#else
+  const char *hash = "XXH3 default build (SSE2 on x86: about half the dispatch speed; install xxhash's xxh_x86dispatch.h)";
+#endif
+  printf("conditions (the figures depend on them):\n"
+         "  MPI: %s\n  cores online: %ld, ranks: %d%s\n  load average at start: %.2f\n"
+         "  L3 cache: %ld KiB (working set per size below: src + dst of every rank; raw MPI\n"
+         "    reuses one pair of buffers, moeplace adds the landing spares: above L3 both\n"
+         "    run at DRAM speed, below it raw MPI's warm buffers favour the baseline)\n"
+         "  checksum: %s\n  chunk: %lld KiB, experts per rank: %lld, best of %lld after one warm-up\n",
+         lib, cores, R, R > cores ? " (oversubscribed: ranks share cores)" : "", load[0],
+         l3 > 0 ? l3 >> 10 : -1L, hash, o->chunk_kib, o->experts, o->reps);
+  json_t *c = json_object();
+  json_object_set_new(c, "mpi_library", json_string(lib));
+  json_object_set_new(c, "cores", json_integer(cores));
+  json_object_set_new(c, "load_average_start", json_real(load[0]));
+  json_object_set_new(c, "l3_bytes", json_integer(l3));
+#ifdef BENCH_XXH_DISPATCH
+  json_object_set_new(c, "xxh3_dispatch", json_true());
+#else
+  json_object_set_new(c, "xxh3_dispatch", json_false());
+#endif
+  json_object_set_new(root, "conditions", c);
+}
+
 static int setup_open(mp_setup *m, const opts *o, int R, size_t bytes, int owned, int shm) {
   int n = (int)o->experts, st;
   moeplace_runtime_config cfg;
@@ -187,7 +277,7 @@ static void setup_close(mp_setup *m, int n) {
  * repetition, so that all see the same background load; best of reps for
  * each, after one unmeasured round (page faults, pools). */
 static int bench_size(const opts *o, int rank, int R, size_t bytes, double *raw, double *mp,
-                      double *mp_p2p, double *mp_reg) {
+                      double *mp_p2p, double *mp_reg, double *shm_frac) {
   int n = (int)o->experts;
   char **src = calloc((size_t)n, sizeof *src), **dst = calloc((size_t)n, sizeof *dst);
   for (int s = 0; s < n; s++) {
@@ -214,6 +304,7 @@ static int bench_size(const opts *o, int rank, int R, size_t bytes, double *raw,
     if (st == MOEPLACE_OK) st = setup_rotate(&p2p, R, n, rep >= 0);
     if (st == MOEPLACE_OK) st = setup_rotate(&reg, R, n, rep >= 0);
   }
+  *shm_frac = st == MOEPLACE_OK ? shm_fraction(&own) : 0.0;
   double total = (double)bytes * n * R;
   *raw = total / best_raw / 1e9;
   *mp = total / own.best / 1e9;
@@ -274,7 +365,10 @@ static int bench_loop(const opts *o, double *aggregate_us, double *record_ns,
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
+  // The runtime's decision thread never calls MPI: MPI_THREAD_FUNNELED is
+  // enough (moeplace_runtime_create checks what MPI provided).
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int rank, R;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &R);
@@ -293,23 +387,28 @@ int main(int argc, char **argv) {
   json_object_set_new(root, "ranks", json_integer(R));
   json_object_set_new(root, "experts_per_rank", json_integer(o.experts));
   json_object_set_new(root, "chunk_bytes", json_integer(o.chunk_kib << 10));
+  if (rank == 0) print_conditions(&o, R, root);
   if (rank == 0)
     printf("migration: %d ranks, each sends %lld experts to its neighbour (best of %lld)\n"
            "(moeplace: buffers owned by the runtime, commit by pointer swap, shared memory\n"
            " between ranks of a node; p2p: the same with messages only; registered:\n"
            " caller's buffers, commit by copy)\n"
-           "%12s %14s %14s %8s %10s %8s %16s\n",
+           "%12s %14s %14s %8s %10s %8s %16s %6s %9s %8s %8s\n",
            R, o.experts, o.reps, "expert_bytes", "moeplace_GB/s", "raw_mpi_GB/s", "ratio",
-           "p2p_GB/s", "ratio", "registered_GB/s");
+           "p2p_GB/s", "ratio", "registered_GB/s", "shm%", "set_MiB", "copy1c", "xxh3_1c");
   int status = MOEPLACE_OK;
   for (int i = 0; i < o.nsizes && status == MOEPLACE_OK; i++) {
     size_t bytes = (size_t)o.sizes_kib[i] << 10;
-    double raw = 0, mp = 0, mp_p2p = 0, mp_reg = 0;
-    status = bench_size(&o, rank, R, bytes, &raw, &mp, &mp_p2p, &mp_reg);
+    double raw = 0, mp = 0, mp_p2p = 0, mp_reg = 0, shm = 0, cp = 0, hs = 0;
+    status = bench_size(&o, rank, R, bytes, &raw, &mp, &mp_p2p, &mp_reg, &shm);
     if (status != MOEPLACE_OK) break;
+    if (rank == 0) core_speeds(bytes, &cp, &hs);
+    double set_mib = 2.0 * (double)bytes * (double)o.experts * R / (1 << 20);
     if (rank == 0)
-      printf("%12zu %14.3f %14.3f %7.1f%% %10.3f %7.1f%% %16.3f\n", bytes, mp, raw,
-             100.0 * mp / raw, mp_p2p, 100.0 * mp_p2p / raw, mp_reg);
+      printf("%12zu %14.3f %14.3f %7.1f%% %10.3f %7.1f%% %16.3f %5.0f%% %9.0f %8.1f %8.1f\n",
+             bytes, mp, raw, 100.0 * mp / raw, mp_p2p, 100.0 * mp_p2p / raw, mp_reg,
+             100.0 * shm, set_mib, cp, hs);
+    MPI_Barrier(MPI_COMM_WORLD);
     json_t *e = json_object();
     json_object_set_new(e, "expert_bytes", json_integer((json_int_t)bytes));
     json_object_set_new(e, "moeplace_gbps", json_real(mp));
@@ -317,6 +416,10 @@ int main(int argc, char **argv) {
     json_object_set_new(e, "moeplace_p2p_gbps", json_real(mp_p2p));
     json_object_set_new(e, "moeplace_registered_gbps", json_real(mp_reg));
     json_object_set_new(e, "ratio", json_real(mp / raw));
+    json_object_set_new(e, "shm_fraction", json_real(shm));
+    json_object_set_new(e, "working_set_bytes", json_integer((json_int_t)(set_mib * (1 << 20))));
+    json_object_set_new(e, "memcpy_1core_gbps", json_real(cp));
+    json_object_set_new(e, "xxh3_1core_gbps", json_real(hs));
     json_array_append_new(mig, e);
   }
   json_object_set_new(root, "migration", mig);
@@ -328,6 +431,12 @@ int main(int argc, char **argv) {
     MPI_Finalize();
     return rc;
   }
+  double load_end[3] = {-1, -1, -1};
+  getloadavg(load_end, 3);
+  if (rank == 0)
+    printf("(shm%%: share of the moeplace column's bytes that went through shared memory;\n"
+           " set_MiB: working set of all ranks; copy1c/xxh3_1c: one core's memcpy and XXH3 GB/s\n"
+           " at that size, measured now)\nload average at end: %.2f\n", load_end[0]);
   if (rank == 0)
     printf("record: %.1f ns per call (%lld slots)\n"
            "step without a window boundary: %.1f ns\n"

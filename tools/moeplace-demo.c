@@ -66,7 +66,7 @@ static void usage(FILE *out) {
           "  --window N          aggregation window in steps (default 10)\n"
           "  --interval N        rebalance interval in steps (default 100)\n"
           "  --token-scale X     multiply the trace's token counts by X (default 1)\n"
-          "  --predictor NAME    forecasting method: sw_avg, auto, arima, last (default sw_avg)\n"
+          "  --predictor NAME    forecasting method: sw_avg, auto, arima, last, lstm (default sw_avg)\n"
           "  --ranks-per-node N  emulate nodes of N consecutive ranks (default: the real nodes)\n"
           "  --cluster-file FILE cluster-shape file (docs/PLACEMENT.md) replacing the topology\n"
           "  --groups G          G expert groups; on several nodes each group's replicas\n"
@@ -152,6 +152,8 @@ static void update(float *w, float *m, size_t n, int e, int64_t t) {
 
 typedef struct phase_result {
   double step_ms, imbalance, migration_s, decision_s;
+  double stall_ms_max, stall_ms_mean, step_ms_median, decision_ms, decision_ms_max;
+  int decisions;
   double compute_ms_sum, compute_ms_max; /* per step: GEMM time summed / max over ranks */
   int rebalances, skipped, failed;
   int64_t moves, steps;
@@ -180,7 +182,15 @@ typedef struct phase {
   int *place;       /* [L][R][S] the placement in force (dynamic run) */
   size_t expert_bytes;
   uint64_t cross_node_bytes;
+  double decision_max; /* coordinator: longest decision (info.decision_s) */
+  int decisions;       /* decisions applied */
   FILE *commits;    /* --commit-log: this rank's committed placements */
+  /* Dynamic run, per step: this rank's time inside moeplace_runtime_step(),
+   * the whole step's wall time, and whether the step took part in a
+   * rebalance (1: request boundary, 2: applied a decision or migrated). */
+  double *t_in, *t_wall;
+  unsigned char *reb;
+  size_t tcap;
 } phase;
 
 static void log_commit(phase *ph, long long step) {
@@ -321,6 +331,7 @@ static int phase_run(const opts *o, phase *ph, long long block) {
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = mp_now_s();
   for (long long b = 0; b < block && st == MOEPLACE_OK; b++) {
+    double w0 = mp_now_s();
     if (o->steps && ph->nsteps >= o->steps) {
       ph->done = 1;
       break;
@@ -398,8 +409,13 @@ static int phase_run(const opts *o, phase *ph, long long block) {
         if (e >= 0) update(md->w[l * S + s], md->m[l * S + s], md->n, e, ph->nsteps);
       }
     moeplace_step_info info;
+    double s0 = mp_now_s();
     st = moeplace_runtime_step(ph->rt, &info);
+    double in_step = mp_now_s() - s0;
     if (st == MOEPLACE_ERR_VERIFY) st = MOEPLACE_OK; // rolled back: training goes on, counted
+    if (ph->dynamic && info.decision_s > 0 && info.decision_s > ph->decision_max)
+      ph->decision_max = info.decision_s;
+    ph->decisions += info.rebalance_checked;
     if (info.rebalanced) { // count what crossed nodes, then take the new placement
       int *cur = malloc((size_t)L * R * S * sizeof *cur);
       if (!cur) {
@@ -421,6 +437,22 @@ static int phase_run(const opts *o, phase *ph, long long block) {
           moeplace_runtime_buffer(ph->rt, l, s, 1, &p, NULL);
           md->m[l * S + s] = p;
         }
+    if (ph->dynamic) {
+      if ((size_t)ph->nsteps >= ph->tcap) {
+        ph->tcap = ph->tcap ? 2 * ph->tcap : 1024;
+        ph->t_in = realloc(ph->t_in, ph->tcap * sizeof *ph->t_in);
+        ph->t_wall = realloc(ph->t_wall, ph->tcap * sizeof *ph->t_wall);
+        ph->reb = realloc(ph->reb, ph->tcap);
+        if (!ph->t_in || !ph->t_wall || !ph->reb) {
+          fprintf(stderr, "%s: out of memory\n", prog);
+          MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
+        }
+      }
+      ph->t_in[ph->nsteps] = in_step;
+      ph->t_wall[ph->nsteps] = mp_now_s() - w0;
+      ph->reb[ph->nsteps] = info.rebalance_checked || info.rebalanced ? 2
+                            : (ph->nsteps + 1) % o->interval == 0 ? 1 : 0;
+    }
     ph->nsteps++;
     if (rank == 0 && info.rebalanced)
       fprintf(stderr,
@@ -433,10 +465,64 @@ static int phase_run(const opts *o, phase *ph, long long block) {
   return st;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(const double *v, size_t n) {
+  if (!n) return 0.0;
+  double *c = malloc(n * sizeof *c);
+  if (!c) return 0.0;
+  memcpy(c, v, n * sizeof *c);
+  qsort(c, n, sizeof *c, cmp_double);
+  double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+  free(c);
+  return m;
+}
+
+/* The stall of every rebalance (collective; figures on rank 0): the steps
+ * of rebalance k are its request boundary (step k * interval) and the steps
+ * that applied its decision or migrated (in (k * interval, (k+1) * interval]);
+ * on each rank, the stall is the sum over them of the time inside
+ * moeplace_runtime_step() beyond that rank's median step() time; the
+ * rebalance's stall is that of the slowest rank. */
+static void stall_figures(const opts *o, const phase *ph, phase_result *res) {
+  long long n = ph->nsteps, K = n / o->interval + 1;
+  double med = median(ph->t_in, (size_t)n);
+  double *extra = calloc((size_t)K, sizeof *extra), *worst = calloc((size_t)K, sizeof *worst);
+  int *used = calloc((size_t)K, sizeof *used);
+  if (!extra || !worst || !used) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
+  }
+  for (long long i = 0; i < n; i++) {
+    if (!ph->reb[i]) continue;
+    long long s = i + 1, k = ph->reb[i] == 1 ? s / o->interval : (s - 1) / o->interval;
+    extra[k] += ph->t_in[i] > med ? ph->t_in[i] - med : 0.0;
+    used[k] = 1;
+  }
+  MPI_Reduce(extra, worst, (int)K, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+  double mx = 0, sum = 0;
+  int cnt = 0;
+  for (long long k = 0; k < K; k++) {
+    if (!used[k]) continue;
+    mx = worst[k] > mx ? worst[k] : mx;
+    sum += worst[k];
+    cnt++;
+  }
+  res->stall_ms_max = mx * 1e3;
+  res->stall_ms_mean = cnt ? sum / cnt * 1e3 : 0.0;
+  res->step_ms_median = median(ph->t_wall, (size_t)n) * 1e3;
+  free(extra);
+  free(worst);
+  free(used);
+}
+
 /* Final figures and a hash of every expert's state, gathered on rank 0. */
 static void phase_free(phase *ph);
 
-static void phase_close(phase *ph, phase_result *res) {
+static void phase_close(const opts *o, phase *ph, phase_result *res) {
   int L = ph->L, E = ph->E, S = ph->S, R = ph->R, rank = ph->rank;
   memset(res, 0, sizeof *res);
   res->steps = ph->nsteps;
@@ -452,6 +538,12 @@ static void phase_close(phase *ph, phase_result *res) {
   res->migration_s = stats.migration_s;
   res->decision_s = stats.decision_s;
   res->cross_node_bytes = ph->cross_node_bytes;
+  if (ph->dynamic) {
+    stall_figures(o, ph, res);
+    res->decisions = ph->decisions;
+    res->decision_ms = ph->decisions ? stats.decision_s / ph->decisions * 1e3 : 0.0;
+    res->decision_ms_max = ph->decision_max * 1e3;
+  }
   double c_sum = 0, c_max = 0;
   MPI_Reduce(&ph->compute_s, &c_sum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
   MPI_Reduce(&ph->compute_s, &c_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
@@ -504,6 +596,9 @@ static void phase_free(phase *ph) {
   free(ph->reps);
   free(ph->node);
   free(ph->place);
+  free(ph->t_in);
+  free(ph->t_wall);
+  free(ph->reb);
   if (ph->commits) fclose(ph->commits);
   moeplace_runtime_destroy(ph->rt);
   moeplace_trace_close(ph->tr);
@@ -528,12 +623,21 @@ static json_t *phase_json(const phase_result *p, int dynamic) {
     json_object_set_new(o, "migration_gbps",
                         json_real(p->migration_s > 0 ? p->bytes_moved / p->migration_s / 1e9 : 0.0));
     json_object_set_new(o, "decision_s", json_real(p->decision_s));
+    json_object_set_new(o, "decisions", json_integer(p->decisions));
+    json_object_set_new(o, "decision_ms", json_real(p->decision_ms));
+    json_object_set_new(o, "decision_ms_max", json_real(p->decision_ms_max));
+    json_object_set_new(o, "stall_ms_max", json_real(p->stall_ms_max));
+    json_object_set_new(o, "stall_ms_mean", json_real(p->stall_ms_mean));
+    json_object_set_new(o, "step_ms_median", json_real(p->step_ms_median));
   }
   return o;
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
+  // The runtime's decision thread never calls MPI: MPI_THREAD_FUNNELED is
+  // enough (moeplace_runtime_create checks what MPI provided).
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   openblas_set_num_threads(1); // one rank per core: no BLAS threads on top
   int rank, R;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -582,7 +686,7 @@ int main(int argc, char **argv) {
     for (int q = 0; q < r && !seen; q++) seen = runs[0].node[q] == runs[0].node[r];
     nodes += !seen;
   }
-  for (int dyn = 0; dyn < 2; dyn++) phase_close(&runs[dyn], &ph[dyn]);
+  for (int dyn = 0; dyn < 2; dyn++) phase_close(&o, &runs[dyn], &ph[dyn]);
   rc = CLI_EXIT_OK;
   if (rank == 0) {
     moeplace_trace *tr = NULL;
@@ -606,6 +710,12 @@ int main(int argc, char **argv) {
            (unsigned long long)ph[1].bytes_moved, ph[1].migration_s);
     if (ph[1].migration_s > 0) printf(" (%.2f GB/s)", ph[1].bytes_moved / ph[1].migration_s / 1e9);
     if (nodes > 1) printf(", %llu bytes between nodes", (unsigned long long)ph[1].cross_node_bytes);
+    printf("\ndecisions %d on the coordinator's thread: %.3f ms mean, %.3f ms max (predictor %s)\n"
+           "stall per rebalance (slowest rank, time in step() beyond its median): %.3f ms max, "
+           "%.3f ms mean; median step %.3f ms (max stall = %.1f%% of it)",
+           ph[1].decisions, ph[1].decision_ms, ph[1].decision_ms_max, o.predictor,
+           ph[1].stall_ms_max, ph[1].stall_ms_mean, ph[1].step_ms_median,
+           ph[1].step_ms_median > 0 ? 100.0 * ph[1].stall_ms_max / ph[1].step_ms_median : 0.0);
     printf("\nfinal weights: %d of %d experts differ between static and dynamic runs -> %s\n",
            differ, L * E, identical ? "bit-identical" : "MISMATCH");
     json_t *root = json_object();

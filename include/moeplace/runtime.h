@@ -14,9 +14,10 @@
  * record is local and cheap (a few additions). step is collective but only
  * communicates at window boundaries (one MPI_Gather of the window's
  * [layers][slots] totals to the coordinator) and at rebalance boundaries,
- * where the coordinator forecasts the load and computes a new placement
- * (the placement engine decides whether moving replicas pays), broadcasts
- * it, and every rank builds the same migration plan and moves the affected expert
+ * where the coordinator hands the forecast of the load and the new placement
+ * (the placement engine decides whether moving replicas pays) to its
+ * decision thread and returns; decision_lag_windows windows later the
+ * coordinator broadcasts the result, and every rank builds the same migration plan and moves the affected expert
  * state into staging memory, verifying an xxHash checksum of every expert it
  * receives (non-blocking point-to-point MPI; between ranks of one node, a
  * copy into the receiver's MPI-3 shared window, see shm_transfers). The new placement is
@@ -34,7 +35,9 @@
  * the reason in moeplace_last_error(); nothing aborts the job (the runtime's
  * communicator uses MPI_ERRORS_RETURN). Collective calls return the same
  * status on every rank. Thread safety: one runtime is used by one thread at a
- * time.
+ * time. With decision_lag_windows > 0 (the default) the coordinator runs a
+ * background thread that never calls MPI: MPI must be initialised with
+ * MPI_Init_thread() at MPI_THREAD_FUNNELED or higher (create checks).
  *
  * C++: the declarations are wrapped in extern "C"; include this header from
  * C++ code as is. This header includes <mpi.h>.
@@ -81,11 +84,13 @@ typedef struct moeplace_runtime_config {
                               of the last rebalance interval (at most this many
                               windows), used when the forecaster fails; the
                               forecaster keeps its own bounded history */
-  const char *predictor;   /* forecasting method of the predict engine: "sw_avg"
-                              (default: cheap), "auto", "arima", "last", "lstm"
-                              (when built in); see moeplace_predict_method_name().
-                              The forecast runs on the coordinator inside the
-                              rebalancing step: auto/arima cost far more. */
+  const char *predictor;   /* forecasting method of the predict engine: "auto"
+                              (default: picks among the methods by their
+                              recent errors), "sw_avg" (cheap), "arima",
+                              "last", "lstm" (when built in); see
+                              moeplace_predict_method_name(). The forecaster
+                              runs on the coordinator's decision thread
+                              (decision_lag_windows) */
   double migration_tradeoff; /* price of migration in predicted imbalance per
                                 fraction of all expert state moved, times the
                                 link class cost of each move (1 same NUMA, 1.5
@@ -147,7 +152,26 @@ typedef struct moeplace_runtime_config {
                                    the placement engine's optimised shares; EVEN
                                    exactly 1/n each, the placements optimised for
                                    that; the routing table has those shares */
-  uint64_t reserved[6]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  int decision_lag_windows; /* where the rebalance decision (forecast and
+                               placement) runs. K >= 1 (default 1): on a
+                               background thread of the coordinator, which
+                               only computes (MPI needs MPI_THREAD_FUNNELED:
+                               create fails otherwise); the step at a
+                               rebalance boundary returns at once and the
+                               decision is applied at the window boundary K
+                               windows later, on every rank (the coordinator
+                               waits there if it has not finished), so the
+                               result and the step it takes effect at do not
+                               depend on timing. K * window must not exceed
+                               rebalance_interval. 0: inside the rebalancing
+                               step, every rank waiting for it (no thread) */
+  int migration_layers_per_step; /* 0 (default): a committed placement migrates
+                                    every layer at once, in the step that
+                                    applies it. N > 0: N layers per step (at
+                                    most N layers' transfers pause each step),
+                                    each group committed all-or-nothing on
+                                    every rank before the next starts */
+  uint64_t reserved[5]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,
@@ -207,15 +231,21 @@ int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tok
 typedef struct moeplace_step_info {
   int64_t step;          /* steps completed, including this one */
   int window_closed;     /* 1 if this step closed a window (aggregation ran) */
-  int rebalance_checked; /* 1 if a rebalance decision was taken at this step */
+  int rebalance_checked; /* 1 if a rebalance decision was applied at this step (with
+                            decision_lag_windows K, K windows after the
+                            rebalance boundary that requested it) */
   int rebalanced;        /* 1 if a new placement was committed */
   int moves;             /* transfers of the committed migration */
   uint64_t bytes_moved;  /* bytes sent between ranks (local copies excluded) */
   double migration_s;    /* this rank's wall time from migration start to commit */
-  double decision_s;     /* coordinator only: time to forecast and place */
+  double decision_s;     /* coordinator only: time to forecast and place (on the
+                            decision thread when decision_lag_windows > 0) */
   double predicted_imbalance_old, predicted_imbalance_new; /* coordinator only: the
                             placement in force and the one decided, on the forecast */
-  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
+  double decision_wait_s; /* coordinator only, at the step applying a decision made
+                             on the thread: how long this step waited for it to
+                             finish (0 when it was ready) */
+  uint64_t reserved[3]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_step_info;
 
 /* Collective, once per training step after the step's records. Closes
@@ -296,7 +326,9 @@ typedef struct moeplace_runtime_stats {
   double migration_s;    /* sum over committed migrations */
   double decision_s;     /* sum of coordinator decision times */
   double aggregate_s;    /* sum of time spent in window aggregation */
-  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
+  uint64_t shm_bytes_received; /* bytes this rank received through shared-memory
+                                  windows (shm_transfers), committed or not */
+  uint64_t reserved[3]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_runtime_stats;
 
 /* Copies the totals into *out. Local. MOEPLACE_ERR_ARG for NULL. */

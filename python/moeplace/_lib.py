@@ -91,7 +91,9 @@ class RuntimeConfig(ctypes.Structure):
                 ("cluster_file", c_char_p), ("hwloc_synthetic", c_char_p),
                 ("chunk_bytes", c_size_t), ("max_outstanding", c_int),
                 ("shm_transfers", c_int), ("collective_timeout_s", c_double),
-                ("groups", c_int), ("shares", c_int), ("reserved", c_uint64 * 6)]
+                ("groups", c_int), ("shares", c_int),
+                ("decision_lag_windows", c_int), ("migration_layers_per_step", c_int),
+                ("reserved", c_uint64 * 5)]
 
 
 class StepInfo(ctypes.Structure):
@@ -99,7 +101,7 @@ class StepInfo(ctypes.Structure):
                 ("rebalanced", c_int), ("moves", c_int), ("bytes_moved", c_uint64),
                 ("migration_s", c_double), ("decision_s", c_double),
                 ("predicted_imbalance_old", c_double), ("predicted_imbalance_new", c_double),
-                ("reserved", c_uint64 * 4)]
+                ("decision_wait_s", c_double), ("reserved", c_uint64 * 3)]
 
 
 class Replica(ctypes.Structure):
@@ -110,7 +112,8 @@ class RuntimeStats(ctypes.Structure):
     _fields_ = [("steps", c_int64), ("windows", c_int64), ("rebalances", c_int),
                 ("rebalances_skipped", c_int), ("migrations_failed", c_int), ("moves", c_int64),
                 ("bytes_moved", c_uint64), ("migration_s", c_double), ("decision_s", c_double),
-                ("aggregate_s", c_double), ("reserved", c_uint64 * 4)]
+                ("aggregate_s", c_double), ("shm_bytes_received", c_uint64),
+                ("reserved", c_uint64 * 3)]
 
 
 # C struct name -> ctypes class; what test_abi.py compares with the compiler.

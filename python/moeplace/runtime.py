@@ -34,7 +34,7 @@ class StepInfo(dict):
     """What a step did (moeplace_step_info), as a dict whose keys are also
     attributes: step, window_closed, rebalance_checked, rebalanced, moves,
     bytes_moved, migration_s, decision_s, predicted_imbalance_old,
-    predicted_imbalance_new (the last three: coordinator only)."""
+    predicted_imbalance_new, decision_wait_s (the last four: coordinator only)."""
 
     __getattr__ = dict.__getitem__
 
@@ -44,7 +44,8 @@ _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
            "migration_budget_bytes": as_int, "min_gain": as_float, "coordinator": as_int,
            "ranks_per_node": as_int, "cluster_file": as_str, "hwloc_synthetic": as_str,
            "chunk_bytes": as_int, "max_outstanding": as_int, "shm_transfers": as_int,
-           "collective_timeout_s": as_float, "groups": as_int, "shares": as_shares}
+           "collective_timeout_s": as_float, "groups": as_int, "shares": as_shares,
+           "decision_lag_windows": as_int, "migration_layers_per_step": as_int}
 
 
 def _writable_buffer(obj):
@@ -83,7 +84,10 @@ class Runtime:
     predictor, migration_tradeoff, migration_budget_bytes, min_gain,
     coordinator, ranks_per_node, cluster_file, hwloc_synthetic, chunk_bytes,
     max_outstanding, shm_transfers, collective_timeout_s, groups, shares
-    ("weighted" or "even"). Every rank must pass the same values.
+    ("weighted" or "even"), decision_lag_windows (decisions on the
+    coordinator's thread: MPI at MPI_THREAD_FUNNELED or more, which mpi4py
+    gives by default), migration_layers_per_step. Every rank must pass the
+    same values.
 
     Per training step: record(layer, tokens) for every layer, then step()
     (collective). After a step whose ``rebalanced`` is true, re-read
