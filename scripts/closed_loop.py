@@ -31,7 +31,8 @@ import tempfile
 
 def trace_experts(path):
     """Experts of a trace, from its header line (docs/trace-format.md)."""
-    opener = gzip.open if path.endswith(".gz") else open
+    with open(path, "rb") as f:
+        opener = gzip.open if f.read(2) == b"\x1f\x8b" else open
     with opener(path, "rt") as f:
         for line in f:
             if line.startswith("#"):
