@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   cfg->migration_budget_bytes = MOEPLACE_NO_LIMIT;
   cfg->min_gain = 0.02;
   cfg->shares = MOEPLACE_SHARES_WEIGHTED;
+  cfg->step_time_s = 0; // measured
   cfg->coordinator = 0;
   cfg->ranks_per_node = 0;
   cfg->hwloc_synthetic = NULL;
@@ -75,6 +77,8 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
   if (!moeplace_share_policy_name(c->shares))
     return mp_fail(MOEPLACE_ERR_ARG, "config: shares must be MOEPLACE_SHARES_WEIGHTED or "
                    "MOEPLACE_SHARES_EVEN, got %d", (int)c->shares);
+  if (isnan(c->step_time_s) || isinf(c->step_time_s))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: step_time_s must be finite, got %g", c->step_time_s);
   if (!(c->min_gain >= 0.0))
     return mp_fail(MOEPLACE_ERR_ARG, "config: min_gain must be >= 0, got %g", c->min_gain);
   if (c->groups < 0 || (c->groups > 1 && c->experts % c->groups))
@@ -132,7 +136,7 @@ static const char *const field_names[] = {
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
     "collective_timeout_s", "groups", "shares", "decision_lag_windows",
-    "migration_layers_per_step"};
+    "migration_layers_per_step", "step_time_s"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -169,6 +173,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[21] = c->shares;
     v[22] = c->decision_lag_windows;
     v[23] = c->migration_layers_per_step;
+    v[24] = hash_double(c->step_time_s);
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];

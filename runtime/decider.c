@@ -27,6 +27,8 @@ struct mp_rt_decider {
   moeplace_forecaster *forecaster;
   int pending_error;  /* an observe failed: reported by the next decision */
   size_t *expert_bytes;        /* [L] snapshot of the request */
+  double step_s;               /* the request's step time (<= 0: not priced in seconds) */
+  int step_measured;           /* ... measured at the imbalance in force */
   moeplace_placement *in_force; /* snapshot of the request */
   moeplace_placement *decided;  /* the result */
   mp_rt_decision result;
@@ -74,6 +76,20 @@ static void place_options(const mp_rt_decider *d, moeplace_place_options *opt) {
   opt->min_gain = d->set.min_gain;
   opt->groups = d->set.groups;
   opt->shares = d->set.shares;
+  if (d->step_s > 0) {
+    opt->step_time_s = d->step_s;
+    opt->horizon_steps = d->set.rebalance_interval;
+    if (d->step_measured) { // measured at the imbalance in force: back to perfect balance
+      double *last = malloc((size_t)L * E * sizeof *last), imb = 1;
+      if (last) {
+        mp_rt_history_mean(d->history, 1, last);
+        if (moeplace_placement_imbalance(d->in_force, last, &imb) != MOEPLACE_OK || !(imb >= 1))
+          imb = 1;
+      }
+      free(last);
+      opt->step_time_s /= imb;
+    }
+  }
 }
 
 /* One decision: forecast (predict engine), then moeplace_place from the
@@ -252,7 +268,7 @@ int mp_rt_decider_observe(mp_rt_decider *d, const uint64_t *totals) {
 }
 
 int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
-                          const size_t *expert_bytes) {
+                          const size_t *expert_bytes, double step_s, int measured) {
   if (d->outstanding) return mp_fail(MOEPLACE_ERR_STATE, "a rebalance decision is already in flight");
   job *j = calloc(1, sizeof *j);
   if (!j) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory requesting a decision");
@@ -263,6 +279,8 @@ int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
   memcpy(d->in_force->phy2log, in_force->phy2log, LG * sizeof *in_force->phy2log);
   memcpy(d->in_force->share, in_force->share, LG * sizeof *in_force->share);
   memcpy(d->expert_bytes, expert_bytes, (size_t)d->set.L * sizeof *expert_bytes);
+  d->step_s = step_s;
+  d->step_measured = measured;
   pthread_mutex_lock(&d->mu);
   d->outstanding = 1;
   d->finished = 0;

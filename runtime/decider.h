@@ -59,11 +59,16 @@ void mp_rt_decider_destroy(mp_rt_decider *d);
 int mp_rt_decider_observe(mp_rt_decider *d, const uint64_t *totals);
 
 /* Queues a decision from the placement in force (copied) with the registered
- * bytes of one expert per layer, expert_bytes [L] (copied). At most one
+ * bytes of one expert per layer, expert_bytes [L] (copied). step_s > 0
+ * prices the decision in seconds (moeplace_place_options.step_time_s, the
+ * horizon the rebalance interval): the step time at perfect balance, or,
+ * with measured = 1, the measured step time at the imbalance of the
+ * placement in force on the last window (the decider divides by it);
+ * step_s <= 0: the min_gain / migration_tradeoff rule. At most one
  * decision is outstanding: MOEPLACE_ERR_STATE if one was requested and not
  * yet collected. */
 int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
-                          const size_t *expert_bytes);
+                          const size_t *expert_bytes, double step_s, int measured);
 
 /* Waits for the outstanding decision (blocks only if it has not finished)
  * and collects it: *out, and the decided placement copied into next (when

@@ -59,6 +59,9 @@ struct moeplace_runtime {
                               on comm (never freed then). Non-zero: every later
                               collective call fails */
   int steps_in_window;
+  double step_t0;          /* wall time the last step call began (0: none yet) */
+  double *step_gaps;       /* [window] wall time between consecutive step calls */
+  double step_time_s;      /* median of step_gaps over the last full window (0: none) */
 
   /* Coordinator only. */
   mp_rt_decider *decider;  /* the predict engine and the decision (decider.h) */

@@ -262,7 +262,12 @@ static int request_decision(moeplace_runtime *rt, moeplace_step_info *info) {
       mp_rt_decider_collect(rt->decider, &old, rt->next, &waited);
     }
     // A failed request is reported by the decision's broadcast, on every rank.
-    rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes);
+    // the seconds-priced rule: configured, measured (0; none yet: off), or off (< 0)
+    double step_s = rt->cfg.step_time_s > 0 ? rt->cfg.step_time_s
+                    : rt->cfg.step_time_s == 0 && rt->step_time_s > 0 ? rt->step_time_s
+                                                                       : -1;
+    rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes,
+                                              step_s, rt->cfg.step_time_s == 0);
     if (rt->request_error != MOEPLACE_OK)
       snprintf(rt->request_reason, sizeof rt->request_reason, "%s", moeplace_last_error());
   }
@@ -293,6 +298,26 @@ static int usable(const moeplace_runtime *rt, const char *call) {
                  call);
 }
 
+static int by_value(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* The trainer's step time for the seconds-priced rule: the wall time between
+ * consecutive step calls (the whole training step, the runtime's own part
+ * included), and at the end of each window their median (robust to the step
+ * that migrates). Local and cheap: one clock read per step. */
+static void time_step(moeplace_runtime *rt) {
+  const double now = mp_now_s();
+  if (rt->step_t0 > 0) rt->step_gaps[rt->steps_in_window] = now - rt->step_t0;
+  rt->step_t0 = now;
+  if (rt->steps_in_window + 1 == rt->cfg.window && rt->step > rt->cfg.window) {
+    double *g = rt->step_gaps;
+    qsort(g, (size_t)rt->cfg.window, sizeof *g, by_value);
+    rt->step_time_s = g[rt->cfg.window / 2];
+  }
+}
+
 static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_info *info) {
   if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "step: runtime is NULL");
   if (info) memset(info, 0, sizeof *info);
@@ -302,6 +327,7 @@ static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_
     status = mp_rt_check_registration(rt);
     if (status != MOEPLACE_OK) return status;
   }
+  time_step(rt);
   rt->step++;
   rt->caller_step = caller_step ? *caller_step : rt->step;
   // The agreement takes values in (INT64_MIN, INT64_MAX] (it negates them).

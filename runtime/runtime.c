@@ -45,6 +45,7 @@ static void free_runtime(moeplace_runtime *rt) {
   }
   free(rt->expert_bytes);
   free(rt->window_counts);
+  free(rt->step_gaps);
   free(rt->gather_buf);
   free(rt->staging);
   free(rt);
@@ -74,8 +75,10 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   rt->slots = calloc(LS, sizeof *rt->slots);
   rt->expert_bytes = calloc((size_t)rt->L, sizeof *rt->expert_bytes);
   rt->window_counts = calloc(LS, sizeof *rt->window_counts);
+  rt->step_gaps = calloc((size_t)cfg->window, sizeof *rt->step_gaps);
   if (!rt->predictor || (cfg->hwloc_synthetic && !rt->hwloc_synthetic) ||
-      (cfg->cluster_file && !rt->cluster_file) || !rt->slots || !rt->expert_bytes || !rt->window_counts)
+      (cfg->cluster_file && !rt->cluster_file) || !rt->slots || !rt->expert_bytes ||
+      !rt->window_counts || !rt->step_gaps)
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the runtime");
   if (rt->rank == cfg->coordinator) {
     rt->gather_buf = malloc((size_t)rt->R * (1 + LS) * sizeof *rt->gather_buf);

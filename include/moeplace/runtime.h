@@ -171,7 +171,23 @@ typedef struct moeplace_runtime_config {
                                     most N layers' transfers pause each step),
                                     each group committed all-or-nothing on
                                     every rank before the next starts */
-  uint64_t reserved[5]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  double step_time_s;      /* prices each rebalance in seconds (docs/PLACEMENT.md,
+                              "Pricing a rebalance in seconds"): a change is made
+                              only if the expert time it saves over the next
+                              rebalance_interval steps exceeds its modelled
+                              migration time (the topology's link bandwidths,
+                              e.g. a cluster file's `bandwidth` lines) plus
+                              min_gain x that horizon; migration_tradeoff is then
+                              not used. > 0: the time of the experts' part of one
+                              step at perfect balance, as configured. 0 (the
+                              default): measured, the median wall time between
+                              the trainer's step calls over the last window
+                              divided by the imbalance of the placement in force
+                              on that window's loads (which counts the whole
+                              step as expert time: an upper bound). < 0
+                              (MOEPLACE_NO_LIMIT): off, the rule of min_gain and
+                              migration_tradeoff */
+  uint64_t reserved[4]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,

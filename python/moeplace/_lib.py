@@ -93,7 +93,7 @@ class RuntimeConfig(ctypes.Structure):
                 ("shm_transfers", c_int), ("collective_timeout_s", c_double),
                 ("groups", c_int), ("shares", c_int),
                 ("decision_lag_windows", c_int), ("migration_layers_per_step", c_int),
-                ("reserved", c_uint64 * 5)]
+                ("step_time_s", c_double), ("reserved", c_uint64 * 4)]
 
 
 class StepInfo(ctypes.Structure):

@@ -45,7 +45,8 @@ _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
            "ranks_per_node": as_int, "cluster_file": as_str, "hwloc_synthetic": as_str,
            "chunk_bytes": as_int, "max_outstanding": as_int, "shm_transfers": as_int,
            "collective_timeout_s": as_float, "groups": as_int, "shares": as_shares,
-           "decision_lag_windows": as_int, "migration_layers_per_step": as_int}
+           "decision_lag_windows": as_int, "migration_layers_per_step": as_int,
+           "step_time_s": as_float}
 
 
 def _writable_buffer(obj):
@@ -86,8 +87,9 @@ class Runtime:
     max_outstanding, shm_transfers, collective_timeout_s, groups, shares
     ("weighted" or "even"), decision_lag_windows (decisions on the
     coordinator's thread: MPI at MPI_THREAD_FUNNELED or more, which mpi4py
-    gives by default), migration_layers_per_step. Every rank must pass the
-    same values.
+    gives by default), migration_layers_per_step, step_time_s (rebalances
+    priced in seconds: > 0 configured, 0 measured, < 0 off). Every rank must
+    pass the same values.
 
     Per training step: record(layer, tokens) for every layer, then step()
     (collective). After a step whose ``rebalanced`` is true, re-read
