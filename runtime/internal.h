@@ -24,9 +24,11 @@ typedef struct mp_rt_buffer {
   int win;   /* owned: -1 on the heap, else the shared window it lives in */
 } mp_rt_buffer;
 
+/* The buffers of a local slot: a growable array (no fixed cap, so that
+ * weights, biases and every optimizer moment of each tensor fit). */
 typedef struct mp_rt_slot {
-  int nbuf;
-  mp_rt_buffer buf[MOEPLACE_RUNTIME_MAX_BUFFERS];
+  int nbuf, cap;
+  mp_rt_buffer *buf; /* [cap], the first nbuf registered in order */
 } mp_rt_slot;
 
 struct moeplace_runtime {

@@ -61,9 +61,6 @@
 extern "C" {
 #endif
 
-/* Upper bounds the runtime enforces on its configuration. */
-#define MOEPLACE_RUNTIME_MAX_BUFFERS 8 /* buffers registered per slot */
-
 /* Configuration. Fill it with moeplace_runtime_config_init(), then set
  * at least layers, experts and slots_per_rank. Every rank must pass the same
  * values (checked: MOEPLACE_ERR_MISMATCH on every rank otherwise). */
@@ -162,13 +159,14 @@ int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
 void moeplace_runtime_destroy(moeplace_runtime *rt);
 
 /* Registers one buffer of local slot `slot` of `layer` (call once per
- * buffer: weights, then optimizer state, ...; the order is the buffer index).
- * Every slot of a layer, on every rank, must register the same number of
- * buffers with the same sizes: an expert's state is the concatenation of its
- * buffers. Local; the consistency check happens in the next
- * moeplace_runtime_step(). The memory must stay valid until destroy. */
-/* MOEPLACE_ERR_ARG for a bad layer, slot or pointer, or more than
- * MOEPLACE_RUNTIME_MAX_BUFFERS buffers; MOEPLACE_ERR_NOMEM. */
+ * buffer: weights, biases, then every optimizer moment of each, ...; the
+ * order is the buffer index). A slot takes any number of buffers (there is
+ * no fixed cap; the runtime keeps a growable array per slot). Every slot of
+ * a layer, on every rank, must register the same number of buffers with the
+ * same sizes: an expert's state is the concatenation of its buffers. Local;
+ * the consistency check happens in the next moeplace_runtime_step(). The
+ * memory must stay valid until destroy.
+ * MOEPLACE_ERR_ARG for a bad layer, slot or pointer; MOEPLACE_ERR_NOMEM. */
 int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, void *ptr,
                                      size_t bytes);
 

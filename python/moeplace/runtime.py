@@ -165,6 +165,21 @@ class Runtime:
                                                          ctypes.c_void_p(addr), nbytes))
         self._keep.setdefault((layer, slot), []).append(keep)
 
+    def register_parameter(self, layer, slot, param, optimizer=None):
+        """Registers a CPU torch parameter of local slot ``slot`` of
+        ``layer`` and, with ``optimizer``, every tensor the optimizer keeps
+        for it (moeplace.optimizer_state(): Adam's step, exp_avg and
+        exp_avg_sq, SGD's momentum buffer; created now, with torch's
+        initial values, if the optimizer has not stepped yet), so that they
+        migrate together. Buffers are registered in the order parameter,
+        then state by sorted key; call it in the same order for every slot.
+        Returns the list of registered tensors."""
+        from .torch_state import optimizer_state
+        tensors = [param] + (optimizer_state(optimizer, param) if optimizer is not None else [])
+        for t in tensors:
+            self.register_buffer(layer, slot, t)
+        return tensors
+
     def alloc_buffer(self, layer, slot, nbytes, dtype=np.uint8):
         """Lets the runtime allocate (zeroed) and own a buffer of ``nbytes``
         for a local slot; returns a numpy view of it with ``dtype``. A
