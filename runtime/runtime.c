@@ -42,6 +42,7 @@ static void free_runtime(moeplace_runtime *rt) {
   mp_rt_shm_free(&rt->shm);
   free(rt->expert_bytes);
   free(rt->window_counts);
+  mp_rt_experts_free(rt);
   mp_rt_history_destroy(rt->history);
   free(rt->gather_buf);
   free(rt->staging);
@@ -72,6 +73,8 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   if (!rt->predictor || (cfg->hwloc_synthetic && !rt->hwloc_synthetic) ||
       (cfg->cluster_file && !rt->cluster_file) || !rt->slots || !rt->expert_bytes || !rt->window_counts)
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the runtime");
+  st = mp_rt_experts_alloc(rt);
+  if (st != MOEPLACE_OK) return st;
   if (rt->rank == cfg->coordinator) {
     st = mp_rt_history_create(&rt->history, rt->L, rt->E, cfg->history_windows);
     if (st != MOEPLACE_OK) return st;

@@ -189,6 +189,30 @@ int moeplace_runtime_buffer(const moeplace_runtime *rt, int layer, int slot, int
  * MOEPLACE_ERR_ARG for NULL or a bad layer. */
 int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tokens);
 
+/* Adds the tokens this rank's router sent to each logical expert of `layer`
+ * in the current step: counts has shape [experts] (the [layers][experts]
+ * counts vLLM and Megatron keep, one layer's row). With top-k routing a
+ * token counts once per selected expert: k per token, as the per-slot
+ * record counts it (each slot processes each token routed to it). At the
+ * next window boundary the counts of all ranks are summed (one
+ * MPI_Ireduce to the coordinator, in moeplace_runtime_step()) and added to
+ * what moeplace_runtime_record() recorded per slot: record each token with
+ * one of the two, not both. Local, O(experts). MOEPLACE_ERR_ARG for NULL or
+ * a bad layer; MOEPLACE_ERR_STATE after a timeout made the runtime unusable. */
+int moeplace_runtime_record_experts(moeplace_runtime *rt, int layer, const uint64_t *counts);
+
+/* The dispatch helper: how many of `layer`'s tokens this rank sends to
+ * each global slot, given tokens[experts] the router sent to each logical
+ * expert: send[ranks * slots_per_rank] (global slot g = rank *
+ * slots_per_rank + local slot; its row for rank r sums to what r receives
+ * from this rank). Each expert's tokens are split among its replicas by
+ * moeplace_split_tokens() with their shares in slot order: whole tokens,
+ * deterministic, identical on every rank for the same placement. Empty
+ * slots get 0. Local, O(experts + ranks * slots_per_rank); the caller's
+ * arrays. MOEPLACE_ERR_ARG for NULL or a bad layer; MOEPLACE_ERR_NOMEM. */
+int moeplace_runtime_dispatch(const moeplace_runtime *rt, int layer, const uint64_t *tokens,
+                              uint64_t *send);
+
 /* What the last moeplace_runtime_step() did. */
 typedef struct moeplace_step_info {
   int64_t step;          /* steps completed, including this one */

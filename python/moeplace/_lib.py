@@ -207,6 +207,7 @@ FUNCTIONS = {
                                P(PlaceStats)]),
     "moeplace_migration_plan": (c_int, [vp, vp, vp, c_double, P(P(Transfer)), P(c_size_t)]),
     "moeplace_transfers_free": (None, [P(Transfer)]),
+    "moeplace_split_tokens": (c_int, [c_uint64, vp, c_int, vp]),
 }
 
 # runtime.h. MPI_Comm is a pointer in Open MPI and an int in MPICH: its
@@ -220,6 +221,8 @@ MPI_FUNCTIONS = {
     "moeplace_runtime_alloc_buffer": (c_int, [vp, c_int, c_int, c_size_t, P(vp)]),
     "moeplace_runtime_buffer": (c_int, [vp, c_int, c_int, c_int, P(vp), P(c_size_t)]),
     "moeplace_runtime_record": (c_int, [vp, c_int, vp]),
+    "moeplace_runtime_record_experts": (c_int, [vp, c_int, vp]),
+    "moeplace_runtime_dispatch": (c_int, [vp, c_int, vp, vp]),
     "moeplace_runtime_step": (c_int, [vp, P(StepInfo)]),
     "moeplace_runtime_step_at": (c_int, [vp, c_int64, P(StepInfo)]),
     "moeplace_runtime_apply_placement": (c_int, [vp, vp, vp, P(StepInfo)]),

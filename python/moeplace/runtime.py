@@ -227,6 +227,35 @@ class Runtime:
         check(self._lib.moeplace_runtime_record(self._handle(), layer,
                                                 t.ctypes.data_as(ctypes.c_void_p)))
 
+    def record_experts(self, layer, counts):
+        """Adds the tokens this rank's router sent to each logical expert of
+        ``layer`` in this step: ``counts`` non-negative integers [experts]
+        (one layer of the [layers][experts] counts a router keeps). With
+        top-k routing a token counts once per selected expert (k per token).
+        Summed over ranks at the next window and added to what record()
+        recorded per slot: record each token with one of the two. Local."""
+        layer = as_int(layer, "layer")
+        c = array(counts, "uint64", (self.experts,), "counts")
+        check(self._lib.moeplace_runtime_record_experts(self._handle(), layer,
+                                                        c.ctypes.data_as(ctypes.c_void_p)))
+
+    def dispatch(self, layer, tokens):
+        """How many of ``layer``'s tokens this rank sends to each (rank,
+        local slot): ``tokens`` non-negative integers [experts] (what the
+        router sent to each logical expert); returns uint64
+        [size][slots_per_rank]. Each expert's tokens are split among its
+        replicas by split_tokens() (largest remainder, ties in slot order):
+        deterministic and the same on every rank. Row r is what this rank
+        sends to rank r; what a rank receives per local slot is what
+        record() wants. Local (the C library's moeplace_runtime_dispatch)."""
+        layer = as_int(layer, "layer")
+        t = array(tokens, "uint64", (self.experts,), "tokens")
+        out = np.empty((self.size, self.slots_per_rank), dtype=np.uint64)
+        check(self._lib.moeplace_runtime_dispatch(self._handle(), layer,
+                                                  t.ctypes.data_as(ctypes.c_void_p),
+                                                  out.ctypes.data_as(ctypes.c_void_p)))
+        return out
+
     def step(self):
         """Collective, once per training step after its records: closes
         windows, rebalances and migrates as configured. Returns a StepInfo.

@@ -12,6 +12,7 @@ import moeplace  # noqa: E402
 
 COMM = MPI.COMM_WORLD
 L, E, S = 2, 4, 2
+S3 = 3  # 6 slots for 4 experts: room for replicas
 
 
 @pytest.fixture(autouse=True)
@@ -81,3 +82,68 @@ def test_many_buffers_per_slot():
             for s in range(S):
                 e = new[l][COMM.rank][s]
                 assert all(np.all(bufs[l][s][b] == (e * 20 + b) % 251) for b in range(20))
+
+
+def _router(step, layer):
+    """This rank's router counts [E] at a step: skewed, rank- and step-dependent."""
+    base = np.array([60, 25, 10, 5]) if layer == 0 else np.array([5, 10, 25, 60])
+    return (base * (1 + COMM.rank) + (step * 7 + layer * 3 + COMM.rank) % 5).astype(np.uint64)
+
+
+def _run(per_expert, steps=200):
+    """The decisions of a run recording per slot (dispatch + all-to-all) or
+    per expert: [(step, phy2log, share)] at every committed rebalance."""
+    out = []
+    with moeplace.Runtime(COMM, L, E, S3, window=10, rebalance_interval=50, horizon=50) as rt:
+        for step in range(steps):
+            for l in range(L):
+                tokens = _router(step, l)
+                if per_expert:
+                    rt.record_experts(l, tokens)
+                else:
+                    send = rt.dispatch(l, tokens)
+                    got = np.sum(COMM.alltoall(list(send)), axis=0)
+                    rt.record(l, got)
+            info = rt.step()
+            if info.rebalanced:
+                se, sh = rt.get_placement()
+                out.append((info.step, se.copy(), sh.copy()))
+    return out
+
+
+def test_record_experts_decides_as_record_per_slot():
+    a, b = _run(False), _run(True)
+    assert len(a) >= 1, "the skewed load should rebalance"
+    assert len(a) == len(b)
+    for (sa, pa, ha), (sb, pb, hb) in zip(a, b):
+        assert sa == sb and np.array_equal(pa, pb) and np.array_equal(ha, hb)
+    # the hot experts got replicas: decisions really followed the counts
+    assert (a[-1][1][0] == 0).sum() > 1
+
+
+def test_dispatch_matches_the_routing_table():
+    with moeplace.Runtime(COMM, L, E, S3) as rt:
+        # layer 0: expert 0 on both ranks (3:1), layer 1: expert 3 on both (1:2)
+        se = np.array([[[0, 1, 2], [3, 0, -1]], [[3, 1, -1], [2, 0, 3]]])
+        sh = np.array([[[0.75, 1, 1], [1, 0.25, 0]], [[1 / 3, 1, 0], [1, 1, 2 / 3]]])
+        rt.apply_placement(se, sh)
+        count, rank, slot, share = rt.routing()
+        assert count[0, 0] == 2 and count[1, 3] == 2
+        for l in range(L):
+            tokens = _router(3, l)
+            ref = moeplace.dispatch_counts(tokens.astype(np.int64), count[l], rank[l], slot[l],
+                                           share[l], rt.size, S3)
+            got = rt.dispatch(l, tokens)
+            assert got.shape == (2, S3) and got.tolist() == ref.tolist()
+            assert got.sum() == tokens.sum() and got[0 if l else 1, 2] == 0  # empty slot
+        with pytest.raises(ValueError):
+            rt.dispatch(0, [1, 2])
+        with pytest.raises(TypeError):
+            rt.dispatch(0, [1.5] * E)
+        with pytest.raises(ValueError):
+            rt.record_experts(0, [1, 2, 3])
+        with pytest.raises(ValueError):
+            rt.record_experts(0, [-1] * E)
+        with pytest.raises(moeplace.Error) as e:
+            rt.record_experts(5, [1] * E)
+        assert e.value.status == moeplace.ERR_ARG and "layer 5" in e.value.message
