@@ -153,6 +153,41 @@ typedef struct moeplace_runtime moeplace_runtime;
 int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
                             const moeplace_runtime_config *cfg);
 
+/* Collective, like moeplace_runtime_create(), then resumes the state a
+ * moeplace_runtime_save() wrote to `path`: the placement and shares in
+ * force (so per-slot expert state saved by the trainer at the same step
+ * matches its slots), the step counters (windows and rebalances fall on the
+ * same steps), the open window's records, the totals (stats), and the
+ * coordinator's history of window loads, replayed into its forecaster (the
+ * decisions continue as without the restart for methods whose state is a
+ * function of the saved windows: sw_avg with its k <= history_windows, last;
+ * docs/RUNTIME.md). Only the coordinator reads `path` (other ranks may pass
+ * NULL). cfg must give the same layers, experts, slots_per_rank and window
+ * on a communicator of the same size (other fields may change). Returns, on
+ * every rank alike: MOEPLACE_OK and *out; what moeplace_runtime_create()
+ * returns; MOEPLACE_ERR_IO (the file cannot be read), MOEPLACE_ERR_FORMAT
+ * (not a checkpoint, another version or byte order, a checksum mismatch:
+ * damaged or truncated, an invalid placement), MOEPLACE_ERR_MISMATCH (saved
+ * for another shape or window: both named); never a silent fresh start.
+ * *out = NULL on failure. */
+int moeplace_runtime_create_from_checkpoint(moeplace_runtime **out, MPI_Comm comm,
+                                            const moeplace_runtime_config *cfg,
+                                            const char *path);
+
+/* Collective, at a step boundary (between two moeplace_runtime_step()
+ * calls, like the trainer's own checkpoint): writes the runtime's state to
+ * `path` for moeplace_runtime_create_from_checkpoint(). The open window's
+ * records of every rank are summed onto the coordinator (one MPI_Ireduce),
+ * which writes the file: atomically (a temporary file beside it, fsync'ed
+ * and renamed over it: a crash leaves the previous checkpoint), with a
+ * versioned header and an XXH3-64 checksum. Only the coordinator's `path`
+ * is used (other ranks may pass NULL). Changes nothing in the runtime.
+ * Returns the coordinator's outcome on every rank: MOEPLACE_OK,
+ * MOEPLACE_ERR_IO (named file), MOEPLACE_ERR_ARG (no path on the
+ * coordinator), MOEPLACE_ERR_NOMEM, MOEPLACE_ERR_MPI, MOEPLACE_ERR_STATE
+ * (the runtime is unusable). */
+int moeplace_runtime_save(moeplace_runtime *rt, const char *path);
+
 /* Collective (frees the duplicated communicator and the runtime-owned
  * buffers). Accepts NULL. Registered buffers are not freed: they belong to
  * the caller. */

@@ -216,6 +216,9 @@ MPI_COMM = object()  # placeholder in the table below
 MPI_FUNCTIONS = {
     "moeplace_runtime_config_init": (None, [P(RuntimeConfig)]),
     "moeplace_runtime_create": (c_int, [P(vp), MPI_COMM, P(RuntimeConfig)]),
+    "moeplace_runtime_create_from_checkpoint": (c_int, [P(vp), MPI_COMM, P(RuntimeConfig),
+                                                        c_char_p]),
+    "moeplace_runtime_save": (c_int, [vp, c_char_p]),
     "moeplace_runtime_destroy": (None, [vp]),
     "moeplace_runtime_register_buffer": (c_int, [vp, c_int, c_int, vp, c_size_t]),
     "moeplace_runtime_alloc_buffer": (c_int, [vp, c_int, c_int, c_size_t, P(vp)]),

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import check
-from ._util import array, as_float, as_int, as_str
+from ._util import array, as_float, as_int, as_str, path_bytes
 
 __all__ = ["Runtime", "StepInfo", "comm_handle"]
 
@@ -92,9 +92,16 @@ class Runtime:
     never called by the garbage collector, which may run at different times
     on different ranks or after MPI_Finalize."""
 
-    def __init__(self, comm, layers, experts, slots_per_rank, **config):
+    def __init__(self, comm, layers, experts, slots_per_rank, resume=None, **config):
         """Creates the runtime (collective over comm); moeplace.Error on every
-        rank if the ranks disagree (ERR_MISMATCH) or a value is invalid."""
+        rank if the ranks disagree (ERR_MISMATCH) or a value is invalid.
+
+        ``resume``: a file written by save(): the runtime continues from it
+        (placement, step counters, the open window, the coordinator's load
+        history; moeplace_runtime_create_from_checkpoint). Only the
+        coordinator's path is read. A damaged file (ERR_FORMAT), a missing
+        one (ERR_IO) or one saved for another shape or window
+        (ERR_MISMATCH) raises moeplace.Error on every rank."""
         lib = _lib.mpi()
         self._lib = lib
         self._h = ctypes.c_void_p()
@@ -131,8 +138,13 @@ class Runtime:
         self.config = _lib.struct_dict(cfg)
         self.layers, self.experts, self.slots_per_rank = cfg.layers, cfg.experts, \
             cfg.slots_per_rank
-        check(lib.moeplace_runtime_create(ctypes.byref(self._h), comm_handle(comm),
-                                          ctypes.byref(cfg)))
+        if resume is None:
+            check(lib.moeplace_runtime_create(ctypes.byref(self._h), comm_handle(comm),
+                                              ctypes.byref(cfg)))
+        else:
+            check(lib.moeplace_runtime_create_from_checkpoint(
+                ctypes.byref(self._h), comm_handle(comm), ctypes.byref(cfg),
+                path_bytes(resume, "resume")))
         self.rank = lib.moeplace_runtime_rank(self._h)
         self.size = lib.moeplace_runtime_size(self._h)
 
@@ -290,6 +302,14 @@ class Runtime:
             self._handle(), se.ctypes.data_as(ctypes.c_void_p),
             None if sh is None else sh.ctypes.data_as(ctypes.c_void_p), ctypes.byref(info)))
         return StepInfo(_lib.struct_dict(info))
+
+    def save(self, path):
+        """Collective, between two steps (with the trainer's own checkpoint):
+        writes the runtime's state to ``path`` (the coordinator writes it,
+        atomically, versioned, with a checksum) for Runtime(...,
+        resume=path). Changes nothing. moeplace.Error on every rank if the
+        coordinator cannot write it."""
+        check(self._lib.moeplace_runtime_save(self._handle(), path_bytes(path)))
 
     # ---- what is in force ----
 

@@ -32,6 +32,7 @@ def _expert(torch, e):
 
 def test_parameters_and_adam_state_migrate_together():
     torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)  # two ranks share the machine
     with moeplace.Runtime(COMM, L, E, S) as rt:
         slots = {}
         for l in range(L):
@@ -87,6 +88,8 @@ def test_many_buffers_per_slot():
 def _router(step, layer):
     """This rank's router counts [E] at a step: skewed, rank- and step-dependent."""
     base = np.array([60, 25, 10, 5]) if layer == 0 else np.array([5, 10, 25, 60])
+    if step >= 90:  # the hot experts change: later rebalances move replicas again
+        base = base[::-1]
     return (base * (1 + COMM.rank) + (step * 7 + layer * 3 + COMM.rank) % 5).astype(np.uint64)
 
 
@@ -147,3 +150,45 @@ def test_dispatch_matches_the_routing_table():
         with pytest.raises(moeplace.Error) as e:
             rt.record_experts(5, [1] * E)
         assert e.value.status == moeplace.ERR_ARG and "layer 5" in e.value.message
+
+
+def _steps(rt, first, last):
+    """Steps first..last recording per expert; the placement after each."""
+    out = {}
+    for step in range(first, last + 1):
+        for l in range(L):
+            rt.record_experts(l, _router(step, l))
+        rt.step_at(step)
+        out[step] = tuple(a.tobytes() for a in rt.get_placement())
+    return out
+
+
+def test_checkpoint_resume_continues_identically(tmp_path):
+    path = COMM.bcast(str(tmp_path / "rt.ckpt"))
+    kw = dict(window=10, rebalance_interval=50, horizon=50)
+    with moeplace.Runtime(COMM, L, E, S3, **kw) as rt:
+        ref = _steps(rt, 1, 160)
+    with moeplace.Runtime(COMM, L, E, S3, **kw) as rt:
+        got = _steps(rt, 1, 73)
+        rt.save(path)  # mid-window
+    assert ref[73] != ref[160], "the load should change the placement after the save"
+    with moeplace.Runtime(COMM, L, E, S3, resume=path, **kw) as rt:
+        assert tuple(a.tobytes() for a in rt.get_placement()) == ref[73]
+        assert rt.stats()["steps"] == 73
+        got.update(_steps(rt, 74, 160))
+    assert got == ref
+    # a damaged copy, another shape: refused on every rank
+    bad = COMM.bcast(str(tmp_path / "bad.ckpt"))
+    if COMM.rank == 0:
+        data = bytearray(open(path, "rb").read())
+        data[len(data) // 2] ^= 1
+        open(bad, "wb").write(bytes(data))
+    COMM.barrier()
+    with pytest.raises(moeplace.Error) as e:
+        moeplace.Runtime(COMM, L, E, S3, resume=bad, **kw)
+    assert e.value.status == moeplace.ERR_FORMAT and "checksum" in e.value.message
+    with pytest.raises(moeplace.Error) as e:
+        moeplace.Runtime(COMM, L, E, 2, resume=path, **kw)
+    assert e.value.status == moeplace.ERR_MISMATCH
+    with pytest.raises(TypeError):
+        moeplace.Runtime(COMM, L, E, S3, resume=42)
