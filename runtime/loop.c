@@ -90,6 +90,7 @@ static int aggregate(moeplace_runtime *rt) {
     return status;
   }
   free(mine);
+  if (status == MOEPLACE_OK) status = mp_rt_experts_reduce(rt); // record_experts.c
   if (status != MOEPLACE_OK) return status;
   rt->stats.windows++;
   if (rt->rank == rt->cfg.coordinator) {
@@ -103,6 +104,7 @@ static int aggregate(moeplace_runtime *rt) {
           if (e >= 0) totals[(size_t)l * rt->E + e] += g[1 + (size_t)l * rt->S + s];
         }
     }
+    mp_rt_experts_add(rt, totals); // the per-expert records (record_experts.c)
     mp_rt_history_push(rt->history, totals);
     int st = moeplace_forecaster_observe_counts(rt->forecaster, totals);
     free(totals);

@@ -2,6 +2,7 @@
  * accessors. Window aggregation and rebalancing are in loop.c. */
 #include "config.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,14 +32,17 @@ static void free_runtime(moeplace_runtime *rt) {
   moeplace_placement_destroy(rt->placement);
   moeplace_placement_destroy(rt->next);
   mp_rt_topology_free(&rt->topo);
-  for (size_t i = 0; rt->slots && i < (size_t)rt->L * rt->S; i++)
+  for (size_t i = 0; rt->slots && i < (size_t)rt->L * rt->S; i++) {
     for (int b = 0; b < rt->slots[i].nbuf; b++)
       if (rt->slots[i].buf[b].owned && rt->slots[i].buf[b].win < 0) free(rt->slots[i].buf[b].ptr);
+    free(rt->slots[i].buf);
+  }
   free(rt->slots);
   mp_rt_spare_free_all(rt);
   mp_rt_shm_free(&rt->shm);
   free(rt->expert_bytes);
   free(rt->window_counts);
+  mp_rt_experts_free(rt);
   mp_rt_history_destroy(rt->history);
   free(rt->gather_buf);
   free(rt->staging);
@@ -69,6 +73,8 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   if (!rt->predictor || (cfg->hwloc_synthetic && !rt->hwloc_synthetic) ||
       (cfg->cluster_file && !rt->cluster_file) || !rt->slots || !rt->expert_bytes || !rt->window_counts)
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the runtime");
+  st = mp_rt_experts_alloc(rt);
+  if (st != MOEPLACE_OK) return st;
   if (rt->rank == cfg->coordinator) {
     st = mp_rt_history_create(&rt->history, rt->L, rt->E, cfg->history_windows);
     if (st != MOEPLACE_OK) return st;
@@ -158,9 +164,15 @@ int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, 
   if (!ptr || bytes == 0)
     return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: need a non-NULL buffer of > 0 bytes");
   mp_rt_slot *sl = &rt->slots[(size_t)layer * rt->S + slot];
-  if (sl->nbuf >= MOEPLACE_RUNTIME_MAX_BUFFERS)
-    return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: layer %d slot %d already has %d buffers",
-                   layer, slot, MOEPLACE_RUNTIME_MAX_BUFFERS);
+  if (sl->nbuf == sl->cap) { // grow by doubling: registration is not a hot path
+    int cap = sl->cap ? 2 * sl->cap : 4;
+    mp_rt_buffer *nb = sl->cap < INT_MAX / 2 ? realloc(sl->buf, (size_t)cap * sizeof *nb) : NULL;
+    if (!nb)
+      return mp_fail(MOEPLACE_ERR_NOMEM, "register_buffer: no memory for buffer %d of layer %d slot %d",
+                     sl->nbuf, layer, slot);
+    sl->buf = nb;
+    sl->cap = cap;
+  }
   sl->buf[sl->nbuf++] = (mp_rt_buffer){ptr, bytes, 0, -1};
   rt->registration_dirty = 1;
   return MOEPLACE_OK;
