@@ -1,7 +1,8 @@
 """Checkpoints of the trainer: one torch.save file per rank (this rank's
-slots and optimizer state, the non-expert parameters, the losses so far)
-and DIR/latest.json naming the last complete checkpoint and the placement
-it was taken under. Every file is written to a temporary name and renamed,
+slots and optimizer state, the non-expert parameters, the losses so far),
+the runtime's own checkpoint (Runtime.save: placement, shares, counters,
+load history), and DIR/latest.json naming the last complete checkpoint and
+the placement it was taken under. Every file is written to a temporary name and renamed,
 and latest.json only after every rank wrote its file, so a job killed at
 any moment leaves the previous checkpoint intact."""
 
@@ -18,11 +19,17 @@ def _atomic(path, write):
     os.replace(tmp, path)
 
 
-def save(comm, directory, step, model, opt, extra, placement):
-    """Collective. extra: a dict of plain values saved with this rank's
-    state; placement: (phy2log, share) numpy arrays in force after `step`."""
+def runtime_file(directory, step):
+    return os.path.join(directory, "step-%08d" % step, "runtime.ckpt")
+
+
+def save(comm, directory, step, model, opt, extra, rt):
+    """Collective, after Runtime.step() of `step`. extra: a dict of plain
+    values saved with this rank's state."""
     d = os.path.join(directory, "step-%08d" % step)
     os.makedirs(d, exist_ok=True)
+    rt.save(runtime_file(directory, step))         # collective; written atomically
+    placement = rt.get_placement()
     params = [p for g in opt.param_groups for p in g["params"]]
     state = {"model": model.state_dict(),
              "optim": [opt.state[p] for p in params],
@@ -54,16 +61,21 @@ def latest(directory):
         return None
 
 
-def load(comm, directory, model, opt):
-    """Copies this rank's saved state INTO the existing parameters and
-    optimizer state tensors (the runtime holds their addresses). Returns
-    (metadata of latest.json, extra)."""
+def find(comm, directory):
+    """latest.json of `directory`, checked against the job."""
     meta = latest(directory)
     if meta is None:
         raise FileNotFoundError("no checkpoint in %s (no latest.json)" % directory)
     if meta["ranks"] != comm.size:
         raise ValueError("checkpoint %s was taken on %d ranks, this job has %d"
                          % (directory, meta["ranks"], comm.size))
+    return meta
+
+
+def load(comm, directory, meta, model, opt):
+    """Copies this rank's state saved at meta["step"] INTO the existing
+    parameters and optimizer state tensors (the runtime holds their
+    addresses). Returns the saved extra."""
     path = os.path.join(directory, "step-%08d" % meta["step"], "rank-%d.pt" % comm.rank)
     state = torch.load(path)
     model.load_state_dict(state["model"])          # copies in place
@@ -72,4 +84,4 @@ def load(comm, directory, model, opt):
         for p, saved in zip(params, state["optim"]):
             for k, v in saved.items():
                 opt.state[p][k].copy_(v)
-    return meta, state["extra"]
+    return state["extra"]

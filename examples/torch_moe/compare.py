@@ -7,6 +7,9 @@ resumed run is compared from its first step on); prints the largest
 relative difference, the step-time ratio B/A, and B's rebalances and moves.
 --need-moves: B must have rebalanced with moves at least once.
 --saved-placement: B's placement at start must equal the checkpoint's.
+--same-decisions: B must have rebalanced at the same steps with the same
+moves and end on the same placement as A (a resumed run against an
+uninterrupted one).
 Exit status 1 when a check fails."""
 
 import argparse
@@ -23,6 +26,7 @@ def main(argv):
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--need-moves", action="store_true")
     p.add_argument("--saved-placement", metavar="LATEST_JSON")
+    p.add_argument("--same-decisions", action="store_true")
     args = p.parse_args(argv)
     a, b = (json.load(open(f)) for f in (args.a, args.b))
     first = max(a["first_step"], b["first_step"])
@@ -55,6 +59,14 @@ def main(argv):
               % ("equals" if same else "DIFFERS FROM", saved["step"]))
         if not same:
             fails.append("restored placement differs from %s" % args.saved_placement)
+    if args.same_decisions:
+        same = (a["rebalance_steps"], a["moves"], a["placement_end"]) == \
+            (b["rebalance_steps"], b["moves"], b["placement_end"])
+        print("rebalance steps, moves and final placement %s" % ("equal" if same else "DIFFER"))
+        if not same:
+            fails.append("%s rebalanced at %s (%d moves), %s at %s (%d moves)"
+                         % (args.a, a["rebalance_steps"], a["moves"], args.b,
+                            b["rebalance_steps"], b["moves"]))
     for f in fails:
         print("compare.py: FAIL: " + f, file=sys.stderr)
     return 1 if fails else 0

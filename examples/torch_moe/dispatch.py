@@ -1,5 +1,6 @@
 """Token dispatch for expert parallelism: each token goes to a replica of
-its expert (moeplace's routing table, whole-token split by replica shares),
+its expert (moeplace's routing table, whole-token split by replica shares
+from Runtime.dispatch),
 over an MPI all-to-all that autograd differentiates (the backward of an
 all-to-all is the reverse all-to-all), and its output comes back in the
 original token order."""
@@ -7,8 +8,6 @@ original token order."""
 import numpy as np
 import torch
 from mpi4py import MPI
-
-import moeplace
 
 
 def _alltoallv(comm, x, send_rows, recv_rows):
@@ -39,41 +38,40 @@ class AllToAll(torch.autograd.Function):
         return _alltoallv(ctx.comm, grad, ctx.recv_rows, ctx.send_rows), None, None, None
 
 
-def plan(expert, routing, ranks, slots):
-    """Where this rank's tokens go. expert int [N]: each token's expert;
-    routing: (count [E], rank/slot/share [E][max]) of this layer.
-    Returns (order [N], send [ranks][slots]): tokens in sending order
-    (by destination rank, then slot, then token index) and how many go to
-    each (rank, local slot). Each expert's tokens (in token order) are cut
-    among its replicas by moeplace.split_tokens: the first split[0] to
-    replica 0, and so on."""
-    count, rank, slot, share = routing
+def plan(expert, routing, send):
+    """Which token goes where. expert int [N]: each token's expert; routing:
+    (count [E], rank/slot [E][max], ...) of this layer; send [ranks][slots]:
+    how many tokens go to each (rank, local slot), from Runtime.dispatch
+    (each expert's tokens split among its replicas by their shares, in
+    whole tokens). The tokens of an expert, in token order, fill its
+    replicas in routing-table order. Returns the tokens in sending order
+    (by destination rank, then slot, then token index)."""
+    count, rank, slot = routing[:3]
+    slots = send.shape[1]
     by_expert = np.argsort(expert, kind="stable")                  # [N]
-    n_e = np.bincount(expert, minlength=count.shape[0])            # [E]
     dest = np.empty(expert.size, dtype=np.int64)                   # [N] rank * slots + slot
     pos = 0
-    for e, n in enumerate(n_e):
+    for e in range(count.shape[0]):
         k = count[e]
-        split = moeplace.split_tokens(int(n), share[e, :k])
-        dest[by_expert[pos:pos + n]] = np.repeat(rank[e, :k] * slots + slot[e, :k], split)
-        pos += n
-    order = np.argsort(dest, kind="stable")
-    send = np.bincount(dest, minlength=ranks * slots).reshape(ranks, slots)
-    return order, send
+        n = send[rank[e, :k], slot[e, :k]].astype(np.int64)       # [k] tokens per replica
+        dest[by_expert[pos:pos + n.sum()]] = np.repeat(rank[e, :k] * slots + slot[e, :k], n)
+        pos += n.sum()
+    assert pos == expert.size, "the split does not cover this rank's tokens"
+    return np.argsort(dest, kind="stable")
 
 
-def dispatch(comm, tok, expert, routing, slots, expert_fn, record):
+def dispatch(comm, tok, expert, routing, send, expert_fn):
     """The MoE layer's expert outputs for this rank's tokens.
 
-    tok float32 [N][d]; expert int [N]; expert_fn(slot, x float64 [n][d])
-    -> float64 [n][d] runs the expert in a local slot; record(got [slots])
-    receives the tokens each local slot got in this step (for
-    Runtime.record). Returns float32 [N][d] in token order."""
-    R = comm.size
-    order, send = plan(expert, routing, R, slots)
+    tok float32 [N][d]; expert int [N]; routing, send: see plan();
+    expert_fn(slot, x float64 [n][d]) -> float64 [n][d] runs the expert in
+    a local slot. Returns (float32 [N][d] in token order, int [slots]: the
+    tokens each local slot computed)."""
+    R, slots = send.shape
+    send = send.astype(np.int64)
+    order = plan(expert, routing, send)
     recv = np.empty_like(send)                                     # [R][S] from rank r to my slot s
     comm.Alltoall(send, recv)
-    record(recv.sum(axis=0))
     xr = AllToAll.apply(tok[torch.from_numpy(order)], send.sum(axis=1), recv.sum(axis=1), comm)
 
     # received rows: source rank major, slot minor -> slot major, source minor,
@@ -91,4 +89,4 @@ def dispatch(comm, tok, expert, routing, slots, expert_fn, record):
     yg = torch.cat(ys) if ys else xg * 0.0     # keep the graph: the backward all-to-all must run
     yr = yg[torch.from_numpy(np.argsort(by_slot))]
     y = AllToAll.apply(yr, recv.sum(axis=1), send.sum(axis=1), comm)
-    return y[torch.from_numpy(np.argsort(order))]
+    return y[torch.from_numpy(np.argsort(order))], n_s

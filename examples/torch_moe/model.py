@@ -57,7 +57,10 @@ class MoE(nn.Module):
     """Top-1 (Switch) MoE layer, dropless: every token reaches its expert,
     however many choose it (a capacity-padded layer would drop them, and
     gain nothing from rebalancing). routing: this layer's row of
-    Runtime.routing(); comm, record: set by the trainer."""
+    Runtime.routing(); comm and split (Runtime.dispatch of this layer): set
+    by the trainer. expert_counts: the tokens this rank's router sent to
+    each expert in the last forward (for Runtime.record_experts);
+    slot_tokens: the tokens each local slot computed."""
 
     def __init__(self, layer, d, h, experts, slots):
         super().__init__()
@@ -67,7 +70,7 @@ class MoE(nn.Module):
         nn.init.normal_(self.gate.weight, std=1 / math.sqrt(d))   # logits ~ N(0, 1) per token
         self.slots = nn.ParameterList(
             [nn.Parameter(torch.zeros(self.shape.size, dtype=torch.float64)) for _ in range(slots)])
-        self.comm = self.routing = self.record = self.aux_loss = None
+        self.comm = self.routing = self.split = self.aux_loss = None
         self.expert_counts = np.zeros(experts, dtype=np.int64)  # last step's, this rank's tokens
 
     def forward(self, x):                                           # [B][T][d]
@@ -81,9 +84,8 @@ class MoE(nn.Module):
         # experts * sum_e (fraction of tokens to e) * (mean router probability of e)
         frac = torch.from_numpy(self.expert_counts / e.size).float()
         self.aux_loss = self.experts * (frac * prob.mean(dim=0)).sum()
-        y = dispatch(self.comm, tok, e, self.routing, len(self.slots),
-                     lambda s, xs: self.shape.forward(self.slots[s], xs),
-                     lambda got: self.record(self.layer, got))
+        y, self.slot_tokens = dispatch(self.comm, tok, e, self.routing, self.split(self.expert_counts),
+                     lambda s, xs: self.shape.forward(self.slots[s], xs))
         return (gp.unsqueeze(1) * y).reshape(B, T, d)
 
 

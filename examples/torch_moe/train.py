@@ -4,8 +4,8 @@ moeplace (docs/PYTHON.md walks through it):
     mpirun -np 2 /usr/bin/python3 examples/torch_moe/train.py --steps 300 --rebalance on
 
 Every step: forward (each MoE layer dispatches its tokens to the ranks
-holding their experts by the runtime's routing table and records what each
-local slot got), backward (through the all-to-alls), gradient sums
+holding their experts by the runtime's routing table; the trainer records
+what the routers chose), backward (through the all-to-alls), gradient sums
 (non-expert: all ranks; expert: the replicas of each expert), Adam, then
 Runtime.step(), which may move experts (weights and Adam moments, registered
 with the runtime) between ranks. The loss does not depend on the placement:
@@ -63,52 +63,39 @@ def options(argv):
     return args
 
 
-def materialize_adam_state(opt):
-    """torch's Adam creates its state at the first step; the runtime needs
-    the moments' memory before. One step with zero gradients creates it
-    without changing any parameter (the update is 0 / (sqrt(0) + eps));
-    the step counters are then set back to 0."""
-    for g in opt.param_groups:
-        for p in g["params"]:
-            p.grad = torch.zeros_like(p)
-    opt.step()
-    for st in opt.state.values():
-        if torch.is_tensor(st["step"]):
-            st["step"].zero_()
-        else:
-            st["step"] = 0
-    opt.zero_grad(set_to_none=True)
-
-
-def setup(args, comm):
-    """(model, optimizer, runtime): experts placed and registered."""
+def setup(args, comm, resume):
+    """(model, optimizer, runtime): experts placed and registered. resume:
+    a runtime checkpoint to continue from, or None."""
     E = args.experts
     torch.manual_seed(args.seed)           # the same non-expert weights on every rank
     model = MoETransformer(args.layers, args.d_model, args.heads, args.expert_hidden, E,
                            args.slots, args.seq_len)
     rt = moeplace.Runtime(comm, args.layers, E, args.slots, window=args.window,
                           rebalance_interval=args.rebalance_interval if args.rebalance == "on"
-                          else 0, horizon=args.rebalance_interval, predictor="sw_avg")
+                          else 0, horizon=args.rebalance_interval, predictor="sw_avg",
+                          resume=resume)
     with torch.no_grad():
         for l, moe in enumerate(model.moe_layers()):
             for s, p in enumerate(moe.slots):
                 e, _ = rt.local_expert(l, s)
                 p.copy_(moe.shape.init(args.seed, l, e) if e >= 0 else torch.zeros_like(p))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    materialize_adam_state(opt)
-    # An expert slot's state: its weights and both Adam moments. A migration
-    # overwrites them in place; Adam's step counter is the same for all.
+    for p in model.parameters():      # Adam's state now, not at its first step
+        moeplace.optimizer_state(opt, p)
+    # An expert slot's state: its weights, Adam's step and both moments; a
+    # migration overwrites them in place.
     for l, moe in enumerate(model.moe_layers()):
         for s, p in enumerate(moe.slots):
-            for buf in (p, opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]):
-                rt.register_buffer(l, s, buf)
+            rt.register_parameter(l, s, p, opt)
     return model, opt, rt
 
 
-def set_routing(model, comm, rt, rec):
+def set_routing(model, comm, rt):
+    """Hands each MoE layer the routing table in force and its token split."""
     count, rank, slot, share = rt.routing()
     for l, moe in enumerate(model.moe_layers()):
-        moe.comm, moe.routing, moe.record = comm, (count[l], rank[l], slot[l], share[l]), rec
+        moe.comm, moe.routing = comm, (count[l], rank[l], slot[l], share[l])
+        moe.split = lambda counts, l=l: rt.dispatch(l, counts)
 
 
 def gather_runs(comm, local):
@@ -123,36 +110,27 @@ def main(argv):
     comm = MPI.COMM_WORLD
     torch.set_num_threads(1)
     corpus = data.load_corpus(root=args.corpus)
-    model, opt, rt = setup(args, comm)
+    meta = checkpoint.find(comm, args.checkpoint_dir) if args.resume else None
+    model, opt, rt = setup(args, comm, meta and checkpoint.runtime_file(args.checkpoint_dir,
+                                                                        meta["step"]))
     dense = [p for p in model.parameters() if id(p) not in model.expert_parameters()]
     losses, first, rebalances, moves, rebalance_steps = [], 1, 0, 0, []
-    if args.resume:
-        # FALLBACK until the runtime can checkpoint itself: move to the saved
-        # placement, then copy every slot's saved state in. The runtime's
-        # windows and predictor history start afresh.
-        meta = checkpoint.latest(args.checkpoint_dir)
-        if meta is None:
-            raise SystemExit("train.py: no checkpoint in %s" % args.checkpoint_dir)
-        rt.apply_placement(np.array(meta["phy2log"]).reshape(args.layers, comm.size, args.slots),
-                           np.array(meta["share"]).reshape(args.layers, comm.size, args.slots))
-        meta, extra = checkpoint.load(comm, args.checkpoint_dir, model, opt)
+    if meta:
+        # the runtime continues with the saved placement: load every slot's state
+        extra = checkpoint.load(comm, args.checkpoint_dir, meta, model, opt)
         losses, rebalances, moves = extra["losses"], extra["rebalances"], extra["moves"]
         rebalance_steps = extra["rebalance_steps"]
         first = meta["step"] + 1
     placement_start = rt.get_placement()
-
-    tokens_now = np.zeros(args.layers, dtype=np.int64)
-
-    def record(layer, got):
-        rt.record(layer, got)
-        tokens_now[layer] = got.sum()
-    set_routing(model, comm, rt, record)
+    set_routing(model, comm, rt)
 
     step_s, loads, trace = [], [], []
     for step in range(first, args.steps + 1):
         t0 = time.perf_counter()
         x, y = data.batch(corpus, args.seed, step, comm.rank, args.batch, args.seq_len)
         logits = model(x)
+        for l, moe in enumerate(model.moe_layers()):
+            rt.record_experts(l, moe.expert_counts)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), y.reshape(-1))
         aux = sum(m.aux_loss for m in model.moe_layers())
         ((loss + args.aux * aux) / comm.size).backward()
@@ -162,19 +140,19 @@ def main(argv):
         opt.zero_grad(set_to_none=False)
         info = rt.step()
         if info.rebalanced:
-            set_routing(model, comm, rt, record)
+            set_routing(model, comm, rt)
             rebalances += 1
             moves += info.moves
             rebalance_steps.append(step)
         step_s.append(time.perf_counter() - t0)
         losses.append(comm.allreduce(loss.item()) / comm.size)
-        loads.append(tokens_now.copy())
+        loads.append([m.slot_tokens.sum() for m in model.moe_layers()])
         if args.record_trace:
             trace.append(np.stack([m.expert_counts for m in model.moe_layers()]))
         if args.checkpoint_every and step % args.checkpoint_every == 0:
             checkpoint.save(comm, args.checkpoint_dir, step, model, opt,
                             {"losses": losses, "rebalances": rebalances, "moves": moves,
-                             "rebalance_steps": rebalance_steps}, rt.get_placement())
+                             "rebalance_steps": rebalance_steps}, rt)
         if comm.rank == 0 and (step % 50 == 0 or step == args.steps):
             print("step %d loss %.4f step_ms %.2f rebalances %d moves %d"
                   % (step, losses[-1], 1e3 * np.mean(step_s[-50:]), rebalances, moves),
