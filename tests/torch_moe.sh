@@ -15,7 +15,7 @@ set -u
 skip() { echo "SKIP: $*"; exit 77; }
 [ -z "${MOEPLACE_SANITIZERS:-}" ] ||
   skip "sanitizer build: python3 cannot load ASan-instrumented libraries"
-[ "$PYTHON3" != no ] && [ -x "$PYTHON3" ] || skip "no python3 (apt-get install python3)"
+if [ "$PYTHON3" = no ] || [ ! -x "$PYTHON3" ]; then skip "no python3 (apt-get install python3)"; fi
 for m in numpy torch mpi4py; do
   "$PYTHON3" -c "import $m" 2>/dev/null || skip "python3 module $m missing (apt-get install python3-$m)"
 done
@@ -62,7 +62,9 @@ pid=$!
 i=0
 until grep -qs '"step": [12]0,' ck/latest.json; do
   i=$((i + 1))
-  [ $i -lt 1200 ] && kill -0 "$pid" 2>/dev/null || { cat killed.log; echo "FAIL: no checkpoint"; exit 1; }
+  if [ $i -ge 1200 ] || ! kill -0 "$pid" 2>/dev/null; then
+    cat killed.log; echo "FAIL: no checkpoint"; exit 1
+  fi
   sleep 0.25
 done
 kill -TERM "$pid"

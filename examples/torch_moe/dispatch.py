@@ -1,13 +1,11 @@
 """Token dispatch for expert parallelism: each token goes to a replica of
-its expert (moeplace's routing table, whole-token split by replica shares
-from Runtime.dispatch),
-over an MPI all-to-all that autograd differentiates (the backward of an
-all-to-all is the reverse all-to-all), and its output comes back in the
-original token order."""
+its expert (moeplace's routing table; whole-token split by replica shares
+from Runtime.dispatch) over an MPI all-to-all that autograd differentiates
+(the backward of an all-to-all is the reverse all-to-all), and its output
+comes back in the original token order."""
 
 import numpy as np
 import torch
-from mpi4py import MPI
 
 
 def _alltoallv(comm, x, send_rows, recv_rows):

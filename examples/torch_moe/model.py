@@ -84,8 +84,9 @@ class MoE(nn.Module):
         # experts * sum_e (fraction of tokens to e) * (mean router probability of e)
         frac = torch.from_numpy(self.expert_counts / e.size).float()
         self.aux_loss = self.experts * (frac * prob.mean(dim=0)).sum()
-        y, self.slot_tokens = dispatch(self.comm, tok, e, self.routing, self.split(self.expert_counts),
-                     lambda s, xs: self.shape.forward(self.slots[s], xs))
+        send = self.split(self.expert_counts)                      # [ranks][slots]
+        y, self.slot_tokens = dispatch(self.comm, tok, e, self.routing, send,
+                                       lambda s, xs: self.shape.forward(self.slots[s], xs))
         return (gp.unsqueeze(1) * y).reshape(B, T, d)
 
 
