@@ -25,6 +25,12 @@ typedef struct mp_atomic_file {
   char *target;   /* what the temporary file is renamed to: path, or a symlink's target */
 } mp_atomic_file;
 
+/* Exported under moeplace_ names because libmoeplace-mpi (the runtime's
+ * checkpoints) writes through them; not part of the public API. */
+#define mp_atomic_open moeplace_private_atomic_open
+#define mp_atomic_commit moeplace_private_atomic_commit
+#define mp_atomic_abort moeplace_private_atomic_abort
+
 /* Opens the output for `path` ("-" means stdout). Errors name the file. */
 int mp_atomic_open(mp_atomic_file *f, const char *path);
 /* fsyncs, closes and renames into place (closes only, in place). The

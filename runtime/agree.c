@@ -129,7 +129,12 @@ int mp_rt_check_registration(moeplace_runtime *rt) {
   v[0] = 1;
   for (int l = 0; l < L; l++) {
     const mp_rt_slot *first = &rt->slots[(size_t)l * S];
-    size_t sizes[MOEPLACE_RUNTIME_MAX_BUFFERS + 1];
+    size_t *sizes = malloc((size_t)(first->nbuf + 1) * sizeof *sizes); // [1 + nbuf]
+    if (!sizes) { // a local failure still takes part in the agreement below
+      v[0] = 0;
+      snprintf(reason, sizeof reason, "rank %d: out of memory in the registration check", rt->rank);
+      continue;
+    }
     sizes[0] = (size_t)first->nbuf;
     for (int b = 0; b < first->nbuf; b++) sizes[b + 1] = first->buf[b].bytes;
     for (int s = 1; s < S && v[0]; s++) {
@@ -144,6 +149,7 @@ int mp_rt_check_registration(moeplace_runtime *rt) {
       }
     }
     v[l + 1] = mp_rt_hash62(sizes, sizeof(size_t) * (size_t)(first->nbuf + 1), l);
+    free(sizes);
     size_t total = 0;
     for (int b = 0; b < first->nbuf; b++) total += first->buf[b].bytes;
     rt->expert_bytes[l] = total;

@@ -25,7 +25,7 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   cfg->migration_budget_bytes = MOEPLACE_NO_LIMIT;
   cfg->min_gain = 0.02;
   cfg->shares = MOEPLACE_SHARES_WEIGHTED;
-  cfg->step_time_s = 0; // measured
+  cfg->step_time_s = MOEPLACE_NO_LIMIT; // off: decisions depend on the history only
   cfg->coordinator = 0;
   cfg->ranks_per_node = 0;
   cfg->hwloc_synthetic = NULL;
@@ -112,20 +112,6 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
   if (c->migration_layers_per_step < 0)
     return mp_fail(MOEPLACE_ERR_ARG, "config: migration_layers_per_step must be >= 0, got %d",
                    c->migration_layers_per_step);
-  if (c->decision_lag_windows > 0) {
-    // The decision thread never calls MPI: FUNNELED is enough, but SINGLE
-    // promises MPI that no other thread exists at all.
-    int provided = MPI_THREAD_SINGLE;
-    MPI_Query_thread(&provided);
-    if (provided < MPI_THREAD_FUNNELED)
-      return mp_fail(MOEPLACE_ERR_STATE,
-                     "config: decision_lag_windows = %d runs rebalance decisions on a background "
-                     "thread, which needs MPI initialised with MPI_Init_thread(..., "
-                     "MPI_THREAD_FUNNELED or higher, ...); this MPI provides MPI_THREAD_SINGLE "
-                     "(MPI_Init). Initialise MPI with MPI_Init_thread, or set "
-                     "decision_lag_windows = 0 to decide inside the step",
-                     c->decision_lag_windows);
-  }
   return MOEPLACE_OK;
 }
 

@@ -42,6 +42,7 @@ struct mp_rt_decider {
   int stop, hold, fail_next;
   int64_t done;
   int running;     /* the thread was started */
+  int busy;        /* the thread is running a job */
   pthread_t thread;
 };
 
@@ -171,9 +172,12 @@ static void *thread_main(void *arg) {
     job *j = d->head;
     d->head = j->next;
     if (!d->head) d->tail = NULL;
+    d->busy = 1;
     pthread_mutex_unlock(&d->mu);
     run_job(d, j);
     pthread_mutex_lock(&d->mu);
+    d->busy = 0;
+    pthread_cond_broadcast(&d->cv); // mp_rt_decider_history waits for an idle thread
   }
   pthread_mutex_unlock(&d->mu);
   return NULL;
@@ -249,6 +253,13 @@ void mp_rt_decider_destroy(mp_rt_decider *d) {
   moeplace_placement_destroy(d->decided);
   free(d->expert_bytes);
   free(d);
+}
+
+const mp_rt_history *mp_rt_decider_history(mp_rt_decider *d) {
+  pthread_mutex_lock(&d->mu);
+  while (d->running && (d->head || d->busy)) pthread_cond_wait(&d->cv, &d->mu);
+  pthread_mutex_unlock(&d->mu);
+  return d->history;
 }
 
 int mp_rt_decider_observe(mp_rt_decider *d, const uint64_t *totals) {

@@ -77,6 +77,12 @@ int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
 int mp_rt_decider_collect(mp_rt_decider *d, mp_rt_decision *out, moeplace_placement *next,
                           double *waited_s);
 
+/* Waits until every queued job has run (a decision in progress finishes
+ * first) and returns the history of window totals the forecaster was fed
+ * (history.h): the caller may read it until its next observe or request.
+ * For a checkpoint. */
+const mp_rt_history *mp_rt_decider_history(mp_rt_decider *d);
+
 /* 1 if a decision was requested and not yet collected. */
 int mp_rt_decider_outstanding(const mp_rt_decider *d);
 

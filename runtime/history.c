@@ -20,7 +20,8 @@ int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity) {
   h->E = E;
   h->capacity = capacity;
   h->prop = calloc((size_t)capacity * (size_t)L * (size_t)E, sizeof *h->prop);
-  if (!h->prop) {
+  h->counts = calloc((size_t)capacity * (size_t)L * (size_t)E, sizeof *h->counts);
+  if (!h->prop || !h->counts) {
     mp_rt_history_destroy(h);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d windows of history", capacity);
   }
@@ -31,12 +32,14 @@ int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity) {
 void mp_rt_history_destroy(mp_rt_history *h) {
   if (!h) return;
   free(h->prop);
+  free(h->counts);
   free(h);
 }
 
 void mp_rt_history_push(mp_rt_history *h, const uint64_t *totals) {
   int row = (int)(h->pushed % h->capacity);
   double *p = h->prop + (size_t)row * h->L * h->E; // p: [L][E]
+  memcpy(h->counts + (size_t)row * h->L * h->E, totals, (size_t)h->L * h->E * sizeof *totals);
   for (int l = 0; l < h->L; l++) {
     mp_proportions_from_counts(totals + (size_t)l * h->E, h->E, p + (size_t)l * h->E);
   }
@@ -50,6 +53,11 @@ int mp_rt_history_count(const mp_rt_history *h) {
 const double *mp_rt_history_get(const mp_rt_history *h, int age) {
   int64_t idx = h->pushed - 1 - age;
   return h->prop + (size_t)(idx % h->capacity) * h->L * h->E;
+}
+
+const uint64_t *mp_rt_history_counts(const mp_rt_history *h, int age) {
+  int64_t idx = h->pushed - 1 - age;
+  return h->counts + (size_t)(idx % h->capacity) * h->L * h->E;
 }
 
 void mp_rt_history_mean(const mp_rt_history *h, int k, double *out) {

@@ -12,6 +12,8 @@ typedef struct mp_rt_history {
   int L, E, capacity;
   int64_t pushed;   /* windows pushed since creation */
   double *prop;     /* [capacity][L][E] proportions; slot pushed % capacity is next */
+  uint64_t *counts; /* [capacity][L][E] the windows' raw totals (checkpoint.c saves
+                       them to replay the forecaster on restart) */
 } mp_rt_history;
 
 int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity);
@@ -26,6 +28,9 @@ int mp_rt_history_count(const mp_rt_history *h);
 
 /* Proportions [L][E] of the window `age` windows back (0 = newest). */
 const double *mp_rt_history_get(const mp_rt_history *h, int age);
+
+/* Raw totals [L][E] of the window `age` windows back (0 = newest). */
+const uint64_t *mp_rt_history_counts(const mp_rt_history *h, int age);
 
 /* Mean of the proportions of the newest k windows (k clamped to what is
  * available; uniform if nothing is): out [L][E]. */

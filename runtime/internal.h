@@ -25,9 +25,11 @@ typedef struct mp_rt_buffer {
   int win;   /* owned: -1 on the heap, else the shared window it lives in */
 } mp_rt_buffer;
 
+/* The buffers of a local slot: a growable array (no fixed cap, so that
+ * weights, biases and every optimizer moment of each tensor fit). */
 typedef struct mp_rt_slot {
-  int nbuf;
-  mp_rt_buffer buf[MOEPLACE_RUNTIME_MAX_BUFFERS];
+  int nbuf, cap;
+  mp_rt_buffer *buf; /* [cap], the first nbuf registered in order */
 } mp_rt_slot;
 
 struct moeplace_runtime {
@@ -52,6 +54,9 @@ struct moeplace_runtime {
   int registration_dirty; /* buffers changed since the last agreement check */
 
   uint64_t *window_counts; /* [L][S] local tokens of the open window */
+  uint64_t *expert_window; /* [L][E] this rank's per-expert records of the open
+                              window (record_experts.c) */
+  uint64_t *expert_totals; /* coordinator: [L][E] their sum over ranks, last window */
   int64_t step;            /* steps completed (calls of step/step_at) */
   int64_t caller_step;     /* the caller's number of the last step (step_at), else step */
   int broken;              /* 0: usable; 1: the ranks disagreed on the step; 2: a
@@ -68,6 +73,8 @@ struct moeplace_runtime {
   uint64_t *gather_buf;    /* [R][1 + L*S] gathered window records */
 
   /* Every rank alike (all of it follows from collective calls). */
+  int rerequest;           /* restarted with a decision in flight: request it again at
+                              the next step (checkpoint.c) */
   int64_t decision_due;    /* step whose window boundary applies the decision in
                               flight (decision_lag_windows), -1: none */
   int decision_stale;      /* apply_placement changed the placement since it was
@@ -139,6 +146,21 @@ typedef struct mp_rt_migration_result {
  * caller commits the placement on success. */
 int mp_rt_migrate(moeplace_runtime *rt, const moeplace_transfer *plan, int n,
                   mp_rt_migration_result *res);
+
+/* ---- per-expert records (record_experts.c) ----------------------------- */
+
+/* Allocates / frees rt->expert_window (and, on the coordinator,
+ * rt->expert_totals). Local. */
+int mp_rt_experts_alloc(moeplace_runtime *rt);
+void mp_rt_experts_free(moeplace_runtime *rt);
+
+/* Collective, at every window (aggregate() in loop.c, after the gather):
+ * one bounded MPI_Ireduce(SUM) of every rank's expert_window into the
+ * coordinator's expert_totals; zeroes expert_window. */
+int mp_rt_experts_reduce(moeplace_runtime *rt);
+
+/* Coordinator: totals[L][E] += expert_totals (the window's per-expert records). */
+void mp_rt_experts_add(const moeplace_runtime *rt, uint64_t *totals);
 
 /* ---- spare pool (spare.c) ---------------------------------------------- */
 

@@ -90,6 +90,7 @@ static int aggregate(moeplace_runtime *rt) {
     return status;
   }
   free(mine);
+  if (status == MOEPLACE_OK) status = mp_rt_experts_reduce(rt); // record_experts.c
   if (status != MOEPLACE_OK) return status;
   rt->stats.windows++;
   if (rt->rank == rt->cfg.coordinator) {
@@ -103,6 +104,7 @@ static int aggregate(moeplace_runtime *rt) {
           if (e >= 0) totals[(size_t)l * rt->E + e] += g[1 + (size_t)l * rt->S + s];
         }
     }
+    mp_rt_experts_add(rt, totals); // the per-expert records (record_experts.c)
     int st = mp_rt_decider_observe(rt->decider, totals); // history and forecaster, in order
     free(totals);
     if (st != MOEPLACE_OK) return st;
@@ -248,32 +250,37 @@ static int migrate_chunk(moeplace_runtime *rt, moeplace_step_info *info) {
   return status;
 }
 
-/* The step at a rebalance boundary: the registration is agreed (the
- * coordinator prices bytes with it), then the coordinator hands a decision
- * to its decider (runtime -> predict -> placement, on the thread) and, with
- * a lag, every rank returns. */
-static int request_decision(moeplace_runtime *rt, moeplace_step_info *info) {
+/* The registration is agreed (the coordinator prices bytes with it), then
+ * the coordinator hands a decision to its decider (runtime -> predict ->
+ * placement, on the thread). A failed request is reported by the
+ * decision's broadcast, on every rank. */
+static int ask_decider(moeplace_runtime *rt) {
   int status = mp_rt_check_registration(rt);
-  if (status != MOEPLACE_OK) return status;
-  if (rt->rank == rt->cfg.coordinator) {
-    if (mp_rt_decider_outstanding(rt->decider)) { // left by an error: drop it
-      mp_rt_decision old;
-      double waited;
-      mp_rt_decider_collect(rt->decider, &old, rt->next, &waited);
-    }
-    // A failed request is reported by the decision's broadcast, on every rank.
-    // the seconds-priced rule: configured, measured (0; none yet: off), or off (< 0)
-    double step_s = rt->cfg.step_time_s > 0 ? rt->cfg.step_time_s
-                    : rt->cfg.step_time_s == 0 && rt->step_time_s > 0 ? rt->step_time_s
-                                                                       : -1;
-    rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes,
-                                              step_s, rt->cfg.step_time_s == 0);
-    if (rt->request_error != MOEPLACE_OK)
-      snprintf(rt->request_reason, sizeof rt->request_reason, "%s", moeplace_last_error());
+  if (status != MOEPLACE_OK || rt->rank != rt->cfg.coordinator) return status;
+  if (mp_rt_decider_outstanding(rt->decider)) { // left by an error: drop it
+    mp_rt_decision old;
+    double waited;
+    mp_rt_decider_collect(rt->decider, &old, rt->next, &waited);
   }
+  // the seconds-priced rule: configured, measured (0; none yet: off), or off (< 0)
+  double step_s = rt->cfg.step_time_s > 0 ? rt->cfg.step_time_s
+                  : rt->cfg.step_time_s == 0 && rt->step_time_s > 0 ? rt->step_time_s
+                                                                     : -1;
+  rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes, step_s,
+                                            rt->cfg.step_time_s == 0);
+  if (rt->request_error != MOEPLACE_OK)
+    snprintf(rt->request_reason, sizeof rt->request_reason, "%s", moeplace_last_error());
+  return MOEPLACE_OK;
+}
+
+/* The step at a rebalance boundary: a decision is asked for and, with a
+ * lag, every rank returns; it is applied decision_lag_windows windows later. */
+static int request_decision(moeplace_runtime *rt, moeplace_step_info *info) {
+  (void)info;
+  int status = ask_decider(rt);
   rt->decision_stale = 0;
   rt->decision_due = rt->step + (int64_t)rt->cfg.decision_lag_windows * rt->cfg.window;
-  return MOEPLACE_OK;
+  return status;
 }
 
 /* The step applying a decision: its broadcast, then the first group of
@@ -328,6 +335,11 @@ static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_
     if (status != MOEPLACE_OK) return status;
   }
   time_step(rt);
+  if (rt->rerequest) { // restarted from a checkpoint with a decision in flight
+    rt->rerequest = 0;
+    status = ask_decider(rt);
+    if (status != MOEPLACE_OK) return status;
+  }
   rt->step++;
   rt->caller_step = caller_step ? *caller_step : rt->step;
   // The agreement takes values in (INT64_MIN, INT64_MAX] (it negates them).

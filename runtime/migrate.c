@@ -71,10 +71,11 @@ typedef struct xfer {
   const moeplace_transfer *t; /* global slots */
   int incoming;        /* this rank is the destination */
   int shm;             /* the peer shares memory: the sender copies, messages notify */
-  char *dest[MOEPLACE_RUNTIME_MAX_BUFFERS]; /* incoming: where each buffer lands */
-  int dest_win[MOEPLACE_RUNTIME_MAX_BUFFERS]; /* its shared window, -1 = heap/staging */
-  char *remote[MOEPLACE_RUNTIME_MAX_BUFFERS]; /* outgoing shm: landing in the peer */
-  int remote_win[MOEPLACE_RUNTIME_MAX_BUFFERS];
+  /* Per buffer of the slot, [nbuf] each (in the migration's xmem block): */
+  char **dest;         /* incoming: where each buffer lands */
+  int *dest_win;       /* its shared window, -1 = heap/staging */
+  char **remote;       /* outgoing shm: landing in the peer */
+  int *remote_win;
   int first_chunk_op;  /* index of its first chunk op in the op list */
   int nchunks;
   int hashed;          /* incoming: chunks hashed so far, in order */
@@ -342,6 +343,7 @@ typedef struct migration {
   int *free_idx;     /* [maxout] stack of free request entries */
   int *indices;      /* [maxout] MPI_Waitsome output */
   landing_msgs lm;
+  void *xmem;        /* the xfers' per-buffer arrays (xfer_arrays) */
   int ok;            /* this rank prepared everything */
   int comm_ok;       /* no communication failed on this rank */
   int timed_out;     /* a wait timed out: requests stay pending (rt->broken = 2) */
@@ -349,6 +351,34 @@ typedef struct migration {
                         the collective agreement, so it must outlive the
                         calls in between (some of which may fail too) */
 } migration;
+
+/* One block for the per-buffer arrays of every transfer of this rank (a
+ * slot has any number of buffers): dest and remote NULL, windows -1. */
+static int xfer_arrays(migration *m) {
+  const int me = m->rt->rank;
+  size_t nb = 0;
+  for (int i = 0; i < m->n; i++)
+    if (m->plan[i].src_rank == me || m->plan[i].dst_rank == me)
+      nb += (size_t)m->rt->slots[(size_t)m->plan[i].layer * m->rt->S].nbuf;
+  m->xmem = calloc(nb ? nb : 1, 2 * sizeof(char *) + 2 * sizeof(int));
+  if (!m->xmem) return 0;
+  char **pp = m->xmem;
+  int *ip = (int *)(pp + 2 * nb);
+  for (size_t k = 0; k < 2 * nb; k++) ip[k] = -1;
+  for (int i = 0, j = 0; i < m->n; i++) {
+    const moeplace_transfer *t = &m->plan[i];
+    if (t->src_rank != me && t->dst_rank != me) continue;
+    xfer *x = &m->xs[j++];
+    int nbuf = m->rt->slots[(size_t)t->layer * m->rt->S].nbuf;
+    x->dest = pp;
+    x->remote = pp + nbuf;
+    x->dest_win = ip;
+    x->remote_win = ip + nbuf;
+    pp += 2 * nbuf;
+    ip += 2 * nbuf;
+  }
+  return 1;
+}
 
 /* Lists this rank's transfers and counts its operations; allocates the
  * tables. */
@@ -373,6 +403,7 @@ static void prepare_tables(migration *m, mp_rt_migration_result *res) {
   m->free_idx = malloc((size_t)m->maxout * sizeof *m->free_idx);
   m->indices = malloc((size_t)m->maxout * sizeof *m->indices);
   m->ok = m->xs && m->ops && m->reqs && m->req_op && m->req_peer && m->free_idx && m->indices;
+  if (m->ok) m->ok = xfer_arrays(m);
   if (!m->ok) snprintf(m->reason, sizeof m->reason, "rank %d: out of memory preparing a migration", me);
   for (int i = 0, j = 0; m->ok && i < m->n; i++) {
     const moeplace_transfer *t = &m->plan[i];
@@ -381,7 +412,6 @@ static void prepare_tables(migration *m, mp_rt_migration_result *res) {
     x->t = t;
     x->incoming = t->dst_rank == me;
     x->shm = mp_rt_shm_pair(&rt->shm, t->src_rank, t->dst_rank);
-    for (int b = 0; b < MOEPLACE_RUNTIME_MAX_BUFFERS; b++) x->dest_win[b] = -1;
   }
 }
 
@@ -691,6 +721,7 @@ static void cleanup(migration *m) {
         mp_rt_spare_give(m->rt, x->dest[b], dsl->buf[b].bytes, x->dest_win[b]);
   }
   landing_free(&m->lm);
+  free(m->xmem);
   free(m->xs);
   free(m->ops);
   free(m->reqs);

@@ -2,6 +2,7 @@
  * accessors. Window aggregation and rebalancing are in loop.c. */
 #include "config.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +33,11 @@ static void free_runtime(moeplace_runtime *rt) {
   moeplace_placement_destroy(rt->next);
   moeplace_placement_destroy(rt->target);
   mp_rt_topology_free(&rt->topo);
-  for (size_t i = 0; rt->slots && i < (size_t)rt->L * rt->S; i++)
+  for (size_t i = 0; rt->slots && i < (size_t)rt->L * rt->S; i++) {
     for (int b = 0; b < rt->slots[i].nbuf; b++)
       if (rt->slots[i].buf[b].owned && rt->slots[i].buf[b].win < 0) free(rt->slots[i].buf[b].ptr);
+    free(rt->slots[i].buf);
+  }
   free(rt->slots);
   mp_rt_spare_free_all(rt);
   if (rt->broken != 2) {
@@ -46,6 +49,7 @@ static void free_runtime(moeplace_runtime *rt) {
   free(rt->expert_bytes);
   free(rt->window_counts);
   free(rt->step_gaps);
+  mp_rt_experts_free(rt);
   free(rt->gather_buf);
   free(rt->staging);
   free(rt);
@@ -80,6 +84,8 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
       (cfg->cluster_file && !rt->cluster_file) || !rt->slots || !rt->expert_bytes ||
       !rt->window_counts || !rt->step_gaps)
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the runtime");
+  st = mp_rt_experts_alloc(rt);
+  if (st != MOEPLACE_OK) return st;
   if (rt->rank == cfg->coordinator) {
     rt->gather_buf = malloc((size_t)rt->R * (1 + LS) * sizeof *rt->gather_buf);
     MP_CHECK_ALLOC(rt->gather_buf);
@@ -95,6 +101,16 @@ static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
 
 /* The coordinator's decider (after the topology, which it reads), then an
  * agreement on its creation: collective. */
+/* The decision thread never calls MPI: MPI_THREAD_FUNNELED is enough, but
+ * MPI_THREAD_SINGLE (plain MPI_Init) promises MPI that no other thread
+ * exists at all; then decisions run inline, at the same steps (the step at
+ * the rebalance boundary waits for them, as with decision_lag_windows 0). */
+static int mp_rt_thread_level_ok(void) {
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&provided);
+  return provided >= MPI_THREAD_FUNNELED;
+}
+
 static int start_decider(moeplace_runtime *rt) {
   int local = MOEPLACE_OK;
   if (rt->rank == rt->cfg.coordinator) {
@@ -105,7 +121,8 @@ static int start_decider(moeplace_runtime *rt) {
         .history_windows = c->history_windows, .predictor = c->predictor,
         .migration_tradeoff = c->migration_tradeoff, .min_gain = c->min_gain,
         .migration_budget_bytes = c->migration_budget_bytes, .groups = c->groups,
-        .shares = c->shares, .threaded = c->decision_lag_windows > 0 && c->rebalance_interval > 0};
+        .shares = c->shares, .threaded = c->decision_lag_windows > 0 && c->rebalance_interval > 0 &&
+                                         mp_rt_thread_level_ok()};
     local = mp_rt_decider_create(&rt->decider, &set);
   }
   int ok = local == MOEPLACE_OK, all_ok = 0;
@@ -181,9 +198,15 @@ int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, 
   if (!ptr || bytes == 0)
     return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: need a non-NULL buffer of > 0 bytes");
   mp_rt_slot *sl = &rt->slots[(size_t)layer * rt->S + slot];
-  if (sl->nbuf >= MOEPLACE_RUNTIME_MAX_BUFFERS)
-    return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: layer %d slot %d already has %d buffers",
-                   layer, slot, MOEPLACE_RUNTIME_MAX_BUFFERS);
+  if (sl->nbuf == sl->cap) { // grow by doubling: registration is not a hot path
+    int cap = sl->cap ? 2 * sl->cap : 4;
+    mp_rt_buffer *nb = sl->cap < INT_MAX / 2 ? realloc(sl->buf, (size_t)cap * sizeof *nb) : NULL;
+    if (!nb)
+      return mp_fail(MOEPLACE_ERR_NOMEM, "register_buffer: no memory for buffer %d of layer %d slot %d",
+                     sl->nbuf, layer, slot);
+    sl->buf = nb;
+    sl->cap = cap;
+  }
   sl->buf[sl->nbuf++] = (mp_rt_buffer){ptr, bytes, 0, -1};
   rt->registration_dirty = 1;
   return MOEPLACE_OK;

@@ -2,7 +2,7 @@
 # make check: the Python binding's tests (python/tests) with pytest, the
 # package from the source tree and the libraries from this build (.libs/).
 #   tests/python.sh          every test but the MPI ones
-#   tests/python.sh mpi      python/tests/test_runtime_mpi.py on 2 ranks
+#   tests/python.sh mpi      python/tests/test_*_mpi.py on 2 ranks
 # Exits 77 (SKIP, with the reason) when pytest, numpy or (mpi) mpi4py is
 # missing, or in a sanitizer build (an ASan library cannot be loaded into
 # an uninstrumented python3). pytest collecting nothing is a failure.
@@ -34,7 +34,7 @@ cd "${TMPDIR:-/tmp}" || exit 99  # pytest's tmp_path and any stray file stay out
 
 case "$mode" in
   core)
-    exec "$PYTHON3" "$run" "$tests" --ignore="$tests/test_runtime_mpi.py" ;;
+    exec "$PYTHON3" "$run" "$tests" --ignore-glob="$tests/*_mpi.py" ;;
   mpi)
     "$PYTHON3" -c "import mpi4py" 2>/dev/null ||
       skip "python3 module mpi4py missing (apt-get install python3-mpi4py)"
@@ -46,6 +46,7 @@ case "$mode" in
     over=""
     [ "$MPI_IMPL" != openmpi ] || over=--oversubscribe
     # shellcheck disable=SC2086 # $over is empty or one option
-    timeout 180 "$MPIRUN" $over -np 2 "$PYTHON3" "$run" --color=no "$tests/test_runtime_mpi.py" ;;
+    timeout 180 "$MPIRUN" $over -np 2 "$PYTHON3" "$run" --color=no "$tests/test_runtime_mpi.py" \
+      "$tests/test_rtapi_mpi.py" ;;
   *) echo "python.sh: unknown mode '$mode'"; exit 99 ;;
 esac

@@ -9,6 +9,9 @@ set -u
 : "${top_builddir:=.}" "${MPIRUN:=mpirun}" "${MPI_IMPL:=openmpi}"
 case=$(basename "$1" .mpi)
 prog="$top_builddir/tests/test_runtime_mpi"
+case "$1" in  # tests/rtapi/CASE.mpi: the trainer API's cases
+  */rtapi/*) prog="$top_builddir/tests/test_rtapi_mpi" ;;
+esac
 [ -x "$prog" ] || { echo "missing $prog"; exit 99; }
 if [ "$MPIRUN" = no ]; then
   echo "no MPI launcher (mpirun/mpiexec) was found by configure: install one (Debian/Ubuntu: apt-get install openmpi-bin) and re-run configure"

@@ -383,6 +383,18 @@ void moeplace_transfers_free(moeplace_transfer *transfers);
 int moeplace_migration_seconds(const moeplace_topology *topo, const moeplace_transfer *transfers,
                                size_t count, double *seconds);
 
+/* Splits `tokens` of one expert among its n replicas by their routing
+ * shares[n] (non-negative, finite; normalised by their sum) into whole
+ * tokens out[n] summing to `tokens`: each replica gets
+ * floor(tokens * share / sum), and the tokens left (fewer than n) go one
+ * each to the largest remainders, ties to the lower index (slot order, as
+ * moeplace_runtime_routing() lists replicas). Deterministic: the same
+ * inputs give the same split on every rank. Exact for tokens < 2^53. Local;
+ * the caller's arrays. MOEPLACE_ERR_ARG for NULL arrays, n <= 0, a
+ * negative or non-finite share, or shares summing to 0 with tokens > 0
+ * (with 0 tokens: all zeros). */
+int moeplace_split_tokens(uint64_t tokens, const double *shares, int n, uint64_t *out);
+
 #ifdef __cplusplus
 }
 #endif

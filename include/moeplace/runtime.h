@@ -64,9 +64,6 @@
 extern "C" {
 #endif
 
-/* Upper bounds the runtime enforces on its configuration. */
-#define MOEPLACE_RUNTIME_MAX_BUFFERS 8 /* buffers registered per slot */
-
 /* Configuration. Fill it with moeplace_runtime_config_init(), then set
  * at least layers, experts and slots_per_rank. Every rank must pass the same
  * values (checked: MOEPLACE_ERR_MISMATCH on every rank otherwise). */
@@ -155,8 +152,11 @@ typedef struct moeplace_runtime_config {
   int decision_lag_windows; /* where the rebalance decision (forecast and
                                placement) runs. K >= 1 (default 1): on a
                                background thread of the coordinator, which
-                               only computes (MPI needs MPI_THREAD_FUNNELED:
-                               create fails otherwise); the step at a
+                               only computes (with MPI initialised at
+                               MPI_THREAD_FUNNELED or more; under plain
+                               MPI_Init, MPI_THREAD_SINGLE, the decision is
+                               computed inline at the boundary instead and
+                               applied at the same step); the step at a
                                rebalance boundary returns at once and the
                                decision is applied at the window boundary K
                                windows later, on every rank (the coordinator
@@ -179,14 +179,17 @@ typedef struct moeplace_runtime_config {
                               e.g. a cluster file's `bandwidth` lines) plus
                               min_gain x that horizon; migration_tradeoff is then
                               not used. > 0: the time of the experts' part of one
-                              step at perfect balance, as configured. 0 (the
-                              default): measured, the median wall time between
-                              the trainer's step calls over the last window
-                              divided by the imbalance of the placement in force
-                              on that window's loads (which counts the whole
-                              step as expert time: an upper bound). < 0
-                              (MOEPLACE_NO_LIMIT): off, the rule of min_gain and
-                              migration_tradeoff */
+                              step at perfect balance, as configured. 0:
+                              measured, the median wall time between the
+                              trainer's step calls over the last window divided
+                              by the imbalance of the placement in force on that
+                              window's loads (which counts the whole step as
+                              expert time: an upper bound); decisions then
+                              depend on timing, so two runs of one job may
+                              rebalance differently. < 0 (MOEPLACE_NO_LIMIT, the
+                              default): off, the rule of min_gain and
+                              migration_tradeoff: decisions depend on the loads
+                              only (reproducible, also across a restart) */
   uint64_t reserved[4]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
@@ -208,19 +211,55 @@ typedef struct moeplace_runtime moeplace_runtime;
 int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
                             const moeplace_runtime_config *cfg);
 
+/* Collective, like moeplace_runtime_create(), then resumes the state a
+ * moeplace_runtime_save() wrote to `path`: the placement and shares in
+ * force (so per-slot expert state saved by the trainer at the same step
+ * matches its slots), the step counters (windows and rebalances fall on the
+ * same steps), the open window's records, the totals (stats), and the
+ * coordinator's history of window loads, replayed into its forecaster (the
+ * decisions continue as without the restart for methods whose state is a
+ * function of the saved windows: sw_avg with its k <= history_windows, last;
+ * docs/RUNTIME.md). Only the coordinator reads `path` (other ranks may pass
+ * NULL). cfg must give the same layers, experts, slots_per_rank and window
+ * on a communicator of the same size (other fields may change). Returns, on
+ * every rank alike: MOEPLACE_OK and *out; what moeplace_runtime_create()
+ * returns; MOEPLACE_ERR_IO (the file cannot be read), MOEPLACE_ERR_FORMAT
+ * (not a checkpoint, another version or byte order, a checksum mismatch:
+ * damaged or truncated, an invalid placement), MOEPLACE_ERR_MISMATCH (saved
+ * for another shape or window: both named); never a silent fresh start.
+ * *out = NULL on failure. */
+int moeplace_runtime_create_from_checkpoint(moeplace_runtime **out, MPI_Comm comm,
+                                            const moeplace_runtime_config *cfg,
+                                            const char *path);
+
+/* Collective, at a step boundary (between two moeplace_runtime_step()
+ * calls, like the trainer's own checkpoint): writes the runtime's state to
+ * `path` for moeplace_runtime_create_from_checkpoint(). The open window's
+ * records of every rank are summed onto the coordinator (one MPI_Ireduce),
+ * which writes the file: atomically (a temporary file beside it, fsync'ed
+ * and renamed over it: a crash leaves the previous checkpoint), with a
+ * versioned header and an XXH3-64 checksum. Only the coordinator's `path`
+ * is used (other ranks may pass NULL). Changes nothing in the runtime.
+ * Returns the coordinator's outcome on every rank: MOEPLACE_OK,
+ * MOEPLACE_ERR_IO (named file), MOEPLACE_ERR_ARG (no path on the
+ * coordinator), MOEPLACE_ERR_NOMEM, MOEPLACE_ERR_MPI, MOEPLACE_ERR_STATE
+ * (the runtime is unusable). */
+int moeplace_runtime_save(moeplace_runtime *rt, const char *path);
+
 /* Collective (frees the duplicated communicator and the runtime-owned
  * buffers). Accepts NULL. Registered buffers are not freed: they belong to
  * the caller. */
 void moeplace_runtime_destroy(moeplace_runtime *rt);
 
 /* Registers one buffer of local slot `slot` of `layer` (call once per
- * buffer: weights, then optimizer state, ...; the order is the buffer index).
- * Every slot of a layer, on every rank, must register the same number of
- * buffers with the same sizes: an expert's state is the concatenation of its
- * buffers. Local; the consistency check happens in the next
- * moeplace_runtime_step(). The memory must stay valid until destroy. */
-/* MOEPLACE_ERR_ARG for a bad layer, slot or pointer, or more than
- * MOEPLACE_RUNTIME_MAX_BUFFERS buffers; MOEPLACE_ERR_NOMEM. */
+ * buffer: weights, biases, then every optimizer moment of each, ...; the
+ * order is the buffer index). A slot takes any number of buffers (there is
+ * no fixed cap; the runtime keeps a growable array per slot). Every slot of
+ * a layer, on every rank, must register the same number of buffers with the
+ * same sizes: an expert's state is the concatenation of its buffers. Local;
+ * the consistency check happens in the next moeplace_runtime_step(). The
+ * memory must stay valid until destroy.
+ * MOEPLACE_ERR_ARG for a bad layer, slot or pointer; MOEPLACE_ERR_NOMEM. */
 int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, void *ptr,
                                      size_t bytes);
 
@@ -242,6 +281,30 @@ int moeplace_runtime_buffer(const moeplace_runtime *rt, int layer, int slot, int
  * tokens has shape [slots_per_rank]. Local, O(slots_per_rank).
  * MOEPLACE_ERR_ARG for NULL or a bad layer. */
 int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tokens);
+
+/* Adds the tokens this rank's router sent to each logical expert of `layer`
+ * in the current step: counts has shape [experts] (the [layers][experts]
+ * counts vLLM and Megatron keep, one layer's row). With top-k routing a
+ * token counts once per selected expert: k per token, as the per-slot
+ * record counts it (each slot processes each token routed to it). At the
+ * next window boundary the counts of all ranks are summed (one
+ * MPI_Ireduce to the coordinator, in moeplace_runtime_step()) and added to
+ * what moeplace_runtime_record() recorded per slot: record each token with
+ * one of the two, not both. Local, O(experts). MOEPLACE_ERR_ARG for NULL or
+ * a bad layer; MOEPLACE_ERR_STATE after a timeout made the runtime unusable. */
+int moeplace_runtime_record_experts(moeplace_runtime *rt, int layer, const uint64_t *counts);
+
+/* The dispatch helper: how many of `layer`'s tokens this rank sends to
+ * each global slot, given tokens[experts] the router sent to each logical
+ * expert: send[ranks * slots_per_rank] (global slot g = rank *
+ * slots_per_rank + local slot; its row for rank r sums to what r receives
+ * from this rank). Each expert's tokens are split among its replicas by
+ * moeplace_split_tokens() with their shares in slot order: whole tokens,
+ * deterministic, identical on every rank for the same placement. Empty
+ * slots get 0. Local, O(experts + ranks * slots_per_rank); the caller's
+ * arrays. MOEPLACE_ERR_ARG for NULL or a bad layer; MOEPLACE_ERR_NOMEM. */
+int moeplace_runtime_dispatch(const moeplace_runtime *rt, int layer, const uint64_t *tokens,
+                              uint64_t *send);
 
 /* What the last moeplace_runtime_step() did. */
 typedef struct moeplace_step_info {

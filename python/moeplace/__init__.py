@@ -7,6 +7,7 @@ MPI runtime, libmoeplace-mpi). See docs/PYTHON.md.
   place / plan / Placement / Topology              placement and migration plans
   Runtime                                          the MPI runtime (mpi4py)
   split_tokens / dispatch_counts                   whole-token split by routing shares
+  optimizer_state                                  a torch optimizer's tensors for a parameter
   Error, ERR_*                                     a failed C call (status, message), status codes
 """
 
@@ -17,6 +18,7 @@ from .predict import Forecaster, StateDetector, methods, state_name, TRANSIENT, 
 from .placement import (Topology, Placement, PlaceStats, place, plan, migration_seconds,
                         LINK_CLASSES, TRANSFER_DTYPE)
 from .routing import split_tokens, dispatch_counts
+from .torch_state import optimizer_state
 from . import _lib
 
 
@@ -37,5 +39,6 @@ def __getattr__(name):
 __all__ = ["Error", "OK", "ERR_ARG", "ERR_NOMEM", "ERR_IO", "ERR_FORMAT", "ERR_STATE",
            "ERR_MPI", "ERR_MISMATCH", "ERR_VERIFY", "ERR_NUMERIC", "ERR_UNSUPPORTED", "Trace", "TraceWriter", "read_trace", "write_trace", "Forecaster",
            "StateDetector", "methods", "state_name", "TRANSIENT", "STABLE", "Topology",
-           "Placement", "PlaceStats", "place", "plan", "migration_seconds", "LINK_CLASSES", "TRANSFER_DTYPE",
-           "split_tokens", "dispatch_counts", "Runtime", "StepInfo", "comm_handle", "version"]
+           "Placement", "PlaceStats", "place", "plan", "migration_seconds", "LINK_CLASSES",
+           "TRANSFER_DTYPE", "split_tokens", "dispatch_counts", "optimizer_state", "Runtime",
+           "StepInfo", "comm_handle", "version"]

@@ -221,6 +221,7 @@ FUNCTIONS = {
     "moeplace_migration_plan": (c_int, [vp, vp, vp, c_double, P(P(Transfer)), P(c_size_t)]),
     "moeplace_transfers_free": (None, [P(Transfer)]),
     "moeplace_migration_seconds": (c_int, [vp, P(Transfer), c_size_t, P(c_double)]),
+    "moeplace_split_tokens": (c_int, [c_uint64, vp, c_int, vp]),
 }
 
 # runtime.h. MPI_Comm is a pointer in Open MPI and an int in MPICH: its
@@ -229,11 +230,16 @@ MPI_COMM = object()  # placeholder in the table below
 MPI_FUNCTIONS = {
     "moeplace_runtime_config_init": (None, [P(RuntimeConfig)]),
     "moeplace_runtime_create": (c_int, [P(vp), MPI_COMM, P(RuntimeConfig)]),
+    "moeplace_runtime_create_from_checkpoint": (c_int, [P(vp), MPI_COMM, P(RuntimeConfig),
+                                                        c_char_p]),
+    "moeplace_runtime_save": (c_int, [vp, c_char_p]),
     "moeplace_runtime_destroy": (None, [vp]),
     "moeplace_runtime_register_buffer": (c_int, [vp, c_int, c_int, vp, c_size_t]),
     "moeplace_runtime_alloc_buffer": (c_int, [vp, c_int, c_int, c_size_t, P(vp)]),
     "moeplace_runtime_buffer": (c_int, [vp, c_int, c_int, c_int, P(vp), P(c_size_t)]),
     "moeplace_runtime_record": (c_int, [vp, c_int, vp]),
+    "moeplace_runtime_record_experts": (c_int, [vp, c_int, vp]),
+    "moeplace_runtime_dispatch": (c_int, [vp, c_int, vp, vp]),
     "moeplace_runtime_step": (c_int, [vp, P(StepInfo)]),
     "moeplace_runtime_step_at": (c_int, [vp, c_int64, P(StepInfo)]),
     "moeplace_runtime_apply_placement": (c_int, [vp, vp, vp, P(StepInfo)]),

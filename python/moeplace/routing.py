@@ -1,6 +1,12 @@
-"""Pure-Python helpers a trainer needs over the routing table."""
+"""Helpers a trainer needs over the routing table: the whole-token split
+(moeplace_split_tokens of the C library, the one home of the rounding) and
+the per-(rank, slot) dispatch counts of one layer."""
+
+import ctypes
 
 import numpy as np
+
+from . import _lib
 
 __all__ = ["split_tokens", "dispatch_counts"]
 
@@ -11,7 +17,8 @@ def split_tokens(tokens, shares):
     tokens: int64 [n] summing to ``tokens``. Largest-remainder rounding:
     each replica gets floor(tokens * share / sum), and the tokens left go one
     each to the largest remainders, ties to the lower index (slot order).
-    Deterministic: the same inputs give the same split on every rank."""
+    Deterministic: the same inputs give the same split on every rank; it is
+    the C library's moeplace_split_tokens (Runtime.dispatch uses it too)."""
     if isinstance(tokens, bool) or not isinstance(tokens, (int, np.integer)):
         raise TypeError("tokens must be an integer")
     tokens = int(tokens)
@@ -25,20 +32,17 @@ def split_tokens(tokens, shares):
     s = s.astype(np.float64)
     if not np.all(np.isfinite(s)) or (s < 0).any():
         raise ValueError("shares must be finite and non-negative")
-    total = s.sum()
-    if total <= 0:
-        if tokens:
-            raise ValueError("shares sum to 0")
-        return np.zeros(s.size, dtype=np.int64)
-    exact = tokens * (s / total)
-    base = np.floor(exact).astype(np.int64)
-    left = tokens - int(base.sum())
-    if left > 0:
-        rem = exact - base
-        # stable sort on -remainder: equal remainders keep slot order
-        order = np.argsort(-rem, kind="stable")
-        base[order[:left]] += 1
-    return base
+    if tokens and not s.sum() > 0:
+        raise ValueError("shares sum to 0")
+    if tokens >= 2**63:
+        raise ValueError("tokens must be < 2**63")
+    if s.size > 2**31 - 1:
+        raise ValueError("too many shares")
+    s = np.ascontiguousarray(s)
+    out = np.empty(s.size, dtype=np.uint64)
+    _lib.check(_lib.core().moeplace_split_tokens(tokens, s.ctypes.data_as(ctypes.c_void_p),
+                                                 s.size, out.ctypes.data_as(ctypes.c_void_p)))
+    return out.astype(np.int64)
 
 
 def dispatch_counts(tokens, count, rank, slot, share, ranks, slots_per_rank):

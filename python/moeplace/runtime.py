@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import check
-from ._util import array, as_float, as_int, as_str
+from ._util import array, as_float, as_int, as_str, path_bytes
 from .placement import as_shares
 
 __all__ = ["Runtime", "StepInfo", "comm_handle"]
@@ -99,9 +99,16 @@ class Runtime:
     never called by the garbage collector, which may run at different times
     on different ranks or after MPI_Finalize."""
 
-    def __init__(self, comm, layers, experts, slots_per_rank, **config):
+    def __init__(self, comm, layers, experts, slots_per_rank, resume=None, **config):
         """Creates the runtime (collective over comm); moeplace.Error on every
-        rank if the ranks disagree (ERR_MISMATCH) or a value is invalid."""
+        rank if the ranks disagree (ERR_MISMATCH) or a value is invalid.
+
+        ``resume``: a file written by save(): the runtime continues from it
+        (placement, step counters, the open window, the coordinator's load
+        history; moeplace_runtime_create_from_checkpoint). Only the
+        coordinator's path is read. A damaged file (ERR_FORMAT), a missing
+        one (ERR_IO) or one saved for another shape or window
+        (ERR_MISMATCH) raises moeplace.Error on every rank."""
         lib = _lib.mpi()
         self._lib = lib
         self._h = ctypes.c_void_p()
@@ -138,8 +145,13 @@ class Runtime:
         self.config = _lib.struct_dict(cfg)
         self.layers, self.experts, self.slots_per_rank = cfg.layers, cfg.experts, \
             cfg.slots_per_rank
-        check(lib.moeplace_runtime_create(ctypes.byref(self._h), comm_handle(comm),
-                                          ctypes.byref(cfg)))
+        if resume is None:
+            check(lib.moeplace_runtime_create(ctypes.byref(self._h), comm_handle(comm),
+                                              ctypes.byref(cfg)))
+        else:
+            check(lib.moeplace_runtime_create_from_checkpoint(
+                ctypes.byref(self._h), comm_handle(comm), ctypes.byref(cfg),
+                path_bytes(resume, "resume")))
         self.rank = lib.moeplace_runtime_rank(self._h)
         self.size = lib.moeplace_runtime_size(self._h)
 
@@ -171,6 +183,21 @@ class Runtime:
         check(self._lib.moeplace_runtime_register_buffer(self._handle(), layer, slot,
                                                          ctypes.c_void_p(addr), nbytes))
         self._keep.setdefault((layer, slot), []).append(keep)
+
+    def register_parameter(self, layer, slot, param, optimizer=None):
+        """Registers a CPU torch parameter of local slot ``slot`` of
+        ``layer`` and, with ``optimizer``, every tensor the optimizer keeps
+        for it (moeplace.optimizer_state(): Adam's step, exp_avg and
+        exp_avg_sq, SGD's momentum buffer; created now, with torch's
+        initial values, if the optimizer has not stepped yet), so that they
+        migrate together. Buffers are registered in the order parameter,
+        then state by sorted key; call it in the same order for every slot.
+        Returns the list of registered tensors."""
+        from .torch_state import optimizer_state
+        tensors = [param] + (optimizer_state(optimizer, param) if optimizer is not None else [])
+        for t in tensors:
+            self.register_buffer(layer, slot, t)
+        return tensors
 
     def alloc_buffer(self, layer, slot, nbytes, dtype=np.uint8):
         """Lets the runtime allocate (zeroed) and own a buffer of ``nbytes``
@@ -219,6 +246,35 @@ class Runtime:
         check(self._lib.moeplace_runtime_record(self._handle(), layer,
                                                 t.ctypes.data_as(ctypes.c_void_p)))
 
+    def record_experts(self, layer, counts):
+        """Adds the tokens this rank's router sent to each logical expert of
+        ``layer`` in this step: ``counts`` non-negative integers [experts]
+        (one layer of the [layers][experts] counts a router keeps). With
+        top-k routing a token counts once per selected expert (k per token).
+        Summed over ranks at the next window and added to what record()
+        recorded per slot: record each token with one of the two. Local."""
+        layer = as_int(layer, "layer")
+        c = array(counts, "uint64", (self.experts,), "counts")
+        check(self._lib.moeplace_runtime_record_experts(self._handle(), layer,
+                                                        c.ctypes.data_as(ctypes.c_void_p)))
+
+    def dispatch(self, layer, tokens):
+        """How many of ``layer``'s tokens this rank sends to each (rank,
+        local slot): ``tokens`` non-negative integers [experts] (what the
+        router sent to each logical expert); returns uint64
+        [size][slots_per_rank]. Each expert's tokens are split among its
+        replicas by split_tokens() (largest remainder, ties in slot order):
+        deterministic and the same on every rank. Row r is what this rank
+        sends to rank r; what a rank receives per local slot is what
+        record() wants. Local (the C library's moeplace_runtime_dispatch)."""
+        layer = as_int(layer, "layer")
+        t = array(tokens, "uint64", (self.experts,), "tokens")
+        out = np.empty((self.size, self.slots_per_rank), dtype=np.uint64)
+        check(self._lib.moeplace_runtime_dispatch(self._handle(), layer,
+                                                  t.ctypes.data_as(ctypes.c_void_p),
+                                                  out.ctypes.data_as(ctypes.c_void_p)))
+        return out
+
     def step(self):
         """Collective, once per training step after its records: closes
         windows, rebalances and migrates as configured. Returns a StepInfo.
@@ -253,6 +309,14 @@ class Runtime:
             self._handle(), se.ctypes.data_as(ctypes.c_void_p),
             None if sh is None else sh.ctypes.data_as(ctypes.c_void_p), ctypes.byref(info)))
         return StepInfo(_lib.struct_dict(info))
+
+    def save(self, path):
+        """Collective, between two steps (with the trainer's own checkpoint):
+        writes the runtime's state to ``path`` (the coordinator writes it,
+        atomically, versioned, with a checksum) for Runtime(...,
+        resume=path). Changes nothing. moeplace.Error on every rank if the
+        coordinator cannot write it."""
+        check(self._lib.moeplace_runtime_save(self._handle(), path_bytes(path)))
 
     # ---- what is in force ----
 
