@@ -232,12 +232,92 @@ static void case_checkpoint_bad(int R) {
   }
 }
 
+/* Byte i of buffer b of a slot holding expert e of layer l, as seeded by `seed`. */
+static uint8_t byte_of(int seed, int l, int e, int b, size_t i) {
+  uint64_t x = (uint64_t)i * 0x9E3779B97F4A7C15ull + (uint64_t)(seed * 131 + l * 31 + e * 7 + b);
+  x ^= x >> 29;
+  return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
+}
+
+static int shm_transfers = 1;
+
+static void case_sync(int R) {
+  enum { SL = 2, SE = 3, SS = 2, NB = 3 };
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_init(&cfg);
+  cfg.layers = SL;
+  cfg.experts = SE;
+  cfg.slots_per_rank = SS;
+  cfg.shm_transfers = shm_transfers;
+  cfg.chunk_bytes = 512;
+  moeplace_runtime *rt = NULL;
+  CHECK(moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg) == MOEPLACE_OK, "create");
+  if (!rt) return;
+  const size_t sizes[NB] = {1000, 24, 4096};
+  uint8_t *buf[SL][SS][NB];
+  int replicas[SL][SE] = {{0}};
+  int G = R * SS, *se = malloc((size_t)SL * G * sizeof *se);
+  moeplace_runtime_get_placement(rt, se, NULL);
+  for (int l = 0; l < SL; l++)
+    for (int g = 0; g < G; g++) replicas[l][se[(size_t)l * G + g]]++;
+  for (int l = 0; l < SL; l++)
+    for (int s = 0; s < SS; s++) {
+      int e;
+      moeplace_runtime_local_expert(rt, l, s, &e, NULL);
+      for (int b = 0; b < NB; b++) {
+        buf[l][s][b] = malloc(sizes[b]);
+        for (size_t i = 0; i < sizes[b]; i++) buf[l][s][b][i] = byte_of(my_rank, l, e, b, i);
+        CHECK(moeplace_runtime_register_buffer(rt, l, s, buf[l][s][b], sizes[b]) == MOEPLACE_OK, "reg");
+      }
+    }
+  // Seeded per rank: every expert with two replicas or more differs.
+  int differ[SL][SE], count = -1, want = 0;
+  for (int l = 0; l < SL; l++)
+    for (int e = 0; e < SE; e++) want += replicas[l][e] > 1;
+  CHECK(want > 0, "the initial placement has replicas");
+  CHECK(moeplace_runtime_sync_replicas(rt, MOEPLACE_SYNC_CHECK, &differ[0][0], &count) == MOEPLACE_OK,
+        "check");
+  CHECK(count == want, "%d experts differ, want %d", count, want);
+  for (int l = 0; l < SL; l++)
+    for (int e = 0; e < SE; e++)
+      CHECK(differ[l][e] == (replicas[l][e] > 1), "layer %d expert %d flag %d", l, e, differ[l][e]);
+  CHECK(buf[0][0][0][5] == byte_of(my_rank, 0, se[(size_t)my_rank * SS], 0, 5), "check changes nothing");
+  CHECK(moeplace_runtime_sync_replicas(rt, 7, NULL, NULL) == MOEPLACE_ERR_ARG, "bad mode");
+  CHECK(moeplace_runtime_sync_replicas(rt, MOEPLACE_SYNC_COPY, NULL, &count) == MOEPLACE_OK &&
+        count == want, "copy: %d", count);
+  // Every replica now holds its primary's bytes (the primary's rank's seed).
+  for (int l = 0; l < SL; l++)
+    for (int s = 0; s < SS; s++) {
+      int e, p = 0;
+      moeplace_runtime_local_expert(rt, l, s, &e, NULL);
+      while (se[(size_t)l * G + p] != e) p++;
+      int bad = 0;
+      for (int b = 0; b < NB; b++)
+        for (size_t i = 0; i < sizes[b]; i++) bad += buf[l][s][b][i] != byte_of(p / SS, l, e, b, i);
+      CHECK(bad == 0, "layer %d slot %d (expert %d): %d bytes differ from the primary on rank %d", l,
+            s, e, bad, p / SS);
+    }
+  CHECK(moeplace_runtime_sync_replicas(rt, MOEPLACE_SYNC_CHECK, &differ[0][0], &count) == MOEPLACE_OK &&
+        count == 0, "after the copy nothing differs: %d", count);
+  moeplace_runtime_destroy(rt);
+  for (int l = 0; l < SL; l++)
+    for (int s = 0; s < SS; s++)
+      for (int b = 0; b < NB; b++) free(buf[l][s][b]);
+  free(se);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   int R;
   MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &R);
-  const char *c = argc > 1 ? argv[1] : "";
+  char c[64] = "";
+  snprintf(c, sizeof c, "%s", argc > 1 ? argv[1] : "");
+  size_t cl = strlen(c);
+  if (cl > 4 && !strcmp(c + cl - 4, "_p2p")) { // the case with messages only
+    c[cl - 4] = '\0';
+    shm_transfers = 0;
+  }
   if (R < 2) {
     if (my_rank == 0) fprintf(stderr, "run with >= 2 ranks\n");
     MPI_Finalize();
@@ -245,6 +325,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(c, "checkpoint")) case_checkpoint(R);
   else if (!strcmp(c, "checkpoint_bad")) case_checkpoint_bad(R);
+  else if (!strcmp(c, "sync")) case_sync(R);
   else {
     if (my_rank == 0) fprintf(stderr, "unknown case \"%s\"\n", c);
     MPI_Finalize();

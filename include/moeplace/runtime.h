@@ -248,6 +248,28 @@ int moeplace_runtime_record_experts(moeplace_runtime *rt, int layer, const uint6
 int moeplace_runtime_dispatch(const moeplace_runtime *rt, int layer, const uint64_t *tokens,
                               uint64_t *send);
 
+/* Modes of moeplace_runtime_sync_replicas(). */
+#define MOEPLACE_SYNC_CHECK 0 /* report replicas that differ from their primary */
+#define MOEPLACE_SYNC_COPY 1  /* and make them identical to it */
+
+/* Collective: compares every replica's registered state (the concatenation
+ * of its slot's buffers, bit for bit, by XXH3-64 hashes shared in one
+ * MPI_Iallgather) with its expert's primary replica, the first in slot
+ * order (moeplace_runtime_routing()'s first entry). MOEPLACE_SYNC_CHECK
+ * changes nothing; MOEPLACE_SYNC_COPY overwrites each differing replica with
+ * the primary's state through the migration engine (chunked, checksummed,
+ * all-or-nothing: MOEPLACE_ERR_VERIFY on every rank with nothing changed if
+ * a transfer fails). Call it once after registering (replicas seeded per
+ * rank start different) and whenever replicas may have drifted. differ
+ * (NULL allowed): [layers][experts] set to 1 where some replica differed
+ * before the call, else 0; *count (NULL allowed): how many experts
+ * differed. Both identical on every rank; the caller's arrays, written on
+ * success only. Returns the same status on every rank: MOEPLACE_OK,
+ * MOEPLACE_ERR_ARG (bad mode), MOEPLACE_ERR_MISMATCH (inconsistent
+ * registration, as in moeplace_runtime_step()), MOEPLACE_ERR_VERIFY,
+ * MOEPLACE_ERR_NOMEM, MOEPLACE_ERR_MPI, MOEPLACE_ERR_STATE (unusable). */
+int moeplace_runtime_sync_replicas(moeplace_runtime *rt, int mode, int *differ, int *count);
+
 /* What the last moeplace_runtime_step() did. */
 typedef struct moeplace_step_info {
   int64_t step;          /* steps completed, including this one */

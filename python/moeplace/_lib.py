@@ -226,6 +226,7 @@ MPI_FUNCTIONS = {
     "moeplace_runtime_record": (c_int, [vp, c_int, vp]),
     "moeplace_runtime_record_experts": (c_int, [vp, c_int, vp]),
     "moeplace_runtime_dispatch": (c_int, [vp, c_int, vp, vp]),
+    "moeplace_runtime_sync_replicas": (c_int, [vp, c_int, vp, P(c_int)]),
     "moeplace_runtime_step": (c_int, [vp, P(StepInfo)]),
     "moeplace_runtime_step_at": (c_int, [vp, c_int64, P(StepInfo)]),
     "moeplace_runtime_apply_placement": (c_int, [vp, vp, vp, P(StepInfo)]),

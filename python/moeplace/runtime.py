@@ -303,6 +303,22 @@ class Runtime:
             None if sh is None else sh.ctypes.data_as(ctypes.c_void_p), ctypes.byref(info)))
         return StepInfo(_lib.struct_dict(info))
 
+    def sync_replicas(self, copy=True):
+        """Collective: compares every replica's registered state with its
+        expert's primary replica (the first in slot order) and, with
+        ``copy`` (the default), overwrites the replicas that differ with the
+        primary's state (all-or-nothing, checksummed). Returns ``(count,
+        differ)``: how many experts had a differing replica before the call,
+        and bool [layers][experts]; the same on every rank. Call it once
+        after registering, so that replicas seeded per rank start equal;
+        ``copy=False`` only checks."""
+        differ = np.zeros((self.layers, self.experts), dtype=np.intc)
+        n = ctypes.c_int()
+        check(self._lib.moeplace_runtime_sync_replicas(
+            self._handle(), 1 if copy else 0, differ.ctypes.data_as(ctypes.c_void_p),
+            ctypes.byref(n)))
+        return n.value, differ.astype(bool)
+
     def save(self, path):
         """Collective, between two steps (with the trainer's own checkpoint):
         writes the runtime's state to ``path`` (the coordinator writes it,
