@@ -22,10 +22,18 @@ def comm_handle(comm):
                         % type(comm).__name__)
     try:
         from mpi4py import MPI
+    except ImportError:
+        MPI = None
+    if MPI is not None:
+        # Groups, windows, files... have py2f() too: their handle is no MPI_Comm.
+        if not isinstance(comm, MPI.Comm):
+            raise TypeError("comm must be an mpi4py communicator (MPI.Comm), not %s"
+                            % type(comm).__name__)
         if comm == MPI.COMM_NULL:
             raise ValueError("comm is MPI.COMM_NULL")
-    except ImportError:
-        pass
+        if comm.Is_inter():
+            raise ValueError("comm is an intercommunicator; the runtime needs an "
+                             "intracommunicator")
     return lib.moeplace_mpi_comm_f2c(comm.py2f())
 
 

@@ -254,3 +254,20 @@ def test_replica_groups_sum_gradients():
         groups.free()
         with pytest.raises(TypeError):
             groups.allreduce({(0, 0): ["not an array"]})
+
+
+def test_communicator_checks():
+    sub = COMM.Split(COMM.rank % 1, COMM.rank)  # a real communicator, not WORLD
+    with moeplace.Runtime(sub, L, E, S) as rt:
+        assert rt.size == sub.size
+    sub.Free()
+    for bad in (COMM.Get_group(), object(), 3, None):
+        with pytest.raises(TypeError):
+            moeplace.Runtime(bad, L, E, S)
+    with pytest.raises(ValueError):
+        moeplace.Runtime(MPI.COMM_NULL, L, E, S)
+    with pytest.raises(TypeError):
+        moeplace.Runtime(COMM, L, E, S, resume=3.5)
+    with pytest.raises(moeplace.Error) as e:  # the C layer's own check, on every rank
+        moeplace.Runtime(COMM, L, E, 9)
+    assert e.value.status == moeplace.ERR_ARG and "slots_per_rank" in e.value.message
