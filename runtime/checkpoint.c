@@ -181,6 +181,8 @@ static int write_file(const moeplace_runtime *rt, const char *path, const uint64
 
 int moeplace_runtime_save(moeplace_runtime *rt, const char *path) {
   if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "save: runtime is NULL");
+  if (rt->plan_pending)
+    return mp_fail(MOEPLACE_ERR_STATE, "save: a migration plan is pending: confirm it first");
   if (rt->broken || !rt->expert_window)
     return mp_fail(MOEPLACE_ERR_STATE, "save: the runtime is unusable after a collective timed "
                    "out or the ranks disagreed on the step");

@@ -84,6 +84,8 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
                    c->max_outstanding);
   if (c->shm_transfers != 0 && c->shm_transfers != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: shm_transfers must be 0 or 1, got %d", c->shm_transfers);
+  if (c->plan_only != 0 && c->plan_only != 1)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: plan_only must be 0 or 1, got %d", c->plan_only);
   if (c->collective_timeout_s != c->collective_timeout_s || c->collective_timeout_s == 0.0)
     return mp_fail(MOEPLACE_ERR_ARG,
                    "config: collective_timeout_s must be > 0 seconds or negative (no limit), got %g",
@@ -97,7 +99,7 @@ static const char *const field_names[] = {
     "rebalance_interval", "history_windows", "predictor", "migration_tradeoff",
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
-    "collective_timeout_s"};
+    "collective_timeout_s", "plan_only"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -130,6 +132,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[17] = hash_str(c->cluster_file);
     v[18] = c->shm_transfers;
     v[19] = hash_double(c->collective_timeout_s);
+    v[20] = c->plan_only;
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];
@@ -142,7 +145,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
   if (same) return MOEPLACE_OK;
   for (int i = 1; i < NFIELDS; i++) {
     if (mn[i] == mx[i]) continue;
-    if (i <= 7 || i == 12 || i == 13 || i == 16 || i == 18)
+    if (i <= 7 || i == 12 || i == 13 || i == 16 || i == 18 || i == 20)
       return mp_fail(MOEPLACE_ERR_MISMATCH,
                      "config differs across ranks: %s ranges from %lld to %lld", field_names[i],
                      (long long)mn[i], (long long)mx[i]);

@@ -77,6 +77,10 @@ struct moeplace_runtime {
   int *spare_win;     /* -1: heap; else the shared window of the region */
   int nspare, spare_cap;
 
+  moeplace_transfer *pending_plan; /* plan_only: the plan waiting for confirm (plan_only.c) */
+  size_t pending_n;
+  int plan_pending;        /* 1 while it waits; rt->next holds its placement */
+
   moeplace_runtime_stats stats;
   int test_corrupt_next; /* test hook: corrupt the next received expert */
 };
@@ -143,6 +147,17 @@ int mp_rt_experts_reduce(moeplace_runtime *rt);
 
 /* Coordinator: totals[L][E] += expert_totals (the window's per-expert records). */
 void mp_rt_experts_add(const moeplace_runtime *rt, uint64_t *totals);
+
+/* ---- plan-only mode (plan_only.c) -------------------------------------- */
+
+/* Takes the plan (malloc'd, as moeplace_migration_plan() makes it) of a
+ * decided migration to rt->next instead of migrating: held until
+ * moeplace_runtime_confirm(). Sets info->plan_pending. */
+int mp_rt_plan_hold(moeplace_runtime *rt, moeplace_transfer *plan, size_t n,
+                    moeplace_step_info *info);
+
+/* Frees a held plan (destroy, confirm). */
+void mp_rt_plan_free(moeplace_runtime *rt);
 
 /* ---- spare pool (spare.c) ---------------------------------------------- */
 

@@ -144,6 +144,7 @@ static int migrate_to_next(moeplace_runtime *rt, moeplace_step_info *info) {
     return ok ? mp_fail(MOEPLACE_ERR_NOMEM, "another rank could not build the migration plan")
               : status;
   }
+  if (rt->cfg.plan_only) return mp_rt_plan_hold(rt, plan, n, info); // plan_only.c: the trainer moves
   mp_rt_migration_result res;
   status = mp_rt_migrate(rt, plan, (int)n, &res);
   moeplace_transfers_free(plan);
@@ -292,6 +293,9 @@ static int rebalance(moeplace_runtime *rt, moeplace_step_info *info) {
 /* Refuses every collective call once a bounded collective timed out or the
  * ranks disagreed on the step: the ranks' collectives no longer match. */
 static int usable(const moeplace_runtime *rt, const char *call) {
+  if (rt->plan_pending) // the same on every rank (plan_only.c)
+    return mp_fail(MOEPLACE_ERR_STATE, "%s: a migration plan is pending: call "
+                   "moeplace_runtime_confirm() first", call);
   if (!rt->broken) return MOEPLACE_OK;
   return mp_fail(MOEPLACE_ERR_STATE,
                  "%s: the runtime is unusable after a collective timed out or the ranks "

@@ -89,6 +89,9 @@ int moeplace_runtime_sync_replicas(moeplace_runtime *rt, int mode, int *differ, 
   if (mode != MOEPLACE_SYNC_CHECK && mode != MOEPLACE_SYNC_COPY)
     return mp_fail(MOEPLACE_ERR_ARG, "sync_replicas: mode must be MOEPLACE_SYNC_CHECK or _COPY, got %d",
                    mode);
+  if (rt->cfg.plan_only || rt->plan_pending)
+    return mp_fail(MOEPLACE_ERR_STATE, "sync_replicas: in plan-only mode the runtime does not "
+                   "hold the experts' state (compare and copy replicas in the trainer)");
   if (rt->broken)
     return mp_fail(MOEPLACE_ERR_STATE, "sync_replicas: the runtime is unusable after a collective "
                    "timed out or the ranks disagreed on the step");

@@ -108,7 +108,7 @@ int main(void) {
   F(moeplace_runtime_config, cluster_file); F(moeplace_runtime_config, hwloc_synthetic);
   F(moeplace_runtime_config, chunk_bytes); F(moeplace_runtime_config, max_outstanding);
   F(moeplace_runtime_config, shm_transfers);
-  F(moeplace_runtime_config, collective_timeout_s);
+  F(moeplace_runtime_config, collective_timeout_s); F(moeplace_runtime_config, plan_only);
   F(moeplace_runtime_config, reserved);
   end();
 
@@ -118,6 +118,7 @@ int main(void) {
   F(moeplace_step_info, moves); F(moeplace_step_info, bytes_moved);
   F(moeplace_step_info, migration_s); F(moeplace_step_info, decision_s);
   F(moeplace_step_info, predicted_imbalance_old); F(moeplace_step_info, predicted_imbalance_new);
+  F(moeplace_step_info, plan_pending);
   F(moeplace_step_info, reserved);
   end();
 

@@ -132,7 +132,15 @@ typedef struct moeplace_runtime_config {
                                   calls MOEPLACE_ERR_STATE). MOEPLACE_NO_LIMIT
                                   (< 0, the default): wait for ever, without
                                   spinning; 0 is refused */
-  uint64_t reserved[7]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  int plan_only;           /* 1: a rebalance (or apply_placement) decides and
+                              builds the migration plan but moves no byte:
+                              the step returns with info.plan_pending, the
+                              trainer moves the experts itself
+                              (moeplace_runtime_pending_plan()) and calls
+                              moeplace_runtime_confirm(); registered buffers
+                              only price the moves (register sizes with a
+                              NULL pointer). 0 (default): the runtime migrates */
+  uint64_t reserved[6]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,
@@ -204,6 +212,8 @@ void moeplace_runtime_destroy(moeplace_runtime *rt);
  * MOEPLACE_ERR_ARG for a bad layer, slot or pointer; MOEPLACE_ERR_NOMEM. */
 int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, void *ptr,
                                      size_t bytes);
+/* (With config.plan_only, ptr may be NULL: the buffer's size alone is
+ * registered, to price moves; the runtime never touches it.) */
 
 /* Like moeplace_runtime_register_buffer(), but the runtime allocates the
  * buffer (zeroed) and owns it. A migration then commits into such a buffer
@@ -282,7 +292,9 @@ typedef struct moeplace_step_info {
   double decision_s;     /* coordinator only: time to forecast and place */
   double predicted_imbalance_old, predicted_imbalance_new; /* coordinator only: the
                             placement in force and the one decided, on the forecast */
-  uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
+  int plan_pending;      /* plan_only: 1 if a migration plan waits for
+                            moeplace_runtime_confirm() (moves = its transfers) */
+  uint64_t reserved[3]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_step_info;
 
 /* Collective, once per training step after the step's records. Closes
@@ -315,6 +327,34 @@ int moeplace_runtime_step_at(moeplace_runtime *rt, int64_t step, moeplace_step_i
  * another of its slots (a local copy). */
 int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *phy2log,
                                      const double *share, moeplace_step_info *info);
+
+/* Plan-only mode (config.plan_only): the plan a step (or apply_placement)
+ * returned with info.plan_pending, identical on every rank: *plan points at
+ * *n transfers (global slots, as moeplace_migration_plan() gives them: the
+ * expert in src_slot of src_rank goes to dst_slot of dst_rank; a transfer
+ * with src_rank == dst_rank is a copy within the rank), owned by the
+ * runtime and valid until moeplace_runtime_confirm(). The trainer moves
+ * every expert's state (reading every source before overwriting any
+ * destination) and confirms. Local. MOEPLACE_ERR_ARG for NULL,
+ * MOEPLACE_ERR_STATE when no plan is pending. */
+int moeplace_runtime_pending_plan(const moeplace_runtime *rt, const moeplace_transfer **plan,
+                                  size_t *n);
+
+/* Plan-only mode: the placement the pending plan leads to (the shapes of
+ * moeplace_runtime_get_placement(); either array may be NULL). Local.
+ * MOEPLACE_ERR_STATE when no plan is pending. */
+int moeplace_runtime_pending_placement(const moeplace_runtime *rt, int *phy2log, double *share);
+
+/* Plan-only mode, collective: ok != 0 says this rank completed its part of
+ * the pending plan. If every rank says so, the pending placement is
+ * committed on every rank (MOEPLACE_OK; counted in the stats as a
+ * rebalance); otherwise none commits and every rank returns
+ * MOEPLACE_ERR_VERIFY with the old placement in force (the trainer restores
+ * what it overwrote). Either way the plan is released. While a plan is
+ * pending, step, step_at, apply_placement, save and sync_replicas return
+ * MOEPLACE_ERR_STATE. MOEPLACE_ERR_STATE (no plan pending, or unusable),
+ * MOEPLACE_ERR_MPI. */
+int moeplace_runtime_confirm(moeplace_runtime *rt, int ok);
 
 /* Shape of the job: this rank and the number of ranks (-1 for NULL). */
 int moeplace_runtime_rank(const moeplace_runtime *rt);

@@ -271,3 +271,35 @@ def test_communicator_checks():
     with pytest.raises(moeplace.Error) as e:  # the C layer's own check, on every rank
         moeplace.Runtime(COMM, L, E, 9)
     assert e.value.status == moeplace.ERR_ARG and "slots_per_rank" in e.value.message
+
+
+def test_plan_only_mode():
+    with moeplace.Runtime(COMM, L, E, S3, plan_only=1) as rt:
+        for l in range(L):
+            for s in range(S3):
+                rt.register_size(l, s, 1 << 20)  # a GPU expert: its size only
+        old, _ = rt.get_placement()
+        info = rt.apply_placement(_REPLICATED, _SHARES)
+        assert info.plan_pending and not info.rebalanced
+        plan = rt.pending_plan()
+        assert len(plan) == info.moves > 0 and plan.dtype == moeplace.TRANSFER_DTYPE
+        for t in plan:  # from a slot holding the expert now to one holding it next
+            assert old.reshape(L, -1)[t["layer"], t["src_slot"]] == t["expert"]
+            assert _REPLICATED.reshape(L, -1)[t["layer"], t["dst_slot"]] == t["expert"]
+        assert np.array_equal(rt.get_placement()[0], old)
+        assert np.array_equal(rt.pending_placement()[0], _REPLICATED)
+        with pytest.raises(moeplace.Error) as e:
+            rt.step()
+        assert e.value.status == moeplace.ERR_STATE and "confirm" in e.value.message
+        rt.confirm(True)
+        assert np.array_equal(rt.get_placement()[0], _REPLICATED)
+        rt.apply_placement(old)
+        with pytest.raises(moeplace.Error) as e:  # rank 1's transfers failed
+            rt.confirm(COMM.rank == 0)
+        assert e.value.status == moeplace.ERR_VERIFY
+        assert np.array_equal(rt.get_placement()[0], _REPLICATED)
+        with pytest.raises(moeplace.Error):
+            rt.pending_plan()  # released
+    with moeplace.Runtime(COMM, L, E, S3) as rt:
+        with pytest.raises(moeplace.Error):  # sizes only in plan-only mode
+            rt.register_size(0, 0, 64)
