@@ -83,10 +83,10 @@ static int share_outcome(moeplace_runtime *rt, int status, const char *what) {
 static int carry_counts(moeplace_runtime *rt, uint64_t **carry) {
   size_t LE = (size_t)rt->L * rt->E;
   uint64_t *mine = malloc(2 * LE * sizeof *mine); // mine [L][E], then the sum [L][E]
-  int ok = mine != NULL, all_ok = 0;
-  if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS || !all_ok) {
+  int st = mp_rt_agree_ok(rt, mine != NULL, "save (MPI_Iallreduce)");
+  if (st != MOEPLACE_OK) {
     free(mine);
-    return mp_fail(MOEPLACE_ERR_NOMEM, "save: out of memory on some rank");
+    return st;
   }
   memcpy(mine, rt->expert_window, LE * sizeof *mine);
   for (int l = 0; l < rt->L; l++)
@@ -95,7 +95,6 @@ static int carry_counts(moeplace_runtime *rt, uint64_t **carry) {
       if (e >= 0) mine[(size_t)l * rt->E + e] += rt->window_counts[(size_t)l * rt->S + s];
     }
   MPI_Request req;
-  int st;
   if (MPI_Ireduce(mine, mine + LE, (int)LE, MPI_UINT64_T, MPI_SUM, rt->cfg.coordinator, rt->comm,
                   &req) != MPI_SUCCESS)
     st = mp_fail(MOEPLACE_ERR_MPI, "MPI_Ireduce of the open window's records failed");
@@ -312,9 +311,7 @@ int moeplace_runtime_create_from_checkpoint(moeplace_runtime **out, MPI_Comm com
   char *buf = NULL;
   if (st == MOEPLACE_OK) {
     buf = rt->rank == rt->cfg.coordinator ? img : malloc(part);
-    int ok = buf != NULL, all_ok = 0;
-    if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS || !all_ok)
-      st = mp_fail(MOEPLACE_ERR_NOMEM, "restart: out of memory on some rank");
+    st = mp_rt_agree_ok(rt, buf != NULL, "restart (MPI_Iallreduce)");
   }
   if (st == MOEPLACE_OK) st = bcast_bytes(rt, buf, part, "the checkpoint's placement (MPI_Ibcast)");
   if (st == MOEPLACE_OK) { // the image passed its checksum: only an invalid placement can fail

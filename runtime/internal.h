@@ -107,6 +107,11 @@ void mp_rt_orphan(void *p);
 int mp_rt_agree_rt(moeplace_runtime *rt, const int64_t *v, int n, int *same, int64_t *min,
                    int64_t *max, const char *what);
 
+/* Bounded agreement that every rank could prepare (local_ok != 0):
+ * MOEPLACE_OK, or on every rank MOEPLACE_ERR_NOMEM ("what: out of memory on
+ * some rank") / the agreement's own error. */
+int mp_rt_agree_ok(moeplace_runtime *rt, int local_ok, const char *what);
+
 /* 62-bit hash of a byte string (for agreement of strings and arrays). */
 int64_t mp_rt_hash62(const void *data, size_t size, int64_t seed);
 

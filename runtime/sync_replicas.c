@@ -31,14 +31,14 @@ static uint64_t slot_hash(const mp_rt_slot *sl) {
 static int gather_hashes(moeplace_runtime *rt, uint64_t *all) {
   size_t LS = (size_t)rt->L * rt->S;
   uint64_t *mine = malloc(LS * sizeof *mine); // [L][S]
-  int ok = mine != NULL && all != NULL, all_ok = 0; // all NULL: the caller ran out
-  if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS || !all_ok) {
+  // all NULL: the caller ran out of memory; the others learn it here
+  int st = mp_rt_agree_ok(rt, mine != NULL && all != NULL, "sync_replicas (MPI_Iallreduce)");
+  if (st != MOEPLACE_OK) {
     free(mine);
-    return mp_fail(MOEPLACE_ERR_NOMEM, "sync_replicas: out of memory on some rank");
+    return st;
   }
   for (size_t i = 0; i < LS; i++) mine[i] = slot_hash(&rt->slots[i]);
   MPI_Request req;
-  int st;
   if (MPI_Iallgather(mine, (int)LS, MPI_UINT64_T, all, (int)LS, MPI_UINT64_T, rt->comm, &req) !=
       MPI_SUCCESS)
     st = mp_fail(MOEPLACE_ERR_MPI, "MPI_Iallgather of the replica hashes failed");
@@ -105,8 +105,7 @@ int moeplace_runtime_sync_replicas(moeplace_runtime *rt, int mode, int *differ, 
     free(all);
     free(flags);
     free(plan);
-    st = gather_hashes(rt, NULL); // agrees on the failure with the other ranks
-    return st == MOEPLACE_OK ? mp_fail(MOEPLACE_ERR_NOMEM, "sync_replicas: out of memory") : st;
+    return gather_hashes(rt, NULL); // agrees on the failure with the other ranks
   }
   st = gather_hashes(rt, all);
   if (st != MOEPLACE_OK) {
