@@ -287,6 +287,7 @@ static void apply_coordinator(moeplace_runtime *rt, const char *img) {
   }
   memcpy(w, p, LE * sizeof *w);
   for (size_t i = 0; i < LE; i++) rt->expert_window[i] += w[i];
+  rt->experts_recorded = 1; // the window's reduction must carry them to the totals
   p += LE * sizeof *w;
   for (int k = 0; k < h->nhist; k++, p += LE * sizeof *w) {
     memcpy(w, p, LE * sizeof *w);

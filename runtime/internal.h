@@ -56,6 +56,8 @@ struct moeplace_runtime {
   uint64_t *expert_window; /* [L][E] this rank's per-expert records of the open
                               window (record_experts.c) */
   uint64_t *expert_totals; /* coordinator: [L][E] their sum over ranks, last window */
+  int experts_recorded;    /* record_experts was called in the open window; after the
+                              window's step agreement: on some rank (the reduction runs) */
   int64_t step;            /* steps completed (calls of step/step_at) */
   int64_t caller_step;     /* the caller's number of the last step (step_at), else step */
   int broken;              /* 0: usable; 1: the ranks disagreed on the step; 2: a
@@ -146,8 +148,10 @@ int mp_rt_experts_alloc(moeplace_runtime *rt);
 void mp_rt_experts_free(moeplace_runtime *rt);
 
 /* Collective, at every window (aggregate() in loop.c, after the gather):
- * one bounded MPI_Ireduce(SUM) of every rank's expert_window into the
- * coordinator's expert_totals; zeroes expert_window. */
+ * when the step agreement found per-expert records on some rank
+ * (experts_recorded), one bounded MPI_Ireduce(SUM) of every rank's
+ * expert_window into the coordinator's expert_totals; zeroes expert_window.
+ * Otherwise nothing (expert_totals zeroed on the coordinator). */
 int mp_rt_experts_reduce(moeplace_runtime *rt);
 
 /* Coordinator: totals[L][E] += expert_totals (the window's per-expert records). */

@@ -18,10 +18,15 @@
  * way; then, only when they differ, one MPI_Iallgather of the numbers to name
  * the ranks that differ from the coordinator. */
 static int agree_step(moeplace_runtime *rt) {
-  int64_t lo, hi;
+  // v[1]: whether this rank recorded per expert in the window; its max
+  // tells every rank whether the per-expert reduction runs (record_experts.c).
+  int64_t v[2] = {rt->caller_step, rt->experts_recorded}, lo2[2], hi2[2];
   int same;
-  int status = mp_rt_agree_rt(rt, &rt->caller_step, 1, &same, &lo, &hi,
+  int status = mp_rt_agree_rt(rt, v, 2, &same, lo2, hi2,
                               "the step agreement of the window (MPI_Iallreduce)");
+  int64_t lo = lo2[0], hi = hi2[0];
+  if (status == MOEPLACE_OK) rt->experts_recorded = hi2[1] > 0;
+  same = lo == hi;
   if (status != MOEPLACE_OK || same) return status;
   int64_t *steps = malloc((size_t)(rt->R + 1) * sizeof *steps);
   if (!steps) {

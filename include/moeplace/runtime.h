@@ -11,9 +11,12 @@
  *     moeplace_runtime_step(rt, &info);       // collective, at a step boundary
  *     if (info.rebalanced) re-read the routing table for the dispatcher
  *
- * record is local and cheap (a few additions). step is collective but only
- * communicates at window boundaries (one MPI_Gather of the window's
- * [layers][slots] totals to the coordinator) and at rebalance boundaries,
+ * (or moeplace_runtime_record_experts(rt, layer, tokens_per_logical_expert),
+ * the router's counts). record is local and cheap (a few additions). step
+ * is collective but only communicates at window boundaries (one MPI_Gather
+ * of the window's [layers][slots] totals to the coordinator, and one
+ * MPI_Ireduce of the per-expert records when some rank made any) and at
+ * rebalance boundaries,
  * where the coordinator forecasts the load and computes a new placement
  * (the placement engine decides whether moving replicas pays), broadcasts
  * it, and every rank builds the same migration plan and moves the affected expert
