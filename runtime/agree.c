@@ -174,3 +174,11 @@ int mp_rt_check_registration(moeplace_runtime *rt) {
   rt->registration_dirty = 0;
   return MOEPLACE_OK;
 }
+
+int mp_rt_agree_ok(moeplace_runtime *rt, int local_ok, const char *what) {
+  int64_t v = local_ok != 0, all = 0;
+  int same;
+  int st = mp_rt_agree_rt(rt, &v, 1, &same, &all, NULL, what);
+  if (st != MOEPLACE_OK) return st;
+  return all ? MOEPLACE_OK : mp_fail(MOEPLACE_ERR_NOMEM, "%s: out of memory on some rank", what);
+}

@@ -88,10 +88,10 @@ static int share_outcome(moeplace_runtime *rt, int status, const char *what) {
 static int carry_counts(moeplace_runtime *rt, uint64_t **carry) {
   size_t LE = (size_t)rt->L * rt->E;
   uint64_t *mine = malloc(2 * LE * sizeof *mine); // mine [L][E], then the sum [L][E]
-  int ok = mine != NULL, all_ok = 0;
-  if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS || !all_ok) {
+  int st = mp_rt_agree_ok(rt, mine != NULL, "save (MPI_Iallreduce)");
+  if (st != MOEPLACE_OK) {
     free(mine);
-    return mp_fail(MOEPLACE_ERR_NOMEM, "save: out of memory on some rank");
+    return st;
   }
   memcpy(mine, rt->expert_window, LE * sizeof *mine);
   for (int l = 0; l < rt->L; l++)
@@ -100,7 +100,6 @@ static int carry_counts(moeplace_runtime *rt, uint64_t **carry) {
       if (e >= 0) mine[(size_t)l * rt->E + e] += rt->window_counts[(size_t)l * rt->S + s];
     }
   MPI_Request req;
-  int st;
   if (MPI_Ireduce(mine, mine + LE, (int)LE, MPI_UINT64_T, MPI_SUM, rt->cfg.coordinator, rt->comm,
                   &req) != MPI_SUCCESS)
     st = mp_fail(MOEPLACE_ERR_MPI, "MPI_Ireduce of the open window's records failed");
@@ -188,6 +187,8 @@ static int write_file(const moeplace_runtime *rt, const char *path, const uint64
 
 int moeplace_runtime_save(moeplace_runtime *rt, const char *path) {
   if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "save: runtime is NULL");
+  if (rt->plan_pending)
+    return mp_fail(MOEPLACE_ERR_STATE, "save: a migration plan is pending: confirm it first");
   if (rt->broken || !rt->expert_window)
     return mp_fail(MOEPLACE_ERR_STATE, "save: the runtime is unusable after a collective timed "
                    "out or the ranks disagreed on the step");
@@ -295,6 +296,7 @@ static int apply_coordinator(moeplace_runtime *rt, const char *img) {
   if (!w) return mp_fail(MOEPLACE_ERR_NOMEM, "restart: out of memory replaying the history");
   memcpy(w, p, LE * sizeof *w);
   for (size_t i = 0; i < LE; i++) rt->expert_window[i] += w[i];
+  rt->experts_recorded = 1; // the window's reduction must carry them to the totals
   p += LE * sizeof *w;
   int st = MOEPLACE_OK;
   for (int k = 0; k < h->nhist && st == MOEPLACE_OK; k++, p += LE * sizeof *w) {
@@ -319,9 +321,7 @@ int moeplace_runtime_create_from_checkpoint(moeplace_runtime **out, MPI_Comm com
   char *buf = NULL;
   if (st == MOEPLACE_OK) {
     buf = rt->rank == rt->cfg.coordinator ? img : malloc(part);
-    int ok = buf != NULL, all_ok = 0;
-    if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS || !all_ok)
-      st = mp_fail(MOEPLACE_ERR_NOMEM, "restart: out of memory on some rank");
+    st = mp_rt_agree_ok(rt, buf != NULL, "restart (MPI_Iallreduce)");
   }
   if (st == MOEPLACE_OK) st = bcast_bytes(rt, buf, part, "the checkpoint's placement (MPI_Ibcast)");
   if (st == MOEPLACE_OK) { // the image passed its checksum: only an invalid placement can fail

@@ -57,6 +57,8 @@ struct moeplace_runtime {
   uint64_t *expert_window; /* [L][E] this rank's per-expert records of the open
                               window (record_experts.c) */
   uint64_t *expert_totals; /* coordinator: [L][E] their sum over ranks, last window */
+  int experts_recorded;    /* record_experts was called in the open window; after the
+                              window's step agreement: on some rank (the reduction runs) */
   int64_t step;            /* steps completed (calls of step/step_at) */
   int64_t caller_step;     /* the caller's number of the last step (step_at), else step */
   int broken;              /* 0: usable; 1: the ranks disagreed on the step; 2: a
@@ -93,6 +95,10 @@ struct moeplace_runtime {
   int *spare_win;     /* -1: heap; else the shared window of the region */
   int nspare, spare_cap;
 
+  moeplace_transfer *pending_plan; /* plan_only: the plan waiting for confirm (plan_only.c) */
+  size_t pending_n;
+  int plan_pending;        /* 1 while it waits; rt->next holds its placement */
+
   moeplace_runtime_stats stats;
   int test_corrupt_next; /* test hook: corrupt the next received expert */
   int test_stall_s;      /* test hook: seconds this rank sleeps in the next migration
@@ -120,6 +126,11 @@ void mp_rt_orphan(void *p);
 /* mp_rt_agree_i64() on rt->comm as a bounded collective (mp_rt_wait). */
 int mp_rt_agree_rt(moeplace_runtime *rt, const int64_t *v, int n, int *same, int64_t *min,
                    int64_t *max, const char *what);
+
+/* Bounded agreement that every rank could prepare (local_ok != 0):
+ * MOEPLACE_OK, or on every rank MOEPLACE_ERR_NOMEM ("what: out of memory on
+ * some rank") / the agreement's own error. */
+int mp_rt_agree_ok(moeplace_runtime *rt, int local_ok, const char *what);
 
 /* 62-bit hash of a byte string (for agreement of strings and arrays). */
 int64_t mp_rt_hash62(const void *data, size_t size, int64_t seed);
@@ -155,12 +166,25 @@ int mp_rt_experts_alloc(moeplace_runtime *rt);
 void mp_rt_experts_free(moeplace_runtime *rt);
 
 /* Collective, at every window (aggregate() in loop.c, after the gather):
- * one bounded MPI_Ireduce(SUM) of every rank's expert_window into the
- * coordinator's expert_totals; zeroes expert_window. */
+ * when the step agreement found per-expert records on some rank
+ * (experts_recorded), one bounded MPI_Ireduce(SUM) of every rank's
+ * expert_window into the coordinator's expert_totals; zeroes expert_window.
+ * Otherwise nothing (expert_totals zeroed on the coordinator). */
 int mp_rt_experts_reduce(moeplace_runtime *rt);
 
 /* Coordinator: totals[L][E] += expert_totals (the window's per-expert records). */
 void mp_rt_experts_add(const moeplace_runtime *rt, uint64_t *totals);
+
+/* ---- plan-only mode (plan_only.c) -------------------------------------- */
+
+/* Takes the plan (malloc'd, as moeplace_migration_plan() makes it) of a
+ * decided migration to rt->next instead of migrating: held until
+ * moeplace_runtime_confirm(). Sets info->plan_pending. */
+int mp_rt_plan_hold(moeplace_runtime *rt, moeplace_transfer *plan, size_t n,
+                    moeplace_step_info *info);
+
+/* Frees a held plan (destroy, confirm). */
+void mp_rt_plan_free(moeplace_runtime *rt);
 
 /* ---- spare pool (spare.c) ---------------------------------------------- */
 

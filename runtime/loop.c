@@ -18,10 +18,15 @@
  * way; then, only when they differ, one MPI_Iallgather of the numbers to name
  * the ranks that differ from the coordinator. */
 static int agree_step(moeplace_runtime *rt) {
-  int64_t lo, hi;
+  // v[1]: whether this rank recorded per expert in the window; its max
+  // tells every rank whether the per-expert reduction runs (record_experts.c).
+  int64_t v[2] = {rt->caller_step, rt->experts_recorded}, lo2[2], hi2[2];
   int same;
-  int status = mp_rt_agree_rt(rt, &rt->caller_step, 1, &same, &lo, &hi,
+  int status = mp_rt_agree_rt(rt, v, 2, &same, lo2, hi2,
                               "the step agreement of the window (MPI_Iallreduce)");
+  int64_t lo = lo2[0], hi = hi2[0];
+  if (status == MOEPLACE_OK) rt->experts_recorded = hi2[1] > 0;
+  same = lo == hi;
   if (status != MOEPLACE_OK || same) return status;
   int64_t *steps = malloc((size_t)(rt->R + 1) * sizeof *steps);
   if (!steps) {
@@ -143,6 +148,7 @@ static int migrate_to_next(moeplace_runtime *rt, moeplace_step_info *info) {
     return ok ? mp_fail(MOEPLACE_ERR_NOMEM, "another rank could not build the migration plan")
               : status;
   }
+  if (rt->cfg.plan_only) return mp_rt_plan_hold(rt, plan, n, info); // plan_only.c: the trainer moves
   mp_rt_migration_result res;
   status = mp_rt_migrate(rt, plan, (int)n, &res);
   moeplace_transfers_free(plan);
@@ -298,6 +304,9 @@ static int apply_decision(moeplace_runtime *rt, moeplace_step_info *info) {
 /* Refuses every collective call once a bounded collective timed out or the
  * ranks disagreed on the step: the ranks' collectives no longer match. */
 static int usable(const moeplace_runtime *rt, const char *call) {
+  if (rt->plan_pending) // the same on every rank (plan_only.c)
+    return mp_fail(MOEPLACE_ERR_STATE, "%s: a migration plan is pending: call "
+                   "moeplace_runtime_confirm() first", call);
   if (!rt->broken) return MOEPLACE_OK;
   return mp_fail(MOEPLACE_ERR_STATE,
                  "%s: the runtime is unusable after a collective timed out or the ranks "

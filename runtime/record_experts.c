@@ -1,8 +1,9 @@
 /* Records per logical expert (moeplace_runtime_record_experts): the tokens
  * this rank's router sent to each expert, as vLLM's and Megatron's
  * [layers][experts] counts, beside the per-slot record. At every window the
- * ranks' counts are summed onto the coordinator (one bounded MPI_Ireduce)
- * and added to the per-expert totals the slot records make there, so the
+ * ranks' counts are summed onto the coordinator (one bounded MPI_Ireduce,
+ * only in windows where some rank recorded per expert: the step agreement
+ * of the window carries that bit) and added to the per-expert totals the slot records make there, so the
  * two kinds of record can be mixed (each token counted by one of them). */
 #include "config.h"
 
@@ -36,11 +37,17 @@ int moeplace_runtime_record_experts(moeplace_runtime *rt, int layer, const uint6
     return mp_fail(MOEPLACE_ERR_STATE, "record_experts: the runtime is unusable after a timeout");
   uint64_t *w = rt->expert_window + (size_t)layer * rt->E; // w: [E]
   for (int e = 0; e < rt->E; e++) w[e] += counts[e];
+  rt->experts_recorded = 1;
   return MOEPLACE_OK;
 }
 
 int mp_rt_experts_reduce(moeplace_runtime *rt) {
   size_t LE = (size_t)rt->L * rt->E;
+  if (!rt->experts_recorded) { // agreed: no rank recorded per expert in this window
+    if (rt->expert_totals) memset(rt->expert_totals, 0, LE * sizeof *rt->expert_totals);
+    return MOEPLACE_OK;
+  }
+  rt->experts_recorded = 0;
   MPI_Request req;
   int status;
   if (MPI_Ireduce(rt->expert_window, rt->expert_totals, (int)LE, MPI_UINT64_T, MPI_SUM,

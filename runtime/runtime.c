@@ -50,6 +50,7 @@ static void free_runtime(moeplace_runtime *rt) {
   free(rt->window_counts);
   free(rt->step_gaps);
   mp_rt_experts_free(rt);
+  mp_rt_plan_free(rt);
   free(rt->gather_buf);
   free(rt->staging);
   free(rt);
@@ -195,7 +196,7 @@ int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, 
     return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: layer %d not in [0, %d)", layer, rt->L);
   if (slot < 0 || slot >= rt->S)
     return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: slot %d not in [0, %d)", slot, rt->S);
-  if (!ptr || bytes == 0)
+  if ((!ptr && !rt->cfg.plan_only) || bytes == 0) // plan-only: a size alone prices moves
     return mp_fail(MOEPLACE_ERR_ARG, "register_buffer: need a non-NULL buffer of > 0 bytes");
   mp_rt_slot *sl = &rt->slots[(size_t)layer * rt->S + slot];
   if (sl->nbuf == sl->cap) { // grow by doubling: registration is not a hot path

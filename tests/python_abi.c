@@ -118,7 +118,7 @@ int main(void) {
   F(moeplace_runtime_config, groups); F(moeplace_runtime_config, shares);
   F(moeplace_runtime_config, decision_lag_windows);
   F(moeplace_runtime_config, migration_layers_per_step);
-  F(moeplace_runtime_config, step_time_s);
+  F(moeplace_runtime_config, step_time_s); F(moeplace_runtime_config, plan_only);
   F(moeplace_runtime_config, reserved);
   end();
 
@@ -129,6 +129,7 @@ int main(void) {
   F(moeplace_step_info, migration_s); F(moeplace_step_info, decision_s);
   F(moeplace_step_info, predicted_imbalance_old); F(moeplace_step_info, predicted_imbalance_new);
   F(moeplace_step_info, decision_wait_s);
+  F(moeplace_step_info, plan_pending);
   F(moeplace_step_info, reserved);
   end();
 

@@ -244,12 +244,164 @@ static void case_checkpoint_bad(int R) {
   }
 }
 
+/* Plan-only: apply_placement and the closed loop hold their plan; nothing
+ * registered moves (sizes only); confirm commits on every rank or on none. */
+static void case_plan_only(int R) {
+  moeplace_runtime_config cfg;
+  config(&cfg, E, 5);
+  cfg.plan_only = 1;
+  moeplace_runtime *rt = NULL;
+  CHECK(moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg) == MOEPLACE_OK, "create");
+  if (!rt) return;
+  for (int l = 0; l < L; l++)
+    for (int s = 0; s < S; s++)
+      CHECK(moeplace_runtime_register_buffer(rt, l, s, NULL, 4096) == MOEPLACE_OK, "size only");
+  int G = R * S;
+  size_t n_all = (size_t)L * G;
+  int *cur = malloc(n_all * sizeof *cur), *rot = malloc(n_all * sizeof *rot);
+  int *got = malloc(n_all * sizeof *got);
+  moeplace_runtime_get_placement(rt, cur, NULL);
+  for (int l = 0; l < L; l++) // every slot's expert moves to the next rank
+    for (int g = 0; g < G; g++) rot[(size_t)l * G + (g + S) % G] = cur[(size_t)l * G + g];
+  moeplace_step_info info;
+  CHECK(moeplace_runtime_apply_placement(rt, rot, NULL, &info) == MOEPLACE_OK && info.plan_pending &&
+        !info.rebalanced, "apply holds the plan");
+  const moeplace_transfer *plan = NULL;
+  size_t n = 0;
+  CHECK(moeplace_runtime_pending_plan(rt, &plan, &n) == MOEPLACE_OK && n > 0 && (int)n == info.moves,
+        "the plan: %zu transfers", n);
+  int wrong = 0;
+  for (size_t i = 0; i < n; i++) // from a slot holding the expert now, to one holding it next
+    wrong += cur[(size_t)plan[i].layer * G + plan[i].src_slot] != plan[i].expert ||
+             rot[(size_t)plan[i].layer * G + plan[i].dst_slot] != plan[i].expert ||
+             plan[i].src_slot / S != plan[i].src_rank || plan[i].dst_slot / S != plan[i].dst_rank;
+  CHECK(wrong == 0, "%d transfers do not lead from the placement in force to the new one", wrong);
+  moeplace_runtime_get_placement(rt, got, NULL);
+  CHECK(!memcmp(got, cur, n_all * sizeof *got), "old placement in force until confirm");
+  moeplace_runtime_pending_placement(rt, got, NULL);
+  CHECK(!memcmp(got, rot, n_all * sizeof *got), "pending placement");
+  CHECK(moeplace_runtime_step(rt, NULL) == MOEPLACE_ERR_STATE, "no step while a plan is pending");
+  CHECK(moeplace_runtime_save(rt, NULL) == MOEPLACE_ERR_STATE, "no save while a plan is pending");
+  CHECK(moeplace_runtime_confirm(rt, 1) == MOEPLACE_OK, "confirm");
+  moeplace_runtime_get_placement(rt, got, NULL);
+  CHECK(!memcmp(got, rot, n_all * sizeof *got), "committed on confirm");
+  CHECK(moeplace_runtime_confirm(rt, 1) == MOEPLACE_ERR_STATE, "nothing to confirm");
+  // One rank fails its transfers: nobody commits.
+  CHECK(moeplace_runtime_apply_placement(rt, cur, NULL, &info) == MOEPLACE_OK && info.plan_pending, "again");
+  int rc = moeplace_runtime_confirm(rt, my_rank != R - 1);
+  CHECK(rc == MOEPLACE_ERR_VERIFY, "a failed rank: %d on every rank", rc);
+  moeplace_runtime_get_placement(rt, got, NULL);
+  CHECK(!memcmp(got, rot, n_all * sizeof *got), "old placement kept");
+  // The closed loop holds its rebalances too, and steps continue after confirm.
+  int pending = 0;
+  uint64_t counts[E];
+  for (int step = 1; step <= 60; step++) {
+    for (int l = 0; l < L; l++) {
+      router(step, l, counts);
+      moeplace_runtime_record_experts(rt, l, counts);
+    }
+    CHECK(moeplace_runtime_step(rt, &info) == MOEPLACE_OK, "step %d", step);
+    if (info.plan_pending) {
+      pending++;
+      CHECK(moeplace_runtime_confirm(rt, 1) == MOEPLACE_OK, "confirm at step %d", step);
+    }
+  }
+  moeplace_runtime_stats st;
+  moeplace_runtime_get_stats(rt, &st);
+  CHECK(pending > 0 && st.rebalances == 1 + pending && st.migrations_failed == 1,
+        "%d plans in the loop, %d rebalances", pending, st.rebalances);
+  moeplace_runtime_destroy(rt);
+  free(cur);
+  free(rot);
+  free(got);
+}
+
+/* Byte i of buffer b of a slot holding expert e of layer l, as seeded by `seed`. */
+static uint8_t byte_of(int seed, int l, int e, int b, size_t i) {
+  uint64_t x = (uint64_t)i * 0x9E3779B97F4A7C15ull + (uint64_t)(seed * 131 + l * 31 + e * 7 + b);
+  x ^= x >> 29;
+  return (uint8_t)(x * 0xBF58476D1CE4E5B9ull >> 56);
+}
+
+static int shm_transfers = 1;
+
+static void case_sync(int R) {
+  enum { SL = 2, SE = 3, SS = 2, NB = 3 };
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_init(&cfg);
+  cfg.layers = SL;
+  cfg.experts = SE;
+  cfg.slots_per_rank = SS;
+  cfg.shm_transfers = shm_transfers;
+  cfg.chunk_bytes = 512;
+  moeplace_runtime *rt = NULL;
+  CHECK(moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg) == MOEPLACE_OK, "create");
+  if (!rt) return;
+  const size_t sizes[NB] = {1000, 24, 4096};
+  uint8_t *buf[SL][SS][NB];
+  int replicas[SL][SE] = {{0}};
+  int G = R * SS, *se = malloc((size_t)SL * G * sizeof *se);
+  moeplace_runtime_get_placement(rt, se, NULL);
+  for (int l = 0; l < SL; l++)
+    for (int g = 0; g < G; g++) replicas[l][se[(size_t)l * G + g]]++;
+  for (int l = 0; l < SL; l++)
+    for (int s = 0; s < SS; s++) {
+      int e;
+      moeplace_runtime_local_expert(rt, l, s, &e, NULL);
+      for (int b = 0; b < NB; b++) {
+        buf[l][s][b] = malloc(sizes[b]);
+        for (size_t i = 0; i < sizes[b]; i++) buf[l][s][b][i] = byte_of(my_rank, l, e, b, i);
+        CHECK(moeplace_runtime_register_buffer(rt, l, s, buf[l][s][b], sizes[b]) == MOEPLACE_OK, "reg");
+      }
+    }
+  // Seeded per rank: every expert with two replicas or more differs.
+  int differ[SL][SE], count = -1, want = 0;
+  for (int l = 0; l < SL; l++)
+    for (int e = 0; e < SE; e++) want += replicas[l][e] > 1;
+  CHECK(want > 0, "the initial placement has replicas");
+  CHECK(moeplace_runtime_sync_replicas(rt, MOEPLACE_SYNC_CHECK, &differ[0][0], &count) == MOEPLACE_OK,
+        "check");
+  CHECK(count == want, "%d experts differ, want %d", count, want);
+  for (int l = 0; l < SL; l++)
+    for (int e = 0; e < SE; e++)
+      CHECK(differ[l][e] == (replicas[l][e] > 1), "layer %d expert %d flag %d", l, e, differ[l][e]);
+  CHECK(buf[0][0][0][5] == byte_of(my_rank, 0, se[(size_t)my_rank * SS], 0, 5), "check changes nothing");
+  CHECK(moeplace_runtime_sync_replicas(rt, 7, NULL, NULL) == MOEPLACE_ERR_ARG, "bad mode");
+  CHECK(moeplace_runtime_sync_replicas(rt, MOEPLACE_SYNC_COPY, NULL, &count) == MOEPLACE_OK &&
+        count == want, "copy: %d", count);
+  // Every replica now holds its primary's bytes (the primary's rank's seed).
+  for (int l = 0; l < SL; l++)
+    for (int s = 0; s < SS; s++) {
+      int e, p = 0;
+      moeplace_runtime_local_expert(rt, l, s, &e, NULL);
+      while (se[(size_t)l * G + p] != e) p++;
+      int bad = 0;
+      for (int b = 0; b < NB; b++)
+        for (size_t i = 0; i < sizes[b]; i++) bad += buf[l][s][b][i] != byte_of(p / SS, l, e, b, i);
+      CHECK(bad == 0, "layer %d slot %d (expert %d): %d bytes differ from the primary on rank %d", l,
+            s, e, bad, p / SS);
+    }
+  CHECK(moeplace_runtime_sync_replicas(rt, MOEPLACE_SYNC_CHECK, &differ[0][0], &count) == MOEPLACE_OK &&
+        count == 0, "after the copy nothing differs: %d", count);
+  moeplace_runtime_destroy(rt);
+  for (int l = 0; l < SL; l++)
+    for (int s = 0; s < SS; s++)
+      for (int b = 0; b < NB; b++) free(buf[l][s][b]);
+  free(se);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   int R;
   MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &R);
-  const char *c = argc > 1 ? argv[1] : "";
+  char c[64] = "";
+  snprintf(c, sizeof c, "%s", argc > 1 ? argv[1] : "");
+  size_t cl = strlen(c);
+  if (cl > 4 && !strcmp(c + cl - 4, "_p2p")) { // the case with messages only
+    c[cl - 4] = '\0';
+    shm_transfers = 0;
+  }
   if (R < 2) {
     if (my_rank == 0) fprintf(stderr, "run with >= 2 ranks\n");
     MPI_Finalize();
@@ -257,6 +409,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(c, "checkpoint")) case_checkpoint(R);
   else if (!strcmp(c, "checkpoint_bad")) case_checkpoint_bad(R);
+  else if (!strcmp(c, "sync")) case_sync(R);
+  else if (!strcmp(c, "plan_only")) case_plan_only(R);
   else {
     if (my_rank == 0) fprintf(stderr, "unknown case \"%s\"\n", c);
     MPI_Finalize();

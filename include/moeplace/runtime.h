@@ -11,13 +11,16 @@
  *     moeplace_runtime_step(rt, &info);       // collective, at a step boundary
  *     if (info.rebalanced) re-read the routing table for the dispatcher
  *
- * record is local and cheap (a few additions). step is collective but only
- * communicates at window boundaries (one MPI_Gather of the window's
- * [layers][slots] totals to the coordinator) and at rebalance boundaries,
- * where the coordinator hands the forecast of the load and the new placement
- * (the placement engine decides whether moving replicas pays) to its
- * decision thread and returns; decision_lag_windows windows later the
- * coordinator broadcasts the result, and every rank builds the same migration plan and moves the affected expert
+ * (or moeplace_runtime_record_experts(rt, layer, tokens_per_logical_expert),
+ * the router's counts). record is local and cheap (a few additions). step
+ * is collective but only communicates at window boundaries (one MPI_Gather
+ * of the window's [layers][slots] totals to the coordinator, and one
+ * MPI_Ireduce of the per-expert records when some rank made any) and at
+ * rebalance boundaries, where the coordinator hands the forecast of the load
+ * and the new placement (the placement engine decides whether moving
+ * replicas pays) to its decision thread and returns; decision_lag_windows
+ * windows later the coordinator broadcasts the result, and every rank builds
+ * the same migration plan and moves the affected expert
  * state into staging memory, verifying an xxHash checksum of every expert it
  * receives (non-blocking point-to-point MPI; between ranks of one node, a
  * copy into the receiver's MPI-3 shared window, see shm_transfers). The new placement is
@@ -190,7 +193,15 @@ typedef struct moeplace_runtime_config {
                               default): off, the rule of min_gain and
                               migration_tradeoff: decisions depend on the loads
                               only (reproducible, also across a restart) */
-  uint64_t reserved[4]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  int plan_only;           /* 1: a rebalance (or apply_placement) decides and
+                              builds the migration plan but moves no byte:
+                              the step returns with info.plan_pending, the
+                              trainer moves the experts itself
+                              (moeplace_runtime_pending_plan()) and calls
+                              moeplace_runtime_confirm(); registered buffers
+                              only price the moves (register sizes with a
+                              NULL pointer). 0 (default): the runtime migrates */
+  uint64_t reserved[3]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,
@@ -262,6 +273,8 @@ void moeplace_runtime_destroy(moeplace_runtime *rt);
  * MOEPLACE_ERR_ARG for a bad layer, slot or pointer; MOEPLACE_ERR_NOMEM. */
 int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, void *ptr,
                                      size_t bytes);
+/* (With config.plan_only, ptr may be NULL: the buffer's size alone is
+ * registered, to price moves; the runtime never touches it.) */
 
 /* Like moeplace_runtime_register_buffer(), but the runtime allocates the
  * buffer (zeroed) and owns it. A migration then commits into such a buffer
@@ -306,6 +319,28 @@ int moeplace_runtime_record_experts(moeplace_runtime *rt, int layer, const uint6
 int moeplace_runtime_dispatch(const moeplace_runtime *rt, int layer, const uint64_t *tokens,
                               uint64_t *send);
 
+/* Modes of moeplace_runtime_sync_replicas(). */
+#define MOEPLACE_SYNC_CHECK 0 /* report replicas that differ from their primary */
+#define MOEPLACE_SYNC_COPY 1  /* and make them identical to it */
+
+/* Collective: compares every replica's registered state (the concatenation
+ * of its slot's buffers, bit for bit, by XXH3-64 hashes shared in one
+ * MPI_Iallgather) with its expert's primary replica, the first in slot
+ * order (moeplace_runtime_routing()'s first entry). MOEPLACE_SYNC_CHECK
+ * changes nothing; MOEPLACE_SYNC_COPY overwrites each differing replica with
+ * the primary's state through the migration engine (chunked, checksummed,
+ * all-or-nothing: MOEPLACE_ERR_VERIFY on every rank with nothing changed if
+ * a transfer fails). Call it once after registering (replicas seeded per
+ * rank start different) and whenever replicas may have drifted. differ
+ * (NULL allowed): [layers][experts] set to 1 where some replica differed
+ * before the call, else 0; *count (NULL allowed): how many experts
+ * differed. Both identical on every rank; the caller's arrays, written on
+ * success only. Returns the same status on every rank: MOEPLACE_OK,
+ * MOEPLACE_ERR_ARG (bad mode), MOEPLACE_ERR_MISMATCH (inconsistent
+ * registration, as in moeplace_runtime_step()), MOEPLACE_ERR_VERIFY,
+ * MOEPLACE_ERR_NOMEM, MOEPLACE_ERR_MPI, MOEPLACE_ERR_STATE (unusable). */
+int moeplace_runtime_sync_replicas(moeplace_runtime *rt, int mode, int *differ, int *count);
+
 /* What the last moeplace_runtime_step() did. */
 typedef struct moeplace_step_info {
   int64_t step;          /* steps completed, including this one */
@@ -324,7 +359,9 @@ typedef struct moeplace_step_info {
   double decision_wait_s; /* coordinator only, at the step applying a decision made
                              on the thread: how long this step waited for it to
                              finish (0 when it was ready) */
-  uint64_t reserved[3]; /* zeroed by the library (ABI: moeplace/base.h) */
+  int plan_pending;      /* plan_only: 1 if a migration plan waits for
+                            moeplace_runtime_confirm() (moves = its transfers) */
+  uint64_t reserved[2]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_step_info;
 
 /* Collective, once per training step after the step's records. Closes
@@ -357,6 +394,34 @@ int moeplace_runtime_step_at(moeplace_runtime *rt, int64_t step, moeplace_step_i
  * another of its slots (a local copy). */
 int moeplace_runtime_apply_placement(moeplace_runtime *rt, const int *phy2log,
                                      const double *share, moeplace_step_info *info);
+
+/* Plan-only mode (config.plan_only): the plan a step (or apply_placement)
+ * returned with info.plan_pending, identical on every rank: *plan points at
+ * *n transfers (global slots, as moeplace_migration_plan() gives them: the
+ * expert in src_slot of src_rank goes to dst_slot of dst_rank; a transfer
+ * with src_rank == dst_rank is a copy within the rank), owned by the
+ * runtime and valid until moeplace_runtime_confirm(). The trainer moves
+ * every expert's state (reading every source before overwriting any
+ * destination) and confirms. Local. MOEPLACE_ERR_ARG for NULL,
+ * MOEPLACE_ERR_STATE when no plan is pending. */
+int moeplace_runtime_pending_plan(const moeplace_runtime *rt, const moeplace_transfer **plan,
+                                  size_t *n);
+
+/* Plan-only mode: the placement the pending plan leads to (the shapes of
+ * moeplace_runtime_get_placement(); either array may be NULL). Local.
+ * MOEPLACE_ERR_STATE when no plan is pending. */
+int moeplace_runtime_pending_placement(const moeplace_runtime *rt, int *phy2log, double *share);
+
+/* Plan-only mode, collective: ok != 0 says this rank completed its part of
+ * the pending plan. If every rank says so, the pending placement is
+ * committed on every rank (MOEPLACE_OK; counted in the stats as a
+ * rebalance); otherwise none commits and every rank returns
+ * MOEPLACE_ERR_VERIFY with the old placement in force (the trainer restores
+ * what it overwrote). Either way the plan is released. While a plan is
+ * pending, step, step_at, apply_placement, save and sync_replicas return
+ * MOEPLACE_ERR_STATE. MOEPLACE_ERR_STATE (no plan pending, or unusable),
+ * MOEPLACE_ERR_MPI. */
+int moeplace_runtime_confirm(moeplace_runtime *rt, int ok);
 
 /* Shape of the job: this rank and the number of ranks (-1 for NULL). */
 int moeplace_runtime_rank(const moeplace_runtime *rt);

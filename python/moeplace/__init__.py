@@ -6,6 +6,7 @@ MPI runtime, libmoeplace-mpi). See docs/PYTHON.md.
   Forecaster / StateDetector                       forecasting, state detection
   place / plan / Placement / Topology              placement and migration plans
   Runtime                                          the MPI runtime (mpi4py)
+  ReplicaGroups                                    gradient sums across an expert's replicas
   split_tokens / dispatch_counts                   whole-token split by routing shares
   optimizer_state                                  a torch optimizer's tensors for a parameter
   Error, ERR_*                                     a failed C call (status, message), status codes
@@ -33,6 +34,9 @@ def __getattr__(name):
     if name in ("Runtime", "StepInfo", "comm_handle"):
         from . import runtime
         return getattr(runtime, name)
+    if name == "ReplicaGroups":
+        from .replicas import ReplicaGroups
+        return ReplicaGroups
     raise AttributeError("module 'moeplace' has no attribute %r" % name)
 
 
@@ -40,5 +44,5 @@ __all__ = ["Error", "OK", "ERR_ARG", "ERR_NOMEM", "ERR_IO", "ERR_FORMAT", "ERR_S
            "ERR_MPI", "ERR_MISMATCH", "ERR_VERIFY", "ERR_NUMERIC", "ERR_UNSUPPORTED", "Trace", "TraceWriter", "read_trace", "write_trace", "Forecaster",
            "StateDetector", "methods", "state_name", "TRANSIENT", "STABLE", "Topology",
            "Placement", "PlaceStats", "place", "plan", "migration_seconds", "LINK_CLASSES",
-           "TRANSFER_DTYPE", "split_tokens", "dispatch_counts", "optimizer_state", "Runtime",
-           "StepInfo", "comm_handle", "version"]
+           "TRANSFER_DTYPE", "split_tokens", "dispatch_counts", "optimizer_state", "ReplicaGroups",
+           "Runtime", "StepInfo", "comm_handle", "version"]

@@ -93,7 +93,7 @@ class RuntimeConfig(ctypes.Structure):
                 ("shm_transfers", c_int), ("collective_timeout_s", c_double),
                 ("groups", c_int), ("shares", c_int),
                 ("decision_lag_windows", c_int), ("migration_layers_per_step", c_int),
-                ("step_time_s", c_double), ("reserved", c_uint64 * 4)]
+                ("step_time_s", c_double), ("plan_only", c_int), ("reserved", c_uint64 * 3)]
 
 
 class StepInfo(ctypes.Structure):
@@ -101,7 +101,8 @@ class StepInfo(ctypes.Structure):
                 ("rebalanced", c_int), ("moves", c_int), ("bytes_moved", c_uint64),
                 ("migration_s", c_double), ("decision_s", c_double),
                 ("predicted_imbalance_old", c_double), ("predicted_imbalance_new", c_double),
-                ("decision_wait_s", c_double), ("reserved", c_uint64 * 3)]
+                ("decision_wait_s", c_double), ("plan_pending", c_int),
+                ("reserved", c_uint64 * 2)]
 
 
 class Replica(ctypes.Structure):
@@ -240,6 +241,10 @@ MPI_FUNCTIONS = {
     "moeplace_runtime_record": (c_int, [vp, c_int, vp]),
     "moeplace_runtime_record_experts": (c_int, [vp, c_int, vp]),
     "moeplace_runtime_dispatch": (c_int, [vp, c_int, vp, vp]),
+    "moeplace_runtime_sync_replicas": (c_int, [vp, c_int, vp, P(c_int)]),
+    "moeplace_runtime_pending_plan": (c_int, [vp, P(P(Transfer)), P(c_size_t)]),
+    "moeplace_runtime_pending_placement": (c_int, [vp, vp, vp]),
+    "moeplace_runtime_confirm": (c_int, [vp, c_int]),
     "moeplace_runtime_step": (c_int, [vp, P(StepInfo)]),
     "moeplace_runtime_step_at": (c_int, [vp, c_int64, P(StepInfo)]),
     "moeplace_runtime_apply_placement": (c_int, [vp, vp, vp, P(StepInfo)]),

@@ -23,10 +23,18 @@ def comm_handle(comm):
                         % type(comm).__name__)
     try:
         from mpi4py import MPI
+    except ImportError:
+        MPI = None
+    if MPI is not None:
+        # Groups, windows, files... have py2f() too: their handle is no MPI_Comm.
+        if not isinstance(comm, MPI.Comm):
+            raise TypeError("comm must be an mpi4py communicator (MPI.Comm), not %s"
+                            % type(comm).__name__)
         if comm == MPI.COMM_NULL:
             raise ValueError("comm is MPI.COMM_NULL")
-    except ImportError:
-        pass
+        if comm.Is_inter():
+            raise ValueError("comm is an intercommunicator; the runtime needs an "
+                             "intracommunicator")
     return lib.moeplace_mpi_comm_f2c(comm.py2f())
 
 
@@ -34,7 +42,8 @@ class StepInfo(dict):
     """What a step did (moeplace_step_info), as a dict whose keys are also
     attributes: step, window_closed, rebalance_checked, rebalanced, moves,
     bytes_moved, migration_s, decision_s, predicted_imbalance_old,
-    predicted_imbalance_new, decision_wait_s (the last four: coordinator only)."""
+    predicted_imbalance_new, decision_wait_s (the last four: coordinator
+    only), plan_pending (plan-only mode: a plan waits for confirm())."""
 
     __getattr__ = dict.__getitem__
 
@@ -46,7 +55,7 @@ _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
            "chunk_bytes": as_int, "max_outstanding": as_int, "shm_transfers": as_int,
            "collective_timeout_s": as_float, "groups": as_int, "shares": as_shares,
            "decision_lag_windows": as_int, "migration_layers_per_step": as_int,
-           "step_time_s": as_float}
+           "step_time_s": as_float, "plan_only": as_int}
 
 
 def _writable_buffer(obj):
@@ -88,8 +97,8 @@ class Runtime:
     ("weighted" or "even"), decision_lag_windows (decisions on the
     coordinator's thread: MPI at MPI_THREAD_FUNNELED or more, which mpi4py
     gives by default), migration_layers_per_step, step_time_s (rebalances
-    priced in seconds: > 0 configured, 0 measured, < 0 off). Every rank must
-    pass the same values.
+    priced in seconds: > 0 configured, 0 measured, < 0 off), plan_only.
+    Every rank must pass the same values.
 
     Per training step: record(layer, tokens) for every layer, then step()
     (collective). After a step whose ``rebalanced`` is true, re-read
@@ -198,6 +207,59 @@ class Runtime:
         for t in tensors:
             self.register_buffer(layer, slot, t)
         return tensors
+
+    def register_size(self, layer, slot, nbytes):
+        """Plan-only mode: declares a buffer of ``nbytes`` of a local slot
+        without memory (the trainer keeps the expert, e.g. on a GPU); the
+        runtime prices moves by these sizes and never touches them. Same
+        rules as register_buffer (same sizes for every slot of a layer)."""
+        layer, slot = self._layer_slot(layer, slot)
+        if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)):
+            raise TypeError("nbytes must be an integer")
+        nbytes = int(nbytes)
+        if nbytes <= 0:
+            raise ValueError("nbytes must be positive")
+        check(self._lib.moeplace_runtime_register_buffer(self._handle(), layer, slot, None,
+                                                         nbytes))
+
+    def pending_plan(self):
+        """Plan-only mode, after a step (or apply_placement) with
+        ``plan_pending``: the transfers the trainer must make, a structured
+        array of moeplace.TRANSFER_DTYPE (layer, expert, src_rank, src_slot,
+        dst_rank, dst_slot, link, bytes; slots are global: rank * S + local
+        slot), the same on every rank. Move each expert's state (weights and
+        optimizer state) from (src_rank, src_slot % S) to (dst_rank,
+        dst_slot % S), reading every source before overwriting any
+        destination, then call confirm()."""
+        from .placement import TRANSFER_DTYPE
+        p = ctypes.POINTER(_lib.Transfer)()
+        n = ctypes.c_size_t()
+        check(self._lib.moeplace_runtime_pending_plan(self._handle(), ctypes.byref(p),
+                                                      ctypes.byref(n)))
+        out = np.zeros(n.value, dtype=TRANSFER_DTYPE)
+        if n.value:
+            ctypes.memmove(out.ctypes.data, p, n.value * ctypes.sizeof(_lib.Transfer))
+        return out
+
+    def pending_placement(self):
+        """Plan-only mode: the placement the pending plan leads to,
+        ``(phy2log int32, share float64)`` [layers][ranks][slots_per_rank];
+        it takes effect at confirm()."""
+        shape = (self.layers, self.size, self.slots_per_rank)
+        se = np.empty(shape, dtype=np.int32)
+        sh = np.empty(shape, dtype=np.float64)
+        check(self._lib.moeplace_runtime_pending_placement(
+            self._handle(), se.ctypes.data_as(ctypes.c_void_p),
+            sh.ctypes.data_as(ctypes.c_void_p)))
+        return se, sh
+
+    def confirm(self, ok=True):
+        """Plan-only mode, collective: ``ok`` says whether this rank's
+        transfers of the pending plan succeeded. If every rank says so the
+        new placement takes effect everywhere (re-read routing()); else
+        moeplace.Error (ERR_VERIFY) on every rank and the old placement
+        stays (the trainer restores the experts it overwrote)."""
+        check(self._lib.moeplace_runtime_confirm(self._handle(), 1 if ok else 0))
 
     def alloc_buffer(self, layer, slot, nbytes, dtype=np.uint8):
         """Lets the runtime allocate (zeroed) and own a buffer of ``nbytes``
@@ -309,6 +371,22 @@ class Runtime:
             self._handle(), se.ctypes.data_as(ctypes.c_void_p),
             None if sh is None else sh.ctypes.data_as(ctypes.c_void_p), ctypes.byref(info)))
         return StepInfo(_lib.struct_dict(info))
+
+    def sync_replicas(self, copy=True):
+        """Collective: compares every replica's registered state with its
+        expert's primary replica (the first in slot order) and, with
+        ``copy`` (the default), overwrites the replicas that differ with the
+        primary's state (all-or-nothing, checksummed). Returns ``(count,
+        differ)``: how many experts had a differing replica before the call,
+        and bool [layers][experts]; the same on every rank. Call it once
+        after registering, so that replicas seeded per rank start equal;
+        ``copy=False`` only checks."""
+        differ = np.zeros((self.layers, self.experts), dtype=np.intc)
+        n = ctypes.c_int()
+        check(self._lib.moeplace_runtime_sync_replicas(
+            self._handle(), 1 if copy else 0, differ.ctypes.data_as(ctypes.c_void_p),
+            ctypes.byref(n)))
+        return n.value, differ.astype(bool)
 
     def save(self, path):
         """Collective, between two steps (with the trainer's own checkpoint):

@@ -193,3 +193,114 @@ def test_checkpoint_resume_continues_identically(tmp_path):
     assert e.value.status == moeplace.ERR_MISMATCH
     with pytest.raises(TypeError):
         moeplace.Runtime(COMM, L, E, S3, resume=42)
+
+
+# layer 0: expert 0 on both ranks, layer 1: experts 3 and 1 on both
+_REPLICATED = np.array([[[0, 1, 2], [3, 0, -1]], [[3, 1, 0], [2, 1, 3]]])
+_SHARES = np.array([[[0.5, 1, 1], [1, 0.5, 0]], [[0.5, 0.5, 1], [1, 0.5, 0.5]]])
+
+
+def test_sync_replicas_makes_replicas_identical():
+    bufs = [[np.full(100, 10 * COMM.rank + s, np.float32) for s in range(S3)] for _ in range(L)]
+    with moeplace.Runtime(COMM, L, E, S3) as rt:
+        rt.apply_placement(_REPLICATED, _SHARES)  # nothing registered: placement only
+        for l in range(L):
+            for s in range(S3):
+                rt.register_buffer(l, s, bufs[l][s])
+        count, differ = rt.sync_replicas(copy=False)
+        assert count == 3 and differ.tolist() == [[True, False, False, False],
+                                                  [False, True, False, True]]
+        assert bufs[0][0][0] == 10 * COMM.rank  # check mode changed nothing
+        assert rt.sync_replicas()[0] == 3
+        assert rt.sync_replicas(copy=False)[0] == 0
+        # every replica now holds the primary's values (rank 0's, slot order)
+        count, rank, slot, share = rt.routing()
+        for l in range(L):
+            for s in range(S3):
+                e, _ = rt.local_expert(l, s)
+                if e >= 0:
+                    assert np.all(bufs[l][s] == 10 * rank[l, e, 0] + slot[l, e, 0])
+
+
+def test_replica_groups_sum_gradients():
+    with moeplace.Runtime(COMM, L, E, S3) as rt:
+        rt.apply_placement(_REPLICATED, _SHARES)
+        groups = moeplace.ReplicaGroups(rt, COMM)
+        assert groups.ranks(0, 0) == (0, 1) and groups.ranks(0, 2) == (0,)
+        assert groups.ranks(1, 3) == (0, 1) and groups.ranks(1, 2) == (1,)
+        grads, want = {}, {}
+        for l in range(L):
+            for s in range(S3):
+                e, _ = rt.local_expert(l, s)
+                if e < 0:
+                    continue
+                # two tensors per expert; rank r holds (r + 1) * (e + 1)
+                g = [np.full(7, (COMM.rank + 1) * (e + 1.0)), np.full((2, 3), COMM.rank + 1.0)]
+                grads[l, s] = g
+                k = len(groups.ranks(l, e))
+                f = 3.0 if k == 2 else COMM.rank + 1.0  # 1 + 2 over both ranks
+                want[l, s] = (f * (e + 1.0), f)
+        groups.allreduce(grads)
+        for key, (a, b) in grads.items():
+            assert np.all(a == want[key][0]) and np.all(b == want[key][1]), key
+        # a rebalance changes the groups: they follow
+        rt.apply_placement(np.array([[[0, 1, 2], [3, -1, -1]], [[0, 1, 2], [3, 0, -1]]]),
+                           np.array([[[1, 1, 1], [1, 0, 0]], [[0.5, 1, 1], [1, 0.5, 0]]]))
+        assert groups.ranks(0, 0) == (0,) and groups.ranks(1, 0) == (0, 1)
+        g = {(l, s): [np.ones(3)] for l in range(L) for s in range(S3)
+             if rt.local_expert(l, s)[0] >= 0}
+        groups.allreduce(g)
+        for (l, s), (a,) in g.items():
+            assert a[0] == len(groups.ranks(l, rt.local_expert(l, s)[0]))
+        groups.free()
+        with pytest.raises(TypeError):
+            groups.allreduce({(0, 0): ["not an array"]})
+
+
+def test_communicator_checks():
+    sub = COMM.Split(COMM.rank % 1, COMM.rank)  # a real communicator, not WORLD
+    with moeplace.Runtime(sub, L, E, S) as rt:
+        assert rt.size == sub.size
+    sub.Free()
+    for bad in (COMM.Get_group(), object(), 3, None):
+        with pytest.raises(TypeError):
+            moeplace.Runtime(bad, L, E, S)
+    with pytest.raises(ValueError):
+        moeplace.Runtime(MPI.COMM_NULL, L, E, S)
+    with pytest.raises(TypeError):
+        moeplace.Runtime(COMM, L, E, S, resume=3.5)
+    with pytest.raises(moeplace.Error) as e:  # the C layer's own check, on every rank
+        moeplace.Runtime(COMM, L, E, 9)
+    assert e.value.status == moeplace.ERR_ARG and "slots_per_rank" in e.value.message
+
+
+def test_plan_only_mode():
+    with moeplace.Runtime(COMM, L, E, S3, plan_only=1) as rt:
+        for l in range(L):
+            for s in range(S3):
+                rt.register_size(l, s, 1 << 20)  # a GPU expert: its size only
+        old, _ = rt.get_placement()
+        info = rt.apply_placement(_REPLICATED, _SHARES)
+        assert info.plan_pending and not info.rebalanced
+        plan = rt.pending_plan()
+        assert len(plan) == info.moves > 0 and plan.dtype == moeplace.TRANSFER_DTYPE
+        for t in plan:  # from a slot holding the expert now to one holding it next
+            assert old.reshape(L, -1)[t["layer"], t["src_slot"]] == t["expert"]
+            assert _REPLICATED.reshape(L, -1)[t["layer"], t["dst_slot"]] == t["expert"]
+        assert np.array_equal(rt.get_placement()[0], old)
+        assert np.array_equal(rt.pending_placement()[0], _REPLICATED)
+        with pytest.raises(moeplace.Error) as e:
+            rt.step()
+        assert e.value.status == moeplace.ERR_STATE and "confirm" in e.value.message
+        rt.confirm(True)
+        assert np.array_equal(rt.get_placement()[0], _REPLICATED)
+        rt.apply_placement(old)
+        with pytest.raises(moeplace.Error) as e:  # rank 1's transfers failed
+            rt.confirm(COMM.rank == 0)
+        assert e.value.status == moeplace.ERR_VERIFY
+        assert np.array_equal(rt.get_placement()[0], _REPLICATED)
+        with pytest.raises(moeplace.Error):
+            rt.pending_plan()  # released
+    with moeplace.Runtime(COMM, L, E, S3) as rt:
+        with pytest.raises(moeplace.Error):  # sizes only in plan-only mode
+            rt.register_size(0, 0, 64)
