@@ -38,6 +38,10 @@ const char *mp_policy_name(int policy);
 /* The policy called `name`, or -1. */
 int mp_policy_from_name(const char *name);
 
+/* The replay's default spread (docs/REPLAY.md: chosen from the closed-loop
+ * figures of docs/RESULTS.md). */
+#define MP_REPLAY_SPREAD 1.0
+
 typedef struct mp_replay_config {
   int slots;              /* S: slots per rank and layer */
   int interval;           /* steps between rebalances (a multiple of window) */
@@ -57,6 +61,9 @@ typedef struct mp_replay_config {
   moeplace_share_policy shares; /* every policy's placements (the initial one,
                                    moving_average, moeplace, oracle) are made
                                    and scored with it (default weighted) */
+  double spread;           /* moeplace_place_options.spread of every moeplace-made
+                              placement (the initial one, moving_average, moeplace,
+                              oracle); default MP_REPLAY_SPREAD */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with
