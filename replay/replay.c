@@ -38,7 +38,7 @@ void mp_replay_config_init(mp_replay_config *cfg) {
   /* Bytes/s: a GPU-cluster-like ladder, NVLink-class inside a node down to
    * a 100 Gb/s network between nodes (docs/REPLAY.md). */
   cfg->migration_weight = 0;
-  cfg->step_time_s = 0;
+  cfg->step_time_s = MP_REPLAY_STEP_TIME_S;
   cfg->groups = 1;
   cfg->time_budget_s = MOEPLACE_NO_LIMIT;
   cfg->byte_budget = -1;

@@ -41,6 +41,10 @@ int mp_policy_from_name(const char *name);
 /* The replay's default spread (docs/REPLAY.md: chosen from the closed-loop
  * figures of docs/RESULTS.md). */
 #define MP_REPLAY_SPREAD 1.0
+/* The replay's default expert time of a step at perfect balance, seconds:
+ * the seconds-priced keep-or-move rule is on by default (docs/REPLAY.md
+ * derives 1 ms from the default 64 MiB experts and the traces' tokens). */
+#define MP_REPLAY_STEP_TIME_S 1e-3
 
 typedef struct mp_replay_config {
   int slots;              /* S: slots per rank and layer */
@@ -53,7 +57,8 @@ typedef struct mp_replay_config {
   double byte_budget;      /* bytes per rebalance for moeplace; < 0: none */
   double min_gain;         /* moeplace: see moeplace_place_options (default: the solver's) */
   double step_time_s;      /* moeplace: the seconds model of moeplace_place_options, with
-                              horizon_steps = interval; 0: off */
+                              horizon_steps = interval; 0: off (default
+                              MP_REPLAY_STEP_TIME_S) */
   double time_budget_s;    /* moeplace: modelled migration seconds per rebalance; < 0: none */
   int groups;              /* expert groups of every policy's placements (the initial one
                               included): moeplace_place_options.groups, and EPLB's
