@@ -72,6 +72,8 @@ static int check_options(const moeplace_place_options *o) {
   if (o->shares != MOEPLACE_SHARES_WEIGHTED && o->shares != MOEPLACE_SHARES_EVEN)
     return mp_fail(MOEPLACE_ERR_ARG, "shares must be MOEPLACE_SHARES_WEIGHTED (0) or "
                    "MOEPLACE_SHARES_EVEN (1), got %d", (int)o->shares);
+  if (!isfinite(o->spread) || o->spread < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "spread must be finite and >= 0, got %g", o->spread);
   if (o->max_iterations < 0)
     return mp_fail(MOEPLACE_ERR_ARG, "max_iterations must be >= 0, got %d", o->max_iterations);
   if (!isfinite(o->step_time_s) || o->step_time_s < 0)
@@ -204,6 +206,7 @@ static int place_ctx_alloc(place_ctx *c) {
                       mp_place_layer_init(&c->bst, E, R, S, c->solver_topo))))
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
   c->st.even = c->alt.even = c->bst.even = c->opt.shares == MOEPLACE_SHARES_EVEN;
+  c->st.spread = c->alt.spread = c->bst.spread = c->opt.spread;
   return MOEPLACE_OK;
 }
 

@@ -28,6 +28,32 @@ static void drop_idle(mp_place_layer *st, double T) {
   }
 }
 
+/* Noise-aware mode (spread > 0): every free slot gets a replica, ranks
+ * from the lightest, each slot the expert with the most tokens per replica
+ * that the rank does not hold yet (EPLB's replication rule); the shares are
+ * then water-filled. A replica more lowers no mean load, but it splits its
+ * expert's per-step noise over one rank more. O(R S E S). */
+static void fill_slots(mp_place_layer *st, double tol) {
+  int *ord = st->c_rh;
+  for (int r = 0; r < st->R; r++) ord[r] = r;
+  mp_radix_sort_desc(ord, st->R, st->load, st->c_rtmp, st->c_rk0, st->c_rk1);
+  int added = 0;
+  for (int t = st->R - 1; t >= 0; t--) { // lightest first
+    const int r = ord[t];
+    while (st->nfree[r] > 0) {
+      int best = -1;
+      for (int e = 0; e < st->E; e++)
+        if (st->cnt[e] < st->R && !mp_st_rank_holds(st, r, e) &&
+            (best < 0 || st->w[e] * st->cnt[best] > st->w[best] * st->cnt[e]))
+          best = e;
+      if (best < 0) break;
+      mp_st_put(st, mp_st_free_slot(st, r), best, 0);
+      added++;
+    }
+  }
+  if (added) mp_waterfill_all(st, tol, WF_MAX_PASSES);
+}
+
 void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_search *sp) {
   st->w = w;
   const int *cur = st->cur;
@@ -57,7 +83,10 @@ void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_se
   fs.budget = NULL;
   double used = 0;
   mp_local_search(st, &fs, bound, &used);
-  drop_idle(st, tot / st->R);
+  if (st->spread > 0)
+    fill_slots(st, WF_TOL * (tot > 0 ? tot / st->R : 1));
+  else
+    drop_idle(st, tot / st->R);
   st->cur = cur;
 }
 
@@ -75,7 +104,8 @@ void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_pla
   fs.lambda = 0;
   fs.min_gain = 0;
   fs.budget = NULL;
-  const long first = st->RS <= EVEN_MULTISTART_SLOTS ? st->E : st->RS;
+  // noise-aware (spread > 0): every slot holds a replica
+  const long first = st->RS <= EVEN_MULTISTART_SLOTS && !(st->spread > 0) ? st->E : st->RS;
   double best = INFINITY;
   for (long total = st->RS; total >= first; total--) {
     mp_construct_lpt_n(st, total);
@@ -146,8 +176,9 @@ void mp_place_layer_repair(mp_place_layer *st, const double *w) {
   double tot = 0;
   for (int e = 0; e < st->E; e++) tot += w[e];
   const double T = tot / st->R;
-  // spare replicas the current loads leave idle free their slots (no bytes)
-  for (int i = 0; i < st->RS; i++) {
+  // spare replicas the current loads leave idle free their slots (no bytes);
+  // noise-aware, they stay (they cost nothing where they are)
+  for (int i = 0; i < st->RS && !(st->spread > 0); i++) {
     int e = st->slot_e[i];
     if (e >= 0 && st->cnt[e] > 1 && st->slot_x[i] <= 1e-12 * (T > 0 ? T : 1)) mp_st_take(st, i);
   }

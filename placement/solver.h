@@ -13,6 +13,8 @@
 typedef struct mp_place_layer {
   int E, R, S, RS;
   int even;           // 1: MOEPLACE_SHARES_EVEN (every replica w_e / c_e), 0: weighted
+  double spread;      // noise-aware mode (moeplace_place_options.spread): mu of the
+                      // water-filling, 0 = exact; > 0 also fills slots, keeps idle replicas
   const double *w;    // [E] expert loads
   const moeplace_topology *topo;
   int *slot_e;        // [RS] expert of each slot, -1 empty

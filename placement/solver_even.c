@@ -233,7 +233,7 @@ static int even_improve_rank(even_search *s, int r) {
   for (int k = 0; k < S; k++) {
     const int i = r * S + k, b = st->slot_e[i];
     if (b < 0 || st->slot_x[i] <= 0) continue;
-    if (st->cnt[b] > 1) { // drop this replica
+    if (st->cnt[b] > 1 && !(st->spread > 0)) { // drop this replica (noise-aware: never)
       ev_add(&s->v, r, -st->slot_x[i]);
       ev_recount(&s->v, st, b, st->cnt[b] - 1, i);
       double p_i = 0, b_i = 0;

@@ -33,7 +33,10 @@ double mp_waterfill_expert(mp_place_layer *st, int e) {
     b[k] = base;
     sl[k] = i;
   }
-  const double w = st->w[e];
+  // With spread mu the expert minimises sum_k (b_k + x_k)^2 + mu x_k^2:
+  // x_k = max(0, (t - b_k) / (1 + mu)) with sum_k x_k = w, i.e. the plain
+  // water-filling of w (1 + mu) scaled down by 1 + mu (mu = 0: exact).
+  const double mu1 = 1 + st->spread, w = st->w[e] * mu1;
   double acc = 0, lam = 0;
   for (int k = 0; k < n; k++) {
     acc += b[k];
@@ -42,7 +45,7 @@ double mp_waterfill_expert(mp_place_layer *st, int e) {
   }
   double change = 0;
   for (int k = 0; k < n; k++) {
-    double x = lam > b[k] ? lam - b[k] : 0;
+    double x = lam > b[k] ? (lam - b[k]) / mu1 : 0;
     int i = sl[k];
     double d = x - st->slot_x[i];
     if (fabs(d) > change) change = fabs(d);

@@ -38,13 +38,14 @@ void mp_replay_config_init(mp_replay_config *cfg) {
   /* Bytes/s: a GPU-cluster-like ladder, NVLink-class inside a node down to
    * a 100 Gb/s network between nodes (docs/REPLAY.md). */
   cfg->migration_weight = 0;
-  cfg->step_time_s = 0;
+  cfg->step_time_s = MP_REPLAY_STEP_TIME_S;
   cfg->groups = 1;
   cfg->time_budget_s = MOEPLACE_NO_LIMIT;
   cfg->byte_budget = -1;
   moeplace_place_options defaults;
   moeplace_place_options_init(&defaults);
   cfg->min_gain = defaults.min_gain;
+  cfg->spread = MP_REPLAY_SPREAD;
   cfg->seed = 1;
 }
 
@@ -143,6 +144,7 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   opt.expert_bytes = cfg->expert_bytes;
   opt.groups = cfg->groups; // every policy places the groups alike (node-limited)
   opt.shares = cfg->shares;
+  opt.spread = cfg->spread;
   const double *loads = NULL;
   const moeplace_placement *current = NULL;
   double t0 = mp_now_s();
@@ -289,6 +291,7 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   moeplace_place_options_init(&opt);
   opt.groups = cfg->groups;
   opt.shares = cfg->shares;
+  opt.spread = cfg->spread; // > 0: every slot holds a replica from the start
   rc = moeplace_place(topo, st->L, st->E, st->S, uniform, NULL, &opt, &initial, NULL);
   if (rc) return rc;
   for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++)

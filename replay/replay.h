@@ -38,6 +38,14 @@ const char *mp_policy_name(int policy);
 /* The policy called `name`, or -1. */
 int mp_policy_from_name(const char *name);
 
+/* The replay's default spread (docs/REPLAY.md: chosen from the closed-loop
+ * figures of docs/RESULTS.md). */
+#define MP_REPLAY_SPREAD 1.0
+/* The replay's default expert time of a step at perfect balance, seconds:
+ * the seconds-priced keep-or-move rule is on by default (docs/REPLAY.md
+ * derives 1 ms from the default 64 MiB experts and the traces' tokens). */
+#define MP_REPLAY_STEP_TIME_S 1e-3
+
 typedef struct mp_replay_config {
   int slots;              /* S: slots per rank and layer */
   int interval;           /* steps between rebalances (a multiple of window) */
@@ -49,7 +57,8 @@ typedef struct mp_replay_config {
   double byte_budget;      /* bytes per rebalance for moeplace; < 0: none */
   double min_gain;         /* moeplace: see moeplace_place_options (default: the solver's) */
   double step_time_s;      /* moeplace: the seconds model of moeplace_place_options, with
-                              horizon_steps = interval; 0: off */
+                              horizon_steps = interval; 0: off (default
+                              MP_REPLAY_STEP_TIME_S) */
   double time_budget_s;    /* moeplace: modelled migration seconds per rebalance; < 0: none */
   int groups;              /* expert groups of every policy's placements (the initial one
                               included): moeplace_place_options.groups, and EPLB's
@@ -57,6 +66,9 @@ typedef struct mp_replay_config {
   moeplace_share_policy shares; /* every policy's placements (the initial one,
                                    moving_average, moeplace, oracle) are made
                                    and scored with it (default weighted) */
+  double spread;           /* moeplace_place_options.spread of every moeplace-made
+                              placement (the initial one, moving_average, moeplace,
+                              oracle); default MP_REPLAY_SPREAD */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with

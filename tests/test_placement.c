@@ -1225,6 +1225,91 @@ START_TEST(test_fresh_no_idle_replica) {
 }
 END_TEST
 
+/* spread > 0 (noise-aware): every slot a rank can use holds a replica, and
+ * the weighted shares are the minimiser of sum of squared rank loads + mu x
+ * sum of squared slot loads: per expert, with b_k its replica's rank load
+ * without it, b_k + (1 + mu) x_k is the same level t on every replica with
+ * x_k > 0 and b_k >= t where x_k = 0 (the optimality conditions, checked
+ * here from the exported placement alone). */
+START_TEST(test_spread) {
+  moeplace_place_options d;
+  moeplace_place_options_init(&d);
+  ck_assert(d.spread == 0); // the library default: exact balance of the loads
+  for (int trial = 0; trial < 120; trial++) {
+    const int R = 2 + (int)(urand() * 7), S = 1 + (int)(urand() * 4), L = 1 + (int)(urand() * 2);
+    const int E = 1 + (int)(urand() * R * S);
+    const double mu = trial % 3 == 0 ? 0.5 : trial % 3 == 1 ? 1.0 : 4.0;
+    moeplace_topology *t;
+    moeplace_topology_create_shape(&t, 1, R, 1, 1);
+    double *w = malloc((size_t)L * E * sizeof *w);
+    for (int i = 0; i < L * E; i++) w[i] = 1 + 1000 * lognormal(1.0);
+    moeplace_place_options o;
+    moeplace_place_options_init(&o);
+    o.spread = mu;
+    o.shares = trial % 4 == 3 ? MOEPLACE_SHARES_EVEN : MOEPLACE_SHARES_WEIGHTED;
+    moeplace_placement *p;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, &o, &p, NULL), 0);
+    ck_assert_int_eq(moeplace_placement_validate(p), 0);
+    for (int l = 0; l < L; l++) {
+      const int *ph = moeplace_placement_phy2log_const(p, l);
+      const double *sh = moeplace_placement_share_const(p, l);
+      const double *wl = w + (size_t)l * E;
+      double load[16] = {0}, tot = 0;
+      for (int e = 0; e < E; e++) tot += wl[e];
+      for (int r = 0; r < R; r++) {
+        int used = 0;
+        for (int k = 0; k < S; k++) {
+          const int i = r * S + k;
+          if (ph[i] < 0) continue;
+          used++;
+          load[r] += sh[i] * wl[ph[i]];
+        }
+        if (o.shares == MOEPLACE_SHARES_WEIGHTED)
+          ck_assert_msg(used == (E < S ? E : S), "trial %d layer %d rank %d: %d of %d slots used",
+                        trial, l, r, used, S);
+      }
+      if (o.shares != MOEPLACE_SHARES_WEIGHTED) continue;
+      const double tol = 2e-3 * tot / R;
+      for (int e = 0; e < E; e++) {
+        double level = -1, lowest_idle = INFINITY;
+        for (int i = 0; i < R * S; i++) {
+          if (ph[i] != e) continue;
+          const double x = sh[i] * wl[e], b = load[i / S] - x;
+          if (x > tol) {
+            const double lv = b + (1 + mu) * x;
+            if (level < 0) level = lv;
+            ck_assert_msg(fabs(lv - level) <= (1 + mu) * tol,
+                          "trial %d expert %d: levels %g and %g differ", trial, e, lv, level);
+          } else if (b < lowest_idle) {
+            lowest_idle = b;
+          }
+        }
+        if (level >= 0)
+          ck_assert_msg(lowest_idle >= level - (1 + mu) * tol,
+                        "trial %d expert %d: idle replica on a rank at %g below the level %g",
+                        trial, e, lowest_idle, level);
+      }
+    }
+    moeplace_placement_destroy(p);
+    moeplace_topology_destroy(t);
+    free(w);
+  }
+  moeplace_topology *t;
+  moeplace_topology_create_shape(&t, 1, 2, 1, 1);
+  double w[2] = {1, 2};
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.spread = -1;
+  moeplace_placement *p = NULL;
+  ck_assert_int_eq(moeplace_place(t, 1, 2, 2, w, NULL, &o, &p, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "spread"));
+  o.spread = NAN;
+  ck_assert_int_eq(moeplace_place(t, 1, 2, 2, w, NULL, &o, &p, NULL), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_null(p);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("placement");
   TCase *tc = tcase_create("core");
@@ -1253,6 +1338,7 @@ int main(void) {
   tcase_add_test(tc, test_groups_errors);
   tcase_add_test(tc, test_eplb_maps);
   tcase_add_test(tc, test_repair_duplicates);
+  tcase_add_test(tc, test_spread);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -52,12 +52,16 @@ static void usage(FILE *out) {
           "  --step-ms T          price rebalances in seconds: the experts' part of a\n"
           "                       step takes T ms at perfect balance; moeplace moves\n"
           "                       only if the time saved over the interval exceeds the\n"
-          "                       modelled migration time (docs/PLACEMENT.md; 0: off)\n"
+          "                       modelled migration time (docs/PLACEMENT.md; 0: off,\n"
+          "                       the min-gain rule; default 1)\n"
           "  --time-budget S      modelled migration seconds per rebalance (default none)\n"
           "  --shares POLICY      weighted (default) or even: how routers split an expert's\n"
           "                       tokens among its replicas; every policy (static,\n"
           "                       moving_average, moeplace, oracle) places and is scored\n"
           "                       with it\n"
+          "  --spread MU          noise-aware placements (docs/PLACEMENT.md): every slot\n"
+          "                       filled, shares pulled toward equal splits by MU; 0: the\n"
+          "                       exact balance of the forecast means (default 1)\n"
           "  --bw-numa G --bw-package G --bw-node G --bw-network G\n"
           "                       bandwidth in GB/s per link class (defaults: the\n"
           "                       cluster file's, else 100, 50, 25, 12.5)\n"
@@ -169,7 +173,7 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
     json_object_set_new(policies, mp_policy_name(p), o);
   }
   return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, "
-                   "s:f, s:f, s:i, s:s, s:o}",
+                   "s:f, s:f, s:i, s:s, s:f, s:o}",
                    "trace", trace, "steps", (json_int_t)res->steps, "layers", res->layers,
                    "experts", res->experts, "ranks", res->ranks, "slots", res->slots, "nodes",
                    nodes, "interval", cfg->interval, "window", cfg->window, "horizon",
@@ -177,8 +181,8 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
                    "expert_bytes", cfg->expert_bytes, "migration_weight", cfg->migration_weight,
                    "budget", cfg->byte_budget, "min_gain", cfg->min_gain, "step_ms",
                    cfg->step_time_s * 1e3, "time_budget_s", cfg->time_budget_s, "groups",
-                   cfg->groups, "shares", moeplace_share_policy_name(cfg->shares), "policies",
-                   policies);
+                   cfg->groups, "shares", moeplace_share_policy_name(cfg->shares), "spread",
+                   cfg->spread, "policies", policies);
 }
 
 static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
@@ -200,7 +204,7 @@ int main(int argc, char **argv) {
   enum { O_TRACE = 256, O_RANKS, O_SLOTS, O_NODES, O_TOPOLOGY, O_INTERVAL, O_WINDOW, O_HORIZON,
          O_PREDICTOR, O_POLICIES, O_SEED, O_BYTES, O_WEIGHT, O_BUDGET, O_BW_NUMA, O_BW_PACKAGE,
          O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN, O_STEP_MS,
-         O_TIME_BUDGET, O_GROUPS, O_SHARES };
+         O_TIME_BUDGET, O_GROUPS, O_SHARES, O_SPREAD };
   static const struct option opts[] = {
       {"help", no_argument, NULL, 'h'},        {"trace", required_argument, NULL, O_TRACE},
       {"ranks", required_argument, NULL, O_RANKS}, {"slots", required_argument, NULL, O_SLOTS},
@@ -220,7 +224,7 @@ int main(int argc, char **argv) {
       {"groups", required_argument, NULL, O_GROUPS},
       {"json", required_argument, NULL, O_JSON}, {"timeline", required_argument, NULL, O_TIMELINE},
       {"quiet", no_argument, NULL, O_QUIET},   {"shares", required_argument, NULL, O_SHARES},
-      {NULL, 0, NULL, 0}};
+      {"spread", required_argument, NULL, O_SPREAD}, {NULL, 0, NULL, 0}};
   mp_replay_config cfg;
   mp_replay_config_init(&cfg);
   tool_ctx ctx = {.report = {1, 1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
@@ -261,6 +265,7 @@ int main(int argc, char **argv) {
     case O_BW_NETWORK: REAL_OPT("--bw-network", 1e-9, 1e9, bw[MOEPLACE_LINK_OTHER_NODE]) break;
     case O_STEP_MS: REAL_OPT("--step-ms", 0, 1e9, cfg.step_time_s) cfg.step_time_s *= 1e-3; break;
     case O_TIME_BUDGET: REAL_OPT("--time-budget", 0, 1e9, cfg.time_budget_s) break;
+    case O_SPREAD: REAL_OPT("--spread", 0, 1e6, cfg.spread) break;
     case O_SHARES:
       if (cli_parse_shares(prog, optarg, &cfg.shares)) return CLI_EXIT_USAGE;
       break;

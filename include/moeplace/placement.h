@@ -292,7 +292,17 @@ typedef struct moeplace_place_options {
    * shares are exactly 1 / replica count, imbalance and lower_bound are those
    * of equal splits, and the current placement is scored with equal shares. */
   moeplace_share_policy shares;
-  uint64_t reserved[4]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
+  /* Noise-aware placement (docs/PLACEMENT.md, "Spreading for per-step
+   * noise"), >= 0. 0 (the default): the forecast mean loads are balanced
+   * exactly (weighted shares reach the lower bound where slots allow) and a
+   * fresh placement leaves the slots of idle replicas empty. mu > 0: every
+   * slot of a fresh placement holds a replica (as EPLB's maps do), replicas
+   * already in place are never dropped for being idle, and weighted shares
+   * minimise sum of squared rank loads + mu x sum of squared slot loads
+   * (each expert's tokens split more evenly over its replicas, which
+   * absorbs the per-step token noise a mean-optimal split concentrates). */
+  double spread;
+  uint64_t reserved[3]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
 } moeplace_place_options;
 
 /* Writes every default (and zeroes reserved). Accepts NULL (does nothing). */

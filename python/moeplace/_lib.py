@@ -64,7 +64,7 @@ class PlaceOptions(ctypes.Structure):
                 ("expert_bytes", c_double), ("min_gain", c_double), ("max_iterations", c_int),
                 ("time_limit_ms", c_double), ("step_time_s", c_double),
                 ("horizon_steps", c_double), ("time_budget_s", c_double), ("groups", c_int),
-                ("shares", c_int), ("reserved", c_uint64 * 4)]
+                ("shares", c_int), ("spread", c_double), ("reserved", c_uint64 * 3)]
 
 
 class PlaceStats(ctypes.Structure):

@@ -354,7 +354,7 @@ def as_shares(value, name="shares"):
 _OPTIONS = {"migration_weight": as_float, "byte_budget": as_float, "expert_bytes": as_float,
             "min_gain": as_float, "max_iterations": as_int, "time_limit_ms": as_float,
             "step_time_s": as_float, "horizon_steps": as_float, "time_budget_s": as_float,
-            "groups": as_int, "shares": as_shares}
+            "groups": as_int, "shares": as_shares, "spread": as_float}
 
 
 def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
@@ -370,6 +370,7 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     N dividing G, each group's replicas stay on one node).
     shares ("weighted", the default, or "even": every replica 1/n of its
     expert's tokens, as vLLM/SGLang/EPLB routers split).
+    spread (>= 0, default 0: noise-aware placement, docs/PLACEMENT.md).
     Returns a Placement whose ``stats`` holds imbalance, lower_bound, gap,
     moves, bytes_moved, groups, split_groups, ...; its phy2log, log2phy,
     logcnt and share are numpy arrays in EPLB's conventions."""
