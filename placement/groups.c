@@ -442,26 +442,9 @@ static int grp_stats(const grp_ctx *c, const moeplace_placement *res, moeplace_p
   if (rc) return rc;
   for (size_t i = 0; i < (size_t)c->L * c->E; i++) den += c->loads[i];
   den /= c->topo->ranks;
-  if (c->current) {
-    moeplace_move_stats ms;
-    rc = moeplace_placement_diff(c->current, res, c->topo, c->opt.expert_bytes, &ms);
-    if (rc) return rc;
-    s->moves = ms.moves;
-    s->bytes_moved = ms.bytes_moved;
-    s->cross_node_bytes = ms.cross_node_bytes;
-    s->migration_cost = ms.cost;
-    s->kept_current = ms.moves == 0;
-    s->current_imbalance = mp_imbalance_ratio(keep, den);
-    if (c->opt.byte_budget >= 0 && ms.bytes_moved > c->opt.byte_budget)
-      return mp_fail(MOEPLACE_ERR_NUMERIC, "placement moved %g bytes over the budget of %g",
-                     ms.bytes_moved, c->opt.byte_budget);
-  }
-  s->layers = c->L;
-  s->experts = c->E;
-  s->ranks = c->topo->ranks;
-  s->slots = c->S;
-  s->lower_bound = mp_imbalance_ratio(lb, den);
-  s->gap = s->lower_bound > 0 ? (s->imbalance - s->lower_bound) / s->lower_bound : 0;
+  if (c->current) s->current_imbalance = mp_imbalance_ratio(keep, den);
+  rc = mp_place_stats_fill(c->current, res, c->topo, &c->opt, lb, den, s);
+  if (rc) return rc;
   s->groups = c->G;
   int *split = malloc((size_t)c->L * sizeof *split);
   MP_CHECK_ALLOC(split);

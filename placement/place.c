@@ -385,36 +385,41 @@ static void write_current(place_ctx *c, moeplace_placement *res) {
   }
 }
 
-/* The stats of the placement res (kept_current may already be set). */
-static int place_stats(const place_ctx *c, const moeplace_placement *res,
-                       moeplace_place_stats *s) {
-  const double den = c->den;
-  int rc = moeplace_placement_imbalance(res, c->loads, &s->imbalance);
-  if (rc) return rc;
-  if (c->current) {
+int mp_place_stats_fill(const moeplace_placement *current, const moeplace_placement *res,
+                        const moeplace_topology *topo, const moeplace_place_options *opt,
+                        double lb, double den, moeplace_place_stats *s) {
+  if (current) {
     moeplace_move_stats ms;
-    rc = moeplace_placement_diff(c->current, res, c->topo, c->opt.expert_bytes, &ms);
+    int rc = moeplace_placement_diff(current, res, topo, opt->expert_bytes, &ms);
     if (rc) return rc;
     s->moves = ms.moves;
     s->bytes_moved = ms.bytes_moved;
     s->cross_node_bytes = ms.cross_node_bytes;
     s->migration_cost = ms.cost;
-    if (c->opt.byte_budget >= 0 && ms.bytes_moved > c->opt.byte_budget) {
+    if (opt->byte_budget >= 0 && ms.bytes_moved > opt->byte_budget) {
       // cannot happen by construction; the cap is hard, so never return more
       return mp_fail(MOEPLACE_ERR_NUMERIC, "placement moved %g bytes over the budget of %g",
-                     ms.bytes_moved, c->opt.byte_budget);
+                     ms.bytes_moved, opt->byte_budget);
     }
     if (s->moves == 0) s->kept_current = 1;
-    s->current_imbalance = mp_imbalance_ratio(c->num_keep, den);
   }
-  s->shares = c->opt.shares;
-  s->layers = c->L;
-  s->experts = c->E;
-  s->ranks = c->R;
-  s->slots = c->S;
-  s->lower_bound = mp_imbalance_ratio(c->lb, den); // the bound on the same scale
+  s->shares = opt->shares;
+  s->layers = moeplace_placement_layers(res);
+  s->experts = moeplace_placement_experts(res);
+  s->ranks = moeplace_placement_ranks(res);
+  s->slots = moeplace_placement_slots(res);
+  s->lower_bound = mp_imbalance_ratio(lb, den); // the bound on the same scale
   s->gap = s->lower_bound > 0 ? (s->imbalance - s->lower_bound) / s->lower_bound : 0;
   return MOEPLACE_OK;
+}
+
+/* The stats of the placement res (kept_current may already be set). */
+static int place_stats(const place_ctx *c, const moeplace_placement *res,
+                       moeplace_place_stats *s) {
+  int rc = moeplace_placement_imbalance(res, c->loads, &s->imbalance);
+  if (rc) return rc;
+  if (c->current) s->current_imbalance = mp_imbalance_ratio(c->num_keep, c->den);
+  return mp_place_stats_fill(c->current, res, c->topo, &c->opt, c->lb, c->den, s);
 }
 
 int moeplace_place(const moeplace_topology *topo, int layers, int experts, int slots,

@@ -23,4 +23,14 @@ int mp_placement_set_groups(moeplace_placement *p, const moeplace_topology *topo
 /* Bounds the placement code accepts for L, E, R, S (and R*S). */
 int mp_place_check_shape(int layers, int experts, int ranks, int slots);
 
+/* The figures every moeplace_place result reports, into *s (imbalance,
+ * current_imbalance and kept_current set by the caller stay): moves, bytes,
+ * cross-node bytes and cost against current (if not NULL; the byte budget
+ * re-checked: MOEPLACE_ERR_NUMERIC over it), shape, share policy, and the
+ * bound and gap from lb and den, the sums over layers of the lower bound
+ * and of the mean rank load. place.c. */
+int mp_place_stats_fill(const moeplace_placement *current, const moeplace_placement *res,
+                        const moeplace_topology *topo, const moeplace_place_options *opt,
+                        double lb, double den, moeplace_place_stats *s);
+
 #endif

@@ -100,6 +100,9 @@ void mp_place_layer_set_current(mp_place_layer *st, const int *cur, double exper
 
 /* Max rank load of the state. */
 double mp_place_layer_max(const mp_place_layer *st);
+/* The k most loaded ranks, in decreasing load (ties: lower rank first),
+ * into top [k]; returns how many (min(k, R)). */
+int mp_place_top_loaded(const mp_place_layer *st, int k, int *top);
 /* Migration of the state relative to the current placement. */
 void mp_place_layer_moves(const mp_place_layer *st, int64_t *moves, double *bytes,
                           double *cross_bytes, double *cost);

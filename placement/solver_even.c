@@ -262,20 +262,8 @@ static int even_improve_rank(even_search *s, int r) {
 /* One improving change from one of the EVEN_SOURCES busiest ranks. */
 static int even_improve(even_search *s) {
   mp_place_layer *st = s->st;
-  int top[EVEN_SOURCES], nt = 0;
-  for (int r = 0; r < st->R; r++) {
-    int k = nt < EVEN_SOURCES ? nt++ : EVEN_SOURCES - 1;
-    if (nt == EVEN_SOURCES && k == EVEN_SOURCES - 1 && r >= EVEN_SOURCES &&
-        st->load[top[k]] >= st->load[r])
-      continue;
-    top[k] = r;
-    while (k > 0 && st->load[top[k - 1]] < st->load[top[k]]) {
-      int t = top[k];
-      top[k] = top[k - 1];
-      top[k - 1] = t;
-      k--;
-    }
-  }
+  int top[EVEN_SOURCES];
+  const int nt = mp_place_top_loaded(st, EVEN_SOURCES, top);
   s->M = st->load[top[0]];
   // insertion sort: one change moves a few ranks, the order stays nearly sorted
   for (int t = 1; t < st->R; t++) {

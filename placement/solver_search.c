@@ -145,23 +145,10 @@ static int improve_from(mp_place_layer *st, const mp_place_search *sp, int rs, d
 #define LS_SOURCES 4
 static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *bytes_used) {
   const int R = st->R;
-  int top[LS_SOURCES], nt = 0;
+  int top[LS_SOURCES];
+  const int nt = mp_place_top_loaded(st, LS_SOURCES, top);
   double T = 0;
-  for (int r = 0; r < R; r++) {
-    T += st->load[r];
-    // keep the LS_SOURCES most loaded ranks, in decreasing load
-    int k = nt < LS_SOURCES ? nt++ : LS_SOURCES - 1;
-    if (k == LS_SOURCES - 1 && nt == LS_SOURCES && r >= LS_SOURCES &&
-        st->load[top[k]] >= st->load[r])
-      continue;
-    top[k] = r;
-    while (k > 0 && st->load[top[k - 1]] < st->load[top[k]]) {
-      int t = top[k];
-      top[k] = top[k - 1];
-      top[k - 1] = t;
-      k--;
-    }
-  }
+  for (int r = 0; r < R; r++) T += st->load[r];
   T /= R;
   const double Mmax = st->load[top[0]], X0 = total_excess(st, T);
   for (int k = 0; k < nt; k++) {

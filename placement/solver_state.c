@@ -206,6 +206,22 @@ void mp_place_layer_copy(mp_place_layer *dst, const mp_place_layer *src) {
   dst->w = src->w;
 }
 
+int mp_place_top_loaded(const mp_place_layer *st, int k, int *top) {
+  int nt = 0;
+  for (int r = 0; r < st->R; r++) {
+    int i = nt < k ? nt++ : k - 1; // the slot r may take: a free one, or the lightest kept
+    if (nt == k && i == k - 1 && r >= k && st->load[top[i]] >= st->load[r]) continue;
+    top[i] = r;
+    while (i > 0 && st->load[top[i - 1]] < st->load[top[i]]) { // insertion, decreasing load
+      int t = top[i];
+      top[i] = top[i - 1];
+      top[i - 1] = t;
+      i--;
+    }
+  }
+  return nt;
+}
+
 double mp_place_layer_max(const mp_place_layer *st) {
   double m = 0;
   for (int r = 0; r < st->R; r++)
