@@ -43,6 +43,7 @@ typedef struct opts {
   long long groups;
   long long steps, d, f, slots, window, interval, max_tokens;
   double token_scale;
+  double timeout_s; /* collective_timeout_s of the runtime (< 0: none) */
   moeplace_share_policy shares;
 } opts;
 
@@ -69,6 +70,9 @@ static void usage(FILE *out) {
           "  --predictor NAME    forecasting method: sw_avg, auto, arima, last, lstm (default sw_avg)\n"
           "  --ranks-per-node N  emulate nodes of N consecutive ranks (default: the real nodes)\n"
           "  --cluster-file FILE cluster-shape file (docs/PLACEMENT.md) replacing the topology\n"
+          "  --timeout S         a rank waiting more than S s for the others (aggregation,\n"
+          "                      decision, migration) fails with an error naming them\n"
+          "                      (collective_timeout_s; default: wait for ever)\n"
           "  --groups G          G expert groups; on several nodes each group's replicas\n"
           "                      stay on one node (docs/PLACEMENT.md, default none)\n"
           "  --shares POLICY     weighted (default) or even: the routing of the moeplace run\n"
@@ -94,10 +98,11 @@ static int parse(int argc, char **argv, opts *o) {
       {"commit-log", required_argument, NULL, 'c'},
       {"groups", required_argument, NULL, 'G'},
       {"shares", required_argument, NULL, 'S'},
+      {"timeout", required_argument, NULL, 'T'},
       {NULL, 0, NULL, 0}};
   *o = (opts){.trace = MOEPLACE_DATADIR "/pycode-L4-E16-top2-4k.csv.gz", .steps = 0, .d = 64,
               .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0,
-              .predictor = "sw_avg"};
+              .predictor = "sw_avg", .timeout_s = MOEPLACE_NO_LIMIT};
   int c;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (c) {
@@ -116,6 +121,7 @@ static int parse(int argc, char **argv, opts *o) {
     case 'G': if (cli_parse_int(prog, "--groups", optarg, 1, 1000000, &o->groups) < 0) return CLI_EXIT_USAGE; break;
     case 'c': o->commit_log = optarg; break;
     case 'S': if (cli_parse_shares(prog, optarg, &o->shares) < 0) return CLI_EXIT_USAGE; break;
+    case 'T': if (cli_parse_double(prog, "--timeout", optarg, 1e-3, 1e6, &o->timeout_s) < 0) return CLI_EXIT_USAGE; break;
     case 'h': usage(stdout); return -1;
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
@@ -224,6 +230,7 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   cfg.predictor = o->predictor;
   cfg.ranks_per_node = (int)o->ranks_per_node;
   cfg.cluster_file = o->cluster_file;
+  cfg.collective_timeout_s = o->timeout_s;
   cfg.groups = dynamic ? (int)o->groups : 0;
   cfg.shares = o->shares;
   st = moeplace_runtime_create(&ph->rt, MPI_COMM_WORLD, &cfg);
