@@ -467,6 +467,9 @@ static int phase_run(const opts *o, phase *ph, long long block) {
               prog, ph->nsteps, info.moves, info.bytes_moved / 1024.0, info.migration_s * 1e3,
               info.predicted_imbalance_old, info.predicted_imbalance_new);
   }
+  // a rank or a link is gone (collective_timeout_s, --timeout): the caller
+  // reports it at once; a barrier would wait for the lost ranks for ever
+  if (st == MOEPLACE_ERR_MPI || st == MOEPLACE_ERR_STATE) return st;
   MPI_Barrier(MPI_COMM_WORLD);
   ph->busy_s += mp_now_s() - t0;
   return st;
