@@ -48,7 +48,7 @@ echo "== shares even (equal splits, as EPLB routes) vs EPLB global, same loads"
 cat "$OUT/np.txt" "$OUT/torch.txt" | awk -v cfile="$OUT/c.txt" '
   BEGIN { while ((getline l < cfile) > 0) { split(l, f, " ");
             if (f[1] == "RESULT-EVEN") { ms[f[2]] = f[5]; imb[f[2]] = f[7] } } }
-  $1 ~ /^EPLB/ && $3 == "global" { n = $2; printf "%-22s %-6s EPLB global %8.1f ms imb %s | moeplace even %.3f ms imb %s | %s, speedup %.0fx\n",
+  $1 ~ /^EPLB/ && $3 == "global" && ($2 in ms) { n = $2; printf "%-22s %-6s EPLB global %8.1f ms imb %s | moeplace even %.3f ms imb %s | %s, speedup %.0fx\n",
                  n, substr($1, 6), $5, $7, ms[n], imb[n], (imb[n] <= $7 + 1e-9 ? "not worse" : "WORSE"), $5 / ms[n] }'
 if [ -n "${EPLB_DIR:-}" ]; then
   export PYTHONPATH="$SRC/python${PYTHONPATH:+:$PYTHONPATH}" MOEPLACE_LIBDIR="$BUILD/.libs"
@@ -71,3 +71,10 @@ cat "$OUT/np.txt" "$OUT/real.txt" | awk -v cfile="$OUT/c.txt" '
   $1 ~ /^EPLB/ && $3 == "hierarchical" && ($2 in ms) {
     n = $2; printf "%-14s %-10s EPLB %8.1f ms eq %s split %s | moeplace %6.2f ms eq %s w %s split %s | cost of groups (moeplace) eq %+.1f%% w %+.1f%% | speedup %.0fx\n",
       n, substr($1, 6), $5, $7, $11, ms[n], eq[n], w[n], sp[n], 100 * (eq[n] / ne[n] - 1), 100 * (w[n] / nw[n] - 1), $5 / ms[n] }'
+echo "== node-limited groups with --shares even (as EPLB's routers split) vs EPLB hierarchical, equal shares"
+cat "$OUT/np.txt" "$OUT/real.txt" | awk -v cfile="$OUT/c.txt" '
+  BEGIN { while ((getline l < cfile) > 0) { split(l, f, " ");
+            if (f[1] == "RESULTG-EVEN") { ms[f[2]] = f[4]; eq[f[2]] = f[6]; sp[f[2]] = f[8] } } }
+  $1 ~ /^EPLB/ && $3 == "hierarchical" && ($2 in ms) {
+    n = $2; printf "%-14s %-10s EPLB %8.1f ms eq %s | moeplace even %6.2f ms eq %s split %s | %s, speedup %.0fx\n",
+      n, substr($1, 6), $5, $7, ms[n], eq[n], sp[n], (eq[n] <= $7 + 1e-9 ? "not worse" : "WORSE"), $5 / ms[n] }'
