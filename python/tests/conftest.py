@@ -24,7 +24,20 @@ import pytest  # noqa: E402
 def pytest_runtest_makereport(item, call):
     # Keeps each phase's report on the item (rep_setup, rep_call,
     # rep_teardown), for fixtures that look at the outcome
-    # (test_runtime_mpi.py's lockstep).
+    # (mpi_lockstep below).
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def mpi_lockstep(request):
+    """For the tests run under mpirun (pytestmark in their module): every
+    rank fails a test that failed on one, so that no rank goes on to the
+    next test's collectives alone."""
+    yield
+    from mpi4py import MPI
+    rep = getattr(request.node, "rep_call", None)
+    failed = int(bool(rep is not None and rep.failed))
+    if MPI.COMM_WORLD.allreduce(failed) and not failed:
+        pytest.fail("the test failed on another rank")

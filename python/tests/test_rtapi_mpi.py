@@ -1,7 +1,7 @@
 """What a trainer needs from the runtime, on 2 ranks (tests/python.sh mpi):
 many buffers per slot with the optimizer state, per-expert records, the
 dispatch split, replica consistency and groups, checkpoint/restart. Every
-test makes the same collective calls on every rank; the lockstep fixture
+test makes the same collective calls on every rank; the mpi_lockstep fixture (conftest.py)
 makes every rank fail a test that failed on one."""
 
 import numpy as np
@@ -15,13 +15,7 @@ L, E, S = 2, 4, 2
 S3 = 3  # 6 slots for 4 experts: room for replicas
 
 
-@pytest.fixture(autouse=True)
-def lockstep(request):
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    failed = int(bool(rep is not None and rep.failed))
-    if COMM.allreduce(failed) and not failed:
-        pytest.fail("the test failed on another rank")
+pytestmark = pytest.mark.usefixtures("mpi_lockstep")
 
 
 def _expert(torch, e):

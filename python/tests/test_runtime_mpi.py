@@ -1,6 +1,6 @@
 """The runtime from Python on 2 ranks (tests/python.sh mpi runs this file
 under mpirun). Every test makes the same collective calls on every rank;
-the lockstep fixture makes every rank fail a test that failed on one."""
+the mpi_lockstep fixture (conftest.py) makes every rank fail a test that failed on one."""
 
 import numpy as np
 import pytest
@@ -12,13 +12,7 @@ COMM = MPI.COMM_WORLD
 L, E, S = 2, 4, 2
 
 
-@pytest.fixture(autouse=True)
-def lockstep(request):
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    failed = int(bool(rep is not None and rep.failed))
-    if COMM.allreduce(failed) and not failed:
-        pytest.fail("the test failed on another rank")
+pytestmark = pytest.mark.usefixtures("mpi_lockstep")
 
 
 def _fill(rt, bufs):
