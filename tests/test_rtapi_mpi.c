@@ -21,18 +21,7 @@
 
 #include <moeplace/runtime.h>
 
-static int failures;
-static int my_rank;
-
-#define CHECK(cond, ...)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      failures++;                                                                   \
-      fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", my_rank, __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                                 \
-      fprintf(stderr, " [last error: %s]\n", moeplace_last_error());              \
-    }                                                                               \
-  } while (0)
+#include "tests/mpi_check.h"
 
 enum { L = 2, E = 6, S = 4, STEPS = 100, SAVE_AT = 33 };
 

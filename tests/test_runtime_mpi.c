@@ -38,21 +38,10 @@
 #include <moeplace/runtime.h>
 
 #include "runtime/internal.h"
+#include "tests/mpi_check.h"
 
-static int failures;
-static int my_rank;
 static int shm_transfers = 1; /* config.shm_transfers of the runtimes made */
 static int ranks_per_node;    /* config.ranks_per_node of the runtimes made */
-
-#define CHECK(cond, ...)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      failures++;                                                                   \
-      fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", my_rank, __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                                 \
-      fprintf(stderr, " [last error: %s]\n", moeplace_last_error());              \
-    }                                                                               \
-  } while (0)
 
 /* Expected byte i of buffer b of expert e of layer l. */
 static uint8_t pattern(int l, int e, int b, size_t i) {
