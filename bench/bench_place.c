@@ -114,6 +114,26 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Places `loads` fresh `repeat` times: the last result (the caller destroys
+ * it), its stats, and the solve times in ms[repeat], sorted. Exits on an
+ * error (a benchmark has no other way out). */
+static moeplace_placement *solve_timed(const moeplace_topology *topo, int L, int E, int S,
+                                       const double *loads, const moeplace_place_options *o,
+                                       int repeat, double *ms, moeplace_place_stats *st) {
+  moeplace_placement *p = NULL;
+  for (int k = 0; k < repeat; k++) {
+    moeplace_placement_destroy(p);
+    double t0 = mp_now_s();
+    if (moeplace_place(topo, L, E, S, loads, NULL, o, &p, st)) {
+      fprintf(stderr, "place: %s\n", moeplace_last_error());
+      exit(1);
+    }
+    ms[k] = (mp_now_s() - t0) * 1e3;
+  }
+  qsort(ms, repeat, sizeof *ms, cmp_double);
+  return p;
+}
+
 /* The even share policy on the same loads: median solve time and the
  * equal-split imbalance (what EPLB-style routers run). */
 static void bench_even(const char *name, const moeplace_topology *topo, const double *loads,
@@ -123,17 +143,7 @@ static void bench_even(const char *name, const moeplace_topology *topo, const do
   o.shares = MOEPLACE_SHARES_EVEN;
   double *ms = malloc(repeat * sizeof *ms);
   moeplace_place_stats st;
-  moeplace_placement *p = NULL;
-  for (int k = 0; k < repeat; k++) {
-    moeplace_placement_destroy(p);
-    double t0 = mp_now_s();
-    if (moeplace_place(topo, L, E, S, loads, NULL, &o, &p, &st)) {
-      fprintf(stderr, "place: %s\n", moeplace_last_error());
-      exit(1);
-    }
-    ms[k] = (mp_now_s() - t0) * 1e3;
-  }
-  qsort(ms, repeat, sizeof *ms, cmp_double);
+  moeplace_placement *p = solve_timed(topo, L, E, S, loads, &o, repeat, ms, &st);
   printf("%-22s shares even: solve_ms median %.3f (min %.3f, max %.3f)  imbalance %.5f  "
          "lower_bound %.5f gap %.3f%%  valid=%s\n",
          name, ms[repeat / 2], ms[0], ms[repeat - 1], st.imbalance, st.lower_bound, 100 * st.gap,
@@ -155,17 +165,7 @@ static void bench_shape(const char *name, const double *loads, int L, int E, int
   }
   double *ms = malloc(repeat * sizeof *ms);
   moeplace_place_stats st;
-  moeplace_placement *p = NULL;
-  for (int k = 0; k < repeat; k++) {
-    moeplace_placement_destroy(p);
-    double t0 = mp_now_s();
-    if (moeplace_place(topo, L, E, S, loads, NULL, NULL, &p, &st)) {
-      fprintf(stderr, "place: %s\n", moeplace_last_error());
-      exit(1);
-    }
-    ms[k] = (mp_now_s() - t0) * 1e3;
-  }
-  qsort(ms, repeat, sizeof *ms, cmp_double);
+  moeplace_placement *p = solve_timed(topo, L, E, S, loads, NULL, repeat, ms, &st);
   double check;
   moeplace_placement_imbalance(p, loads, &check);
   int valid = moeplace_placement_validate(p) == MOEPLACE_OK;
@@ -233,18 +233,9 @@ static void bench_groups(const char *name, const double *loads, int L, int E, in
   moeplace_place_options_init(&o);
   o.groups = G;
   double *ms = malloc(repeat * sizeof *ms);
-  moeplace_placement *p = NULL, *f = NULL;
+  moeplace_placement *f = NULL;
   moeplace_place_stats st, sf;
-  for (int k = 0; k < repeat; k++) {
-    moeplace_placement_destroy(p);
-    double t0 = mp_now_s();
-    if (moeplace_place(topo, L, E, S, loads, NULL, &o, &p, &st)) {
-      fprintf(stderr, "place %s: %s\n", name, moeplace_last_error());
-      exit(1);
-    }
-    ms[k] = (mp_now_s() - t0) * 1e3;
-  }
-  qsort(ms, repeat, sizeof *ms, cmp_double);
+  moeplace_placement *p = solve_timed(topo, L, E, S, loads, &o, repeat, ms, &st);
   if (moeplace_place(topo, L, E, S, loads, NULL, NULL, &f, &sf)) exit(1);
   int *split = malloc(L * sizeof *split), nsplit = 0, fsplit = 0;
   moeplace_placement_split_groups(p, topo, G, split);
