@@ -147,6 +147,7 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   opt.spread = cfg->spread;
   const double *loads = NULL;
   const moeplace_placement *current = NULL;
+  moeplace_placement *next = NULL; // made by EPLB's balancer, else by moeplace_place below
   double t0 = mp_now_s();
   switch (policy) {
   case MP_POLICY_STATIC: return MOEPLACE_OK;
@@ -157,12 +158,9 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   case MP_POLICY_ORACLE: loads = st->block_loads; break;
   case MP_POLICY_EPLB: {
     if (first) return MOEPLACE_OK;
-    moeplace_placement *next;
     int rc = eplb_decide(st, &next);
     if (rc) return rc;
-    double elapsed = mp_now_s() - t0;
-    st->decision_s[policy] += elapsed;
-    return adopt(st, policy, next, elapsed, step, res);
+    break;
   }
   case MP_POLICY_MOEPLACE: {
     if (first) return MOEPLACE_OK;
@@ -187,9 +185,10 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
   }
   default: return mp_fail(MOEPLACE_ERR_ARG, "unknown policy %d", policy);
   }
-  moeplace_placement *next;
-  int rc = moeplace_place(st->topo, st->L, st->E, st->S, loads, current, &opt, &next, NULL);
-  if (rc) return rc;
+  if (!next) {
+    int rc = moeplace_place(st->topo, st->L, st->E, st->S, loads, current, &opt, &next, NULL);
+    if (rc) return rc;
+  }
   double elapsed = mp_now_s() - t0;
   st->decision_s[policy] += elapsed;
   return adopt(st, policy, next, elapsed, step, res);
