@@ -84,6 +84,8 @@ typedef struct even_search {
   int kind, i, j, q; // kind 0: none
   double key;
   int *order;        // [R] ranks by increasing load
+  int *mark;         // [R] == stamp: the rank holds the expert being added (ev_add_closed)
+  int stamp;
 } even_search;
 
 #define EVEN_RECEIVERS 4
@@ -144,6 +146,63 @@ static void ev_pair(even_search *s, int kind, int i, int j, int q, double delta,
   ev_score(s, kind, i, j, q, price, dbytes);
 }
 
+/* The adds of expert b (count cb, the replica in slot i) towards rank q
+ * without a current placement (nothing priced), scored in closed form
+ * instead of through the touched-rank list: b's ranks all fall by
+ * db = w_b / (cb + 1) - w_b / cb, which is common to every candidate; for
+ * the add in place of a spare replica of a (slot j on q) only a's other
+ * ranks rise, by da (plus db where they also hold b). Same changes, same
+ * keys as ev_towards's generic path, O(cb + ca) each instead of
+ * O((cb + ca)^2). */
+static void ev_add_closed(even_search *s, int i, int q) {
+  mp_place_layer *st = s->st;
+  const int S = st->S, b = st->slot_e[i], cb = st->cnt[b];
+  const double *L = st->load, lim = s->M + s->eps;
+  const double xn = st->w[b] / (cb + 1), db = xn - st->w[b] / cb;
+  double pb = 0; // change of the sum of squares on b's ranks
+  s->stamp++;
+  for (int t = st->head[b]; t >= 0; t = st->next[t]) {
+    const double a0 = L[t / S];
+    pb += db * (2 * a0 + db);
+    s->mark[t / S] = s->stamp;
+  }
+  const double lq = L[q];
+  if (st->nfree[q] > 0 && lq + xn <= lim) {
+    const double key = -(pb + xn * (2 * lq + xn));
+    if (key > s->eps * s->T && key > s->key) {
+      s->key = key;
+      s->kind = EV_ADD;
+      s->i = i;
+      s->j = -1;
+      s->q = q;
+    }
+  }
+  for (int k = 0; k < S; k++) {
+    const int j = q * S + k, a = st->slot_e[j];
+    if (a < 0 || a == b || st->cnt[a] <= 1) continue;
+    const double dq = xn - st->slot_x[j];
+    if (lq + dq > lim) continue;
+    double dsq = pb + dq * (2 * lq + dq);
+    if (-dsq <= s->key) continue; // a's ranks only add to the sum of squares
+    const double da = st->w[a] / (st->cnt[a] - 1) - st->w[a] / st->cnt[a];
+    int ok = 1;
+    for (int t = st->head[a]; t >= 0 && ok; t = st->next[t]) {
+      if (t == j) continue;
+      const int r2 = t / S;
+      const double base = L[r2] + (s->mark[r2] == s->stamp ? db : 0);
+      if (base + da > lim) ok = 0;
+      dsq += da * (2 * base + da);
+    }
+    const double key = -dsq;
+    if (!ok || key <= s->eps * s->T || key <= s->key) continue;
+    s->key = key;
+    s->kind = EV_ADDEV;
+    s->i = i;
+    s->j = j;
+    s->q = q;
+  }
+}
+
 /* Candidate changes that take replica slot i (expert b, on rank r) off r
  * or re-count b, towards rank q. */
 static void ev_towards(even_search *s, int i, int q) {
@@ -156,9 +215,11 @@ static void ev_towards(even_search *s, int i, int q) {
     pb = slot_price(s, b, q, &bb);
     p_i = slot_price(s, b, r, &b_i);
   }
+  const int closed = !st->cur && cb < st->R && st->w[b] > 0;
+  if (closed) ev_add_closed(s, i, q);
   if (st->nfree[q] > 0) {
     ev_pair(s, EV_MOVE, i, -1, q, x, pb - p_i, bb - b_i);
-    if (cb < st->R && st->w[b] > 0) { // add a replica
+    if (!closed && cb < st->R && st->w[b] > 0) { // add a replica
       ev_recount(&s->v, st, b, cb + 1, -1);
       ev_add(&s->v, q, st->w[b] / (cb + 1));
       ev_score(s, EV_ADD, i, -1, q, pb, bb);
@@ -174,7 +235,7 @@ static void ev_towards(even_search *s, int i, int q) {
       if (s->priced || st->cur) pa = slot_price(s, a, r, &ba);
       ev_pair(s, EV_SWAP, i, j, q, x - y, pb + pa - p_i - pj, bb + ba - b_i - bj);
     }
-    if (st->cnt[a] > 1 && cb < st->R && st->w[b] > 0) { // add b in place of a spare a
+    if (!closed && st->cnt[a] > 1 && cb < st->R && st->w[b] > 0) { // add b in place of a spare a
       ev_recount(&s->v, st, b, cb + 1, -1);
       ev_recount(&s->v, st, a, st->cnt[a] - 1, j);
       ev_add(&s->v, q, st->w[b] / (cb + 1) - y);
@@ -293,10 +354,12 @@ void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
                    .priced = st->cur && (sp->lambda > 0 || sp->min_gain > 0),
                    .bytes_used = bytes_used,
                    .order = st->c_rh,
+                   .mark = st->iscratch + st->R,
                    .v = {.dl = st->dscratch, .touched = st->iscratch, .nt = 0}};
   for (int r = 0; r < st->R; r++) {
     s.v.dl[r] = 0;
     s.order[r] = r;
+    s.mark[r] = 0;
   }
   const int max_iter = sp->max_iter * MP_EVEN_ITER_FACTOR;
   for (int it = 0; it < max_iter; it++) {
