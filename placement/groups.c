@@ -69,6 +69,7 @@ typedef struct grp_ctx {
   moeplace_place_options opt; // groups off: what every node's moeplace_place gets
   int *node_ranks;  // [N][Rn] the global ranks of each node, in order
   int *gnode;       // [L][G] node of each group
+  double *target;   // [L] the busiest node's mean rank load (fresh placements only, else NULL)
   double forced;    // bytes the group moves force (replicas a node must receive)
 } grp_ctx;
 
@@ -351,7 +352,7 @@ static int solve_node(grp_ctx *c, int n, double *budget, moeplace_placement *res
   moeplace_place_options o = c->opt;
   o.byte_budget = *budget;
   moeplace_place_stats st;
-  if (!rc) rc = moeplace_place(sub, c->L, c->En, c->S, loads, cur, &o, &out, &st);
+  if (!rc) rc = mp_place_targeted(sub, c->L, c->En, c->S, loads, cur, &o, c->target, &out, &st);
   if (!rc) {
     if (*budget >= 0) *budget -= st.bytes_moved;
     const int *rk = c->node_ranks + (size_t)n * c->Rn;
@@ -454,6 +455,21 @@ static int grp_stats(const grp_ctx *c, const moeplace_placement *res, moeplace_p
   return rc;
 }
 
+/* Per layer, the busiest node's mean rank load into c->target [L]: the
+ * layer's max rank load is at least that, so a lighter node whose max stays
+ * below it is balanced enough (its even search stops there). */
+static void node_targets(grp_ctx *c, double *nload) {
+  for (int l = 0; l < c->L; l++) {
+    const double *w = c->loads + (size_t)l * c->E;
+    const int *gn = c->gnode + (size_t)l * c->G;
+    for (int n = 0; n < c->N; n++) nload[n] = 0;
+    for (int e = 0; e < c->E; e++) nload[gn[e / c->Eg]] += w[e];
+    double m = 0;
+    for (int n = 0; n < c->N; n++) m = nload[n] > m ? nload[n] : m;
+    c->target[l] = m / c->Rn;
+  }
+}
+
 /* Steps 1 and 2 into res (created by the caller, all empty). */
 static int grp_solve(grp_ctx *c, moeplace_placement *res) {
   c->gnode = malloc((size_t)c->L * c->G * sizeof *c->gnode);
@@ -464,6 +480,15 @@ static int grp_solve(grp_ctx *c, moeplace_placement *res) {
   if (!c->gnode || !map || !loads || !inv)
     rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
   if (!rc) rc = assign_all(c);
+  if (!rc && !c->current) { // a fresh placement: lighter nodes stop at the busiest one's mean
+    double *nload = malloc((size_t)c->N * sizeof *nload);
+    c->target = malloc((size_t)c->L * sizeof *c->target);
+    if (!nload || !c->target)
+      rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
+    else
+      node_targets(c, nload);
+    free(nload);
+  }
   double budget = c->opt.byte_budget >= 0 ? c->opt.byte_budget - c->forced : -1;
   if (c->opt.time_limit_ms > 0) c->opt.time_limit_ms /= c->N;
   for (int n = 0; n < c->N && !rc; n++) rc = solve_node(c, n, &budget, res, map, loads, inv);
@@ -510,6 +535,7 @@ int mp_place_grouped(const moeplace_topology *topo, int layers, int experts, int
     if (!rc) rc = grp_stats(&c, res, &s);
     free(c.node_ranks);
     free(c.gnode);
+    free(c.target);
   }
   if (!rc) rc = mp_placement_set_groups(res, topo, c.G);
   if (rc) {

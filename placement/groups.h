@@ -12,4 +12,15 @@ int mp_place_grouped(const moeplace_topology *topo, int layers, int experts, int
                      const moeplace_place_options *opt, moeplace_placement **out,
                      moeplace_place_stats *stats, double t0);
 
+/* moeplace_place without groups (opt->groups <= 1; topo, loads, out
+ * non-NULL), where a fresh even-share layer l may stop searching once its
+ * max rank load is at most target[l] (NULL: no target): groups.c solves one
+ * node at a time, and a node lighter than the busiest need not be balanced
+ * below the busiest node's mean rank load, which the layer reaches anyway.
+ * place.c. Same returns as moeplace_place. */
+int mp_place_targeted(const moeplace_topology *topo, int layers, int experts, int slots,
+                      const double *loads, const moeplace_placement *current,
+                      const moeplace_place_options *opt, const double *target,
+                      moeplace_placement **out, moeplace_place_stats *stats);
+
 #endif

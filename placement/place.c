@@ -107,6 +107,7 @@ typedef struct place_ctx {
   double cost_total;   // lambda x the migration cost of the change
   double per_imbalance_s; // seconds model: step_time_s x horizon_steps (seconds one
                           // imbalance unit costs over the horizon), else 0
+  const double *target;   // [L] max rank load good enough per layer (groups), or NULL
 } place_ctx;
 
 /* Sum over layers of the mean rank load: the denominator of the imbalance. */
@@ -321,6 +322,7 @@ static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
   // min_gain prices moves (a fresh placement moves nothing); the seconds
   // model prices each move at its transfer time instead
   c->sp.min_gain = c->current && c->per_imbalance_s == 0 ? c->opt.min_gain * mean : 0;
+  c->sp.target = c->target ? c->target[l] : 0;
   c->lb += mp_place_layer_bound(&c->st, w);
   if (!c->current) {
     mp_place_layer_set_current(&c->st, NULL, c->opt.expert_bytes);
@@ -435,9 +437,19 @@ int moeplace_place(const moeplace_topology *topo, int layers, int experts, int s
               : mp_place_grouped(topo, layers, experts, slots, loads, current, opt, out, stats,
                                  t0);
   }
+  return mp_place_targeted(topo, layers, experts, slots, loads, current, opt, NULL, out, stats);
+}
+
+int mp_place_targeted(const moeplace_topology *topo, int layers, int experts, int slots,
+                      const double *loads, const moeplace_placement *current,
+                      const moeplace_place_options *opt, const double *target,
+                      moeplace_placement **out, moeplace_place_stats *stats) {
+  const double t0 = mp_now_s();
+  *out = NULL;
   place_ctx c;
   int rc = place_ctx_init(&c, topo, layers, experts, slots, loads, current, opt, t0);
   if (rc) return rc;
+  c.target = target;
   moeplace_placement *res;
   rc = moeplace_placement_create(&res, c.L, c.E, c.R, c.S);
   if (rc) {

@@ -107,19 +107,25 @@ void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_pla
   // noise-aware (spread > 0): every slot holds a replica
   const long first = st->RS <= EVEN_MULTISTART_SLOTS && !(st->spread > 0) ? st->E : st->RS;
   double best = INFINITY;
+  int best_here = 1; // the state holds the best start
   for (long total = st->RS; total >= first; total--) {
+    // the remaining starts cannot beat a best at the bound, nor need to
+    // beat one at the target. (Skipping the starts whose largest replica
+    // w_e / c_e is above the best would be wrong: their search adds
+    // replicas.)
+    if (total < st->RS && (best <= bound * (1 + 1e-12) || best <= sp->target)) break;
     mp_construct_lpt_n(st, total);
     mp_even_reset_loads(st);
     double used = 0;
     mp_even_search(st, &fs, bound, &used);
     const double m = mp_place_layer_max(st);
-    if (m < best * (1 - 1e-12)) {
+    best_here = m < best * (1 - 1e-12);
+    if (best_here) {
       best = m;
       if (total > first) mp_st_save(st);
-    } else if (total == first) {
-      mp_st_restore(st);
     }
   }
+  if (!best_here) mp_st_restore(st);
   st->cur = cur;
 }
 
@@ -133,6 +139,7 @@ void mp_place_layer_from_current_even(mp_place_layer *st, const double *w,
   const double bound = mp_place_layer_bound(st, w);
   double used = 0;
   mp_place_search ms = *sp;
+  ms.target = 0; // the target is for fresh placements
   if (sp->budget && *sp->budget >= 0) {
     mp_even_search(st, &ms, bound, &used); // checks used against the remaining budget
     *sp->budget -= used;

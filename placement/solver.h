@@ -63,6 +63,8 @@ typedef struct mp_place_search {
   int max_iter;
   double *budget;     // remaining bytes (shared across layers); NULL: unlimited
   double deadline;    // mp_now_s() time to stop at, 0: none
+  double target;      // fresh even placement: a max rank load that is good enough
+                      // (another part of the layer is busier anyway), 0: none
 } mp_place_search;
 
 /* Fresh placement of weights w: replication by marginal gain, LPT packing

@@ -141,6 +141,15 @@ static void ev_pair(even_search *s, int kind, int i, int j, int q, double delta,
   if (b + delta > s->M + s->eps) return;
   const double key0 = 2 * delta * (a - b) - 2 * delta * delta; // -(change of the sum of squares)
   if (key0 - 2 * s->T * price <= s->key) return;               // cannot be the best
+  if (price == 0 && dbytes == 0) { // nothing priced: key0 is the key (ev_score's tests)
+    if (key0 <= s->eps * s->T) return;
+    s->key = key0;
+    s->kind = kind;
+    s->i = i;
+    s->j = j;
+    s->q = q;
+    return;
+  }
   ev_add(&s->v, i / st->S, -delta);
   ev_add(&s->v, q, delta);
   ev_score(s, kind, i, j, q, price, dbytes);
@@ -231,7 +240,10 @@ static void ev_towards(even_search *s, int i, int q) {
     const double y = st->slot_x[j];
     double pa = 0, ba = 0, pj = 0, bj = 0;
     if (s->priced || st->cur) pj = slot_price(s, a, q, &bj);
-    if (y < x && !mp_st_rank_holds(st, r, a)) { // swap
+    // without a current placement, ev_pair's cheap tests first: the rank scan last
+    if (y < x && (st->cur || (st->load[q] + x - y <= s->M + s->eps &&
+                              2 * (x - y) * (st->load[r] - st->load[q] - (x - y)) > s->key)) &&
+        !mp_st_rank_holds(st, r, a)) { // swap
       if (s->priced || st->cur) pa = slot_price(s, a, r, &ba);
       ev_pair(s, EV_SWAP, i, j, q, x - y, pb + pa - p_i - pj, bb + ba - b_i - bj);
     }
@@ -321,24 +333,35 @@ static int even_improve_rank(even_search *s, int r) {
 #define EVEN_SOURCES 4
 
 /* One improving change from one of the EVEN_SOURCES busiest ranks. */
-static int even_improve(even_search *s) {
-  mp_place_layer *st = s->st;
-  int top[EVEN_SOURCES];
-  const int nt = mp_place_top_loaded(st, EVEN_SOURCES, top);
-  s->M = st->load[top[0]];
-  // insertion sort: one change moves a few ranks, the order stays nearly sorted
+/* Re-sorts s->order by increasing load, ties by decreasing rank, so that
+ * its tail is the busiest ranks in mp_place_top_loaded's order; s->M is the
+ * max load. Insertion sort: one change moves a few ranks, the order stays
+ * nearly sorted. */
+static void even_sort(even_search *s) {
+  const mp_place_layer *st = s->st;
+  int *o = s->order;
   for (int t = 1; t < st->R; t++) {
-    const int v = s->order[t];
+    const int v = o[t];
+    const double lv = st->load[v];
     int u = t;
-    while (u > 0 && st->load[s->order[u - 1]] > st->load[v]) {
-      s->order[u] = s->order[u - 1];
+    while (u > 0 && (st->load[o[u - 1]] > lv || (st->load[o[u - 1]] == lv && o[u - 1] < v))) {
+      o[u] = o[u - 1];
       u--;
     }
-    s->order[u] = v;
+    o[u] = v;
   }
+  s->M = st->load[o[st->R - 1]];
+}
+
+/* One improving change from one of the EVEN_SOURCES busiest ranks (the
+ * order sorted by even_sort). */
+static int even_improve(even_search *s) {
+  mp_place_layer *st = s->st;
+  const int nt = st->R < EVEN_SOURCES ? st->R : EVEN_SOURCES;
   for (int k = 0; k < nt; k++) {
-    if (st->load[top[k]] <= s->T) break;
-    if (even_improve_rank(s, top[k])) return 1;
+    const int r = s->order[st->R - 1 - k];
+    if (st->load[r] <= s->T) break;
+    if (even_improve_rank(s, r)) return 1;
   }
   return 0;
 }
@@ -362,8 +385,11 @@ void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
     s.mark[r] = 0;
   }
   const int max_iter = sp->max_iter * MP_EVEN_ITER_FACTOR;
+  double good = bound * (1 + MP_PLACE_GOOD_GAP) * (1 + 1e-12);
+  if (sp->target > good) good = sp->target;
   for (int it = 0; it < max_iter; it++) {
-    if (mp_place_layer_max(st) <= bound * (1 + MP_PLACE_GOOD_GAP) * (1 + 1e-12)) break;
+    even_sort(&s);
+    if (s.M <= good) break;
     if (sp->deadline > 0 && (it & 7) == 7 && mp_now_s() > sp->deadline) break;
     if (!even_improve(&s)) break;
   }
