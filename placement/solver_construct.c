@@ -79,13 +79,26 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
 
 /* ---- constructive ------------------------------------------------------ */
 
+#define MP_SORT_SMALL 64
+
 /* Sorts idx [n] (n >= 1) by key[idx] descending, ties by smaller index
- * first, for non-negative keys: LSD radix sort on the IEEE bits (which order
- * like the values for non-negative doubles), 8 bits per pass, skipping the
- * passes where every key has the same byte. Stable, O(8 n), no comparisons.
+ * first, for non-negative keys: up to MP_SORT_SMALL items by insertion
+ * (stable too, -0.0 equal to 0.0 as below), else LSD radix sort on the
+ * IEEE bits (which order like the values for non-negative doubles), 8 bits
+ * per pass, skipping the passes where every key has the same byte. Stable, O(8 n), no comparisons.
  * tmp_idx [n], k0 and k1 [n] are scratch. */
 void mp_radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64_t *k0,
                         uint64_t *k1) {
+  if (n <= MP_SORT_SMALL) { // a few items: the 256-bucket passes cost more than insertion
+    for (int i = 1; i < n; i++) {
+      const int v = idx[i];
+      const double kv = key[v];
+      int j = i;
+      for (; j > 0 && key[idx[j - 1]] < kv; j--) idx[j] = idx[j - 1];
+      idx[j] = v;
+    }
+    return;
+  }
   for (int i = 0; i < n; i++) {
     double v = key[idx[i]];
     uint64_t b;
