@@ -84,9 +84,16 @@ typedef struct even_search {
   int kind, i, j, q; // kind 0: none
   double key;
   int *order;        // [R] ranks by increasing load
-  int *mark;         // [R] == stamp: the rank holds the expert being added (ev_add_closed)
-  int stamp;
+  // closed-form adds (no current placement, S <= EVEN_MASK_SLOTS): per slot k
+  // of the source rank, w_b / (c_b + 1), the drop db of b's replicas and the
+  // change of the sum of squares on b's ranks; bit k of mask[q] is set if
+  // rank q holds slot k's expert
+  int closed;
+  double *add_x, *add_d, *add_p; // [S]
+  int *mask;                     // [R]
 } even_search;
+
+#define EVEN_MASK_SLOTS 30
 
 #define EVEN_RECEIVERS 4
 
@@ -155,26 +162,18 @@ static void ev_pair(even_search *s, int kind, int i, int j, int q, double delta,
   ev_score(s, kind, i, j, q, price, dbytes);
 }
 
-/* The adds of expert b (count cb, the replica in slot i) towards rank q
+/* The adds of the expert b of source slot i (its k-th) towards rank q
  * without a current placement (nothing priced), scored in closed form
- * instead of through the touched-rank list: b's ranks all fall by
- * db = w_b / (cb + 1) - w_b / cb, which is common to every candidate; for
- * the add in place of a spare replica of a (slot j on q) only a's other
- * ranks rise, by da (plus db where they also hold b). Same changes, same
- * keys as ev_towards's generic path, O(cb + ca) each instead of
- * O((cb + ca)^2). */
-static void ev_add_closed(even_search *s, int i, int q) {
+ * instead of through the touched-rank list: b's ranks all fall by db, the
+ * change of their sum of squares is precomputed per source slot
+ * (even_prepare); for the add in place of a spare replica of a (slot j on
+ * q) only a's other ranks rise, by da (plus db where they also hold b).
+ * Same changes and keys as ev_towards's generic path. */
+static void ev_add_closed(even_search *s, int i, int k, int q) {
   mp_place_layer *st = s->st;
-  const int S = st->S, b = st->slot_e[i], cb = st->cnt[b];
+  const int S = st->S, b = st->slot_e[i];
   const double *L = st->load, lim = s->M + s->eps;
-  const double xn = st->w[b] / (cb + 1), db = xn - st->w[b] / cb;
-  double pb = 0; // change of the sum of squares on b's ranks
-  s->stamp++;
-  for (int t = st->head[b]; t >= 0; t = st->next[t]) {
-    const double a0 = L[t / S];
-    pb += db * (2 * a0 + db);
-    s->mark[t / S] = s->stamp;
-  }
+  const double xn = s->add_x[k], db = s->add_d[k], pb = s->add_p[k];
   const double lq = L[q];
   if (st->nfree[q] > 0 && lq + xn <= lim) {
     const double key = -(pb + xn * (2 * lq + xn));
@@ -186,19 +185,19 @@ static void ev_add_closed(even_search *s, int i, int q) {
       s->q = q;
     }
   }
-  for (int k = 0; k < S; k++) {
-    const int j = q * S + k, a = st->slot_e[j];
+  for (int u = 0; u < S; u++) {
+    const int j = q * S + u, a = st->slot_e[j];
     if (a < 0 || a == b || st->cnt[a] <= 1) continue;
     const double dq = xn - st->slot_x[j];
     if (lq + dq > lim) continue;
     double dsq = pb + dq * (2 * lq + dq);
     if (-dsq <= s->key) continue; // a's ranks only add to the sum of squares
-    const double da = st->w[a] / (st->cnt[a] - 1) - st->w[a] / st->cnt[a];
+    const double da = st->w[a] / (st->cnt[a] - 1) - st->slot_x[j]; // slot_x: w_a / c_a
     int ok = 1;
     for (int t = st->head[a]; t >= 0 && ok; t = st->next[t]) {
       if (t == j) continue;
       const int r2 = t / S;
-      const double base = L[r2] + (s->mark[r2] == s->stamp ? db : 0);
+      const double base = L[r2] + ((s->mask[r2] >> k) & 1 ? db : 0);
       if (base + da > lim) ok = 0;
       dsq += da * (2 * base + da);
     }
@@ -209,6 +208,31 @@ static void ev_add_closed(even_search *s, int i, int q) {
     s->i = i;
     s->j = j;
     s->q = q;
+  }
+}
+
+/* The per-source-slot figures of ev_add_closed for source rank r (set =
+ * 1), or clears the masks after (set = 0). */
+static void even_prepare(even_search *s, int r, int set) {
+  const mp_place_layer *st = s->st;
+  const int S = st->S;
+  for (int k = 0; k < S; k++) {
+    const int i = r * S + k, b = st->slot_e[i];
+    if (b < 0) continue;
+    double pb = 0;
+    const double xn = st->w[b] / (st->cnt[b] + 1), db = xn - st->slot_x[i];
+    for (int t = st->head[b]; t >= 0; t = st->next[t]) {
+      const int r2 = t / S;
+      if (!set) {
+        s->mask[r2] = 0;
+        continue;
+      }
+      pb += db * (2 * st->load[r2] + db);
+      s->mask[r2] |= 1 << k;
+    }
+    s->add_x[k] = xn;
+    s->add_d[k] = db;
+    s->add_p[k] = pb;
   }
 }
 
@@ -224,8 +248,8 @@ static void ev_towards(even_search *s, int i, int q) {
     pb = slot_price(s, b, q, &bb);
     p_i = slot_price(s, b, r, &b_i);
   }
-  const int closed = !st->cur && cb < st->R && st->w[b] > 0;
-  if (closed) ev_add_closed(s, i, q);
+  const int closed = s->closed && cb < st->R && st->w[b] > 0;
+  if (closed) ev_add_closed(s, i, i - r * S, q);
   if (st->nfree[q] > 0) {
     ev_pair(s, EV_MOVE, i, -1, q, x, pb - p_i, bb - b_i);
     if (!closed && cb < st->R && st->w[b] > 0) { // add a replica
@@ -316,6 +340,7 @@ static int even_improve_rank(even_search *s, int r) {
   }
   // receivers from the lightest up: the best changes go there; past the
   // first EVEN_RECEIVERS ranks, only while nothing has been found
+  if (s->closed) even_prepare(s, r, 1);
   for (int t = 0; t < R; t++) {
     const int q = s->order[t];
     if (st->load[q] >= st->load[r]) break;
@@ -325,6 +350,7 @@ static int even_improve_rank(even_search *s, int r) {
       if (st->slot_e[i] >= 0 && st->slot_x[i] > 0) ev_towards(s, i, q);
     }
   }
+  if (s->closed) even_prepare(s, r, 0);
   if (!s->kind) return 0;
   ev_apply(s);
   return 1;
@@ -377,12 +403,18 @@ void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
                    .priced = st->cur && (sp->lambda > 0 || sp->min_gain > 0),
                    .bytes_used = bytes_used,
                    .order = st->c_rh,
-                   .mark = st->iscratch + st->R,
+                   // (add_x, add_d, add_p fit in dscratch [2 max(E, RS)])
+                   .closed = !st->cur && st->S <= EVEN_MASK_SLOTS &&
+                             st->R + 3 * st->S <= 2 * (st->E > st->RS ? st->E : st->RS),
+                   .mask = st->iscratch + st->R,
+                   .add_x = st->dscratch + st->R,
+                   .add_d = st->dscratch + st->R + st->S,
+                   .add_p = st->dscratch + st->R + 2 * st->S,
                    .v = {.dl = st->dscratch, .touched = st->iscratch, .nt = 0}};
   for (int r = 0; r < st->R; r++) {
     s.v.dl[r] = 0;
     s.order[r] = r;
-    s.mark[r] = 0;
+    s.mask[r] = 0;
   }
   const int max_iter = sp->max_iter * MP_EVEN_ITER_FACTOR;
   double good = bound * (1 + MP_PLACE_GOOD_GAP) * (1 + 1e-12);
