@@ -322,6 +322,14 @@ int mp_rt_decider_collect(mp_rt_decider *d, mp_rt_decision *out, moeplace_placem
 
 int mp_rt_decider_outstanding(const mp_rt_decider *d) { return d && d->outstanding; }
 
+int mp_rt_decider_ready(mp_rt_decider *d) {
+  if (!d || !d->outstanding) return 0;
+  pthread_mutex_lock(&d->mu);
+  int ready = d->finished;
+  pthread_mutex_unlock(&d->mu);
+  return ready;
+}
+
 void mp_rt_decider_test_hold(mp_rt_decider *d, int hold) {
   pthread_mutex_lock(&d->mu);
   d->hold = hold;

@@ -86,6 +86,11 @@ const mp_rt_history *mp_rt_decider_history(mp_rt_decider *d);
 /* 1 if a decision was requested and not yet collected. */
 int mp_rt_decider_outstanding(const mp_rt_decider *d);
 
+/* 1 if the outstanding decision has finished (collect would not block);
+ * 0 if none is outstanding or it is still running. Never blocks for long
+ * (the decider's mutex is only held between jobs). */
+int mp_rt_decider_ready(mp_rt_decider *d);
+
 /* Test hooks (runtime tests only). hold = 1: the thread waits before
  * starting its next decision until hold is set back to 0 (or destroy);
  * decisions_done: decisions finished since create; fail_next: the next
