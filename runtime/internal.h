@@ -94,6 +94,7 @@ struct moeplace_runtime {
   size_t *spare_size;
   int *spare_win;     /* -1: heap; else the shared window of the region */
   int nspare, spare_cap;
+  int spare_reserved;  /* the shared reserve was tried (mp_rt_spare_reserve) */
 
   moeplace_transfer *pending_plan; /* plan_only: the plan waiting for confirm (plan_only.c) */
   size_t pending_n;
@@ -188,6 +189,10 @@ void mp_rt_plan_free(moeplace_runtime *rt);
 
 /* ---- spare pool (spare.c) ---------------------------------------------- */
 
+/* Largest shared reserve of mp_rt_spare_reserve() per rank: owned expert
+ * state beyond it is not doubled up front (windows then grow on demand). */
+#define MP_RT_SPARE_RESERVE_MAX ((size_t)1 << 30)
+
 /* A pooled buffer of exactly `size` bytes: shared = 1, a region of one of
  * this rank's shared-window segments (NULL if the pool has none; *win is its
  * window); shared = 0, heap memory (allocated and faulted in if the pool has
@@ -199,6 +204,17 @@ void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size, int win);
 
 /* Frees the pool's heap buffers (shared regions go with their windows). */
 void mp_rt_spare_free_all(moeplace_runtime *rt);
+
+/* Collective over the runtime (every rank, once registration is agreed):
+ * the first time, on nodes with shared-memory transfers, one window whose
+ * segment on each rank has a region for each buffer the runtime owns on
+ * that rank (at most MP_RT_SPARE_RESERVE_MAX bytes), faulted in and pooled.
+ * Owned memory drifts from the heap into shared regions as experts arrive
+ * (commit swaps, the heap buffer is freed); the reserve covers that drift,
+ * so migrations take regions from the pool and never create a window in a
+ * step. If the window cannot be had, migrations grow windows on demand as
+ * before. MOEPLACE_ERR_MPI only if the node's collective failed. */
+int mp_rt_spare_reserve(moeplace_runtime *rt);
 
 /* Test hook (not exported): the next expert this rank receives is corrupted
  * after arrival, before verification. */
