@@ -77,6 +77,7 @@ static void place_options(const mp_rt_decider *d, moeplace_place_options *opt) {
   opt->min_gain = d->set.min_gain;
   opt->groups = d->set.groups;
   opt->shares = d->set.shares;
+  opt->spread = d->set.spread;
   if (d->step_s > 0) {
     opt->step_time_s = d->step_s;
     opt->horizon_steps = d->set.rebalance_interval;

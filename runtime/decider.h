@@ -31,6 +31,7 @@ typedef struct mp_rt_decider_setup {
   int64_t migration_budget_bytes;
   int groups;
   moeplace_share_policy shares;
+  double spread;
   int threaded; /* 1: a background thread; 0: every job runs inline */
 } mp_rt_decider_setup;
 

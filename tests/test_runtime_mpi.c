@@ -260,6 +260,23 @@ static void case_config(int R) {
   CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "shares"),
         "differing share policies: rc=%d", rc);
   cfg.shares = MOEPLACE_SHARES_WEIGHTED;
+  // spread and decision_wait: validated and agreed like the others.
+  CHECK(cfg.spread == 0.0 && cfg.decision_wait == 0, "spread %g decision_wait %d by default",
+        cfg.spread, cfg.decision_wait);
+  cfg.spread = -1.0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "spread"),
+        "negative spread refused: rc=%d", rc);
+  cfg.spread = my_rank == 0 ? 1.0 : 0.0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "spread"),
+        "differing spread: rc=%d", rc);
+  cfg.spread = 0.0;
+  cfg.decision_wait = 2;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "decision_wait"),
+        "decision_wait 2 refused: rc=%d", rc);
+  cfg.decision_wait = 0;
   // An invalid config on rank 1 only: every rank fails with ERR_ARG.
   if (my_rank == 1) cfg.window = 0;
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);

@@ -210,7 +210,14 @@ typedef struct moeplace_runtime_config {
                               effect at depends on the machine); 1: the
                               coordinator waits for it, so that the step of
                               every change is reproducible */
-  uint64_t reserved[3]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  double spread;           /* noise-aware placement, >= 0 (moeplace_place_options
+                              .spread, docs/PLACEMENT.md "Spreading for
+                              per-step noise"): 0 (default) balances the
+                              forecast mean exactly; mu > 0 keeps replicas in
+                              place when idle and splits weighted shares more
+                              evenly, absorbing per-step token noise
+                              (moeplace-replay uses 1) */
+  uint64_t reserved[2]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,
