@@ -95,6 +95,8 @@ struct moeplace_runtime {
   int *spare_win;     /* -1: heap; else the shared window of the region */
   int nspare, spare_cap;
   int spare_reserved;  /* the shared reserve was tried (mp_rt_spare_reserve) */
+  double link_bw[MOEPLACE_LINK_CLASSES]; /* measured bytes/s per link class, 0 = not yet
+                                            (linkbw.c); handed to each decision */
 
   moeplace_transfer *pending_plan; /* plan_only: the plan waiting for confirm (plan_only.c) */
   size_t pending_n;
@@ -186,6 +188,19 @@ int mp_rt_plan_hold(moeplace_runtime *rt, moeplace_transfer *plan, size_t n,
 
 /* Frees a held plan (destroy, confirm). */
 void mp_rt_plan_free(moeplace_runtime *rt);
+
+/* ---- measured link bandwidths (linkbw.c) ------------------------------- */
+
+/* Smallest busiest-rank volume of a migration that measures a bandwidth. */
+#define MP_RT_LINKBW_MIN_BYTES (4.0 * 1024 * 1024)
+
+/* After a committed migration along plan[n] that took `seconds` on this
+ * rank: if every transfer between two ranks used one link class and the
+ * busiest rank moved at least MP_RT_LINKBW_MIN_BYTES, updates
+ * rt->link_bw[class] (the mean of the old estimate and busiest bytes /
+ * seconds). Local; ignores out-of-memory (no estimate). */
+void mp_rt_linkbw_observe(moeplace_runtime *rt, const moeplace_transfer *plan, size_t n,
+                          double seconds);
 
 /* ---- spare pool (spare.c) ---------------------------------------------- */
 

@@ -151,6 +151,7 @@ static int migrate_to_next(moeplace_runtime *rt, moeplace_step_info *info) {
   if (rt->cfg.plan_only) return mp_rt_plan_hold(rt, plan, n, info); // plan_only.c: the trainer moves
   mp_rt_migration_result res;
   status = mp_rt_migrate(rt, plan, (int)n, &res);
+  if (status == MOEPLACE_OK) mp_rt_linkbw_observe(rt, plan, n, res.seconds);
   moeplace_transfers_free(plan);
   if (status != MOEPLACE_OK) {
     rt->stats.migrations_failed++;
@@ -283,7 +284,7 @@ static int ask_decider(moeplace_runtime *rt) {
   double step_s = rt->cfg.step_time_s > 0 ? rt->cfg.step_time_s
                   : rt->cfg.step_time_s == 0 && rt->step_time_s > 0 ? rt->step_time_s
                                                                      : -1;
-  rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes, step_s,
+  rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes, rt->link_bw, step_s,
                                             rt->cfg.step_time_s == 0);
   if (rt->request_error != MOEPLACE_OK)
     snprintf(rt->request_reason, sizeof rt->request_reason, "%s", moeplace_last_error());

@@ -734,6 +734,43 @@ static void case_loop(int R, int with_state, int lag) {
   moeplace_runtime_destroy(rt);
 }
 
+/* Measured link bandwidths (linkbw.c): every rank sends its one 4 MiB
+ * expert to the next rank. If those pairs share one link class, the
+ * migration measures it (a plausible bytes/s, no other class); with
+ * `split` nodes of R/2 ranks on 4 ranks the pairs mix classes and nothing
+ * is measured (on 2 ranks every pair crosses nodes: measured). */
+static void case_linkbw(int R, int split) {
+  const int L = 1, E = R, S = 1;
+  ranks_per_node = split ? R / 2 : 0;
+  moeplace_runtime *rt = make_rt(L, E, S, 1 << 20, 8);
+  ranks_per_node = 0;
+  if (!rt) return;
+  state st;
+  state_init(&st, rt, L, S, 3u << 20, 1u << 20, 1);
+  int *next = malloc((size_t)R * sizeof *next);
+  for (int r = 0; r < R; r++) next[r] = (r + R - 1) % R; // rank r takes rank r-1's expert
+  int cls = -1;
+  for (int r = 0; r < R; r++) {
+    int n[2], p[2], m[2], c;
+    moeplace_runtime_topology(rt, r, &n[0], &p[0], &m[0]);
+    moeplace_runtime_topology(rt, (r + 1) % R, &n[1], &p[1], &m[1]);
+    c = n[0] != n[1] ? 4 : p[0] != p[1] ? 3 : m[0] != m[1] ? 2 : 1; // moeplace_link_class
+    cls = cls == -1 || cls == c ? c : -2;
+  }
+  CHECK(moeplace_runtime_apply_placement(rt, next, NULL, NULL) == MOEPLACE_OK, "rotate");
+  CHECK(state_bad_slots(&st, rt) == 0, "weights follow their experts");
+  double first[MOEPLACE_LINK_CLASSES];
+  memcpy(first, rt->link_bw, sizeof first);
+  for (int c = 0; c < MOEPLACE_LINK_CLASSES; c++) {
+    if (c == cls) CHECK(first[c] > 1e6 && first[c] < 1e13, "class %d measured: %g B/s", c, first[c]);
+    else CHECK(first[c] == 0, "class %d (pairs: %d) not measured: %g", c, cls, first[c]);
+  }
+  if (split && R > 2) CHECK(cls == -2, "split nodes mix link classes");
+  moeplace_runtime_destroy(rt);
+  state_free(&st);
+  free(next);
+}
+
 /* Runs the loop to step `upto` (lag 2: the decision of step 20 is due at
  * step 30) with decision_wait = wait; hold: the coordinator's decision
  * thread is held from before step 20, so every step from 20 returns while
@@ -1066,6 +1103,8 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "step_extra")) case_step_extra(R);
   else if (!strcmp(c, "step_missing")) case_step_missing(R, 0);
   else if (!strcmp(c, "step_stopped")) case_step_missing(R, 1);
+  else if (!strcmp(c, "linkbw")) case_linkbw(R, 0);
+  else if (!strcmp(c, "linkbw_nodes")) case_linkbw(R, 1);
   else if (!strcmp(c, "migrate_nodes")) {
     ranks_per_node = R / 2;
     case_migrate(R, 1);
