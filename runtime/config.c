@@ -97,6 +97,10 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
                    c->max_outstanding);
   if (c->shm_transfers != 0 && c->shm_transfers != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: shm_transfers must be 0 or 1, got %d", c->shm_transfers);
+  if (!(c->spread >= 0) || c->spread > 1e300)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: spread must be finite and >= 0, got %g", c->spread);
+  if (c->decision_wait != 0 && c->decision_wait != 1)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: decision_wait must be 0 or 1, got %d", c->decision_wait);
   if (c->plan_only != 0 && c->plan_only != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: plan_only must be 0 or 1, got %d", c->plan_only);
   if (c->collective_timeout_s != c->collective_timeout_s || c->collective_timeout_s == 0.0)
@@ -124,7 +128,7 @@ static const char *const field_names[] = {
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
     "collective_timeout_s", "groups", "shares", "decision_lag_windows",
-    "migration_layers_per_step", "step_time_s", "plan_only"};
+    "migration_layers_per_step", "step_time_s", "plan_only", "decision_wait", "spread"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -163,6 +167,8 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[23] = c->migration_layers_per_step;
     v[24] = hash_double(c->step_time_s);
     v[25] = c->plan_only;
+    v[26] = c->decision_wait;
+    v[27] = hash_double(c->spread);
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];
@@ -175,7 +181,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
   if (same) return MOEPLACE_OK;
   for (int i = 1; i < NFIELDS; i++) {
     if (mn[i] == mx[i]) continue;
-    if (i <= 7 || i == 12 || i == 13 || i == 16 || i == 18 || i >= 20)
+    if (i <= 7 || i == 12 || i == 13 || i == 16 || i == 18 || (i >= 20 && i != 24 && i != 27))
       return mp_fail(MOEPLACE_ERR_MISMATCH,
                      "config differs across ranks: %s ranges from %lld to %lld", field_names[i],
                      (long long)mn[i], (long long)mx[i]);

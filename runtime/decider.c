@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/timer.h"
 #include "placement/placement_impl.h"
+#include "placement/topology.h"
 #include "runtime/decider.h"
 
 enum job_kind { JOB_OBSERVE, JOB_DECIDE };
@@ -29,6 +30,7 @@ struct mp_rt_decider {
   size_t *expert_bytes;        /* [L] snapshot of the request */
   double step_s;               /* the request's step time (<= 0: not priced in seconds) */
   int step_measured;           /* ... measured at the imbalance in force */
+  double link_bw[MOEPLACE_LINK_CLASSES]; /* the request's measured bandwidths (0: none) */
   moeplace_placement *in_force; /* snapshot of the request */
   moeplace_placement *decided;  /* the result */
   mp_rt_decision result;
@@ -77,6 +79,7 @@ static void place_options(const mp_rt_decider *d, moeplace_place_options *opt) {
   opt->min_gain = d->set.min_gain;
   opt->groups = d->set.groups;
   opt->shares = d->set.shares;
+  opt->spread = d->set.spread;
   if (d->step_s > 0) {
     opt->step_time_s = d->step_s;
     opt->horizon_steps = d->set.rebalance_interval;
@@ -91,6 +94,24 @@ static void place_options(const mp_rt_decider *d, moeplace_place_options *opt) {
       opt->step_time_s /= imb;
     }
   }
+}
+
+/* The topology a decision places on: the runtime's, or, for a decision
+ * priced in seconds with measured link bandwidths (linkbw.c), a copy with
+ * those bandwidths (*own, destroyed by the caller; on out-of-memory the
+ * configured ones are used). */
+static const moeplace_topology *decision_topology(const mp_rt_decider *d, moeplace_topology **own) {
+  const moeplace_topology *t = d->set.shape;
+  int measured = 0;
+  for (int c = 0; c < MOEPLACE_LINK_CLASSES; c++) measured |= d->link_bw[c] > 0;
+  *own = NULL;
+  if (d->step_s <= 0 || !measured ||
+      moeplace_topology_create_table(own, t->ranks, t->node, t->package, t->numa) != MOEPLACE_OK)
+    return t;
+  memcpy((*own)->cost, t->cost, sizeof t->cost);
+  for (int c = 0; c < MOEPLACE_LINK_CLASSES; c++)
+    (*own)->bandwidth[c] = d->link_bw[c] > 0 ? d->link_bw[c] : t->bandwidth[c];
+  return *own;
 }
 
 /* One decision: forecast (predict engine), then moeplace_place from the
@@ -116,8 +137,10 @@ static void decide(mp_rt_decider *d, int fail) {
     place_options(d, &opt);
     moeplace_placement *next = NULL;
     moeplace_place_stats ps;
-    int st = moeplace_place(d->set.shape, d->set.L, d->set.E, d->set.S, p, d->in_force, &opt,
-                            &next, &ps);
+    moeplace_topology *own;
+    int st = moeplace_place(decision_topology(d, &own), d->set.L, d->set.E, d->set.S, p,
+                            d->in_force, &opt, &next, &ps);
+    moeplace_topology_destroy(own);
     if (st == MOEPLACE_OK) st = moeplace_placement_imbalance(d->in_force, p, &res->old_imb);
     if (st == MOEPLACE_OK) {
       size_t LG = (size_t)d->set.L * d->set.R * d->set.S;
@@ -279,7 +302,8 @@ int mp_rt_decider_observe(mp_rt_decider *d, const uint64_t *totals) {
 }
 
 int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
-                          const size_t *expert_bytes, double step_s, int measured) {
+                          const size_t *expert_bytes, const double *link_bw, double step_s,
+                          int measured) {
   if (d->outstanding) return mp_fail(MOEPLACE_ERR_STATE, "a rebalance decision is already in flight");
   job *j = calloc(1, sizeof *j);
   if (!j) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory requesting a decision");
@@ -290,6 +314,7 @@ int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
   memcpy(d->in_force->phy2log, in_force->phy2log, LG * sizeof *in_force->phy2log);
   memcpy(d->in_force->share, in_force->share, LG * sizeof *in_force->share);
   memcpy(d->expert_bytes, expert_bytes, (size_t)d->set.L * sizeof *expert_bytes);
+  memcpy(d->link_bw, link_bw, sizeof d->link_bw);
   d->step_s = step_s;
   d->step_measured = measured;
   pthread_mutex_lock(&d->mu);
@@ -321,6 +346,14 @@ int mp_rt_decider_collect(mp_rt_decider *d, mp_rt_decision *out, moeplace_placem
 }
 
 int mp_rt_decider_outstanding(const mp_rt_decider *d) { return d && d->outstanding; }
+
+int mp_rt_decider_ready(mp_rt_decider *d) {
+  if (!d || !d->outstanding) return 0;
+  pthread_mutex_lock(&d->mu);
+  int ready = d->finished;
+  pthread_mutex_unlock(&d->mu);
+  return ready;
+}
 
 void mp_rt_decider_test_hold(mp_rt_decider *d, int hold) {
   pthread_mutex_lock(&d->mu);

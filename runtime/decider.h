@@ -31,6 +31,7 @@ typedef struct mp_rt_decider_setup {
   int64_t migration_budget_bytes;
   int groups;
   moeplace_share_policy shares;
+  double spread;
   int threaded; /* 1: a background thread; 0: every job runs inline */
 } mp_rt_decider_setup;
 
@@ -59,7 +60,9 @@ void mp_rt_decider_destroy(mp_rt_decider *d);
 int mp_rt_decider_observe(mp_rt_decider *d, const uint64_t *totals);
 
 /* Queues a decision from the placement in force (copied) with the registered
- * bytes of one expert per layer, expert_bytes [L] (copied). step_s > 0
+ * bytes of one expert per layer, expert_bytes [L] (copied), and the
+ * measured link bandwidths link_bw [MOEPLACE_LINK_CLASSES] (copied; entries
+ * > 0 replace the topology's for this decision, linkbw.c). step_s > 0
  * prices the decision in seconds (moeplace_place_options.step_time_s, the
  * horizon the rebalance interval): the step time at perfect balance, or,
  * with measured = 1, the measured step time at the imbalance of the
@@ -68,7 +71,8 @@ int mp_rt_decider_observe(mp_rt_decider *d, const uint64_t *totals);
  * decision is outstanding: MOEPLACE_ERR_STATE if one was requested and not
  * yet collected. */
 int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
-                          const size_t *expert_bytes, double step_s, int measured);
+                          const size_t *expert_bytes, const double *link_bw, double step_s,
+                          int measured);
 
 /* Waits for the outstanding decision (blocks only if it has not finished)
  * and collects it: *out, and the decided placement copied into next (when
@@ -85,6 +89,11 @@ const mp_rt_history *mp_rt_decider_history(mp_rt_decider *d);
 
 /* 1 if a decision was requested and not yet collected. */
 int mp_rt_decider_outstanding(const mp_rt_decider *d);
+
+/* 1 if the outstanding decision has finished (collect would not block);
+ * 0 if none is outstanding or it is still running. Never blocks for long
+ * (the decider's mutex is only held between jobs). */
+int mp_rt_decider_ready(mp_rt_decider *d);
 
 /* Test hooks (runtime tests only). hold = 1: the thread waits before
  * starting its next decision until hold is set back to 0 (or destroy);

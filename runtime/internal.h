@@ -94,6 +94,9 @@ struct moeplace_runtime {
   size_t *spare_size;
   int *spare_win;     /* -1: heap; else the shared window of the region */
   int nspare, spare_cap;
+  int spare_reserved;  /* the shared reserve was tried (mp_rt_spare_reserve) */
+  double link_bw[MOEPLACE_LINK_CLASSES]; /* measured bytes/s per link class, 0 = not yet
+                                            (linkbw.c); handed to each decision */
 
   moeplace_transfer *pending_plan; /* plan_only: the plan waiting for confirm (plan_only.c) */
   size_t pending_n;
@@ -186,7 +189,24 @@ int mp_rt_plan_hold(moeplace_runtime *rt, moeplace_transfer *plan, size_t n,
 /* Frees a held plan (destroy, confirm). */
 void mp_rt_plan_free(moeplace_runtime *rt);
 
+/* ---- measured link bandwidths (linkbw.c) ------------------------------- */
+
+/* Smallest busiest-rank volume of a migration that measures a bandwidth. */
+#define MP_RT_LINKBW_MIN_BYTES (4.0 * 1024 * 1024)
+
+/* After a committed migration along plan[n] that took `seconds` on this
+ * rank: if every transfer between two ranks used one link class and the
+ * busiest rank moved at least MP_RT_LINKBW_MIN_BYTES, updates
+ * rt->link_bw[class] (the mean of the old estimate and busiest bytes /
+ * seconds). Local; ignores out-of-memory (no estimate). */
+void mp_rt_linkbw_observe(moeplace_runtime *rt, const moeplace_transfer *plan, size_t n,
+                          double seconds);
+
 /* ---- spare pool (spare.c) ---------------------------------------------- */
+
+/* Largest shared reserve of mp_rt_spare_reserve() per rank: owned expert
+ * state beyond it is not doubled up front (windows then grow on demand). */
+#define MP_RT_SPARE_RESERVE_MAX ((size_t)1 << 30)
 
 /* A pooled buffer of exactly `size` bytes: shared = 1, a region of one of
  * this rank's shared-window segments (NULL if the pool has none; *win is its
@@ -199,6 +219,17 @@ void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size, int win);
 
 /* Frees the pool's heap buffers (shared regions go with their windows). */
 void mp_rt_spare_free_all(moeplace_runtime *rt);
+
+/* Collective over the runtime (every rank, once registration is agreed):
+ * the first time, on nodes with shared-memory transfers, one window whose
+ * segment on each rank has a region for each buffer the runtime owns on
+ * that rank (at most MP_RT_SPARE_RESERVE_MAX bytes), faulted in and pooled.
+ * Owned memory drifts from the heap into shared regions as experts arrive
+ * (commit swaps, the heap buffer is freed); the reserve covers that drift,
+ * so migrations take regions from the pool and never create a window in a
+ * step. If the window cannot be had, migrations grow windows on demand as
+ * before. MOEPLACE_ERR_MPI only if the node's collective failed. */
+int mp_rt_spare_reserve(moeplace_runtime *rt);
 
 /* Test hook (not exported): the next expert this rank receives is corrupted
  * after arrival, before verification. */

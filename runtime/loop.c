@@ -151,6 +151,7 @@ static int migrate_to_next(moeplace_runtime *rt, moeplace_step_info *info) {
   if (rt->cfg.plan_only) return mp_rt_plan_hold(rt, plan, n, info); // plan_only.c: the trainer moves
   mp_rt_migration_result res;
   status = mp_rt_migrate(rt, plan, (int)n, &res);
+  if (status == MOEPLACE_OK) mp_rt_linkbw_observe(rt, plan, n, res.seconds);
   moeplace_transfers_free(plan);
   if (status != MOEPLACE_OK) {
     rt->stats.migrations_failed++;
@@ -172,21 +173,30 @@ static int migrate_to_next(moeplace_runtime *rt, moeplace_step_info *info) {
   return MOEPLACE_OK;
 }
 
+/* 1 on the coordinator if the decision due now is still running on the
+ * thread and the ranks should not wait for it (decision_wait = 0). */
+static int decision_late(moeplace_runtime *rt) {
+  return !rt->cfg.decision_wait && rt->request_error == MOEPLACE_OK &&
+         mp_rt_decider_outstanding(rt->decider) && !mp_rt_decider_ready(rt->decider);
+}
+
 /* Collective: the step that applies a decision. The coordinator collects
- * it from its decider (waiting only if the thread has not finished: with
- * decision_lag_windows = 0 it was computed inline just before), and one
- * MPI_Ibcast carries {status, commit?}; when committing, two more carry the
- * new placement and shares into rt->target. Returns the shared status and
- * *commit. */
-static int receive_decision(moeplace_runtime *rt, int *commit, moeplace_step_info *info) {
-  *commit = 0;
-  int *hdr = malloc(2 * sizeof *hdr); // on the heap: a timed-out broadcast keeps it
+ * it from its decider (with decision_lag_windows = 0 it was computed inline
+ * just before; a threaded one still running is deferred, or waited for with
+ * decision_wait), and one MPI_Ibcast carries {status, commit?, deferred?};
+ * when committing, two more carry the new placement and shares into
+ * rt->target. Returns the shared status, *commit and *deferred. */
+static int receive_decision(moeplace_runtime *rt, int *commit, int *deferred,
+                            moeplace_step_info *info) {
+  *commit = *deferred = 0;
+  int *hdr = malloc(3 * sizeof *hdr); // on the heap: a timed-out broadcast keeps it
   if (!hdr) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory in the rebalance decision");
   hdr[0] = MOEPLACE_OK;
   hdr[1] = 0;
+  hdr[2] = rt->rank == rt->cfg.coordinator && decision_late(rt);
   mp_rt_decision d;
   memset(&d, 0, sizeof d);
-  if (rt->rank == rt->cfg.coordinator) {
+  if (rt->rank == rt->cfg.coordinator && !hdr[2]) {
     double waited = 0.0;
     hdr[0] = rt->request_error;
     if (hdr[0] == MOEPLACE_OK) hdr[0] = mp_rt_decider_collect(rt->decider, &d, rt->target, &waited);
@@ -202,8 +212,7 @@ static int receive_decision(moeplace_runtime *rt, int *commit, moeplace_step_inf
       info->predicted_imbalance_new = hdr[1] ? d.new_imb : d.old_imb;
     }
   }
-  rt->decision_stale = 0;
-  int status = bcast(rt, hdr, 2, MPI_INT, "the rebalance decision broadcast (MPI_Ibcast)");
+  int status = bcast(rt, hdr, 3, MPI_INT, "the rebalance decision broadcast (MPI_Ibcast)");
   if (status != MOEPLACE_OK) {
     if (rt->broken) mp_rt_orphan(hdr);
     else free(hdr);
@@ -211,7 +220,10 @@ static int receive_decision(moeplace_runtime *rt, int *commit, moeplace_step_inf
   }
   int decided = hdr[0];
   *commit = hdr[1];
+  *deferred = hdr[2];
   free(hdr);
+  if (*deferred) return MOEPLACE_OK;
+  rt->decision_stale = 0;
   if (info) info->rebalance_checked = 1;
   if (decided != MOEPLACE_OK) {
     *commit = 0;
@@ -272,7 +284,7 @@ static int ask_decider(moeplace_runtime *rt) {
   double step_s = rt->cfg.step_time_s > 0 ? rt->cfg.step_time_s
                   : rt->cfg.step_time_s == 0 && rt->step_time_s > 0 ? rt->step_time_s
                                                                      : -1;
-  rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes, step_s,
+  rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes, rt->link_bw, step_s,
                                             rt->cfg.step_time_s == 0);
   if (rt->request_error != MOEPLACE_OK)
     snprintf(rt->request_reason, sizeof rt->request_reason, "%s", moeplace_last_error());
@@ -293,8 +305,13 @@ static int request_decision(moeplace_runtime *rt, moeplace_step_info *info) {
  * layers of its migration. */
 static int apply_decision(moeplace_runtime *rt, moeplace_step_info *info) {
   rt->decision_due = -1;
-  int commit = 0;
-  int status = receive_decision(rt, &commit, info);
+  int commit = 0, deferred = 0;
+  int status = receive_decision(rt, &commit, &deferred, info);
+  if (status == MOEPLACE_OK && deferred) { // try again at the next window boundary
+    rt->decision_due = rt->step + rt->cfg.window;
+    rt->stats.decisions_deferred++;
+    return MOEPLACE_OK;
+  }
   if (status != MOEPLACE_OK || !commit) return status;
   rt->chunk_layer = 0; // a new target replaces what is left of an older one
   rt->chunk_step = rt->step;

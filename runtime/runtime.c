@@ -122,7 +122,7 @@ static int start_decider(moeplace_runtime *rt) {
         .history_windows = c->history_windows, .predictor = c->predictor,
         .migration_tradeoff = c->migration_tradeoff, .min_gain = c->min_gain,
         .migration_budget_bytes = c->migration_budget_bytes, .groups = c->groups,
-        .shares = c->shares, .threaded = c->decision_lag_windows > 0 && c->rebalance_interval > 0 &&
+        .shares = c->shares, .spread = c->spread, .threaded = c->decision_lag_windows > 0 && c->rebalance_interval > 0 &&
                                          mp_rt_thread_level_ok()};
     local = mp_rt_decider_create(&rt->decider, &set);
   }

@@ -57,6 +57,36 @@ void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size, int win) {
   rt->spare_win[rt->nspare++] = win;
 }
 
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Bytes of this rank's owned buffers, and calls give(region) for each when
+ * seg is not NULL (regions laid out in slot order, 64-byte aligned). */
+static size_t owned_regions(moeplace_runtime *rt, char *seg, int win) {
+  size_t total = 0;
+  for (size_t i = 0; i < (size_t)rt->L * rt->S; i++)
+    for (int b = 0; b < rt->slots[i].nbuf; b++) {
+      const mp_rt_buffer *bf = &rt->slots[i].buf[b];
+      if (!bf->owned || bf->win >= 0) continue;
+      if (seg) mp_rt_spare_give(rt, seg + total, bf->bytes, win);
+      total += align64(bf->bytes);
+    }
+  return total;
+}
+
+int mp_rt_spare_reserve(moeplace_runtime *rt) {
+  if (rt->spare_reserved || rt->shm.node == MPI_COMM_NULL || rt->shm.node_size < 2) return MOEPLACE_OK;
+  rt->spare_reserved = 1;
+  size_t bytes = owned_regions(rt, NULL, -1);
+  if (bytes > MP_RT_SPARE_RESERVE_MAX) bytes = 0; // too big to double: grow on demand
+  int win, full, max_windows = rt->shm.max_windows;
+  char *seg;
+  int st = mp_rt_shm_grow(&rt->shm, bytes, &win, &seg, &full);
+  if (st != MOEPLACE_OK) return st;
+  if (full) rt->shm.max_windows = max_windows; // a failed reserve leaves the on-demand path on
+  if (win >= 0 && seg) owned_regions(rt, seg, win);
+  return MOEPLACE_OK;
+}
+
 void mp_rt_spare_free_all(moeplace_runtime *rt) {
   for (int i = 0; i < rt->nspare; i++)
     if (rt->spare_win[i] < 0) free(rt->spare_ptr[i]);

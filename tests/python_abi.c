@@ -120,6 +120,7 @@ int main(void) {
   F(moeplace_runtime_config, decision_lag_windows);
   F(moeplace_runtime_config, migration_layers_per_step);
   F(moeplace_runtime_config, step_time_s); F(moeplace_runtime_config, plan_only);
+  F(moeplace_runtime_config, decision_wait); F(moeplace_runtime_config, spread);
   F(moeplace_runtime_config, reserved);
   end();
 
@@ -145,6 +146,7 @@ int main(void) {
   F(moeplace_runtime_stats, bytes_moved); F(moeplace_runtime_stats, migration_s);
   F(moeplace_runtime_stats, decision_s); F(moeplace_runtime_stats, aggregate_s);
   F(moeplace_runtime_stats, shm_bytes_received);
+  F(moeplace_runtime_stats, decisions_deferred);
   F(moeplace_runtime_stats, reserved);
   end();
 #endif

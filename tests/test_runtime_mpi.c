@@ -28,11 +28,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <moeplace/runtime.h>
@@ -41,6 +41,9 @@
 #include "tests/mpi_check.h"
 
 static int shm_transfers = 1; /* config.shm_transfers of the runtimes made */
+static int decision_wait = 1; /* config.decision_wait of the runtimes made: tests that
+                                 check the step a decision takes effect at (under
+                                 valgrind too) need it reproducible */
 static int ranks_per_node;    /* config.ranks_per_node of the runtimes made */
 
 /* Expected byte i of buffer b of expert e of layer l. */
@@ -257,6 +260,23 @@ static void case_config(int R) {
   CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "shares"),
         "differing share policies: rc=%d", rc);
   cfg.shares = MOEPLACE_SHARES_WEIGHTED;
+  // spread and decision_wait: validated and agreed like the others.
+  CHECK(cfg.spread == 0.0 && cfg.decision_wait == 0, "spread %g decision_wait %d by default",
+        cfg.spread, cfg.decision_wait);
+  cfg.spread = -1.0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "spread"),
+        "negative spread refused: rc=%d", rc);
+  cfg.spread = my_rank == 0 ? 1.0 : 0.0;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "spread"),
+        "differing spread: rc=%d", rc);
+  cfg.spread = 0.0;
+  cfg.decision_wait = 2;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "decision_wait"),
+        "decision_wait 2 refused: rc=%d", rc);
+  cfg.decision_wait = 0;
   // An invalid config on rank 1 only: every rank fails with ERR_ARG.
   if (my_rank == 1) cfg.window = 0;
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
@@ -660,6 +680,7 @@ static moeplace_runtime *make_loop_rt(int L, int E, int S, int lag, int layers_p
   cfg.decision_lag_windows = lag;
   cfg.migration_layers_per_step = layers_per_step;
   cfg.shm_transfers = shm_transfers;
+  cfg.decision_wait = decision_wait;
   moeplace_runtime *rt = NULL;
   int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_OK && rt, "create");
@@ -713,53 +734,111 @@ static void case_loop(int R, int with_state, int lag) {
   moeplace_runtime_destroy(rt);
 }
 
-/* Runs the loop to step `upto` (lag 2: the decision of step 20 is applied
- * at step 30); hold: the coordinator's decision thread is held from before
- * step 20 until after step 29, so every step in between returns while the
- * decision has not even started. *place: the placement after step `upto`. */
-static void slow_run(int R, int hold, int upto, int *place, int64_t *applied_at) {
+/* Measured link bandwidths (linkbw.c): every rank sends its one 4 MiB
+ * expert to the next rank. If those pairs share one link class, the
+ * migration measures it (a plausible bytes/s, no other class); with
+ * `split` nodes of R/2 ranks on 4 ranks the pairs mix classes and nothing
+ * is measured (on 2 ranks every pair crosses nodes: measured). */
+static void case_linkbw(int R, int split) {
+  const int L = 1, E = R, S = 1;
+  ranks_per_node = split ? R / 2 : 0;
+  moeplace_runtime *rt = make_rt(L, E, S, 1 << 20, 8);
+  ranks_per_node = 0;
+  if (!rt) return;
+  state st;
+  state_init(&st, rt, L, S, 3u << 20, 1u << 20, 1);
+  int *next = malloc((size_t)R * sizeof *next);
+  for (int r = 0; r < R; r++) next[r] = (r + R - 1) % R; // rank r takes rank r-1's expert
+  int cls = -1;
+  for (int r = 0; r < R; r++) {
+    int n[2], p[2], m[2], c;
+    moeplace_runtime_topology(rt, r, &n[0], &p[0], &m[0]);
+    moeplace_runtime_topology(rt, (r + 1) % R, &n[1], &p[1], &m[1]);
+    c = n[0] != n[1] ? 4 : p[0] != p[1] ? 3 : m[0] != m[1] ? 2 : 1; // moeplace_link_class
+    cls = cls == -1 || cls == c ? c : -2;
+  }
+  CHECK(moeplace_runtime_apply_placement(rt, next, NULL, NULL) == MOEPLACE_OK, "rotate");
+  CHECK(state_bad_slots(&st, rt) == 0, "weights follow their experts");
+  double first[MOEPLACE_LINK_CLASSES];
+  memcpy(first, rt->link_bw, sizeof first);
+  for (int c = 0; c < MOEPLACE_LINK_CLASSES; c++) {
+    if (c == cls) CHECK(first[c] > 1e6 && first[c] < 1e13, "class %d measured: %g B/s", c, first[c]);
+    else CHECK(first[c] == 0, "class %d (pairs: %d) not measured: %g", c, cls, first[c]);
+  }
+  if (split && R > 2) CHECK(cls == -2, "split nodes mix link classes");
+  moeplace_runtime_destroy(rt);
+  state_free(&st);
+  free(next);
+}
+
+/* Runs the loop to step `upto` (lag 2: the decision of step 20 is due at
+ * step 30) with decision_wait = wait; hold: the coordinator's decision
+ * thread is held from before step 20, so every step from 20 returns while
+ * the decision has not even started. With wait, the hold ends before step
+ * 30, which waits for the decision; without, it ends after step 30 (which
+ * defers the decision and returns), and rank 0 waits for the thread before
+ * step 31, so the decision is ready at the next window boundary, 35.
+ * *place: the placement after step `upto`; *deferred: the coordinator's
+ * decisions_deferred. */
+static void slow_run(int R, int hold, int wait, int upto, int *place, int64_t *applied_at,
+                     int64_t *deferred) {
   const int L = 2, E = 2 * R, S = 3;
+  decision_wait = wait;
   moeplace_runtime *rt = make_loop_rt(L, E, S, 2, 0);
+  decision_wait = 1;
   if (!rt) return;
   state st;
   state_init(&st, rt, L, S, 4096, 64, 1);
   *applied_at = -1;
   if (hold) mp_rt_test_hold_decisions(rt, 1);
   for (int step = 1; step <= upto; step++) {
-    if (hold && step == 30) {
-      // Steps 20..29 all returned with the decision held: none finished.
+    if (hold && step == 30) // steps 20..29 returned with the decision held
       if (my_rank == 0) CHECK(mp_rt_test_decisions_done(rt) == 0, "decision not started yet");
-      mp_rt_test_hold_decisions(rt, 0); // the step of window 30 waits for it
-    }
+    if (hold && step == 30 + !wait) mp_rt_test_hold_decisions(rt, 0);
+    if (hold && !wait && step == 31 && my_rank == 0)
+      while (mp_rt_test_decisions_done(rt) == 0) nanosleep(&(struct timespec){0, 1000000}, NULL);
     moeplace_step_info info;
     int rc = skewed_step(rt, L, E, S, &info);
     CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
     if (info.rebalance_checked) *applied_at = step;
-    if (my_rank == 0 && step == 30) CHECK(mp_rt_test_decisions_done(rt) == 1, "decision done at 30");
+    if (my_rank == 0 && step == 30 && wait) CHECK(mp_rt_test_decisions_done(rt) == 1, "decision done at 30");
   }
   moeplace_runtime_get_placement(rt, place, NULL);
+  moeplace_runtime_stats stats;
+  moeplace_runtime_get_stats(rt, &stats);
+  *deferred = stats.decisions_deferred;
   CHECK(state_bad_slots(&st, rt) == 0, "weights follow their experts");
   state_free(&st);
   moeplace_runtime_destroy(rt);
 }
 
 /* A slow decision (held on the thread for 10 steps) changes neither the
- * steps' progress nor the outcome: the same placement, applied at the same
- * step, as a decision that was ready at once. */
+ * steps' progress nor the outcome: the same placement as a decision that
+ * was ready at once, applied at the same step (decision_wait = 1), or, by
+ * default, deferred without waiting to the window boundary after it
+ * finished (every rank agrees, by the decision broadcast). */
 static void case_slow_decision(int R) {
   const int LG = 2 * R * 3;
   int *fast = calloc((size_t)LG, sizeof *fast), *slow = calloc((size_t)LG, sizeof *slow);
-  int64_t at_fast = 0, at_slow = 0;
-  slow_run(R, 0, 35, fast, &at_fast);
-  slow_run(R, 1, 35, slow, &at_slow);
+  int *late = calloc((size_t)LG, sizeof *late);
+  int64_t at_fast = 0, at_slow = 0, at_late = 0, d_fast = 0, d_slow = 0, d_late = 0;
+  slow_run(R, 0, 1, 38, fast, &at_fast, &d_fast);
+  slow_run(R, 1, 1, 38, slow, &at_slow, &d_slow);
+  slow_run(R, 1, 0, 38, late, &at_late, &d_late);
   CHECK(at_fast == 30 && at_slow == 30, "decision applied at step 30: %lld and %lld",
         (long long)at_fast, (long long)at_slow);
+  CHECK(at_late == 35, "deferred decision applied at step 35: %lld", (long long)at_late);
+  if (my_rank == 0)
+    CHECK(d_fast == 0 && d_slow == 0 && d_late == 1, "decisions deferred %lld %lld %lld",
+          (long long)d_fast, (long long)d_slow, (long long)d_late);
   CHECK(memcmp(fast, slow, (size_t)LG * sizeof *fast) == 0, "same placement decided");
+  CHECK(memcmp(fast, late, (size_t)LG * sizeof *fast) == 0, "same placement decided, deferred");
   int initial = 1;
   for (int i = 0; i < LG; i++) initial &= slow[i] == i % (3 * R) % (2 * R);
   CHECK(!initial, "the decision changed the placement");
   free(fast);
   free(slow);
+  free(late);
 }
 
 /* A decision failing on the thread: every rank returns its error at the
@@ -1024,6 +1103,8 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "step_extra")) case_step_extra(R);
   else if (!strcmp(c, "step_missing")) case_step_missing(R, 0);
   else if (!strcmp(c, "step_stopped")) case_step_missing(R, 1);
+  else if (!strcmp(c, "linkbw")) case_linkbw(R, 0);
+  else if (!strcmp(c, "linkbw_nodes")) case_linkbw(R, 1);
   else if (!strcmp(c, "migrate_nodes")) {
     ranks_per_node = R / 2;
     case_migrate(R, 1);

@@ -160,6 +160,7 @@ typedef struct phase_result {
   double step_ms, imbalance, migration_s, decision_s;
   double stall_ms_max, stall_ms_mean, step_ms_median, decision_ms, decision_ms_max;
   int decisions;
+  int64_t deferred; /* window boundaries a due decision was not finished at */
   double compute_ms_sum, compute_ms_max; /* per step: GEMM time summed / max over ranks */
   int rebalances, skipped, failed;
   int64_t moves, steps;
@@ -568,6 +569,7 @@ static void phase_close(const opts *o, phase *ph, phase_result *res) {
     res->decisions = ph->decisions;
     res->decision_ms = ph->decisions ? stats.decision_s / ph->decisions * 1e3 : 0.0;
     res->decision_ms_max = ph->decision_max * 1e3;
+    res->deferred = stats.decisions_deferred;
   }
   double c_sum = 0, c_max = 0;
   MPI_Reduce(&ph->compute_s, &c_sum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
@@ -651,6 +653,7 @@ static json_t *phase_json(const phase_result *p, int dynamic) {
     json_object_set_new(o, "decisions", json_integer(p->decisions));
     json_object_set_new(o, "decision_ms", json_real(p->decision_ms));
     json_object_set_new(o, "decision_ms_max", json_real(p->decision_ms_max));
+    json_object_set_new(o, "decisions_deferred", json_integer((json_int_t)p->deferred));
     json_object_set_new(o, "stall_ms_max", json_real(p->stall_ms_max));
     json_object_set_new(o, "stall_ms_mean", json_real(p->stall_ms_mean));
     json_object_set_new(o, "step_ms_median", json_real(p->step_ms_median));
@@ -735,11 +738,12 @@ int main(int argc, char **argv) {
            (unsigned long long)ph[1].bytes_moved, ph[1].migration_s);
     if (ph[1].migration_s > 0) printf(" (%.2f GB/s)", ph[1].bytes_moved / ph[1].migration_s / 1e9);
     if (nodes > 1) printf(", %llu bytes between nodes", (unsigned long long)ph[1].cross_node_bytes);
-    printf("\ndecisions %d on the coordinator's thread: %.3f ms mean, %.3f ms max (predictor %s)\n"
+    printf("\ndecisions %d on the coordinator's thread: %.3f ms mean, %.3f ms max (predictor %s), "
+           "%lld times not finished when due (applied a window later, nobody waiting)\n"
            "stall per rebalance (slowest rank, time in step() beyond its median): %.3f ms max, "
            "%.3f ms mean; median step %.3f ms (max stall = %.1f%% of it)",
            ph[1].decisions, ph[1].decision_ms, ph[1].decision_ms_max, o.predictor,
-           ph[1].stall_ms_max, ph[1].stall_ms_mean, ph[1].step_ms_median,
+           (long long)ph[1].deferred, ph[1].stall_ms_max, ph[1].stall_ms_mean, ph[1].step_ms_median,
            ph[1].step_ms_median > 0 ? 100.0 * ph[1].stall_ms_max / ph[1].step_ms_median : 0.0);
     printf("\nfinal weights: %d of %d experts differ between static and dynamic runs -> %s\n",
            differ, L * E, identical ? "bit-identical" : "MISMATCH");

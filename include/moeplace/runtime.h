@@ -138,8 +138,9 @@ typedef struct moeplace_runtime_config {
                                   a rank missing past it is MOEPLACE_ERR_MPI
                                   and the runtime is then unusable (later
                                   calls MOEPLACE_ERR_STATE). MOEPLACE_NO_LIMIT
-                                  (< 0, the default): wait for ever, without
-                                  spinning; 0 is refused */
+                                  (< 0, the default): wait for ever (polling
+                                  for the first 2 ms, then sleeping between
+                                  polls); 0 is refused */
   int groups;              /* expert groups (moeplace_place_options.groups): 0 or 1
                               none (default); G > 1 must divide experts, and on
                               N > 1 nodes every rebalance keeps each group's
@@ -162,9 +163,9 @@ typedef struct moeplace_runtime_config {
                                applied at the same step); the step at a
                                rebalance boundary returns at once and the
                                decision is applied at the window boundary K
-                               windows later, on every rank (the coordinator
-                               waits there if it has not finished), so the
-                               result and the step it takes effect at do not
+                               windows later, on every rank, or at the first
+                               window boundary after that where it has
+                               finished (decision_wait); the result does not
                                depend on timing. K * window must not exceed
                                rebalance_interval. 0: inside the rebalancing
                                step, every rank waiting for it (no thread) */
@@ -201,7 +202,22 @@ typedef struct moeplace_runtime_config {
                               moeplace_runtime_confirm(); registered buffers
                               only price the moves (register sizes with a
                               NULL pointer). 0 (default): the runtime migrates */
-  uint64_t reserved[3]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  int decision_wait;       /* a threaded decision (decision_lag_windows >= 1)
+                              still running when it is due: 0 (default) the
+                              ranks go on training and it is applied at the
+                              next window boundary where it has finished (the
+                              placement is the same, only the step it takes
+                              effect at depends on the machine); 1: the
+                              coordinator waits for it, so that the step of
+                              every change is reproducible */
+  double spread;           /* noise-aware placement, >= 0 (moeplace_place_options
+                              .spread, docs/PLACEMENT.md "Spreading for
+                              per-step noise"): 0 (default) balances the
+                              forecast mean exactly; mu > 0 keeps replicas in
+                              place when idle and splits weighted shares more
+                              evenly, absorbing per-step token noise
+                              (moeplace-replay uses 1) */
+  uint64_t reserved[2]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,
@@ -472,7 +488,9 @@ typedef struct moeplace_runtime_stats {
   double aggregate_s;    /* sum of time spent in window aggregation */
   uint64_t shm_bytes_received; /* bytes this rank received through shared-memory
                                   windows (shm_transfers), committed or not */
-  uint64_t reserved[3]; /* zeroed by the library (ABI: moeplace/base.h) */
+  int64_t decisions_deferred; /* window boundaries where a due decision was still
+                                 running and training went on (decision_wait 0) */
+  uint64_t reserved[2]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_runtime_stats;
 
 /* Copies the totals into *out. Local. MOEPLACE_ERR_ARG for NULL. */

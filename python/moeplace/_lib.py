@@ -93,7 +93,8 @@ class RuntimeConfig(ctypes.Structure):
                 ("shm_transfers", c_int), ("collective_timeout_s", c_double),
                 ("groups", c_int), ("shares", c_int),
                 ("decision_lag_windows", c_int), ("migration_layers_per_step", c_int),
-                ("step_time_s", c_double), ("plan_only", c_int), ("reserved", c_uint64 * 3)]
+                ("step_time_s", c_double), ("plan_only", c_int), ("decision_wait", c_int),
+                ("spread", c_double), ("reserved", c_uint64 * 2)]
 
 
 class StepInfo(ctypes.Structure):
@@ -114,7 +115,7 @@ class RuntimeStats(ctypes.Structure):
                 ("rebalances_skipped", c_int), ("migrations_failed", c_int), ("moves", c_int64),
                 ("bytes_moved", c_uint64), ("migration_s", c_double), ("decision_s", c_double),
                 ("aggregate_s", c_double), ("shm_bytes_received", c_uint64),
-                ("reserved", c_uint64 * 3)]
+                ("decisions_deferred", c_int64), ("reserved", c_uint64 * 2)]
 
 
 # C struct name -> ctypes class; what test_abi.py compares with the compiler.
