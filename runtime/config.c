@@ -97,6 +97,11 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
                    c->max_outstanding);
   if (c->shm_transfers != 0 && c->shm_transfers != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: shm_transfers must be 0 or 1, got %d", c->shm_transfers);
+  if (c->warmup_steps < 0 || c->warmup_steps % c->window != 0 ||
+      (c->warmup_steps > 0 && c->warmup_steps >= c->rebalance_interval))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: warmup_steps must be 0 or a multiple of window=%d "
+                   "below rebalance_interval=%d, got %lld", c->window, c->rebalance_interval,
+                   (long long)c->warmup_steps);
   if (c->plan_only != 0 && c->plan_only != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: plan_only must be 0 or 1, got %d", c->plan_only);
   if (c->collective_timeout_s != c->collective_timeout_s || c->collective_timeout_s == 0.0)
@@ -124,7 +129,7 @@ static const char *const field_names[] = {
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
     "collective_timeout_s", "groups", "shares", "decision_lag_windows",
-    "migration_layers_per_step", "step_time_s", "plan_only"};
+    "migration_layers_per_step", "step_time_s", "plan_only", "warmup_steps"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -163,6 +168,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[23] = c->migration_layers_per_step;
     v[24] = hash_double(c->step_time_s);
     v[25] = c->plan_only;
+    v[26] = c->warmup_steps;
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];

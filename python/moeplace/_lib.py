@@ -93,7 +93,8 @@ class RuntimeConfig(ctypes.Structure):
                 ("shm_transfers", c_int), ("collective_timeout_s", c_double),
                 ("groups", c_int), ("shares", c_int),
                 ("decision_lag_windows", c_int), ("migration_layers_per_step", c_int),
-                ("step_time_s", c_double), ("plan_only", c_int), ("reserved", c_uint64 * 3)]
+                ("step_time_s", c_double), ("plan_only", c_int), ("warmup_steps", c_int64),
+                ("reserved", c_uint64 * 2)]
 
 
 class StepInfo(ctypes.Structure):

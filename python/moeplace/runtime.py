@@ -55,7 +55,8 @@ _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
            "chunk_bytes": as_int, "max_outstanding": as_int, "shm_transfers": as_int,
            "collective_timeout_s": as_float, "groups": as_int, "shares": as_shares,
            "decision_lag_windows": as_int, "migration_layers_per_step": as_int,
-           "step_time_s": as_float, "plan_only": as_int}
+           "step_time_s": as_float, "plan_only": as_int,
+           "warmup_steps": as_int}
 
 
 def _writable_buffer(obj):
@@ -97,7 +98,8 @@ class Runtime:
     ("weighted" or "even"), decision_lag_windows (decisions on the
     coordinator's thread: MPI at MPI_THREAD_FUNNELED or more, which mpi4py
     gives by default), migration_layers_per_step, step_time_s (rebalances
-    priced in seconds: > 0 configured, 0 measured, < 0 off), plan_only.
+    priced in seconds: > 0 configured, 0 measured, < 0 off), plan_only,
+    warmup_steps (one more rebalance at that step of the first interval).
     Every rank must pass the same values.
 
     Per training step: record(layer, tokens) for every layer, then step()
