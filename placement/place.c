@@ -298,12 +298,16 @@ static void place_layer_from_current(place_ctx *c, int l, const double *w) {
   keep_current(c, w);
   const double m_keep = mp_place_layer_max(&c->st);
   c->num_keep += m_keep;
+  // A byte budget is shared fairly: this layer may spend the remaining
+  // bytes over the layers left (what it leaves unspent goes to the next
+  // ones), so that the first layers cannot spend it all on small gains.
   const double budget_before = c->budget;
+  const double allowance = budget_before >= 0 ? budget_before / (c->L - l) : budget_before;
   layer_best b = {.score = m_keep};
   if (c->st.even)
-    run_candidates_even(c, w, &b, budget_before);
+    run_candidates_even(c, w, &b, allowance);
   else
-    run_candidates(c, w, &b, budget_before);
+    run_candidates(c, w, &b, allowance);
   if (b.have) mp_place_layer_copy(&c->st, &c->bst);
   if (budget_before >= 0) c->budget = budget_before - b.bytes;
   int64_t mv;

@@ -64,6 +64,7 @@ typedef struct replay_state {
   double *rank_load;    /* [R] */
   uint64_t *window_sum; /* [L][E] */
   double decision_s[MP_POLICY_COUNT];
+  int horizon;          /* steps the moeplace policy's next decision stays in force */
 } replay_state;
 
 /* Installs `next` as the policy's placement, counting moves and modelled
@@ -179,7 +180,7 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
     opt.byte_budget = cfg->byte_budget;
     opt.min_gain = cfg->min_gain;
     opt.step_time_s = cfg->step_time_s;
-    opt.horizon_steps = cfg->interval;
+    opt.horizon_steps = st->horizon;
     opt.time_budget_s = cfg->time_budget_s;
     break;
   }
@@ -223,6 +224,9 @@ static int check_config(const moeplace_trace *trace, const moeplace_topology *to
     return mp_fail(MOEPLACE_ERR_ARG, "replay: horizon (%d) must be a positive multiple of the window (%d)",
                    horizon, cfg->window);
   if (cfg->slots <= 0) return mp_fail(MOEPLACE_ERR_ARG, "replay: slots must be > 0, got %d", cfg->slots);
+  if (cfg->warmup < 0 || cfg->warmup >= cfg->interval || cfg->warmup % cfg->window)
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: warmup (%d) must be 0 or a multiple of the window "
+                   "(%d) below the interval (%d)", cfg->warmup, cfg->window, cfg->interval);
   if ((long)R * cfg->slots < E)
     return mp_fail(MOEPLACE_ERR_ARG,
                    "%d ranks x %d slots = %ld slots cannot hold the trace's %d experts", R,
@@ -259,6 +263,7 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   st->E = moeplace_trace_experts(trace);
   st->R = moeplace_topology_ranks(topo);
   st->S = cfg->slots;
+  st->horizon = cfg->interval;
   const size_t LE = (size_t)st->L * st->E;
   st->block = malloc((size_t)cfg->interval * LE * sizeof *st->block);
   st->block_loads = malloc(LE * sizeof *st->block_loads);
@@ -316,11 +321,12 @@ static int read_block(replay_state *st, moeplace_trace *trace, int *n) {
   return MOEPLACE_OK;
 }
 
-/* Feeds the block's complete windows to the forecaster. Steps of a window
- * that straddles blocks carry over in window_sum. */
-static int feed_windows(replay_state *st, int n, int64_t *steps_in_window) {
+/* Feeds the complete windows of the block's steps [from, n) to the
+ * forecaster. Steps of a window that straddles blocks carry over in
+ * window_sum. */
+static int feed_windows(replay_state *st, int from, int n, int64_t *steps_in_window) {
   const size_t LE = (size_t)st->L * st->E;
-  for (int s = 0; s < n; s++) {
+  for (int s = from; s < n; s++) {
     const uint64_t *counts = st->block + (size_t)s * LE;
     for (size_t i = 0; i < LE; i++) st->window_sum[i] += counts[i];
     if (++*steps_in_window == st->cfg->window) {
@@ -331,6 +337,24 @@ static int feed_windows(replay_state *st, int n, int64_t *steps_in_window) {
     }
   }
   return MOEPLACE_OK;
+}
+
+/* The warm-up decision of the moeplace policy at step k of the first block
+ * (cfg->warmup): the initial placement was made knowing no load, so once
+ * the first windows are seen it decides as at an interval's start, from
+ * those windows, for the rest of the interval. */
+static int warmup_decide(replay_state *st, int k, int64_t step, int64_t *steps_in_window,
+                         mp_policy_result *res) {
+  const size_t LE = (size_t)st->L * st->E;
+  int rc = feed_windows(st, 0, k, steps_in_window);
+  if (rc) return rc;
+  memset(st->prev_loads, 0, LE * sizeof *st->prev_loads); // the volume seen so far
+  for (int s = 0; s < k; s++)
+    for (size_t i = 0; i < LE; i++) st->prev_loads[i] += (double)st->block[(size_t)s * LE + i];
+  st->horizon = st->cfg->interval - k;
+  rc = decide(st, MP_POLICY_MOEPLACE, 0, step, res);
+  st->horizon = st->cfg->interval;
+  return rc;
 }
 
 int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
@@ -348,7 +372,13 @@ int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
     if ((rc = read_block(&st, trace, &n)) || n == 0) break;
     for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++)
       rc = decide(&st, p, first, steps, &result->policy[p]);
+    int fed = 0; // steps of the block already fed to the forecaster
     for (int s = 0; s < n && rc == MOEPLACE_OK; s++) {
+      if (first && s == cfg->warmup && s > 0) {
+        rc = warmup_decide(&st, s, steps, &steps_in_window, &result->policy[MP_POLICY_MOEPLACE]);
+        fed = s;
+        if (rc) break;
+      }
       double imb[MP_POLICY_COUNT];
       const uint64_t *counts = st.block + (size_t)s * st.L * st.E;
       for (int p = 0; p < MP_POLICY_COUNT && rc == MOEPLACE_OK; p++) {
@@ -358,7 +388,7 @@ int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
       if (rc == MOEPLACE_OK && cfg->on_step) rc = cfg->on_step(cfg->ctx, steps, imb);
       steps++;
     }
-    if (rc == MOEPLACE_OK) rc = feed_windows(&st, n, &steps_in_window);
+    if (rc == MOEPLACE_OK) rc = feed_windows(&st, fed, n, &steps_in_window);
     memcpy(st.prev_loads, st.block_loads, (size_t)st.L * st.E * sizeof *st.prev_loads);
     if (cfg->on_progress) cfg->on_progress(cfg->ctx, steps);
   }

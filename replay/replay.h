@@ -69,6 +69,9 @@ typedef struct mp_replay_config {
   double spread;           /* moeplace_place_options.spread of every moeplace-made
                               placement (the initial one, moving_average, moeplace,
                               oracle); default MP_REPLAY_SPREAD */
+  int warmup;              /* > 0: the moeplace policy also decides once at this step of
+                              the first interval, from the windows seen so far (a
+                              multiple of window, < interval); 0: off */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with

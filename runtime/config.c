@@ -101,6 +101,11 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
     return mp_fail(MOEPLACE_ERR_ARG, "config: spread must be finite and >= 0, got %g", c->spread);
   if (c->decision_wait != 0 && c->decision_wait != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: decision_wait must be 0 or 1, got %d", c->decision_wait);
+  if (c->warmup_steps < 0 || c->warmup_steps % c->window != 0 ||
+      (c->warmup_steps > 0 && c->warmup_steps >= c->rebalance_interval))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: warmup_steps must be 0 or a multiple of window=%d "
+                   "below rebalance_interval=%d, got %lld", c->window, c->rebalance_interval,
+                   (long long)c->warmup_steps);
   if (c->plan_only != 0 && c->plan_only != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: plan_only must be 0 or 1, got %d", c->plan_only);
   if (c->collective_timeout_s != c->collective_timeout_s || c->collective_timeout_s == 0.0)
@@ -128,7 +133,8 @@ static const char *const field_names[] = {
     "migration_budget_bytes", "min_gain", "coordinator", "ranks_per_node",
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
     "collective_timeout_s", "groups", "shares", "decision_lag_windows",
-    "migration_layers_per_step", "step_time_s", "plan_only", "decision_wait", "spread"};
+    "migration_layers_per_step", "step_time_s", "plan_only", "decision_wait", "spread",
+    "warmup_steps"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -169,6 +175,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[25] = c->plan_only;
     v[26] = c->decision_wait;
     v[27] = hash_double(c->spread);
+    v[28] = c->warmup_steps;
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];

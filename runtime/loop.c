@@ -385,7 +385,7 @@ static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_
   // step number and collective outcomes.
   if (rt->decision_due == rt->step) status = apply_decision(rt, info);
   if (status == MOEPLACE_OK && rt->cfg.rebalance_interval > 0 &&
-      rt->step % rt->cfg.rebalance_interval == 0) {
+      (rt->step % rt->cfg.rebalance_interval == 0 || rt->step == rt->cfg.warmup_steps)) {
     status = request_decision(rt, info);
     if (status == MOEPLACE_OK && rt->decision_due == rt->step) status = apply_decision(rt, info);
   }

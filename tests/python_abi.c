@@ -121,6 +121,7 @@ int main(void) {
   F(moeplace_runtime_config, migration_layers_per_step);
   F(moeplace_runtime_config, step_time_s); F(moeplace_runtime_config, plan_only);
   F(moeplace_runtime_config, decision_wait); F(moeplace_runtime_config, spread);
+  F(moeplace_runtime_config, warmup_steps);
   F(moeplace_runtime_config, reserved);
   end();
 

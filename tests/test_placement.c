@@ -262,6 +262,41 @@ START_TEST(test_budget) {
 }
 END_TEST
 
+/* A byte budget is shared among the layers: with four layers drifting
+ * alike and bytes for four moves, every layer gets one, instead of the first
+ * layers spending the budget on moves that gain less. */
+START_TEST(test_budget_shared_by_layers) {
+  const int L = 4, E = 4, R = 4, S = 2;
+  moeplace_topology *t;
+  moeplace_topology_create_shape(&t, 1, R, 1, 1);
+  double w0[16], w1[16];
+  for (int i = 0; i < L * E; i++) {
+    w0[i] = 100;                       // uniform: one expert per rank, spare slots empty
+    w1[i] = i % E == 0 ? 700 : 100;    // expert 0 of every layer turns hot
+  }
+  moeplace_placement *p0, *p1;
+  moeplace_place_stats st;
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w0, NULL, NULL, &p0, &st), 0);
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.expert_bytes = 1000;
+  o.min_gain = 0;
+  o.byte_budget = 4000; // four moves for four layers
+  ck_assert_int_eq(moeplace_place(t, L, E, S, w1, p0, &o, &p1, &st), 0);
+  check_invariants(p1);
+  ck_assert_msg(st.bytes_moved <= o.byte_budget, "moved %g over %g", st.bytes_moved, o.byte_budget);
+  for (int l = 0; l < L; l++) {
+    const int *a = moeplace_placement_phy2log(p0, l), *b = moeplace_placement_phy2log(p1, l);
+    int changed = 0;
+    for (int g = 0; g < R * S; g++) changed += a[g] != b[g];
+    ck_assert_msg(changed > 0, "layer %d got no move of the budget", l);
+  }
+  moeplace_placement_destroy(p0);
+  moeplace_placement_destroy(p1);
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
 /* A migration weight large enough makes every move unprofitable. */
 START_TEST(test_weight_keeps_current) {
   moeplace_topology *t;
@@ -1326,6 +1361,7 @@ int main(void) {
   tcase_add_test(tc, test_fresh_no_idle_replica);
   tcase_add_test(tc, test_migration_aware);
   tcase_add_test(tc, test_budget);
+  tcase_add_test(tc, test_budget_shared_by_layers);
   tcase_add_test(tc, test_weight_keeps_current);
   tcase_add_test(tc, test_migration_seconds);
   tcase_add_test(tc, test_seconds_priced);

@@ -92,6 +92,12 @@ START_TEST(rejects_bad_config) {
   cfg.horizon = 25;
   ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
   cfg.horizon = 0;
+  cfg.warmup = 5; /* not a multiple of the window */
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "warmup (5)"));
+  cfg.warmup = 20; /* not below the interval */
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res), MOEPLACE_ERR_ARG);
+  cfg.warmup = 0;
   cfg.step_time_s = -1;
   /* The header says: free the result also after a failure. A result the
    * caller did not zero must be safe to free after a rejected config too. */
@@ -102,6 +108,57 @@ START_TEST(rejects_bad_config) {
   ck_assert_int_eq(mp_replay_run(t, topo, &cfg, NULL), MOEPLACE_ERR_ARG);
   moeplace_trace_close(t);
   moeplace_topology_destroy(topo);
+}
+END_TEST
+
+/* Warm-up (cfg.warmup): one expert is hot from the first step on; the
+ * initial placement (uniform loads) cannot know it. With a warm-up at step
+ * 4 the moeplace policy decides there, from the two windows seen, and runs
+ * balanced for the rest of the first interval; without, it waits for step
+ * 16. Same figures for the other policies, which have no warm-up. */
+static void warmup_run(int warmup, mp_replay_result *res) {
+  char text[2048] = "step,layer,e0,e1,e2,e3\n";
+  for (int s = 0; s < 32; s++)
+    snprintf(text + strlen(text), sizeof text - strlen(text), "%d,0,10,10,10,90\n", s);
+  moeplace_trace *t;
+  moeplace_topology *topo;
+  ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
+  ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, 2, 1, 1), 0);
+  mp_replay_config cfg;
+  mp_replay_config_init(&cfg);
+  cfg.slots = 3;
+  cfg.interval = 16;
+  cfg.window = 2;
+  cfg.predictor = "sw_avg";
+  cfg.warmup = warmup;
+  memset(res, 0, sizeof *res);
+  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, res), 0);
+  moeplace_trace_close(t);
+  moeplace_topology_destroy(topo);
+}
+
+START_TEST(warmup_decides_early) {
+  mp_replay_result off, on;
+  warmup_run(0, &off);
+  warmup_run(4, &on);
+  const mp_policy_result *m0 = &off.policy[MP_POLICY_MOEPLACE], *m1 = &on.policy[MP_POLICY_MOEPLACE];
+  ck_assert_int_eq(m0->decisions, 1);
+  ck_assert_int_eq(m0->log[0].step, 16);
+  ck_assert_int_eq(m1->decisions, 2);
+  ck_assert_int_eq(m1->log[0].step, 4);
+  ck_assert_int_eq(m1->log[1].step, 16);
+  ck_assert_int_gt(m1->log[0].moves, 0);
+  // balanced from step 4: 28 of 32 steps at the oracle's 1.0 instead of 16
+  ck_assert_double_eq_tol(on.policy[MP_POLICY_ORACLE].imbalance, 1.0, 1e-9);
+  const double first = off.policy[MP_POLICY_STATIC].imbalance; // the initial placement's
+  ck_assert_double_gt(first, 1.1);
+  ck_assert_double_eq_tol(m0->imbalance, (16 * first + 16) / 32, 1e-9);
+  ck_assert_double_eq_tol(m1->imbalance, (4 * first + 28) / 32, 1e-9);
+  for (int p = 0; p < MP_POLICY_COUNT; p++)
+    if (p != MP_POLICY_MOEPLACE)
+      ck_assert_double_eq_tol(on.policy[p].imbalance, off.policy[p].imbalance, 1e-12);
+  mp_replay_result_free(&off);
+  mp_replay_result_free(&on);
 }
 END_TEST
 
@@ -148,6 +205,7 @@ int main(void) {
   tcase_add_test(tc, oracle_balances_skew);
   tcase_add_test(tc, rejects_bad_config);
   tcase_add_test(tc, eplb_matches_numpy_reference);
+  tcase_add_test(tc, warmup_decides_early);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }

@@ -39,6 +39,8 @@ static void config(moeplace_runtime_config *cfg, int experts, int window) {
   // after it match an uninterrupted run's for the stateless forecasters
   // (sw_avg, last); the default auto refits ARIMA from the replayed windows
   cfg->predictor = "sw_avg";
+  // and take each decision at the same step, however loaded the machine
+  cfg->decision_wait = 1;
 }
 
 /* This rank's router counts at a step: a skew that moves from expert to

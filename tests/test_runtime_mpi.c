@@ -687,6 +687,50 @@ static moeplace_runtime *make_loop_rt(int L, int E, int S, int lag, int layers_p
   return rt;
 }
 
+/* Warm-up (config.warmup_steps = 10, lag 0): one more decision at step 10
+ * of the first interval, which already moves the skewed load's hot expert,
+ * then the usual ones at 20, 40 and 60. A warm-up step that is not a
+ * multiple of the window, or not below the interval, is refused. */
+static void case_loop_warmup(int R) {
+  const int L = 2, E = 2 * R, S = 3;
+  moeplace_runtime_config cfg;
+  moeplace_runtime_config_init(&cfg);
+  cfg.layers = L;
+  cfg.experts = E;
+  cfg.slots_per_rank = S;
+  cfg.window = 5;
+  cfg.rebalance_interval = 20;
+  cfg.decision_lag_windows = 0; // applied at the step it is requested
+  cfg.shm_transfers = shm_transfers;
+  moeplace_runtime *rt = NULL;
+  for (int bad = 7; bad <= 20; bad += 13) { // 7: not a multiple of 5; 20: not below 20
+    cfg.warmup_steps = bad;
+    CHECK(moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg) == MOEPLACE_ERR_ARG && !rt,
+          "warmup_steps %d refused", bad);
+    CHECK(strstr(moeplace_last_error(), "warmup_steps") != NULL, "error names the field: %s",
+          moeplace_last_error());
+  }
+  cfg.warmup_steps = 10;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK && rt, "create");
+  if (!rt) return;
+  int first_move = -1, checked = 0;
+  for (int step = 1; step <= 60; step++) {
+    moeplace_step_info info;
+    rc = skewed_step(rt, L, E, S, &info);
+    CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
+    const int due = step == 10 || step % 20 == 0;
+    CHECK(info.rebalance_checked == due, "step %d: decision %d, expected %d", step,
+          info.rebalance_checked, due);
+    checked += info.rebalance_checked;
+    if (info.rebalanced && first_move < 0) first_move = step;
+  }
+  CHECK(checked == 4, "decisions: %d", checked);
+  CHECK(first_move == 10, "the skewed load is first rebalanced at step %d, expected 10",
+        first_move);
+  moeplace_runtime_destroy(rt);
+}
+
 /* The closed loop on a skewed load. Decisions are requested at steps 20,
  * 40, 60 and applied decision_lag_windows windows (of 5 steps) later: at
  * 20 + 5 lag and 40 + 5 lag within the 60 steps (and 60 too with lag 0). */
@@ -1091,6 +1135,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "registration")) case_registration(R);
   else if (!strcmp(c, "loop")) case_loop(R, 1, 1);
   else if (!strcmp(c, "loop_sync")) case_loop(R, 1, 0); // decisions inside the step
+  else if (!strcmp(c, "loop_warmup")) case_loop_warmup(R);
   else if (!strcmp(c, "loop_nostate")) case_loop(R, 0, 1); // routing only: nothing registered
   else if (!strcmp(c, "slow_decision")) case_slow_decision(R);
   else if (!strcmp(c, "decision_fail")) case_decision_fail(R);

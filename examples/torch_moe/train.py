@@ -70,10 +70,13 @@ def setup(args, comm, resume):
     torch.manual_seed(args.seed)           # the same non-expert weights on every rank
     model = MoETransformer(args.layers, args.d_model, args.heads, args.expert_hidden, E,
                            args.slots, args.seq_len)
+    # sw_avg decides in well under a window, so waiting for a decision
+    # (decision_wait) costs nothing and a resumed run takes every decision
+    # at the same step as an uninterrupted one (compare.py --same-decisions).
     rt = moeplace.Runtime(comm, args.layers, E, args.slots, window=args.window,
                           rebalance_interval=args.rebalance_interval if args.rebalance == "on"
                           else 0, horizon=args.rebalance_interval, predictor="sw_avg",
-                          resume=resume)
+                          decision_wait=1, resume=resume)
     with torch.no_grad():
         for l, moe in enumerate(model.moe_layers()):
             for s, p in enumerate(moe.slots):

@@ -217,7 +217,12 @@ typedef struct moeplace_runtime_config {
                               place when idle and splits weighted shares more
                               evenly, absorbing per-step token noise
                               (moeplace-replay uses 1) */
-  uint64_t reserved[2]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  int64_t warmup_steps;    /* > 0: one more rebalance at this step of the first
+                              interval, from the windows seen so far (the
+                              initial placement knew no load); a multiple of
+                              window below rebalance_interval. 0 (default): the
+                              first rebalance is at rebalance_interval */
+  uint64_t reserved[1]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,

@@ -94,7 +94,7 @@ class RuntimeConfig(ctypes.Structure):
                 ("groups", c_int), ("shares", c_int),
                 ("decision_lag_windows", c_int), ("migration_layers_per_step", c_int),
                 ("step_time_s", c_double), ("plan_only", c_int), ("decision_wait", c_int),
-                ("spread", c_double), ("reserved", c_uint64 * 2)]
+                ("spread", c_double), ("warmup_steps", c_int64), ("reserved", c_uint64 * 1)]
 
 
 class StepInfo(ctypes.Structure):

@@ -56,7 +56,7 @@ _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
            "collective_timeout_s": as_float, "groups": as_int, "shares": as_shares,
            "decision_lag_windows": as_int, "migration_layers_per_step": as_int,
            "step_time_s": as_float, "plan_only": as_int, "decision_wait": as_int,
-           "spread": as_float}
+           "spread": as_float, "warmup_steps": as_int}
 
 
 def _writable_buffer(obj):
@@ -100,7 +100,8 @@ class Runtime:
     gives by default), migration_layers_per_step, step_time_s (rebalances
     priced in seconds: > 0 configured, 0 measured, < 0 off), plan_only,
     decision_wait (1: wait for a late decision instead of deferring it),
-    spread (noise-aware placement, >= 0).
+    spread (noise-aware placement, >= 0),
+    warmup_steps (one more rebalance at that step of the first interval).
     Every rank must pass the same values.
 
     Per training step: record(layer, tokens) for every layer, then step()

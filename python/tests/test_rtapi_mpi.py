@@ -91,7 +91,9 @@ def _run(per_expert, steps=200):
     """The decisions of a run recording per slot (dispatch + all-to-all) or
     per expert: [(step, phy2log, share)] at every committed rebalance."""
     out = []
-    with moeplace.Runtime(COMM, L, E, S3, window=10, rebalance_interval=50, horizon=50) as rt:
+    # decision_wait: the two runs must take each decision at the same step
+    with moeplace.Runtime(COMM, L, E, S3, window=10, rebalance_interval=50, horizon=50,
+                          decision_wait=1) as rt:
         for step in range(steps):
             for l in range(L):
                 tokens = _router(step, l)
@@ -160,7 +162,8 @@ def _steps(rt, first, last):
 def test_checkpoint_resume_continues_identically(tmp_path):
     path = COMM.bcast(str(tmp_path / "rt.ckpt"))
     # sw_avg: decisions after a restart match exactly (auto refits ARIMA warm)
-    kw = dict(window=10, rebalance_interval=50, horizon=50, predictor="sw_avg")
+    # decision_wait: the restarted run must take each decision at the same step
+    kw = dict(window=10, rebalance_interval=50, horizon=50, predictor="sw_avg", decision_wait=1)
     with moeplace.Runtime(COMM, L, E, S3, **kw) as rt:
         ref = _steps(rt, 1, 160)
     with moeplace.Runtime(COMM, L, E, S3, **kw) as rt:
