@@ -93,9 +93,43 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
 
 #define MP_SORT_SMALL 64
 
+#define MP_SORT_MERGE 512
+
+/* Stable merge sort of idx [n] by key descending (the order of the radix
+ * passes: equal keys, -0.0 and 0.0 too, keep their input order): runs of
+ * MP_SORT_SMALL / 4 by insertion, then bottom-up merges through tmp [n]. */
+static void merge_sort_desc(int *idx, int n, const double *key, int *tmp) {
+  const int run = MP_SORT_SMALL / 4;
+  for (int a = 0; a < n; a += run) {
+    const int b = a + run < n ? a + run : n;
+    for (int i = a + 1; i < b; i++) {
+      const int v = idx[i];
+      const double kv = key[v];
+      int j = i;
+      for (; j > a && key[idx[j - 1]] < kv; j--) idx[j] = idx[j - 1];
+      idx[j] = v;
+    }
+  }
+  int *src = idx, *dst = tmp;
+  for (int w = run; w < n; w *= 2) {
+    for (int a = 0; a < n; a += 2 * w) {
+      const int m = a + w < n ? a + w : n, b = a + 2 * w < n ? a + 2 * w : n;
+      int i = a, j = m, k = a;
+      while (i < m && j < b) dst[k++] = key[src[j]] > key[src[i]] ? src[j++] : src[i++];
+      while (i < m) dst[k++] = src[i++];
+      while (j < b) dst[k++] = src[j++];
+    }
+    int *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != idx) memcpy(idx, src, (size_t)n * sizeof *idx);
+}
+
 /* Sorts idx [n] (n >= 1) by key[idx] descending, ties by smaller index
  * first, for non-negative keys: up to MP_SORT_SMALL items by insertion
- * (stable too, -0.0 equal to 0.0 as below), else LSD radix sort on the
+ * (stable too, -0.0 equal to 0.0 as below), up to MP_SORT_MERGE by a
+ * stable merge sort, else LSD radix sort on the
  * IEEE bits (which order like the values for non-negative doubles), 8 bits
  * per pass, skipping the passes where every key has the same byte. Stable, O(8 n), no comparisons.
  * tmp_idx [n], k0 and k1 [n] are scratch. */
@@ -109,6 +143,10 @@ void mp_radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64
       for (; j > 0 && key[idx[j - 1]] < kv; j--) idx[j] = idx[j - 1];
       idx[j] = v;
     }
+    return;
+  }
+  if (n <= MP_SORT_MERGE) { // a few hundred: merging cost less than eight passes
+    merge_sort_desc(idx, n, key, tmp_idx);
     return;
   }
   for (int i = 0; i < n; i++) {
