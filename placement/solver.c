@@ -108,13 +108,19 @@ void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_pla
   const long first = st->RS <= EVEN_MULTISTART_SLOTS && !(st->spread > 0) ? st->E : st->RS;
   double best = INFINITY;
   int best_here = 1; // the state holds the best start
+  mp_lpt_totals lt; // the later starts' counts and order, taken at the second start
   for (long total = st->RS; total >= first; total--) {
     // the remaining starts cannot beat a best at the bound, nor need to
     // beat one at the target. (Skipping the starts whose largest replica
     // w_e / c_e is above the best would be wrong: their search adds
     // replicas.)
     if (total < st->RS && (best <= bound * (1 + 1e-12) || best <= sp->target)) break;
-    mp_construct_lpt_n(st, total);
+    if (total < st->RS) {
+      if (total == st->RS - 1) mp_lpt_totals_init(st, &lt);
+      mp_construct_lpt_total(st, &lt, total);
+    } else {
+      mp_construct_lpt_n(st, total);
+    }
     mp_even_reset_loads(st);
     double used = 0;
     mp_even_search(st, &fs, bound, &used);

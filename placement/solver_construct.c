@@ -34,13 +34,18 @@ static void heap_sift_down(int *h, int n, int i, const double *w, const int *c) 
 }
 
 /* counts [E] = the greedy replica counts using `total` replicas (at most
- * R x S; fewer when no expert can use another); returns max w/c. */
-static double replica_counts(const double *w, int E, int R, long total, int *counts, int *heap) {
+ * R x S; fewer when no expert can use another); returns max w/c. With seq
+ * non-NULL, seq [total - E] gets the expert of each extra replica in the
+ * order handed out and *nseq their number: the greedy makes the same picks
+ * whatever the total, so the counts of a smaller total are one per expert
+ * plus a prefix of seq. */
+static double replica_counts_seq(const double *w, int E, int R, long total, int *counts, int *heap,
+                                 int *seq, int *nseq) {
   for (int e = 0; e < E; e++) {
     counts[e] = 1;
     heap[e] = e;
   }
-  int n = E;
+  int n = E, k = 0;
   for (int i = n / 2 - 1; i >= 0; i--) heap_sift_down(heap, n, i, w, counts);
   long extra = total - E;
   while (extra > 0 && n > 0) {
@@ -51,13 +56,20 @@ static double replica_counts(const double *w, int E, int R, long total, int *cou
       continue;
     }
     counts[e]++;
+    if (seq) seq[k] = e;
+    k++;
     extra--;
     heap_sift_down(heap, n, 0, w, counts);
   }
+  if (nseq) *nseq = k;
   double m = 0;
   for (int e = 0; e < E; e++)
     if (w[e] / counts[e] > m) m = w[e] / counts[e];
   return m;
+}
+
+static double replica_counts(const double *w, int E, int R, long total, int *counts, int *heap) {
+  return replica_counts_seq(w, E, R, total, counts, heap, NULL, NULL);
 }
 
 double mp_place_layer_bound(mp_place_layer *st, const double *w) {
@@ -81,9 +93,43 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
 
 #define MP_SORT_SMALL 64
 
+#define MP_SORT_MERGE 512
+
+/* Stable merge sort of idx [n] by key descending (the order of the radix
+ * passes: equal keys, -0.0 and 0.0 too, keep their input order): runs of
+ * MP_SORT_SMALL / 4 by insertion, then bottom-up merges through tmp [n]. */
+static void merge_sort_desc(int *idx, int n, const double *key, int *tmp) {
+  const int run = MP_SORT_SMALL / 4;
+  for (int a = 0; a < n; a += run) {
+    const int b = a + run < n ? a + run : n;
+    for (int i = a + 1; i < b; i++) {
+      const int v = idx[i];
+      const double kv = key[v];
+      int j = i;
+      for (; j > a && key[idx[j - 1]] < kv; j--) idx[j] = idx[j - 1];
+      idx[j] = v;
+    }
+  }
+  int *src = idx, *dst = tmp;
+  for (int w = run; w < n; w *= 2) {
+    for (int a = 0; a < n; a += 2 * w) {
+      const int m = a + w < n ? a + w : n, b = a + 2 * w < n ? a + 2 * w : n;
+      int i = a, j = m, k = a;
+      while (i < m && j < b) dst[k++] = key[src[j]] > key[src[i]] ? src[j++] : src[i++];
+      while (i < m) dst[k++] = src[i++];
+      while (j < b) dst[k++] = src[j++];
+    }
+    int *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != idx) memcpy(idx, src, (size_t)n * sizeof *idx);
+}
+
 /* Sorts idx [n] (n >= 1) by key[idx] descending, ties by smaller index
  * first, for non-negative keys: up to MP_SORT_SMALL items by insertion
- * (stable too, -0.0 equal to 0.0 as below), else LSD radix sort on the
+ * (stable too, -0.0 equal to 0.0 as below), up to MP_SORT_MERGE by a
+ * stable merge sort, else LSD radix sort on the
  * IEEE bits (which order like the values for non-negative doubles), 8 bits
  * per pass, skipping the passes where every key has the same byte. Stable, O(8 n), no comparisons.
  * tmp_idx [n], k0 and k1 [n] are scratch. */
@@ -97,6 +143,10 @@ void mp_radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64
       for (; j > 0 && key[idx[j - 1]] < kv; j--) idx[j] = idx[j - 1];
       idx[j] = v;
     }
+    return;
+  }
+  if (n <= MP_SORT_MERGE) { // a few hundred: merging cost less than eight passes
+    merge_sort_desc(idx, n, key, tmp_idx);
     return;
   }
   for (int i = 0; i < n; i++) {
@@ -159,10 +209,55 @@ static void rheap_up(int *h, int i, const double *load) {
 
 void mp_construct_lpt(mp_place_layer *st) { mp_construct_lpt_n(st, st->RS); }
 
+/* LPT packing of the replicas rep_e [n] (in that order, each of share
+ * w_e / counts[e]) into the cleared state: each to the least loaded rank
+ * with a free slot that does not hold its expert yet; one always exists
+ * because counts[e] <= R and every slot is counted. The heap pops ranks
+ * by (load, index) and sets aside those holding e: the first rank by
+ * (load, index) with a free slot that does not hold e. */
+#define LPT_SCAN_RANKS 16
+static void lpt_pack(mp_place_layer *st, const int *rep_e, int n, const int *counts) {
+  const int R = st->R;
+  int *rh = st->c_rh, *skip = st->c_skip;
+  if (R <= LPT_SCAN_RANKS && st->E <= 64) { // a few ranks: a scan finds the heap's pick, cheaper
+    uint64_t held[LPT_SCAN_RANKS] = {0}; // bit e: the rank holds e
+    for (int t = 0; t < n; t++) {
+      const int e = rep_e[t];
+      const uint64_t bit = (uint64_t)1 << e;
+      int b = -1;
+      for (int r = 0; r < R; r++)
+        if (st->nfree[r] > 0 && !(held[r] & bit) && (b < 0 || st->load[r] < st->load[b])) b = r;
+      held[b] |= bit;
+      mp_st_put(st, b * st->S + st->S - st->nfree[b], e, st->w[e] / counts[e]);
+    }
+    return;
+  }
+  int nh = R;
+  for (int r = 0; r < R; r++) rh[r] = r;
+  for (int t = 0; t < n; t++) {
+    int e = rep_e[t], ns = 0;
+    while (nh > 0) {
+      int r = rh[0];
+      rh[0] = rh[--nh];
+      rheap_down(rh, nh, 0, st->load);
+      if (mp_st_rank_holds(st, r, e)) {
+        skip[ns++] = r;
+        continue;
+      }
+      mp_st_put(st, mp_st_free_slot(st, r), e, st->w[e] / counts[e]);
+      if (st->nfree[r] > 0) skip[ns++] = r;
+      break;
+    }
+    for (int k = 0; k < ns; k++) {
+      rh[nh] = skip[k];
+      rheap_up(rh, nh++, st->load);
+    }
+  }
+}
+
 void mp_construct_lpt_n(mp_place_layer *st, long total) {
   const int E = st->E, R = st->R;
-  int *counts = st->c_counts, *reps = st->c_reps, *ord = st->c_ord, *rh = st->c_rh,
-      *skip = st->c_skip;
+  int *counts = st->c_counts, *reps = st->c_reps, *ord = st->c_ord;
   double *key = st->c_key;
   mp_st_clear(st);
   replica_counts(st->w, E, R, total, counts, st->c_eheap);
@@ -175,30 +270,56 @@ void mp_construct_lpt_n(mp_place_layer *st, long total) {
       n++;
     }
   mp_radix_sort_desc(ord, n, key, st->c_rtmp, st->c_rk0, st->c_rk1);
-  int nh = R;
-  for (int r = 0; r < R; r++) rh[r] = r;
-  for (int t = 0; t < n; t++) {
-    int e = reps[ord[t]], ns = 0;
-    // least loaded rank with a free slot that does not hold e yet; one
-    // always exists because counts[e] <= R and every slot is counted
-    while (nh > 0) {
-      int r = rh[0];
-      rh[0] = rh[--nh];
-      rheap_down(rh, nh, 0, st->load);
-      if (mp_st_rank_holds(st, r, e)) {
-        skip[ns++] = r;
-        continue;
-      }
-      mp_st_put(st, mp_st_free_slot(st, r), e, key[ord[t]]);
-      if (st->nfree[r] > 0) skip[ns++] = r;
-      break;
+  for (int t = 0; t < n; t++) ord[t] = reps[ord[t]]; // the experts in packing order
+  lpt_pack(st, ord, n, counts);
+}
+
+/* 1 if expert a comes before b in the LPT order: larger w / c first (key
+ * [E]), ties by smaller index (the stable sort of mp_construct_lpt_n on
+ * replicas listed by expert). */
+static int lpt_before(const double *key, int a, int b) {
+  return key[a] > key[b] || (key[a] == key[b] && a < b);
+}
+
+void mp_lpt_totals_init(mp_place_layer *st, mp_lpt_totals *lt) {
+  const int E = st->E;
+  int *counts = st->c_counts, *eord = st->c_eheap;
+  double *key = st->c_key;
+  replica_counts_seq(st->w, E, st->R, st->RS, counts, eord, st->c_reps, &lt->nseq);
+  lt->total = E + lt->nseq;
+  for (int e = 0; e < E; e++) key[e] = st->w[e] / counts[e];
+  for (int t = 0; t < E; t++) { // insertion sort: E <= the multistart's few slots
+    int u = t;
+    while (u > 0 && lpt_before(key, t, eord[u - 1])) {
+      eord[u] = eord[u - 1];
+      u--;
     }
-    for (int k = 0; k < ns; k++) {
-      rh[nh] = skip[k];
-      rheap_up(rh, nh++, st->load);
-    }
+    eord[u] = t;
   }
 }
+
+void mp_construct_lpt_total(mp_place_layer *st, mp_lpt_totals *lt, long total) {
+  int *counts = st->c_counts, *eord = st->c_eheap, *rep = st->c_ord;
+  double *key = st->c_key;
+  while (lt->total > total && lt->total > st->E) { // take back the last extra replica
+    const int e = st->c_reps[--lt->total - st->E];
+    counts[e]--; // its key grows: it moves towards the front
+    key[e] = st->w[e] / counts[e];
+    int u = 0;
+    while (eord[u] != e) u++;
+    while (u > 0 && lpt_before(key, e, eord[u - 1])) {
+      eord[u] = eord[u - 1];
+      u--;
+    }
+    eord[u] = e;
+  }
+  int n = 0;
+  for (int t = 0; t < st->E; t++)
+    for (int c = 0; c < counts[eord[t]]; c++) rep[n++] = eord[t];
+  mp_st_clear(st);
+  lpt_pack(st, rep, n, counts);
+}
+
 /* Construction for when there are spare slots (at least R - 1 beyond one
  * per expert): one replica per expert in snake order over the ranks, then
  * the component transfers bring the ranks to the mean T = total / R as far

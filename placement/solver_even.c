@@ -236,13 +236,22 @@ static void even_prepare(even_search *s, int r, int set) {
   }
 }
 
+/* mp_st_rank_holds, here where the search calls it per candidate pair
+ * (inlined: the call costs as much as its S compares). */
+static inline int ev_holds(const mp_place_layer *st, int r, int e) {
+  const int *sl = st->slot_e + (size_t)r * st->S;
+  for (int k = 0; k < st->S; k++)
+    if (sl[k] == e) return 1;
+  return 0;
+}
+
 /* Candidate changes that take replica slot i (expert b, on rank r) off r
  * or re-count b, towards rank q. */
 static void ev_towards(even_search *s, int i, int q) {
   mp_place_layer *st = s->st;
   const int S = st->S, r = i / S, b = st->slot_e[i], cb = st->cnt[b];
   const double x = st->slot_x[i];
-  if (mp_st_rank_holds(st, q, b)) return;
+  if (ev_holds(st, q, b)) return;
   double pb = 0, bb = 0, p_i = 0, b_i = 0;
   if (s->priced || st->cur) {
     pb = slot_price(s, b, q, &bb);
@@ -267,7 +276,7 @@ static void ev_towards(even_search *s, int i, int q) {
     // without a current placement, ev_pair's cheap tests first: the rank scan last
     if (y < x && (st->cur || (st->load[q] + x - y <= s->M + s->eps &&
                               2 * (x - y) * (st->load[r] - st->load[q] - (x - y)) > s->key)) &&
-        !mp_st_rank_holds(st, r, a)) { // swap
+        !ev_holds(st, r, a)) { // swap
       if (s->priced || st->cur) pa = slot_price(s, a, r, &ba);
       ev_pair(s, EV_SWAP, i, j, q, x - y, pb + pa - p_i - pj, bb + ba - b_i - bj);
     }

@@ -45,6 +45,19 @@ void mp_radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64
 void mp_construct_lpt(mp_place_layer *st);
 /* The same with `total` replicas (E <= total <= R x S). */
 void mp_construct_lpt_n(mp_place_layer *st, long total);
+/* The LPT starts of decreasing replica totals (the even multistart), the
+ * same placements as mp_construct_lpt_n without recounting and re-sorting
+ * each: mp_lpt_totals_init takes the greedy's order of extra replicas for
+ * R x S (in c_reps, the counts in c_counts, the experts in packing order in
+ * c_eheap); mp_construct_lpt_total then packs `total` replicas, totals
+ * non-increasing from one call to the next. Uses the c_ scratch: no other
+ * construction in between. */
+typedef struct mp_lpt_totals {
+  int nseq;   // extra replicas the greedy hands out for R x S
+  long total; // the replicas the counts hold now
+} mp_lpt_totals;
+void mp_lpt_totals_init(mp_place_layer *st, mp_lpt_totals *lt);
+void mp_construct_lpt_total(mp_place_layer *st, mp_lpt_totals *lt, long total);
 /* One replica per expert in snake order, then the component transfers. */
 void mp_construct_transfer(mp_place_layer *st);
 

@@ -11,6 +11,7 @@
 
 #include <moeplace.h>
 
+#include "placement/solver_internal.h"
 #include "tests/exact_place.h"
 
 static uint64_t rs = 12345;
@@ -1168,6 +1169,58 @@ END_TEST
 
 /* Even shares against branch and bound: the heuristic is never below the
  * exact optimum of equal splits and the reported bound never above it. */
+/* The placement sort (insertion, merge or radix passes by size): key
+ * descending, equal keys (0.0 and -0.0 among them) in input order, checked
+ * against a plain comparison sort with the input position as tie-break. */
+static const double *sort_key;
+static const int *sort_pos;
+static int sort_ref_cmp(const void *a, const void *b) {
+  const int x = *(const int *)a, y = *(const int *)b;
+  if (sort_key[x] != sort_key[y]) return sort_key[x] > sort_key[y] ? -1 : 1;
+  return sort_pos[x] - sort_pos[y];
+}
+
+START_TEST(test_sort_desc) {
+  static const int sizes[] = {1, 2, 15, 16, 17, 63, 64, 65, 100, 257, 512, 513, 1500};
+  const int nmax = 1500;
+  double *key = malloc(nmax * sizeof *key);
+  int *idx = malloc(nmax * sizeof *idx), *ref = malloc(nmax * sizeof *ref);
+  int *pos = malloc(nmax * sizeof *pos), *tmp = malloc(nmax * sizeof *tmp);
+  uint64_t *k0 = malloc(nmax * sizeof *k0), *k1 = malloc(nmax * sizeof *k1);
+  for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+    const int n = sizes[z];
+    for (int i = 0; i < n; i++) { // few distinct values: many ties
+      const int v = (int)(urand() * 8);
+      key[i] = v == 0 ? (urand() < 0.5 ? -0.0 : 0.0) : v * 0.25;
+      idx[i] = i;
+    }
+    for (int i = n - 1; i > 0; i--) { // a shuffled input order
+      const int j = (int)(urand() * (i + 1)), t = idx[i];
+      idx[i] = idx[j];
+      idx[j] = t;
+    }
+    for (int i = 0; i < n; i++) {
+      pos[idx[i]] = i;
+      ref[i] = idx[i];
+    }
+    sort_key = key;
+    sort_pos = pos;
+    qsort(ref, n, sizeof *ref, sort_ref_cmp);
+    mp_radix_sort_desc(idx, n, key, tmp, k0, k1);
+    for (int i = 0; i < n; i++)
+      ck_assert_msg(idx[i] == ref[i], "n %d: position %d holds %d, expected %d", n, i, idx[i],
+                    ref[i]);
+  }
+  free(key);
+  free(idx);
+  free(ref);
+  free(pos);
+  free(tmp);
+  free(k0);
+  free(k1);
+}
+END_TEST
+
 START_TEST(test_even_exact_small) {
   moeplace_place_options o;
   moeplace_place_options_init(&o);
@@ -1358,6 +1411,7 @@ int main(void) {
   tcase_add_test(tc, test_exact_small);
   tcase_add_test(tc, test_even_invariants);
   tcase_add_test(tc, test_even_exact_small);
+  tcase_add_test(tc, test_sort_desc);
   tcase_add_test(tc, test_fresh_no_idle_replica);
   tcase_add_test(tc, test_migration_aware);
   tcase_add_test(tc, test_budget);
