@@ -198,6 +198,15 @@ static moeplace_runtime *make_rt(int L, int E, int S, size_t chunk, int maxout) 
   return rt;
 }
 
+
+/* Creates a runtime from cfg, which must fail on every rank with `want`
+ * and a message naming `field`. */
+static void create_refused(const moeplace_runtime_config *cfg, int want, const char *field,
+                           const char *what) {
+  moeplace_runtime *rt = NULL;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, cfg);
+  CHECK(rc == want && !rt && strstr(moeplace_last_error(), field), "%s: rc=%d", what, rc);
+}
 static void case_config(int R) {
   moeplace_runtime_config cfg;
   moeplace_runtime_config_init(&cfg);
@@ -230,52 +239,34 @@ static void case_config(int R) {
   // collective_timeout_s: no limit by default, 0 refused, must agree.
   CHECK(cfg.collective_timeout_s < 0, "no deadline by default: %g", cfg.collective_timeout_s);
   cfg.collective_timeout_s = 0;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "collective_timeout_s"),
-        "zero deadline refused: rc=%d", rc);
+  create_refused(&cfg, MOEPLACE_ERR_ARG, "collective_timeout_s", "zero deadline refused");
   cfg.collective_timeout_s = my_rank == 0 ? 30.0 : 60.0;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "collective_timeout_s"),
-        "differing deadlines: rc=%d", rc);
+  create_refused(&cfg, MOEPLACE_ERR_MISMATCH, "collective_timeout_s", "differing deadlines");
   cfg.collective_timeout_s = MOEPLACE_NO_LIMIT;
   // groups: none by default, must divide the experts, must agree.
   CHECK(cfg.groups == 0, "no groups by default: %d", cfg.groups);
   cfg.groups = cfg.experts + 1;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "groups"),
-        "groups not dividing the experts refused: rc=%d", rc);
+  create_refused(&cfg, MOEPLACE_ERR_ARG, "groups", "groups not dividing the experts refused");
   cfg.groups = my_rank == 0 ? 1 : 0;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "groups"),
-        "differing groups: rc=%d", rc);
+  create_refused(&cfg, MOEPLACE_ERR_MISMATCH, "groups", "differing groups");
   cfg.groups = 0;
   // shares: weighted by default, an unknown policy refused, must agree.
   CHECK(cfg.shares == MOEPLACE_SHARES_WEIGHTED, "weighted by default: %d", (int)cfg.shares);
   cfg.shares = (moeplace_share_policy)5;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "shares"),
-        "unknown share policy refused: rc=%d", rc);
+  create_refused(&cfg, MOEPLACE_ERR_ARG, "shares", "unknown share policy refused");
   cfg.shares = my_rank == 0 ? MOEPLACE_SHARES_EVEN : MOEPLACE_SHARES_WEIGHTED;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "shares"),
-        "differing share policies: rc=%d", rc);
+  create_refused(&cfg, MOEPLACE_ERR_MISMATCH, "shares", "differing share policies");
   cfg.shares = MOEPLACE_SHARES_WEIGHTED;
   // spread and decision_wait: validated and agreed like the others.
   CHECK(cfg.spread == 0.0 && cfg.decision_wait == 0, "spread %g decision_wait %d by default",
         cfg.spread, cfg.decision_wait);
   cfg.spread = -1.0;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "spread"),
-        "negative spread refused: rc=%d", rc);
+  create_refused(&cfg, MOEPLACE_ERR_ARG, "spread", "negative spread refused");
   cfg.spread = my_rank == 0 ? 1.0 : 0.0;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt && strstr(moeplace_last_error(), "spread"),
-        "differing spread: rc=%d", rc);
+  create_refused(&cfg, MOEPLACE_ERR_MISMATCH, "spread", "differing spread");
   cfg.spread = 0.0;
   cfg.decision_wait = 2;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "decision_wait"),
-        "decision_wait 2 refused: rc=%d", rc);
+  create_refused(&cfg, MOEPLACE_ERR_ARG, "decision_wait", "decision_wait 2 refused");
   cfg.decision_wait = 0;
   // An invalid config on rank 1 only: every rank fails with ERR_ARG.
   if (my_rank == 1) cfg.window = 0;
