@@ -40,9 +40,6 @@ void mp_rt_orphan(void *p) {
 
 int mp_rt_wait(moeplace_runtime *rt, MPI_Request *req, const char *what) {
   double limit = rt->cfg.collective_timeout_s, t0 = mp_now_s();
-  // Spin for the first 2 ms, then sleep 1 us doubling up to 1 ms: a sleep
-  // costs the timer slack (~50 us) and a rebalance has about six short
-  // waits, so sleeping early cost 0.4 ms per rebalance (docs/RUNTIME.md).
   long sleep_ns = 0;
   for (;;) {
     int done = 0;
@@ -59,11 +56,17 @@ int mp_rt_wait(moeplace_runtime *rt, MPI_Request *req, const char *what) {
                      "(stopped, dead, or a step call apart); the runtime is now unusable",
                      limit, what, (long long)rt->step);
     }
-    if (waited < 2e-3) continue;
-    sleep_ns = sleep_ns ? (sleep_ns < 1000000 ? 2 * sleep_ns : 1000000) : 1000;
-    struct timespec ts = {0, sleep_ns};
-    nanosleep(&ts, NULL);
+    // 2 ms: a rebalance has about six short waits, and sleeping from the
+    // 64th poll cost 0.4 ms per rebalance (docs/RUNTIME.md)
+    mp_rt_backoff(waited, 2e-3, &sleep_ns);
   }
+}
+
+void mp_rt_backoff(double waited_s, double spin_s, long *sleep_ns) {
+  if (waited_s < spin_s) return;
+  *sleep_ns = *sleep_ns ? (*sleep_ns < 1000000 ? 2 * *sleep_ns : 1000000) : 1000;
+  struct timespec ts = {0, *sleep_ns};
+  nanosleep(&ts, NULL);
 }
 
 /* One MIN reduction of [v, -v] yields min(v) and -max(v); rt NULL: a

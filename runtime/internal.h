@@ -116,12 +116,22 @@ struct moeplace_runtime {
 int mp_rt_agree_i64(MPI_Comm comm, const int64_t *v, int n, int *same, int64_t *min,
                     int64_t *max);
 
-/* Completes the non-blocking collective *req of rt->comm: MPI_Test with a
- * growing sleep between tests (no busy wait), for at most
+/* Completes the non-blocking collective *req of rt->comm: MPI_Test, polling
+ * for 2 ms and then sleeping between tests (mp_rt_backoff), for at most
  * rt->cfg.collective_timeout_s (none if negative). On timeout:
  * MOEPLACE_ERR_MPI "timed out after X s in WHAT at step N ...", rt->broken
  * set and the request left pending (a collective cannot be cancelled). */
 int mp_rt_wait(moeplace_runtime *rt, MPI_Request *req, const char *what);
+
+/* The polling back-off of the bounded waits (mp_rt_wait, the migration's
+ * point-to-point waits): returns at once while the wait is younger than
+ * spin_s (most waits are short, and a sleep costs at least the timer slack,
+ * ~50 us), then sleeps 1 us doubling up to 1 ms per call. *sleep_ns is the
+ * state, 0 at the start of each wait. */
+void mp_rt_backoff(double waited_s, double spin_s, long *sleep_ns);
+
+/* Regions of the shared windows start on 64-byte boundaries. */
+static inline size_t mp_rt_align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* Keeps p (the buffer of a collective that timed out) allocated for ever. */
 void mp_rt_orphan(void *p);

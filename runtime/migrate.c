@@ -97,7 +97,6 @@ static size_t chunks_of(const mp_rt_slot *sl, size_t chunk) {
   return n;
 }
 
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 void mp_rt_test_corrupt_next(moeplace_runtime *rt) { rt->test_corrupt_next = 1; }
 
@@ -142,7 +141,7 @@ static int land_shared(moeplace_runtime *rt, xfer *xs, int nx) {
     const mp_rt_slot *sl = local_slot(rt, x->t->layer, x->t->dst_slot);
     for (int b = 0; b < sl->nbuf; b++) {
       x->dest[b] = mp_rt_spare_take(rt, sl->buf[b].bytes, 1, &x->dest_win[b]);
-      if (!x->dest[b]) lack += align64(sl->buf[b].bytes);
+      if (!x->dest[b]) lack += mp_rt_align64(sl->buf[b].bytes);
     }
   }
   int win, full;
@@ -161,7 +160,7 @@ static int land_shared(moeplace_runtime *rt, xfer *xs, int nx) {
       } else if (!x->dest[b]) {
         x->dest[b] = seg;
         x->dest_win[b] = win;
-        seg += align64(sl->buf[b].bytes);
+        seg += mp_rt_align64(sl->buf[b].bytes);
       }
     }
   }
@@ -214,10 +213,7 @@ static int bounded_some(moeplace_runtime *rt, int n, MPI_Request *reqs, const in
                      rt->rank, limit, stage, (long long)rt->step, listed > 1 ? "s" : "", peers,
                      more ? " and more" : "");
     }
-    if (waited < 1e-3) continue; // transfers complete fast: spin first
-    sleep_ns = sleep_ns ? (sleep_ns < 1000000 ? 2 * sleep_ns : 1000000) : 1000;
-    struct timespec ts = {0, sleep_ns};
-    nanosleep(&ts, NULL);
+    mp_rt_backoff(waited, 1e-3, &sleep_ns); // transfers complete fast: spin first
   }
 }
 

@@ -57,8 +57,6 @@ void mp_rt_spare_give(moeplace_runtime *rt, void *p, size_t size, int win) {
   rt->spare_win[rt->nspare++] = win;
 }
 
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
-
 /* Bytes of this rank's owned buffers, and calls give(region) for each when
  * seg is not NULL (regions laid out in slot order, 64-byte aligned). */
 static size_t owned_regions(moeplace_runtime *rt, char *seg, int win) {
@@ -68,7 +66,7 @@ static size_t owned_regions(moeplace_runtime *rt, char *seg, int win) {
       const mp_rt_buffer *bf = &rt->slots[i].buf[b];
       if (!bf->owned || bf->win >= 0) continue;
       if (seg) mp_rt_spare_give(rt, seg + total, bf->bytes, win);
-      total += align64(bf->bytes);
+      total += mp_rt_align64(bf->bytes);
     }
   return total;
 }
