@@ -386,13 +386,10 @@ int main(int argc, char **argv) {
   int R;
   MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &R);
-  char c[64] = "";
-  snprintf(c, sizeof c, "%s", argc > 1 ? argv[1] : "");
-  size_t cl = strlen(c);
-  if (cl > 4 && !strcmp(c + cl - 4, "_p2p")) { // the case with messages only
-    c[cl - 4] = '\0';
-    shm_transfers = 0;
-  }
+  char c[64];
+  int p2p = 0;
+  mpi_case_name(argc, argv, c, sizeof c, &p2p);
+  shm_transfers = !p2p;
   if (R < 2) {
     if (my_rank == 0) fprintf(stderr, "run with >= 2 ranks\n");
     MPI_Finalize();
@@ -407,9 +404,5 @@ int main(int argc, char **argv) {
     MPI_Finalize();
     return 2;
   }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (my_rank == 0) printf("%s on %d ranks: %s (%d failed checks)\n", c, R, total ? "FAIL" : "ok", total);
-  MPI_Finalize();
-  return total ? 1 : 0;
+  return mpi_case_end(c, "", R);
 }
