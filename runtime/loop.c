@@ -275,7 +275,10 @@ static int migrate_chunk(moeplace_runtime *rt, moeplace_step_info *info) {
 static int ask_decider(moeplace_runtime *rt) {
   int status = mp_rt_check_registration(rt);
   if (status != MOEPLACE_OK || rt->rank != rt->cfg.coordinator) return status;
-  if (mp_rt_decider_outstanding(rt->decider)) { // left by an error: drop it
+  // Still outstanding: left by an error, or deferred (decision_wait 0) and
+  // not finished by this next request. Decided from an older history, it is
+  // dropped, after waiting for it (the forecaster cannot be interrupted).
+  if (mp_rt_decider_outstanding(rt->decider)) {
     mp_rt_decision old;
     double waited;
     mp_rt_decider_collect(rt->decider, &old, rt->next, &waited);
@@ -284,8 +287,8 @@ static int ask_decider(moeplace_runtime *rt) {
   double step_s = rt->cfg.step_time_s > 0 ? rt->cfg.step_time_s
                   : rt->cfg.step_time_s == 0 && rt->step_time_s > 0 ? rt->step_time_s
                                                                      : -1;
-  rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes, rt->link_bw, step_s,
-                                            rt->cfg.step_time_s == 0);
+  rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes,
+                                            rt->link_bw, step_s, rt->cfg.step_time_s == 0);
   if (rt->request_error != MOEPLACE_OK)
     snprintf(rt->request_reason, sizeof rt->request_reason, "%s", moeplace_last_error());
   return MOEPLACE_OK;
