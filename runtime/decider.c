@@ -1,8 +1,10 @@
 /* The coordinator's decider (decider.h): forecast and placement on a
  * background thread that never calls MPI, fed by a FIFO of jobs. */
+#define _GNU_SOURCE /* SCHED_BATCH in <sched.h> */
 #include "config.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,8 +188,22 @@ static void run_job(mp_rt_decider *d, job *j) {
   free(j);
 }
 
+/* Marks the calling thread as batch work where the OS has the policy
+ * (Linux's SCHED_BATCH, same share of the CPU as nice 0): a job queued
+ * inside the collective step() then waits for the next scheduler tick or a
+ * free core instead of preempting the training thread that queued it, which
+ * every other rank would wait for. Best effort: without it the thread still
+ * runs, only with the default wake-up preemption. */
+static void lower_wakeup_priority(void) {
+#ifdef SCHED_BATCH
+  struct sched_param sp = {0};
+  (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+#endif
+}
+
 static void *thread_main(void *arg) {
   mp_rt_decider *d = arg;
+  lower_wakeup_priority();
   pthread_mutex_lock(&d->mu);
   for (;;) {
     while (!d->head && !d->stop) pthread_cond_wait(&d->cv, &d->mu);
