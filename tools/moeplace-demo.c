@@ -492,15 +492,23 @@ static double median(const double *v, size_t n) {
   return m;
 }
 
-/* The median time inside step() of the steps that close a window without
- * rebalancing: those wait in the window's gather for the slowest rank (the
- * imbalance), which a rebalance step does too without being its cost. */
-static double window_step_median(const opts *o, const phase *ph) {
-  double *v = malloc((size_t)ph->nsteps * sizeof *v);
+/* The rank's median time inside step() over the steps around rebalance k
+ * (steps (k-1) * interval + 1 .. (k+1) * interval) that did not rebalance
+ * and are of the same kind as step s (closing a window or not): what step s
+ * would have cost without the rebalance. Local, not the whole run's median:
+ * a step closing a window waits in the window's gather for the slowest
+ * rank, and that wait changes with the placement in force and with the
+ * machine's other load over seconds (measured: one rank's optimizer update
+ * 0.4 ms slower for 2 s on this 2-core machine), which is not the
+ * rebalance's cost. */
+static double local_base(const opts *o, const phase *ph, long long k, long long s) {
+  const long long lo = (k - 1) * o->interval, hi = (k + 1) * o->interval;
+  const int closes = s % o->window == 0;
+  double *v = malloc((size_t)(hi - lo) * sizeof *v);
   size_t m = 0;
-  for (long long i = 0; v && i < ph->nsteps; i++)
-    if ((i + 1) % o->window == 0 && !ph->reb[i]) v[m++] = ph->t_in[i];
-  double med = m ? median(v, m) : 0.0;
+  for (long long i = lo > 0 ? lo : 0; v && i < hi && i < ph->nsteps; i++)
+    if (!ph->reb[i] && ((i + 1) % o->window == 0) == closes) v[m++] = ph->t_in[i];
+  double med = median(v, m);
   free(v);
   return med;
 }
@@ -509,12 +517,10 @@ static double window_step_median(const opts *o, const phase *ph) {
  * of rebalance k are its request boundary (step k * interval) and the steps
  * that applied its decision or migrated (in (k * interval, (k+1) * interval]);
  * on each rank, the stall is the sum over them of the time inside
- * moeplace_runtime_step() beyond that rank's median step() time for a step
- * of the same kind (closing a window or not); the rebalance's stall is that
+ * moeplace_runtime_step() beyond local_base(); the rebalance's stall is that
  * of the slowest rank. */
 static void stall_figures(const opts *o, const phase *ph, phase_result *res) {
   long long n = ph->nsteps, K = n / o->interval + 1;
-  const double med = median(ph->t_in, (size_t)n), med_w = window_step_median(o, ph);
   double *extra = calloc((size_t)K, sizeof *extra), *worst = calloc((size_t)K, sizeof *worst);
   int *used = calloc((size_t)K, sizeof *used);
   if (!extra || !worst || !used) {
@@ -524,7 +530,7 @@ static void stall_figures(const opts *o, const phase *ph, phase_result *res) {
   for (long long i = 0; i < n; i++) {
     if (!ph->reb[i]) continue;
     long long s = i + 1, k = ph->reb[i] == 1 ? s / o->interval : (s - 1) / o->interval;
-    const double base = s % o->window == 0 ? med_w : med;
+    const double base = local_base(o, ph, k, s);
     extra[k] += ph->t_in[i] > base ? ph->t_in[i] - base : 0.0;
     used[k] = 1;
   }
