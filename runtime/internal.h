@@ -103,7 +103,7 @@ struct moeplace_runtime {
   int plan_pending;        /* 1 while it waits; rt->next holds its placement */
 
   moeplace_runtime_stats stats;
-  int test_corrupt_next; /* test hook: corrupt the next received expert */
+  int test_corrupt_next; /* test hook: corrupt the next expert received by message, or copied into a peer */
   int test_stall_s;      /* test hook: seconds this rank sleeps in the next migration
                             before posting its transfers */
 };
