@@ -48,6 +48,7 @@ struct mp_rt_decider {
   int running;     /* the thread was started */
   int busy;        /* the thread is running a job */
   pthread_t thread;
+  int idle_policy; /* the caller has set the thread to SCHED_IDLE (caller only) */
 };
 
 /* The load forecast [L][E] for a decision. A forecaster that cannot
@@ -201,6 +202,22 @@ static void lower_wakeup_priority(void) {
 #endif
 }
 
+void mp_rt_decider_quiet(mp_rt_decider *d, int quiet) {
+#if defined(SCHED_IDLE) && defined(SCHED_BATCH)
+  if (!d || !d->running || quiet == d->idle_policy) return;
+  // An unlocked peek: a job queued by this very step() cannot preempt the
+  // caller anyway (SCHED_BATCH), so missing it costs nothing, and an idle
+  // thread costs no system call per step.
+  if (quiet && !__atomic_load_n(&d->busy, __ATOMIC_RELAXED)) return;
+  struct sched_param sp = {0};
+  if (pthread_setschedparam(d->thread, quiet ? SCHED_IDLE : SCHED_BATCH, &sp) == 0)
+    d->idle_policy = quiet;
+#else
+  (void)d;
+  (void)quiet;
+#endif
+}
+
 static void *thread_main(void *arg) {
   mp_rt_decider *d = arg;
   lower_wakeup_priority();
@@ -211,11 +228,11 @@ static void *thread_main(void *arg) {
     job *j = d->head;
     d->head = j->next;
     if (!d->head) d->tail = NULL;
-    d->busy = 1;
+    __atomic_store_n(&d->busy, 1, __ATOMIC_RELAXED); // peeked at by mp_rt_decider_quiet
     pthread_mutex_unlock(&d->mu);
     run_job(d, j);
     pthread_mutex_lock(&d->mu);
-    d->busy = 0;
+    __atomic_store_n(&d->busy, 0, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&d->cv); // mp_rt_decider_history waits for an idle thread
   }
   pthread_mutex_unlock(&d->mu);

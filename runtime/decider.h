@@ -81,6 +81,13 @@ int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
 int mp_rt_decider_collect(mp_rt_decider *d, mp_rt_decision *out, moeplace_placement *next,
                           double *waited_s);
 
+/* Caller's thread: quiet = 1 (at the entry of step()) lowers a busy
+ * thread to SCHED_IDLE, so that it gives its core back at once to any
+ * rank's training thread, which every rank is about to wait for inside the
+ * collective step; quiet = 0 (at its exit) restores SCHED_BATCH. A no-op
+ * for an idle or inline decider, or where the OS lacks the policies. */
+void mp_rt_decider_quiet(mp_rt_decider *d, int quiet);
+
 /* Waits until every queued job has run (a decision in progress finishes
  * first) and returns the history of window totals the forecaster was fed
  * (history.h): the caller may read it until its next observe or request.

@@ -354,9 +354,7 @@ static void time_step(moeplace_runtime *rt) {
   }
 }
 
-static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_info *info) {
-  if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "step: runtime is NULL");
-  if (info) memset(info, 0, sizeof *info);
+static int step_body(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_info *info) {
   int status = usable(rt, "step");
   if (status != MOEPLACE_OK) return status;
   if (rt->step == 0) { // the first step reports registration problems early
@@ -396,6 +394,17 @@ static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_
     rt->chunk_step = rt->step;
     status = migrate_chunk(rt, info);
   }
+  return status;
+}
+
+/* The collective step, with the coordinator's decision thread quiet while
+ * it runs (decider.h: every rank waits inside step() for the slowest). */
+static int step(moeplace_runtime *rt, const int64_t *caller_step, moeplace_step_info *info) {
+  if (!rt) return mp_fail(MOEPLACE_ERR_ARG, "step: runtime is NULL");
+  if (info) memset(info, 0, sizeof *info);
+  mp_rt_decider_quiet(rt->decider, 1);
+  int status = step_body(rt, caller_step, info);
+  mp_rt_decider_quiet(rt->decider, 0);
   return status;
 }
 
