@@ -110,6 +110,7 @@ void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_pla
   int best_here = 1; // the state holds the best start
   mp_lpt_totals lt; // the later starts' counts and order, taken at the second start
   for (long total = st->RS; total >= first; total--) {
+    if (sp->max_starts > 0 && st->RS - total >= sp->max_starts) break; // the caller's effort cap
     // the remaining starts cannot beat a best at the bound, nor need to
     // beat one at the target. (Skipping the starts whose largest replica
     // w_e / c_e is above the best would be wrong: their search adds

@@ -15,6 +15,10 @@
  *      adds moves must also lower the total excess over the mean by more
  *      than its price (migration_weight x cost + min_gain per move).
  *
+ * The search stops near the bound, at max_iter changes, at the deadline, and
+ * (sp->flat_stop > 0, node-limited groups) after flat_stop changes in a row
+ * that left the max rank load unchanged.
+ *
  * slot_x of a replica is always w_e / c_e here; even_resplit restores it
  * after a count changes. */
 #ifdef HAVE_CONFIG_H
@@ -428,9 +432,14 @@ void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
   const int max_iter = sp->max_iter * MP_EVEN_ITER_FACTOR;
   double good = bound * (1 + MP_PLACE_GOOD_GAP) * (1 + 1e-12);
   if (sp->target > good) good = sp->target;
+  double last = INFINITY;
+  int flat = 0; // changes in a row that left the max where it was
   for (int it = 0; it < max_iter; it++) {
     even_sort(&s);
     if (s.M <= good) break;
+    flat = s.M < last - s.eps ? 0 : flat + 1;
+    if (sp->flat_stop > 0 && flat >= sp->flat_stop) break;
+    last = s.M;
     if (sp->deadline > 0 && (it & 7) == 7 && mp_now_s() > sp->deadline) break;
     if (!even_improve(&s)) break;
   }
