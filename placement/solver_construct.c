@@ -77,6 +77,9 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
   for (int e = 0; e < st->E; e++) tot += w[e];
   const double avg = tot / st->R;
   // Fast path: if ceil(w_e / avg) replicas fit, the replica term is <= avg.
+  // Their sum is below sum(w_e / avg + 1) = R + E, so R + E <= R x S needs
+  // no count (every DeepSeek shape, per node too).
+  if (avg > 0 && (long)st->R + st->E <= st->RS) return avg;
   if (avg > 0) {
     long need = 0;
     for (int e = 0; e < st->E; e++) {
