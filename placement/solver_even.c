@@ -293,6 +293,26 @@ static void ev_towards(even_search *s, int i, int q) {
   }
 }
 
+/* ev_towards without a current placement and with the adds in closed form
+ * (s->closed): nothing is priced, so no price or byte is looked up, and the
+ * swap's cheap tests run before the rank scan. The same candidates in the
+ * same order, so the same keys and the same pick. */
+static void ev_towards_closed(even_search *s, int i, int q) {
+  mp_place_layer *st = s->st;
+  const int S = st->S, r = i / S, b = st->slot_e[i];
+  if (ev_holds(st, q, b)) return;
+  const double x = st->slot_x[i], lr = st->load[r], lq = st->load[q], lim = s->M + s->eps;
+  if (st->cnt[b] < st->R && st->w[b] > 0) ev_add_closed(s, i, i - r * S, q);
+  if (st->nfree[q] > 0) ev_pair(s, EV_MOVE, i, -1, q, x, 0, 0);
+  for (int k = 0; k < S; k++) {
+    const int j = q * S + k, a = st->slot_e[j];
+    if (a < 0 || a == b) continue;
+    const double d = x - st->slot_x[j]; // a swap moves d from r to q
+    if (d > 0 && lq + d <= lim && 2 * d * (lr - lq - d) > s->key && !ev_holds(st, r, a))
+      ev_pair(s, EV_SWAP, i, j, q, d, 0, 0);
+  }
+}
+
 /* Applies the recorded change; the bytes it adds (or frees) go to
  * *bytes_used. */
 static void ev_apply(even_search *s) {
@@ -360,7 +380,11 @@ static int even_improve_rank(even_search *s, int r) {
     if (t >= EVEN_RECEIVERS && s->kind) break;
     for (int k = 0; k < S; k++) {
       const int i = r * S + k;
-      if (st->slot_e[i] >= 0 && st->slot_x[i] > 0) ev_towards(s, i, q);
+      if (st->slot_e[i] < 0 || !(st->slot_x[i] > 0)) continue;
+      if (s->closed)
+        ev_towards_closed(s, i, q);
+      else
+        ev_towards(s, i, q);
     }
   }
   if (s->closed) even_prepare(s, r, 0);
