@@ -222,16 +222,33 @@ void mp_construct_lpt(mp_place_layer *st) { mp_construct_lpt_n(st, st->RS); }
 static void lpt_pack(mp_place_layer *st, const int *rep_e, int n, const int *counts) {
   const int R = st->R;
   int *rh = st->c_rh, *skip = st->c_skip;
-  if (R <= LPT_SCAN_RANKS && st->E <= 64) { // a few ranks: a scan finds the heap's pick, cheaper
-    uint64_t held[LPT_SCAN_RANKS] = {0}; // bit e: the rank holds e
+  if (R <= LPT_SCAN_RANKS && st->E <= 64) { // a few ranks: a sorted list finds the heap's pick
+    uint64_t held[LPT_SCAN_RANKS] = {0};     // bit e: the rank holds e
+    int ord[LPT_SCAN_RANKS], no = 0;         // the ranks with a free slot by (load, index)
+    for (int r = 0; r < R; r++) {
+      if (st->nfree[r] <= 0) continue;
+      int u = no++;
+      for (; u > 0 && st->load[ord[u - 1]] > st->load[r]; u--) ord[u] = ord[u - 1];
+      ord[u] = r;
+    }
     for (int t = 0; t < n; t++) {
       const int e = rep_e[t];
       const uint64_t bit = (uint64_t)1 << e;
-      int b = -1;
-      for (int r = 0; r < R; r++)
-        if (st->nfree[r] > 0 && !(held[r] & bit) && (b < 0 || st->load[r] < st->load[b])) b = r;
+      int k = 0;
+      while (k < no && (held[ord[k]] & bit)) k++;
+      if (k == no) continue; // cannot happen: counts[e] <= R and every slot is counted
+      const int b = ord[k];
       held[b] |= bit;
       mp_st_put(st, b * st->S + st->S - st->nfree[b], e, st->w[e] / counts[e]);
+      if (st->nfree[b] == 0) { // full: out of the list
+        for (no--; k < no; k++) ord[k] = ord[k + 1];
+        continue;
+      }
+      const double lb = st->load[b]; // it rose: b moves towards the end
+      for (; k + 1 < no && (st->load[ord[k + 1]] < lb || (st->load[ord[k + 1]] == lb && ord[k + 1] < b));
+           k++)
+        ord[k] = ord[k + 1];
+      ord[k] = b;
     }
     return;
   }
