@@ -492,7 +492,7 @@ int mp_place_targeted(const moeplace_topology *topo, int layers, int experts, in
       s.migration_s = s.saving_s = 0;
     }
   }
-  if (rc == MOEPLACE_OK) rc = place_stats(&c, res, &s);
+  if (rc == MOEPLACE_OK && stats) rc = place_stats(&c, res, &s); // nobody asked: not computed
   place_ctx_free(&c);
   if (rc) {
     moeplace_placement_destroy(res);
