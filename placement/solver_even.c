@@ -318,6 +318,11 @@ static void ev_towards_closed(even_search *s, int i, int q) {
   const double x = st->slot_x[i], lr = st->load[r], lq = st->load[q], lim = s->M + s->eps;
   if (st->cnt[b] < st->R && st->w[b] > 0) ev_add_closed(s, i, i - r * S, q);
   if (st->nfree[q] > 0) ev_pair(s, EV_MOVE, i, -1, q, x, 0, 0);
+  // a swap moves d in (0, x] from r to q for the key 2 d (lr - lq - d), at
+  // most its value at min(x, (lr - lq) / 2): when that cannot beat the
+  // best so far (with a margin for rounding), no swap can
+  const double dm = x < 0.5 * (lr - lq) ? x : 0.5 * (lr - lq);
+  if (2 * dm * (lr - lq - dm) * (1 + 1e-9) <= s->key) return;
   for (int k = 0; k < S; k++) {
     const int j = q * S + k, a = st->slot_e[j];
     if (a < 0 || a == b) continue;
