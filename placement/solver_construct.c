@@ -281,17 +281,21 @@ void mp_construct_lpt_n(mp_place_layer *st, long total) {
   double *key = st->c_key;
   mp_st_clear(st);
   replica_counts(st->w, E, R, total, counts, st->c_eheap);
+  // the replicas by w_e / c_e, ties by expert: sorting the E experts and
+  // listing each one's replicas together gives the order of the stable sort
+  // of the replicas listed by expert, on fewer items
+  for (int e = 0; e < E; e++) {
+    key[e] = st->w[e] / counts[e];
+    ord[e] = e;
+  }
+  if (E <= MP_SORT_MERGE) // random keys: merging beats insertion from a few dozen items
+    merge_sort_desc(ord, E, key, st->c_rtmp);
+  else
+    mp_radix_sort_desc(ord, E, key, st->c_rtmp, st->c_rk0, st->c_rk1);
   int n = 0;
-  for (int e = 0; e < E; e++)
-    for (int c = 0; c < counts[e]; c++) {
-      reps[n] = e;
-      key[n] = st->w[e] / counts[e];
-      ord[n] = n;
-      n++;
-    }
-  mp_radix_sort_desc(ord, n, key, st->c_rtmp, st->c_rk0, st->c_rk1);
-  for (int t = 0; t < n; t++) ord[t] = reps[ord[t]]; // the experts in packing order
-  lpt_pack(st, ord, n, counts);
+  for (int t = 0; t < E; t++)
+    for (int c = 0; c < counts[ord[t]]; c++) reps[n++] = ord[t]; // the experts in packing order
+  lpt_pack(st, reps, n, counts);
 }
 
 /* 1 if expert a comes before b in the LPT order: larger w / c first (key
