@@ -244,9 +244,8 @@ static void lpt_pack(mp_place_layer *st, const int *rep_e, int n, const int *cou
         for (no--; k < no; k++) ord[k] = ord[k + 1];
         continue;
       }
-      const double lb = st->load[b]; // it rose: b moves towards the end
-      for (; k + 1 < no && (st->load[ord[k + 1]] < lb || (st->load[ord[k + 1]] == lb && ord[k + 1] < b));
-           k++)
+      const double *ld = st->load, lb = ld[b]; // b's load rose: it moves towards the end
+      for (; k + 1 < no && (ld[ord[k + 1]] < lb || (ld[ord[k + 1]] == lb && ord[k + 1] < b)); k++)
         ord[k] = ord[k + 1];
       ord[k] = b;
     }
