@@ -129,7 +129,9 @@ void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_pla
     best_here = m < best * (1 - 1e-12);
     if (best_here) {
       best = m;
-      if (total > first) mp_st_save(st);
+      // kept aside only if another start may follow
+      if (total > first && (sp->max_starts <= 0 || st->RS - total + 1 < sp->max_starts))
+        mp_st_save(st);
     }
   }
   if (!best_here) mp_st_restore(st);
