@@ -351,8 +351,10 @@ static int solve_node(grp_ctx *c, int n, double *budget, moeplace_placement *res
     node_current(c, n, map, cur, inv);
   moeplace_place_options o = c->opt;
   o.byte_budget = *budget;
-  moeplace_place_stats st;
-  if (!rc) rc = mp_place_targeted(sub, c->L, c->En, c->S, loads, cur, &o, c->target, &out, &st);
+  moeplace_place_stats st = {0}; // only its bytes are used, under a budget: else not computed
+  if (!rc)
+    rc = mp_place_targeted(sub, c->L, c->En, c->S, loads, cur, &o, c->target, &out,
+                           *budget >= 0 ? &st : NULL);
   if (!rc) {
     if (*budget >= 0) *budget -= st.bytes_moved;
     const int *rk = c->node_ranks + (size_t)n * c->Rn;

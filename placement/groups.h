@@ -17,7 +17,7 @@ int mp_place_grouped(const moeplace_topology *topo, int layers, int experts, int
  * max rank load is at most target[l] (NULL: no target): groups.c solves one
  * node at a time, and a node lighter than the busiest need not be balanced
  * below the busiest node's mean rank load, which the layer reaches anyway.
- * place.c. Same returns as moeplace_place. */
+ * place.c. Same returns as moeplace_place; stats NULL: not computed. */
 int mp_place_targeted(const moeplace_topology *topo, int layers, int experts, int slots,
                       const double *loads, const moeplace_placement *current,
                       const moeplace_place_options *opt, const double *target,

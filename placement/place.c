@@ -317,6 +317,19 @@ static void place_layer_from_current(place_ctx *c, int l, const double *w) {
   c->cost_total += c->sp.lambda * cost;
 }
 
+/* The effort of a node's fresh even solve under node-limited groups (the
+ * layer's max is the max over its nodes, and only the busiest node has to
+ * search hard): its even search stops after MP_GROUP_FLAT_STOP changes in a
+ * row that leave the node's max rank load where it was (the changes after
+ * such a plateau only rarely lower the max again: about 0.05% of
+ * imbalance on the DeepSeek-V3 shapes for 40% of the solve), and the
+ * multistart over replica totals runs only on nodes of at most
+ * MP_GROUP_MULTISTART_SLOTS slots, above that the start with every slot
+ * (the other totals gain 0.03-0.35% there for 5-9 times the search).
+ * docs/PLACEMENT.md "Expert groups". */
+#define MP_GROUP_FLAT_STOP 2
+#define MP_GROUP_MULTISTART_SLOTS 32
+
 /* Solves layer l into res. */
 static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
   const double *w = c->loads + (size_t)l * c->E;
@@ -327,6 +340,8 @@ static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
   // model prices each move at its transfer time instead
   c->sp.min_gain = c->current && c->per_imbalance_s == 0 ? c->opt.min_gain * mean : 0;
   c->sp.target = c->target ? c->target[l] : 0;
+  c->sp.flat_stop = c->target ? MP_GROUP_FLAT_STOP : 0;
+  c->sp.max_starts = c->target && c->st.RS > MP_GROUP_MULTISTART_SLOTS ? 1 : 0;
   c->lb += mp_place_layer_bound(&c->st, w);
   if (!c->current) {
     mp_place_layer_set_current(&c->st, NULL, c->opt.expert_bytes);
@@ -477,7 +492,7 @@ int mp_place_targeted(const moeplace_topology *topo, int layers, int experts, in
       s.migration_s = s.saving_s = 0;
     }
   }
-  if (rc == MOEPLACE_OK) rc = place_stats(&c, res, &s);
+  if (rc == MOEPLACE_OK && stats) rc = place_stats(&c, res, &s); // nobody asked: not computed
   place_ctx_free(&c);
   if (rc) {
     moeplace_placement_destroy(res);

@@ -110,6 +110,7 @@ void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_pla
   int best_here = 1; // the state holds the best start
   mp_lpt_totals lt; // the later starts' counts and order, taken at the second start
   for (long total = st->RS; total >= first; total--) {
+    if (sp->max_starts > 0 && st->RS - total >= sp->max_starts) break; // the caller's effort cap
     // the remaining starts cannot beat a best at the bound, nor need to
     // beat one at the target. (Skipping the starts whose largest replica
     // w_e / c_e is above the best would be wrong: their search adds
@@ -128,7 +129,9 @@ void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_pla
     best_here = m < best * (1 - 1e-12);
     if (best_here) {
       best = m;
-      if (total > first) mp_st_save(st);
+      // kept aside only if another start may follow
+      if (total > first && (sp->max_starts <= 0 || st->RS - total + 1 < sp->max_starts))
+        mp_st_save(st);
     }
   }
   if (!best_here) mp_st_restore(st);

@@ -65,6 +65,9 @@ typedef struct mp_place_search {
   double deadline;    // mp_now_s() time to stop at, 0: none
   double target;      // fresh even placement: a max rank load that is good enough
                       // (another part of the layer is busier anyway), 0: none
+  int flat_stop;      // fresh even search: stop after this many changes in a row that
+                      // leave the max rank load unchanged, 0: never
+  int max_starts;     // fresh even multistart: at most this many replica totals, 0: all
 } mp_place_search;
 
 /* Fresh placement of weights w: replication by marginal gain, LPT packing

@@ -77,6 +77,9 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
   for (int e = 0; e < st->E; e++) tot += w[e];
   const double avg = tot / st->R;
   // Fast path: if ceil(w_e / avg) replicas fit, the replica term is <= avg.
+  // Their sum is below sum(w_e / avg + 1) = R + E, so R + E <= R x S needs
+  // no count (every DeepSeek shape, per node too).
+  if (avg > 0 && (long)st->R + st->E <= st->RS) return avg;
   if (avg > 0) {
     long need = 0;
     for (int e = 0; e < st->E; e++) {
@@ -219,16 +222,32 @@ void mp_construct_lpt(mp_place_layer *st) { mp_construct_lpt_n(st, st->RS); }
 static void lpt_pack(mp_place_layer *st, const int *rep_e, int n, const int *counts) {
   const int R = st->R;
   int *rh = st->c_rh, *skip = st->c_skip;
-  if (R <= LPT_SCAN_RANKS && st->E <= 64) { // a few ranks: a scan finds the heap's pick, cheaper
-    uint64_t held[LPT_SCAN_RANKS] = {0}; // bit e: the rank holds e
+  if (R <= LPT_SCAN_RANKS && st->E <= 64) { // a few ranks: a sorted list finds the heap's pick
+    uint64_t held[LPT_SCAN_RANKS] = {0};     // bit e: the rank holds e
+    int ord[LPT_SCAN_RANKS], no = 0;         // the ranks with a free slot by (load, index)
+    for (int r = 0; r < R; r++) {
+      if (st->nfree[r] <= 0) continue;
+      int u = no++;
+      for (; u > 0 && st->load[ord[u - 1]] > st->load[r]; u--) ord[u] = ord[u - 1];
+      ord[u] = r;
+    }
     for (int t = 0; t < n; t++) {
       const int e = rep_e[t];
       const uint64_t bit = (uint64_t)1 << e;
-      int b = -1;
-      for (int r = 0; r < R; r++)
-        if (st->nfree[r] > 0 && !(held[r] & bit) && (b < 0 || st->load[r] < st->load[b])) b = r;
+      int k = 0;
+      while (k < no && (held[ord[k]] & bit)) k++;
+      if (k == no) continue; // cannot happen: counts[e] <= R and every slot is counted
+      const int b = ord[k];
       held[b] |= bit;
       mp_st_put(st, b * st->S + st->S - st->nfree[b], e, st->w[e] / counts[e]);
+      if (st->nfree[b] == 0) { // full: out of the list
+        for (no--; k < no; k++) ord[k] = ord[k + 1];
+        continue;
+      }
+      const double *ld = st->load, lb = ld[b]; // b's load rose: it moves towards the end
+      for (; k + 1 < no && (ld[ord[k + 1]] < lb || (ld[ord[k + 1]] == lb && ord[k + 1] < b)); k++)
+        ord[k] = ord[k + 1];
+      ord[k] = b;
     }
     return;
   }
@@ -261,17 +280,21 @@ void mp_construct_lpt_n(mp_place_layer *st, long total) {
   double *key = st->c_key;
   mp_st_clear(st);
   replica_counts(st->w, E, R, total, counts, st->c_eheap);
+  // the replicas by w_e / c_e, ties by expert: sorting the E experts and
+  // listing each one's replicas together gives the order of the stable sort
+  // of the replicas listed by expert, on fewer items
+  for (int e = 0; e < E; e++) {
+    key[e] = st->w[e] / counts[e];
+    ord[e] = e;
+  }
+  if (E <= MP_SORT_MERGE) // random keys: merging beats insertion from a few dozen items
+    merge_sort_desc(ord, E, key, st->c_rtmp);
+  else
+    mp_radix_sort_desc(ord, E, key, st->c_rtmp, st->c_rk0, st->c_rk1);
   int n = 0;
-  for (int e = 0; e < E; e++)
-    for (int c = 0; c < counts[e]; c++) {
-      reps[n] = e;
-      key[n] = st->w[e] / counts[e];
-      ord[n] = n;
-      n++;
-    }
-  mp_radix_sort_desc(ord, n, key, st->c_rtmp, st->c_rk0, st->c_rk1);
-  for (int t = 0; t < n; t++) ord[t] = reps[ord[t]]; // the experts in packing order
-  lpt_pack(st, ord, n, counts);
+  for (int t = 0; t < E; t++)
+    for (int c = 0; c < counts[ord[t]]; c++) reps[n++] = ord[t]; // the experts in packing order
+  lpt_pack(st, reps, n, counts);
 }
 
 /* 1 if expert a comes before b in the LPT order: larger w / c first (key

@@ -15,6 +15,10 @@
  *      adds moves must also lower the total excess over the mean by more
  *      than its price (migration_weight x cost + min_gain per move).
  *
+ * The search stops near the bound, at max_iter changes, at the deadline, and
+ * (sp->flat_stop > 0, node-limited groups) after flat_stop changes in a row
+ * that left the max rank load unchanged.
+ *
  * slot_x of a replica is always w_e / c_e here; even_resplit restores it
  * after a count changes. */
 #ifdef HAVE_CONFIG_H
@@ -72,6 +76,9 @@ static void ev_recount(even_eval *v, const mp_place_layer *st, int e, int c2, in
     if (i != skip) ev_add(v, i / st->S, d);
 }
 
+/* The closed form's slot limit: bit masks of an int, spare[]. */
+#define EVEN_MASK_SLOTS 30
+
 /* The search's figures of the state: mean T, max M and the limit. */
 typedef struct even_search {
   mp_place_layer *st;
@@ -91,9 +98,9 @@ typedef struct even_search {
   int closed;
   double *add_x, *add_d, *add_p; // [S]
   int *mask;                     // [R]
+  int spare[EVEN_MASK_SLOTS];    // [S] the receiver's slots holding a spare replica
+  int nspare;
 } even_search;
-
-#define EVEN_MASK_SLOTS 30
 
 #define EVEN_RECEIVERS 4
 
@@ -167,7 +174,8 @@ static void ev_pair(even_search *s, int kind, int i, int j, int q, double delta,
  * instead of through the touched-rank list: b's ranks all fall by db, the
  * change of their sum of squares is precomputed per source slot
  * (even_prepare); for the add in place of a spare replica of a (slot j on
- * q) only a's other ranks rise, by da (plus db where they also hold b).
+ * q) only a's other ranks rise, by da (plus db where they also hold b);
+ * q's slots with a spare replica are listed in s->spare (even_spares).
  * Same changes and keys as ev_towards's generic path. */
 static void ev_add_closed(even_search *s, int i, int k, int q) {
   mp_place_layer *st = s->st;
@@ -185,9 +193,9 @@ static void ev_add_closed(even_search *s, int i, int k, int q) {
       s->q = q;
     }
   }
-  for (int u = 0; u < S; u++) {
-    const int j = q * S + u, a = st->slot_e[j];
-    if (a < 0 || a == b || st->cnt[a] <= 1) continue;
+  for (int v = 0; v < s->nspare; v++) {
+    const int j = q * S + s->spare[v], a = st->slot_e[j];
+    if (a == b) continue;
     const double dq = xn - st->slot_x[j];
     if (lq + dq > lim) continue;
     double dsq = pb + dq * (2 * lq + dq);
@@ -245,8 +253,20 @@ static inline int ev_holds(const mp_place_layer *st, int r, int e) {
   return 0;
 }
 
+/* Lists in s->spare the slots of rank q that hold a spare replica (of an
+ * expert with more than one), in slot order: the places ev_add_closed can
+ * add in, the same for every source slot. */
+static void even_spares(even_search *s, int q) {
+  const mp_place_layer *st = s->st;
+  const int *sl = st->slot_e + (size_t)q * st->S;
+  s->nspare = 0;
+  for (int u = 0; u < st->S; u++)
+    if (sl[u] >= 0 && st->cnt[sl[u]] > 1) s->spare[s->nspare++] = u;
+}
+
 /* Candidate changes that take replica slot i (expert b, on rank r) off r
- * or re-count b, towards rank q. */
+ * or re-count b, towards rank q, with a current placement or without the
+ * closed form (s->closed = 0: the adds through the touched-rank list). */
 static void ev_towards(even_search *s, int i, int q) {
   mp_place_layer *st = s->st;
   const int S = st->S, r = i / S, b = st->slot_e[i], cb = st->cnt[b];
@@ -257,11 +277,9 @@ static void ev_towards(even_search *s, int i, int q) {
     pb = slot_price(s, b, q, &bb);
     p_i = slot_price(s, b, r, &b_i);
   }
-  const int closed = s->closed && cb < st->R && st->w[b] > 0;
-  if (closed) ev_add_closed(s, i, i - r * S, q);
   if (st->nfree[q] > 0) {
     ev_pair(s, EV_MOVE, i, -1, q, x, pb - p_i, bb - b_i);
-    if (!closed && cb < st->R && st->w[b] > 0) { // add a replica
+    if (cb < st->R && st->w[b] > 0) { // add a replica
       ev_recount(&s->v, st, b, cb + 1, -1);
       ev_add(&s->v, q, st->w[b] / (cb + 1));
       ev_score(s, EV_ADD, i, -1, q, pb, bb);
@@ -280,12 +298,37 @@ static void ev_towards(even_search *s, int i, int q) {
       if (s->priced || st->cur) pa = slot_price(s, a, r, &ba);
       ev_pair(s, EV_SWAP, i, j, q, x - y, pb + pa - p_i - pj, bb + ba - b_i - bj);
     }
-    if (!closed && st->cnt[a] > 1 && cb < st->R && st->w[b] > 0) { // add b in place of a spare a
+    if (st->cnt[a] > 1 && cb < st->R && st->w[b] > 0) { // add b in place of a spare a
       ev_recount(&s->v, st, b, cb + 1, -1);
       ev_recount(&s->v, st, a, st->cnt[a] - 1, j);
       ev_add(&s->v, q, st->w[b] / (cb + 1) - y);
       ev_score(s, EV_ADDEV, i, j, q, pb - pj, bb - bj);
     }
+  }
+}
+
+/* ev_towards without a current placement and with the adds in closed form
+ * (s->closed): nothing is priced, so no price or byte is looked up, and the
+ * swap's cheap tests run before the rank scan. The same candidates in the
+ * same order, so the same keys and the same pick. */
+static void ev_towards_closed(even_search *s, int i, int q) {
+  mp_place_layer *st = s->st;
+  const int S = st->S, r = i / S, b = st->slot_e[i];
+  if (ev_holds(st, q, b)) return;
+  const double x = st->slot_x[i], lr = st->load[r], lq = st->load[q], lim = s->M + s->eps;
+  if (st->cnt[b] < st->R && st->w[b] > 0) ev_add_closed(s, i, i - r * S, q);
+  if (st->nfree[q] > 0) ev_pair(s, EV_MOVE, i, -1, q, x, 0, 0);
+  // a swap moves d in (0, x] from r to q for the key 2 d (lr - lq - d), at
+  // most its value at min(x, (lr - lq) / 2): when that cannot beat the
+  // best so far (with a margin for rounding), no swap can
+  const double dm = x < 0.5 * (lr - lq) ? x : 0.5 * (lr - lq);
+  if (2 * dm * (lr - lq - dm) * (1 + 1e-9) <= s->key) return;
+  for (int k = 0; k < S; k++) {
+    const int j = q * S + k, a = st->slot_e[j];
+    if (a < 0 || a == b) continue;
+    const double d = x - st->slot_x[j]; // a swap moves d from r to q
+    if (d > 0 && lq + d <= lim && 2 * d * (lr - lq - d) > s->key && !ev_holds(st, r, a))
+      ev_pair(s, EV_SWAP, i, j, q, d, 0, 0);
   }
 }
 
@@ -354,9 +397,14 @@ static int even_improve_rank(even_search *s, int r) {
     const int q = s->order[t];
     if (st->load[q] >= st->load[r]) break;
     if (t >= EVEN_RECEIVERS && s->kind) break;
+    if (s->closed) even_spares(s, q);
     for (int k = 0; k < S; k++) {
       const int i = r * S + k;
-      if (st->slot_e[i] >= 0 && st->slot_x[i] > 0) ev_towards(s, i, q);
+      if (st->slot_e[i] < 0 || !(st->slot_x[i] > 0)) continue;
+      if (s->closed)
+        ev_towards_closed(s, i, q);
+      else
+        ev_towards(s, i, q);
     }
   }
   if (s->closed) even_prepare(s, r, 0);
@@ -428,9 +476,14 @@ void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
   const int max_iter = sp->max_iter * MP_EVEN_ITER_FACTOR;
   double good = bound * (1 + MP_PLACE_GOOD_GAP) * (1 + 1e-12);
   if (sp->target > good) good = sp->target;
+  double last = INFINITY;
+  int flat = 0; // changes in a row that left the max where it was
   for (int it = 0; it < max_iter; it++) {
     even_sort(&s);
     if (s.M <= good) break;
+    flat = s.M < last - s.eps ? 0 : flat + 1;
+    if (sp->flat_stop > 0 && flat >= sp->flat_stop) break;
+    last = s.M;
     if (sp->deadline > 0 && (it & 7) == 7 && mp_now_s() > sp->deadline) break;
     if (!even_improve(&s)) break;
   }
