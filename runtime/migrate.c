@@ -31,9 +31,9 @@
  *    hashes the sender took (re-reading the landed bytes on the receiver
  *    would be a pass over memory another core just wrote: it made the
  *    migration 2-4x slower on the benchmark). One MPI_Allreduce(MIN) of
- *    "I verified everything"
- *    decides: commit (copy staging into the destination slots, or swap the
- *    spares in) on every rank, or drop the staging on every rank. */
+ *    "I verified everything" decides: commit (copy staging into the
+ *    destination slots, or swap the spares in) on every rank, or drop the
+ *    staging on every rank. */
 #include "config.h"
 
 #include <limits.h>

@@ -12,7 +12,7 @@
  * one byte of each page: a sender writes straight into the receiver's
  * landing memory, and the first touch of a page from a second process is
  * a page fault (6-14 us per page in this project's VMs: a 256 KiB expert
- * took 0.8 ms to copy instead of 0.03). Reading writes nothing, so the
+ * took 0.8 ms to copy instead of 0.08). Reading writes nothing, so the
  * pages stay where their owner's memset placed them (first touch).
  * MADV_POPULATE_WRITE was measured and left half of the cost. */
 static void touch_peer(const char *p, MPI_Aint size) {
