@@ -98,21 +98,24 @@ double mp_place_layer_bound(mp_place_layer *st, const double *w) {
 
 #define MP_SORT_MERGE 512
 
+/* Stable insertion sort of idx [a, b) by key descending (equal keys, -0.0
+ * and 0.0 too, keep their input order). */
+static void insertion_sort_desc(int *idx, int a, int b, const double *key) {
+  for (int i = a + 1; i < b; i++) {
+    const int v = idx[i];
+    const double kv = key[v];
+    int j = i;
+    for (; j > a && key[idx[j - 1]] < kv; j--) idx[j] = idx[j - 1];
+    idx[j] = v;
+  }
+}
+
 /* Stable merge sort of idx [n] by key descending (the order of the radix
  * passes: equal keys, -0.0 and 0.0 too, keep their input order): runs of
  * MP_SORT_SMALL / 4 by insertion, then bottom-up merges through tmp [n]. */
 static void merge_sort_desc(int *idx, int n, const double *key, int *tmp) {
   const int run = MP_SORT_SMALL / 4;
-  for (int a = 0; a < n; a += run) {
-    const int b = a + run < n ? a + run : n;
-    for (int i = a + 1; i < b; i++) {
-      const int v = idx[i];
-      const double kv = key[v];
-      int j = i;
-      for (; j > a && key[idx[j - 1]] < kv; j--) idx[j] = idx[j - 1];
-      idx[j] = v;
-    }
-  }
+  for (int a = 0; a < n; a += run) insertion_sort_desc(idx, a, a + run < n ? a + run : n, key);
   int *src = idx, *dst = tmp;
   for (int w = run; w < n; w *= 2) {
     for (int a = 0; a < n; a += 2 * w) {
@@ -130,22 +133,16 @@ static void merge_sort_desc(int *idx, int n, const double *key, int *tmp) {
 }
 
 /* Sorts idx [n] (n >= 1) by key[idx] descending, ties by smaller index
- * first, for non-negative keys: up to MP_SORT_SMALL items by insertion
- * (stable too, -0.0 equal to 0.0 as below), up to MP_SORT_MERGE by a
- * stable merge sort, else LSD radix sort on the
- * IEEE bits (which order like the values for non-negative doubles), 8 bits
- * per pass, skipping the passes where every key has the same byte. Stable, O(8 n), no comparisons.
- * tmp_idx [n], k0 and k1 [n] are scratch. */
+ * first, for non-negative keys, stable whatever n: up to MP_SORT_SMALL
+ * items by insertion (-0.0 equal to 0.0 as below), up to MP_SORT_MERGE by a
+ * merge sort, else LSD radix sort on the IEEE bits (which order like the
+ * values for non-negative doubles), 8 bits per pass, skipping the passes
+ * where every key has the same byte: O(8 n), no comparisons. tmp_idx [n],
+ * k0 and k1 [n] are scratch. */
 void mp_radix_sort_desc(int *idx, int n, const double *key, int *tmp_idx, uint64_t *k0,
                         uint64_t *k1) {
   if (n <= MP_SORT_SMALL) { // a few items: the 256-bucket passes cost more than insertion
-    for (int i = 1; i < n; i++) {
-      const int v = idx[i];
-      const double kv = key[v];
-      int j = i;
-      for (; j > 0 && key[idx[j - 1]] < kv; j--) idx[j] = idx[j - 1];
-      idx[j] = v;
-    }
+    insertion_sort_desc(idx, 0, n, key);
     return;
   }
   if (n <= MP_SORT_MERGE) { // a few hundred: merging cost less than eight passes

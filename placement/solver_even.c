@@ -244,15 +244,6 @@ static void even_prepare(even_search *s, int r, int set) {
   }
 }
 
-/* mp_st_rank_holds, here where the search calls it per candidate pair
- * (inlined: the call costs as much as its S compares). */
-static inline int ev_holds(const mp_place_layer *st, int r, int e) {
-  const int *sl = st->slot_e + (size_t)r * st->S;
-  for (int k = 0; k < st->S; k++)
-    if (sl[k] == e) return 1;
-  return 0;
-}
-
 /* Lists in s->spare the slots of rank q that hold a spare replica (of an
  * expert with more than one), in slot order: the places ev_add_closed can
  * add in, the same for every source slot. */
@@ -271,7 +262,7 @@ static void ev_towards(even_search *s, int i, int q) {
   mp_place_layer *st = s->st;
   const int S = st->S, r = i / S, b = st->slot_e[i], cb = st->cnt[b];
   const double x = st->slot_x[i];
-  if (ev_holds(st, q, b)) return;
+  if (mp_st_rank_holds(st, q, b)) return;
   double pb = 0, bb = 0, p_i = 0, b_i = 0;
   if (s->priced || st->cur) {
     pb = slot_price(s, b, q, &bb);
@@ -294,7 +285,7 @@ static void ev_towards(even_search *s, int i, int q) {
     // without a current placement, ev_pair's cheap tests first: the rank scan last
     if (y < x && (st->cur || (st->load[q] + x - y <= s->M + s->eps &&
                               2 * (x - y) * (st->load[r] - st->load[q] - (x - y)) > s->key)) &&
-        !ev_holds(st, r, a)) { // swap
+        !mp_st_rank_holds(st, r, a)) { // swap
       if (s->priced || st->cur) pa = slot_price(s, a, r, &ba);
       ev_pair(s, EV_SWAP, i, j, q, x - y, pb + pa - p_i - pj, bb + ba - b_i - bj);
     }
@@ -314,7 +305,7 @@ static void ev_towards(even_search *s, int i, int q) {
 static void ev_towards_closed(even_search *s, int i, int q) {
   mp_place_layer *st = s->st;
   const int S = st->S, r = i / S, b = st->slot_e[i];
-  if (ev_holds(st, q, b)) return;
+  if (mp_st_rank_holds(st, q, b)) return;
   const double x = st->slot_x[i], lr = st->load[r], lq = st->load[q], lim = s->M + s->eps;
   if (st->cnt[b] < st->R && st->w[b] > 0) ev_add_closed(s, i, i - r * S, q);
   if (st->nfree[q] > 0) ev_pair(s, EV_MOVE, i, -1, q, x, 0, 0);
@@ -327,7 +318,7 @@ static void ev_towards_closed(even_search *s, int i, int q) {
     const int j = q * S + k, a = st->slot_e[j];
     if (a < 0 || a == b) continue;
     const double d = x - st->slot_x[j]; // a swap moves d from r to q
-    if (d > 0 && lq + d <= lim && 2 * d * (lr - lq - d) > s->key && !ev_holds(st, r, a))
+    if (d > 0 && lq + d <= lim && 2 * d * (lr - lq - d) > s->key && !mp_st_rank_holds(st, r, a))
       ev_pair(s, EV_SWAP, i, j, q, d, 0, 0);
   }
 }
@@ -415,7 +406,6 @@ static int even_improve_rank(even_search *s, int r) {
 
 #define EVEN_SOURCES 4
 
-/* One improving change from one of the EVEN_SOURCES busiest ranks. */
 /* Re-sorts s->order by increasing load, ties by decreasing rank, so that
  * its tail is the busiest ranks in mp_place_top_loaded's order; s->M is the
  * max load. Insertion sort: one change moves a few ranks, the order stays

@@ -20,7 +20,14 @@ void mp_st_clear(mp_place_layer *st);
 void mp_st_put(mp_place_layer *st, int i, int e, double x);
 /* Empties slot i; returns the tokens it carried. */
 double mp_st_take(mp_place_layer *st, int i);
-int mp_st_rank_holds(const mp_place_layer *st, int r, int e);
+/* 1 if rank r holds a replica of expert e. Inline: the even search calls
+ * it per candidate pair, where a call cost as much as its S compares. */
+static inline int mp_st_rank_holds(const mp_place_layer *st, int r, int e) {
+  const int *s = st->slot_e + (size_t)r * st->S;
+  for (int k = 0; k < st->S; k++)
+    if (s[k] == e) return 1;
+  return 0;
+}
 /* First empty slot of rank r, -1 if none. */
 int mp_st_free_slot(const mp_place_layer *st, int r);
 /* Snapshot and undo (one level). */

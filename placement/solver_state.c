@@ -162,13 +162,6 @@ double mp_st_take(mp_place_layer *st, int i) {
   return x;
 }
 
-int mp_st_rank_holds(const mp_place_layer *st, int r, int e) {
-  const int *s = st->slot_e + (size_t)r * st->S;
-  for (int k = 0; k < st->S; k++)
-    if (s[k] == e) return 1;
-  return 0;
-}
-
 int mp_st_free_slot(const mp_place_layer *st, int r) {
   for (int k = 0; k < st->S; k++)
     if (st->slot_e[r * st->S + k] < 0) return r * st->S + k;
