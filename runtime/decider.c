@@ -189,38 +189,36 @@ static void run_job(mp_rt_decider *d, job *j) {
   free(j);
 }
 
-/* Marks the calling thread as batch work where the OS has the policy
- * (Linux's SCHED_BATCH, same share of the CPU as nice 0): a job queued
- * inside the collective step() then waits for the next scheduler tick or a
- * free core instead of preempting the training thread that queued it, which
- * every other rank would wait for. Best effort: without it the thread still
- * runs, only with the default wake-up preemption. */
-static void lower_wakeup_priority(void) {
-#ifdef SCHED_BATCH
+/* Sets thread t's policy, where the OS has them: idle = 0, Linux's
+ * SCHED_BATCH (same share of the CPU as nice 0, but a job queued inside the
+ * collective step() waits for the next scheduler tick or a free core
+ * instead of preempting the training thread that queued it, which every
+ * other rank would wait for); idle = 1, SCHED_IDLE (runs only on a core
+ * nobody else wants). Returns 1 if set. Best effort: without it the thread
+ * still runs, only with the default wake-up preemption. */
+static int set_policy(pthread_t t, int idle) {
+#if defined(SCHED_IDLE) && defined(SCHED_BATCH)
   struct sched_param sp = {0};
-  (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+  return pthread_setschedparam(t, idle ? SCHED_IDLE : SCHED_BATCH, &sp) == 0;
+#else
+  (void)t;
+  (void)idle;
+  return 0;
 #endif
 }
 
 void mp_rt_decider_quiet(mp_rt_decider *d, int quiet) {
-#if defined(SCHED_IDLE) && defined(SCHED_BATCH)
   if (!d || !d->running || quiet == d->idle_policy) return;
   // An unlocked peek: a job queued by this very step() cannot preempt the
   // caller anyway (SCHED_BATCH), so missing it costs nothing, and an idle
   // thread costs no system call per step.
   if (quiet && !__atomic_load_n(&d->busy, __ATOMIC_RELAXED)) return;
-  struct sched_param sp = {0};
-  if (pthread_setschedparam(d->thread, quiet ? SCHED_IDLE : SCHED_BATCH, &sp) == 0)
-    d->idle_policy = quiet;
-#else
-  (void)d;
-  (void)quiet;
-#endif
+  if (set_policy(d->thread, quiet)) d->idle_policy = quiet;
 }
 
 static void *thread_main(void *arg) {
   mp_rt_decider *d = arg;
-  lower_wakeup_priority();
+  (void)set_policy(pthread_self(), 0);
   pthread_mutex_lock(&d->mu);
   for (;;) {
     while (!d->head && !d->stop) pthread_cond_wait(&d->cv, &d->mu);

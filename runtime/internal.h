@@ -103,7 +103,8 @@ struct moeplace_runtime {
   int plan_pending;        /* 1 while it waits; rt->next holds its placement */
 
   moeplace_runtime_stats stats;
-  int test_corrupt_next; /* test hook: corrupt the next expert received by message, or copied into a peer */
+  int test_corrupt_next; /* test hook: corrupt the next expert received by message,
+                            or copied into a peer's shared memory */
   int test_stall_s;      /* test hook: seconds this rank sleeps in the next migration
                             before posting its transfers */
 };
@@ -241,8 +242,10 @@ void mp_rt_spare_free_all(moeplace_runtime *rt);
  * before. MOEPLACE_ERR_MPI only if the node's collective failed. */
 int mp_rt_spare_reserve(moeplace_runtime *rt);
 
-/* Test hook (not exported): the next expert this rank receives is corrupted
- * after arrival, before verification. */
+/* Test hook (not exported): the next expert this rank receives by message
+ * is corrupted after arrival, before verification, or the next one it
+ * copies into a peer's shared memory right after the copy, before its
+ * sender-side check (migrate.c). */
 void mp_rt_test_corrupt_next(moeplace_runtime *rt);
 
 /* Test hooks of the decision thread (coordinator only; no-ops elsewhere):

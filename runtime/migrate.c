@@ -107,6 +107,13 @@ static size_t chunks_of(const mp_rt_slot *sl, size_t chunk) {
 
 void mp_rt_test_corrupt_next(moeplace_runtime *rt) { rt->test_corrupt_next = 1; }
 
+/* The test hook's damage: one byte in the middle of p [n], once. */
+static void test_corrupt(moeplace_runtime *rt, char *p, size_t n) {
+  if (!rt->test_corrupt_next || n == 0) return;
+  p[n / 2] ^= 0x5a;
+  rt->test_corrupt_next = 0;
+}
+
 /* Copies n bytes into a peer's landing memory and feeds the source to
  * `sent` and the copy to `landed`, block by block while both are still in
  * L1/L2: checking the copy then costs little beyond the copy itself. */
@@ -116,10 +123,7 @@ static void copy_hashing(moeplace_runtime *rt, char *dst, const char *src, size_
   for (size_t o = 0; o < n; o += BLOCK) {
     size_t len = n - o < BLOCK ? n - o : BLOCK;
     memcpy(dst + o, src + o, len);
-    if (rt->test_corrupt_next) { // test hook: a copy that went wrong
-      dst[o + len / 2] ^= 0x5a;
-      rt->test_corrupt_next = 0;
-    }
+    test_corrupt(rt, dst + o, len); // test hook: a copy that went wrong
     XXH3_64bits_update(sent, src + o, len);
     XXH3_64bits_update(landed, dst + o, len);
   }
@@ -135,10 +139,7 @@ static void advance_incoming(moeplace_runtime *rt, xfer *x, op *ops) {
       x->hashed++;
       continue;
     }
-    if (rt->test_corrupt_next && o->bytes > 0) {
-      o->ptr[o->bytes / 2] ^= 0x5a; // test hook: damage after arrival, before checking
-      rt->test_corrupt_next = 0;
-    }
+    test_corrupt(rt, o->ptr, (size_t)o->bytes); // test hook: damage after arrival, before checking
     XXH3_64bits_update(x->hash, o->ptr, (size_t)o->bytes);
     x->hashed++;
   }
