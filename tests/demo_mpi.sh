@@ -36,6 +36,9 @@ assert d["dynamic"]["cross_node_bytes"] == 0, d["dynamic"]  # one node: nothing 
 assert d["weights_identical"] is True, "final weights differ"
 assert d["dynamic"]["rebalances"] >= 1 and d["dynamic"]["moves"] >= 1, d["dynamic"]
 assert d["dynamic"]["bytes_moved"] > 0
+dy = d["dynamic"]  # the stall and its noise floor: measured, so only their shape is checked
+for k in ("stall_ms", "stall_floor_ms"):
+    assert 0 <= dy[k + "_mean"] <= dy[k + "_max"] < 1e4, (k, dy)
 assert d["dynamic"]["imbalance"] < d["static"]["imbalance"], (d["static"], d["dynamic"])
 print("demo ok: imbalance %.3f -> %.3f, %d rebalances, %d moves" % (
     d["static"]["imbalance"], d["dynamic"]["imbalance"], d["dynamic"]["rebalances"],

@@ -158,7 +158,7 @@ static void update(float *w, float *m, size_t n, int e, int64_t t) {
 
 typedef struct phase_result {
   double step_ms, imbalance, migration_s, decision_s;
-  double stall_ms_max, stall_ms_mean, step_ms_median, decision_ms, decision_ms_max;
+  double stall_ms_max, stall_ms_mean, floor_ms_max, floor_ms_mean, step_ms_median, decision_ms, decision_ms_max;
   int decisions;
   int64_t deferred; /* window boundaries a due decision was not finished at */
   double compute_ms_sum, compute_ms_max; /* per step: GEMM time summed / max over ranks */
@@ -513,27 +513,35 @@ static double local_base(const opts *o, const phase *ph, long long k, long long 
   return med;
 }
 
-/* The stall of every rebalance (collective; figures on rank 0): the steps
- * of rebalance k are its request boundary (step k * interval) and the steps
- * that applied its decision or migrated (in (k * interval, (k+1) * interval]);
- * on each rank, the stall is the sum over them of the time inside
- * moeplace_runtime_step() beyond local_base(); the rebalance's stall is that
- * of the slowest rank. */
-static void stall_figures(const opts *o, const phase *ph, phase_result *res) {
-  long long n = ph->nsteps, K = n / o->interval + 1;
+/* The steps of rebalance k, shifted by `shift` steps, and each one's time
+ * inside moeplace_runtime_step() beyond local_base(), summed per k into
+ * extra[K]. shift = 0: the rebalance's own steps (its request boundary, step
+ * k * interval, and the steps that applied its decision or migrated, in
+ * (k * interval, (k+1) * interval]). shift > 0: the same kind of steps half
+ * an interval later, which did not rebalance: the noise floor. */
+static void stall_sums(const opts *o, const phase *ph, long long shift, double *extra, int *used) {
+  for (long long i = 0; i < ph->nsteps; i++) {
+    if (!ph->reb[i]) continue;
+    long long j = i + shift, s = i + 1, k = ph->reb[i] == 1 ? s / o->interval : (s - 1) / o->interval;
+    if (j >= ph->nsteps || (shift && ph->reb[j])) continue;
+    const double base = local_base(o, ph, k, j + 1);
+    extra[k] += ph->t_in[j] > base ? ph->t_in[j] - base : 0.0;
+    used[k] = 1;
+  }
+}
+
+/* Max and mean over rebalances of the slowest rank's stall_sums()
+ * (collective; figures on rank 0, in ms). */
+static void stall_stats(const opts *o, const phase *ph, long long shift, double *mx_ms,
+                        double *mean_ms) {
+  long long K = ph->nsteps / o->interval + 1;
   double *extra = calloc((size_t)K, sizeof *extra), *worst = calloc((size_t)K, sizeof *worst);
   int *used = calloc((size_t)K, sizeof *used);
   if (!extra || !worst || !used) {
     fprintf(stderr, "%s: out of memory\n", prog);
     MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
   }
-  for (long long i = 0; i < n; i++) {
-    if (!ph->reb[i]) continue;
-    long long s = i + 1, k = ph->reb[i] == 1 ? s / o->interval : (s - 1) / o->interval;
-    const double base = local_base(o, ph, k, s);
-    extra[k] += ph->t_in[i] > base ? ph->t_in[i] - base : 0.0;
-    used[k] = 1;
-  }
+  stall_sums(o, ph, shift, extra, used);
   MPI_Reduce(extra, worst, (int)K, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
   double mx = 0, sum = 0;
   int cnt = 0;
@@ -543,12 +551,24 @@ static void stall_figures(const opts *o, const phase *ph, phase_result *res) {
     sum += worst[k];
     cnt++;
   }
-  res->stall_ms_max = mx * 1e3;
-  res->stall_ms_mean = cnt ? sum / cnt * 1e3 : 0.0;
-  res->step_ms_median = median(ph->t_wall, (size_t)n) * 1e3;
+  *mx_ms = mx * 1e3;
+  *mean_ms = cnt ? sum / cnt * 1e3 : 0.0;
   free(extra);
   free(worst);
   free(used);
+}
+
+/* The stall of every rebalance, and the same figure for steps that did not
+ * rebalance (the machine's own noise: on a shared 2-core machine a rank
+ * descheduled for 0.5 ms makes the other wait that long in any collective;
+ * a stall near the floor is noise, not the rebalance's cost). The shift
+ * keeps the kind of step (window multiple) and stays inside the interval. */
+static void stall_figures(const opts *o, const phase *ph, phase_result *res) {
+  stall_stats(o, ph, 0, &res->stall_ms_max, &res->stall_ms_mean);
+  const long long shift = o->interval / 2 / o->window * o->window;
+  res->floor_ms_max = res->floor_ms_mean = 0.0;
+  if (shift > 0) stall_stats(o, ph, shift, &res->floor_ms_max, &res->floor_ms_mean);
+  res->step_ms_median = median(ph->t_wall, (size_t)ph->nsteps) * 1e3;
 }
 
 /* Final figures and a hash of every expert's state, gathered on rank 0. */
@@ -662,6 +682,8 @@ static json_t *phase_json(const phase_result *p, int dynamic) {
     json_object_set_new(o, "decisions_deferred", json_integer((json_int_t)p->deferred));
     json_object_set_new(o, "stall_ms_max", json_real(p->stall_ms_max));
     json_object_set_new(o, "stall_ms_mean", json_real(p->stall_ms_mean));
+    json_object_set_new(o, "stall_floor_ms_max", json_real(p->floor_ms_max));
+    json_object_set_new(o, "stall_floor_ms_mean", json_real(p->floor_ms_mean));
     json_object_set_new(o, "step_ms_median", json_real(p->step_ms_median));
   }
   return o;
@@ -751,6 +773,8 @@ int main(int argc, char **argv) {
            ph[1].decisions, ph[1].decision_ms, ph[1].decision_ms_max, o.predictor,
            (long long)ph[1].deferred, ph[1].stall_ms_max, ph[1].stall_ms_mean, ph[1].step_ms_median,
            ph[1].step_ms_median > 0 ? 100.0 * ph[1].stall_ms_max / ph[1].step_ms_median : 0.0);
+    printf("\nnoise floor (the same figure on steps half an interval later that did not "
+           "rebalance): %.3f ms max, %.3f ms mean", ph[1].floor_ms_max, ph[1].floor_ms_mean);
     printf("\nfinal weights: %d of %d experts differ between static and dynamic runs -> %s\n",
            differ, L * E, identical ? "bit-identical" : "MISMATCH");
     json_t *root = json_object();
