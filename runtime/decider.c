@@ -47,6 +47,7 @@ struct mp_rt_decider {
   int64_t done;
   int running;     /* the thread was started */
   int busy;        /* the thread is running a job */
+  int64_t cpu_ns;  /* CPU time of every job so far (atomic: read by get_stats) */
   pthread_t thread;
   int idle_policy; /* the caller has set the thread to SCHED_IDLE (caller only) */
 };
@@ -170,6 +171,7 @@ static void observe(mp_rt_decider *d, const uint64_t *totals) {
 
 /* Runs one job (on the thread, or inline) and marks a decision finished. */
 static void run_job(mp_rt_decider *d, job *j) {
+  const double c0 = mp_thread_cpu_s();
   if (j->kind == JOB_OBSERVE) {
     observe(d, j->totals);
   } else {
@@ -185,6 +187,7 @@ static void run_job(mp_rt_decider *d, job *j) {
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
   }
+  __atomic_add_fetch(&d->cpu_ns, (int64_t)((mp_thread_cpu_s() - c0) * 1e9), __ATOMIC_RELAXED);
   free(j->totals);
   free(j);
 }
@@ -374,6 +377,10 @@ int mp_rt_decider_collect(mp_rt_decider *d, mp_rt_decision *out, moeplace_placem
     memcpy(next->share, d->decided->share, LG * sizeof *next->share);
   }
   return MOEPLACE_OK;
+}
+
+double mp_rt_decider_cpu_s(const mp_rt_decider *d) {
+  return d ? 1e-9 * (double)__atomic_load_n(&d->cpu_ns, __ATOMIC_RELAXED) : 0.0;
 }
 
 int mp_rt_decider_outstanding(const mp_rt_decider *d) { return d && d->outstanding; }

@@ -97,6 +97,11 @@ const mp_rt_history *mp_rt_decider_history(mp_rt_decider *d);
 /* 1 if a decision was requested and not yet collected. */
 int mp_rt_decider_outstanding(const mp_rt_decider *d);
 
+/* CPU seconds the decider's jobs (feeding the forecaster, decisions) have
+ * taken so far, on its thread or inline; 0 for NULL or without a
+ * per-thread CPU clock. Any thread. */
+double mp_rt_decider_cpu_s(const mp_rt_decider *d);
+
 /* 1 if the outstanding decision has finished (collect would not block);
  * 0 if none is outstanding or it is still running. Never blocks for long
  * (the decider's mutex is only held between jobs). */

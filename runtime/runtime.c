@@ -307,5 +307,6 @@ int moeplace_runtime_topology(const moeplace_runtime *rt, int rank, int *node, i
 int moeplace_runtime_get_stats(const moeplace_runtime *rt, moeplace_runtime_stats *out) {
   if (!rt || !out) return mp_fail(MOEPLACE_ERR_ARG, "get_stats: NULL argument");
   *out = rt->stats;
+  out->decider_cpu_s = mp_rt_decider_cpu_s(rt->decider);
   return MOEPLACE_OK;
 }

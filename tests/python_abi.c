@@ -148,6 +148,7 @@ int main(void) {
   F(moeplace_runtime_stats, decision_s); F(moeplace_runtime_stats, aggregate_s);
   F(moeplace_runtime_stats, shm_bytes_received);
   F(moeplace_runtime_stats, decisions_deferred);
+  F(moeplace_runtime_stats, decider_cpu_s);
   F(moeplace_runtime_stats, reserved);
   end();
 #endif

@@ -495,7 +495,11 @@ typedef struct moeplace_runtime_stats {
                                   windows (shm_transfers), committed or not */
   int64_t decisions_deferred; /* window boundaries where a due decision was still
                                  running and training went on (decision_wait 0) */
-  uint64_t reserved[2]; /* zeroed by the library (ABI: moeplace/base.h) */
+  double decider_cpu_s; /* CPU time the coordinator spent feeding the forecaster
+                          and deciding (on its decision thread, or inline), 0
+                          on other ranks: taken from the cores training shares
+                          with that thread, which decision_s (wall) does not tell */
+  uint64_t reserved[1]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_runtime_stats;
 
 /* Copies the totals into *out. Local. MOEPLACE_ERR_ARG for NULL. */

@@ -115,7 +115,8 @@ class RuntimeStats(ctypes.Structure):
                 ("rebalances_skipped", c_int), ("migrations_failed", c_int), ("moves", c_int64),
                 ("bytes_moved", c_uint64), ("migration_s", c_double), ("decision_s", c_double),
                 ("aggregate_s", c_double), ("shm_bytes_received", c_uint64),
-                ("decisions_deferred", c_int64), ("reserved", c_uint64 * 2)]
+                ("decisions_deferred", c_int64), ("decider_cpu_s", c_double),
+                ("reserved", c_uint64 * 1)]
 
 
 # C struct name -> ctypes class; what test_abi.py compares with the compiler.
