@@ -222,6 +222,9 @@ void mp_rt_decider_quiet(mp_rt_decider *d, int quiet) {
 static void *thread_main(void *arg) {
   mp_rt_decider *d = arg;
   (void)set_policy(pthread_self(), 0);
+#ifdef __GLIBC__
+  (void)pthread_setname_np(pthread_self(), "moeplace-decide"); // top -H, tests: which thread it is
+#endif
   pthread_mutex_lock(&d->mu);
   for (;;) {
     while (!d->head && !d->stop) pthread_cond_wait(&d->cv, &d->mu);
@@ -378,6 +381,8 @@ int mp_rt_decider_collect(mp_rt_decider *d, mp_rt_decision *out, moeplace_placem
   }
   return MOEPLACE_OK;
 }
+
+pthread_t *mp_rt_decider_thread(mp_rt_decider *d) { return d && d->running ? &d->thread : NULL; }
 
 double mp_rt_decider_cpu_s(const mp_rt_decider *d) {
   return d ? 1e-9 * (double)__atomic_load_n(&d->cpu_ns, __ATOMIC_RELAXED) : 0.0;

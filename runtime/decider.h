@@ -13,6 +13,7 @@
 #ifndef MOEPLACE_RUNTIME_DECIDER_H
 #define MOEPLACE_RUNTIME_DECIDER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,6 +102,9 @@ int mp_rt_decider_outstanding(const mp_rt_decider *d);
  * taken so far, on its thread or inline; 0 for NULL or without a
  * per-thread CPU clock. Any thread. */
 double mp_rt_decider_cpu_s(const mp_rt_decider *d);
+
+/* The decision thread, or NULL when decisions run inline. Owned by d. */
+pthread_t *mp_rt_decider_thread(mp_rt_decider *d);
 
 /* 1 if the outstanding decision has finished (collect would not block);
  * 0 if none is outstanding or it is still running. Never blocks for long

@@ -179,6 +179,7 @@ int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
   if (status == MOEPLACE_OK) status = mp_rt_topology_attach_shape(rt->comm, cfg->cluster_file, &rt->topo);
   if (status == MOEPLACE_OK) status = mp_rt_shm_init(&rt->shm, rt->comm, rt->topo.node, cfg->shm_transfers);
   if (status == MOEPLACE_OK) status = start_decider(rt);
+  if (status == MOEPLACE_OK) status = mp_rt_decider_bind(rt); // decider_cpus.c
   if (status != MOEPLACE_OK) {
     free_runtime(rt);
     return status;

@@ -44,6 +44,10 @@ if [ "$case" = topology_env ]; then
     openmpi) set -- -x HWLOC_SYNTHETIC="$synth" ;;
     *) set -- -genv HWLOC_SYNTHETIC "$synth" ;;
   esac
+elif [ "$case" = decider_cpus ] && [ "$MPI_IMPL" = openmpi ] &&
+     [ "$(getconf _NPROCESSORS_ONLN)" -gt 1 ]; then
+  # every rank on CPU 0: the decision thread must move to the others
+  set -- --cpu-set 0 --bind-to core:overload-allowed
 else
   set --
 fi

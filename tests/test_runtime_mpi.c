@@ -21,9 +21,14 @@
  * window, then MOEPLACE_ERR_STATE), step_missing (rank R-1 skips a step:
  * the others time out at the window within collective_timeout_s, without
  * burning a core, then R-1 times out too), step_stopped (rank R-1 is
- * SIGSTOPped for 5 s at the window: the same). A case name ending in _p2p runs the case with
+ * SIGSTOPped for 5 s at the window: the same), decider_cpus (the decision
+ * thread runs on the host's CPUs no rank is bound to, if any). A case name ending in _p2p runs the case with
  * the shared-memory path off (every transfer by messages). */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_OR */
 #include "config.h"
+
+#include <dirent.h>
+#include <sched.h>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -880,6 +885,60 @@ static void case_slow_decision(int R) {
   free(late);
 }
 
+/* The thread ID of this process's thread named `name` (/proc, Linux), or 0. */
+static pid_t thread_named(const char *name) {
+  DIR *dir = opendir("/proc/self/task");
+  pid_t tid = 0;
+  for (struct dirent *e; dir && !tid && (e = readdir(dir));) {
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (f && fgets(comm, sizeof comm, f) && !strncmp(comm, name, strlen(name))) tid = atoi(e->d_name);
+    if (f) fclose(f);
+  }
+  if (dir) closedir(dir);
+  return tid;
+}
+
+/* The decision thread's CPUs (Linux's own affinity calls, not hwloc): when
+ * the ranks on this host are bound to fewer CPUs than it has online (the
+ * test runs them on CPU 0 alone, tests/runtime_mpi.sh), exactly the rest,
+ * and the runtime counts them; otherwise the coordinator's own CPUs,
+ * inherited. */
+static void case_decider_cpus(int R) {
+  moeplace_runtime *rt = make_loop_rt(2, 2 * R, 3, 1, 0);
+  if (!rt) return;
+  cpu_set_t mine, host;
+  CPU_ZERO(&mine);
+  CHECK(sched_getaffinity(0, sizeof mine, &mine) == 0, "sched_getaffinity");
+  MPI_Comm local;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+  MPI_Allreduce(&mine, &host, (int)sizeof mine, MPI_BYTE, MPI_BOR, local);
+  MPI_Comm_free(&local);
+  if (my_rank == 0) {
+    pid_t tid = thread_named("moeplace-decide");
+    CHECK(tid > 0, "the decision thread is named moeplace-decide");
+    cpu_set_t thr, spare;
+    CPU_ZERO(&thr);
+    CPU_ZERO(&spare);
+    CHECK(tid > 0 && sched_getaffinity(tid, sizeof thr, &thr) == 0, "the thread's affinity");
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int c = 0; c < online && c < CPU_SETSIZE; c++)
+      if (!CPU_ISSET(c, &host)) CPU_SET(c, &spare);
+    int pus = mp_rt_test_decider_pus(rt);
+    if (CPU_COUNT(&spare) > 0) {
+      CHECK(CPU_EQUAL(&thr, &spare), "thread on the %d spare CPUs, not on %d others",
+            CPU_COUNT(&spare), CPU_COUNT(&thr));
+      CHECK(pus == CPU_COUNT(&spare), "decider_pus %d for %d spare CPUs", pus, CPU_COUNT(&spare));
+    } else {
+      CHECK(CPU_EQUAL(&thr, &mine) && pus == 0, "no spare CPU: inherited binding (pus %d)", pus);
+    }
+    printf("decider_cpus: %d of %ld CPUs spare on the host, thread on %d (%s)\n",
+           CPU_COUNT(&spare), online, CPU_COUNT(&thr), pus ? "bound" : "inherited");
+  }
+  moeplace_runtime_destroy(rt);
+}
+
 /* A decision failing on the thread: every rank returns its error at the
  * step applying it, keeps the old placement and goes on; the next decision
  * works. */
@@ -1131,6 +1190,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "loop_nostate")) case_loop(R, 0, 1); // routing only: nothing registered
   else if (!strcmp(c, "slow_decision")) case_slow_decision(R);
   else if (!strcmp(c, "decision_fail")) case_decision_fail(R);
+  else if (!strcmp(c, "decider_cpus")) case_decider_cpus(R);
   else if (!strcmp(c, "chunks")) case_chunks(R, 0);
   else if (!strcmp(c, "migrate_stalled")) case_migrate_stalled(R);
   else if (!strcmp(c, "destroy_migrating")) case_chunks(R, 1);
