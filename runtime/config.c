@@ -18,9 +18,7 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   cfg->horizon = 1000;
   cfg->rebalance_interval = 500;
   cfg->history_windows = 256;
-  // "auto" (which fits ARIMA models) takes ~30 ms per decision at 4 x 16,
-  // about 8 of the demo's steps; on the decision thread no rank waits for it.
-  cfg->predictor = MOEPLACE_PREDICT_AUTO;
+  cfg->predictor = MOEPLACE_RUNTIME_PREDICTOR_DEFAULT; // auto or sw_avg (runtime.c)
   cfg->migration_tradeoff = 0.05;
   cfg->migration_budget_bytes = MOEPLACE_NO_LIMIT;
   cfg->min_gain = 0.02;
@@ -43,7 +41,8 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
 
 int mp_rt_predictor_known(const char *name) {
   if (!name) return 0;
-  if (strcmp(name, MOEPLACE_PREDICT_AUTO) == 0) return 1;
+  if (strcmp(name, MOEPLACE_PREDICT_AUTO) == 0 || strcmp(name, MOEPLACE_RUNTIME_PREDICTOR_DEFAULT) == 0)
+    return 1;
   for (int i = 0; i < moeplace_predict_method_count(); i++)
     if (strcmp(name, moeplace_predict_method_name(i)) == 0) return 1;
   return 0;

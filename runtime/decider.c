@@ -222,9 +222,6 @@ void mp_rt_decider_quiet(mp_rt_decider *d, int quiet) {
 static void *thread_main(void *arg) {
   mp_rt_decider *d = arg;
   (void)set_policy(pthread_self(), 0);
-#ifdef __GLIBC__
-  (void)pthread_setname_np(pthread_self(), "moeplace-decide"); // top -H, tests: which thread it is
-#endif
   pthread_mutex_lock(&d->mu);
   for (;;) {
     while (!d->head && !d->stop) pthread_cond_wait(&d->cv, &d->mu);
@@ -281,6 +278,9 @@ int mp_rt_decider_create(mp_rt_decider **out, const mp_rt_decider_setup *setup) 
   if (st == MOEPLACE_OK && setup->threaded) {
     int rc = pthread_create(&d->thread, NULL, thread_main, d);
     if (rc == 0) d->running = 1;
+#ifdef __GLIBC__
+    if (rc == 0) (void)pthread_setname_np(d->thread, "moeplace-decide"); // top -H; tests find it
+#endif
     else st = mp_fail(MOEPLACE_ERR_NOMEM, "could not start the decision thread: %s", strerror(rc));
   }
   if (st != MOEPLACE_OK) {

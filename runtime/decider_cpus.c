@@ -11,6 +11,7 @@
 
 #include <hwloc.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -49,34 +50,65 @@ static hwloc_bitmap_t spare_of(hwloc_topology_t topo, const uint64_t *taken) {
   return spare;
 }
 
-/* Collective over rt->comm, after the decider started: the union of the
+/* Loads this machine's topology, or NULL (synthetic machines are not this
+ * one: their bindings say nothing). Destroy with hwloc_topology_destroy. */
+static hwloc_topology_t this_machine(const moeplace_runtime *rt) {
+  hwloc_topology_t topo = NULL;
+  if (rt->cfg.hwloc_synthetic || hwloc_topology_init(&topo) != 0) return NULL;
+  if (hwloc_topology_load(topo) == 0) return topo;
+  hwloc_topology_destroy(topo);
+  return NULL;
+}
+
+/* Collective over rt->comm, before the decider starts: the union of the
  * bindings of the ranks on each host (MPI_COMM_TYPE_SHARED: the real host,
- * whatever ranks_per_node emulates), then on the coordinator the binding of
- * its decision thread to the rest. Sets rt->decider_pus to the number of
- * PUs the thread was bound to (0: inherited). Fails only when MPI does. */
-int mp_rt_decider_bind(moeplace_runtime *rt) {
-  rt->decider_pus = 0;
+ * whatever ranks_per_node emulates); the coordinator keeps the rest of its
+ * host's PUs in rt->spare_cpus ([CPU_WORDS], NULL if none) and every rank
+ * learns their number, rt->spare_pus. Fails only when MPI does. */
+int mp_rt_decider_spare(moeplace_runtime *rt) {
+  rt->spare_pus = 0;
   MPI_Comm host;
   if (MPI_Comm_split_type(rt->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host) != MPI_SUCCESS)
     return mp_fail(MOEPLACE_ERR_MPI, "runtime: MPI_Comm_split_type of the host failed");
-  // A synthetic machine is not this one: its bindings say nothing.
-  hwloc_topology_t topo = NULL;
-  if (!rt->cfg.hwloc_synthetic && hwloc_topology_init(&topo) == 0 && hwloc_topology_load(topo) != 0) {
-    hwloc_topology_destroy(topo);
-    topo = NULL;
-  }
+  hwloc_topology_t topo = this_machine(rt);
   uint64_t mine[CPU_WORDS], taken[CPU_WORDS];
   own_binding(topo, mine);
   int rc = MPI_Allreduce(mine, taken, CPU_WORDS, MPI_UINT64_T, MPI_BOR, host);
   MPI_Comm_free(&host);
-  pthread_t *thread = rt->decider ? mp_rt_decider_thread(rt->decider) : NULL;
-  hwloc_bitmap_t spare = rc == MPI_SUCCESS && topo && thread ? spare_of(topo, taken) : NULL;
-  if (spare && hwloc_set_thread_cpubind(topo, *thread, spare, 0) == 0)
-    rt->decider_pus = hwloc_bitmap_weight(spare);
+  int pus = 0;
+  hwloc_bitmap_t spare = rc == MPI_SUCCESS && topo && rt->rank == rt->cfg.coordinator
+                             ? spare_of(topo, taken) : NULL;
+  if (spare && (rt->spare_cpus = malloc(CPU_WORDS * sizeof *rt->spare_cpus))) {
+    memset(rt->spare_cpus, 0, CPU_WORDS * sizeof *rt->spare_cpus);
+    int i;
+    hwloc_bitmap_foreach_begin(i, spare) rt->spare_cpus[i / 64] |= (uint64_t)1 << (i % 64);
+    hwloc_bitmap_foreach_end();
+    pus = hwloc_bitmap_weight(spare);
+  }
   hwloc_bitmap_free(spare);
   if (topo) hwloc_topology_destroy(topo);
-  return rc == MPI_SUCCESS ? MOEPLACE_OK
-                           : mp_fail(MOEPLACE_ERR_MPI, "runtime: MPI_Allreduce of the host's CPU bindings failed");
+  if (rc == MPI_SUCCESS) rc = MPI_Bcast(&pus, 1, MPI_INT, rt->cfg.coordinator, rt->comm);
+  if (rc != MPI_SUCCESS)
+    return mp_fail(MOEPLACE_ERR_MPI, "runtime: agreeing on the host's spare CPUs failed");
+  rt->spare_pus = pus;
+  return MOEPLACE_OK;
+}
+
+/* Local, on the coordinator once its decider runs: binds the decision thread
+ * to rt->spare_cpus. Sets rt->decider_pus to their number if it could (0:
+ * the thread keeps the inherited binding). Best effort. */
+void mp_rt_decider_bind(moeplace_runtime *rt) {
+  rt->decider_pus = 0;
+  pthread_t *thread = rt->decider ? mp_rt_decider_thread(rt->decider) : NULL;
+  if (!thread || !rt->spare_cpus) return;
+  hwloc_topology_t topo = this_machine(rt);
+  hwloc_bitmap_t set = topo ? hwloc_bitmap_alloc() : NULL;
+  for (int i = 0; set && i < CPU_WORDS * 64; i++)
+    if (rt->spare_cpus[i / 64] >> (i % 64) & 1) hwloc_bitmap_set(set, (unsigned)i);
+  if (set && hwloc_set_thread_cpubind(topo, *thread, set, 0) == 0)
+    rt->decider_pus = hwloc_bitmap_weight(set);
+  hwloc_bitmap_free(set);
+  if (topo) hwloc_topology_destroy(topo);
 }
 
 int mp_rt_test_decider_pus(const moeplace_runtime *rt) { return rt ? rt->decider_pus : -1; }

@@ -6,7 +6,8 @@
 
 #include <moeplace/runtime.h>
 
-/* 1 if the predict engine knows this method name (or "auto"). */
+/* 1 if the predict engine knows this method name (or "auto", or
+ * MOEPLACE_RUNTIME_PREDICTOR_DEFAULT). */
 int mp_rt_predictor_known(const char *name);
 
 /* Local validation for a communicator of `ranks` ranks. */

@@ -27,6 +27,7 @@ static void free_runtime(moeplace_runtime *rt) {
   if (rt->comm != MPI_COMM_NULL && rt->broken != 2) MPI_Comm_free(&rt->comm);
   mp_rt_decider_destroy(rt->decider); // first: its thread may still read the topology
   free(rt->predictor);
+  free(rt->spare_cpus);
   free(rt->hwloc_synthetic);
   free(rt->cluster_file);
   moeplace_placement_destroy(rt->placement);
@@ -112,19 +113,32 @@ static int mp_rt_thread_level_ok(void) {
   return provided >= MPI_THREAD_FUNNELED;
 }
 
+/* The predictor the decider runs: the configured one, or for
+ * MOEPLACE_RUNTIME_PREDICTOR_DEFAULT, "auto" when the decision thread has
+ * CPUs of its own (decider_cpus.c), else "sw_avg": on a busy core `auto`'s
+ * ARIMA fits cost more step time than its better forecast saves (measured:
+ * docs/BENCHMARKS.md, "The decision thread's CPU, measured fairly"). The
+ * same on every rank. */
+static const char *predictor_used(const moeplace_runtime *rt, int threaded) {
+  if (strcmp(rt->cfg.predictor, MOEPLACE_RUNTIME_PREDICTOR_DEFAULT) != 0) return rt->cfg.predictor;
+  return threaded && rt->spare_pus > 0 ? MOEPLACE_PREDICT_AUTO : "sw_avg";
+}
+
 static int start_decider(moeplace_runtime *rt) {
   int local = MOEPLACE_OK;
+  const moeplace_runtime_config *c = &rt->cfg;
+  const int threaded = c->decision_lag_windows > 0 && c->rebalance_interval > 0 && mp_rt_thread_level_ok();
+  rt->predictor_used = predictor_used(rt, threaded);
   if (rt->rank == rt->cfg.coordinator) {
-    const moeplace_runtime_config *c = &rt->cfg;
     mp_rt_decider_setup set = {
         .L = rt->L, .E = rt->E, .R = rt->R, .S = rt->S, .shape = rt->topo.shape,
         .window = c->window, .horizon = c->horizon, .rebalance_interval = c->rebalance_interval,
-        .history_windows = c->history_windows, .predictor = c->predictor,
+        .history_windows = c->history_windows, .predictor = rt->predictor_used,
         .migration_tradeoff = c->migration_tradeoff, .min_gain = c->min_gain,
         .migration_budget_bytes = c->migration_budget_bytes, .groups = c->groups,
-        .shares = c->shares, .spread = c->spread, .threaded = c->decision_lag_windows > 0 && c->rebalance_interval > 0 &&
-                                         mp_rt_thread_level_ok()};
+        .shares = c->shares, .spread = c->spread, .threaded = threaded};
     local = mp_rt_decider_create(&rt->decider, &set);
+    if (local == MOEPLACE_OK) mp_rt_decider_bind(rt); // decider_cpus.c
   }
   int ok = local == MOEPLACE_OK, all_ok = 0;
   if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, rt->comm) != MPI_SUCCESS) all_ok = 0;
@@ -178,8 +192,8 @@ int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
   status = mp_rt_topology_discover(rt->comm, cfg->ranks_per_node, cfg->hwloc_synthetic, &rt->topo);
   if (status == MOEPLACE_OK) status = mp_rt_topology_attach_shape(rt->comm, cfg->cluster_file, &rt->topo);
   if (status == MOEPLACE_OK) status = mp_rt_shm_init(&rt->shm, rt->comm, rt->topo.node, cfg->shm_transfers);
+  if (status == MOEPLACE_OK) status = mp_rt_decider_spare(rt); // decider_cpus.c
   if (status == MOEPLACE_OK) status = start_decider(rt);
-  if (status == MOEPLACE_OK) status = mp_rt_decider_bind(rt); // decider_cpus.c
   if (status != MOEPLACE_OK) {
     free_runtime(rt);
     return status;
@@ -189,6 +203,14 @@ int moeplace_runtime_create(moeplace_runtime **out, MPI_Comm comm,
 }
 
 void moeplace_runtime_destroy(moeplace_runtime *rt) { free_runtime(rt); }
+
+const char *moeplace_runtime_predictor(const moeplace_runtime *rt) {
+  if (!rt) {
+    mp_fail(MOEPLACE_ERR_ARG, "predictor: runtime is NULL");
+    return NULL;
+  }
+  return rt->predictor_used;
+}
 
 int moeplace_runtime_register_buffer(moeplace_runtime *rt, int layer, int slot, void *ptr,
                                      size_t bytes) {

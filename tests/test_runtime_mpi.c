@@ -904,7 +904,8 @@ static pid_t thread_named(const char *name) {
  * the ranks on this host are bound to fewer CPUs than it has online (the
  * test runs them on CPU 0 alone, tests/runtime_mpi.sh), exactly the rest,
  * and the runtime counts them; otherwise the coordinator's own CPUs,
- * inherited. */
+ * inherited. The default predictor follows: auto with spare CPUs, else
+ * sw_avg, the same on every rank. */
 static void case_decider_cpus(int R) {
   moeplace_runtime *rt = make_loop_rt(2, 2 * R, 3, 1, 0);
   if (!rt) return;
@@ -915,6 +916,7 @@ static void case_decider_cpus(int R) {
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
   MPI_Allreduce(&mine, &host, (int)sizeof mine, MPI_BYTE, MPI_BOR, local);
   MPI_Comm_free(&local);
+  int spare_cpus = 0;
   if (my_rank == 0) {
     pid_t tid = thread_named("moeplace-decide");
     CHECK(tid > 0, "the decision thread is named moeplace-decide");
@@ -935,7 +937,12 @@ static void case_decider_cpus(int R) {
     }
     printf("decider_cpus: %d of %ld CPUs spare on the host, thread on %d (%s)\n",
            CPU_COUNT(&spare), online, CPU_COUNT(&thr), pus ? "bound" : "inherited");
+    spare_cpus = CPU_COUNT(&spare);
   }
+  MPI_Bcast(&spare_cpus, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  const char *used = moeplace_runtime_predictor(rt);
+  CHECK(used && !strcmp(used, spare_cpus ? "auto" : "sw_avg"), "default predictor %s with %d spare CPUs",
+        used ? used : "(null)", spare_cpus);
   moeplace_runtime_destroy(rt);
 }
 

@@ -67,6 +67,13 @@
 extern "C" {
 #endif
 
+/* The default predictor: "auto" when the coordinator's decision thread has
+ * CPUs of its own (the PUs of its host that no rank there is bound to; the
+ * thread is bound to them), else "sw_avg", whose decisions cost ~0.1 ms: on
+ * a core that trains, auto's ARIMA fits cost more step time than its better
+ * forecast saves. moeplace_runtime_predictor() says which one runs. */
+#define MOEPLACE_RUNTIME_PREDICTOR_DEFAULT "default"
+
 /* Configuration. Fill it with moeplace_runtime_config_init(), then set
  * at least layers, experts and slots_per_rank. Every rank must pass the same
  * values (checked: MOEPLACE_ERR_MISMATCH on every rank otherwise). */
@@ -85,11 +92,13 @@ typedef struct moeplace_runtime_config {
                               windows), used when the forecaster fails; the
                               forecaster keeps its own bounded history */
   const char *predictor;   /* forecasting method of the predict engine: "auto"
-                              (default: picks among the methods by their
-                              recent errors), "sw_avg" (cheap), "arima",
-                              "last", "lstm" (when built in); see
-                              moeplace_predict_method_name(). The forecaster
-                              runs on the coordinator's decision thread
+                              (picks among the methods by their recent
+                              errors), "sw_avg" (cheap), "arima", "last",
+                              "lstm" (when built in); see
+                              moeplace_predict_method_name(); or
+                              MOEPLACE_RUNTIME_PREDICTOR_DEFAULT (the
+                              default). The forecaster runs on the
+                              coordinator's decision thread
                               (decision_lag_windows) */
   double migration_tradeoff; /* price of migration in predicted imbalance per
                                 fraction of all expert state moved, times the
@@ -472,6 +481,11 @@ typedef struct moeplace_replica {
  * more than `max` replicas (*n then says how many: call again with room). */
 int moeplace_runtime_routing(const moeplace_runtime *rt, int layer, int expert,
                              moeplace_replica *out, int max, int *n);
+
+/* The predictor the coordinator's decider runs (config.predictor, or what
+ * MOEPLACE_RUNTIME_PREDICTOR_DEFAULT chose), the same on every rank; static
+ * storage or owned by rt (valid until destroy); NULL for a NULL rt. Local. */
+const char *moeplace_runtime_predictor(const moeplace_runtime *rt);
 
 /* Topology as discovered (or emulated): for `rank`, its node index, package
  * and NUMA node within that node (-1 if unknown); out pointers may be NULL.

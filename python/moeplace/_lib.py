@@ -257,6 +257,7 @@ MPI_FUNCTIONS = {
     "moeplace_runtime_routing": (c_int, [vp, c_int, c_int, P(Replica), c_int, P(c_int)]),
     "moeplace_runtime_topology": (c_int, [vp, c_int, P(c_int), P(c_int), P(c_int)]),
     "moeplace_runtime_get_stats": (c_int, [vp, P(RuntimeStats)]),
+    "moeplace_runtime_predictor": (c_char_p, [vp]),
 }
 
 

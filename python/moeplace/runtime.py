@@ -453,6 +453,11 @@ class Runtime:
                                                   ctypes.byref(c)))
         return a.value, b.value, c.value
 
+    def predictor(self):
+        """The predictor the coordinator runs (the configured one, or what
+        the default chose: "auto" with CPUs of its own, else "sw_avg")."""
+        return self._lib.moeplace_runtime_predictor(self._handle()).decode()
+
     def stats(self):
         """Totals since create (moeplace_runtime_stats) as a dict."""
         st = _lib.RuntimeStats()
