@@ -36,6 +36,12 @@ def test_create_and_initial_placement():
         assert rt.local_expert(1, 1) == (2 * COMM.rank + 1, 1.0)
         assert rt.topology(COMM.rank)[0] >= 0
         assert rt.config["window"] == 10
+        # the default predictor's choice (tests/runtime decider_cpus checks
+        # it against the CPUs): one of two, the same on every rank
+        assert rt.predictor() in ("auto", "sw_avg")
+        assert COMM.allgather(rt.predictor()) == [rt.predictor()] * 2
+    with moeplace.Runtime(COMM, L, E, S, predictor="lstm") as rt:
+        assert rt.predictor() == "lstm"  # configured: kept
     with pytest.raises(ValueError):
         rt.step()  # destroyed
 
