@@ -277,11 +277,14 @@ int mp_rt_decider_create(mp_rt_decider **out, const mp_rt_decider_setup *setup) 
     st = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory creating the decider");
   if (st == MOEPLACE_OK && setup->threaded) {
     int rc = pthread_create(&d->thread, NULL, thread_main, d);
-    if (rc == 0) d->running = 1;
+    if (rc == 0) {
+      d->running = 1;
 #ifdef __GLIBC__
-    if (rc == 0) (void)pthread_setname_np(d->thread, "moeplace-decide"); // top -H; tests find it
+      (void)pthread_setname_np(d->thread, "moeplace-decide"); // top -H; tests find it
 #endif
-    else st = mp_fail(MOEPLACE_ERR_NOMEM, "could not start the decision thread: %s", strerror(rc));
+    } else {
+      st = mp_fail(MOEPLACE_ERR_NOMEM, "could not start the decision thread: %s", strerror(rc));
+    }
   }
   if (st != MOEPLACE_OK) {
     mp_rt_decider_destroy(d);

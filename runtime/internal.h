@@ -74,12 +74,12 @@ struct moeplace_runtime {
   mp_rt_decider *decider;  /* the predict engine and the decision (decider.h) */
   int decider_pus;         /* PUs its thread is bound to (decider_cpus.c); 0: inherited */
   uint64_t *spare_cpus;    /* the host's PUs no rank is bound to, by OS index; NULL: none */
-  int spare_pus;           /* their number, on every rank (the coordinator's host) */
-  const char *predictor_used; /* cfg.predictor, or what MOEPLACE_RUNTIME_PREDICTOR_DEFAULT
-                                 resolved to (static storage or rt->predictor) */
   uint64_t *gather_buf;    /* [R][1 + L*S] gathered window records */
 
   /* Every rank alike (all of it follows from collective calls). */
+  int spare_pus;           /* the number of spare_cpus on the coordinator's host */
+  const char *predictor_used; /* cfg.predictor, or what MOEPLACE_RUNTIME_PREDICTOR_DEFAULT
+                                 resolved to (static storage or rt->predictor) */
   int rerequest;           /* restarted with a decision in flight: request it again at
                               the next step (checkpoint.c) */
   int64_t decision_due;    /* step whose window boundary applies the decision in
@@ -259,6 +259,9 @@ void mp_rt_test_corrupt_next(moeplace_runtime *rt);
  * finished; fail_next makes the next decision fail (MOEPLACE_ERR_NUMERIC). */
 void mp_rt_test_hold_decisions(moeplace_runtime *rt, int hold);
 
+int64_t mp_rt_test_decisions_done(moeplace_runtime *rt);
+void mp_rt_test_fail_next_decision(moeplace_runtime *rt);
+
 /* decider_cpus.c. At create: mp_rt_decider_spare (collective, before the
  * decider starts) finds the PUs of the coordinator's host that no rank there
  * is bound to; mp_rt_decider_bind (local, after) binds the decision thread
@@ -267,7 +270,5 @@ int mp_rt_decider_spare(moeplace_runtime *rt);
 void mp_rt_decider_bind(moeplace_runtime *rt);
 /* Test hook: rt->decider_pus (-1 for NULL). */
 int mp_rt_test_decider_pus(const moeplace_runtime *rt);
-int64_t mp_rt_test_decisions_done(moeplace_runtime *rt);
-void mp_rt_test_fail_next_decision(moeplace_runtime *rt);
 
 #endif
