@@ -24,10 +24,13 @@ typedef struct series {
   double *cum, *props;
 } series;
 
+/* Idempotent: series_load frees on a read error, and its caller again. */
 static void series_free(series *s) {
   free(s->win_first);
   free(s->cum);
   free(s->props);
+  s->win_first = NULL;
+  s->cum = s->props = NULL;
 }
 
 /* The trace's last step of window w (0-based). A sampled trace (stride > 1)

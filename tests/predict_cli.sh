@@ -23,6 +23,14 @@ printf 'step,layer,e0,e1\n0,0,1,x\n' >"$WORK/bad.csv"
 expect_status 2 "malformed trace" -- "$P" --trace "$WORK/bad.csv" &&
   expect_grep "bad.csv:2" "$WORK/err" "names file:line"
 
+# A step missing a layer after whole windows were read (the backtest freed
+# its series twice on that error: abort instead of a message, found by hand).
+{ echo "step,layer,e0,e1"; for s in $(seq 0 24); do echo "$s,0,1,2"; echo "$s,1,2,1"; done
+  echo "25,0,1,2"; echo "26,0,1,2"; echo "26,1,2,1"; } >"$WORK/gap.csv"
+expect_status 2 "step missing a layer after whole windows" -- "$P" --trace "$WORK/gap.csv" \
+  --window 10 --horizon 10 --predictor sw_avg --k 1 --min-history 1 &&
+  expect_grep "gap.csv:.*step 25 has 1 of 2 layers" "$WORK/err" "names file, line and step"
+
 # A real run: sw_avg and last on the bundled cut, JSON and series written.
 if expect_status 0 "backtest" -- "$P" --trace "$T" --horizon 500 --predictor sw_avg --k 30 \
     --json "$WORK/r.json" --series "$WORK/s.csv" --series-layer 1; then
