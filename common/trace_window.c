@@ -6,6 +6,18 @@
 #include <moeplace.h>
 
 #include "common/error.h"
+#include "common/trace_window.h"
+
+int mp_window_add(uint64_t *totals, const uint64_t *counts, size_t n, int E, const char *name,
+                  int64_t step) {
+  for (size_t i = 0; i < n; i++)
+    if (__builtin_add_overflow(totals[i], counts[i], &totals[i]))
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: step %" PRId64 ": layer %zu expert e%zu: counts summed over the window "
+                     "exceed 2^64 - 1",
+                     name, step, i / (size_t)E, i % (size_t)E);
+  return MOEPLACE_OK;
+}
 
 int moeplace_trace_read_window(moeplace_trace *trace, int window, int64_t *first_step,
                                int *steps_read, uint64_t *totals) {
@@ -23,18 +35,7 @@ int moeplace_trace_read_window(moeplace_trace *trace, int window, int64_t *first
     rc = moeplace_trace_read_step(trace, &step, counts);
     if (rc <= 0) break;
     if (*steps_read == 0) *first_step = step;
-    for (size_t i = 0; i < n; i++) {
-      /* Totals are exact or an error: a sum past 2^64 - 1 (absurd counts)
-       * is reported, never wrapped or saturated. */
-      if (__builtin_add_overflow(totals[i], counts[i], &totals[i])) {
-        const int E = moeplace_trace_experts(trace);
-        rc = mp_fail(MOEPLACE_ERR_FORMAT,
-                     "%s: step %" PRId64 ": layer %zu expert e%zu: counts summed over the window "
-                     "exceed 2^64 - 1",
-                     moeplace_trace_name(trace), step, i / (size_t)E, i % (size_t)E);
-        break;
-      }
-    }
+    rc = mp_window_add(totals, counts, n, moeplace_trace_experts(trace), moeplace_trace_name(trace), step);
     if (rc < 0) break;
     (*steps_read)++;
   }

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/metrics.h"
 #include "common/timer.h"
+#include "common/trace_window.h"
 #include "replay/eplb.h"
 
 static const char *const policy_names[MP_POLICY_COUNT] = {"static", "moving_average", "moeplace",
@@ -57,6 +58,8 @@ typedef struct replay_state {
   moeplace_placement *in_force[MP_POLICY_COUNT];
   moeplace_forecaster *forecaster;
   uint64_t *block;      /* [interval][L][E] counts of the current block */
+  int64_t *block_step;  /* [interval] their trace step numbers */
+  const char *trace_name;
   double *block_loads;  /* [L][E] token sums of the current block */
   double *prev_loads;   /* [L][E] token sums of the previous block */
   double *forecast;     /* [L][E] */
@@ -246,6 +249,7 @@ static void free_state(replay_state *st) {
   for (int p = 0; p < MP_POLICY_COUNT; p++) moeplace_placement_destroy(st->in_force[p]);
   moeplace_forecaster_destroy(st->forecaster);
   free(st->block);
+  free(st->block_step);
   free(st->block_loads);
   free(st->prev_loads);
   free(st->forecast);
@@ -266,13 +270,15 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   st->horizon = cfg->interval;
   const size_t LE = (size_t)st->L * st->E;
   st->block = malloc((size_t)cfg->interval * LE * sizeof *st->block);
+  st->block_step = malloc((size_t)cfg->interval * sizeof *st->block_step);
+  st->trace_name = moeplace_trace_name(trace);
   st->block_loads = malloc(LE * sizeof *st->block_loads);
   st->prev_loads = calloc(LE, sizeof *st->prev_loads);
   st->forecast = malloc(LE * sizeof *st->forecast);
   st->step_loads = malloc((size_t)st->E * sizeof *st->step_loads);
   st->rank_load = malloc((size_t)st->R * sizeof *st->rank_load);
   st->window_sum = calloc(LE, sizeof *st->window_sum);
-  if (!st->block || !st->block_loads || !st->prev_loads || !st->forecast || !st->step_loads ||
+  if (!st->block || !st->block_step || !st->block_loads || !st->prev_loads || !st->forecast || !st->step_loads ||
       !st->rank_load || !st->window_sum)
     return mp_fail(MOEPLACE_ERR_NOMEM, "replay: out of memory for %d layers x %d experts x %d steps",
                    st->L, st->E, cfg->interval);
@@ -315,6 +321,7 @@ static int read_block(replay_state *st, moeplace_trace *trace, int *n) {
     int rc = moeplace_trace_read_step(trace, &step, counts);
     if (rc < 0) return rc;
     if (rc == 0) break;
+    st->block_step[*n] = step;
     for (size_t i = 0; i < LE; i++) st->block_loads[i] += (double)counts[i];
     (*n)++;
   }
@@ -328,9 +335,10 @@ static int feed_windows(replay_state *st, int from, int n, int64_t *steps_in_win
   const size_t LE = (size_t)st->L * st->E;
   for (int s = from; s < n; s++) {
     const uint64_t *counts = st->block + (size_t)s * LE;
-    for (size_t i = 0; i < LE; i++) st->window_sum[i] += counts[i];
+    int rc = mp_window_add(st->window_sum, counts, LE, st->E, st->trace_name, st->block_step[s]);
+    if (rc < 0) return rc;
     if (++*steps_in_window == st->cfg->window) {
-      int rc = moeplace_forecaster_observe_counts(st->forecaster, st->window_sum);
+      rc = moeplace_forecaster_observe_counts(st->forecaster, st->window_sum);
       if (rc < 0) return rc;
       memset(st->window_sum, 0, LE * sizeof *st->window_sum);
       *steps_in_window = 0;

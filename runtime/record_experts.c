@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/trace_window.h"
 #include "runtime/internal.h"
 
 int mp_rt_experts_alloc(moeplace_runtime *rt) {
@@ -36,6 +37,10 @@ int moeplace_runtime_record_experts(moeplace_runtime *rt, int layer, const uint6
   if (!rt->expert_window)
     return mp_fail(MOEPLACE_ERR_STATE, "record_experts: the runtime is unusable after a timeout");
   uint64_t *w = rt->expert_window + (size_t)layer * rt->E; // w: [E]
+  const long bad = mp_window_overflow_at(w, counts, (size_t)rt->E);
+  if (bad >= 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "record_experts: layer %d expert %ld: counts summed over the "
+                   "window exceed 2^64 - 1 (nothing recorded)", layer, bad);
   for (int e = 0; e < rt->E; e++) w[e] += counts[e];
   rt->experts_recorded = 1;
   return MOEPLACE_OK;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/trace_window.h"
 #include "runtime/internal.h"
 #include "runtime/rt_config.h"
 
@@ -271,6 +272,10 @@ int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tok
   if ((unsigned)layer >= (unsigned)rt->L)
     return mp_fail(MOEPLACE_ERR_ARG, "record: layer %d not in [0, %d)", layer, rt->L);
   uint64_t *w = rt->window_counts + (size_t)layer * rt->S; // w: [S]
+  const long bad = mp_window_overflow_at(w, tokens, (size_t)rt->S);
+  if (bad >= 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "record: layer %d slot %ld: tokens summed over the window "
+                   "exceed 2^64 - 1 (nothing recorded)", layer, bad);
   for (int s = 0; s < rt->S; s++) w[s] += tokens[s];
   return MOEPLACE_OK;
 }

@@ -71,6 +71,14 @@ expect_status 2 "groups not dividing the experts" -- "$REPLAY" --trace "$DATA" -
 # Bad parameters.
 expect_status 2 "interval not a multiple of window" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --interval 55 --quiet &&
   expect_grep "interval (55) must be a positive multiple of --window (10)" "$WORK/err" "interval"
+# Counts whose window sums pass 2^64 - 1: refused like every reader does, not
+# wrapped into other proportions (the replay summed its windows itself).
+{ echo "step,layer,e0,e1"; for s in 0 1 2 3 4 5 6 7 8 9; do
+    echo "$s,0,$((1 << 62)),1"; echo "$s,1,1,1"; done; } >"$WORK/huge.csv"
+expect_status 2 "window sums past 2^64" -- "$REPLAY" --trace "$WORK/huge.csv" --ranks 2 --slots 2 \
+  --interval 10 --window 5 --quiet &&
+  expect_grep "huge.csv: step 3: layer 0 expert e0: counts summed over the window exceed" "$WORK/err" \
+    "names file, step, layer and expert"
 expect_status 2 "too few slots" -- "$REPLAY" --trace "$DATA" --ranks 2 --slots 3 --quiet &&
   expect_grep "cannot hold the trace's 8 experts" "$WORK/err" "slots"
 expect_status 2 "unknown policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies static,nonesuch &&

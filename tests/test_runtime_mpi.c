@@ -351,6 +351,13 @@ static void case_args(int R) {
   CHECK(moeplace_runtime_record(rt, -1, tok) == MOEPLACE_ERR_ARG, "record negative layer");
   CHECK(moeplace_runtime_record(rt, 0, NULL) == MOEPLACE_ERR_ARG, "record NULL tokens");
   CHECK(moeplace_runtime_record(NULL, 0, tok) == MOEPLACE_ERR_ARG, "record NULL runtime");
+  uint64_t huge[2] = {UINT64_MAX - 1, 0}, two[2] = {2, 1}; // a window's sum may not wrap
+  CHECK(moeplace_runtime_record(rt, 1, huge) == MOEPLACE_OK, "record a huge count");
+  CHECK(moeplace_runtime_record(rt, 1, two) == MOEPLACE_ERR_ARG &&
+        strstr(moeplace_last_error(), "slot 0: tokens summed over the window exceed"),
+        "record past 2^64 - 1 refused: %s", moeplace_last_error());
+  huge[0] = 1;
+  CHECK(moeplace_runtime_record(rt, 1, huge) == MOEPLACE_OK, "nothing was added: 1 more still fits");
   CHECK(moeplace_runtime_register_buffer(rt, 0, 2, buf, 16) == MOEPLACE_ERR_ARG, "slot out of range");
   CHECK(moeplace_runtime_register_buffer(rt, 0, 0, NULL, 16) == MOEPLACE_ERR_ARG, "NULL buffer");
   CHECK(moeplace_runtime_register_buffer(rt, 0, 0, buf, 0) == MOEPLACE_ERR_ARG, "empty buffer");
