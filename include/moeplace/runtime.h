@@ -322,7 +322,8 @@ int moeplace_runtime_buffer(const moeplace_runtime *rt, int layer, int slot, int
 
 /* Adds the tokens each local slot of `layer` processed in the current step:
  * tokens has shape [slots_per_rank]. Local, O(slots_per_rank).
- * MOEPLACE_ERR_ARG for NULL or a bad layer. */
+ * MOEPLACE_ERR_ARG for NULL, a bad layer, or a slot whose sum over the
+ * window would pass 2^64 - 1 (then nothing is added). */
 int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tokens);
 
 /* Adds the tokens this rank's router sent to each logical expert of `layer`
@@ -333,8 +334,10 @@ int moeplace_runtime_record(moeplace_runtime *rt, int layer, const uint64_t *tok
  * next window boundary the counts of all ranks are summed (one
  * MPI_Ireduce to the coordinator, in moeplace_runtime_step()) and added to
  * what moeplace_runtime_record() recorded per slot: record each token with
- * one of the two, not both. Local, O(experts). MOEPLACE_ERR_ARG for NULL or
- * a bad layer; MOEPLACE_ERR_STATE after a timeout made the runtime unusable. */
+ * one of the two, not both. Local, O(experts). MOEPLACE_ERR_ARG for NULL, a
+ * bad layer, or an expert whose sum over the window would pass 2^64 - 1
+ * (then nothing is added); MOEPLACE_ERR_STATE after a timeout made the
+ * runtime unusable. */
 int moeplace_runtime_record_experts(moeplace_runtime *rt, int layer, const uint64_t *counts);
 
 /* The dispatch helper: how many of `layer`'s tokens this rank sends to
