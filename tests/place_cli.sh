@@ -89,6 +89,15 @@ d = json.load(open(sys.argv[1])); plan = json.load(open(sys.argv[2]))
 assert d["bytes_moved"] <= 3000, d["bytes_moved"]
 assert len(plan["transfers"]) == d["moves"]
 PY
+# two outputs: one that cannot be written fails the run before the other is
+# written; one name for both is refused (it used to hold only the plan)
+expect_status 1 "--plan in a missing directory" -- "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 \
+  --current "$D/p1.json" --json "$D/never.json" --plan "$D/nodir/plan.json" &&
+  expect_grep "nodir/plan.json: cannot create" "$WORK/err" "names the plan" &&
+  expect_status 1 "... and --json was not written" -- test -e "$D/never.json"
+expect_status 2 "--json and --plan the same file" -- "$P" --loads "$TR" --ranks 8 --nodes 2 \
+  --slots 3 --current "$D/p1.json" --json "$D/both.json" --plan "$D/both.json" &&
+  expect_grep "both.json: named for two outputs" "$WORK/err" "says why"
 # without the budget, then the same loads again: nothing to gain, nothing moves
 "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p2.json" \
   --json "$D/p3.json" >"$D/o3" || die "third placement"

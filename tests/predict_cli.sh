@@ -31,6 +31,11 @@ expect_status 2 "step missing a layer after whole windows" -- "$P" --trace "$WOR
   --window 10 --horizon 10 --predictor sw_avg --k 1 --min-history 1 &&
   expect_grep "gap.csv:.*step 25 has 1 of 2 layers" "$WORK/err" "names file, line and step"
 
+expect_status 1 "--json in a missing directory" -- "$P" --trace "$T" --horizon 500 \
+  --predictor sw_avg --series "$WORK/never.csv" --json "$WORK/nodir/r.json" &&
+  expect_grep "nodir/r.json: cannot create" "$WORK/err" "names the output" &&
+  expect_status 1 "... and the series was not written" -- test -e "$WORK/never.csv"
+
 # A real run: sw_avg and last on the bundled cut, JSON and series written.
 if expect_status 0 "backtest" -- "$P" --trace "$T" --horizon 500 --predictor sw_avg --k 30 \
     --json "$WORK/r.json" --series "$WORK/s.csv" --series-layer 1; then

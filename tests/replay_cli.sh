@@ -79,6 +79,10 @@ expect_status 2 "window sums past 2^64" -- "$REPLAY" --trace "$WORK/huge.csv" --
   --interval 10 --window 5 --quiet &&
   expect_grep "huge.csv: step 3: layer 0 expert e0: counts summed over the window exceed" "$WORK/err" \
     "names file, step, layer and expert"
+expect_status 1 "--json in a missing directory" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 \
+  --quiet --timeline "$WORK/never.csv" --json "$WORK/nodir/r.json" &&
+  expect_grep "nodir/r.json: cannot create" "$WORK/err" "names the output" &&
+  expect_status 1 "... and the timeline was not written" -- test -e "$WORK/never.csv"
 expect_status 2 "too few slots" -- "$REPLAY" --trace "$DATA" --ranks 2 --slots 3 --quiet &&
   expect_grep "cannot hold the trace's 8 experts" "$WORK/err" "slots"
 expect_status 2 "unknown policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies static,nonesuch &&

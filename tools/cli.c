@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <moeplace.h>
 
@@ -94,4 +95,23 @@ int cli_parse_step_range(const char *prog, const char *option, const char *text,
   fprintf(stderr, "%s: %s: expected A:B with 0 <= A < B <= %lld (either may be left out), got '%s'\n",
           prog, option, (long long)CLI_STEP_MAX + 1, text);
   return -1;
+}
+
+int cli_outputs_ok(const char *prog, const char *const *paths, int n) {
+  for (int i = 0; i < n; i++) {
+    if (!paths[i] || !strcmp(paths[i], "-")) continue;
+    for (int j = 0; j < i; j++)
+      if (paths[j] && !strcmp(paths[i], paths[j])) {
+        fprintf(stderr, "%s: %s: named for two outputs (the second would replace the first)\n",
+                prog, paths[i]);
+        return CLI_EXIT_USAGE;
+      }
+    struct stat sb; // a FIFO or device is left alone: opening one could block or end a reader
+    if (stat(paths[i], &sb) == 0 && !S_ISREG(sb.st_mode)) continue;
+    mp_atomic_file f;
+    int rc = mp_atomic_open(&f, paths[i]);
+    if (rc != MOEPLACE_OK) return cli_report(prog, rc);
+    mp_atomic_abort(&f, 0);
+  }
+  return 0;
 }

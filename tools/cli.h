@@ -37,6 +37,17 @@ int cli_parse_step_range(const char *prog, const char *option, const char *text,
  * CLI_EXIT_USAGE; else 0. */
 int cli_no_operands(const char *prog, int argc, char **argv, int first);
 
+/* For tools that write several outputs (paths[n], NULL for an output not
+ * asked for; "-" is stdout): before any work, refuses two outputs with the
+ * same name (the second would replace the first) and an output that cannot
+ * be opened (a missing directory: each absent or regular one is opened and
+ * dropped at once, as common/atomic_file.h opens it; FIFOs and devices are
+ * left alone), so that a failed run leaves none of them
+ * written. Prints "PROG: FILE: ..." and returns CLI_EXIT_USAGE or
+ * CLI_EXIT_FAILURE; 0 when all can be written. A write that fails later
+ * (a full disk) can still leave the outputs committed before it. */
+int cli_outputs_ok(const char *prog, const char *const *paths, int n);
+
 /* Prints "PROG: <moeplace_last_error()>" and returns the exit code for the
  * status (CLI_EXIT_USAGE for argument and format errors). */
 int cli_report(const char *prog, int status);

@@ -180,6 +180,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: --plan needs --current\n", prog);
     return CLI_EXIT_USAGE;
   }
+  const char *outputs[] = {json_path, plan_path};
+  int bad_out = cli_outputs_ok(prog, outputs, 2);
+  if (bad_out) return bad_out;
   moeplace_topology *topo = NULL;
   moeplace_placement *cur = NULL, *res = NULL;
   moeplace_trace *tr = NULL;

@@ -298,6 +298,9 @@ static int open_series(const options *o, mp_atomic_file *af, FILE **f, const cha
 }
 
 static int run_backtest(const options *o) {
+  const char *outputs[] = {o->json, o->series};
+  int bad_out = cli_outputs_ok(prog, outputs, 2);
+  if (bad_out) return bad_out;
   moeplace_trace *t;
   int rc = moeplace_trace_open(&t, o->trace);
   if (rc) return cli_report(prog, rc);

@@ -314,6 +314,8 @@ int main(int argc, char **argv) {
   mp_replay_result res = {0};
   mp_atomic_file timeline_file = {.fd = -1};
   int exit_code = CLI_EXIT_OK;
+  const char *outputs[] = {json_out, timeline_out};
+  if ((exit_code = cli_outputs_ok(prog, outputs, 2))) goto done;
   if ((rc = moeplace_trace_open(&trace, trace_path))) {
     exit_code = cli_report(prog, rc);
     goto done;
