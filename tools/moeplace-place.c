@@ -172,8 +172,8 @@ int main(int argc, char **argv) {
   opt.groups = (int)groups;
   if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
   if (!loads_path || !slots || (!ranks && !topo_path) || (ranks && topo_path)) {
-    fprintf(stderr, "%s: need --loads, --slots, and either --ranks or --topology (see --help)\n",
-            prog);
+    fprintf(stderr, "%s: need --loads, --slots, and either --ranks or --topology%s (see --help)\n",
+            prog, ranks && topo_path ? ", not both" : "");
     return CLI_EXIT_USAGE;
   }
   if (plan_path && !cur_path) {

@@ -282,7 +282,8 @@ int main(int argc, char **argv) {
   }
   if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
   if (!trace_path || !cfg.slots || (!ranks == !topo_path)) {
-    fprintf(stderr, "%s: need --trace, --slots, and either --ranks or --topology (see --help)\n", prog);
+    fprintf(stderr, "%s: need --trace, --slots, and either --ranks or --topology%s (see --help)\n",
+            prog, ranks && topo_path ? ", not both" : "");
     return CLI_EXIT_USAGE;
   }
   // The library checks these too, naming the config fields; the user typed flags.
