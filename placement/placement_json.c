@@ -216,8 +216,11 @@ static int json_experts(json_t *root, const char *path, const json_rows *x, int 
       json_t *v = json_array_get(x->rows[l], i);
       if (json_is_integer(v) && json_integer_value(v) > mx) mx = json_integer_value(v);
     }
-  if (mx < 0 || mx >= MP_PLACE_MAX_DIM)
+  if (mx < 0)
     return mp_fail(MOEPLACE_ERR_FORMAT, "%s: no \"experts\" and no expert id in phy2log", path);
+  if (mx >= MP_PLACE_MAX_DIM)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: expert id %lld in phy2log is too large (at most %d)",
+                   path, (long long)mx, MP_PLACE_MAX_DIM - 1);
   *E = (int)mx + 1;
   return MOEPLACE_OK;
 }

@@ -174,6 +174,11 @@ expect_usage() { # message-pattern command...
 }
 expect_usage "more experts" "$P" --loads "$TR" --ranks 4 --slots 3
 expect_usage "current placement is" "$P" --loads "$TR" --ranks 4 --slots 6 --current "$D/p1.json"
+expect_usage "not both" "$P" --loads "$TR" --ranks 8 --topology "$D/p1.json" --slots 3
+"$PYTHON3" -c 'import json; print(json.dumps({"ranks": 8, "slots": 3, "phy2log": [[2147483647] + [0] * 23] * 4}))' \
+  >"$D/bigid.json"
+expect_usage "expert id 2147483647 in phy2log is too large" "$P" --loads "$TR" --ranks 8 --slots 3 \
+  --current "$D/bigid.json"
 # an EPLB user's map: phy2log only (equal shares), with two replicas of one
 # expert on one rank (legal for EPLB): accepted with a warning, repaired
 "$PYTHON3" - "$D/p1.json" "$D/dup.json" <<'PY' || die "making the EPLB map"
