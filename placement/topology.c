@@ -243,6 +243,10 @@ static int parse_shape_line(topo_file *tf, int k, char **tok, int nt) {
   if (nt != 2 || parse_int_tok(tok[1], &v) || v < 1)
     return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: '%s' needs one integer >= 1", tf->path,
                    tf->lineno, shape_keys[k]);
+  if (tf->shape_line[k] && tf->shape[k] != v) // the second value would silently win
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: '%s %ld' contradicts '%s %ld' on line %ld",
+                   tf->path, tf->lineno, shape_keys[k], v, shape_keys[k], tf->shape[k],
+                   tf->shape_line[k]);
   tf->shape[k] = v;
   tf->shape_line[k] = tf->lineno;
   tf->have_shape = 1;
@@ -263,6 +267,9 @@ static int parse_class_line(topo_file *tf, char **tok, int nt) {
                    "same_package, same_node, other_node and VALUE %s",
                    tf->path, tf->lineno, tok[0],
                    bw ? "a finite number of GB/s > 0" : "a finite number >= 0");
+  if (bw ? tf->bandwidth_set[c] && tf->bandwidth[c] != v * 1e9 : tf->cost_set[c] && tf->cost[c] != v)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: '%s %s %s' contradicts an earlier line", tf->path,
+                   tf->lineno, tok[0], class_names[c], tok[2]);
   if (bw) {
     tf->bandwidth[c] = v * 1e9;
     tf->bandwidth_set[c] = 1;

@@ -510,6 +510,15 @@ START_TEST(test_topology_file) {
   ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(moeplace_last_error(), ":3: expected 'bandwidth CLASS VALUE'"));
   unlink(f);
+  // a key given twice with two values: the second used to win silently
+  f = write_tmp("nodes 2\nnodes 1\nranks_per_node 4\n");
+  ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), ":2: 'nodes 1' contradicts 'nodes 2' on line 1"));
+  unlink(f);
+  f = write_tmp("nodes 2\nranks_per_node 2\ncost other_node 3\ncost other_node 4\n");
+  ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), ":4: 'cost other_node 4' contradicts an earlier line"));
+  unlink(f);
 }
 END_TEST
 
