@@ -83,6 +83,10 @@ expect_status 1 "--json in a missing directory" -- "$REPLAY" --trace "$DATA" --r
   --quiet --timeline "$WORK/never.csv" --json "$WORK/nodir/r.json" &&
   expect_grep "nodir/r.json: cannot create" "$WORK/err" "names the output" &&
   expect_status 1 "... and the timeline was not written" -- test -e "$WORK/never.csv"
+for bad in "static,static" "static," ",static" "static,,eplb"; do
+  expect_status 2 "--policies $bad" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --quiet \
+    --policies "$bad" && expect_grep "^moeplace-replay: --policies: " "$WORK/err" "names the option"
+done
 expect_status 2 "too few slots" -- "$REPLAY" --trace "$DATA" --ranks 2 --slots 3 --quiet &&
   expect_grep "cannot hold the trace's 8 experts" "$WORK/err" "slots"
 expect_status 2 "unknown policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies static,nonesuch &&

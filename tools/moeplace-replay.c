@@ -130,6 +130,11 @@ static int64_t count_steps(const char *path) {
 
 static int parse_policies(const char *list, int *report) {
   char buf[256];
+  size_t len = strlen(list);
+  if (len >= sizeof buf || list[0] == ',' || (len && list[len - 1] == ',') || strstr(list, ",,")) {
+    fprintf(stderr, "%s: --policies: '%s' is not a comma-separated list of names\n", prog, list);
+    return -1;
+  }
   snprintf(buf, sizeof buf, "%s", list);
   memset(report, 0, MP_POLICY_COUNT * sizeof *report);
   for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -137,6 +142,10 @@ static int parse_policies(const char *list, int *report) {
     if (p < 0) {
       fprintf(stderr, "%s: --policies: unknown policy '%s' (static, moving_average, moeplace, oracle, eplb)\n",
               prog, tok);
+      return -1;
+    }
+    if (report[p]) {
+      fprintf(stderr, "%s: --policies: '%s' named twice\n", prog, tok);
       return -1;
     }
     report[p] = 1;
