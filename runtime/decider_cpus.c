@@ -11,7 +11,6 @@
 
 #include <hwloc.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -63,8 +62,9 @@ static hwloc_topology_t this_machine(const moeplace_runtime *rt) {
 /* Collective over rt->comm, before the decider starts: the union of the
  * bindings of the ranks on each host (MPI_COMM_TYPE_SHARED: the real host,
  * whatever ranks_per_node emulates); the coordinator keeps the rest of its
- * host's PUs in rt->spare_cpus ([CPU_WORDS], NULL if none) and every rank
- * learns their number, rt->spare_pus. Fails only when MPI does. */
+ * host's PUs in rt->spare_set, with the topology that binds to them, until
+ * mp_rt_decider_bind; every rank learns their number, rt->spare_pus. Fails
+ * only when MPI does. */
 int mp_rt_decider_spare(moeplace_runtime *rt) {
   rt->spare_pus = 0;
   MPI_Comm host;
@@ -76,17 +76,13 @@ int mp_rt_decider_spare(moeplace_runtime *rt) {
   int rc = MPI_Allreduce(mine, taken, CPU_WORDS, MPI_UINT64_T, MPI_BOR, host);
   MPI_Comm_free(&host);
   int pus = 0;
-  hwloc_bitmap_t spare = rc == MPI_SUCCESS && topo && rt->rank == rt->cfg.coordinator
-                             ? spare_of(topo, taken) : NULL;
-  if (spare && (rt->spare_cpus = malloc(CPU_WORDS * sizeof *rt->spare_cpus))) {
-    memset(rt->spare_cpus, 0, CPU_WORDS * sizeof *rt->spare_cpus);
-    int i;
-    hwloc_bitmap_foreach_begin(i, spare) rt->spare_cpus[i / 64] |= (uint64_t)1 << (i % 64);
-    hwloc_bitmap_foreach_end();
-    pus = hwloc_bitmap_weight(spare);
+  if (rc == MPI_SUCCESS && topo && rt->rank == rt->cfg.coordinator &&
+      (rt->spare_set = spare_of(topo, taken))) {
+    rt->spare_topo = topo; // kept for the binding
+    pus = hwloc_bitmap_weight(rt->spare_set);
+  } else if (topo) {
+    hwloc_topology_destroy(topo);
   }
-  hwloc_bitmap_free(spare);
-  if (topo) hwloc_topology_destroy(topo);
   if (rc == MPI_SUCCESS) rc = MPI_Bcast(&pus, 1, MPI_INT, rt->cfg.coordinator, rt->comm);
   if (rc != MPI_SUCCESS)
     return mp_fail(MOEPLACE_ERR_MPI, "runtime: agreeing on the host's spare CPUs failed");
@@ -95,20 +91,21 @@ int mp_rt_decider_spare(moeplace_runtime *rt) {
 }
 
 /* Local, on the coordinator once its decider runs: binds the decision thread
- * to rt->spare_cpus. Sets rt->decider_pus to their number if it could (0:
- * the thread keeps the inherited binding). Best effort. */
+ * to rt->spare_set, then drops it. Sets rt->decider_pus to their number if
+ * it could (0: the thread keeps the inherited binding). Best effort. */
 void mp_rt_decider_bind(moeplace_runtime *rt) {
   rt->decider_pus = 0;
   pthread_t *thread = rt->decider ? mp_rt_decider_thread(rt->decider) : NULL;
-  if (!thread || !rt->spare_cpus) return;
-  hwloc_topology_t topo = this_machine(rt);
-  hwloc_bitmap_t set = topo ? hwloc_bitmap_alloc() : NULL;
-  for (int i = 0; set && i < CPU_WORDS * 64; i++)
-    if (rt->spare_cpus[i / 64] >> (i % 64) & 1) hwloc_bitmap_set(set, (unsigned)i);
-  if (set && hwloc_set_thread_cpubind(topo, *thread, set, 0) == 0)
-    rt->decider_pus = hwloc_bitmap_weight(set);
-  hwloc_bitmap_free(set);
-  if (topo) hwloc_topology_destroy(topo);
+  if (thread && rt->spare_set && hwloc_set_thread_cpubind(rt->spare_topo, *thread, rt->spare_set, 0) == 0)
+    rt->decider_pus = hwloc_bitmap_weight(rt->spare_set);
+  mp_rt_decider_spare_free(rt);
+}
+
+void mp_rt_decider_spare_free(moeplace_runtime *rt) {
+  hwloc_bitmap_free(rt->spare_set);
+  if (rt->spare_topo) hwloc_topology_destroy(rt->spare_topo);
+  rt->spare_set = NULL;
+  rt->spare_topo = NULL;
 }
 
 int mp_rt_test_decider_pus(const moeplace_runtime *rt) { return rt ? rt->decider_pus : -1; }

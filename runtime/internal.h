@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hwloc.h>
 #include <mpi.h>
 
 #include <moeplace/runtime.h>
@@ -73,11 +74,12 @@ struct moeplace_runtime {
   /* Coordinator only. */
   mp_rt_decider *decider;  /* the predict engine and the decision (decider.h) */
   int decider_pus;         /* PUs its thread is bound to (decider_cpus.c); 0: inherited */
-  uint64_t *spare_cpus;    /* the host's PUs no rank is bound to, by OS index; NULL: none */
+  hwloc_bitmap_t spare_set;   /* the host's PUs no rank is bound to (NULL: none), and */
+  hwloc_topology_t spare_topo; /* its topology: held from create until the thread is bound */
   uint64_t *gather_buf;    /* [R][1 + L*S] gathered window records */
 
   /* Every rank alike (all of it follows from collective calls). */
-  int spare_pus;           /* the number of spare_cpus on the coordinator's host */
+  int spare_pus;           /* the number of spare PUs on the coordinator's host */
   const char *predictor_used; /* cfg.predictor, or what MOEPLACE_RUNTIME_PREDICTOR_DEFAULT
                                  resolved to (static storage or rt->predictor) */
   int rerequest;           /* restarted with a decision in flight: request it again at
@@ -258,7 +260,6 @@ void mp_rt_test_corrupt_next(moeplace_runtime *rt);
  * set back to 0 (or the runtime is destroyed); done counts the decisions
  * finished; fail_next makes the next decision fail (MOEPLACE_ERR_NUMERIC). */
 void mp_rt_test_hold_decisions(moeplace_runtime *rt, int hold);
-
 int64_t mp_rt_test_decisions_done(moeplace_runtime *rt);
 void mp_rt_test_fail_next_decision(moeplace_runtime *rt);
 
@@ -268,6 +269,8 @@ void mp_rt_test_fail_next_decision(moeplace_runtime *rt);
  * to them. */
 int mp_rt_decider_spare(moeplace_runtime *rt);
 void mp_rt_decider_bind(moeplace_runtime *rt);
+/* Releases what mp_rt_decider_spare held (create failing before the bind). */
+void mp_rt_decider_spare_free(moeplace_runtime *rt);
 /* Test hook: rt->decider_pus (-1 for NULL). */
 int mp_rt_test_decider_pus(const moeplace_runtime *rt);
 

@@ -28,7 +28,7 @@ static void free_runtime(moeplace_runtime *rt) {
   if (rt->comm != MPI_COMM_NULL && rt->broken != 2) MPI_Comm_free(&rt->comm);
   mp_rt_decider_destroy(rt->decider); // first: its thread may still read the topology
   free(rt->predictor);
-  free(rt->spare_cpus);
+  mp_rt_decider_spare_free(rt);
   free(rt->hwloc_synthetic);
   free(rt->cluster_file);
   moeplace_placement_destroy(rt->placement);
