@@ -98,6 +98,7 @@ typedef struct place_ctx {
   const moeplace_placement *current;
   moeplace_place_options opt;
   mp_place_layer st, alt, bst; // the layer's result, a candidate, the best candidate
+  int *fresh_slots;            // [R * S] the fresh candidate's experts (the partial walk's target)
   mp_place_search sp;
   double budget;       // remaining bytes (< 0: unlimited); sp.budget points here
   double den;          // sum over layers of the mean rank load
@@ -196,6 +197,7 @@ static void place_ctx_free(place_ctx *c) {
     mp_place_layer_free(&c->alt);
     mp_place_layer_free(&c->bst);
   }
+  free(c->fresh_slots);
 }
 
 /* The solver states; on failure the caller frees c with place_ctx_free()
@@ -204,7 +206,8 @@ static int place_ctx_alloc(place_ctx *c) {
   const int E = c->E, R = c->R, S = c->S;
   if (mp_place_layer_init(&c->st, E, R, S, c->solver_topo) ||
       (c->current && (mp_place_layer_init(&c->alt, E, R, S, c->solver_topo) ||
-                      mp_place_layer_init(&c->bst, E, R, S, c->solver_topo))))
+                      mp_place_layer_init(&c->bst, E, R, S, c->solver_topo) ||
+                      !(c->fresh_slots = malloc((size_t)R * S * sizeof *c->fresh_slots)))))
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
   c->st.even = c->alt.even = c->bst.even = c->opt.shares == MOEPLACE_SHARES_EVEN;
   c->st.spread = c->alt.spread = c->bst.spread = c->opt.spread;
@@ -244,9 +247,16 @@ static void run_candidates(place_ctx *c, const double *w, layer_best *b, double 
   consider(c, b, budget_before);
   mp_place_layer_home(&c->alt, w); // a fresh placement built around the current one
   consider(c, b, budget_before);
-  mp_place_layer_fresh(&c->alt, w, &c->sp); // the fresh one, aligned to the current slots
+  mp_place_layer_fresh(&c->alt, w, &c->sp); // the fresh one, relabelled and aligned
+  mp_place_layer_relabel(&c->alt);
   mp_place_layer_align(&c->alt);
   consider(c, b, budget_before);
+  if (c->sp.max_iter > 0) { // part of the way to the fresh one
+    memcpy(c->fresh_slots, c->alt.slot_e, (size_t)c->R * c->S * sizeof *c->fresh_slots);
+    mp_place_layer_copy(&c->alt, &c->st);
+    mp_place_layer_toward(&c->alt, c->fresh_slots, &c->sp);
+    consider(c, b, budget_before);
+  }
   // the local search moves one or two replicas per step: it can only win
   // with fewer moves than the best candidate so far
   mp_place_search ls = c->sp;
@@ -264,12 +274,17 @@ static void run_candidates(place_ctx *c, const double *w, layer_best *b, double 
 static void run_candidates_even(place_ctx *c, const double *w, layer_best *b,
                                 double budget_before) {
   mp_place_layer_fresh_even(&c->alt, w, &c->sp);
+  mp_place_layer_relabel(&c->alt);
   mp_place_layer_align(&c->alt);
   consider(c, b, budget_before);
   mp_place_search ls = c->sp;
   double ls_budget = budget_before;
   ls.budget = budget_before >= 0 ? &ls_budget : NULL;
   if (ls.max_iter <= 0) return;
+  memcpy(c->fresh_slots, c->alt.slot_e, (size_t)c->R * c->S * sizeof *c->fresh_slots);
+  mp_place_layer_copy(&c->alt, &c->st); // part of the way to the fresh one
+  mp_place_layer_toward(&c->alt, c->fresh_slots, &c->sp);
+  consider(c, b, budget_before);
   mp_place_layer_from_current_even(&c->alt, w, &ls);
   consider(c, b, budget_before);
 }

@@ -111,6 +111,19 @@ int mp_place_top_loaded(const mp_place_layer *st, int k, int *top);
 /* Migration of the state relative to the current placement. */
 void mp_place_layer_moves(const mp_place_layer *st, int64_t *moves, double *bytes,
                           double *cross_bytes, double *cost);
+/* Permutes the ranks of a fresh placement (same loads: the fresh solver
+ * sees no topology) to the labels of least migration cost against the
+ * current placement (mp_move_cost summed per rank, an exact assignment,
+ * solver_relabel.c). Nothing without a current placement, or when the
+ * labels it has cost least already. */
+void mp_place_layer_relabel(mp_place_layer *st);
+/* st holding the current assignment (mp_place_layer_copy of the kept one):
+ * walks slot by slot toward target [RS] (a fresh placement, relabelled and
+ * aligned), each step the change of least max rank load under even shares,
+ * and ends on the prefix of least max load + migration price (sp->lambda,
+ * sp->min_gain), with the policy's shares; at most sp->max_iter steps
+ * (solver_partial.c). */
+void mp_place_layer_toward(mp_place_layer *st, const int *target, const mp_place_search *sp);
 /* Puts replicas that stayed on a rank back into their current slot index. */
 void mp_place_layer_align(mp_place_layer *st);
 /* Writes phy2log [RS] and share [RS] (exactly 1 / count with even shares). */

@@ -1176,6 +1176,163 @@ START_TEST(test_even_invariants) {
 }
 END_TEST
 
+/* Moves (replicas on a rank that does not hold their expert now) of a
+ * layer state against cur [R][S], counted here. */
+static int count_moves(const mp_place_layer *st, const int *cur) {
+  int moves = 0;
+  for (int i = 0; i < st->RS; i++) {
+    const int e = st->slot_e[i], r = i / st->S;
+    int held = 0;
+    for (int k = 0; k < st->S && e >= 0; k++) held |= cur[r * st->S + k] == e;
+    moves += e >= 0 && !held;
+  }
+  return moves;
+}
+
+/* Next permutation of a [n] in lexicographic order; 0 after the last. */
+static int next_perm(int *a, int n) {
+  int i = n - 2;
+  while (i >= 0 && a[i] >= a[i + 1]) i--;
+  if (i < 0) return 0;
+  int j = n - 1;
+  while (a[j] <= a[i]) j--;
+  int t = a[i];
+  a[i] = a[j];
+  a[j] = t;
+  for (int l = i + 1, r = n - 1; l < r; l++, r--) t = a[l], a[l] = a[r], a[r] = t;
+  return 1;
+}
+
+/* A fresh even layer of random loads into st (no current placement). */
+static void random_fresh_even(mp_place_layer *st, double *w) {
+  mp_place_search sp = {0};
+  sp.max_iter = 1000;
+  for (int e = 0; e < st->E; e++) w[e] = 1000 * lognormal(1.0);
+  mp_place_layer_set_current(st, NULL, 1);
+  mp_place_layer_fresh_even(st, w, &sp);
+}
+
+/* Relabelling: the rank permutation it picks moves as few replicas as the
+ * best of all R! permutations (brute force, one byte per expert, one link
+ * class), and the loads stay those of the fresh placement. */
+START_TEST(test_relabel_min_moves) {
+  for (int trial = 0; trial < 60; trial++) {
+    const int R = 3 + trial % 3, S = 2 + trial % 2, E = R * S - 1 - trial % 2;
+    mp_place_layer st;
+    ck_assert_int_eq(mp_place_layer_init(&st, E, R, S, NULL), 0);
+    st.even = 1;
+    double w[16], w2[16];
+    int cur[16], fresh[16], perm[6];
+    random_fresh_even(&st, w);
+    memcpy(cur, st.slot_e, sizeof(int) * R * S);
+    random_fresh_even(&st, w2); // the new placement
+    memcpy(fresh, st.slot_e, sizeof(int) * R * S);
+    int best = 1 << 30;
+    for (int r = 0; r < R; r++) perm[r] = r;
+    do { // bin b of the fresh placement on rank perm[b]
+      int moves = 0;
+      for (int b = 0; b < R; b++)
+        for (int k = 0; k < S; k++) {
+          const int e = fresh[b * S + k];
+          int held = 0;
+          for (int m = 0; m < S && e >= 0; m++) held |= cur[perm[b] * S + m] == e;
+          moves += e >= 0 && !held;
+        }
+      if (moves < best) best = moves;
+    } while (next_perm(perm, R));
+    const double mx = mp_place_layer_max(&st);
+    mp_place_layer_set_current(&st, cur, 1);
+    mp_place_layer_relabel(&st);
+    mp_place_layer_align(&st);
+    ck_assert_int_eq(count_moves(&st, cur), best);
+    ck_assert(fabs(mp_place_layer_max(&st) - mx) <= 1e-12 * mx);
+    // the current placement relabelled to itself: nothing moves
+    mp_st_clear(&st); // cur with its ranks rotated by one and slots reversed
+    for (int r = 0; r < R; r++)
+      for (int k = 0; k < S; k++)
+        if (cur[r * S + k] >= 0) mp_st_put(&st, ((r + 1) % R) * S + (S - 1 - k), cur[r * S + k], 1);
+    mp_place_layer_relabel(&st);
+    mp_place_layer_align(&st);
+    for (int i = 0; i < R * S; i++) ck_assert_int_eq(st.slot_e[i], cur[i]);
+    mp_place_layer_free(&st);
+  }
+  // above 128 ranks the assignment is greedy: a rotation is still undone
+  const int R = 300, S = 2, E = 500;
+  mp_place_layer st;
+  ck_assert_int_eq(mp_place_layer_init(&st, E, R, S, NULL), 0);
+  st.even = 1;
+  double *w = malloc(E * sizeof *w);
+  int *cur = malloc(R * S * sizeof *cur);
+  random_fresh_even(&st, w);
+  memcpy(cur, st.slot_e, sizeof(int) * R * S);
+  mp_st_clear(&st);
+  for (int i = 0; i < R * S; i++)
+    if (cur[i] >= 0) mp_st_put(&st, (i + 7 * S) % (R * S), cur[i], 1);
+  mp_place_layer_set_current(&st, cur, 1);
+  ck_assert_int_gt(count_moves(&st, cur), R * S / 2);
+  mp_place_layer_relabel(&st);
+  ck_assert_int_eq(count_moves(&st, cur), 0);
+  mp_place_layer_free(&st);
+  free(w);
+  free(cur);
+}
+END_TEST
+
+/* The partial walk toward a fresh placement: the result is a valid layer
+ * (every expert kept, no rank holding one twice), its loads are those of
+ * equal splits recomputed here, it is never busier than the current
+ * assignment, and with moves priced out of reach it moves nothing. */
+START_TEST(test_toward_partial) {
+  for (int trial = 0; trial < 100; trial++) {
+    const int R = 2 + trial % 7, S = 2 + trial % 3, E = R + (int)(urand() * (R * S - R));
+    mp_place_layer st, keep;
+    ck_assert_int_eq(mp_place_layer_init(&st, E, R, S, NULL), 0);
+    ck_assert_int_eq(mp_place_layer_init(&keep, E, R, S, NULL), 0);
+    st.even = keep.even = trial % 2 == 0;
+    double w[64], w2[64];
+    int cur[64], target[64];
+    random_fresh_even(&st, w);
+    memcpy(cur, st.slot_e, sizeof(int) * R * S);
+    random_fresh_even(&st, w2);
+    mp_place_layer_set_current(&st, cur, 1);
+    mp_place_layer_relabel(&st);
+    mp_place_layer_align(&st);
+    memcpy(target, st.slot_e, sizeof(int) * R * S);
+    mp_place_search sp = {0};
+    sp.max_iter = 1000;
+    mp_place_layer_set_current(&keep, cur, 1);
+    mp_place_layer_from_current_even(&keep, w2, &(mp_place_search){0});
+    const double m_keep = mp_place_layer_max(&keep);
+    for (int priced = 0; priced < 2; priced++) {
+      sp.lambda = priced ? 1e9 : 0;
+      mp_place_layer_copy(&st, &keep);
+      mp_place_layer_toward(&st, target, &sp);
+      if (priced) ck_assert_int_eq(count_moves(&st, cur), 0);
+      ck_assert(mp_place_layer_max(&st) <= m_keep * (1 + 1e-12));
+      int cnt[64] = {0};
+      double load[16] = {0};
+      for (int i = 0; i < R * S; i++) {
+        const int e = st.slot_e[i];
+        if (e < 0) continue;
+        cnt[e]++;
+        for (int k = i % S + 1; k < S; k++) ck_assert_int_ne(st.slot_e[(i / S) * S + k], e);
+      }
+      for (int e = 0; e < E; e++) ck_assert_int_ge(cnt[e], 1);
+      for (int i = 0; i < R * S; i++)
+        if (st.slot_e[i] >= 0) load[i / S] += w2[st.slot_e[i]] / cnt[st.slot_e[i]];
+      double mx = 0;
+      for (int r = 0; r < R; r++) mx = fmax(mx, load[r]);
+      if (st.even) // weighted: water-filled, never busier than equal splits
+        for (int r = 0; r < R; r++) ck_assert(fabs(st.load[r] - load[r]) <= 1e-9 * mx);
+      else
+        ck_assert(mp_place_layer_max(&st) <= mx * (1 + 1e-9));
+    }
+    mp_place_layer_free(&st);
+    mp_place_layer_free(&keep);
+  }
+}
+END_TEST
+
 /* Even shares against branch and bound: the heuristic is never below the
  * exact optimum of equal splits and the reported bound never above it. */
 /* The placement sort (insertion, merge or radix passes by size): key
@@ -1421,6 +1578,8 @@ int main(void) {
   tcase_add_test(tc, test_even_invariants);
   tcase_add_test(tc, test_even_exact_small);
   tcase_add_test(tc, test_sort_desc);
+  tcase_add_test(tc, test_relabel_min_moves);
+  tcase_add_test(tc, test_toward_partial);
   tcase_add_test(tc, test_fresh_no_idle_replica);
   tcase_add_test(tc, test_migration_aware);
   tcase_add_test(tc, test_budget);

@@ -1,0 +1,228 @@
+/* Relabelling a fresh placement's ranks to the current placement.
+ *
+ * A fresh placement ignores the current one (st->cur is NULL while it is
+ * built), and its solver sees no topology: it fixes which experts share a
+ * rank, not which rank that is. Any permutation of its ranks has the same
+ * rank loads, but the migration it needs depends on the labels: a fresh
+ * layer whose "rank 0" content lands on the rank that holds most of those
+ * experts now keeps them in place. mp_place_layer_relabel picks the
+ * permutation of least migration cost (bytes x link class, mp_move_cost),
+ * an assignment problem over R x R: exactly by the Hungarian method with
+ * potentials (Kuhn-Munkres, O(R^3)) up to RELABEL_EXACT_RANKS ranks,
+ * greedily above. The costs are gathered sparsely: a replica costs less
+ * than its far (other-node) price only on the ranks of a node that holds
+ * its expert now. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "placement/solver_internal.h"
+#include "placement/topology.h"
+
+/* Minimum-cost perfect matching of rows to columns of cost [n][n]: writes
+ * col_of [n] (row b -> column col_of[b]). Scratch: u, v [n + 1], minv [n + 1]
+ * doubles; p, way [n + 1], used [n + 1] ints. Rows and columns are 1-based
+ * inside (0 is the virtual start), as in the textbook form. */
+static void assign_min_cost(int n, const double *cost, double *u, double *v, double *minv, int *p,
+                            int *way, int *used, int *col_of) {
+  for (int j = 0; j <= n; j++) u[j] = v[j] = 0, p[j] = 0, way[j] = 0;
+  for (int i = 1; i <= n; i++) {
+    p[0] = i;
+    int j0 = 0;
+    for (int j = 0; j <= n; j++) minv[j] = INFINITY, used[j] = 0;
+    do { // grow an alternating tree from row i until a free column is reached
+      used[j0] = 1;
+      const int i0 = p[j0];
+      double delta = INFINITY;
+      int j1 = 0;
+      for (int j = 1; j <= n; j++) {
+        if (used[j]) continue;
+        const double cur = cost[(size_t)(i0 - 1) * n + (j - 1)] - u[i0] - v[j];
+        if (cur < minv[j]) minv[j] = cur, way[j] = j0;
+        if (minv[j] < delta) delta = minv[j], j1 = j;
+      }
+      for (int j = 0; j <= n; j++) {
+        if (used[j]) u[p[j]] += delta, v[j] -= delta;
+        else minv[j] -= delta;
+      }
+      j0 = j1;
+    } while (p[j0] != 0);
+    do { // flip the augmenting path
+      const int j1 = way[j0];
+      p[j0] = p[j1];
+      j0 = j1;
+    } while (j0);
+  }
+  for (int j = 1; j <= n; j++) col_of[p[j] - 1] = j - 1;
+}
+
+/* Above this many ranks the assignment is greedy (pairs of largest saving
+ * first): the exact method is O(R^3), about 3 ms per layer at 128 ranks. */
+#define RELABEL_EXACT_RANKS 128
+
+/* Node rank lists of the layer's topology: first [nodes], next [R]. */
+typedef struct node_lists {
+  int *first, *next;
+} node_lists;
+
+/* Per-rank scratch of bin_savings: best [R] (an expert's cheapest arrival
+ * per rank), seen [R] and mark [R] (zero between calls), list [R]. */
+typedef struct save_scratch {
+  double *best;
+  int *seen, *mark, *list;
+} save_scratch;
+
+/* What bin b's replicas save on each rank r against the price they have far
+ * from every current holder (on another node): save [R] (zero on entry and
+ * outside the listed ranks), non-zero only on the ranks of a holder's node,
+ * listed in near [*nn]. A replica's price on r is that of the cheapest link
+ * from a holder (mp_move_cost's rule), 0 on a holder. */
+static void bin_savings(const mp_place_layer *st, const node_lists *nl, int b, double *save,
+                        int *near, int *nn, save_scratch *sc) {
+  const moeplace_topology *t = st->topo;
+  const double xb = st->expert_bytes, far = xb * (t ? t->cost[MOEPLACE_LINK_OTHER_NODE] : 1.0);
+  const int *bin = st->slot_e + (size_t)b * st->S;
+  *nn = 0;
+  for (int k = 0; k < st->S; k++) {
+    if (bin[k] < 0) continue;
+    int nl2 = 0;
+    for (int h = st->cur_head[bin[k]]; h >= 0; h = st->cur_next[h]) {
+      const int hr = h / st->S;
+      for (int r = t ? nl->first[t->node[hr]] : hr; r >= 0; r = t ? nl->next[r] : -1) {
+        const double c = r == hr ? 0 : xb * t->cost[mp_place_link_class(t, hr, r)];
+        if (!sc->seen[r]) sc->seen[r] = 1, sc->best[r] = c, sc->list[nl2++] = r;
+        else if (c < sc->best[r]) sc->best[r] = c;
+      }
+    }
+    for (int m = 0; m < nl2; m++) {
+      const int r = sc->list[m];
+      sc->seen[r] = 0;
+      if (sc->best[r] >= far) continue;
+      if (!sc->mark[r]) sc->mark[r] = 1, near[(*nn)++] = r;
+      save[r] += far - sc->best[r];
+    }
+  }
+  for (int m = 0; m < *nn; m++) sc->mark[near[m]] = 0;
+}
+
+/* A pair (bin, rank) with its saving, for the greedy assignment. */
+typedef struct relabel_pair {
+  double save;
+  int b, r;
+} relabel_pair;
+
+static int pair_cmp(const void *x, const void *y) {
+  const relabel_pair *p = x, *q = y;
+  if (p->save != q->save) return p->save > q->save ? -1 : 1;
+  return p->b != q->b ? p->b - q->b : p->r - q->r;
+}
+
+/* Greedy assignment over pairs [n] (sorted here): to [R] gets each bin's
+ * rank; bins left over take the ranks left over, in order. taken [R] scratch. */
+static void assign_greedy(int R, relabel_pair *pairs, size_t n, int *to, int *taken) {
+  qsort(pairs, n, sizeof *pairs, pair_cmp);
+  for (int r = 0; r < R; r++) to[r] = -1, taken[r] = 0;
+  for (size_t i = 0; i < n; i++)
+    if (to[pairs[i].b] < 0 && !taken[pairs[i].r]) to[pairs[i].b] = pairs[i].r, taken[pairs[i].r] = 1;
+  for (int b = 0, r = 0; b < R; b++) {
+    if (to[b] >= 0) continue;
+    while (taken[r]) r++;
+    to[b] = r;
+    taken[r] = 1;
+  }
+}
+
+/* Scratch of one relabelling; NULL members when allocation failed. */
+typedef struct relabel_work {
+  double *save, *cost, *u, *v, *minv; // [R], [R][R] (exact), [R + 1] x 3
+  int *near, *to, *p, *way, *used, *first, *next;
+  save_scratch sc;
+  relabel_pair *pairs; // [R][R] at most (greedy)
+  size_t npairs;
+} relabel_work;
+
+/* The rank of each bin (to [R]) and the saving of that labelling and of the
+ * present one. Returns -1 without memory. */
+static int best_labels(const mp_place_layer *st, relabel_work *w, double *saved, double *saved_now) {
+  const int R = st->R, exact = R <= RELABEL_EXACT_RANKS;
+  node_lists nl = {w->first, w->next};
+  const moeplace_topology *t = st->topo;
+  if (t) {
+    for (int n = 0; n < t->nodes; n++) nl.first[n] = -1;
+    for (int r = R - 1; r >= 0; r--) {
+      nl.next[r] = nl.first[t->node[r]];
+      nl.first[t->node[r]] = r;
+    }
+  }
+  *saved_now = 0;
+  w->npairs = 0;
+  for (int b = 0; b < R; b++) {
+    int nn;
+    bin_savings(st, &nl, b, w->save, w->near, &nn, &w->sc);
+    *saved_now += w->save[b];
+    if (exact)
+      for (int r = 0; r < R; r++) w->cost[(size_t)b * R + r] = -w->save[r];
+    for (int m = 0; m < nn; m++) {
+      const int r = w->near[m];
+      if (!exact && w->save[r] > 0) w->pairs[w->npairs++] = (relabel_pair){w->save[r], b, r};
+      w->save[r] = 0;
+    }
+  }
+  if (exact)
+    assign_min_cost(R, w->cost, w->u, w->v, w->minv, w->p, w->way, w->used, w->to);
+  else
+    assign_greedy(R, w->pairs, w->npairs, w->to, w->used);
+  *saved = 0;
+  for (int b = 0; b < R; b++) { // recomputed: the greedy's sum is not at hand
+    int nn;
+    bin_savings(st, &nl, b, w->save, w->near, &nn, &w->sc);
+    *saved += w->save[w->to[b]];
+    for (int m = 0; m < nn; m++) w->save[w->near[m]] = 0;
+  }
+  return 0;
+}
+
+void mp_place_layer_relabel(mp_place_layer *st) {
+  const int R = st->R, S = st->S;
+  if (!st->cur || R < 2) return;
+  const int exact = R <= RELABEL_EXACT_RANKS, nodes = st->topo ? st->topo->nodes : 1;
+  relabel_work w = {0};
+  const size_t R1 = (size_t)R + 1;
+  w.save = calloc(2 * (size_t)R + (exact ? (size_t)R * R : 0) + 3 * R1, sizeof *w.save);
+  w.near = malloc((5 * R1 + 3 * (size_t)R + (size_t)nodes) * sizeof *w.near);
+  w.sc.seen = calloc(2 * (size_t)R, sizeof *w.sc.seen);
+  if (!exact) w.pairs = malloc((size_t)R * R * sizeof *w.pairs);
+  if (w.save && w.near && w.sc.seen && (exact || w.pairs)) {
+    w.sc.mark = w.sc.seen + R;
+    w.sc.best = w.save + R;
+    w.sc.list = w.near + 5 * R1 + 2 * (size_t)R + nodes;
+    w.cost = w.save + 2 * (size_t)R;
+    w.u = w.cost + (exact ? (size_t)R * R : 0);
+    w.v = w.u + R1;
+    w.minv = w.v + R1;
+    w.to = w.near + R;
+    w.p = w.to + R;
+    w.way = w.p + R1;
+    w.used = w.way + R1;
+    w.next = w.used + R1;
+    w.first = w.next + R;
+    double saved, saved_now;
+    best_labels(st, &w, &saved, &saved_now);
+    if (saved > saved_now) { // else the labels stay (an optimisation only)
+      int *e2 = st->iscratch;
+      double *x2 = st->dscratch;
+      for (int i = 0; i < st->RS; i++) e2[i] = st->slot_e[i], x2[i] = st->slot_x[i];
+      mp_st_clear(st);
+      for (int b = 0; b < R; b++) // bin b's slots to rank to[b], in their order
+        for (int k = 0; k < S; k++)
+          if (e2[b * S + k] >= 0) mp_st_put(st, w.to[b] * S + k, e2[b * S + k], x2[b * S + k]);
+    }
+  }
+  free(w.save);
+  free(w.near);
+  free(w.sc.seen);
+  free(w.pairs);
+}
