@@ -23,8 +23,13 @@
 #endif
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "placement/solver_internal.h"
+
+/* Busiest ranks kept per step: a change touches its two experts' ranks
+ * (a few), so the busiest untouched rank is almost always among them. */
+#define WALK_TOP 8
 
 /* Price (load units) of expert e on rank r relative to the current placement. */
 static double arrival_price(const mp_place_layer *st, const mp_place_search *sp, int e, int r) {
@@ -33,18 +38,22 @@ static double arrival_price(const mp_place_layer *st, const mp_place_search *sp,
   return sp->lambda * mp_move_cost(st, e, r, &cls) + sp->min_gain;
 }
 
+static int listed(const int *tl, int nt, int q) {
+  for (int k = 0; k < nt; k++)
+    if (tl[k] == q) return 1;
+  return 0;
+}
+
 /* Adds d to rank q's load change, listing q once in tl [nt]. */
 static void touch(double *dl, int *tl, int *nt, int q, double d) {
-  int k = 0;
-  while (k < *nt && tl[k] != q) k++;
-  if (k == *nt) tl[(*nt)++] = q;
+  if (!listed(tl, *nt, q)) tl[(*nt)++] = q;
   dl[q] += d;
 }
 
 /* Max rank load and change of the sum of squared loads after slot i changes
- * from its expert a to b (-1: empty). desc [R]: the ranks by decreasing
+ * from its expert a to b (-1: empty). top [ntop]: the busiest ranks, by decreasing
  * load; dl [R] zero and tl [R] scratch (the touched ranks' load changes). */
-static void eval_change(const mp_place_layer *st, int i, int b, const int *desc, double *dl,
+static void eval_change(const mp_place_layer *st, int i, int b, const int *top, int ntop, double *dl,
                         int *tl, double *mx, double *dsq) {
   const int a = st->slot_e[i], r0 = i / st->S;
   int nt = 0;
@@ -66,14 +75,14 @@ static void eval_change(const mp_place_layer *st, int i, int b, const int *desc,
     d += nl * nl - st->load[q] * st->load[q];
     m = fmax(m, nl);
   }
-  for (int k = 0; k < st->R; k++) { // the busiest rank left alone
-    int touched = 0;
-    for (int t = 0; t < nt && !touched; t++) touched = tl[t] == desc[k];
-    if (!touched) {
-      m = fmax(m, st->load[desc[k]]);
-      break;
-    }
-  }
+  // the busiest rank left alone: among the WALK_TOP busiest, else any
+  int f = 0;
+  while (f < ntop && listed(tl, nt, top[f])) f++;
+  if (f < ntop)
+    m = fmax(m, st->load[top[f]]);
+  else
+    for (int r = 0; r < st->R; r++)
+      if (!listed(tl, nt, r)) m = fmax(m, st->load[r]);
   for (int k = 0; k < nt; k++) dl[tl[k]] = 0;
   *mx = m;
   *dsq = d;
@@ -99,52 +108,94 @@ static void apply_change(mp_place_layer *st, int i, int b) {
   }
 }
 
-/* The legal changes' best among the differing slots diff [nd]: its position
- * in diff, or -1. */
-static int best_change(const mp_place_layer *st, const int *target, const int *diff, int nd,
-                       const int *desc, double *dl, int *tl) {
+/* The walk: the slots still differing from the target (diff [nd], pos [RS]
+ * each one's index in diff), and the slots of each target expert (thead
+ * [E], tnext [RS]; NULL without memory: every step scans all of diff). */
+typedef struct walk {
+  const int *target;
+  int *diff, *pos, nd;
+  int *thead, *tnext;
+} walk;
+
+/* Scores slot i's change to its target if legal; keeps the best in *bi. */
+static void try_slot(const mp_place_layer *st, const walk *wk, int i, const int *top, int ntop,
+                     double *dl, int *tl, int *bi, double *bm, double *bd) {
+  const int a = st->slot_e[i], b = wk->target[i];
+  if (a == b) return;
+  if (a >= 0 && st->cnt[a] < 2) return;                    // a's last replica
+  if (b >= 0 && mp_st_rank_holds(st, i / st->S, b)) return; // b twice on the rank
+  double m, d;
+  eval_change(st, i, b, top, ntop, dl, tl, &m, &d);
+  if (m < *bm - 1e-12 * *bm || (m <= *bm + 1e-12 * *bm && d < *bd)) {
+    *bm = m;
+    *bd = d;
+    *bi = i;
+  }
+}
+
+/* The legal change of least max rank load (ties: least sum of squares):
+ * its slot, or -1. A change can only lower the max if it lowers the
+ * busiest rank's load: it replaces a replica there, or adds a replica of
+ * an expert held there. Those few are tried first; only when none lowers
+ * the max are all the differing slots scanned. */
+static int best_change(const mp_place_layer *st, const walk *wk, const int *top, int ntop,
+                       double *dl, int *tl) {
+  const int S = st->S;
   int best = -1;
   double bm = INFINITY, bd = INFINITY;
-  for (int n = 0; n < nd; n++) {
-    const int i = diff[n], a = st->slot_e[i], b = target[i];
-    if (a >= 0 && st->cnt[a] < 2) continue;                    // a's last replica
-    if (b >= 0 && mp_st_rank_holds(st, i / st->S, b)) continue; // b twice on the rank
-    double m, d;
-    eval_change(st, i, b, desc, dl, tl, &m, &d);
-    if (m < bm - 1e-12 * bm || (m <= bm + 1e-12 * bm && d < bd)) {
-      bm = m;
-      bd = d;
-      best = n;
+  if (wk->thead && ntop > 0) {
+    const int rm = top[0];
+    for (int k = 0; k < S; k++) {
+      const int i = rm * S + k, e = st->slot_e[i];
+      try_slot(st, wk, i, top, ntop, dl, tl, &best, &bm, &bd);
+      if (e >= 0)
+        for (int j = wk->thead[e]; j >= 0; j = wk->tnext[j])
+          if (j / S != rm) try_slot(st, wk, j, top, ntop, dl, tl, &best, &bm, &bd);
     }
+    if (best >= 0 && bm < st->load[rm] * (1 - 1e-12)) return best;
   }
+  for (int n = 0; n < wk->nd; n++) try_slot(st, wk, wk->diff[n], top, ntop, dl, tl, &best, &bm, &bd);
   return best;
 }
 
 void mp_place_layer_toward(mp_place_layer *st, const int *target, const mp_place_search *sp) {
-  const int R = st->R;
+  const int R = st->R, RS = st->RS;
   mp_even_reset_loads(st);
-  int *desc = st->c_rh, *tl = st->c_skip, *diff = st->iscratch;
+  int top[WALK_TOP], *tl = st->c_skip;
   int *step_slot = st->c_reps, *step_from = st->c_ord; // [RS] the walk, for the undo
   double *dl = st->t_dbl, tot = 0;
   for (int r = 0; r < R; r++) dl[r] = 0;
   for (int e = 0; e < st->E; e++) tot += st->w[e];
-  int nd = 0;
+  walk wk = {target, st->iscratch, NULL, 0, NULL, NULL};
+  int *lists = malloc(((size_t)st->E + 2 * (size_t)RS) * sizeof *lists);
+  wk.pos = lists ? lists : st->iscratch + RS; // iscratch holds 2 x max(E, RS, R)
+  if (lists) {
+    wk.thead = lists + RS;
+    wk.tnext = wk.thead + st->E;
+    for (int e = 0; e < st->E; e++) wk.thead[e] = -1;
+  }
   double price = 0; // of the state's moves; it only grows along the walk
-  for (int i = 0; i < st->RS; i++) {
+  for (int i = RS - 1; i >= 0; i--) {
     price += arrival_price(st, sp, st->slot_e[i], i / st->S);
-    if (st->slot_e[i] != target[i]) diff[nd++] = i;
+    if (st->slot_e[i] == target[i]) continue;
+    wk.pos[i] = wk.nd;
+    wk.diff[wk.nd++] = i;
+    if (lists && target[i] >= 0) {
+      wk.tnext[i] = wk.thead[target[i]];
+      wk.thead[target[i]] = i;
+    }
   }
   double best = mp_place_layer_max(st) + price;
   int nsteps = 0, best_steps = 0;
-  const int cap = sp->max_iter > 0 && sp->max_iter < st->RS ? sp->max_iter : st->RS;
+  const int cap = sp->max_iter > 0 && sp->max_iter < RS ? sp->max_iter : RS;
   // no later prefix can score below the mean rank load plus the price so far
   while (nsteps < cap && tot / R + price < best) {
-    for (int r = 0; r < R; r++) desc[r] = r;
-    mp_radix_sort_desc(desc, R, st->load, st->c_rtmp, st->c_rk0, st->c_rk1);
-    const int n = best_change(st, target, diff, nd, desc, dl, tl);
-    if (n < 0) break;
-    const int i = diff[n], a = st->slot_e[i], r0 = i / st->S;
-    diff[n] = diff[--nd];
+    const int ntop = mp_place_top_loaded(st, WALK_TOP, top);
+    const int i = best_change(st, &wk, top, ntop, dl, tl);
+    if (i < 0) break;
+    const int a = st->slot_e[i], r0 = i / st->S, n = wk.pos[i];
+    wk.diff[n] = wk.diff[--wk.nd];
+    wk.pos[wk.diff[n]] = n;
     price += arrival_price(st, sp, target[i], r0) - arrival_price(st, sp, a, r0);
     step_slot[nsteps] = i;
     step_from[nsteps++] = a;
@@ -155,6 +206,7 @@ void mp_place_layer_toward(mp_place_layer *st, const int *target, const mp_place
       best_steps = nsteps;
     }
   }
+  free(lists);
   while (nsteps > best_steps) { // back to the best prefix
     nsteps--;
     apply_change(st, step_slot[nsteps], step_from[nsteps]);

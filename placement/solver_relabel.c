@@ -108,43 +108,71 @@ static void bin_savings(const mp_place_layer *st, const node_lists *nl, int b, d
   for (int m = 0; m < *nn; m++) sc->mark[near[m]] = 0;
 }
 
-/* A pair (bin, rank) with its saving, for the greedy assignment. */
+/* A rank a bin could go to, with its saving (the greedy's candidates). */
 typedef struct relabel_pair {
   double save;
-  int b, r;
+  int r;
 } relabel_pair;
 
-static int pair_cmp(const void *x, const void *y) {
-  const relabel_pair *p = x, *q = y;
-  if (p->save != q->save) return p->save > q->save ? -1 : 1;
-  return p->b != q->b ? p->b - q->b : p->r - q->r;
-}
-
-/* Greedy assignment over pairs [n] (sorted here): to [R] gets each bin's
- * rank; bins left over take the ranks left over, in order. taken [R] scratch. */
-static void assign_greedy(int R, relabel_pair *pairs, size_t n, int *to, int *taken) {
-  qsort(pairs, n, sizeof *pairs, pair_cmp);
-  for (int r = 0; r < R; r++) to[r] = -1, taken[r] = 0;
-  for (size_t i = 0; i < n; i++)
-    if (to[pairs[i].b] < 0 && !taken[pairs[i].r]) to[pairs[i].b] = pairs[i].r, taken[pairs[i].r] = 1;
-  for (int b = 0, r = 0; b < R; b++) {
-    if (to[b] >= 0) continue;
-    while (taken[r]) r++;
-    to[b] = r;
-    taken[r] = 1;
-  }
-}
-
-/* Scratch of one relabelling; NULL members when allocation failed. */
+/* Scratch of one relabelling. */
 typedef struct relabel_work {
   double *save, *cost, *u, *v, *minv; // [R], [R][R] (exact), [R + 1] x 3
   int *near, *to, *p, *way, *used, *first, *next;
   save_scratch sc;
-  relabel_pair *pairs; // [R][R] at most (greedy)
-  size_t npairs;
+  relabel_pair *pairs; // greedy: bin b's candidates are pairs [start[b] .. start[b + 1])
+  int *start;          // [R + 1]
+  size_t npairs, cap;
 } relabel_work;
 
-/* The rank of each bin (to [R]) and the saving of that labelling and of the
+/* Greedy assignment: bins in decreasing order of their best saving, each
+ * to its best rank still free; bins left over take the ranks left over, in
+ * order. O(pairs + R log R). Returns the saving. */
+static double assign_greedy(const mp_place_layer *st, relabel_work *w) {
+  const int R = st->R;
+  int *ord = w->way, *taken = w->used;
+  double *key = w->u;
+  for (int b = 0; b < R; b++) {
+    ord[b] = b;
+    key[b] = 0;
+    taken[b] = 0;
+    w->to[b] = -1;
+    for (int k = w->start[b]; k < w->start[b + 1]; k++) key[b] = fmax(key[b], w->pairs[k].save);
+  }
+  mp_radix_sort_desc(ord, R, key, st->c_rtmp, st->c_rk0, st->c_rk1);
+  double saved = 0;
+  for (int n = 0; n < R; n++) {
+    const int b = ord[n];
+    int best = -1;
+    for (int k = w->start[b]; k < w->start[b + 1]; k++)
+      if (!taken[w->pairs[k].r] && (best < 0 || w->pairs[k].save > w->pairs[best].save)) best = k;
+    if (best < 0) continue;
+    w->to[b] = w->pairs[best].r;
+    taken[w->to[b]] = 1;
+    saved += w->pairs[best].save;
+  }
+  for (int b = 0, r = 0; b < R; b++) {
+    if (w->to[b] >= 0) continue;
+    while (taken[r]) r++;
+    w->to[b] = r;
+    taken[r] = 1;
+  }
+  return saved;
+}
+
+/* Appends a greedy candidate; -1 without memory. */
+static int push_pair(relabel_work *w, double save, int r) {
+  if (w->npairs == w->cap) {
+    size_t cap = w->cap ? 2 * w->cap : 1024;
+    relabel_pair *p = realloc(w->pairs, cap * sizeof *p);
+    if (!p) return -1;
+    w->pairs = p;
+    w->cap = cap;
+  }
+  w->pairs[w->npairs++] = (relabel_pair){save, r};
+  return 0;
+}
+
+/* The rank of each bin (to [R]), the saving of that labelling and of the
  * present one. Returns -1 without memory. */
 static int best_labels(const mp_place_layer *st, relabel_work *w, double *saved, double *saved_now) {
   const int R = st->R, exact = R <= RELABEL_EXACT_RANKS;
@@ -157,31 +185,31 @@ static int best_labels(const mp_place_layer *st, relabel_work *w, double *saved,
       nl.first[t->node[r]] = r;
     }
   }
+  int rc = 0;
   *saved_now = 0;
-  w->npairs = 0;
   for (int b = 0; b < R; b++) {
     int nn;
     bin_savings(st, &nl, b, w->save, w->near, &nn, &w->sc);
     *saved_now += w->save[b];
     if (exact)
       for (int r = 0; r < R; r++) w->cost[(size_t)b * R + r] = -w->save[r];
+    else
+      w->start[b] = (int)w->npairs;
     for (int m = 0; m < nn; m++) {
       const int r = w->near[m];
-      if (!exact && w->save[r] > 0) w->pairs[w->npairs++] = (relabel_pair){w->save[r], b, r};
+      if (!exact && w->save[r] > 0 && !rc) rc = push_pair(w, w->save[r], r);
       w->save[r] = 0;
     }
   }
-  if (exact)
-    assign_min_cost(R, w->cost, w->u, w->v, w->minv, w->p, w->way, w->used, w->to);
-  else
-    assign_greedy(R, w->pairs, w->npairs, w->to, w->used);
-  *saved = 0;
-  for (int b = 0; b < R; b++) { // recomputed: the greedy's sum is not at hand
-    int nn;
-    bin_savings(st, &nl, b, w->save, w->near, &nn, &w->sc);
-    *saved += w->save[w->to[b]];
-    for (int m = 0; m < nn; m++) w->save[w->near[m]] = 0;
+  if (rc) return -1;
+  if (!exact) {
+    w->start[R] = (int)w->npairs;
+    *saved = assign_greedy(st, w);
+    return 0;
   }
+  assign_min_cost(R, w->cost, w->u, w->v, w->minv, w->p, w->way, w->used, w->to);
+  *saved = 0;
+  for (int b = 0; b < R; b++) *saved -= w->cost[(size_t)b * R + w->to[b]];
   return 0;
 }
 
@@ -189,40 +217,46 @@ void mp_place_layer_relabel(mp_place_layer *st) {
   const int R = st->R, S = st->S;
   if (!st->cur || R < 2) return;
   const int exact = R <= RELABEL_EXACT_RANKS, nodes = st->topo ? st->topo->nodes : 1;
-  relabel_work w = {0};
   const size_t R1 = (size_t)R + 1;
-  w.save = calloc(2 * (size_t)R + (exact ? (size_t)R * R : 0) + 3 * R1, sizeof *w.save);
-  w.near = malloc((5 * R1 + 3 * (size_t)R + (size_t)nodes) * sizeof *w.near);
-  w.sc.seen = calloc(2 * (size_t)R, sizeof *w.sc.seen);
-  if (!exact) w.pairs = malloc((size_t)R * R * sizeof *w.pairs);
-  if (w.save && w.near && w.sc.seen && (exact || w.pairs)) {
-    w.sc.mark = w.sc.seen + R;
+  relabel_work w = {0};
+  // doubles: save [R], best [R], cost [R][R] (exact), u, v, minv [R + 1];
+  // ints: near, to [R], p, way, used [R + 1], next, list [R], first [nodes],
+  // start [R + 1]; seen, mark [R]
+  double *dbl = calloc(2 * (size_t)R + (exact ? (size_t)R * R : 0) + 3 * R1, sizeof *dbl);
+  int *in = malloc((4 * (size_t)R + 4 * R1 + (size_t)nodes) * sizeof *in);
+  int *zero = calloc(2 * (size_t)R, sizeof *zero);
+  double saved = 0, saved_now = 0;
+  if (dbl && in && zero) {
+    w.save = dbl;
     w.sc.best = w.save + R;
-    w.sc.list = w.near + 5 * R1 + 2 * (size_t)R + nodes;
-    w.cost = w.save + 2 * (size_t)R;
+    w.cost = w.sc.best + R;
     w.u = w.cost + (exact ? (size_t)R * R : 0);
     w.v = w.u + R1;
     w.minv = w.v + R1;
+    w.near = in;
     w.to = w.near + R;
     w.p = w.to + R;
     w.way = w.p + R1;
     w.used = w.way + R1;
     w.next = w.used + R1;
-    w.first = w.next + R;
-    double saved, saved_now;
-    best_labels(st, &w, &saved, &saved_now);
-    if (saved > saved_now) { // else the labels stay (an optimisation only)
-      int *e2 = st->iscratch;
-      double *x2 = st->dscratch;
-      for (int i = 0; i < st->RS; i++) e2[i] = st->slot_e[i], x2[i] = st->slot_x[i];
-      mp_st_clear(st);
-      for (int b = 0; b < R; b++) // bin b's slots to rank to[b], in their order
-        for (int k = 0; k < S; k++)
-          if (e2[b * S + k] >= 0) mp_st_put(st, w.to[b] * S + k, e2[b * S + k], x2[b * S + k]);
-    }
+    w.sc.list = w.next + R;
+    w.start = w.sc.list + R;
+    w.first = w.start + R1;
+    w.sc.seen = zero;
+    w.sc.mark = zero + R;
+    if (best_labels(st, &w, &saved, &saved_now)) saved = saved_now; // no memory: keep
   }
-  free(w.save);
-  free(w.near);
-  free(w.sc.seen);
+  if (saved > saved_now) { // else the labels stay (an optimisation only)
+    int *e2 = st->iscratch;
+    double *x2 = st->dscratch;
+    for (int i = 0; i < st->RS; i++) e2[i] = st->slot_e[i], x2[i] = st->slot_x[i];
+    mp_st_clear(st);
+    for (int b = 0; b < R; b++) // bin b's slots to rank to[b], in their order
+      for (int k = 0; k < S; k++)
+        if (e2[b * S + k] >= 0) mp_st_put(st, w.to[b] * S + k, e2[b * S + k], x2[b * S + k]);
+  }
+  free(dbl);
+  free(in);
+  free(zero);
   free(w.pairs);
 }
