@@ -118,7 +118,7 @@ expect_status 0 "place on 2^64-1 counts" -- "$P" --loads "$D/u64max.csv" --ranks
 # 6: token totals past 2^64: exact or an error naming the file, never wrapped.
 # Two steps of 2^64-1 in one window (summed in common/trace_window.c):
 expect_status 2 "window sum past 2^64 (stats)" -- "$T" stats "$D/u64max.csv" &&
-  expect_grep "u64max.csv: step 1: layer 0 expert e0: .*exceed 2^64 - 1" "$D/err" "window overflow named"
+  expect_grep "u64max.csv:3: step 1: layer 0 expert e0: .*exceed 2^64 - 1" "$D/err" "window overflow named"
 expect_status 2 "trace sum past 2^64 (--window 1)" -- "$T" stats --window 1 "$D/u64max.csv" &&
   expect_grep "u64max.csv: token totals overflow 64 bits" "$D/err" "trace-total overflow named"
 # one step, two experts of 2^64-1: the layer and trace totals (summed in

@@ -77,8 +77,8 @@ expect_status 2 "interval not a multiple of window" -- "$REPLAY" --trace "$DATA"
     echo "$s,0,$((1 << 62)),1"; echo "$s,1,1,1"; done; } >"$WORK/huge.csv"
 expect_status 2 "window sums past 2^64" -- "$REPLAY" --trace "$WORK/huge.csv" --ranks 2 --slots 2 \
   --interval 10 --window 5 --quiet &&
-  expect_grep "huge.csv: step 3: layer 0 expert e0: counts summed over the window exceed" "$WORK/err" \
-    "names file, step, layer and expert"
+  expect_grep "huge.csv:8: step 3: layer 0 expert e0: counts summed over the window exceed" "$WORK/err" \
+    "names file:line, step, layer and expert"
 expect_status 1 "--json in a missing directory" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 \
   --quiet --timeline "$WORK/never.csv" --json "$WORK/nodir/r.json" &&
   expect_grep "nodir/r.json: cannot create" "$WORK/err" "names the output" &&
