@@ -87,6 +87,10 @@ for bad in "static,static" "static," ",static" "static,,eplb"; do
   expect_status 2 "--policies $bad" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --quiet \
     --policies "$bad" && expect_grep "^moeplace-replay: --policies: " "$WORK/err" "names the option"
 done
+for opt in --expert-bytes --budget; do
+  expect_status 2 "$opt 1.5" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --quiet $opt 1.5 &&
+    expect_grep "^moeplace-replay: $opt: 1.5 is not a whole number of bytes" "$WORK/err" "names $opt"
+done
 expect_status 2 "too few slots" -- "$REPLAY" --trace "$DATA" --ranks 2 --slots 3 --quiet &&
   expect_grep "cannot hold the trace's 8 experts" "$WORK/err" "slots"
 expect_status 2 "unknown policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies static,nonesuch &&

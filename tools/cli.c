@@ -56,6 +56,18 @@ int cli_parse_double(const char *prog, const char *option, const char *text, dou
   return 0;
 }
 
+int cli_parse_bytes(const char *prog, const char *option, const char *text, double min,
+                    double max, double *out) {
+  double v;
+  if (cli_parse_double(prog, option, text, min, max, &v)) return -1;
+  if (v != floor(v)) {
+    fprintf(stderr, "%s: %s: %s is not a whole number of bytes\n", prog, option, text);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
 int cli_parse_shares(const char *prog, const char *text, moeplace_share_policy *out) {
   if (moeplace_share_policy_parse(text, out) == MOEPLACE_OK) return 0;
   fprintf(stderr, "%s: --shares: '%s' is not a share policy (weighted or even)\n", prog, text);

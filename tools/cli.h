@@ -19,6 +19,11 @@ int cli_parse_int(const char *prog, const char *option, const char *text, long l
                   long long max, long long *out);
 int cli_parse_double(const char *prog, const char *option, const char *text, double min,
                      double max, double *out);
+/* A byte count (--expert-bytes, --budget): as cli_parse_double (so 1e9 and
+ * 64e6 are accepted), and also refused unless a whole number, naming the
+ * option: "PROG: --option: 1.5 is not a whole number of bytes". */
+int cli_parse_bytes(const char *prog, const char *option, const char *text, double min,
+                    double max, double *out);
 /* --shares: "weighted" or "even" into *out; a message and -1 otherwise. */
 int cli_parse_shares(const char *prog, const char *text, moeplace_share_policy *out);
 
