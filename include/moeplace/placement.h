@@ -84,8 +84,10 @@ double moeplace_topology_cost(const moeplace_topology *topo, moeplace_link_class
  * package 50e9, same node 25e9, other node 12.5e9 (an NVLink-class node and
  * a 100 Gb/s network); a rank with itself is free (infinite, not settable).
  * set_bandwidth returns MOEPLACE_ERR_ARG for NULL, SAME_RANK or an unknown
- * class, or a bandwidth that is not finite and > 0; bandwidth returns 0 for
- * NULL or an unknown class. */
+ * class, or a bandwidth outside [1, 1e18] bytes/s (1 byte/s to 1 EB/s: a
+ * NaN, an infinity, a tiny or subnormal one would make every modelled
+ * migration time meaningless); bandwidth returns 0 for NULL or an unknown
+ * class. */
 int moeplace_topology_set_bandwidth(moeplace_topology *topo, moeplace_link_class cls,
                                     double bytes_per_s);
 double moeplace_topology_bandwidth(const moeplace_topology *topo, moeplace_link_class cls);
