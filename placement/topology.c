@@ -404,8 +404,8 @@ int moeplace_topology_load(moeplace_topology **out, const char *path) {
       rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: binary data (NUL byte)", path, tf.lineno);
     else if (line[n - 2] != '\n' && n == sizeof line)
       rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: line too long", path, tf.lineno);
-    else
-      rc = parse_line(&tf, line);
+    else // a UTF-8 byte-order mark before the first line is skipped, as in traces
+      rc = parse_line(&tf, line + (tf.lineno == 1 && !strncmp(line, "\xef\xbb\xbf", 3) ? 3 : 0));
   }
   if (rc == MOEPLACE_OK && ferror(f)) rc = mp_fail(MOEPLACE_ERR_IO, "%s: read error", path);
   if (rc == MOEPLACE_OK) rc = topo_from_file(&tf, out);
