@@ -393,7 +393,9 @@ static size_t read_line(FILE *f, char *buf, size_t cap) {
 
 int moeplace_topology_load(moeplace_topology **out, const char *path) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "topology file: NULL argument");
-  FILE *f = fopen(path, "r");
+  const int from_stdin = strcmp(path, "-") == 0; // as moeplace_trace_open
+  if (from_stdin) path = "<stdin>";
+  FILE *f = from_stdin ? stdin : fopen(path, "r");
   if (!f) return mp_fail(MOEPLACE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   topo_file tf = {.path = path, .shape = {0, 0, 1, 1}};
   char line[4096];
@@ -409,7 +411,7 @@ int moeplace_topology_load(moeplace_topology **out, const char *path) {
   }
   if (rc == MOEPLACE_OK && ferror(f)) rc = mp_fail(MOEPLACE_ERR_IO, "%s: read error", path);
   if (rc == MOEPLACE_OK) rc = topo_from_file(&tf, out);
-  fclose(f);
+  if (!from_stdin) fclose(f);
   free(tf.node);
   free(tf.pkg);
   free(tf.numa);

@@ -91,6 +91,12 @@ for opt in --expert-bytes --budget; do
   expect_status 2 "$opt 1.5" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --quiet $opt 1.5 &&
     expect_grep "^moeplace-replay: $opt: 1.5 is not a whole number of bytes" "$WORK/err" "names $opt"
 done
+printf 'nodes 2\nranks_per_node 2\n' >"$WORK/topo.txt"
+expect_status 0 "--topology -" -- sh -c '"$0" --trace "$1" --topology - --slots 3 --quiet \
+  --policies static --json "$2" <"$3"' "$REPLAY" "$DATA" "$WORK/stdin.json" "$WORK/topo.txt" &&
+  expect_grep '"nodes": 2' "$WORK/stdin.json" "topology read from stdin"
+expect_status 2 "--trace - --topology -" -- "$REPLAY" --trace - --topology - --slots 3 --quiet &&
+  expect_grep "^moeplace-replay: --trace and --topology both read stdin" "$WORK/err" "names both options"
 expect_status 2 "too few slots" -- "$REPLAY" --trace "$DATA" --ranks 2 --slots 3 --quiet &&
   expect_grep "cannot hold the trace's 8 experts" "$WORK/err" "slots"
 expect_status 2 "unknown policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies static,nonesuch &&

@@ -80,6 +80,20 @@ int cli_no_operands(const char *prog, int argc, char **argv, int first) {
   return CLI_EXIT_USAGE;
 }
 
+int cli_one_stdin(const char *prog, const char *const *options, const char *const *paths, int n) {
+  int first = -1;
+  for (int i = 0; i < n; i++) {
+    if (!paths[i] || strcmp(paths[i], "-") != 0) continue;
+    if (first >= 0) {
+      fprintf(stderr, "%s: %s and %s both read stdin ('-'); at most one input can\n", prog,
+              options[first], options[i]);
+      return CLI_EXIT_USAGE;
+    }
+    first = i;
+  }
+  return 0;
+}
+
 int cli_report(const char *prog, int status) {
   const char *msg = moeplace_last_error();
   fprintf(stderr, "%s: %s\n", prog, *msg ? msg : moeplace_strerror(status));

@@ -42,6 +42,12 @@ int cli_parse_step_range(const char *prog, const char *option, const char *text,
  * CLI_EXIT_USAGE; else 0. */
 int cli_no_operands(const char *prog, int argc, char **argv, int first);
 
+/* For tools that read several inputs (paths[n] given by options[n], NULL
+ * for an input not asked for): stdin ("-") can feed only one of them. If
+ * two are "-", prints "PROG: OPT1 and OPT2 both read stdin ('-'); at most
+ * one input can" and returns CLI_EXIT_USAGE; else 0. */
+int cli_one_stdin(const char *prog, const char *const *options, const char *const *paths, int n);
+
 /* For tools that write several outputs (paths[n], NULL for an output not
  * asked for; "-" is stdout): before any work, refuses two outputs with the
  * same name (the second would replace the first) and an output that cannot

@@ -176,6 +176,9 @@ int main(int argc, char **argv) {
             prog, ranks && topo_path ? ", not both" : "");
     return CLI_EXIT_USAGE;
   }
+  const char *in_opts[] = {"--loads", "--topology", "--current"};
+  const char *inputs[] = {loads_path, topo_path, cur_path};
+  if (cli_one_stdin(prog, in_opts, inputs, 3)) return CLI_EXIT_USAGE;
   if (plan_path && !cur_path) {
     fprintf(stderr, "%s: --plan needs --current\n", prog);
     return CLI_EXIT_USAGE;

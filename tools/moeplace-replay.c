@@ -298,6 +298,9 @@ int main(int argc, char **argv) {
             prog, ranks && topo_path ? ", not both" : "");
     return CLI_EXIT_USAGE;
   }
+  const char *in_opts[] = {"--trace", "--topology"};
+  const char *inputs[] = {trace_path, topo_path};
+  if (cli_one_stdin(prog, in_opts, inputs, 2)) return CLI_EXIT_USAGE;
   // The library checks these too, naming the config fields; the user typed flags.
   if (cfg.interval % cfg.window) {
     fprintf(stderr, "%s: --interval (%d) must be a positive multiple of --window (%d)\n", prog,

@@ -57,7 +57,8 @@ int moeplace_topology_create_shape(moeplace_topology **out, int nodes, int ranks
 int moeplace_topology_create_table(moeplace_topology **out, int ranks, const int *node,
                                    const int *package, const int *numa);
 
-/* Reads a cluster-shape file (format: docs/PLACEMENT.md). Returns
+/* Reads a cluster-shape file (format: docs/PLACEMENT.md); path "-" reads
+ * stdin (named "<stdin>" in messages), as moeplace_trace_open. Returns
  * MOEPLACE_OK and *out (destroy it), MOEPLACE_ERR_IO (cannot open or read:
  * the message names the file) or MOEPLACE_ERR_FORMAT ("file:line: reason"). */
 int moeplace_topology_load(moeplace_topology **out, const char *path);
