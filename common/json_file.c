@@ -83,6 +83,15 @@ int mp_json_read_file(const char *path, json_t **out) {
       return mp_fail(MOEPLACE_ERR_IO, "%s: cannot read: %s", path, strerror(EISDIR));
     }
   }
+  /* RFC 8259 lets a parser ignore a UTF-8 byte-order mark; jansson refuses
+   * one, so it is skipped here. A first byte 0xEF is invalid JSON anyway. */
+  int c = getc(in);
+  if (c == 0xef && (getc(in) != 0xbb || getc(in) != 0xbf)) {
+    if (in != stdin) fclose(in);
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s:1:1: invalid JSON: byte 0xef starts no UTF-8 "
+                   "byte-order mark", path);
+  }
+  if (c != 0xef && c != EOF) ungetc(c, in);
   *out = json_loadf(in, 0, &err);
   int read_error = ferror(in);
   int saved = errno;

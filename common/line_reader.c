@@ -220,6 +220,12 @@ int mp_line_reader_next(mp_line_reader *r) {
     return 0;
   }
 done:
+  /* A UTF-8 byte-order mark (some Windows editors and spreadsheets write
+   * one first) is not part of the first line: skipped, not refused. */
+  if (r->lineno == 1 && r->line_len >= 3 && memcmp(r->line, "\xef\xbb\xbf", 3) == 0) {
+    memmove(r->line, r->line + 3, r->line_len - 3);
+    r->line_len -= 3;
+  }
   if (r->line_len > 0 && r->line[r->line_len - 1] == '\r') r->line_len--;
   r->line[r->line_len] = '\0';
   return 1;

@@ -1,7 +1,7 @@
 /* Line-at-a-time input from a file (plain or gzip, through zlib's inflate), stdin or
  * a memory buffer, with the checks a text-format reader needs up front:
  * bounded line length and no NUL bytes. Lines are returned without their
- * "\n" or "\r\n". */
+ * "\n" or "\r\n", the first one without a UTF-8 byte-order mark. */
 #ifndef MOEPLACE_COMMON_LINE_READER_H
 #define MOEPLACE_COMMON_LINE_READER_H
 

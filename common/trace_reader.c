@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/line_reader.h"
+#include "common/trace_window.h"
 
 typedef struct parsed_row {
   int64_t step;
@@ -326,9 +327,11 @@ static int read_first_step(moeplace_trace *t) {
     rc = mp_fail(MOEPLACE_ERR_NOMEM, "%s: out of memory", t->name);
     goto out;
   }
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
     memcpy(t->first_counts + (size_t)layer_of[i] * t->experts, rows + i * (size_t)t->experts,
            (size_t)t->experts * sizeof *rows);
+    t->layer_line[layer_of[i]] = line_of[i]; /* for mp_trace_step_lines() */
+  }
   t->first_pending = 1;
   note_step(t, t->first_step, line_of[0]);
 out:
@@ -409,6 +412,7 @@ int moeplace_trace_layers(const moeplace_trace *t) { return t ? t->layers : 0; }
 int moeplace_trace_experts(const moeplace_trace *t) { return t ? t->experts : 0; }
 const char *moeplace_trace_name(const moeplace_trace *t) { return t ? t->name : ""; }
 size_t moeplace_trace_meta_count(const moeplace_trace *t) { return t ? t->n_meta : 0; }
+const long *mp_trace_step_lines(const moeplace_trace *t) { return t ? t->layer_line : NULL; }
 moeplace_trace_progress moeplace_trace_get_progress(const moeplace_trace *t) {
   moeplace_trace_progress none = {0};
   return t ? t->progress : none;

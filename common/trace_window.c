@@ -1,5 +1,6 @@
 /* Aggregation of a trace into windows of W consecutive steps. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,13 +10,17 @@
 #include "common/trace_window.h"
 
 int mp_window_add(uint64_t *totals, const uint64_t *counts, size_t n, int E, const char *name,
-                  int64_t step) {
-  for (size_t i = 0; i < n; i++)
-    if (__builtin_add_overflow(totals[i], counts[i], &totals[i]))
-      return mp_fail(MOEPLACE_ERR_FORMAT,
-                     "%s: step %" PRId64 ": layer %zu expert e%zu: counts summed over the window "
-                     "exceed 2^64 - 1",
-                     name, step, i / (size_t)E, i % (size_t)E);
+                  int64_t step, const long *lines) {
+  for (size_t i = 0; i < n; i++) {
+    if (!__builtin_add_overflow(totals[i], counts[i], &totals[i])) continue;
+    const size_t layer = i / (size_t)E;
+    char where[32] = "";
+    if (lines && lines[layer] > 0) snprintf(where, sizeof where, ":%ld", lines[layer]);
+    return mp_fail(MOEPLACE_ERR_FORMAT,
+                   "%s%s: step %" PRId64 ": layer %zu expert e%zu: counts summed over the window "
+                   "exceed 2^64 - 1",
+                   name, where, step, layer, i % (size_t)E);
+  }
   return MOEPLACE_OK;
 }
 
@@ -35,7 +40,8 @@ int moeplace_trace_read_window(moeplace_trace *trace, int window, int64_t *first
     rc = moeplace_trace_read_step(trace, &step, counts);
     if (rc <= 0) break;
     if (*steps_read == 0) *first_step = step;
-    rc = mp_window_add(totals, counts, n, moeplace_trace_experts(trace), moeplace_trace_name(trace), step);
+    rc = mp_window_add(totals, counts, n, moeplace_trace_experts(trace), moeplace_trace_name(trace), step,
+                       mp_trace_step_lines(trace));
     if (rc < 0) break;
     (*steps_read)++;
   }

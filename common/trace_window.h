@@ -6,13 +6,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <moeplace.h>
+
 /* totals[n] += counts[n] (n = layers x experts, E experts per layer) for
- * the trace step `step` of the trace named `name`. A sum past 2^64 - 1
+ * the trace step `step` of the trace named `name`; lines[l] is the line of
+ * layer l's row of that step (NULL or 0: unknown). A sum past 2^64 - 1
  * (absurd counts) is reported, never wrapped or saturated:
- * MOEPLACE_ERR_FORMAT naming the file, step, layer and expert, totals then
- * partly added. MOEPLACE_OK otherwise. */
+ * MOEPLACE_ERR_FORMAT naming the file:line of the row that made it, the
+ * step, layer and expert, totals then partly added. MOEPLACE_OK otherwise. */
 int mp_window_add(uint64_t *totals, const uint64_t *counts, size_t n, int E, const char *name,
-                  int64_t step);
+                  int64_t step, const long *lines);
+
+/* The lines of the rows of the step moeplace_trace_read_step() returned
+ * last: [layers], owned by the reader, valid until the next read (for
+ * mp_window_add's messages; trace_reader.c). */
+const long *mp_trace_step_lines(const moeplace_trace *trace);
 
 /* The first i < n where totals[i] + add[i] would exceed 2^64 - 1, or -1:
  * for callers that refuse such an addition whole, adding nothing. */

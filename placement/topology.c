@@ -20,6 +20,13 @@
 
 static const double default_cost[MOEPLACE_LINK_CLASSES] = {0.0, 1.0, 1.5, 2.0, 8.0};
 /* Bytes per second: an NVLink-class node and a 100 Gb/s network. */
+/* The bandwidths a topology accepts, in bytes per second: 1 byte/s to
+ * 1 EB/s (1e18), as moeplace-replay's --bw-* options. Beyond them the
+ * migration model's seconds (bytes / bandwidth) stop meaning anything:
+ * 1e-300 B/s prices a move at 1e300 s, a subnormal one at infinity. */
+#define BANDWIDTH_MIN 1.0
+#define BANDWIDTH_MAX 1e18
+
 static const double default_bandwidth[MOEPLACE_LINK_CLASSES] = {INFINITY, 100e9, 50e9, 25e9,
                                                                 12.5e9};
 
@@ -167,9 +174,9 @@ int moeplace_topology_set_bandwidth(moeplace_topology *t, moeplace_link_class cl
   if (!t) return mp_fail(MOEPLACE_ERR_ARG, "topology is NULL");
   if ((int)cls <= MOEPLACE_LINK_SAME_RANK || (int)cls >= MOEPLACE_LINK_CLASSES)
     return mp_fail(MOEPLACE_ERR_ARG, "link class %d has no settable bandwidth", (int)cls);
-  if (!isfinite(bytes_per_s) || !(bytes_per_s > 0))
-    return mp_fail(MOEPLACE_ERR_ARG, "link bandwidth must be finite and > 0, got %g",
-                   bytes_per_s);
+  if (!(bytes_per_s >= BANDWIDTH_MIN && bytes_per_s <= BANDWIDTH_MAX)) // NaN too
+    return mp_fail(MOEPLACE_ERR_ARG, "link bandwidth must be in [%g, %g] bytes/s, got %g",
+                   BANDWIDTH_MIN, BANDWIDTH_MAX, bytes_per_s);
   t->bandwidth[cls] = bytes_per_s;
   return MOEPLACE_OK;
 }
@@ -267,6 +274,12 @@ static int parse_class_line(topo_file *tf, char **tok, int nt) {
                    "same_package, same_node, other_node and VALUE %s",
                    tf->path, tf->lineno, tok[0],
                    bw ? "a finite number of GB/s > 0" : "a finite number >= 0");
+  if (bw && !(v * 1e9 >= BANDWIDTH_MIN && v * 1e9 <= BANDWIDTH_MAX))
+    return mp_fail(MOEPLACE_ERR_FORMAT,
+                   "%s:%ld: bandwidth %s %s is out of range: a bandwidth is %g to %g GB/s "
+                   "(1 byte/s to 1 EB/s)",
+                   tf->path, tf->lineno, class_names[c], tok[2], BANDWIDTH_MIN / 1e9,
+                   BANDWIDTH_MAX / 1e9);
   if (bw ? tf->bandwidth_set[c] && tf->bandwidth[c] != v * 1e9 : tf->cost_set[c] && tf->cost[c] != v)
     return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: '%s %s %s' contradicts an earlier line", tf->path,
                    tf->lineno, tok[0], class_names[c], tok[2]);
@@ -380,7 +393,9 @@ static size_t read_line(FILE *f, char *buf, size_t cap) {
 
 int moeplace_topology_load(moeplace_topology **out, const char *path) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "topology file: NULL argument");
-  FILE *f = fopen(path, "r");
+  const int from_stdin = strcmp(path, "-") == 0; // as moeplace_trace_open
+  if (from_stdin) path = "<stdin>";
+  FILE *f = from_stdin ? stdin : fopen(path, "r");
   if (!f) return mp_fail(MOEPLACE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   topo_file tf = {.path = path, .shape = {0, 0, 1, 1}};
   char line[4096];
@@ -391,12 +406,12 @@ int moeplace_topology_load(moeplace_topology **out, const char *path) {
       rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: binary data (NUL byte)", path, tf.lineno);
     else if (line[n - 2] != '\n' && n == sizeof line)
       rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: line too long", path, tf.lineno);
-    else
-      rc = parse_line(&tf, line);
+    else // a UTF-8 byte-order mark before the first line is skipped, as in traces
+      rc = parse_line(&tf, line + (tf.lineno == 1 && !strncmp(line, "\xef\xbb\xbf", 3) ? 3 : 0));
   }
   if (rc == MOEPLACE_OK && ferror(f)) rc = mp_fail(MOEPLACE_ERR_IO, "%s: read error", path);
   if (rc == MOEPLACE_OK) rc = topo_from_file(&tf, out);
-  fclose(f);
+  if (!from_stdin) fclose(f);
   free(tf.node);
   free(tf.pkg);
   free(tf.numa);

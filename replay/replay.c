@@ -59,6 +59,7 @@ typedef struct replay_state {
   moeplace_forecaster *forecaster;
   uint64_t *block;      /* [interval][L][E] counts of the current block */
   int64_t *block_step;  /* [interval] their trace step numbers */
+  long *block_lines;    /* [interval][L] the lines of their rows (for messages) */
   const char *trace_name;
   double *block_loads;  /* [L][E] token sums of the current block */
   double *prev_loads;   /* [L][E] token sums of the previous block */
@@ -250,6 +251,7 @@ static void free_state(replay_state *st) {
   moeplace_forecaster_destroy(st->forecaster);
   free(st->block);
   free(st->block_step);
+  free(st->block_lines);
   free(st->block_loads);
   free(st->prev_loads);
   free(st->forecast);
@@ -271,6 +273,7 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   const size_t LE = (size_t)st->L * st->E;
   st->block = malloc((size_t)cfg->interval * LE * sizeof *st->block);
   st->block_step = malloc((size_t)cfg->interval * sizeof *st->block_step);
+  st->block_lines = malloc((size_t)cfg->interval * st->L * sizeof *st->block_lines);
   st->trace_name = moeplace_trace_name(trace);
   st->block_loads = malloc(LE * sizeof *st->block_loads);
   st->prev_loads = calloc(LE, sizeof *st->prev_loads);
@@ -278,7 +281,7 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   st->step_loads = malloc((size_t)st->E * sizeof *st->step_loads);
   st->rank_load = malloc((size_t)st->R * sizeof *st->rank_load);
   st->window_sum = calloc(LE, sizeof *st->window_sum);
-  if (!st->block || !st->block_step || !st->block_loads || !st->prev_loads || !st->forecast || !st->step_loads ||
+  if (!st->block || !st->block_step || !st->block_lines || !st->block_loads || !st->prev_loads || !st->forecast || !st->step_loads ||
       !st->rank_load || !st->window_sum)
     return mp_fail(MOEPLACE_ERR_NOMEM, "replay: out of memory for %d layers x %d experts x %d steps",
                    st->L, st->E, cfg->interval);
@@ -322,6 +325,8 @@ static int read_block(replay_state *st, moeplace_trace *trace, int *n) {
     if (rc < 0) return rc;
     if (rc == 0) break;
     st->block_step[*n] = step;
+    memcpy(st->block_lines + (size_t)*n * st->L, mp_trace_step_lines(trace),
+           (size_t)st->L * sizeof *st->block_lines);
     for (size_t i = 0; i < LE; i++) st->block_loads[i] += (double)counts[i];
     (*n)++;
   }
@@ -335,7 +340,8 @@ static int feed_windows(replay_state *st, int from, int n, int64_t *steps_in_win
   const size_t LE = (size_t)st->L * st->E;
   for (int s = from; s < n; s++) {
     const uint64_t *counts = st->block + (size_t)s * LE;
-    int rc = mp_window_add(st->window_sum, counts, LE, st->E, st->trace_name, st->block_step[s]);
+    int rc = mp_window_add(st->window_sum, counts, LE, st->E, st->trace_name, st->block_step[s],
+                           st->block_lines + (size_t)s * st->L);
     if (rc < 0) return rc;
     if (++*steps_in_window == st->cfg->window) {
       rc = moeplace_forecaster_observe_counts(st->forecaster, st->window_sum);

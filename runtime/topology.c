@@ -146,7 +146,11 @@ int mp_rt_topology_discover(MPI_Comm comm, int ranks_per_node, const char *synth
 
 int mp_rt_topology_attach_shape(MPI_Comm comm, const char *cluster_file, mp_rt_topology *t) {
   int status = MOEPLACE_OK;
-  if (cluster_file) {
+  if (cluster_file && !strcmp(cluster_file, "-")) {
+    // every rank reads the file, and stdin reaches rank 0 only
+    status = mp_fail(MOEPLACE_ERR_ARG, "cluster_file '-': stdin is not supported here (every "
+                     "rank reads the file)");
+  } else if (cluster_file) {
     status = moeplace_topology_load(&t->shape, cluster_file);
     if (status == MOEPLACE_OK && moeplace_topology_ranks(t->shape) != t->R)
       status = mp_fail(MOEPLACE_ERR_MISMATCH, "%s describes %d ranks, the communicator has %d",

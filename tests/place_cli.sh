@@ -220,6 +220,22 @@ printf 'nodes 2\nranks_per_node four\n' >"$D/topo.txt"
 expect_usage "topo.txt:2" "$P" --loads "$TR" --topology "$D/topo.txt" --slots 3
 expect_usage "steps" "$P" --loads "$TR" --ranks 8 --slots 3 --steps 9:3
 expect_usage "not a share policy" "$P" --loads "$TR" --ranks 8 --slots 3 --shares equal
+# byte counts are whole numbers; 1e3 is one
+expect_usage "^moeplace-place: --expert-bytes: 1.5 is not a whole number of bytes" \
+  "$P" --loads "$TR" --ranks 8 --slots 3 --expert-bytes 1.5
+expect_usage "^moeplace-place: --budget: 2500.5 is not a whole number of bytes" \
+  "$P" --loads "$TR" --ranks 8 --slots 3 --budget 2500.5
+expect_status 0 "--expert-bytes 1e3 --budget 3e3" -- "$P" --loads "$TR" --ranks 8 --slots 3 \
+  --expert-bytes 1e3 --budget 3e3
 printf 'nodes 2\nranks_per_node 4\npackages_per_node 2\ncost other_node 10\n' >"$D/topo2.txt"
 expect_status 0 "topology file" -- "$P" --loads "$TR" --topology "$D/topo2.txt" --slots 3
+# --topology - reads stdin, as --loads - does; one input at most can
+expect_status 0 "--topology -" -- sh -c '"$0" --loads "$1" --topology - --slots 3 <"$2"' \
+  "$P" "$TR" "$D/topo2.txt" && expect_grep "ranks 8" "$WORK/out" "topology read from stdin"
+expect_usage "^moeplace-place: <stdin>:2: 'ranks_per_node' needs" \
+  sh -c '"$0" --loads "$1" --topology - --slots 3 <"$2"' "$P" "$TR" "$D/topo.txt"
+expect_usage "^moeplace-place: --loads and --topology both read stdin ('-')" \
+  "$P" --loads - --topology - --slots 3
+expect_usage "^moeplace-place: --topology and --current both read stdin ('-')" \
+  "$P" --loads "$TR" --topology - --slots 3 --current -
 finish

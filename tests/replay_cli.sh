@@ -77,8 +77,8 @@ expect_status 2 "interval not a multiple of window" -- "$REPLAY" --trace "$DATA"
     echo "$s,0,$((1 << 62)),1"; echo "$s,1,1,1"; done; } >"$WORK/huge.csv"
 expect_status 2 "window sums past 2^64" -- "$REPLAY" --trace "$WORK/huge.csv" --ranks 2 --slots 2 \
   --interval 10 --window 5 --quiet &&
-  expect_grep "huge.csv: step 3: layer 0 expert e0: counts summed over the window exceed" "$WORK/err" \
-    "names file, step, layer and expert"
+  expect_grep "huge.csv:8: step 3: layer 0 expert e0: counts summed over the window exceed" "$WORK/err" \
+    "names file:line, step, layer and expert"
 expect_status 1 "--json in a missing directory" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 \
   --quiet --timeline "$WORK/never.csv" --json "$WORK/nodir/r.json" &&
   expect_grep "nodir/r.json: cannot create" "$WORK/err" "names the output" &&
@@ -87,6 +87,16 @@ for bad in "static,static" "static," ",static" "static,,eplb"; do
   expect_status 2 "--policies $bad" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --quiet \
     --policies "$bad" && expect_grep "^moeplace-replay: --policies: " "$WORK/err" "names the option"
 done
+for opt in --expert-bytes --budget; do
+  expect_status 2 "$opt 1.5" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --quiet $opt 1.5 &&
+    expect_grep "^moeplace-replay: $opt: 1.5 is not a whole number of bytes" "$WORK/err" "names $opt"
+done
+printf 'nodes 2\nranks_per_node 2\n' >"$WORK/topo.txt"
+expect_status 0 "--topology -" -- sh -c '"$0" --trace "$1" --topology - --slots 3 --quiet \
+  --policies static --json "$2" <"$3"' "$REPLAY" "$DATA" "$WORK/stdin.json" "$WORK/topo.txt" &&
+  expect_grep '"nodes": 2' "$WORK/stdin.json" "topology read from stdin"
+expect_status 2 "--trace - --topology -" -- "$REPLAY" --trace - --topology - --slots 3 --quiet &&
+  expect_grep "^moeplace-replay: --trace and --topology both read stdin" "$WORK/err" "names both options"
 expect_status 2 "too few slots" -- "$REPLAY" --trace "$DATA" --ranks 2 --slots 3 --quiet &&
   expect_grep "cannot hold the trace's 8 experts" "$WORK/err" "slots"
 expect_status 2 "unknown policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --policies static,nonesuch &&

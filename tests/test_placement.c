@@ -340,6 +340,12 @@ START_TEST(test_migration_seconds) {
                    MOEPLACE_ERR_ARG);
   ck_assert_int_eq(moeplace_topology_set_bandwidth(t, MOEPLACE_LINK_SAME_NODE, 0),
                    MOEPLACE_ERR_ARG);
+  ck_assert_int_eq(moeplace_topology_set_bandwidth(t, MOEPLACE_LINK_SAME_NODE, 1e-300),
+                   MOEPLACE_ERR_ARG); // below 1 byte/s
+  ck_assert_int_eq(moeplace_topology_set_bandwidth(t, MOEPLACE_LINK_SAME_NODE, 1.1e18),
+                   MOEPLACE_ERR_ARG); // above 1 EB/s
+  ck_assert_int_eq(moeplace_topology_set_bandwidth(t, MOEPLACE_LINK_SAME_NODE, NAN),
+                   MOEPLACE_ERR_ARG);
   ck_assert(isinf(moeplace_topology_bandwidth(t, MOEPLACE_LINK_SAME_RANK)));
   moeplace_transfer plan[] = {
       {.src_rank = 0, .dst_rank = 1, .bytes = 400},  // same NUMA: 4 s
@@ -518,6 +524,24 @@ START_TEST(test_topology_file) {
   f = write_tmp("nodes 2\nranks_per_node 2\ncost other_node 3\ncost other_node 4\n");
   ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(moeplace_last_error(), ":4: 'cost other_node 4' contradicts an earlier line"));
+  unlink(f);
+  // bandwidths outside 1 byte/s .. 1 EB/s (1e-9 .. 1e9 GB/s): tiny, subnormal
+  // and huge ones price moves at 1e300 s, infinity or nothing
+  const char *bad_bw[] = {"1e-300", "4e-320", "9.9e-10", "1.1e9", "1e300"};
+  for (size_t i = 0; i < sizeof bad_bw / sizeof *bad_bw; i++) {
+    char text[128], want[64];
+    snprintf(text, sizeof text, "nodes 2\nranks_per_node 2\nbandwidth same_node %s\n", bad_bw[i]);
+    snprintf(want, sizeof want, ":3: bandwidth same_node %s is out of range", bad_bw[i]);
+    f = write_tmp(text);
+    ck_assert_int_eq(moeplace_topology_load(&t, f), MOEPLACE_ERR_FORMAT);
+    ck_assert_msg(strstr(moeplace_last_error(), want), "%s: %s", bad_bw[i], moeplace_last_error());
+    unlink(f);
+  }
+  f = write_tmp("nodes 2\nranks_per_node 2\nbandwidth same_node 1e-9\nbandwidth other_node 1e9\n");
+  ck_assert_int_eq(moeplace_topology_load(&t, f), 0); // the limits themselves
+  ck_assert(moeplace_topology_bandwidth(t, MOEPLACE_LINK_SAME_NODE) == 1.0);
+  ck_assert(moeplace_topology_bandwidth(t, MOEPLACE_LINK_OTHER_NODE) == 1e18);
+  moeplace_topology_destroy(t);
   unlink(f);
 }
 END_TEST

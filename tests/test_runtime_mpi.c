@@ -491,6 +491,10 @@ static void case_topology(int R) {
   cfg.cluster_file = path[1];
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_ERR_MISMATCH && !rt, "shape file with the wrong rank count: rc=%d", rc);
+  cfg.cluster_file = "-"; // stdin reaches rank 0 only: refused alike on every rank
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_ERR_ARG && !rt && strstr(moeplace_last_error(), "cluster_file '-'"),
+        "cluster_file '-': rc=%d %s", rc, moeplace_last_error());
   MPI_Barrier(MPI_COMM_WORLD);
   if (my_rank == 0) {
     remove(path[0]);

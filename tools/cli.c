@@ -56,6 +56,18 @@ int cli_parse_double(const char *prog, const char *option, const char *text, dou
   return 0;
 }
 
+int cli_parse_bytes(const char *prog, const char *option, const char *text, double min,
+                    double max, double *out) {
+  double v;
+  if (cli_parse_double(prog, option, text, min, max, &v)) return -1;
+  if (v != floor(v)) {
+    fprintf(stderr, "%s: %s: %s is not a whole number of bytes\n", prog, option, text);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
 int cli_parse_shares(const char *prog, const char *text, moeplace_share_policy *out) {
   if (moeplace_share_policy_parse(text, out) == MOEPLACE_OK) return 0;
   fprintf(stderr, "%s: --shares: '%s' is not a share policy (weighted or even)\n", prog, text);
@@ -66,6 +78,20 @@ int cli_no_operands(const char *prog, int argc, char **argv, int first) {
   if (first >= argc) return 0;
   fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[first]);
   return CLI_EXIT_USAGE;
+}
+
+int cli_one_stdin(const char *prog, const char *const *options, const char *const *paths, int n) {
+  int first = -1;
+  for (int i = 0; i < n; i++) {
+    if (!paths[i] || strcmp(paths[i], "-") != 0) continue;
+    if (first >= 0) {
+      fprintf(stderr, "%s: %s and %s both read stdin ('-'); at most one input can\n", prog,
+              options[first], options[i]);
+      return CLI_EXIT_USAGE;
+    }
+    first = i;
+  }
+  return 0;
 }
 
 int cli_report(const char *prog, int status) {

@@ -19,6 +19,11 @@ int cli_parse_int(const char *prog, const char *option, const char *text, long l
                   long long max, long long *out);
 int cli_parse_double(const char *prog, const char *option, const char *text, double min,
                      double max, double *out);
+/* A byte count (--expert-bytes, --budget): as cli_parse_double (so 1e9 and
+ * 64e6 are accepted), and also refused unless a whole number, naming the
+ * option: "PROG: --option: 1.5 is not a whole number of bytes". */
+int cli_parse_bytes(const char *prog, const char *option, const char *text, double min,
+                    double max, double *out);
 /* --shares: "weighted" or "even" into *out; a message and -1 otherwise. */
 int cli_parse_shares(const char *prog, const char *text, moeplace_share_policy *out);
 
@@ -36,6 +41,12 @@ int cli_parse_step_range(const char *prog, const char *option, const char *text,
  * prints "PROG: unexpected argument 'X' (see --help)" and returns
  * CLI_EXIT_USAGE; else 0. */
 int cli_no_operands(const char *prog, int argc, char **argv, int first);
+
+/* For tools that read several inputs (paths[n] given by options[n], NULL
+ * for an input not asked for): stdin ("-") can feed only one of them. If
+ * two are "-", prints "PROG: OPT1 and OPT2 both read stdin ('-'); at most
+ * one input can" and returns CLI_EXIT_USAGE; else 0. */
+int cli_one_stdin(const char *prog, const char *const *options, const char *const *paths, int n);
 
 /* For tools that write several outputs (paths[n], NULL for an output not
  * asked for; "-" is stdout): before any work, refuses two outputs with the

@@ -143,12 +143,12 @@ int main(int argc, char **argv) {
     case 's': bad = cli_parse_int(prog, "--slots", optarg, 1, 1 << 20, &slots); break;
     case 'c': cur_path = optarg; break;
     case 'b':
-      bad = cli_parse_double(prog, "--expert-bytes", optarg, 0, 1e18, &opt.expert_bytes);
+      bad = cli_parse_bytes(prog, "--expert-bytes", optarg, 0, 1e18, &opt.expert_bytes);
       break;
     case 'w':
       bad = cli_parse_double(prog, "--migration-weight", optarg, 0, 1e18, &opt.migration_weight);
       break;
-    case 'B': bad = cli_parse_double(prog, "--budget", optarg, 0, 1e18, &opt.byte_budget); break;
+    case 'B': bad = cli_parse_bytes(prog, "--budget", optarg, 0, 1e18, &opt.byte_budget); break;
     case 'g': bad = cli_parse_double(prog, "--min-gain", optarg, 0, 1e6, &opt.min_gain); break;
     case 'i': bad = cli_parse_int(prog, "--iterations", optarg, 0, 1 << 20, &iters); break;
     case 'T':
@@ -176,6 +176,9 @@ int main(int argc, char **argv) {
             prog, ranks && topo_path ? ", not both" : "");
     return CLI_EXIT_USAGE;
   }
+  const char *in_opts[] = {"--loads", "--topology", "--current"};
+  const char *inputs[] = {loads_path, topo_path, cur_path};
+  if (cli_one_stdin(prog, in_opts, inputs, 3)) return CLI_EXIT_USAGE;
   if (plan_path && !cur_path) {
     fprintf(stderr, "%s: --plan needs --current\n", prog);
     return CLI_EXIT_USAGE;

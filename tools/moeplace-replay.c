@@ -248,6 +248,9 @@ int main(int argc, char **argv) {
 #define INT_OPT(name, lo, hi, dst) \
   if (cli_parse_int(prog, name, optarg, lo, hi, &v)) return CLI_EXIT_USAGE; \
   dst = v;
+#define BYTES_OPT(name, lo, hi, dst) \
+  if (cli_parse_bytes(prog, name, optarg, lo, hi, &d)) return CLI_EXIT_USAGE; \
+  dst = d;
 #define REAL_OPT(name, lo, hi, dst) \
   if (cli_parse_double(prog, name, optarg, lo, hi, &d)) return CLI_EXIT_USAGE; \
   dst = d;
@@ -269,9 +272,9 @@ int main(int argc, char **argv) {
     case O_POLICIES:
       if (parse_policies(optarg, ctx.report)) return CLI_EXIT_USAGE;
       break;
-    case O_BYTES: REAL_OPT("--expert-bytes", 0, 1e15, cfg.expert_bytes) break;
+    case O_BYTES: BYTES_OPT("--expert-bytes", 0, 1e15, cfg.expert_bytes) break;
     case O_WEIGHT: REAL_OPT("--migration-weight", 0, 1e30, cfg.migration_weight) break;
-    case O_BUDGET: REAL_OPT("--budget", 0, 1e18, cfg.byte_budget) break;
+    case O_BUDGET: BYTES_OPT("--budget", 0, 1e18, cfg.byte_budget) break;
     case O_MIN_GAIN: REAL_OPT("--min-gain", 0, 1e6, cfg.min_gain) break;
     case O_BW_NUMA: REAL_OPT("--bw-numa", 1e-9, 1e9, bw[MOEPLACE_LINK_SAME_NUMA]) break;
     case O_BW_PACKAGE: REAL_OPT("--bw-package", 1e-9, 1e9, bw[MOEPLACE_LINK_SAME_PACKAGE]) break;
@@ -295,6 +298,9 @@ int main(int argc, char **argv) {
             prog, ranks && topo_path ? ", not both" : "");
     return CLI_EXIT_USAGE;
   }
+  const char *in_opts[] = {"--trace", "--topology"};
+  const char *inputs[] = {trace_path, topo_path};
+  if (cli_one_stdin(prog, in_opts, inputs, 2)) return CLI_EXIT_USAGE;
   // The library checks these too, naming the config fields; the user typed flags.
   if (cfg.interval % cfg.window) {
     fprintf(stderr, "%s: --interval (%d) must be a positive multiple of --window (%d)\n", prog,

@@ -57,7 +57,8 @@ int moeplace_topology_create_shape(moeplace_topology **out, int nodes, int ranks
 int moeplace_topology_create_table(moeplace_topology **out, int ranks, const int *node,
                                    const int *package, const int *numa);
 
-/* Reads a cluster-shape file (format: docs/PLACEMENT.md). Returns
+/* Reads a cluster-shape file (format: docs/PLACEMENT.md); path "-" reads
+ * stdin (named "<stdin>" in messages), as moeplace_trace_open. Returns
  * MOEPLACE_OK and *out (destroy it), MOEPLACE_ERR_IO (cannot open or read:
  * the message names the file) or MOEPLACE_ERR_FORMAT ("file:line: reason"). */
 int moeplace_topology_load(moeplace_topology **out, const char *path);
@@ -84,8 +85,10 @@ double moeplace_topology_cost(const moeplace_topology *topo, moeplace_link_class
  * package 50e9, same node 25e9, other node 12.5e9 (an NVLink-class node and
  * a 100 Gb/s network); a rank with itself is free (infinite, not settable).
  * set_bandwidth returns MOEPLACE_ERR_ARG for NULL, SAME_RANK or an unknown
- * class, or a bandwidth that is not finite and > 0; bandwidth returns 0 for
- * NULL or an unknown class. */
+ * class, or a bandwidth outside [1, 1e18] bytes/s (1 byte/s to 1 EB/s: a
+ * NaN, an infinity, a tiny or subnormal one would make every modelled
+ * migration time meaningless); bandwidth returns 0 for NULL or an unknown
+ * class. */
 int moeplace_topology_set_bandwidth(moeplace_topology *topo, moeplace_link_class cls,
                                     double bytes_per_s);
 double moeplace_topology_bandwidth(const moeplace_topology *topo, moeplace_link_class cls);

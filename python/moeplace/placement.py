@@ -109,7 +109,7 @@ class Topology(Owned):
         return self._lib.moeplace_topology_bandwidth(self._handle(), _link(cls))
 
     def set_bandwidth(self, cls, bytes_per_s):
-        """Sets the bandwidth of a link class in bytes per second (> 0)."""
+        """Sets the bandwidth of a link class in bytes per second (1 to 1e18)."""
         check(self._lib.moeplace_topology_set_bandwidth(self._handle(), _link(cls),
                                                         as_float(bytes_per_s, "bytes_per_s")))
 
