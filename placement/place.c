@@ -1,10 +1,12 @@
 /* moeplace_place: validates the problem, runs the per-layer solver on every
  * layer and fills the stats. Without a current placement each layer gets a
  * fresh placement. With one, each layer keeps its current assignment (shares
- * re-optimised) unless one of four candidates scores better within the byte
+ * re-optimised) unless one of five candidates scores better within the byte
  * budget: the repair of the current placement by component transfers, a
- * fresh placement built around the current one, the fresh placement aligned
- * to the current slots, and the local search from the current placement.
+ * fresh placement built around the current one, the fresh placement
+ * relabelled and aligned to the current slots, the partial walk toward it,
+ * and the local search from the current placement (even shares: the fresh
+ * one, the walk and the even search).
  * Then one rule, keep_or_move(), decides for the whole placement whether the
  * change pays for its migration. */
 #ifdef HAVE_CONFIG_H

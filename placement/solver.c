@@ -9,6 +9,8 @@
  *   solver_migration.c  migration cost relative to the current placement
  *   solver_search.c     local search with migration in the objective
  *   solver_even.c       the search of the even-share objective
+ *   solver_relabel.c    rank labels of a fresh layer of least migration
+ *   solver_partial.c    the partial walk from the current layer toward a fresh one
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
