@@ -135,6 +135,54 @@ START_TEST(test_random_invariants) {
 }
 END_TEST
 
+/* Rebalances on random explicit topologies (node labels out of order,
+ * packages and NUMA domains, link costs in any order, the seconds model),
+ * both share policies: every result valid, its imbalance recomputed here,
+ * and a move only if it beats the current placement's imbalance. */
+START_TEST(test_rebalance_random_topologies) {
+  for (int trial = 0; trial < 200; trial++) {
+    const int R = 1 + (int)(urand() * 14), S = 1 + (int)(urand() * 4), L = 1 + trial % 3;
+    const int E = 1 + (int)(urand() * R * S);
+    int node[16], pkg[16], numa[16];
+    for (int r = 0; r < R; r++) {
+      node[r] = 7 * (int)(urand() * 3); // labels 0, 7, 14: compacted by the table
+      pkg[r] = (int)(urand() * 2);
+      numa[r] = (int)(urand() * 2);
+    }
+    moeplace_topology *t;
+    ck_assert_int_eq(moeplace_topology_create_table(&t, R, node, pkg, numa), 0);
+    for (int c = MOEPLACE_LINK_SAME_NUMA; c < MOEPLACE_LINK_CLASSES; c++)
+      ck_assert_int_eq(moeplace_topology_set_cost(t, c, 0.1 + 10 * urand()), 0);
+    double *w = malloc((size_t)L * E * sizeof *w), *w2 = malloc((size_t)L * E * sizeof *w2);
+    for (int i = 0; i < L * E; i++) {
+      w[i] = 1000 * lognormal(1.5);
+      w2[i] = trial % 5 == 0 ? 0 : w[i] * lognormal(0.5);
+    }
+    moeplace_place_options o;
+    moeplace_place_options_init(&o);
+    o.shares = trial % 2 ? MOEPLACE_SHARES_EVEN : MOEPLACE_SHARES_WEIGHTED;
+    if (trial % 3 == 1) o.min_gain = o.migration_weight = 0;
+    if (trial % 3 == 2) o.step_time_s = 1e-3;
+    moeplace_placement *p, *q;
+    moeplace_place_stats st, s2;
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, &o, &p, &st), 0);
+    ck_assert_int_eq(moeplace_place(t, L, E, S, w2, p, &o, &q, &s2), 0);
+    check_invariants(q);
+    const double imb = recompute_imbalance(q, w2);
+    ck_assert_msg(fabs(imb - s2.imbalance) < 1e-9, "imbalance %g vs reported %g", imb,
+                  s2.imbalance);
+    if (s2.moves > 0)
+      ck_assert_msg(s2.imbalance < s2.current_imbalance + 1e-12, "moved %lld for %g vs kept %g",
+                    (long long)s2.moves, s2.imbalance, s2.current_imbalance);
+    moeplace_placement_destroy(p);
+    moeplace_placement_destroy(q);
+    moeplace_topology_destroy(t);
+    free(w);
+    free(w2);
+  }
+}
+END_TEST
+
 /* Exactness: the heuristic against branch and bound on small instances. */
 START_TEST(test_exact_small) {
   double worst = 0, sum_gap = 0;
@@ -1598,6 +1646,7 @@ int main(void) {
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_random_invariants);
+  tcase_add_test(tc, test_rebalance_random_topologies);
   tcase_add_test(tc, test_exact_small);
   tcase_add_test(tc, test_even_invariants);
   tcase_add_test(tc, test_even_exact_small);
