@@ -11,8 +11,8 @@
  * stays valid (every expert keeps a replica, no rank holds one twice). Of
  * all the prefixes of that walk it keeps the one of least score, the same
  * score the candidates are ranked by in place.c: max rank load + lambda x
- * migration cost + min_gain per move. So a fifth of the fresh placement's
- * bytes can buy most of its gain.
+ * migration cost + min_gain per move. So part of the fresh placement's
+ * bytes can buy much of its gain.
  *
  * The walk scores with even shares (w_e / c_e per replica: the assignment
  * alone fixes the loads, so a step is evaluated in O(c_a + c_b)); with
@@ -38,6 +38,7 @@ static double arrival_price(const mp_place_layer *st, const mp_place_search *sp,
   return sp->lambda * mp_move_cost(st, e, r, &cls) + sp->min_gain;
 }
 
+/* 1 if rank q is among tl [nt]. */
 static int listed(const int *tl, int nt, int q) {
   for (int k = 0; k < nt; k++)
     if (tl[k] == q) return 1;
@@ -51,8 +52,9 @@ static void touch(double *dl, int *tl, int *nt, int q, double d) {
 }
 
 /* Max rank load and change of the sum of squared loads after slot i changes
- * from its expert a to b (-1: empty). top [ntop]: the busiest ranks, by decreasing
- * load; dl [R] zero and tl [R] scratch (the touched ranks' load changes). */
+ * from its expert a to b (-1: empty). top [ntop]: the busiest ranks, by
+ * decreasing load; dl [R] zero and tl [R] scratch (the touched ranks' load
+ * changes). */
 static void eval_change(const mp_place_layer *st, int i, int b, const int *top, int ntop, double *dl,
                         int *tl, double *mx, double *dsq) {
   const int a = st->slot_e[i], r0 = i / st->S;

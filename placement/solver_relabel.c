@@ -59,8 +59,8 @@ static void assign_min_cost(int n, const double *cost, double *u, double *v, dou
   for (int j = 1; j <= n; j++) col_of[p[j] - 1] = j - 1;
 }
 
-/* Above this many ranks the assignment is greedy (pairs of largest saving
- * first): the exact method is O(R^3), about 3 ms per layer at 128 ranks. */
+/* Above this many ranks the assignment is greedy (assign_greedy): the
+ * exact method is O(R^3), about 3 ms per layer at 128 ranks. */
 #define RELABEL_EXACT_RANKS 128
 
 /* Node rank lists of the layer's topology: first [nodes], next [R]. */
