@@ -14,6 +14,7 @@
 #include "common/metrics.h"
 #include "common/timer.h"
 #include "common/trace_window.h"
+#include "common/warmup.h"
 #include "replay/eplb.h"
 
 static const char *const policy_names[MP_POLICY_COUNT] = {"static", "moving_average", "moeplace",
@@ -48,6 +49,7 @@ void mp_replay_config_init(mp_replay_config *cfg) {
   cfg->min_gain = defaults.min_gain;
   cfg->spread = MP_REPLAY_SPREAD;
   cfg->seed = 1;
+  cfg->warmup = MP_REPLAY_WARMUP_AUTO;
 }
 
 /* Everything one replay keeps, so the loop below reads as the algorithm. */
@@ -228,9 +230,11 @@ static int check_config(const moeplace_trace *trace, const moeplace_topology *to
     return mp_fail(MOEPLACE_ERR_ARG, "replay: horizon (%d) must be a positive multiple of the window (%d)",
                    horizon, cfg->window);
   if (cfg->slots <= 0) return mp_fail(MOEPLACE_ERR_ARG, "replay: slots must be > 0, got %d", cfg->slots);
-  if (cfg->warmup < 0 || cfg->warmup >= cfg->interval || cfg->warmup % cfg->window)
-    return mp_fail(MOEPLACE_ERR_ARG, "replay: warmup (%d) must be 0 or a multiple of the window "
-                   "(%d) below the interval (%d)", cfg->warmup, cfg->window, cfg->interval);
+  if (cfg->warmup != MP_REPLAY_WARMUP_AUTO &&
+      (cfg->warmup < 0 || cfg->warmup >= cfg->interval || cfg->warmup % cfg->window))
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: warmup (%d) must be 0, MP_REPLAY_WARMUP_AUTO or a "
+                   "multiple of the window (%d) below the interval (%d)", cfg->warmup, cfg->window,
+                   cfg->interval);
   if ((long)R * cfg->slots < E)
     return mp_fail(MOEPLACE_ERR_ARG,
                    "%d ranks x %d slots = %ld slots cannot hold the trace's %d experts", R,
@@ -377,6 +381,9 @@ int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
   memset(result, 0, sizeof *result); // so that freeing it after a failure is safe
   int rc = check_config(trace, topo, cfg);
   if (rc) return rc;
+  const int warmup = cfg->warmup == MP_REPLAY_WARMUP_AUTO
+                         ? (int)mp_warmup_auto(cfg->interval, cfg->window)
+                         : cfg->warmup;
   replay_state st;
   rc = init_state(&st, trace, topo, cfg);
   double imbalance_sum[MP_POLICY_COUNT] = {0};
@@ -388,7 +395,7 @@ int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
       rc = decide(&st, p, first, steps, &result->policy[p]);
     int fed = 0; // steps of the block already fed to the forecaster
     for (int s = 0; s < n && rc == MOEPLACE_OK; s++) {
-      if (first && s == cfg->warmup && s > 0) {
+      if (first && s == warmup && s > 0) {
         rc = warmup_decide(&st, s, steps, &steps_in_window, &result->policy[MP_POLICY_MOEPLACE]);
         fed = s;
         if (rc) break;

@@ -46,6 +46,9 @@ int mp_policy_from_name(const char *name);
  * derives 1 ms from the default 64 MiB experts and the traces' tokens). */
 #define MP_REPLAY_STEP_TIME_S 1e-3
 
+/* mp_replay_config.warmup: chosen from the interval and the window. */
+#define MP_REPLAY_WARMUP_AUTO (-1)
+
 typedef struct mp_replay_config {
   int slots;              /* S: slots per rank and layer */
   int interval;           /* steps between rebalances (a multiple of window) */
@@ -71,7 +74,9 @@ typedef struct mp_replay_config {
                               oracle); default MP_REPLAY_SPREAD */
   int warmup;              /* > 0: the moeplace policy also decides once at this step of
                               the first interval, from the windows seen so far (a
-                              multiple of window, < interval); 0: off */
+                              multiple of window, < interval); 0: off;
+                              MP_REPLAY_WARMUP_AUTO (default): mp_warmup_auto()
+                              (common/warmup.h), as the runtime's default */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with

@@ -37,6 +37,7 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   cfg->collective_timeout_s = MOEPLACE_NO_LIMIT;
   cfg->decision_lag_windows = 1;
   cfg->migration_layers_per_step = 0;
+  cfg->warmup_steps = MOEPLACE_RUNTIME_WARMUP_AUTO; // resolved at create (common/warmup.h)
 }
 
 int mp_rt_predictor_known(const char *name) {
@@ -100,10 +101,12 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
     return mp_fail(MOEPLACE_ERR_ARG, "config: spread must be finite and >= 0, got %g", c->spread);
   if (c->decision_wait != 0 && c->decision_wait != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: decision_wait must be 0 or 1, got %d", c->decision_wait);
-  if (c->warmup_steps < 0 || c->warmup_steps % c->window != 0 ||
-      (c->warmup_steps > 0 && c->warmup_steps >= c->rebalance_interval))
-    return mp_fail(MOEPLACE_ERR_ARG, "config: warmup_steps must be 0 or a multiple of window=%d "
-                   "below rebalance_interval=%d, got %lld", c->window, c->rebalance_interval,
+  if (c->warmup_steps != MOEPLACE_RUNTIME_WARMUP_AUTO &&
+      (c->warmup_steps < 0 || c->warmup_steps % c->window != 0 ||
+       (c->warmup_steps > 0 && c->warmup_steps >= c->rebalance_interval)))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: warmup_steps must be 0, MOEPLACE_RUNTIME_WARMUP_AUTO "
+                   "or a multiple of window=%d below rebalance_interval=%d, got %lld", c->window,
+                   c->rebalance_interval,
                    (long long)c->warmup_steps);
   if (c->plan_only != 0 && c->plan_only != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: plan_only must be 0 or 1, got %d", c->plan_only);

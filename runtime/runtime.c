@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/trace_window.h"
+#include "common/warmup.h"
 #include "runtime/internal.h"
 #include "runtime/rt_config.h"
 
@@ -61,6 +62,8 @@ static void free_runtime(moeplace_runtime *rt) {
 /* Allocates everything; local. */
 static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   rt->cfg = *cfg;
+  if (rt->cfg.warmup_steps == MOEPLACE_RUNTIME_WARMUP_AUTO)
+    rt->cfg.warmup_steps = mp_warmup_auto(cfg->rebalance_interval, cfg->window);
   rt->predictor = dup_str(cfg->predictor);
   rt->hwloc_synthetic = dup_str(cfg->hwloc_synthetic);
   rt->cfg.predictor = rt->predictor;

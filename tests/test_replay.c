@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "common/json_file.h"
+#include "common/warmup.h"
 #include "replay/eplb.h"
 #include "replay/replay.h"
 #include "tests/test_util.h"
@@ -116,7 +117,7 @@ END_TEST
  * 4 the moeplace policy decides there, from the two windows seen, and runs
  * balanced for the rest of the first interval; without, it waits for step
  * 16. Same figures for the other policies, which have no warm-up. */
-static void warmup_run(int warmup, mp_replay_result *res) {
+static void warmup_run_interval(int warmup, int interval, mp_replay_result *res) {
   char text[2048] = "step,layer,e0,e1,e2,e3\n";
   for (int s = 0; s < 32; s++)
     snprintf(text + strlen(text), sizeof text - strlen(text), "%d,0,10,10,10,90\n", s);
@@ -127,7 +128,7 @@ static void warmup_run(int warmup, mp_replay_result *res) {
   mp_replay_config cfg;
   mp_replay_config_init(&cfg);
   cfg.slots = 3;
-  cfg.interval = 16;
+  cfg.interval = interval;
   cfg.window = 2;
   cfg.predictor = "sw_avg";
   cfg.warmup = warmup;
@@ -136,6 +137,30 @@ static void warmup_run(int warmup, mp_replay_result *res) {
   moeplace_trace_close(t);
   moeplace_topology_destroy(topo);
 }
+
+static void warmup_run(int warmup, mp_replay_result *res) { warmup_run_interval(warmup, 16, res); }
+
+/* The automatic warm-up step (the replay's and the runtime's default): a
+ * tenth of the interval, down to a multiple of the window, none under one
+ * window; a replay with it decides there. */
+START_TEST(warmup_auto) {
+  ck_assert_int_eq(mp_warmup_auto(500, 10), 50);
+  ck_assert_int_eq(mp_warmup_auto(100, 10), 10);
+  ck_assert_int_eq(mp_warmup_auto(490, 10), 40);
+  ck_assert_int_eq(mp_warmup_auto(16, 2), 0);
+  ck_assert_int_eq(mp_warmup_auto(90, 10), 0);
+  ck_assert_int_eq(mp_warmup_auto(0, 10), 0);
+  mp_replay_config cfg;
+  mp_replay_config_init(&cfg);
+  ck_assert_int_eq(cfg.warmup, MP_REPLAY_WARMUP_AUTO);
+  mp_replay_result res;
+  warmup_run_interval(MP_REPLAY_WARMUP_AUTO, 40, &res); // 32 steps, warm-up at 4
+  const mp_policy_result *m = &res.policy[MP_POLICY_MOEPLACE];
+  ck_assert_int_eq(m->decisions, 1);
+  ck_assert_int_eq(m->log[0].step, 4);
+  mp_replay_result_free(&res);
+}
+END_TEST
 
 START_TEST(warmup_decides_early) {
   mp_replay_result off, on;
@@ -206,6 +231,7 @@ int main(void) {
   tcase_add_test(tc, rejects_bad_config);
   tcase_add_test(tc, eplb_matches_numpy_reference);
   tcase_add_test(tc, warmup_decides_early);
+  tcase_add_test(tc, warmup_auto);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }

@@ -740,6 +740,29 @@ static void case_loop_warmup(int R) {
   CHECK(first_move == 10, "the skewed load is first rebalanced at step %d, expected 10",
         first_move);
   moeplace_runtime_destroy(rt);
+  // the default, MOEPLACE_RUNTIME_WARMUP_AUTO: a tenth of the interval of
+  // 100, a multiple of the window of 5: step 10
+  moeplace_runtime_config_init(&cfg);
+  CHECK(cfg.warmup_steps == MOEPLACE_RUNTIME_WARMUP_AUTO, "default warmup_steps %lld",
+        (long long)cfg.warmup_steps);
+  cfg.layers = L;
+  cfg.experts = E;
+  cfg.slots_per_rank = S;
+  cfg.window = 5;
+  cfg.rebalance_interval = 100;
+  cfg.decision_lag_windows = 0;
+  cfg.shm_transfers = shm_transfers;
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK && rt, "create with the default warm-up");
+  if (!rt) return;
+  for (int step = 1; step <= 20; step++) {
+    moeplace_step_info info;
+    rc = skewed_step(rt, L, E, S, &info);
+    CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
+    CHECK(info.rebalance_checked == (step == 10), "default warm-up: step %d decision %d", step,
+          info.rebalance_checked);
+  }
+  moeplace_runtime_destroy(rt);
 }
 
 /* The closed loop on a skewed load. Decisions are requested at steps 20,

@@ -234,6 +234,10 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   cfg.collective_timeout_s = o->timeout_s;
   cfg.groups = dynamic ? (int)o->groups : 0;
   cfg.shares = o->shares;
+  // Every rebalance at an interval boundary, where the stall statistics
+  // look for them: the demo measures the steady state (phases alternate in
+  // blocks of an interval), not a job's first interval.
+  cfg.warmup_steps = 0;
   st = moeplace_runtime_create(&ph->rt, MPI_COMM_WORLD, &cfg);
   if (st != MOEPLACE_OK) return st;
   model *md = &ph->md;

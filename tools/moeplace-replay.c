@@ -13,6 +13,7 @@
 
 #include "common/atomic_file.h"
 #include "common/json_file.h"
+#include "common/warmup.h"
 #include "replay/replay.h"
 #include "tools/cli.h"
 
@@ -40,9 +41,11 @@ static void usage(FILE *out) {
           "  --predictor NAME     auto (default), sw_avg, arima, lstm, last\n"
           "  --policies LIST      comma-separated subset to report (default all)\n"
           "  --seed N             seed of learned predictors (default 1)\n"
-          "  --warmup STEPS       moeplace also decides once at this step of the first\n"
+          "  --warmup STEPS|auto  moeplace also decides once at this step of the first\n"
           "                       interval, from the windows seen (a multiple of the\n"
-          "                       window below the interval; 0: off, the default)\n"
+          "                       window below the interval; 0: off; default auto: a\n"
+          "                       tenth of the interval, down to a multiple of the\n"
+          "                       window, 50 for the defaults)\n"
           "  --groups G           experts form G groups; with N > 1 nodes every policy\n"
           "                       keeps each group on one node (docs/PLACEMENT.md;\n"
           "                       eplb: its hierarchical policy)\n"
@@ -267,7 +270,12 @@ int main(int argc, char **argv) {
     case O_HORIZON: INT_OPT("--horizon", 1, 1 << 30, cfg.horizon) break;
     case O_SEED: INT_OPT("--seed", 0, INT64_MAX, cfg.seed) break;
     case O_GROUPS: INT_OPT("--groups", 1, 1 << 20, cfg.groups) break;
-    case O_WARMUP: INT_OPT("--warmup", 0, 1 << 30, cfg.warmup) break;
+    case O_WARMUP:
+      if (strcmp(optarg, "auto") == 0) {
+        cfg.warmup = MP_REPLAY_WARMUP_AUTO;
+        break;
+      }
+      INT_OPT("--warmup", 0, 1 << 30, cfg.warmup) break;
     case O_PREDICTOR: cfg.predictor = optarg; break;
     case O_POLICIES:
       if (parse_policies(optarg, ctx.report)) return CLI_EXIT_USAGE;
@@ -316,6 +324,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: --ranks (%lld) must be a multiple of --nodes (%lld)\n", prog, ranks, nodes);
     return CLI_EXIT_USAGE;
   }
+  if (cfg.warmup == MP_REPLAY_WARMUP_AUTO) // the JSON states the step it used
+    cfg.warmup = (int)mp_warmup_auto(cfg.interval, cfg.window);
 
   moeplace_topology *topo = NULL;
   int rc = topo_path ? moeplace_topology_load(&topo, topo_path)

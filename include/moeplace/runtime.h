@@ -77,6 +77,10 @@ extern "C" {
 /* Configuration. Fill it with moeplace_runtime_config_init(), then set
  * at least layers, experts and slots_per_rank. Every rank must pass the same
  * values (checked: MOEPLACE_ERR_MISMATCH on every rank otherwise). */
+/* moeplace_runtime_config.warmup_steps: the warm-up step chosen from the
+ * interval and window at create (the default). */
+#define MOEPLACE_RUNTIME_WARMUP_AUTO (-1)
+
 typedef struct moeplace_runtime_config {
   int layers;              /* MoE layers (> 0) */
   int experts;             /* logical experts per layer (> 0) */
@@ -229,8 +233,12 @@ typedef struct moeplace_runtime_config {
   int64_t warmup_steps;    /* > 0: one more rebalance at this step of the first
                               interval, from the windows seen so far (the
                               initial placement knew no load); a multiple of
-                              window below rebalance_interval. 0 (default): the
-                              first rebalance is at rebalance_interval */
+                              window below rebalance_interval. 0: the first
+                              rebalance is at rebalance_interval.
+                              MOEPLACE_RUNTIME_WARMUP_AUTO (default): a tenth
+                              of rebalance_interval, down to a multiple of
+                              window (0 if under one window); 50 for the
+                              defaults 500 and 10 */
   uint64_t reserved[1]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
