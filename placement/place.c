@@ -241,7 +241,16 @@ static void consider(place_ctx *c, layer_best *b, double budget_before) {
   }
 }
 
-/* Runs the four candidates of a layer against the default b (keeping the
+/* The partial walk from the current assignment (c->st) toward the fresh
+ * candidate in c->alt (relabelled and aligned), as a candidate. */
+static void walk_candidate(place_ctx *c, layer_best *b, double budget_before) {
+  memcpy(c->fresh_slots, c->alt.slot_e, (size_t)c->R * c->S * sizeof *c->fresh_slots);
+  mp_place_layer_copy(&c->alt, &c->st);
+  mp_place_layer_toward(&c->alt, c->fresh_slots, &c->sp);
+  consider(c, b, budget_before);
+}
+
+/* Runs the five candidates of a layer against the default b (keeping the
  * current assignment, held in c->st with re-optimised shares). */
 static void run_candidates(place_ctx *c, const double *w, layer_best *b, double budget_before) {
   mp_place_layer_copy(&c->alt, &c->st); // the repair of the current placement
@@ -253,12 +262,7 @@ static void run_candidates(place_ctx *c, const double *w, layer_best *b, double 
   mp_place_layer_relabel(&c->alt);
   mp_place_layer_align(&c->alt);
   consider(c, b, budget_before);
-  if (c->sp.max_iter > 0) { // part of the way to the fresh one
-    memcpy(c->fresh_slots, c->alt.slot_e, (size_t)c->R * c->S * sizeof *c->fresh_slots);
-    mp_place_layer_copy(&c->alt, &c->st);
-    mp_place_layer_toward(&c->alt, c->fresh_slots, &c->sp);
-    consider(c, b, budget_before);
-  }
+  if (c->sp.max_iter > 0) walk_candidate(c, b, budget_before);
   // the local search moves one or two replicas per step: it can only win
   // with fewer moves than the best candidate so far
   mp_place_search ls = c->sp;
@@ -270,9 +274,9 @@ static void run_candidates(place_ctx *c, const double *w, layer_best *b, double 
   consider(c, b, budget_before);
 }
 
-/* The candidates with even shares: the fresh placement aligned to the
- * current slots, and the even local search from the current placement
- * (migration priced in). */
+/* The candidates with even shares: the fresh placement relabelled and
+ * aligned to the current slots, the partial walk toward it, and the even
+ * local search from the current placement (migration priced in). */
 static void run_candidates_even(place_ctx *c, const double *w, layer_best *b,
                                 double budget_before) {
   mp_place_layer_fresh_even(&c->alt, w, &c->sp);
@@ -283,10 +287,7 @@ static void run_candidates_even(place_ctx *c, const double *w, layer_best *b,
   double ls_budget = budget_before;
   ls.budget = budget_before >= 0 ? &ls_budget : NULL;
   if (ls.max_iter <= 0) return;
-  memcpy(c->fresh_slots, c->alt.slot_e, (size_t)c->R * c->S * sizeof *c->fresh_slots);
-  mp_place_layer_copy(&c->alt, &c->st); // part of the way to the fresh one
-  mp_place_layer_toward(&c->alt, c->fresh_slots, &c->sp);
-  consider(c, b, budget_before);
+  walk_candidate(c, b, budget_before);
   mp_place_layer_from_current_even(&c->alt, w, &ls);
   consider(c, b, budget_before);
 }
