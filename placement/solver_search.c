@@ -8,6 +8,8 @@
 #include "config.h"
 #endif
 
+#include <math.h>
+
 #include "common/timer.h"
 #include "placement/solver_internal.h"
 
@@ -50,11 +52,21 @@ static double total_excess(const mp_place_layer *st, double T) {
  * Mmax is the layer's max load (which must not rise), T the mean and X0
  * the total excess before the change. */
 static int improve_from(mp_place_layer *st, const mp_place_search *sp, int rs, double Mmax,
-                        double T, double X0, double *bytes_used) {
+                        double T, double X0, int relaxed, double *bytes_used) {
   const int S = st->S, R = st->R;
   const double M = st->load[rs];
   cand best[NCAND];
   int nb = 0;
+  // flex [R]: tokens each rank holds in replicas of split experts, which
+  // water-filling may move to their other replicas after a swap
+  double *flex = st->c_key;
+  for (int r = 0; r < R; r++) {
+    flex[r] = 0;
+    for (int k = 0; k < S; k++) {
+      const int e = st->slot_e[r * S + k];
+      if (e >= 0 && st->cnt[e] > 1) flex[r] += st->slot_x[r * S + k];
+    }
+  }
   for (int a = 0; a < S; a++) {
     int i = rs * S + a, b = st->slot_e[i];
     if (b < 0 || st->slot_x[i] <= 0) continue;
@@ -79,11 +91,18 @@ static int improve_from(mp_place_layer *st, const mp_place_search *sp, int rs, d
           double est = d - cb + (a2 >= 0 && priced ? sp->lambda * mp_slot_cost(st, j) : 0);
           if (d > 0) cand_push(best, &nb, (cand){1, i, j, est});
         }
-        if (!q_has_b && a2 >= 0 && a2 != b && st->slot_x[j] < xi &&
+        if (!q_has_b && a2 >= 0 && a2 != b && (relaxed || st->slot_x[j] < xi) &&
             !mp_st_rank_holds(st, rs, a2)) {
           // swap b (on rs) with a2 (on q)
           double xj = st->slot_x[j];
           double m1 = M - xi + xj, m2 = Lq - xj + xi;
+          // a rank above M may shed its split replicas' tokens to their
+          // other replicas (an optimistic estimate: the change itself is
+          // evaluated water-filled below); relaxed, also rs, so that a
+          // larger replica may come in
+          const double sb = st->cnt[b] > 1 ? xi : 0, sa = st->cnt[a2] > 1 ? xj : 0;
+          if (m2 >= M) m2 = fmax(m2 - (flex[q] - sa + (relaxed ? sb : 0)), T);
+          if (relaxed && m1 >= M) m1 = fmax(m1 - (flex[rs] - sb + sa), T);
           double nm = m1 > m2 ? m1 : m2;
           int c2;
           double cost = !priced ? 0
@@ -151,10 +170,15 @@ static int improve_once(mp_place_layer *st, const mp_place_search *sp, double *b
   for (int r = 0; r < R; r++) T += st->load[r];
   T /= R;
   const double Mmax = st->load[top[0]], X0 = total_excess(st, T);
-  for (int k = 0; k < nt; k++) {
-    if (st->load[top[k]] <= T) break;
-    if (improve_from(st, sp, top[k], Mmax, T, X0, bytes_used)) return 1;
-  }
+  // relaxed swaps (a larger replica coming in, split replicas re-filled)
+  // only once the usual changes are exhausted: tried first, they lead the
+  // search to worse local optima (mean gap to the exact optimum 0.035%
+  // instead of 0.016% on 3000 small instances)
+  for (int relaxed = 0; relaxed < 2; relaxed++)
+    for (int k = 0; k < nt; k++) {
+      if (st->load[top[k]] <= T) break;
+      if (improve_from(st, sp, top[k], Mmax, T, X0, relaxed, bytes_used)) return 1;
+    }
   return 0;
 }
 

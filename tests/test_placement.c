@@ -226,6 +226,33 @@ START_TEST(test_exact_small) {
 }
 END_TEST
 
+/* Two small layers where one start and its local search ended 11% above
+ * the optimum (found by test_exact_small's instances run in one process):
+ * 3 ranks x 2 slots, every slot but one or two taken. The optimum needs a
+ * swap that brings a larger replica in while water-filling re-splits the
+ * split experts, and another replica total than the first start's. */
+START_TEST(test_small_known_instances) {
+  static const double inst[2][5] = {{205.19617984636946, 89.465589482698874, 80.798462721764963,
+                                     37.195345001279399, 20.725815846668571},
+                                    {606, 1151, 192, 1150, 0}};
+  static const int experts[2] = {5, 4};
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 1, 3, 1, 1), 0);
+  for (int k = 0; k < 2; k++) {
+    const double ex = mp_place_exact(inst[k], experts[k], 3, 2);
+    moeplace_placement *p;
+    moeplace_place_stats st;
+    ck_assert_int_eq(moeplace_place(t, 1, experts[k], 2, inst[k], NULL, NULL, &p, &st), 0);
+    double rl[3], mx = 0;
+    moeplace_placement_rank_loads(p, 0, inst[k], rl);
+    for (int r = 0; r < 3; r++) mx = rl[r] > mx ? rl[r] : mx;
+    ck_assert_msg(mx <= ex * (1 + 1e-3), "instance %d: max %g, optimum %g", k, mx, ex);
+    moeplace_placement_destroy(p);
+  }
+  moeplace_topology_destroy(t);
+}
+END_TEST
+
 /* Migration-awareness: tiny load changes move nothing; large ones move
  * far less than a from-scratch placement at comparable balance. */
 START_TEST(test_migration_aware) {
@@ -1653,6 +1680,7 @@ int main(void) {
   tcase_add_test(tc, test_random_invariants);
   tcase_add_test(tc, test_rebalance_random_topologies);
   tcase_add_test(tc, test_exact_small);
+  tcase_add_test(tc, test_small_known_instances);
   tcase_add_test(tc, test_even_invariants);
   tcase_add_test(tc, test_even_exact_small);
   tcase_add_test(tc, test_sort_desc);
