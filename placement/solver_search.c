@@ -59,7 +59,7 @@ static int improve_from(mp_place_layer *st, const mp_place_search *sp, int rs, d
   int nb = 0;
   // flex [R]: tokens each rank holds in replicas of split experts, which
   // water-filling may move to their other replicas after a swap
-  double *flex = st->c_key;
+  double *flex = st->c_key; // the constructions' scratch, unused during a search
   for (int r = 0; r < R; r++) {
     flex[r] = 0;
     for (int k = 0; k < S; k++) {
