@@ -1,7 +1,8 @@
 #!/bin/sh
 # moeplace-replay end to end on the bundled real trace: the JSON holds every
 # policy's figures, they agree with the per-step timeline and with
-# metrics.md's formulas, static never moves, the oracle is the best, and bad
+# metrics.md's formulas, static never moves, the oracle beats the interval-boundary
+# policies, and bad
 # parameters are refused with exit 2.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 REPLAY="$top_builddir/moeplace-replay"
