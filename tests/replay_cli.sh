@@ -1,9 +1,8 @@
 #!/bin/sh
 # moeplace-replay end to end on the bundled real trace: the JSON holds every
 # policy's figures, they agree with the per-step timeline and with
-# metrics.md's formulas, static never moves, the oracle beats the interval-boundary
-# policies, and bad
-# parameters are refused with exit 2.
+# metrics.md's formulas, static never moves, the oracle beats the
+# interval-boundary policies, and bad parameters are refused with exit 2.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 REPLAY="$top_builddir/moeplace-replay"
 DATA="$top_srcdir/data/perl-L4-E8-top1-4k.csv.gz"
