@@ -50,15 +50,7 @@ void mp_even_reset_loads(mp_place_layer *st) {
   }
 }
 
-/* A change under evaluation: the rank-load deltas it makes (dl [R], with the
- * list of touched ranks) and its migration bytes, price and moves. */
-typedef struct even_eval {
-  double *dl;   // [R] zero outside the touched ranks
-  int *touched; // [R]
-  int nt;
-} even_eval;
-
-static void ev_add(even_eval *v, int r, double d) {
+void mp_ev_add(mp_even_eval *v, int r, double d) {
   if (v->dl[r] == 0) {
     int k;
     for (k = 0; k < v->nt; k++)
@@ -68,12 +60,10 @@ static void ev_add(even_eval *v, int r, double d) {
   v->dl[r] += d;
 }
 
-/* Load change of re-counting e from c to c2 replicas on its present ranks
- * (skip: a slot not counted, -1 for none). */
-static void ev_recount(even_eval *v, const mp_place_layer *st, int e, int c2, int skip) {
+void mp_ev_recount(mp_even_eval *v, const mp_place_layer *st, int e, int c2, int skip) {
   const double d = st->w[e] / c2 - st->w[e] / st->cnt[e];
   for (int i = st->head[e]; i >= 0; i = st->next[i])
-    if (i != skip) ev_add(v, i / st->S, d);
+    if (i != skip) mp_ev_add(v, i / st->S, d);
 }
 
 /* The closed form's slot limit: bit masks of an int, spare[]. */
@@ -86,7 +76,7 @@ typedef struct even_search {
   double T, M, eps;
   int priced;       // migration matters: a current placement and a price
   double *bytes_used;
-  even_eval v;
+  mp_even_eval v;
   // the best change so far
   int kind, i, j, q; // kind 0: none
   double key;
@@ -106,21 +96,11 @@ typedef struct even_search {
 
 enum { EV_MOVE = 1, EV_SWAP, EV_ADD, EV_ADDEV, EV_DROP };
 
-/* Price (load units) and bytes of replacing slot content: `before`
- * replicas leave slots and `after` (expert, rank) pairs arrive. */
-static double slot_price(const even_search *s, int e, int r, double *bytes) {
-  const mp_place_layer *st = s->st;
-  if (!st->cur || e < 0 || mp_cur_rank_holds(st, r, e)) return 0;
-  int cls;
-  *bytes += st->expert_bytes;
-  return s->sp->lambda * mp_move_cost(st, e, r, &cls) + s->sp->min_gain;
-}
-
 /* Scores the change held in s->v with its price and bytes; records it if
  * it is the best acceptable one. Clears s->v. */
 static void ev_score(even_search *s, int kind, int i, int j, int q, double price, double dbytes) {
   const mp_place_layer *st = s->st;
-  even_eval *v = &s->v;
+  mp_even_eval *v = &s->v;
   double dsq = 0, dx = 0;
   int ok = 1;
   for (int k = 0; k < v->nt; k++) {
@@ -164,8 +144,8 @@ static void ev_pair(even_search *s, int kind, int i, int j, int q, double delta,
     s->q = q;
     return;
   }
-  ev_add(&s->v, i / st->S, -delta);
-  ev_add(&s->v, q, delta);
+  mp_ev_add(&s->v, i / st->S, -delta);
+  mp_ev_add(&s->v, q, delta);
   ev_score(s, kind, i, j, q, price, dbytes);
 }
 
@@ -265,14 +245,14 @@ static void ev_towards(even_search *s, int i, int q) {
   if (mp_st_rank_holds(st, q, b)) return;
   double pb = 0, bb = 0, p_i = 0, b_i = 0;
   if (s->priced || st->cur) {
-    pb = slot_price(s, b, q, &bb);
-    p_i = slot_price(s, b, r, &b_i);
+    pb = mp_move_price(s->st, s->sp, b, q, &bb);
+    p_i = mp_move_price(s->st, s->sp, b, r, &b_i);
   }
   if (st->nfree[q] > 0) {
     ev_pair(s, EV_MOVE, i, -1, q, x, pb - p_i, bb - b_i);
     if (cb < st->R && st->w[b] > 0) { // add a replica
-      ev_recount(&s->v, st, b, cb + 1, -1);
-      ev_add(&s->v, q, st->w[b] / (cb + 1));
+      mp_ev_recount(&s->v, st, b, cb + 1, -1);
+      mp_ev_add(&s->v, q, st->w[b] / (cb + 1));
       ev_score(s, EV_ADD, i, -1, q, pb, bb);
     }
   }
@@ -281,18 +261,18 @@ static void ev_towards(even_search *s, int i, int q) {
     if (a < 0 || a == b) continue;
     const double y = st->slot_x[j];
     double pa = 0, ba = 0, pj = 0, bj = 0;
-    if (s->priced || st->cur) pj = slot_price(s, a, q, &bj);
+    if (s->priced || st->cur) pj = mp_move_price(s->st, s->sp, a, q, &bj);
     // without a current placement, ev_pair's cheap tests first: the rank scan last
     if (y < x && (st->cur || (st->load[q] + x - y <= s->M + s->eps &&
                               2 * (x - y) * (st->load[r] - st->load[q] - (x - y)) > s->key)) &&
         !mp_st_rank_holds(st, r, a)) { // swap
-      if (s->priced || st->cur) pa = slot_price(s, a, r, &ba);
+      if (s->priced || st->cur) pa = mp_move_price(s->st, s->sp, a, r, &ba);
       ev_pair(s, EV_SWAP, i, j, q, x - y, pb + pa - p_i - pj, bb + ba - b_i - bj);
     }
     if (st->cnt[a] > 1 && cb < st->R && st->w[b] > 0) { // add b in place of a spare a
-      ev_recount(&s->v, st, b, cb + 1, -1);
-      ev_recount(&s->v, st, a, st->cnt[a] - 1, j);
-      ev_add(&s->v, q, st->w[b] / (cb + 1) - y);
+      mp_ev_recount(&s->v, st, b, cb + 1, -1);
+      mp_ev_recount(&s->v, st, a, st->cnt[a] - 1, j);
+      mp_ev_add(&s->v, q, st->w[b] / (cb + 1) - y);
       ev_score(s, EV_ADDEV, i, j, q, pb - pj, bb - bj);
     }
   }
@@ -374,10 +354,10 @@ static int even_improve_rank(even_search *s, int r) {
     const int i = r * S + k, b = st->slot_e[i];
     if (b < 0 || st->slot_x[i] <= 0) continue;
     if (st->cnt[b] > 1 && !(st->spread > 0)) { // drop this replica (noise-aware: never)
-      ev_add(&s->v, r, -st->slot_x[i]);
-      ev_recount(&s->v, st, b, st->cnt[b] - 1, i);
+      mp_ev_add(&s->v, r, -st->slot_x[i]);
+      mp_ev_recount(&s->v, st, b, st->cnt[b] - 1, i);
       double p_i = 0, b_i = 0;
-      if (st->cur) p_i = slot_price(s, b, r, &b_i);
+      if (st->cur) p_i = mp_move_price(s->st, s->sp, b, r, &b_i);
       ev_score(s, EV_DROP, i, -1, -1, -p_i, -b_i);
     }
   }

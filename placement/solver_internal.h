@@ -79,12 +79,29 @@ int mp_cur_rank_holds(const mp_place_layer *st, int r, int e);
 double mp_move_cost(const mp_place_layer *st, int e, int r, int *cls);
 /* Bytes of slot i's replica if it is a move. */
 double mp_slot_bytes(const mp_place_layer *st, int i);
+/* Price (load units) of expert e arriving on rank r: sp->lambda x its
+ * migration cost + sp->min_gain if it is a move, else 0; a move adds the
+ * expert's bytes to *bytes (NULL: not counted). */
+double mp_move_price(const mp_place_layer *st, const mp_place_search *sp, int e, int r,
+                     double *bytes);
 double mp_slot_cost(const mp_place_layer *st, int i);
 
 /* solver_even.c: the search of the even-share objective: up to
  * MP_EVEN_ITER_FACTOR x max_iter changes (one replica moves, swaps, appears
  * or goes per change). */
 #define MP_EVEN_ITER_FACTOR 1
+/* A change under evaluation with equal splits: the rank-load deltas it
+ * makes (dl [R], zero outside the touched ranks, listed in touched [nt]). */
+typedef struct mp_even_eval {
+  double *dl;   // [R]
+  int *touched; // [R]
+  int nt;
+} mp_even_eval;
+/* Adds d to rank r's load change, listing r once. */
+void mp_ev_add(mp_even_eval *v, int r, double d);
+/* Load change of re-counting e from its count to c2 replicas on its present
+ * ranks (skip: a slot not counted, -1 for none). */
+void mp_ev_recount(mp_even_eval *v, const mp_place_layer *st, int e, int c2, int skip);
 void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
                     double *bytes_used);
 /* Every slot's tokens w_e / c_e and the rank loads, recomputed. */

@@ -55,6 +55,14 @@ double mp_slot_bytes(const mp_place_layer *st, int i) {
   if (!st->cur || e < 0 || mp_cur_rank_holds(st, i / st->S, e)) return 0;
   return st->expert_bytes;
 }
+double mp_move_price(const mp_place_layer *st, const mp_place_search *sp, int e, int r,
+                     double *bytes) {
+  if (!st->cur || e < 0 || mp_cur_rank_holds(st, r, e)) return 0;
+  int cls;
+  if (bytes) *bytes += st->expert_bytes;
+  return sp->lambda * mp_move_cost(st, e, r, &cls) + sp->min_gain;
+}
+
 double mp_slot_cost(const mp_place_layer *st, int i) {
   int e = st->slot_e[i], c;
   if (e < 0) return 0;

@@ -31,24 +31,11 @@
  * (a few), so the busiest untouched rank is almost always among them. */
 #define WALK_TOP 8
 
-/* Price (load units) of expert e on rank r relative to the current placement. */
-static double arrival_price(const mp_place_layer *st, const mp_place_search *sp, int e, int r) {
-  if (e < 0 || mp_cur_rank_holds(st, r, e)) return 0;
-  int cls;
-  return sp->lambda * mp_move_cost(st, e, r, &cls) + sp->min_gain;
-}
-
 /* 1 if rank q is among tl [nt]. */
 static int listed(const int *tl, int nt, int q) {
   for (int k = 0; k < nt; k++)
     if (tl[k] == q) return 1;
   return 0;
-}
-
-/* Adds d to rank q's load change, listing q once in tl [nt]. */
-static void touch(double *dl, int *tl, int *nt, int q, double d) {
-  if (!listed(tl, *nt, q)) tl[(*nt)++] = q;
-  dl[q] += d;
 }
 
 /* Max rank load and change of the sum of squared loads after slot i changes
@@ -58,18 +45,16 @@ static void touch(double *dl, int *tl, int *nt, int q, double d) {
 static void eval_change(const mp_place_layer *st, int i, int b, const int *top, int ntop, double *dl,
                         int *tl, double *mx, double *dsq) {
   const int a = st->slot_e[i], r0 = i / st->S;
-  int nt = 0;
-  for (int pass = 0; pass < 2; pass++) { // a loses a replica, b gains one
-    const int e = pass ? b : a;
-    if (e < 0) continue;
-    const int c = st->cnt[e], c2 = pass ? c + 1 : c - 1;
-    for (int j = st->head[e]; j >= 0; j = st->next[j]) {
-      touch(dl, tl, &nt, j / st->S, j == i ? -st->w[e] / c : st->w[e] / c2 - st->w[e] / c);
-    }
+  mp_even_eval v = {dl, tl, 0};
+  if (a >= 0) { // a leaves slot i: its other replicas grow
+    mp_ev_recount(&v, st, a, st->cnt[a] - 1, i);
+    mp_ev_add(&v, r0, -st->w[a] / st->cnt[a]);
   }
-  if (b >= 0) { // b arrives on r0 (legal: r0 holds no b)
-    touch(dl, tl, &nt, r0, st->w[b] / (st->cnt[b] + 1));
+  if (b >= 0) { // b arrives on r0 (legal: r0 holds no b): its replicas shrink
+    mp_ev_recount(&v, st, b, st->cnt[b] + 1, -1);
+    mp_ev_add(&v, r0, st->w[b] / (st->cnt[b] + 1));
   }
+  const int nt = v.nt;
   double m = 0, d = 0;
   for (int k = 0; k < nt; k++) {
     const int q = tl[k];
@@ -178,7 +163,7 @@ void mp_place_layer_toward(mp_place_layer *st, const int *target, const mp_place
   }
   double price = 0; // of the state's moves; it only grows along the walk
   for (int i = RS - 1; i >= 0; i--) {
-    price += arrival_price(st, sp, st->slot_e[i], i / st->S);
+    price += mp_move_price(st, sp, st->slot_e[i], i / st->S, NULL);
     if (st->slot_e[i] == target[i]) continue;
     wk.pos[i] = wk.nd;
     wk.diff[wk.nd++] = i;
@@ -198,7 +183,7 @@ void mp_place_layer_toward(mp_place_layer *st, const int *target, const mp_place
     const int a = st->slot_e[i], r0 = i / st->S, n = wk.pos[i];
     wk.diff[n] = wk.diff[--wk.nd];
     wk.pos[wk.diff[n]] = n;
-    price += arrival_price(st, sp, target[i], r0) - arrival_price(st, sp, a, r0);
+    price += mp_move_price(st, sp, target[i], r0, NULL) - mp_move_price(st, sp, a, r0, NULL);
     step_slot[nsteps] = i;
     step_from[nsteps++] = a;
     apply_change(st, i, target[i]);
