@@ -4,7 +4,8 @@
  * initial placement knew no load; in the closed-loop replay of
  * docs/RESULTS.md a decision at step 50 of a 500-step interval lowers
  * moeplace's imbalance on 35 of 42 rows (7 traces; by 0.027 on average on
- * the six the defaults were chosen on, 0.034 on a held-out one). One home for the rule: the replay and the runtime both call it. */
+ * the six the defaults were chosen on, 0.034 on a held-out one). One home
+ * for the rule: the replay and the runtime both call it. */
 #ifndef MOEPLACE_COMMON_WARMUP_H
 #define MOEPLACE_COMMON_WARMUP_H
 

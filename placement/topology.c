@@ -19,7 +19,6 @@
 #define MP_PLACE_MAX_RANKS 1048576
 
 static const double default_cost[MOEPLACE_LINK_CLASSES] = {0.0, 1.0, 1.5, 2.0, 8.0};
-/* Bytes per second: an NVLink-class node and a 100 Gb/s network. */
 /* The bandwidths a topology accepts, in bytes per second: 1 byte/s to
  * 1 EB/s (1e18), as moeplace-replay's --bw-* options. Beyond them the
  * migration model's seconds (bytes / bandwidth) stop meaning anything:
@@ -27,6 +26,7 @@ static const double default_cost[MOEPLACE_LINK_CLASSES] = {0.0, 1.0, 1.5, 2.0, 8
 #define BANDWIDTH_MIN 1.0
 #define BANDWIDTH_MAX 1e18
 
+/* Bytes per second: an NVLink-class node and a 100 Gb/s network. */
 static const double default_bandwidth[MOEPLACE_LINK_CLASSES] = {INFINITY, 100e9, 50e9, 25e9,
                                                                 12.5e9};
 
