@@ -1,22 +1,32 @@
-/* The warm-up step chosen for "auto" (moeplace-replay's default,
- * MOEPLACE_RUNTIME_WARMUP_AUTO in the runtime): one more decision a tenth
- * of the way into the first interval, from the windows seen by then. The
- * initial placement knew no load; in the closed-loop replay of
- * docs/RESULTS.md a decision at step 50 of a 500-step interval lowers
- * moeplace's imbalance on 35 of 42 rows (7 traces; by 0.027 on average on
- * the six the defaults were chosen on, 0.034 on a held-out one). One home
- * for the rule: the replay and the runtime both call it. */
+/* The warm-up: the moeplace policy's extra decisions inside the first
+ * rebalance interval (moeplace-replay's --warmup, the runtime's
+ * warmup_steps). The initial placement knew no load, so the first
+ * decision comes once a few windows are seen, and later ones each time the
+ * steps seen have doubled (k, 2k, 4k, ... below the interval): each decides
+ * from twice the evidence of the one before, and there are only
+ * log2(interval / k) of them. One home for the rule: the replay and the
+ * runtime both call it. Measured in docs/RESULTS.md ("Closed loop on every
+ * trace"). */
 #ifndef MOEPLACE_COMMON_WARMUP_H
 #define MOEPLACE_COMMON_WARMUP_H
 
 #include <stdint.h>
 
-/* A tenth of the interval, down to a multiple of the window; 0 (no warm-up)
- * when that is less than one window. */
+/* The first warm-up step chosen for "auto" (moeplace-replay's default,
+ * MOEPLACE_RUNTIME_WARMUP_AUTO in the runtime): two windows, the least
+ * evidence a forecast averages over; 0 (no warm-up) when that is not below
+ * the interval. */
 static inline int64_t mp_warmup_auto(int64_t interval, int64_t window) {
   if (interval <= 0 || window <= 0) return 0;
-  const int64_t k = interval / 10 / window * window;
-  return k >= window && k < interval ? k : 0;
+  return 2 * window < interval ? 2 * window : 0;
+}
+
+/* Whether a warm-up decision falls after `step` steps of the first
+ * interval: step = warmup * 2^j < interval. 0 when warmup <= 0. */
+static inline int mp_warmup_decides(int64_t step, int64_t warmup, int64_t interval) {
+  if (warmup <= 0 || step < warmup || step >= interval || step % warmup) return 0;
+  const int64_t m = step / warmup;
+  return (m & (m - 1)) == 0;
 }
 
 #endif

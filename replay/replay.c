@@ -357,14 +357,16 @@ static int feed_windows(replay_state *st, int from, int n, int64_t *steps_in_win
   return MOEPLACE_OK;
 }
 
-/* The warm-up decision of the moeplace policy at step k of the first block
- * (cfg->warmup): the initial placement was made knowing no load, so once
- * the first windows are seen it decides as at an interval's start, from
- * those windows, for the rest of the interval. */
-static int warmup_decide(replay_state *st, int k, int64_t step, int64_t *steps_in_window,
+/* A warm-up decision of the moeplace policy at step k of the first block
+ * (common/warmup.h: cfg->warmup, twice that, four times, ...): the initial
+ * placement was made knowing no load, so once the first windows are seen it
+ * decides as at an interval's start, from all the steps seen so far (the
+ * ones from `from` on are fed to the forecaster now), for the rest of the
+ * interval. */
+static int warmup_decide(replay_state *st, int from, int k, int64_t step, int64_t *steps_in_window,
                          mp_policy_result *res) {
   const size_t LE = (size_t)st->L * st->E;
-  int rc = feed_windows(st, 0, k, steps_in_window);
+  int rc = feed_windows(st, from, k, steps_in_window);
   if (rc) return rc;
   memset(st->prev_loads, 0, LE * sizeof *st->prev_loads); // the volume seen so far
   for (int s = 0; s < k; s++)
@@ -395,8 +397,8 @@ int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
       rc = decide(&st, p, first, steps, &result->policy[p]);
     int fed = 0; // steps of the block already fed to the forecaster
     for (int s = 0; s < n && rc == MOEPLACE_OK; s++) {
-      if (first && s == warmup && s > 0) {
-        rc = warmup_decide(&st, s, steps, &steps_in_window, &result->policy[MP_POLICY_MOEPLACE]);
+      if (first && mp_warmup_decides(s, warmup, cfg->interval)) {
+        rc = warmup_decide(&st, fed, s, steps, &steps_in_window, &result->policy[MP_POLICY_MOEPLACE]);
         fed = s;
         if (rc) break;
       }

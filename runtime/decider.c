@@ -31,6 +31,7 @@ struct mp_rt_decider {
   int pending_error;  /* an observe failed: reported by the next decision */
   size_t *expert_bytes;        /* [L] snapshot of the request */
   double step_s;               /* the request's step time (<= 0: not priced in seconds) */
+  int64_t horizon_steps;       /* the request's steps until the next decision */
   int step_measured;           /* ... measured at the imbalance in force */
   double link_bw[MOEPLACE_LINK_CLASSES]; /* the request's measured bandwidths (0: none) */
   moeplace_placement *in_force; /* snapshot of the request */
@@ -86,7 +87,7 @@ static void place_options(const mp_rt_decider *d, moeplace_place_options *opt) {
   opt->spread = d->set.spread;
   if (d->step_s > 0) {
     opt->step_time_s = d->step_s;
-    opt->horizon_steps = d->set.rebalance_interval;
+    opt->horizon_steps = d->horizon_steps;
     if (d->step_measured) { // measured at the imbalance in force: back to perfect balance
       double *last = malloc((size_t)L * E * sizeof *last), imb = 1;
       if (last) {
@@ -343,7 +344,7 @@ int mp_rt_decider_observe(mp_rt_decider *d, const uint64_t *totals) {
 
 int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
                           const size_t *expert_bytes, const double *link_bw, double step_s,
-                          int measured) {
+                          int measured, int64_t horizon_steps) {
   if (d->outstanding) return mp_fail(MOEPLACE_ERR_STATE, "a rebalance decision is already in flight");
   job *j = calloc(1, sizeof *j);
   if (!j) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory requesting a decision");
@@ -357,6 +358,7 @@ int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
   memcpy(d->link_bw, link_bw, sizeof d->link_bw);
   d->step_s = step_s;
   d->step_measured = measured;
+  d->horizon_steps = horizon_steps;
   pthread_mutex_lock(&d->mu);
   d->outstanding = 1;
   d->finished = 0;

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/timer.h"
+#include "common/warmup.h"
 #include "runtime/internal.h"
 #include "runtime/rt_config.h"
 
@@ -287,8 +288,12 @@ static int ask_decider(moeplace_runtime *rt) {
   double step_s = rt->cfg.step_time_s > 0 ? rt->cfg.step_time_s
                   : rt->cfg.step_time_s == 0 && rt->step_time_s > 0 ? rt->step_time_s
                                                                      : -1;
+  // in force until the next interval boundary: a whole interval, or its
+  // rest for a warm-up decision (common/warmup.h)
+  const int64_t every = rt->cfg.rebalance_interval;
+  const int64_t horizon = every > 0 ? every - rt->step % every : 0;
   rt->request_error = mp_rt_decider_request(rt->decider, rt->placement, rt->expert_bytes,
-                                            rt->link_bw, step_s, rt->cfg.step_time_s == 0);
+                                            rt->link_bw, step_s, rt->cfg.step_time_s == 0, horizon);
   if (rt->request_error != MOEPLACE_OK)
     snprintf(rt->request_reason, sizeof rt->request_reason, "%s", moeplace_last_error());
   return MOEPLACE_OK;
@@ -386,7 +391,8 @@ static int step_body(moeplace_runtime *rt, const int64_t *caller_step, moeplace_
   // step number and collective outcomes.
   if (rt->decision_due == rt->step) status = apply_decision(rt, info);
   if (status == MOEPLACE_OK && rt->cfg.rebalance_interval > 0 &&
-      (rt->step % rt->cfg.rebalance_interval == 0 || rt->step == rt->cfg.warmup_steps)) {
+      (rt->step % rt->cfg.rebalance_interval == 0 ||
+       mp_warmup_decides(rt->step, rt->cfg.warmup_steps, rt->cfg.rebalance_interval))) {
     status = request_decision(rt, info);
     if (status == MOEPLACE_OK && rt->decision_due == rt->step) status = apply_decision(rt, info);
   }

@@ -24,6 +24,7 @@ corpus() {
     pystdlib) ls /usr/lib/python3.11/*.py | sort ;;
     perlmods) find /usr/share/perl -name '*.pm' | sort | head -300 ;;
     copyright) ls /usr/share/doc/*/copyright | sort | head -600 ;;
+    cxx) find /usr/include/c++/12 -type f | sort | head -400 ;;
   esac
 }
 declare -A opts=(
@@ -32,9 +33,10 @@ declare -A opts=(
   [perlmods-L4-E8-top1]="perlmods --experts 8 --topk 1 --aux 0.0 --seed 13"
   [copyright-L6-E24-top2]="copyright --experts 24 --topk 2 --aux 0.001 --seed 14 --layers 6"
   [cheaders-L4-E64-top2]="cheaders --experts 64 --topk 2 --aux 0.001 --seed 15"
+  [cxx-L5-E12-top2]="cxx --experts 12 --topk 2 --aux 0.005 --seed 16 --layers 5"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(cheaders-L4-E16-top2 pystdlib-L4-E32-top4 perlmods-L4-E8-top1 copyright-L6-E24-top2 cheaders-L4-E64-top2)
+[ ${#names[@]} -gt 0 ] || names=(cheaders-L4-E16-top2 pystdlib-L4-E32-top4 perlmods-L4-E8-top1 copyright-L6-E24-top2 cheaders-L4-E64-top2 cxx-L5-E12-top2)
 for name in "${names[@]}"; do
   spec=${opts[$name]:-}
   [ -n "$spec" ] || { echo "make_traces.sh: unknown trace $name" >&2; exit 2; }

@@ -36,11 +36,11 @@ for name in ("moving_average", "moeplace", "oracle", "eplb"):
     g = (P[name]["imbalance"] - o) / (s - o)
     assert abs(g - P[name]["gap_to_oracle"]) < 1e-9, (name, g)
     # the oracle places each interval on its loads, from its first step;
-    # moeplace's warm-up (on by default, step 50) also decides inside the
+    # moeplace's warm-up (on by default, steps 20, 40, ..., 320) also decides inside the
     # first interval, so only the interval-boundary policies stay above it
     if name != "moeplace":
         assert P[name]["imbalance"] >= o - 1e-3, name
-assert [x["step"] for x in P["moeplace"]["decision_log"]][:2] == [50, 500], P["moeplace"]["decision_log"]
+assert [x["step"] for x in P["moeplace"]["decision_log"]][:6] == [20, 40, 80, 160, 320, 500], P["moeplace"]["decision_log"]
 # 8 intervals of 500 steps: the first is decided by the oracle only
 assert len(P["moving_average"]["decision_log"]) == 7, len(P["moving_average"]["decision_log"])
 assert len(P["oracle"]["decision_log"]) == 8

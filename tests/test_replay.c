@@ -140,24 +140,38 @@ static void warmup_run_interval(int warmup, int interval, mp_replay_result *res)
 
 static void warmup_run(int warmup, mp_replay_result *res) { warmup_run_interval(warmup, 16, res); }
 
-/* The automatic warm-up step (the replay's and the runtime's default): a
- * tenth of the interval, down to a multiple of the window, none under one
- * window; a replay with it decides there. */
+/* The automatic warm-up step (the replay's and the runtime's default): two
+ * windows, none unless below the interval; a replay with it decides there
+ * and each time the steps seen have doubled, below the interval. */
 START_TEST(warmup_auto) {
-  ck_assert_int_eq(mp_warmup_auto(500, 10), 50);
-  ck_assert_int_eq(mp_warmup_auto(100, 10), 10);
-  ck_assert_int_eq(mp_warmup_auto(490, 10), 40);
-  ck_assert_int_eq(mp_warmup_auto(16, 2), 0);
-  ck_assert_int_eq(mp_warmup_auto(90, 10), 0);
+  // mp_warmup_decides(step, warmup, interval): warmup * 2^j < interval
+  const int want[] = {50, 100, 200, 400};
+  for (int step = 0, n = 0; step <= 1000; step++) {
+    const int d = mp_warmup_decides(step, 50, 500);
+    ck_assert_int_eq(d, n < 4 && step == want[n]);
+    n += d;
+  }
+  ck_assert_int_eq(mp_warmup_decides(30, 30, 500), 1);
+  ck_assert_int_eq(mp_warmup_decides(90, 30, 500), 0); // 3 x 30: not a doubling
+  ck_assert_int_eq(mp_warmup_decides(480, 30, 500), 1);
+  ck_assert_int_eq(mp_warmup_decides(10, 0, 500), 0);  // off
+  ck_assert_int_eq(mp_warmup_decides(0, 0, 500), 0);
+  ck_assert_int_eq(mp_warmup_auto(500, 10), 20);
+  ck_assert_int_eq(mp_warmup_auto(30, 10), 20);
+  ck_assert_int_eq(mp_warmup_auto(16, 2), 4);
+  ck_assert_int_eq(mp_warmup_auto(20, 10), 0); // not below the interval
   ck_assert_int_eq(mp_warmup_auto(0, 10), 0);
+  ck_assert_int_eq(mp_warmup_auto(500, 0), 0);
   mp_replay_config cfg;
   mp_replay_config_init(&cfg);
   ck_assert_int_eq(cfg.warmup, MP_REPLAY_WARMUP_AUTO);
   mp_replay_result res;
-  warmup_run_interval(MP_REPLAY_WARMUP_AUTO, 40, &res); // 32 steps, warm-up at 4
+  warmup_run_interval(MP_REPLAY_WARMUP_AUTO, 40, &res); // 32 steps: warm-up at 4, 8, 16
   const mp_policy_result *m = &res.policy[MP_POLICY_MOEPLACE];
-  ck_assert_int_eq(m->decisions, 1);
+  ck_assert_int_eq(m->decisions, 3);
   ck_assert_int_eq(m->log[0].step, 4);
+  ck_assert_int_eq(m->log[1].step, 8);
+  ck_assert_int_eq(m->log[2].step, 16);
   mp_replay_result_free(&res);
 }
 END_TEST
@@ -169,9 +183,11 @@ START_TEST(warmup_decides_early) {
   const mp_policy_result *m0 = &off.policy[MP_POLICY_MOEPLACE], *m1 = &on.policy[MP_POLICY_MOEPLACE];
   ck_assert_int_eq(m0->decisions, 1);
   ck_assert_int_eq(m0->log[0].step, 16);
-  ck_assert_int_eq(m1->decisions, 2);
+  // warm-up decisions at 4 and 8 (twice 4), then the interval's at 16
+  ck_assert_int_eq(m1->decisions, 3);
   ck_assert_int_eq(m1->log[0].step, 4);
-  ck_assert_int_eq(m1->log[1].step, 16);
+  ck_assert_int_eq(m1->log[1].step, 8);
+  ck_assert_int_eq(m1->log[2].step, 16);
   ck_assert_int_gt(m1->log[0].moves, 0);
   // balanced from step 4: 28 of 32 steps at the oracle's 1.0 instead of 16
   ck_assert_double_eq_tol(on.policy[MP_POLICY_ORACLE].imbalance, 1.0, 1e-9);

@@ -686,6 +686,7 @@ static moeplace_runtime *make_loop_rt(int L, int E, int S, int lag, int layers_p
   cfg.slots_per_rank = S;
   cfg.window = 5;
   cfg.rebalance_interval = 20;
+  cfg.warmup_steps = 0;    // the schedule these cases check: multiples of 20 only
   cfg.history_windows = 3; // smaller than the run: the ring wraps
   cfg.chunk_bytes = 2048;
   cfg.decision_lag_windows = lag;
@@ -700,7 +701,9 @@ static moeplace_runtime *make_loop_rt(int L, int E, int S, int lag, int layers_p
 
 /* Warm-up (config.warmup_steps = 10, lag 0): one more decision at step 10
  * of the first interval, which already moves the skewed load's hot expert,
- * then the usual ones at 20, 40 and 60. A warm-up step that is not a
+ * then the usual ones at 20, 40 and 60 (twice 10 is the interval). With the
+ * default (two windows: 10) and an interval of 100 the warm-up decides at
+ * 10, 20, 40 and 80, each time the steps seen have doubled. A warm-up step that is not a
  * multiple of the window, or not below the interval, is refused. */
 static void case_loop_warmup(int R) {
   const int L = 2, E = 2 * R, S = 3;
@@ -740,8 +743,7 @@ static void case_loop_warmup(int R) {
   CHECK(first_move == 10, "the skewed load is first rebalanced at step %d, expected 10",
         first_move);
   moeplace_runtime_destroy(rt);
-  // the default, MOEPLACE_RUNTIME_WARMUP_AUTO: a tenth of the interval of
-  // 100, a multiple of the window of 5: step 10
+  // the default, MOEPLACE_RUNTIME_WARMUP_AUTO: two windows of 5, step 10
   moeplace_runtime_config_init(&cfg);
   CHECK(cfg.warmup_steps == MOEPLACE_RUNTIME_WARMUP_AUTO, "default warmup_steps %lld",
         (long long)cfg.warmup_steps);
@@ -755,11 +757,12 @@ static void case_loop_warmup(int R) {
   rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
   CHECK(rc == MOEPLACE_OK && rt, "create with the default warm-up");
   if (!rt) return;
-  for (int step = 1; step <= 20; step++) {
+  for (int step = 1; step <= 100; step++) {
     moeplace_step_info info;
     rc = skewed_step(rt, L, E, S, &info);
     CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
-    CHECK(info.rebalance_checked == (step == 10), "default warm-up: step %d decision %d", step,
+    const int due = step == 10 || step == 20 || step == 40 || step == 80 || step == 100;
+    CHECK(info.rebalance_checked == due, "default warm-up: step %d decision %d", step,
           info.rebalance_checked);
   }
   moeplace_runtime_destroy(rt);
