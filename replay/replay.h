@@ -72,9 +72,10 @@ typedef struct mp_replay_config {
   double spread;           /* moeplace_place_options.spread of every moeplace-made
                               placement (the initial one, moving_average, moeplace,
                               oracle); default MP_REPLAY_SPREAD */
-  int warmup;              /* > 0: the moeplace policy also decides once at this step of
-                              the first interval, from the windows seen so far (a
-                              multiple of window, < interval); 0: off;
+  int warmup;              /* > 0: the moeplace policy also decides at this step of
+                              the first interval and each time the steps seen
+                              double (mp_warmup_decides), from the windows seen so
+                              far (a multiple of window, < interval); 0: off;
                               MP_REPLAY_WARMUP_AUTO (default): mp_warmup_auto()
                               (common/warmup.h), as the runtime's default */
   uint64_t seed;

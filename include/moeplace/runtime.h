@@ -77,8 +77,8 @@ extern "C" {
 /* Configuration. Fill it with moeplace_runtime_config_init(), then set
  * at least layers, experts and slots_per_rank. Every rank must pass the same
  * values (checked: MOEPLACE_ERR_MISMATCH on every rank otherwise). */
-/* moeplace_runtime_config.warmup_steps: the warm-up step chosen from the
- * interval and window at create (the default). */
+/* moeplace_runtime_config.warmup_steps: the first warm-up step chosen from
+ * the interval and window at create (the default). */
 #define MOEPLACE_RUNTIME_WARMUP_AUTO (-1)
 
 typedef struct moeplace_runtime_config {
@@ -190,8 +190,8 @@ typedef struct moeplace_runtime_config {
                                     every rank before the next starts */
   double step_time_s;      /* prices each rebalance in seconds (docs/PLACEMENT.md,
                               "Pricing a rebalance in seconds"): a change is made
-                              only if the expert time it saves over the next
-                              rebalance_interval steps exceeds its modelled
+                              only if the expert time it saves until the next
+                              interval boundary exceeds its modelled
                               migration time (the topology's link bandwidths,
                               e.g. a cluster file's `bandwidth` lines) plus
                               min_gain x that horizon; migration_tradeoff is then
@@ -230,15 +230,17 @@ typedef struct moeplace_runtime_config {
                               place when idle and splits weighted shares more
                               evenly, absorbing per-step token noise
                               (moeplace-replay uses 1) */
-  int64_t warmup_steps;    /* > 0: one more rebalance at this step of the first
-                              interval, from the windows seen so far (the
-                              initial placement knew no load); a multiple of
-                              window below rebalance_interval. 0: the first
-                              rebalance is at rebalance_interval.
-                              MOEPLACE_RUNTIME_WARMUP_AUTO (default): a tenth
-                              of rebalance_interval, down to a multiple of
-                              window (0 if under one window); 50 for the
-                              defaults 500 and 10 */
+  int64_t warmup_steps;    /* > 0: more rebalances in the first interval, at
+                              this step and each time the steps seen double
+                              (k, 2k, 4k, ... below rebalance_interval), from
+                              the windows seen so far (the initial placement
+                              knew no load); a multiple of window below
+                              rebalance_interval. 0: the first rebalance is
+                              at rebalance_interval.
+                              MOEPLACE_RUNTIME_WARMUP_AUTO (default): two
+                              windows (0 unless below rebalance_interval):
+                              20, 40, 80, 160, 320 for the defaults 500 and
+                              10 */
   uint64_t reserved[1]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 

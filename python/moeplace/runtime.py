@@ -101,9 +101,8 @@ class Runtime:
     priced in seconds: > 0 configured, 0 measured, < 0 off), plan_only,
     decision_wait (1: wait for a late decision instead of deferring it),
     spread (noise-aware placement, >= 0),
-    warmup_steps (one more rebalance at that step of the first interval;
-    default -1: a tenth of rebalance_interval, down to a multiple of window;
-    0: none).
+    warmup_steps (more rebalances in the first interval, at that step and
+    each time the steps seen double; default -1: two windows; 0: none).
     Every rank must pass the same values.
 
     Per training step: record(layer, tokens) for every layer, then step()
