@@ -31,7 +31,7 @@ struct mp_rt_decider {
   int pending_error;  /* an observe failed: reported by the next decision */
   size_t *expert_bytes;        /* [L] snapshot of the request */
   double step_s;               /* the request's step time (<= 0: not priced in seconds) */
-  int64_t horizon_steps;       /* the request's steps until the next decision */
+  int64_t horizon_steps;       /* the request's steps to the next interval boundary */
   int step_measured;           /* ... measured at the imbalance in force */
   double link_bw[MOEPLACE_LINK_CLASSES]; /* the request's measured bandwidths (0: none) */
   moeplace_placement *in_force; /* snapshot of the request */

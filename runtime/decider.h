@@ -65,12 +65,12 @@ int mp_rt_decider_observe(mp_rt_decider *d, const uint64_t *totals);
  * measured link bandwidths link_bw [MOEPLACE_LINK_CLASSES] (copied; entries
  * > 0 replace the topology's for this decision, linkbw.c). step_s > 0
  * prices the decision in seconds (moeplace_place_options.step_time_s over
- * horizon_steps, the steps until the next decision): the step time at
+ * horizon_steps, the steps until the next interval boundary): the step time at
  * perfect balance, or, with measured = 1, the measured step time at the
  * imbalance of the placement in force on the last window (the decider
- * divides by it); step_s <= 0: the min_gain / migration_tradeoff rule. At most one
- * decision is outstanding: MOEPLACE_ERR_STATE if one was requested and not
- * yet collected. */
+ * divides by it); step_s <= 0: the min_gain / migration_tradeoff rule. At
+ * most one decision is outstanding: MOEPLACE_ERR_STATE if one was requested
+ * and not yet collected. */
 int mp_rt_decider_request(mp_rt_decider *d, const moeplace_placement *in_force,
                           const size_t *expert_bytes, const double *link_bw, double step_s,
                           int measured, int64_t horizon_steps);

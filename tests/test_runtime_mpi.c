@@ -22,7 +22,8 @@
  * the others time out at the window within collective_timeout_s, without
  * burning a core, then R-1 times out too), step_stopped (rank R-1 is
  * SIGSTOPped for 5 s at the window: the same), decider_cpus (the decision
- * thread runs on the host's CPUs no rank is bound to, if any). A case name ending in _p2p runs the case with
+ * thread runs on the host's CPUs no rank is bound to, if any), decider_horizon
+ * (a decision is priced over the horizon its request gives). A case name ending in _p2p runs the case with
  * the shared-memory path off (every transfer by messages). */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_OR */
 #include "config.h"
@@ -699,6 +700,60 @@ static moeplace_runtime *make_loop_rt(int L, int E, int S, int lag, int layers_p
   return rt;
 }
 
+/* The decider prices a decision in seconds over the horizon its request
+ * gives: the steps until the next interval boundary, few for a warm-up
+ * decision late in the first interval. The same history (expert 0 carries
+ * 70% of the tokens, only on rank 0) and placement: over 10^6 steps moving
+ * a replica of expert 0 to rank 1 pays (1 GB at the same node's 50 GB/s,
+ * 20 ms, against 0.6 x 1 ms per step), over one step only routing shares
+ * may change. Local: rank 0 runs it. */
+static void case_decider_horizon(int R) {
+  (void)R;
+  if (my_rank != 0) return;
+  enum { L = 1, E = 4, RR = 2, S = 3 };
+  moeplace_topology *shape = NULL;
+  CHECK(moeplace_topology_create_shape(&shape, 1, RR, 1, 1) == MOEPLACE_OK, "shape");
+  moeplace_placement *in_force = NULL, *next = NULL;
+  CHECK(moeplace_placement_create(&in_force, L, E, RR, S) == MOEPLACE_OK, "placement");
+  CHECK(moeplace_placement_create(&next, L, E, RR, S) == MOEPLACE_OK, "placement");
+  if (!shape || !in_force || !next) return;
+  const int phy2log[RR * S] = {0, 1, 2, 3, 1, 2}; // rank 0: 0 1 2, rank 1: 3 1 2
+  const double share[RR * S] = {1, 0.5, 0.5, 1, 0.5, 0.5};
+  memcpy(moeplace_placement_phy2log(in_force, 0), phy2log, sizeof phy2log);
+  memcpy(moeplace_placement_share(in_force, 0), share, sizeof share);
+  CHECK(moeplace_placement_validate(in_force) == MOEPLACE_OK, "in force: %s", moeplace_last_error());
+  mp_rt_decider_setup set = {.L = L, .E = E, .R = RR, .S = S, .shape = shape, .window = 5,
+                             .horizon = 100, .rebalance_interval = 100, .history_windows = 16,
+                             .predictor = "sw_avg", .migration_tradeoff = 0.05, .min_gain = 0,
+                             .migration_budget_bytes = MOEPLACE_NO_LIMIT,
+                             .shares = MOEPLACE_SHARES_WEIGHTED, .threaded = 0};
+  const int64_t horizons[2] = {1, 1000000};
+  for (int h = 0; h < 2; h++) {
+    mp_rt_decider *d = NULL;
+    CHECK(mp_rt_decider_create(&d, &set) == MOEPLACE_OK && d, "decider: %s", moeplace_last_error());
+    if (!d) break;
+    const uint64_t totals[E] = {700, 100, 100, 100};
+    for (int w = 0; w < 4; w++) CHECK(mp_rt_decider_observe(d, totals) == MOEPLACE_OK, "observe");
+    const size_t bytes[L] = {1000000000};
+    const double no_bw[MOEPLACE_LINK_CLASSES] = {0};
+    CHECK(mp_rt_decider_request(d, in_force, bytes, no_bw, 1e-3, 0, horizons[h]) == MOEPLACE_OK,
+          "request");
+    mp_rt_decision res;
+    double waited;
+    CHECK(mp_rt_decider_collect(d, &res, next, &waited) == MOEPLACE_OK && res.status == MOEPLACE_OK,
+          "collect: %s", res.error);
+    const int moved = res.commit && memcmp(moeplace_placement_phy2log(next, 0), phy2log,
+                                           sizeof phy2log) != 0;
+    CHECK(moved == (h == 1), "horizon %lld steps: replicas moved %d, predicted imbalance %.3f -> %.3f",
+          (long long)horizons[h], moved, res.old_imb, res.new_imb);
+    if (h == 1) CHECK(res.new_imb < 1.1, "moved to imbalance %.3f", res.new_imb);
+    mp_rt_decider_destroy(d);
+  }
+  moeplace_placement_destroy(in_force);
+  moeplace_placement_destroy(next);
+  moeplace_topology_destroy(shape);
+}
+
 /* Warm-up (config.warmup_steps = 10, lag 0): one more decision at step 10
  * of the first interval, which already moves the skewed load's hot expert,
  * then the usual ones at 20, 40 and 60 (twice 10 is the interval). With the
@@ -1231,6 +1286,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "loop")) case_loop(R, 1, 1);
   else if (!strcmp(c, "loop_sync")) case_loop(R, 1, 0); // decisions inside the step
   else if (!strcmp(c, "loop_warmup")) case_loop_warmup(R);
+  else if (!strcmp(c, "decider_horizon")) case_decider_horizon(R);
   else if (!strcmp(c, "loop_nostate")) case_loop(R, 0, 1); // routing only: nothing registered
   else if (!strcmp(c, "slow_decision")) case_slow_decision(R);
   else if (!strcmp(c, "decision_fail")) case_decision_fail(R);
