@@ -293,4 +293,25 @@ printf '\357x{}' >"$D/ef.json"
 expect_status 2 "JSON starting with 0xef, no BOM" -- "$P" --loads "$D/t.csv" --ranks 4 --slots 2 \
   --current "$D/ef.json" && expect_grep "ef.json:1:1: invalid JSON" "$D/err" "0xef named"
 
+# ---- options: the tools' messages name the option, getopt's the tool ---
+R="$top_builddir/moeplace-replay"
+F="$top_builddir/moeplace-predict"
+# --horizon counts steps: moeplace-place took 1.5 (predict and replay refused it)
+for tool in "$P" "$R" "$F"; do
+  expect_status 2 "fractional --horizon (${tool##*/})" -- "$tool" --horizon 1.5 &&
+    expect_grep "^${tool##*/}: --horizon: '1.5' is not an integer" "$D/err" "--horizon named"
+done
+# getopt's own errors used to start with the path the tool was run by
+for cmd in "$P" "$R" "$F" "$T stats" "$T convert"; do
+  name=${cmd##*/}
+  expect_status 2 "unknown option ($name)" -- $cmd --bogus &&
+    expect_grep "^${name%% *}: unrecognized option '--bogus'" "$D/err" "unknown option, tool named"
+done
+for cmd in "$P --loads" "$R --trace" "$F --trace" "$T stats --window"; do
+  name=${cmd##*/}
+  expect_status 2 "missing argument ($name)" -- $cmd &&
+    expect_grep "^${name%% *}: option '${cmd##* }' requires an argument" "$D/err" \
+      "missing argument, tool named"
+done
+
 finish
