@@ -292,6 +292,26 @@ expect_status 0 "placement JSON with a BOM (--current)" -- "$P" --loads "$D/t.cs
 printf '\357x{}' >"$D/ef.json"
 expect_status 2 "JSON starting with 0xef, no BOM" -- "$P" --loads "$D/t.csv" --ranks 4 --slots 2 \
   --current "$D/ef.json" && expect_grep "ef.json:1:1: invalid JSON" "$D/err" "0xef named"
+# malformed JSON after a BOM: line:column as an editor shows them (the BOM
+# is no character), the same as without it, from a file or stdin (the BOM is
+# skipped before jansson counts; this held before it was tested here).
+# NAME|CONTENT (printf format)|LINE:COL|REASON
+while IFS='|' read -r name body pos reason; do
+  printf "$body" >"$D/plain-$name"
+  printf "$BOM$body" >"$D/bom-$name"
+  for g in plain bom; do
+    expect_status 2 "malformed JSON ($g-$name)" -- "$P" --loads "$D/t.csv" --ranks 4 --slots 2 \
+      --current "$D/$g-$name" &&
+      expect_grep "$g-$name:$pos: invalid JSON: $reason" "$D/err" "position in $g-$name"
+  done
+  expect_status 2 "malformed JSON on stdin (bom-$name)" -- "$P" --loads "$D/t.csv" --ranks 4 \
+    --slots 2 --current - <"$D/bom-$name" &&
+    expect_grep "<stdin>:$pos: invalid JSON: $reason" "$D/err" "position in bom-$name on stdin"
+done <<'CASES'
+first.json|x{}\n|1:1|'\[' or '{' expected
+col6.json|{"a" 1}\n|1:6|':' expected
+line2.json|{"a": 1,\n "b" 2}\n|2:6|':' expected
+CASES
 
 # ---- options: the tools' messages name the option, getopt's the tool ---
 R="$top_builddir/moeplace-replay"

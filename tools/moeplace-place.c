@@ -222,25 +222,26 @@ int main(int argc, char **argv) {
   }
   if (rc < 0) goto fail;
   if (used == 0) {
-    fprintf(stderr, "%s: %s: no steps in the requested range\n", prog, loads_path);
+    fprintf(stderr, "%s: %s: no steps in the requested range\n", prog, moeplace_trace_name(tr));
     exit_code = CLI_EXIT_USAGE;
     goto out;
   }
   if (cur_path) {
+    const char *cur_name = strcmp(cur_path, "-") ? cur_path : "<stdin>"; // as the reader names it
     int dups = 0;
     if ((rc = moeplace_placement_read_json_repair(&cur, cur_path, &dups))) goto fail;
     if (dups)
       fprintf(stderr,
               "%s: warning: %s: %d replica(s) duplicated on a rank (as EPLB allows) merged "
               "into one slot per rank; the result and the plan hold none\n",
-              prog, cur_path, dups);
+              prog, cur_name, dups);
     if (moeplace_placement_layers(cur) != L || moeplace_placement_experts(cur) != E ||
         moeplace_placement_ranks(cur) != moeplace_topology_ranks(topo) ||
         moeplace_placement_slots(cur) != slots) {
       fprintf(stderr,
               "%s: %s: current placement is %d layers x %d experts on %d ranks x %d slots, "
               "but the problem is %d x %d on %d x %lld\n",
-              prog, cur_path, moeplace_placement_layers(cur), moeplace_placement_experts(cur),
+              prog, cur_name, moeplace_placement_layers(cur), moeplace_placement_experts(cur),
               moeplace_placement_ranks(cur), moeplace_placement_slots(cur), L, E,
               moeplace_topology_ranks(topo), slots);
       exit_code = CLI_EXIT_USAGE;
