@@ -72,7 +72,9 @@ int mp_json_read_file(const char *path, json_t **out) {
   json_error_t err;
   *out = NULL;
   FILE *in = stdin;
-  if (strcmp(path, "-") != 0) {
+  if (strcmp(path, "-") == 0) {
+    path = "<stdin>"; // messages name it as the trace and topology readers do
+  } else {
     /* Open first: a file that cannot be read is an I/O failure naming the
      * file, not a "-1:-1:" parse error. */
     if (!(in = fopen(path, "rb")))

@@ -8,8 +8,8 @@
  * and a rename. Does not take ownership of root. */
 int mp_json_write_file(const json_t *root, const char *path);
 
-/* Reads a JSON document; errors name the file, line and column. The caller
- * owns the result (json_decref). */
+/* Reads a JSON document ("-" is stdin, named <stdin>); errors name the
+ * file, line and column. The caller owns the result (json_decref). */
 int mp_json_read_file(const char *path, json_t **out);
 
 #endif

@@ -1,11 +1,13 @@
 #include "common/trace_stats.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "common/metrics.h"
+#include "common/trace_window.h"
 
 static int grow_series(mp_trace_stats *s, size_t *cap) {
   if (s->n_series < *cap) return MOEPLACE_OK;
@@ -48,19 +50,48 @@ static void detector_figures(const double *ring, int k, int E, double *var_max,
   *range_max = rmax;
 }
 
-/* Adds a layer's expert totals t[E] into *layer and *all, exactly: totals
+/* Adds layer l's row of the trace step `step` (its counts c[E], read from
+ * line `line`) to the layer's and the trace's token totals, exactly: they
  * are printed and written to JSON as signed 64-bit integers, so a sum past
- * 2^63 - 1 is an error naming the trace, never a wrapped figure. */
-static int add_tokens(const moeplace_trace *trace, const uint64_t *t, int E, uint64_t *layer,
-                      uint64_t *all) {
-  for (int e = 0; e < E; e++)
-    if (__builtin_add_overflow(*layer, t[e], layer) || *layer > INT64_MAX)
-      return mp_fail(MOEPLACE_ERR_FORMAT, "%s: token totals exceed 2^63 - 1",
-                     moeplace_trace_name(trace));
-  if (__builtin_add_overflow(*all, *layer, all) || *all > INT64_MAX)
-    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: token totals exceed 2^63 - 1",
-                   moeplace_trace_name(trace));
-  return MOEPLACE_OK;
+ * 2^63 - 1 is an error naming the row, never a wrapped figure. */
+static int add_tokens(const moeplace_trace *trace, int64_t step, long line, int l,
+                      const uint64_t *c, int E, uint64_t *layer, uint64_t *all) {
+  uint64_t row = 0;
+  int over = 0;
+  for (int e = 0; e < E; e++) over |= __builtin_add_overflow(row, c[e], &row);
+  over |= __builtin_add_overflow(*layer, row, layer) || *layer > INT64_MAX;
+  over |= __builtin_add_overflow(*all, row, all) || *all > INT64_MAX;
+  if (!over) return MOEPLACE_OK;
+  return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: step %" PRId64 ": layer %d: token totals exceed "
+                 "2^63 - 1", moeplace_trace_name(trace), line, step, l);
+}
+
+/* Reads up to `window` steps row by row into win[L][E] (the window's
+ * totals, zeroed first), total[L][E] (the trace's) and the token totals of
+ * s, so that a sum past its limit names the file:line of the row that made
+ * it (common/trace_window.h). counts: [L][E] scratch. Returns 1 with
+ * *nsteps > 0 steps read, 0 at the end of the trace, or an error. */
+static int read_window(moeplace_trace *trace, int window, uint64_t *counts, uint64_t *win,
+                       uint64_t *total, mp_trace_stats *s, int64_t *first, int *nsteps) {
+  const int L = s->layers, E = s->experts;
+  const size_t LE = (size_t)L * E;
+  const char *name = moeplace_trace_name(trace);
+  memset(win, 0, LE * sizeof *win);
+  for (*nsteps = 0; *nsteps < window; (*nsteps)++) {
+    int64_t step;
+    int rc = moeplace_trace_read_step(trace, &step, counts);
+    if (rc <= 0) return rc < 0 ? rc : *nsteps > 0;
+    if (*nsteps == 0) *first = step;
+    const long *lines = mp_trace_step_lines(trace);
+    if ((rc = mp_window_add(win, counts, LE, E, name, step, lines, "window")) ||
+        (rc = mp_window_add(total, counts, LE, E, name, step, lines, "trace")))
+      return rc;
+    for (int l = 0; l < L; l++)
+      if ((rc = add_tokens(trace, step, lines[l], l, counts + (size_t)l * E, E,
+                           &s->layer[l].tokens, &s->tokens)))
+        return rc;
+  }
+  return 1;
 }
 
 int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_stats *s) {
@@ -75,20 +106,21 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
   s->k = k;
   s->first_step = -1;
   const size_t LE = (size_t)L * E;
+  uint64_t *counts = malloc(LE * sizeof *counts); /* [L][E] one step */
   uint64_t *win = malloc(LE * sizeof *win);    /* [L][E] window totals */
   uint64_t *total = calloc(LE, sizeof *total); /* [L][E] trace totals */
   double *ring = malloc((size_t)k * LE * sizeof *ring); /* [L][k][E] */
   s->layer = calloc((size_t)L, sizeof *s->layer);
   int rc = MOEPLACE_OK;
   size_t cap = 0;
-  if (!win || !total || !ring || !s->layer) {
+  if (!counts || !win || !total || !ring || !s->layer) {
     rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
     goto out;
   }
   for (;;) {
     int64_t first;
     int nsteps;
-    int got = moeplace_trace_read_window(trace, window, &first, &nsteps, win);
+    int got = read_window(trace, window, counts, win, total, s, &first, &nsteps);
     if (got < 0) {
       rc = got;
       goto out;
@@ -96,14 +128,6 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
     if (got == 0) break;
     if (s->first_step < 0) s->first_step = first;
     s->steps += nsteps;
-    for (size_t i = 0; i < LE; i++) {
-      if (total[i] + win[i] < total[i]) {
-        rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: token totals overflow 64 bits",
-                     moeplace_trace_name(trace));
-        goto out;
-      }
-      total[i] += win[i];
-    }
     if (nsteps < window) break; /* last partial window: totals only */
     const int slot = (int)(s->windows % k);
     for (int l = 0; l < L; l++) {
@@ -128,7 +152,6 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
       goto out;
     }
     const uint64_t *t = total + (size_t)l * E;
-    if ((rc = add_tokens(trace, t, E, &ls->tokens, &s->tokens))) goto out;
     mp_proportions_from_counts(t, E, ls->proportion);
     double mean = 1.0 / E, var = 0;
     ls->prop_min = INFINITY;
@@ -142,6 +165,7 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
     ls->prop_cv = sqrt(var / E) / mean;
   }
 out:
+  free(counts);
   free(win);
   free(total);
   free(ring);

@@ -10,16 +10,16 @@
 #include "common/trace_window.h"
 
 int mp_window_add(uint64_t *totals, const uint64_t *counts, size_t n, int E, const char *name,
-                  int64_t step, const long *lines) {
+                  int64_t step, const long *lines, const char *over) {
   for (size_t i = 0; i < n; i++) {
     if (!__builtin_add_overflow(totals[i], counts[i], &totals[i])) continue;
     const size_t layer = i / (size_t)E;
     char where[32] = "";
     if (lines && lines[layer] > 0) snprintf(where, sizeof where, ":%ld", lines[layer]);
     return mp_fail(MOEPLACE_ERR_FORMAT,
-                   "%s%s: step %" PRId64 ": layer %zu expert e%zu: counts summed over the window "
+                   "%s%s: step %" PRId64 ": layer %zu expert e%zu: counts summed over the %s "
                    "exceed 2^64 - 1",
-                   name, where, step, layer, i % (size_t)E);
+                   name, where, step, layer, i % (size_t)E, over);
   }
   return MOEPLACE_OK;
 }
@@ -41,7 +41,7 @@ int moeplace_trace_read_window(moeplace_trace *trace, int window, int64_t *first
     if (rc <= 0) break;
     if (*steps_read == 0) *first_step = step;
     rc = mp_window_add(totals, counts, n, moeplace_trace_experts(trace), moeplace_trace_name(trace), step,
-                       mp_trace_step_lines(trace));
+                       mp_trace_step_lines(trace), "window");
     if (rc < 0) break;
     (*steps_read)++;
   }

@@ -13,9 +13,10 @@
  * layer l's row of that step (NULL or 0: unknown). A sum past 2^64 - 1
  * (absurd counts) is reported, never wrapped or saturated:
  * MOEPLACE_ERR_FORMAT naming the file:line of the row that made it, the
- * step, layer and expert, totals then partly added. MOEPLACE_OK otherwise. */
+ * step, layer and expert, and what the totals sum over (`over`: "window"
+ * or "trace"), totals then partly added. MOEPLACE_OK otherwise. */
 int mp_window_add(uint64_t *totals, const uint64_t *counts, size_t n, int E, const char *name,
-                  int64_t step, const long *lines);
+                  int64_t step, const long *lines, const char *over);
 
 /* The lines of the rows of the step moeplace_trace_read_step() returned
  * last: [layers], owned by the reader, valid until the next read (for

@@ -264,6 +264,7 @@ static int read_json(moeplace_placement **out, const char *path, int *repaired) 
   json_t *root;
   int rc = mp_json_read_file(path, &root);
   if (rc) return rc;
+  if (!strcmp(path, "-")) path = "<stdin>"; // as mp_json_read_file names it
   int R, S, E;
   moeplace_placement *p = NULL;
   json_rows x = {0};

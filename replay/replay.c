@@ -345,7 +345,7 @@ static int feed_windows(replay_state *st, int from, int n, int64_t *steps_in_win
   for (int s = from; s < n; s++) {
     const uint64_t *counts = st->block + (size_t)s * LE;
     int rc = mp_window_add(st->window_sum, counts, LE, st->E, st->trace_name, st->block_step[s],
-                           st->block_lines + (size_t)s * st->L);
+                           st->block_lines + (size_t)s * st->L, "window");
     if (rc < 0) return rc;
     if (++*steps_in_window == st->cfg->window) {
       rc = moeplace_forecaster_observe_counts(st->forecaster, st->window_sum);

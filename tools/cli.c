@@ -18,6 +18,8 @@ __attribute__((constructor)) static void cli_install_cleanup(void) {
   mp_atomic_install_signal_cleanup();
 }
 
+void cli_set_prog(const char *prog, char **argv) { argv[0] = (char *)prog; }
+
 int cli_parse_int(const char *prog, const char *option, const char *text, long long min,
                   long long max, long long *out) {
   char *end;

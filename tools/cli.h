@@ -13,6 +13,12 @@ enum {
   CLI_EXIT_USAGE = 2    /* bad options or malformed input */
 };
 
+/* getopt_long prints its own errors (an unknown option, a missing
+ * argument) after argv[0]: the path the tool was started by
+ * ("build/moeplace-place") or a subcommand's name. Makes argv[0] PROG, so
+ * that they name the tool as its own messages do; call before getopt_long. */
+void cli_set_prog(const char *prog, char **argv);
+
 /* Parse an integer/real option value in [min, max]; on failure print
  * "PROG: --option: reason" to stderr and return -1. */
 int cli_parse_int(const char *prog, const char *option, const char *text, long long min,

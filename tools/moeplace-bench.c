@@ -65,6 +65,7 @@ typedef struct opts {
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
+  cli_set_prog(prog, argv);
   static const struct option lo[] = {
       {"sizes", required_argument, NULL, 's'}, {"experts", required_argument, NULL, 'e'},
       {"reps", required_argument, NULL, 'r'},  {"chunk", required_argument, NULL, 'c'},

@@ -86,6 +86,7 @@ static void usage(FILE *out) {
 }
 
 static int parse(int argc, char **argv, opts *o) {
+  cli_set_prog(prog, argv);
   static const struct option lo[] = {
       {"trace", required_argument, NULL, 't'},   {"steps", required_argument, NULL, 'n'},
       {"d-model", required_argument, NULL, 'd'}, {"d-ff", required_argument, NULL, 'f'},

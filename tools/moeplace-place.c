@@ -124,11 +124,12 @@ int main(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   const char *loads_path = NULL, *topo_path = NULL, *cur_path = NULL, *json_path = NULL,
              *plan_path = NULL;
-  long long ranks = 0, nodes = 1, slots = 0, iters = -1, groups = 0;
+  long long ranks = 0, nodes = 1, slots = 0, iters = -1, groups = 0, horizon = -1;
   int64_t step_a = 0, step_b = INT64_MAX;
   moeplace_place_options opt;
   moeplace_place_options_init(&opt);
   int c;
+  cli_set_prog(prog, argv);
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     int bad = 0;
     switch (c) {
@@ -158,7 +159,7 @@ int main(int argc, char **argv) {
       bad = cli_parse_double(prog, "--step-ms", optarg, 0, 1e9, &opt.step_time_s);
       opt.step_time_s *= 1e-3;
       break;
-    case 'H': bad = cli_parse_double(prog, "--horizon", optarg, 1, 1e12, &opt.horizon_steps); break;
+    case 'H': bad = cli_parse_int(prog, "--horizon", optarg, 1, 1000000000000LL, &horizon); break;
     case 'D': bad = cli_parse_double(prog, "--time-budget", optarg, 0, 1e9, &opt.time_budget_s); break;
     case 'G': bad = cli_parse_int(prog, "--groups", optarg, 1, 1 << 20, &groups); break;
     case 'x': bad = cli_parse_shares(prog, optarg, &opt.shares); break;
@@ -169,6 +170,7 @@ int main(int argc, char **argv) {
     if (bad) return CLI_EXIT_USAGE;
   }
   if (iters >= 0) opt.max_iterations = (int)iters;
+  if (horizon > 0) opt.horizon_steps = (double)horizon;
   opt.groups = (int)groups;
   if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
   if (!loads_path || !slots || (!ranks && !topo_path) || (ranks && topo_path)) {
@@ -220,25 +222,26 @@ int main(int argc, char **argv) {
   }
   if (rc < 0) goto fail;
   if (used == 0) {
-    fprintf(stderr, "%s: %s: no steps in the requested range\n", prog, loads_path);
+    fprintf(stderr, "%s: %s: no steps in the requested range\n", prog, moeplace_trace_name(tr));
     exit_code = CLI_EXIT_USAGE;
     goto out;
   }
   if (cur_path) {
+    const char *cur_name = strcmp(cur_path, "-") ? cur_path : "<stdin>"; // as the reader names it
     int dups = 0;
     if ((rc = moeplace_placement_read_json_repair(&cur, cur_path, &dups))) goto fail;
     if (dups)
       fprintf(stderr,
               "%s: warning: %s: %d replica(s) duplicated on a rank (as EPLB allows) merged "
               "into one slot per rank; the result and the plan hold none\n",
-              prog, cur_path, dups);
+              prog, cur_name, dups);
     if (moeplace_placement_layers(cur) != L || moeplace_placement_experts(cur) != E ||
         moeplace_placement_ranks(cur) != moeplace_topology_ranks(topo) ||
         moeplace_placement_slots(cur) != slots) {
       fprintf(stderr,
               "%s: %s: current placement is %d layers x %d experts on %d ranks x %d slots, "
               "but the problem is %d x %d on %d x %lld\n",
-              prog, cur_path, moeplace_placement_layers(cur), moeplace_placement_experts(cur),
+              prog, cur_name, moeplace_placement_layers(cur), moeplace_placement_experts(cur),
               moeplace_placement_ranks(cur), moeplace_placement_slots(cur), L, E,
               moeplace_topology_ranks(topo), slots);
       exit_code = CLI_EXIT_USAGE;

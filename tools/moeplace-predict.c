@@ -526,6 +526,7 @@ int main(int argc, char **argv) {
     if (cli_parse_double(prog, name, optarg, lo, hi, &d)) return CLI_EXIT_USAGE;                   \
     field = d;                                                                                     \
   } while (0)
+  cli_set_prog(prog, argv);
   while ((c = getopt_long(argc, argv, "t:w:H:p:j:qh", opts, NULL)) != -1) {
     switch (c) {
     case 't': o.trace = optarg; break;

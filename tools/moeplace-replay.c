@@ -257,6 +257,7 @@ int main(int argc, char **argv) {
 #define REAL_OPT(name, lo, hi, dst) \
   if (cli_parse_double(prog, name, optarg, lo, hi, &d)) return CLI_EXIT_USAGE; \
   dst = d;
+  cli_set_prog(prog, argv);
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case 'h': usage(stdout); return CLI_EXIT_OK;

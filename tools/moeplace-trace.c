@@ -326,6 +326,7 @@ int main(int argc, char **argv) {
   /* Subcommands parse their own options from argv[1] on. */
   argc--;
   argv++;
+  cli_set_prog(prog, argv);
   if (!strcmp(cmd, "validate")) return cmd_validate(argc, argv);
   if (!strcmp(cmd, "stats")) return cmd_stats(argc, argv);
   if (!strcmp(cmd, "convert")) return cmd_convert(argc, argv);
