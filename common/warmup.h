@@ -14,11 +14,14 @@
 
 /* The first warm-up step chosen for "auto" (moeplace-replay's default,
  * MOEPLACE_RUNTIME_WARMUP_AUTO in the runtime): two windows, the least
- * evidence a forecast averages over; 0 (no warm-up) when that is not below
- * the interval. */
-static inline int64_t mp_warmup_auto(int64_t interval, int64_t window) {
+ * evidence a forecast averages over, or the decision lag (lag_steps, a
+ * multiple of the window) if longer: a decision requested before the one
+ * before it is applied would wait for it and drop it (runtime/loop.c). 0
+ * (no warm-up) when that is not below the interval. */
+static inline int64_t mp_warmup_auto(int64_t interval, int64_t window, int64_t lag_steps) {
   if (interval <= 0 || window <= 0) return 0;
-  return 2 * window < interval ? 2 * window : 0;
+  const int64_t k = lag_steps > 2 * window ? lag_steps : 2 * window;
+  return k < interval ? k : 0;
 }
 
 /* Whether a warm-up decision falls after `step` steps of the first

@@ -384,7 +384,7 @@ int mp_replay_run(moeplace_trace *trace, const moeplace_topology *topo,
   int rc = check_config(trace, topo, cfg);
   if (rc) return rc;
   const int warmup = cfg->warmup == MP_REPLAY_WARMUP_AUTO
-                         ? (int)mp_warmup_auto(cfg->interval, cfg->window)
+                         ? (int)mp_warmup_auto(cfg->interval, cfg->window, 0)
                          : cfg->warmup;
   replay_state st;
   rc = init_state(&st, trace, topo, cfg);

@@ -63,7 +63,8 @@ static void free_runtime(moeplace_runtime *rt) {
 static int build(moeplace_runtime *rt, const moeplace_runtime_config *cfg) {
   rt->cfg = *cfg;
   if (rt->cfg.warmup_steps == MOEPLACE_RUNTIME_WARMUP_AUTO)
-    rt->cfg.warmup_steps = mp_warmup_auto(cfg->rebalance_interval, cfg->window);
+    rt->cfg.warmup_steps = mp_warmup_auto(cfg->rebalance_interval, cfg->window,
+                                          (int64_t)cfg->decision_lag_windows * cfg->window);
   rt->predictor = dup_str(cfg->predictor);
   rt->hwloc_synthetic = dup_str(cfg->hwloc_synthetic);
   rt->cfg.predictor = rt->predictor;

@@ -156,12 +156,15 @@ START_TEST(warmup_auto) {
   ck_assert_int_eq(mp_warmup_decides(480, 30, 500), 1);
   ck_assert_int_eq(mp_warmup_decides(10, 0, 500), 0);  // off
   ck_assert_int_eq(mp_warmup_decides(0, 0, 500), 0);
-  ck_assert_int_eq(mp_warmup_auto(500, 10), 20);
-  ck_assert_int_eq(mp_warmup_auto(30, 10), 20);
-  ck_assert_int_eq(mp_warmup_auto(16, 2), 4);
-  ck_assert_int_eq(mp_warmup_auto(20, 10), 0); // not below the interval
-  ck_assert_int_eq(mp_warmup_auto(0, 10), 0);
-  ck_assert_int_eq(mp_warmup_auto(500, 0), 0);
+  ck_assert_int_eq(mp_warmup_auto(500, 10, 0), 20);
+  ck_assert_int_eq(mp_warmup_auto(30, 10, 0), 20);
+  ck_assert_int_eq(mp_warmup_auto(16, 2, 0), 4);
+  ck_assert_int_eq(mp_warmup_auto(20, 10, 0), 0); // not below the interval
+  ck_assert_int_eq(mp_warmup_auto(0, 10, 0), 0);
+  ck_assert_int_eq(mp_warmup_auto(500, 0, 0), 0);
+  ck_assert_int_eq(mp_warmup_auto(500, 10, 10), 20); // a lag under two windows
+  ck_assert_int_eq(mp_warmup_auto(500, 10, 30), 30); // the lag, when longer
+  ck_assert_int_eq(mp_warmup_auto(30, 10, 30), 0);
   mp_replay_config cfg;
   mp_replay_config_init(&cfg);
   ck_assert_int_eq(cfg.warmup, MP_REPLAY_WARMUP_AUTO);

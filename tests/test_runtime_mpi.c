@@ -821,6 +821,23 @@ static void case_loop_warmup(int R) {
           info.rebalance_checked);
   }
   moeplace_runtime_destroy(rt);
+  // with a decision lag of 3 windows the default starts at the lag (15):
+  // requests at 15, 30, 60 and 100, each applied 15 steps later; from 10
+  // the request at 20 would drop the one of 10, not yet applied
+  cfg.decision_lag_windows = 3;
+  cfg.decision_wait = 1; // applied when due, whatever the timing
+  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
+  CHECK(rc == MOEPLACE_OK && rt, "create with a lag of 3 windows");
+  if (!rt) return;
+  for (int step = 1; step <= 100; step++) {
+    moeplace_step_info info;
+    rc = skewed_step(rt, L, E, S, &info);
+    CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
+    const int applied = step == 30 || step == 45 || step == 75;
+    CHECK(info.rebalance_checked == applied, "lag 3: step %d applied %d", step,
+          info.rebalance_checked);
+  }
+  moeplace_runtime_destroy(rt);
 }
 
 /* The closed loop on a skewed load. Decisions are requested at steps 20,

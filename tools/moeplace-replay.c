@@ -326,7 +326,7 @@ int main(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   if (cfg.warmup == MP_REPLAY_WARMUP_AUTO) // the JSON states the step it used
-    cfg.warmup = (int)mp_warmup_auto(cfg.interval, cfg.window);
+    cfg.warmup = (int)mp_warmup_auto(cfg.interval, cfg.window, 0);
 
   moeplace_topology *topo = NULL;
   int rc = topo_path ? moeplace_topology_load(&topo, topo_path)

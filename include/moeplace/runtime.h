@@ -238,9 +238,9 @@ typedef struct moeplace_runtime_config {
                               rebalance_interval. 0: the first rebalance is
                               at rebalance_interval.
                               MOEPLACE_RUNTIME_WARMUP_AUTO (default): two
-                              windows (0 unless below rebalance_interval):
-                              20, 40, 80, 160, 320 for the defaults 500 and
-                              10 */
+                              windows, or decision_lag_windows windows if
+                              longer (0 unless below rebalance_interval):
+                              20, 40, 80, 160, 320 for the defaults */
   uint64_t reserved[1]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 

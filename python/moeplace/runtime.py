@@ -102,7 +102,8 @@ class Runtime:
     decision_wait (1: wait for a late decision instead of deferring it),
     spread (noise-aware placement, >= 0),
     warmup_steps (more rebalances in the first interval, at that step and
-    each time the steps seen double; default -1: two windows; 0: none).
+    each time the steps seen double; default -1: two windows, or the
+    decision lag if longer; 0: none).
     Every rank must pass the same values.
 
     Per training step: record(layer, tokens) for every layer, then step()
