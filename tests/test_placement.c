@@ -1436,6 +1436,56 @@ START_TEST(test_toward_partial) {
 }
 END_TEST
 
+/* The walk without spare slots (E = R x S, one replica each): no single
+ * slot change is legal, so every step swaps two slots' experts. With free
+ * moves it lowers the max rank load on almost every random layer (it moved
+ * nothing before swaps), never raises it, keeps one replica per expert and
+ * none twice on a rank; priced out of reach it moves nothing. */
+START_TEST(test_toward_no_spare) {
+  int lowered = 0;
+  const int trials = 60;
+  for (int trial = 0; trial < trials; trial++) {
+    const int R = 2 + trial % 6, S = 2 + trial % 3, E = R * S;
+    mp_place_layer st, keep;
+    ck_assert_int_eq(mp_place_layer_init(&st, E, R, S, NULL), 0);
+    ck_assert_int_eq(mp_place_layer_init(&keep, E, R, S, NULL), 0);
+    st.even = keep.even = 1;
+    double w[32], w2[32];
+    int cur[32], target[32];
+    random_fresh_even(&st, w);
+    memcpy(cur, st.slot_e, sizeof(int) * R * S);
+    random_fresh_even(&st, w2);
+    mp_place_layer_set_current(&st, cur, 1);
+    mp_place_layer_relabel(&st);
+    mp_place_layer_align(&st);
+    memcpy(target, st.slot_e, sizeof(int) * R * S);
+    mp_place_layer_set_current(&keep, cur, 1);
+    mp_place_layer_from_current_even(&keep, w2, &(mp_place_search){0});
+    const double m_keep = mp_place_layer_max(&keep);
+    mp_place_search sp = {0};
+    sp.max_iter = 1000;
+    for (int priced = 0; priced < 2; priced++) {
+      sp.lambda = priced ? 1e9 : 0;
+      mp_place_layer_copy(&st, &keep);
+      mp_place_layer_toward(&st, target, &sp);
+      const double m = mp_place_layer_max(&st);
+      ck_assert(m <= m_keep * (1 + 1e-12));
+      if (priced) ck_assert_int_eq(count_moves(&st, cur), 0);
+      else lowered += m < m_keep * (1 - 1e-9);
+      int cnt[32] = {0};
+      for (int i = 0; i < R * S; i++) {
+        ck_assert_int_ge(st.slot_e[i], 0);
+        cnt[st.slot_e[i]]++;
+      }
+      for (int e = 0; e < E; e++) ck_assert_int_eq(cnt[e], 1);
+    }
+    mp_place_layer_free(&st);
+    mp_place_layer_free(&keep);
+  }
+  ck_assert_int_ge(lowered, trials * 3 / 4);
+}
+END_TEST
+
 /* Even shares against branch and bound: the heuristic is never below the
  * exact optimum of equal splits and the reported bound never above it. */
 /* The placement sort (insertion, merge or radix passes by size): key
@@ -1686,6 +1736,7 @@ int main(void) {
   tcase_add_test(tc, test_sort_desc);
   tcase_add_test(tc, test_relabel_min_moves);
   tcase_add_test(tc, test_toward_partial);
+  tcase_add_test(tc, test_toward_no_spare);
   tcase_add_test(tc, test_fresh_no_idle_replica);
   tcase_add_test(tc, test_migration_aware);
   tcase_add_test(tc, test_budget);
