@@ -1381,6 +1381,27 @@ START_TEST(test_relabel_min_moves) {
 }
 END_TEST
 
+/* A walk's set-up: st and keep initialised for E x R x S (the caller frees
+ * them), cur [R*S] a random even placement, w2 [E] new loads, target the
+ * fresh placement of w2 relabelled and aligned to cur, keep = cur with
+ * w2's loads (what the walk starts from). */
+static void walk_setup(mp_place_layer *st, mp_place_layer *keep, int E, int R, int S, int even,
+                       double *w2, int *cur, int *target) {
+  double w[64];
+  ck_assert_int_eq(mp_place_layer_init(st, E, R, S, NULL), 0);
+  ck_assert_int_eq(mp_place_layer_init(keep, E, R, S, NULL), 0);
+  st->even = keep->even = even;
+  random_fresh_even(st, w);
+  memcpy(cur, st->slot_e, sizeof(int) * R * S);
+  random_fresh_even(st, w2);
+  mp_place_layer_set_current(st, cur, 1);
+  mp_place_layer_relabel(st);
+  mp_place_layer_align(st);
+  memcpy(target, st->slot_e, sizeof(int) * R * S);
+  mp_place_layer_set_current(keep, cur, 1);
+  mp_place_layer_from_current_even(keep, w2, &(mp_place_search){0});
+}
+
 /* The partial walk toward a fresh placement: the result is a valid layer
  * (every expert kept, no rank holding one twice), its loads are those of
  * equal splits recomputed here, it is never busier than the current
@@ -1389,22 +1410,11 @@ START_TEST(test_toward_partial) {
   for (int trial = 0; trial < 100; trial++) {
     const int R = 2 + trial % 7, S = 2 + trial % 3, E = R + (int)(urand() * (R * S - R));
     mp_place_layer st, keep;
-    ck_assert_int_eq(mp_place_layer_init(&st, E, R, S, NULL), 0);
-    ck_assert_int_eq(mp_place_layer_init(&keep, E, R, S, NULL), 0);
-    st.even = keep.even = trial % 2 == 0;
-    double w[64], w2[64];
+    double w2[64];
     int cur[64], target[64];
-    random_fresh_even(&st, w);
-    memcpy(cur, st.slot_e, sizeof(int) * R * S);
-    random_fresh_even(&st, w2);
-    mp_place_layer_set_current(&st, cur, 1);
-    mp_place_layer_relabel(&st);
-    mp_place_layer_align(&st);
-    memcpy(target, st.slot_e, sizeof(int) * R * S);
+    walk_setup(&st, &keep, E, R, S, trial % 2 == 0, w2, cur, target);
     mp_place_search sp = {0};
     sp.max_iter = 1000;
-    mp_place_layer_set_current(&keep, cur, 1);
-    mp_place_layer_from_current_even(&keep, w2, &(mp_place_search){0});
     const double m_keep = mp_place_layer_max(&keep);
     for (int priced = 0; priced < 2; priced++) {
       sp.lambda = priced ? 1e9 : 0;
@@ -1447,20 +1457,9 @@ START_TEST(test_toward_no_spare) {
   for (int trial = 0; trial < trials; trial++) {
     const int R = 2 + trial % 6, S = 2 + trial % 3, E = R * S;
     mp_place_layer st, keep;
-    ck_assert_int_eq(mp_place_layer_init(&st, E, R, S, NULL), 0);
-    ck_assert_int_eq(mp_place_layer_init(&keep, E, R, S, NULL), 0);
-    st.even = keep.even = 1;
-    double w[32], w2[32];
-    int cur[32], target[32];
-    random_fresh_even(&st, w);
-    memcpy(cur, st.slot_e, sizeof(int) * R * S);
-    random_fresh_even(&st, w2);
-    mp_place_layer_set_current(&st, cur, 1);
-    mp_place_layer_relabel(&st);
-    mp_place_layer_align(&st);
-    memcpy(target, st.slot_e, sizeof(int) * R * S);
-    mp_place_layer_set_current(&keep, cur, 1);
-    mp_place_layer_from_current_even(&keep, w2, &(mp_place_search){0});
+    double w2[64];
+    int cur[64], target[64];
+    walk_setup(&st, &keep, E, R, S, 1, w2, cur, target);
     const double m_keep = mp_place_layer_max(&keep);
     mp_place_search sp = {0};
     sp.max_iter = 1000;
