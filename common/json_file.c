@@ -9,6 +9,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_name.h"
 
 /* A 64 KiB buffer in front of the descriptor: jansson hands its dump
  * callback one token at a time, and json_dumpfd made a write() of each
@@ -72,9 +73,9 @@ int mp_json_read_file(const char *path, json_t **out) {
   json_error_t err;
   *out = NULL;
   FILE *in = stdin;
-  if (strcmp(path, "-") == 0) {
-    path = "<stdin>"; // messages name it as the trace and topology readers do
-  } else {
+  const int from_stdin = strcmp(path, "-") == 0;
+  path = mp_input_name(path);
+  if (!from_stdin) {
     /* Open first: a file that cannot be read is an I/O failure naming the
      * file, not a "-1:-1:" parse error. */
     if (!(in = fopen(path, "rb")))

@@ -11,6 +11,7 @@
 #include <moeplace.h>
 
 #include "common/error.h"
+#include "common/input_name.h"
 #include "common/line_reader.h"
 #include "common/trace_window.h"
 
@@ -362,7 +363,7 @@ int moeplace_trace_open(moeplace_trace **out, const char *path) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "moeplace_trace_open: NULL argument");
   *out = NULL;
   moeplace_trace *t = calloc(1, sizeof *t);
-  if (!t || !(t->name = strdup(strcmp(path, "-") == 0 ? "<stdin>" : path))) {
+  if (!t || !(t->name = strdup(mp_input_name(path)))) {
     free(t);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
   }

@@ -13,6 +13,7 @@
 #include <moeplace.h>
 
 #include "common/error.h"
+#include "common/input_name.h"
 #include "common/json_file.h"
 #include "placement/placement_impl.h"
 
@@ -264,7 +265,7 @@ static int read_json(moeplace_placement **out, const char *path, int *repaired) 
   json_t *root;
   int rc = mp_json_read_file(path, &root);
   if (rc) return rc;
-  if (!strcmp(path, "-")) path = "<stdin>"; // as mp_json_read_file names it
+  path = mp_input_name(path);
   int R, S, E;
   moeplace_placement *p = NULL;
   json_rows x = {0};

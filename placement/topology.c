@@ -14,6 +14,7 @@
 #include <moeplace.h>
 
 #include "common/error.h"
+#include "common/input_name.h"
 #include "placement/topology.h"
 
 #define MP_PLACE_MAX_RANKS 1048576
@@ -393,8 +394,8 @@ static size_t read_line(FILE *f, char *buf, size_t cap) {
 
 int moeplace_topology_load(moeplace_topology **out, const char *path) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "topology file: NULL argument");
-  const int from_stdin = strcmp(path, "-") == 0; // as moeplace_trace_open
-  if (from_stdin) path = "<stdin>";
+  const int from_stdin = strcmp(path, "-") == 0;
+  path = mp_input_name(path);
   FILE *f = from_stdin ? stdin : fopen(path, "r");
   if (!f) return mp_fail(MOEPLACE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   topo_file tf = {.path = path, .shape = {0, 0, 1, 1}};

@@ -10,6 +10,7 @@
 #include <moeplace.h>
 
 #include "common/atomic_file.h"
+#include "common/input_name.h"
 #include "tools/cli.h"
 
 static const char *prog = "moeplace-place";
@@ -227,7 +228,7 @@ int main(int argc, char **argv) {
     goto out;
   }
   if (cur_path) {
-    const char *cur_name = strcmp(cur_path, "-") ? cur_path : "<stdin>"; // as the reader names it
+    const char *cur_name = mp_input_name(cur_path); // as the reader names it
     int dups = 0;
     if ((rc = moeplace_placement_read_json_repair(&cur, cur_path, &dups))) goto fail;
     if (dups)
