@@ -754,6 +754,26 @@ static void case_decider_horizon(int R) {
   moeplace_topology_destroy(shape);
 }
 
+/* Runs 100 steps of the skewed load with cfg and checks that a decision is
+ * applied (info.rebalance_checked) exactly at the steps want [n]. */
+static void check_decision_steps(const moeplace_runtime_config *cfg, int L, int E, int S,
+                                 const int *want, int n, const char *what) {
+  moeplace_runtime *rt = NULL;
+  int rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, cfg);
+  CHECK(rc == MOEPLACE_OK && rt, "%s: create", what);
+  if (!rt) return;
+  for (int step = 1, k = 0; step <= 100; step++) {
+    moeplace_step_info info;
+    rc = skewed_step(rt, L, E, S, &info);
+    CHECK(rc == MOEPLACE_OK, "%s: step %d rc=%d", what, step, rc);
+    const int due = k < n && want[k] == step;
+    k += due;
+    CHECK(info.rebalance_checked == due, "%s: step %d decision %d, expected %d", what, step,
+          info.rebalance_checked, due);
+  }
+  moeplace_runtime_destroy(rt);
+}
+
 /* Warm-up (config.warmup_steps = 10, lag 0): one more decision at step 10
  * of the first interval, which already moves the skewed load's hot expert,
  * then the usual ones at 20, 40 and 60 (twice 10 is the interval). With the
@@ -799,45 +819,21 @@ static void case_loop_warmup(int R) {
         first_move);
   moeplace_runtime_destroy(rt);
   // the default, MOEPLACE_RUNTIME_WARMUP_AUTO: two windows of 5, step 10
-  moeplace_runtime_config_init(&cfg);
-  CHECK(cfg.warmup_steps == MOEPLACE_RUNTIME_WARMUP_AUTO, "default warmup_steps %lld",
-        (long long)cfg.warmup_steps);
-  cfg.layers = L;
-  cfg.experts = E;
-  cfg.slots_per_rank = S;
-  cfg.window = 5;
+  moeplace_runtime_config def;
+  moeplace_runtime_config_init(&def);
+  CHECK(def.warmup_steps == MOEPLACE_RUNTIME_WARMUP_AUTO, "default warmup_steps %lld",
+        (long long)def.warmup_steps);
+  cfg.warmup_steps = def.warmup_steps;
   cfg.rebalance_interval = 100;
-  cfg.decision_lag_windows = 0;
-  cfg.shm_transfers = shm_transfers;
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_OK && rt, "create with the default warm-up");
-  if (!rt) return;
-  for (int step = 1; step <= 100; step++) {
-    moeplace_step_info info;
-    rc = skewed_step(rt, L, E, S, &info);
-    CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
-    const int due = step == 10 || step == 20 || step == 40 || step == 80 || step == 100;
-    CHECK(info.rebalance_checked == due, "default warm-up: step %d decision %d", step,
-          info.rebalance_checked);
-  }
-  moeplace_runtime_destroy(rt);
+  const int auto_steps[] = {10, 20, 40, 80, 100};
+  check_decision_steps(&cfg, L, E, S, auto_steps, 5, "default warm-up");
   // with a decision lag of 3 windows the default starts at the lag (15):
   // requests at 15, 30, 60 and 100, each applied 15 steps later; from 10
   // the request at 20 would drop the one of 10, not yet applied
   cfg.decision_lag_windows = 3;
   cfg.decision_wait = 1; // applied when due, whatever the timing
-  rc = moeplace_runtime_create(&rt, MPI_COMM_WORLD, &cfg);
-  CHECK(rc == MOEPLACE_OK && rt, "create with a lag of 3 windows");
-  if (!rt) return;
-  for (int step = 1; step <= 100; step++) {
-    moeplace_step_info info;
-    rc = skewed_step(rt, L, E, S, &info);
-    CHECK(rc == MOEPLACE_OK, "step %d rc=%d", step, rc);
-    const int applied = step == 30 || step == 45 || step == 75;
-    CHECK(info.rebalance_checked == applied, "lag 3: step %d applied %d", step,
-          info.rebalance_checked);
-  }
-  moeplace_runtime_destroy(rt);
+  const int lag_steps[] = {30, 45, 75};
+  check_decision_steps(&cfg, L, E, S, lag_steps, 3, "lag 3");
 }
 
 /* The closed loop on a skewed load. Decisions are requested at steps 20,
