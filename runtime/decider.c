@@ -57,7 +57,7 @@ struct mp_rt_decider {
  * forecast (a numerical failure) must not stop training: the fallback is
  * the mean of the last rebalance interval's windows in the history. */
 static void forecast(mp_rt_decider *d, double *p) {
-  if (moeplace_forecaster_forecast(d->forecaster, p) == MOEPLACE_OK) return;
+  if (d->forecaster && moeplace_forecaster_forecast(d->forecaster, p) == MOEPLACE_OK) return;
   int k = d->set.rebalance_interval / d->set.window;
   mp_rt_history_mean(d->history, k > 0 ? k : 1, p);
 }
@@ -166,6 +166,7 @@ static void decide(mp_rt_decider *d, int fail) {
 
 static void observe(mp_rt_decider *d, const uint64_t *totals) {
   mp_rt_history_push(d->history, totals);
+  if (!d->forecaster) return; // rebalancing off
   int st = moeplace_forecaster_observe_counts(d->forecaster, totals);
   if (st < 0 && !d->pending_error) d->pending_error = st;
 }
@@ -271,7 +272,12 @@ int mp_rt_decider_create(mp_rt_decider **out, const mp_rt_decider_setup *setup) 
   pc.window = setup->window;
   pc.horizon = (setup->horizon + setup->window - 1) / setup->window * setup->window;
   pc.method = setup->predictor;
-  if (st == MOEPLACE_OK) st = moeplace_forecaster_create(&d->forecaster, &pc);
+  // With rebalancing off nothing ever asks for a forecast: a static job
+  // must not pay for feeding one (the LSTM trains on every window). The
+  // history is kept, for checkpoints; a restart replays it into a fresh
+  // forecaster anyway.
+  if (st == MOEPLACE_OK && setup->rebalance_interval > 0)
+    st = moeplace_forecaster_create(&d->forecaster, &pc);
   if (st == MOEPLACE_OK) st = moeplace_placement_create(&d->in_force, L, E, R, S);
   if (st == MOEPLACE_OK) st = moeplace_placement_create(&d->decided, L, E, R, S);
   if (st == MOEPLACE_OK && !(d->expert_bytes = calloc((size_t)L, sizeof *d->expert_bytes)))
@@ -317,6 +323,11 @@ void mp_rt_decider_destroy(mp_rt_decider *d) {
   moeplace_placement_destroy(d->decided);
   free(d->expert_bytes);
   free(d);
+}
+
+int64_t mp_rt_decider_test_fed(mp_rt_decider *d) {
+  (void)mp_rt_decider_history(d); // waits for the thread's queue
+  return d->forecaster ? moeplace_forecaster_windows(d->forecaster) : -1;
 }
 
 const mp_rt_history *mp_rt_decider_history(mp_rt_decider *d) {

@@ -47,8 +47,9 @@ typedef struct mp_rt_decision {
 
 typedef struct mp_rt_decider mp_rt_decider;
 
-/* Local. Creates the forecaster and history and, when threaded, starts the
- * thread. MOEPLACE_ERR_NOMEM/_ARG or the forecaster's error. */
+/* Local. Creates the history, the forecaster (only when rebalancing is on:
+ * rebalance_interval > 0) and, when threaded, starts the thread.
+ * MOEPLACE_ERR_NOMEM/_ARG or the forecaster's error. */
 int mp_rt_decider_create(mp_rt_decider **out, const mp_rt_decider_setup *setup);
 
 /* Stops the thread after the job it is running (a decision in progress
@@ -57,7 +58,7 @@ int mp_rt_decider_create(mp_rt_decider **out, const mp_rt_decider_setup *setup);
 void mp_rt_decider_destroy(mp_rt_decider *d);
 
 /* Queues one window's tokens per logical expert, totals [L][E] (copied):
- * pushed to the history and observed by the forecaster in order. */
+ * pushed to the history and observed by the forecaster (if any) in order. */
 int mp_rt_decider_observe(mp_rt_decider *d, const uint64_t *totals);
 
 /* Queues a decision from the placement in force (copied) with the registered
@@ -118,5 +119,8 @@ int mp_rt_decider_ready(mp_rt_decider *d);
 void mp_rt_decider_test_hold(mp_rt_decider *d, int hold);
 int64_t mp_rt_decider_test_done(mp_rt_decider *d);
 void mp_rt_decider_test_fail_next(mp_rt_decider *d);
+/* Windows the forecaster has observed (after the queued jobs have run);
+ * -1 when there is none (rebalancing off). */
+int64_t mp_rt_decider_test_fed(mp_rt_decider *d);
 
 #endif

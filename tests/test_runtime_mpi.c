@@ -23,8 +23,9 @@
  * burning a core, then R-1 times out too), step_stopped (rank R-1 is
  * SIGSTOPped for 5 s at the window: the same), decider_cpus (the decision
  * thread runs on the host's CPUs no rank is bound to, if any), decider_horizon
- * (a decision is priced over the horizon its request gives). A case name ending in _p2p runs the case with
- * the shared-memory path off (every transfer by messages). */
+ * (a decision is priced over the horizon its request gives), decider_static
+ * (rebalancing off feeds no forecaster). A case name ending in _p2p runs
+ * the case with the shared-memory path off (every transfer by messages). */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_OR */
 #include "config.h"
 
@@ -754,6 +755,39 @@ static void case_decider_horizon(int R) {
   moeplace_topology_destroy(shape);
 }
 
+/* A static runtime (rebalance_interval 0) feeds no forecaster: nothing
+ * would ask it for a forecast, and an LSTM trains on every window, on the
+ * coordinator's training thread. The history, which checkpoints need, is
+ * kept either way. Local: rank 0 runs it. */
+static void case_decider_static(int R) {
+  (void)R;
+  if (my_rank != 0) return;
+  enum { L = 2, E = 4, RR = 2, S = 3 };
+  moeplace_topology *shape = NULL;
+  CHECK(moeplace_topology_create_shape(&shape, 1, RR, 1, 1) == MOEPLACE_OK, "shape");
+  if (!shape) return;
+  for (int interval = 0; interval <= 100; interval += 100) {
+    mp_rt_decider_setup set = {.L = L, .E = E, .R = RR, .S = S, .shape = shape, .window = 5,
+                               .horizon = 100, .rebalance_interval = interval,
+                               .history_windows = 16, .predictor = "lstm",
+                               .migration_budget_bytes = MOEPLACE_NO_LIMIT,
+                               .shares = MOEPLACE_SHARES_EVEN, .threaded = 0};
+    mp_rt_decider *d = NULL;
+    CHECK(mp_rt_decider_create(&d, &set) == MOEPLACE_OK && d, "decider: %s", moeplace_last_error());
+    if (!d) break;
+    const uint64_t totals[L * E] = {700, 100, 100, 100, 1, 2, 3, 4};
+    for (int w = 0; w < 4; w++) CHECK(mp_rt_decider_observe(d, totals) == MOEPLACE_OK, "observe");
+    const int64_t fed = mp_rt_decider_test_fed(d);
+    CHECK(fed == (interval ? 4 : -1), "interval %d: forecaster fed %lld windows", interval,
+          (long long)fed);
+    const mp_rt_history *h = mp_rt_decider_history(d);
+    CHECK(mp_rt_history_count(h) == 4, "interval %d: history of %d windows", interval,
+          mp_rt_history_count(h));
+    mp_rt_decider_destroy(d);
+  }
+  moeplace_topology_destroy(shape);
+}
+
 /* Runs 100 steps of the skewed load with cfg and checks that a decision is
  * applied (info.rebalance_checked) exactly at the steps want [n]. */
 static void check_decision_steps(const moeplace_runtime_config *cfg, int L, int E, int S,
@@ -1300,6 +1334,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "loop_sync")) case_loop(R, 1, 0); // decisions inside the step
   else if (!strcmp(c, "loop_warmup")) case_loop_warmup(R);
   else if (!strcmp(c, "decider_horizon")) case_decider_horizon(R);
+  else if (!strcmp(c, "decider_static")) case_decider_static(R);
   else if (!strcmp(c, "loop_nostate")) case_loop(R, 0, 1); // routing only: nothing registered
   else if (!strcmp(c, "slow_decision")) case_slow_decision(R);
   else if (!strcmp(c, "decision_fail")) case_decision_fail(R);
