@@ -129,10 +129,37 @@ void mp_place_layer_fresh(mp_place_layer *st, const double *w, const mp_place_se
   st->cur = cur;
 }
 
-/* Replica totals the fresh even placement tries: every one from E to R x S
- * when that is cheap (small layers, where the best count is often not "all
- * slots"), else only R x S. */
+/* Replica totals the fresh even placement tries (the best count is often
+ * not "all slots": fewer replicas leave free slots, so that a rank need
+ * not hold exactly S items):
+ *  - up to EVEN_MULTISTART_SLOTS slots: every total from E to R x S, each
+ *    searched;
+ *  - up to EVEN_SCREEN_ALL slots: every total, screened: only a start whose
+ *    LPT max is already below the best found gets a search;
+ *  - up to EVEN_SCREEN_SLOTS: when the all-slots start ended more than
+ *    EVEN_SCREEN_GAP above the bound, the EVEN_SCREEN_STARTS totals below
+ *    it, screened (layers near the bound, as the DeepSeek shapes within
+ *    0.2%, pay nothing more);
+ *  - beyond: R x S only.
+ * The LPT start's max jumps from one total to the next, so no stride would
+ * do. (Random shapes: 78 slots for 61 heavy-tailed experts ended 11% above
+ * the mean from all slots, 3% from 69; docs/BENCHMARKS.md.) */
 #define EVEN_MULTISTART_SLOTS 64
+#define EVEN_SCREEN_ALL 128
+#define EVEN_SCREEN_SLOTS 512
+#define EVEN_SCREEN_STARTS 32
+#define EVEN_SCREEN_GAP 0.01
+
+/* The lowest replica total the fresh even placement tries, and whether it
+ * needs the all-slots start to end above the gap first (*gapped). */
+static long even_first_total(const mp_place_layer *st, int *gapped) {
+  *gapped = 0;
+  if (st->spread > 0) return st->RS; // noise-aware: every slot holds a replica
+  if (st->RS <= EVEN_SCREEN_ALL) return st->E;
+  if (st->RS > EVEN_SCREEN_SLOTS) return st->RS;
+  *gapped = 1;
+  return st->RS - EVEN_SCREEN_STARTS > st->E ? st->RS - EVEN_SCREEN_STARTS : st->E;
+}
 
 void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_place_search *sp) {
   st->w = w;
@@ -143,11 +170,13 @@ void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_pla
   fs.lambda = 0;
   fs.min_gain = 0;
   fs.budget = NULL;
-  // noise-aware (spread > 0): every slot holds a replica
-  const long first = st->RS <= EVEN_MULTISTART_SLOTS && !(st->spread > 0) ? st->E : st->RS;
+  const int small = st->RS <= EVEN_MULTISTART_SLOTS;
+  int gapped;
+  const long first = even_first_total(st, &gapped);
   double best = INFINITY;
   int best_here = 1; // the state holds the best start
   mp_lpt_totals lt; // the later starts' counts and order, taken at the second start
+  int lt_taken = 0;
   for (long total = st->RS; total >= first; total--) {
     if (sp->max_starts > 0 && st->RS - total >= sp->max_starts) break; // the caller's effort cap
     // the remaining starts cannot beat a best at the bound, nor need to
@@ -155,13 +184,18 @@ void mp_place_layer_fresh_even(mp_place_layer *st, const double *w, const mp_pla
     // w_e / c_e is above the best would be wrong: their search adds
     // replicas.)
     if (total < st->RS && (best <= bound * (1 + 1e-12) || best <= sp->target)) break;
+    if (total < st->RS && gapped && best <= bound * (1 + EVEN_SCREEN_GAP)) break;
     if (total < st->RS) {
-      if (total == st->RS - 1) mp_lpt_totals_init(st, &lt);
+      if (!lt_taken++) mp_lpt_totals_init(st, &lt);
       mp_construct_lpt_total(st, &lt, total);
     } else {
       mp_construct_lpt_n(st, total);
     }
     mp_even_reset_loads(st);
+    if (total < st->RS && !small && mp_place_layer_max(st) >= best) { // screened out
+      best_here = 0;
+      continue;
+    }
     double used = 0;
     mp_even_search(st, &fs, bound, &used);
     const double m = mp_place_layer_max(st);

@@ -308,7 +308,7 @@ void mp_lpt_totals_init(mp_place_layer *st, mp_lpt_totals *lt) {
   replica_counts_seq(st->w, E, st->R, st->RS, counts, eord, st->c_reps, &lt->nseq);
   lt->total = E + lt->nseq;
   for (int e = 0; e < E; e++) key[e] = st->w[e] / counts[e];
-  for (int t = 0; t < E; t++) { // insertion sort: E <= the multistart's few slots
+  for (int t = 0; t < E; t++) { // insertion sort: E <= 512 (the multistart's layers), once per layer
     int u = t;
     while (u > 0 && lpt_before(key, t, eord[u - 1])) {
       eord[u] = eord[u - 1];

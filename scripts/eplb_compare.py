@@ -7,6 +7,13 @@ two replicas of one expert, which EPLB allows, gets two parts).
       The inputs of the EPLB tests of DeepSeek's EPLB README and of vLLM's
       tests/distributed/test_eplb_algo.py, re-created below as our own data
       (weights and shapes only), one line per case and EPLB policy.
+  eplb_compare.py random N [--seed S]
+      N random layers (2-64 experts, 2-16 ranks, up to 3 spare slots per
+      rank, heavy-tailed, lognormal and exponential loads; --shares even):
+      how often moeplace is less balanced than EPLB (global), and whether
+      EPLB's map there puts two replicas of one expert on a rank (which
+      moeplace's maps never do); and how often it is less balanced than
+      EPLB's construction made valid (eplb_reference.valid_max).
   eplb_compare.py loads LOADS_FILE NAME:RANKS:SLOTS:NODES:GROUPS ... [--eplb-dir DIR]
       [--repeat N]
       DeepSeek-sized loads (bench_place --loads-out): moeplace (Python
@@ -150,6 +157,34 @@ def loads(path, specs, eplb_dir, repeat):
         print(line, flush=True)
 
 
+def random_layers(n, seed):
+    rng = np.random.default_rng(seed)
+    worse = worse_dup = worse_valid = 0
+    for i in range(n):
+        E, R = int(rng.integers(2, 65)), int(rng.integers(2, 17))
+        S = -(-E // R) + int(rng.integers(0, 4))
+        kind = i % 3
+        w = (rng.zipf(1.5, E) if kind == 0 else np.round(rng.lognormal(0, 2, E) * 10)
+             if kind == 1 else rng.exponential(100.0, E)).astype(float) + 1
+        ph, st, _ = moeplace_even(w[None, :], R, S)
+        ours = equal_split_imbalance(w[None, :], ph, R, S)
+        e_ph, _ = ref.rebalance(w[None, :], R * S, 1, 1, R)
+        e_ph = np.asarray(e_ph)
+        e_imb = equal_split_imbalance(w[None, :], e_ph, R, S)
+        dup = sum(len(set(x)) < len(x) for x in e_ph[0].reshape(R, S))
+        valid = ref.valid_max(w, R, S) / (w.sum() / R)
+        line = f"E={E} R={R} S={S}: moeplace-even {ours:.5f} eplb {e_imb:.5f} ({dup} ranks with a duplicate) valid-eplb {valid:.5f}"
+        if ours > e_imb + 1e-9:
+            worse += 1
+            worse_dup += dup > 0
+            print("worse than eplb:", line, flush=True)
+        if ours > valid * (1 + 1e-9):
+            worse_valid += 1
+            print("worse than valid-eplb:", line, flush=True)
+    print(f"summary: {n} layers; moeplace --shares even less balanced than EPLB global in {worse} "
+          f"({worse_dup} of them where EPLB's map holds a duplicate), than valid EPLB in {worse_valid}")
+
+
 def main(argv):
     args = argv[1:]
     eplb_dir, repeat = None, 3
@@ -161,7 +196,14 @@ def main(argv):
         i = args.index("--repeat")
         repeat = int(args[i + 1])
         del args[i:i + 2]
-    if args[:1] == ["cases"]:
+    seed = 1
+    if "--seed" in args:
+        i = args.index("--seed")
+        seed = int(args[i + 1])
+        del args[i:i + 2]
+    if args[:1] == ["random"] and len(args) == 2:
+        random_layers(int(args[1]), seed)
+    elif args[:1] == ["cases"]:
         cases(eplb_dir)
     elif args[:1] == ["loads"] and len(args) >= 3:
         loads(args[1], args[2:], eplb_dir, repeat)

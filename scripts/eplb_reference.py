@@ -117,6 +117,37 @@ def rebalance(weight, num_phy, num_groups, num_nodes, num_gpus):
 
 # ---- the same algorithm on torch CPU tensors, as EPLB itself runs --------
 
+def valid_max(w, ranks, slots):
+    """EPLB's global construction made valid under moeplace's rule that no
+    rank holds two replicas of one expert, at its best replica total, for
+    one layer w [E]: the next replica to the expert of largest w / count (at
+    most one per rank), then the replicas by decreasing share, each to the
+    least loaded rank with a free slot that does not hold its expert yet.
+    Returns the lowest max rank load over every total from E to
+    ranks x slots (equal shares). A reference for tests and eplb_compare.py;
+    slow (pure Python), for small layers."""
+    w = np.asarray(w, dtype=float)
+    best = np.inf
+    for total in range(w.size, ranks * slots + 1):
+        c = np.ones(w.size, int)
+        for _ in range(total - w.size):
+            key = np.where((c < ranks) & (w > 0), w / c, -1.0)
+            if key.max() < 0:
+                break
+            c[np.argmax(key)] += 1
+        items = sorted(((w[e] / c[e], e) for e in range(w.size) for _ in range(c[e])),
+                       key=lambda t: -t[0])
+        load, n, held = np.zeros(ranks), np.zeros(ranks, int), [set() for _ in range(ranks)]
+        for x, e in items:
+            r = next(r for r in np.argsort(load, kind="stable")
+                     if n[r] < slots and e not in held[r])
+            load[r] += x
+            n[r] += 1
+            held[r].add(e)
+        best = min(best, load.max())
+    return best
+
+
 def balanced_packing_torch(torch, weight, num_packs):
     layers, n = weight.shape
     per_pack = n // num_packs

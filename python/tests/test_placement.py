@@ -1,9 +1,15 @@
 """place(), Placement, plan(), Topology."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
 import moeplace
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+import eplb_reference  # noqa: E402  (scripts/: EPLB re-implemented, and made valid)
 
 
 def test_place_two_ranks():
@@ -152,3 +158,44 @@ def test_eplb_map_with_duplicates(tmp_path):
     assert p.logcnt.tolist() == [[2, 1, 1, 1]]
     assert p.log2phy.tolist() == [[[0, 5], [1, -1], [3, -1], [4, -1]]]
     assert p.repair() == 0
+
+
+def _even_max(w, phy2log, ranks, slots):
+    """The max rank load of one layer when every replica of an expert gets
+    an equal part of its tokens (numpy, independent of the library)."""
+    cnt = np.bincount(phy2log[phy2log >= 0], minlength=w.size)
+    e = np.maximum(phy2log, 0)
+    per = np.where(phy2log >= 0, w[e] / np.maximum(cnt[e], 1), 0.0)
+    return per.reshape(ranks, slots).sum(1).max()
+
+
+def test_even_no_worse_than_valid_eplb():
+    # Random shapes up to 128 slots, heavy-tailed and flat loads. EPLB itself
+    # may put two replicas of one expert on one rank (a double share there,
+    # which moeplace's maps never hold); its construction under the
+    # no-duplicate rule, at any replica total, is the reference here. The
+    # fresh even solver tried only "all slots" above 64 slots before, and
+    # lost to this reference on 13% of such shapes (by up to 7%).
+    rng = np.random.default_rng(11)
+    worse, n = [], 0
+    while n < 80:
+        E, R = int(rng.integers(2, 65)), int(rng.integers(2, 17))
+        S = -(-E // R) + int(rng.integers(0, 4))
+        if R * S > 128:
+            continue
+        kind = n % 3
+        w = (rng.zipf(1.5, E) if kind == 0 else np.round(rng.lognormal(0, 2, E) * 10)
+             if kind == 1 else rng.exponential(100.0, E)).astype(float) + 1
+        p = moeplace.place(w[None, :], ranks=R, slots=S, shares="even")
+        ph = np.asarray(p.phy2log)[0]
+        for r in range(R):  # valid: no rank holds an expert twice, every expert held
+            held = ph[r * S:(r + 1) * S]
+            held = held[held >= 0]
+            assert len(set(held)) == len(held)
+        assert set(ph[ph >= 0]) == set(range(E))
+        ours, ref = _even_max(w, ph, R, S), eplb_reference.valid_max(w, R, S)
+        assert abs(ours / (w.sum() / R) - p.stats.imbalance) < 1e-9
+        if ours > ref * (1 + 1e-9):
+            worse.append((E, R, S, ours / ref - 1))
+        n += 1
+    assert len(worse) <= 1 and all(g < 1e-3 for *_, g in worse), worse
