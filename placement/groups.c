@@ -416,7 +416,8 @@ static int assign_all(grp_ctx *c) {
 }
 
 /* Sum over layers of the unconstrained lower bound and, with a current
- * placement, of its max rank load with re-optimised shares (no move). */
+ * placement, of its max rank load with the policy's shares, re-optimised
+ * or equal (no move), as place.c's keep_current. */
 static int whole_figures(const grp_ctx *c, double *lb, double *keep) {
   mp_place_layer st;
   if (mp_place_layer_init(&st, c->E, c->topo->ranks, c->S, c->topo))
@@ -429,7 +430,11 @@ static int whole_figures(const grp_ctx *c, double *lb, double *keep) {
     mp_place_layer_set_current(&st, moeplace_placement_phy2log_const(c->current, l),
                                c->opt.expert_bytes);
     mp_place_search none = {.max_iter = 0};
-    mp_place_layer_from_current(&st, w, &none);
+    st.even = c->opt.shares == MOEPLACE_SHARES_EVEN;
+    if (st.even)
+      mp_place_layer_from_current_even(&st, w, &none);
+    else
+      mp_place_layer_from_current(&st, w, &none);
     *keep += mp_place_layer_max(&st);
   }
   mp_place_layer_free(&st);

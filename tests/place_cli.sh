@@ -143,17 +143,20 @@ done
 "$PYTHON3" "$D/maps.py" "$D/p2.json" 1 2 || die "EPLB maps of p2.json"
 "$PYTHON3" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["cross_node_bytes"] > 0 and d["groups"] == 4' "$D/g2.json" ||
   die "gathering the groups of p1 crosses nodes"
-# both share policies, fresh and from a current placement: every figure of
-# the JSON recomputed independently (tests/check_place_json.py, numpy)
+# both share policies, with and without node-limited groups, fresh and
+# from a current placement: every figure of the JSON recomputed
+# independently (tests/check_place_json.py, numpy)
 CHK="$top_srcdir/tests/check_place_json.py"
 for pol in weighted even; do
-  for shape in "8 3 2" "4 5 1" "6 4 2"; do
+  for shape in "8 3 2" "4 5 1" "6 4 2" "8 3 2 --groups 4" "6 4 2 --groups 8"; do
     set -- $shape
-    "$P" --loads "$TR" --ranks "$1" --nodes "$3" --slots "$2" --steps 0:500 --shares $pol \
+    r=$1 s=$2 n=$3
+    shift 3
+    "$P" --loads "$TR" --ranks "$r" --nodes "$n" --slots "$s" --steps 0:500 --shares $pol "$@" \
       --json "$D/s1.json" >"$D/so" || die "$pol placement $shape"
     expect_grep "shares $pol" "$D/so" "policy printed"
     "$PYTHON3" "$CHK" "$D/s1.json" "$TR" 0 500 || die "$pol $shape: fresh figures"
-    "$P" --loads "$TR" --ranks "$1" --nodes "$3" --slots "$2" --steps 2000:2500 --shares $pol \
+    "$P" --loads "$TR" --ranks "$r" --nodes "$n" --slots "$s" --steps 2000:2500 --shares $pol "$@" \
       --current "$D/s1.json" --expert-bytes 1000 --json "$D/s2.json" >/dev/null ||
       die "$pol placement $shape from current"
     "$PYTHON3" "$CHK" "$D/s2.json" "$TR" 2000 2500 --current "$D/s1.json" --expert-bytes 1000 ||
