@@ -103,7 +103,8 @@ typedef struct moeplace_runtime_config {
                               MOEPLACE_RUNTIME_PREDICTOR_DEFAULT (the
                               default). The forecaster runs on the
                               coordinator's decision thread
-                              (decision_lag_windows) */
+                              (decision_lag_windows); with rebalancing off
+                              (rebalance_interval 0) there is none */
   double migration_tradeoff; /* price of migration in predicted imbalance per
                                 fraction of all expert state moved, times the
                                 link class cost of each move (1 same NUMA, 1.5
@@ -496,7 +497,8 @@ int moeplace_runtime_routing(const moeplace_runtime *rt, int layer, int expert,
                              moeplace_replica *out, int max, int *n);
 
 /* The predictor the coordinator's decider runs (config.predictor, or what
- * MOEPLACE_RUNTIME_PREDICTOR_DEFAULT chose), the same on every rank; static
+ * MOEPLACE_RUNTIME_PREDICTOR_DEFAULT chose; with rebalancing off, the one
+ * it would run: none is fed), the same on every rank; static
  * storage or owned by rt (valid until destroy); NULL for a NULL rt. Local. */
 const char *moeplace_runtime_predictor(const moeplace_runtime *rt);
 
