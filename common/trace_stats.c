@@ -66,32 +66,26 @@ static int add_tokens(const moeplace_trace *trace, int64_t step, long line, int 
                  "2^63 - 1", moeplace_trace_name(trace), line, step, l);
 }
 
-/* Reads up to `window` steps row by row into win[L][E] (the window's
- * totals, zeroed first), total[L][E] (the trace's) and the token totals of
- * s, so that a sum past its limit names the file:line of the row that made
- * it (common/trace_window.h). counts: [L][E] scratch. Returns 1 with
- * *nsteps > 0 steps read, 0 at the end of the trace, or an error. */
-static int read_window(moeplace_trace *trace, int window, uint64_t *counts, uint64_t *win,
-                       uint64_t *total, mp_trace_stats *s, int64_t *first, int *nsteps) {
+/* What mp_trace_stats_compute adds per step beyond the window's totals:
+ * the trace's totals total [L][E] and the token totals of s, checked row by
+ * row so that a sum past its limit names the file:line of the row that made
+ * it (common/trace_window.h). */
+typedef struct stats_step {
+  moeplace_trace *trace;
+  mp_trace_stats *s;
+  uint64_t *total;
+} stats_step;
+
+static int add_step(void *ctx, int64_t step, const uint64_t *counts, const long *lines) {
+  const stats_step *x = ctx;
+  mp_trace_stats *s = x->s;
   const int L = s->layers, E = s->experts;
-  const size_t LE = (size_t)L * E;
-  const char *name = moeplace_trace_name(trace);
-  memset(win, 0, LE * sizeof *win);
-  for (*nsteps = 0; *nsteps < window; (*nsteps)++) {
-    int64_t step;
-    int rc = moeplace_trace_read_step(trace, &step, counts);
-    if (rc <= 0) return rc < 0 ? rc : *nsteps > 0;
-    if (*nsteps == 0) *first = step;
-    const long *lines = mp_trace_step_lines(trace);
-    if ((rc = mp_window_add(win, counts, LE, E, name, step, lines, "window")) ||
-        (rc = mp_window_add(total, counts, LE, E, name, step, lines, "trace")))
-      return rc;
-    for (int l = 0; l < L; l++)
-      if ((rc = add_tokens(trace, step, lines[l], l, counts + (size_t)l * E, E,
-                           &s->layer[l].tokens, &s->tokens)))
-        return rc;
-  }
-  return 1;
+  int rc = mp_window_add(x->total, counts, (size_t)L * E, E, moeplace_trace_name(x->trace), step,
+                         lines, "trace");
+  for (int l = 0; l < L && !rc; l++)
+    rc = add_tokens(x->trace, step, lines[l], l, counts + (size_t)l * E, E, &s->layer[l].tokens,
+                    &s->tokens);
+  return rc;
 }
 
 int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_stats *s) {
@@ -120,7 +114,8 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
   for (;;) {
     int64_t first;
     int nsteps;
-    int got = read_window(trace, window, counts, win, total, s, &first, &nsteps);
+    int got = mp_trace_read_window_with(trace, window, counts, &first, &nsteps, win, add_step,
+                                        &(stats_step){trace, s, total});
     if (got < 0) {
       rc = got;
       goto out;

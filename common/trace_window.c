@@ -24,6 +24,27 @@ int mp_window_add(uint64_t *totals, const uint64_t *counts, size_t n, int E, con
   return MOEPLACE_OK;
 }
 
+int mp_trace_read_window_with(moeplace_trace *trace, int window, uint64_t *counts,
+                              int64_t *first_step, int *steps_read, uint64_t *totals,
+                              mp_window_step_fn fn, void *ctx) {
+  const int E = moeplace_trace_experts(trace);
+  const size_t n = (size_t)moeplace_trace_layers(trace) * E;
+  memset(totals, 0, n * sizeof *totals);
+  for (*steps_read = 0; *steps_read < window; (*steps_read)++) {
+    int64_t step;
+    int rc = moeplace_trace_read_step(trace, &step, counts);
+    if (rc < 0) return rc;
+    if (rc == 0) break;
+    if (*steps_read == 0) *first_step = step;
+    const long *lines = mp_trace_step_lines(trace);
+    if ((rc = mp_window_add(totals, counts, n, E, moeplace_trace_name(trace), step, lines,
+                            "window")) ||
+        (fn && (rc = fn(ctx, step, counts, lines))))
+      return rc;
+  }
+  return *steps_read > 0;
+}
+
 int moeplace_trace_read_window(moeplace_trace *trace, int window, int64_t *first_step,
                                int *steps_read, uint64_t *totals) {
   if (!trace || !first_step || !steps_read || !totals)
@@ -32,20 +53,8 @@ int moeplace_trace_read_window(moeplace_trace *trace, int window, int64_t *first
   const size_t n = (size_t)moeplace_trace_layers(trace) * moeplace_trace_experts(trace);
   uint64_t *counts = malloc(n * sizeof *counts);
   if (!counts) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
-  memset(totals, 0, n * sizeof *totals);
-  *steps_read = 0;
-  int rc = 0;
-  while (*steps_read < window) {
-    int64_t step;
-    rc = moeplace_trace_read_step(trace, &step, counts);
-    if (rc <= 0) break;
-    if (*steps_read == 0) *first_step = step;
-    rc = mp_window_add(totals, counts, n, moeplace_trace_experts(trace), moeplace_trace_name(trace), step,
-                       mp_trace_step_lines(trace), "window");
-    if (rc < 0) break;
-    (*steps_read)++;
-  }
+  int rc = mp_trace_read_window_with(trace, window, counts, first_step, steps_read, totals, NULL,
+                                     NULL);
   free(counts);
-  if (rc < 0) return rc;
-  return *steps_read > 0 ? 1 : 0;
+  return rc;
 }

@@ -18,6 +18,21 @@
 int mp_window_add(uint64_t *totals, const uint64_t *counts, size_t n, int E, const char *name,
                   int64_t step, const long *lines, const char *over);
 
+/* Called by mp_trace_read_window_with for every step read, after it was
+ * added to the window: counts [L][E] and the lines of its rows [L]
+ * (mp_trace_step_lines). Returns MOEPLACE_OK, or an error that ends the
+ * read. */
+typedef int (*mp_window_step_fn)(void *ctx, int64_t step, const uint64_t *counts,
+                                 const long *lines);
+
+/* moeplace_trace_read_window with the caller's scratch counts [L][E] and a
+ * hook per step (NULL: none), so that a caller that needs more than the
+ * window's totals reads the trace once, row by row. Returns 1 with
+ * *steps_read > 0, 0 at the end of the trace, or an error. */
+int mp_trace_read_window_with(moeplace_trace *trace, int window, uint64_t *counts,
+                              int64_t *first_step, int *steps_read, uint64_t *totals,
+                              mp_window_step_fn fn, void *ctx);
+
 /* The lines of the rows of the step moeplace_trace_read_step() returned
  * last: [layers], owned by the reader, valid until the next read (for
  * mp_window_add's messages; trace_reader.c). */
