@@ -157,15 +157,22 @@ def loads(path, specs, eplb_dir, repeat):
         print(line, flush=True)
 
 
+def random_layer(rng, kind):
+    """One random layer: experts E (2-64), ranks R (2-16), slots S (up to 3
+    spare per rank) and loads w [E]: heavy-tailed (kind 0), lognormal (1)
+    or exponential (2)."""
+    E, R = int(rng.integers(2, 65)), int(rng.integers(2, 17))
+    S = -(-E // R) + int(rng.integers(0, 4))
+    w = (rng.zipf(1.5, E) if kind == 0 else np.round(rng.lognormal(0, 2, E) * 10)
+         if kind == 1 else rng.exponential(100.0, E)).astype(float) + 1
+    return E, R, S, w
+
+
 def random_layers(n, seed):
     rng = np.random.default_rng(seed)
     worse = worse_dup = worse_valid = 0
     for i in range(n):
-        E, R = int(rng.integers(2, 65)), int(rng.integers(2, 17))
-        S = -(-E // R) + int(rng.integers(0, 4))
-        kind = i % 3
-        w = (rng.zipf(1.5, E) if kind == 0 else np.round(rng.lognormal(0, 2, E) * 10)
-             if kind == 1 else rng.exponential(100.0, E)).astype(float) + 1
+        E, R, S, w = random_layer(rng, i % 3)
         ph, st, _ = moeplace_even(w[None, :], R, S)
         ours = equal_split_imbalance(w[None, :], ph, R, S)
         e_ph, _ = ref.rebalance(w[None, :], R * S, 1, 1, R)

@@ -172,13 +172,9 @@ def test_even_no_worse_than_valid_eplb():
     rng = np.random.default_rng(11)
     worse, n = [], 0
     while n < 80:
-        E, R = int(rng.integers(2, 65)), int(rng.integers(2, 17))
-        S = -(-E // R) + int(rng.integers(0, 4))
+        E, R, S, w = eplb_compare.random_layer(rng, n % 3)
         if R * S > 128:
             continue
-        kind = n % 3
-        w = (rng.zipf(1.5, E) if kind == 0 else np.round(rng.lognormal(0, 2, E) * 10)
-             if kind == 1 else rng.exponential(100.0, E)).astype(float) + 1
         p = moeplace.place(w[None, :], ranks=R, slots=S, shares="even")
         ph = np.asarray(p.phy2log)[0]
         for r in range(R):  # valid: no rank holds an expert twice, every expert held
