@@ -12,7 +12,10 @@
  *     by moeplace_place itself (same options, groups off), so every solver
  *     option, the share policy included, applies unchanged. The current
  *     placement seen by a node is the real one restricted to its ranks and
- *     groups, completed where a group arrives (node_current).
+ *     groups, completed where a group arrives (node_current);
+ *  3. fresh placements only: layers where EPLB's packing (step 1 before its
+ *     swaps) could give a lower max are solved again on it, the better kept
+ *     (second_start).
  * The figures (imbalance, moves, bytes) are recomputed on the whole result. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -69,6 +72,7 @@ typedef struct grp_ctx {
   moeplace_place_options opt; // groups off: what every node's moeplace_place gets
   int *node_ranks;  // [N][Rn] the global ranks of each node, in order
   int *gnode;       // [L][G] node of each group
+  int *alt;         // [L][G] EPLB's packing before the swaps (fresh placements only, else NULL)
   double *target;   // [L] the busiest node's mean rank load (fresh placements only, else NULL)
   double forced;    // bytes the group moves force (replicas a node must receive)
 } grp_ctx;
@@ -259,6 +263,7 @@ static double group_assign(grp_ctx *c, int l, grp_scratch *x, double room) {
     x->cnt[b]++;
     x->nload[b] += x->gl[g];
   }
+  if (c->alt) memcpy(c->alt + (size_t)l * G, gn, (size_t)G * sizeof *gn);
   group_swaps(c, gn, x->nload, x->gl, x->move, x->miss, room);
   double forced = 0;
   for (int g = 0; g < G; g++) forced += x->miss[g * N + gn[g]] * c->opt.expert_bytes;
@@ -462,46 +467,130 @@ static int grp_stats(const grp_ctx *c, const moeplace_placement *res, moeplace_p
   return rc;
 }
 
-/* Per layer, the busiest node's mean rank load into c->target [L]: the
- * layer's max rank load is at least that, so a lighter node whose max stays
- * below it is balanced enough (its even search stops there). */
+/* The busiest node's mean rank load of layer l with the groups on gn [G]:
+ * no placement of that assignment has a lower max. */
+static double assign_bound(const grp_ctx *c, int l, const int *gn, double *nload) {
+  const double *w = c->loads + (size_t)l * c->E;
+  for (int n = 0; n < c->N; n++) nload[n] = 0;
+  for (int e = 0; e < c->E; e++) nload[gn[e / c->Eg]] += w[e];
+  double m = 0;
+  for (int n = 0; n < c->N; n++) m = nload[n] > m ? nload[n] : m;
+  return m / c->Rn;
+}
+
+/* Per layer, assign_bound() of c->gnode into c->target [L]: a lighter
+ * node whose max stays below it is balanced enough (its even search stops
+ * there). nload [N] is scratch. */
 static void node_targets(grp_ctx *c, double *nload) {
+  for (int l = 0; l < c->L; l++)
+    c->target[l] = assign_bound(c, l, c->gnode + (size_t)l * c->G, nload);
+}
+
+/* Step 2, every node, for the groups' nodes in c->gnode, into res. A fresh
+ * placement first gets c->target: lighter nodes stop at the busiest one's
+ * mean. */
+static int solve_nodes(grp_ctx *c, moeplace_placement *res) {
+  int *map = malloc((size_t)c->L * c->En * sizeof *map);
+  double *loads = malloc((size_t)c->L * c->En * sizeof *loads);
+  int *inv = malloc(((size_t)c->E + c->En) * sizeof *inv);
+  double *nload = malloc((size_t)c->N * sizeof *nload);
+  if (!c->current) c->target = malloc((size_t)c->L * sizeof *c->target);
+  int rc = MOEPLACE_OK;
+  if (!map || !loads || !inv || !nload || (!c->current && !c->target))
+    rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
+  if (!rc && !c->current) node_targets(c, nload);
+  double budget = c->opt.byte_budget >= 0 ? c->opt.byte_budget - c->forced : -1;
+  for (int n = 0; n < c->N && !rc; n++) rc = solve_node(c, n, &budget, res, map, loads, inv);
+  free(map);
+  free(loads);
+  free(inv);
+  free(nload);
+  return rc;
+}
+
+/* Layer l's max rank load in p (rank loads into rl [R]). */
+static double layer_max(const grp_ctx *c, const moeplace_placement *p, int l, const double *w,
+                        double *rl) {
+  moeplace_placement_rank_loads(p, l, w, rl);
+  double m = 0;
+  for (int r = 0; r < c->topo->ranks; r++) m = rl[r] > m ? rl[r] : m;
+  return m;
+}
+
+/* The layers worth a second start into sel [L], their count returned: the
+ * swaps changed EPLB's packing, and the packing's bound is below the
+ * layer's max rank load in res. rl [R + N] is scratch. */
+static int second_layers(const grp_ctx *c, const moeplace_placement *res, int *sel, double *rl) {
+  int k = 0;
   for (int l = 0; l < c->L; l++) {
-    const double *w = c->loads + (size_t)l * c->E;
-    const int *gn = c->gnode + (size_t)l * c->G;
-    for (int n = 0; n < c->N; n++) nload[n] = 0;
-    for (int e = 0; e < c->E; e++) nload[gn[e / c->Eg]] += w[e];
-    double m = 0;
-    for (int n = 0; n < c->N; n++) m = nload[n] > m ? nload[n] : m;
-    c->target[l] = m / c->Rn;
+    const int *a = c->alt + (size_t)l * c->G;
+    if (!memcmp(a, c->gnode + (size_t)l * c->G, (size_t)c->G * sizeof *a)) continue;
+    const double m = layer_max(c, res, l, c->loads + (size_t)l * c->E, rl);
+    if (assign_bound(c, l, a, rl + c->topo->ranks) < m * (1 - 1e-12)) sel[k++] = l;
   }
+  return k;
+}
+
+/* The k layers sel [k] solved again on EPLB's packing; each replaces its
+ * layer of res where its max rank load is lower. */
+static int solve_again(const grp_ctx *c, moeplace_placement *res, const int *sel, int k,
+                       double *rl) {
+  const int G = c->G, R = c->topo->ranks;
+  grp_ctx s = *c; // the sub-problem of those layers
+  s.L = k;
+  s.target = NULL;
+  s.gnode = malloc((size_t)k * G * sizeof *s.gnode);
+  double *loads = malloc((size_t)k * c->E * sizeof *loads);
+  moeplace_placement *alt = NULL;
+  int rc = !s.gnode || !loads ? mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups")
+                              : moeplace_placement_create(&alt, k, c->E, R, c->S);
+  for (int i = 0; i < k && !rc; i++) {
+    memcpy(s.gnode + (size_t)i * G, c->alt + (size_t)sel[i] * G, (size_t)G * sizeof *s.gnode);
+    memcpy(loads + (size_t)i * c->E, c->loads + (size_t)sel[i] * c->E, (size_t)c->E * sizeof *loads);
+  }
+  s.loads = loads;
+  if (!rc) rc = solve_nodes(&s, alt);
+  for (int i = 0; i < k && !rc; i++) {
+    const double *w = loads + (size_t)i * c->E;
+    if (layer_max(c, alt, i, w, rl) >= layer_max(c, res, sel[i], w, rl) * (1 - 1e-12)) continue;
+    memcpy(moeplace_placement_phy2log(res, sel[i]), moeplace_placement_phy2log_const(alt, i),
+           (size_t)R * c->S * sizeof(int));
+    memcpy(moeplace_placement_share(res, sel[i]), moeplace_placement_share_const(alt, i),
+           (size_t)R * c->S * sizeof(double));
+  }
+  moeplace_placement_destroy(alt);
+  free(s.gnode);
+  free(s.target);
+  free(loads);
+  return rc;
+}
+
+/* A fresh placement's second start: the swaps balance the node totals, but
+ * a node's experts may pack onto its ranks worse than under another
+ * assignment (measured: eplb_compare.py random-groups). The layers of
+ * second_layers() are solved again on EPLB's packing, and the better of the
+ * two kept per layer. */
+static int second_start(grp_ctx *c, moeplace_placement *res) {
+  int *sel = malloc((size_t)c->L * sizeof *sel);
+  double *rl = malloc((size_t)(c->topo->ranks + c->N) * sizeof *rl);
+  int rc = !sel || !rl ? mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups") : MOEPLACE_OK;
+  const int k = rc ? 0 : second_layers(c, res, sel, rl);
+  if (k) rc = solve_again(c, res, sel, k, rl);
+  free(sel);
+  free(rl);
+  return rc;
 }
 
 /* Steps 1 and 2 into res (created by the caller, all empty). */
 static int grp_solve(grp_ctx *c, moeplace_placement *res) {
   c->gnode = malloc((size_t)c->L * c->G * sizeof *c->gnode);
-  int *map = malloc((size_t)c->L * c->En * sizeof *map);
-  double *loads = malloc((size_t)c->L * c->En * sizeof *loads);
-  int *inv = malloc(((size_t)c->E + c->En) * sizeof *inv);
-  int rc = MOEPLACE_OK;
-  if (!c->gnode || !map || !loads || !inv)
-    rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
-  if (!rc) rc = assign_all(c);
-  if (!rc && !c->current) { // a fresh placement: lighter nodes stop at the busiest one's mean
-    double *nload = malloc((size_t)c->N * sizeof *nload);
-    c->target = malloc((size_t)c->L * sizeof *c->target);
-    if (!nload || !c->target)
-      rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
-    else
-      node_targets(c, nload);
-    free(nload);
-  }
-  double budget = c->opt.byte_budget >= 0 ? c->opt.byte_budget - c->forced : -1;
+  if (!c->current) c->alt = malloc((size_t)c->L * c->G * sizeof *c->alt);
+  if (!c->gnode || (!c->current && !c->alt))
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
+  int rc = assign_all(c);
   if (c->opt.time_limit_ms > 0) c->opt.time_limit_ms /= c->N;
-  for (int n = 0; n < c->N && !rc; n++) rc = solve_node(c, n, &budget, res, map, loads, inv);
-  free(map);
-  free(loads);
-  free(inv);
+  if (!rc) rc = solve_nodes(c, res);
+  if (!rc && c->alt) rc = second_start(c, res);
   return rc;
 }
 
@@ -542,6 +631,7 @@ int mp_place_grouped(const moeplace_topology *topo, int layers, int experts, int
     if (!rc) rc = grp_stats(&c, res, &s);
     free(c.node_ranks);
     free(c.gnode);
+    free(c.alt);
     free(c.target);
   }
   if (!rc) rc = mp_placement_set_groups(res, topo, c.G);

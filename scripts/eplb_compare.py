@@ -14,6 +14,12 @@ two replicas of one expert, which EPLB allows, gets two parts).
       EPLB's map there puts two replicas of one expert on a rank (which
       moeplace's maps never do); and how often it is less balanced than
       EPLB's construction made valid (eplb_reference.valid_max).
+  eplb_compare.py random-groups N [--seed S]
+      N random grouped layers (2 or 4 nodes, 1-3 groups per node, 1-8
+      experts per group, 1-4 ranks per node, up to 3 spare slots per rank):
+      moeplace --shares even --groups G against EPLB's hierarchical policy,
+      both node-limited; how often moeplace is less balanced, and whether
+      EPLB's map there holds a duplicate.
   eplb_compare.py loads LOADS_FILE NAME:RANKS:SLOTS:NODES:GROUPS ... [--eplb-dir DIR]
       [--repeat N]
       DeepSeek-sized loads (bench_place --loads-out): moeplace (Python
@@ -192,6 +198,40 @@ def random_layers(n, seed):
           f"({worse_dup} of them where EPLB's map holds a duplicate), than valid EPLB in {worse_valid}")
 
 
+def random_grouped_layer(rng, kind):
+    """One random node-limited layer: nodes N, groups G (a multiple of N),
+    experts E = G x (1-8), ranks R = N x (1-4), slots S (up to 3 spare per
+    rank) and loads w [E], of the kinds of random_layer."""
+    N = int(rng.choice([2, 4]))
+    G = N * int(rng.integers(1, 4))
+    E, R = G * int(rng.integers(1, 9)), N * int(rng.integers(1, 5))
+    S = -(-E // R) + int(rng.integers(0, 4))
+    _, _, _, w = random_layer(rng, kind)
+    w = np.resize(w, E) if w.size < E else w[:E]
+    return E, R, S, N, G, w
+
+
+def random_grouped_layers(n, seed):
+    import moeplace
+    rng = np.random.default_rng(seed)
+    worse = worse_dup = 0
+    for i in range(n):
+        E, R, S, N, G, w = random_grouped_layer(rng, i % 3)
+        topo = moeplace.Topology.shape(N, R // N)
+        p = moeplace.place(w[None, :], topology=topo, slots=S, shares="even", groups=G)
+        ours, _, split = ref.evaluate(w[None, :], np.array(p.phy2log), np.array(p.logcnt), R, S, N, G)
+        assert split == 0, (E, R, S, N, G)
+        e_ph, e_cnt = ref.rebalance(w[None, :], R * S, G, N, R)
+        e_imb, dups, _ = ref.evaluate(w[None, :], np.asarray(e_ph), np.asarray(e_cnt), R, S, N, G)
+        if ours > e_imb * (1 + 1e-9):
+            worse += 1
+            worse_dup += dups > 0
+            print(f"worse than eplb: E={E} R={R} S={S} N={N} G={G}: moeplace-even {ours:.5f} "
+                  f"eplb-hierarchical {e_imb:.5f} ({dups} duplicates)", flush=True)
+    print(f"summary: {n} grouped layers; moeplace --shares even --groups less balanced than EPLB "
+          f"hierarchical in {worse} ({worse_dup} of them where EPLB's map holds a duplicate)")
+
+
 def main(argv):
     args = argv[1:]
     eplb_dir, repeat = None, 3
@@ -210,6 +250,8 @@ def main(argv):
         del args[i:i + 2]
     if args[:1] == ["random"] and len(args) == 2:
         random_layers(int(args[1]), seed)
+    elif args[:1] == ["random-groups"] and len(args) == 2:
+        random_grouped_layers(int(args[1]), seed)
     elif args[:1] == ["cases"]:
         cases(eplb_dir)
     elif args[:1] == ["loads"] and len(args) >= 3:

@@ -217,21 +217,25 @@ def rebalance_torch(torch, weight, num_phy, num_groups, num_nodes, num_gpus):
 
 def evaluate(weight, phy2log, logcnt, ranks, slots, nodes=1, groups=1):
     """metrics.md imbalance with equal shares, duplicate (rank, expert) pairs,
-    and (layer, group) pairs spanning more than one node."""
+    and (layer, group) pairs spanning more than one node. An empty slot
+    (phy2log -1, which moeplace's maps may hold and EPLB's never do) carries
+    nothing."""
     layers, experts = weight.shape
     num = den = 0.0
     dups = split = 0
     node = np.arange(ranks * slots) // slots // (ranks // nodes)
     for l in range(layers):
-        grp = phy2log[l] // (experts // groups)
+        ph = np.asarray(phy2log[l])
+        used, e = ph >= 0, np.maximum(ph, 0)
+        grp = np.where(used, e // (experts // groups), -1)
         split += sum(len(set(node[grp == g].tolist())) > 1 for g in range(groups))
-        per_slot = weight[l, phy2log[l]] / logcnt[l, phy2log[l]]
+        per_slot = np.where(used, weight[l, e] / logcnt[l, e], 0.0)
         rank_load = per_slot.reshape(ranks, slots).sum(1)
         num += rank_load.max()
         den += weight[l].sum() / ranks
         for r in range(ranks):
-            ex = phy2log[l, r * slots:(r + 1) * slots]
-            dups += len(ex) - len(set(ex.tolist()))
+            ex = [x for x in ph[r * slots:(r + 1) * slots].tolist() if x >= 0]
+            dups += len(ex) - len(set(ex))
     return num / den, dups, split
 
 
