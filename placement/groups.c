@@ -569,7 +569,8 @@ static int solve_again(const grp_ctx *c, moeplace_placement *res, const int *sel
  * a node's experts may pack onto its ranks worse than under another
  * assignment (measured: eplb_compare.py random-groups). The layers of
  * second_layers() are solved again on EPLB's packing, and the better of the
- * two kept per layer. */
+ * two kept per layer. Only without a time limit: the limit is shared by the
+ * nodes' first solves. */
 static int second_start(grp_ctx *c, moeplace_placement *res) {
   int *sel = malloc((size_t)c->L * sizeof *sel);
   double *rl = malloc((size_t)(c->topo->ranks + c->N) * sizeof *rl);
@@ -590,7 +591,7 @@ static int grp_solve(grp_ctx *c, moeplace_placement *res) {
   int rc = assign_all(c);
   if (c->opt.time_limit_ms > 0) c->opt.time_limit_ms /= c->N;
   if (!rc) rc = solve_nodes(c, res);
-  if (!rc && c->alt) rc = second_start(c, res);
+  if (!rc && c->alt && c->opt.time_limit_ms < 0) rc = second_start(c, res); // no time to respect
   return rc;
 }
 
