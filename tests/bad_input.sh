@@ -334,4 +334,53 @@ for cmd in "$P --loads" "$R --trace" "$F --trace" "$T stats --window"; do
       "missing argument, tool named"
 done
 
+# ---- outputs on stdout, the same file twice, stdout write errors --------
+# (found by an adversarial sweep of the tools; each failed on the old tree)
+# --json - is a document alone on stdout: the report would follow it
+for cmd in "$P --loads $D/t.csv --ranks 2 --slots 3 --json -" \
+           "$R --trace $D/t.csv --ranks 2 --slots 3 --interval 2 --window 1 --timeline -" \
+           "$F --trace $D/t.csv --window 1 --horizon 1 --min-history 2 --detector-k 2 --k 2 --predictor sw_avg --json -"; do
+  name=${cmd%% *}
+  expect_status 0 "stdout output (${name##*/})" -- $cmd && cp "$D/out" "$D/stdout" &&
+    expect_status 0 "stdout output parses (${name##*/})" -- "$PYTHON3" -c '
+import csv, json, sys
+text = open(sys.argv[1]).read()
+json.loads(text) if text.lstrip().startswith("{") else list(csv.reader(text.splitlines()))
+assert text and "imbalance " not in text and "predictor " not in text, "a report is mixed in"
+' "$D/stdout"
+done
+expect_status 2 "two outputs on stdout (place)" -- place --current "$D/cur.json" --json - --plan - &&
+  expect_grep "--json and --plan both write stdout" "$D/err" "two stdout outputs named"
+expect_status 2 "one file named twice (./)" -- place --current "$D/cur.json" --json "$D/same.json" \
+  --plan "$D/./same.json" && expect_grep "name one file" "$D/err" "one file twice named"
+[ ! -e "$D/same.json" ] || fail "one file named twice: an output was written"
+ln -sf "$D/cur.json" "$D/link.json"
+expect_status 2 "one file named twice (symlink)" -- "$R" --trace "$D/t.csv" --ranks 2 --slots 3 \
+  --interval 2 --window 1 --json "$D/cur.json" --timeline "$D/link.json"
+expect_status 2 "empty --loads" -- "$P" --loads "" --ranks 2 --slots 3 &&
+  expect_grep "^moeplace-place: --loads: the path is empty" "$D/err" "empty --loads named"
+expect_status 2 "empty --json" -- place --json "" &&
+  expect_grep "^moeplace-place: --json: the path is empty" "$D/err" "empty --json named"
+expect_status 2 "empty --trace (replay)" -- "$R" --trace "" --ranks 2 --slots 3 &&
+  expect_grep "--trace: the path is empty" "$D/err" "empty --trace named"
+expect_status 2 "--nodes with --topology" -- "$P" --loads "$D/t.csv" --topology "$D/topo.txt" \
+  --nodes 2 --slots 3 && expect_grep "--nodes goes with --ranks" "$D/err" "--nodes named"
+expect_status 2 "--bench with --trace" -- "$F" --bench --trace "$D/t.csv" &&
+  expect_grep "--bench" "$D/err" "--bench named"
+if [ -w /dev/full ]; then
+  for cmd in "$P --loads $D/t.csv --ranks 2 --slots 3" \
+             "$R --trace $D/t.csv --ranks 2 --slots 3 --interval 2 --window 1 --quiet"; do
+    name=${cmd%% *}
+    CHECKS=$((CHECKS + 1))
+    $cmd >/dev/full 2>"$D/err" && fail "report to a full stdout (${name##*/}): exit 0"
+    expect_grep "stdout: write failed" "$D/err" "full stdout named (${name##*/})"
+  done
+else
+  skip "/dev/full is not writable: stdout write errors not checked"
+fi
+# a malformed line after the --steps range is still an error
+cp "$D/t.csv" "$D/late.csv" && echo "10,0,1,2,3" >>"$D/late.csv"
+expect_status 2 "malformed line after --steps" -- "$P" --loads "$D/late.csv" --steps 0:2 --ranks 2 \
+  --slots 3 && expect_grep "late.csv:22" "$D/err" "late malformed line named"
+
 finish

@@ -1,6 +1,8 @@
 #include "tools/cli.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,9 +84,16 @@ int cli_no_operands(const char *prog, int argc, char **argv, int first) {
   return CLI_EXIT_USAGE;
 }
 
-int cli_one_stdin(const char *prog, const char *const *options, const char *const *paths, int n) {
+static int path_empty(const char *prog, const char *option, const char *path) {
+  if (!path || *path) return 0;
+  fprintf(stderr, "%s: %s: the path is empty\n", prog, option);
+  return CLI_EXIT_USAGE;
+}
+
+int cli_inputs_ok(const char *prog, const char *const *options, const char *const *paths, int n) {
   int first = -1;
   for (int i = 0; i < n; i++) {
+    if (path_empty(prog, options[i], paths[i])) return CLI_EXIT_USAGE;
     if (!paths[i] || strcmp(paths[i], "-") != 0) continue;
     if (first >= 0) {
       fprintf(stderr, "%s: %s and %s both read stdin ('-'); at most one input can\n", prog,
@@ -125,21 +134,67 @@ int cli_parse_step_range(const char *prog, const char *option, const char *text,
   return -1;
 }
 
-int cli_outputs_ok(const char *prog, const char *const *paths, int n) {
+/* Whether two output paths name one file: the same file if both exist,
+ * else the same name in the same directory (realpath of the directory). */
+static int same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  char da[PATH_MAX], db[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
+  snprintf(da, sizeof da, "%s", a);
+  snprintf(db, sizeof db, "%s", b);
+  if (!realpath(dirname(da), ra) || !realpath(dirname(db), rb)) return !strcmp(a, b);
+  snprintf(da, sizeof da, "%s", a);
+  snprintf(db, sizeof db, "%s", b);
+  return !strcmp(ra, rb) && !strcmp(basename(da), basename(db));
+}
+
+/* The checks of cli_outputs_ok() between output i and the ones before it. */
+static int output_pair_ok(const char *prog, const char *const *options, const char *const *paths,
+                          int i) {
+  for (int j = 0; j < i; j++) {
+    if (!paths[j]) continue;
+    const int out_i = !strcmp(paths[i], "-"), out_j = !strcmp(paths[j], "-");
+    if (out_i && out_j) {
+      fprintf(stderr, "%s: %s and %s both write stdout ('-'); at most one output can\n", prog,
+              options[j], options[i]);
+      return CLI_EXIT_USAGE;
+    }
+    if (!out_i && !out_j && same_file(paths[i], paths[j])) {
+      fprintf(stderr, "%s: %s and %s name one file (%s, %s): the second would replace the first\n",
+              prog, options[j], options[i], paths[j], paths[i]);
+      return CLI_EXIT_USAGE;
+    }
+  }
+  return 0;
+}
+
+int cli_outputs_ok(const char *prog, const char *const *options, const char *const *paths, int n) {
   for (int i = 0; i < n; i++) {
-    if (!paths[i] || !strcmp(paths[i], "-")) continue;
-    for (int j = 0; j < i; j++)
-      if (paths[j] && !strcmp(paths[i], paths[j])) {
-        fprintf(stderr, "%s: %s: named for two outputs (the second would replace the first)\n",
-                prog, paths[i]);
-        return CLI_EXIT_USAGE;
-      }
+    if (path_empty(prog, options[i], paths[i])) return CLI_EXIT_USAGE;
+    if (!paths[i]) continue;
+    int rc = output_pair_ok(prog, options, paths, i);
+    if (rc) return rc;
+    if (!strcmp(paths[i], "-")) continue;
     struct stat sb; // a FIFO or device is left alone: opening one could block or end a reader
     if (stat(paths[i], &sb) == 0 && !S_ISREG(sb.st_mode)) continue;
     mp_atomic_file f;
-    int rc = mp_atomic_open(&f, paths[i]);
+    rc = mp_atomic_open(&f, paths[i]);
     if (rc != MOEPLACE_OK) return cli_report(prog, rc);
     mp_atomic_abort(&f, 0);
   }
   return 0;
+}
+
+int cli_writes_stdout(const char *const *paths, int n) {
+  for (int i = 0; i < n; i++)
+    if (paths[i] && !strcmp(paths[i], "-")) return 1;
+  return 0;
+}
+
+int cli_stdout_done(const char *prog, int exit_code) {
+  if (exit_code != CLI_EXIT_OK) return exit_code;
+  errno = 0;
+  if (fflush(stdout) == 0 && !ferror(stdout)) return CLI_EXIT_OK;
+  fprintf(stderr, "%s: stdout: write failed: %s\n", prog, strerror(errno ? errno : EIO));
+  return CLI_EXIT_FAILURE;
 }

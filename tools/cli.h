@@ -49,21 +49,34 @@ int cli_parse_step_range(const char *prog, const char *option, const char *text,
 int cli_no_operands(const char *prog, int argc, char **argv, int first);
 
 /* For tools that read several inputs (paths[n] given by options[n], NULL
- * for an input not asked for): stdin ("-") can feed only one of them. If
- * two are "-", prints "PROG: OPT1 and OPT2 both read stdin ('-'); at most
- * one input can" and returns CLI_EXIT_USAGE; else 0. */
-int cli_one_stdin(const char *prog, const char *const *options, const char *const *paths, int n);
+ * for an input not asked for): an empty path is refused ("PROG: OPT: the
+ * path is empty"), and stdin ("-") can feed only one of them ("PROG: OPT1
+ * and OPT2 both read stdin ('-'); at most one input can"). Returns
+ * CLI_EXIT_USAGE after the message; else 0. */
+int cli_inputs_ok(const char *prog, const char *const *options, const char *const *paths, int n);
 
-/* For tools that write several outputs (paths[n], NULL for an output not
- * asked for; "-" is stdout): before any work, refuses two outputs with the
- * same name (the second would replace the first) and an output that cannot
+/* For tools that write several outputs (paths[n] given by options[n], NULL
+ * for an output not asked for; "-" is stdout): before any work, refuses an
+ * empty path, two outputs on stdout (their documents would run together),
+ * two outputs that are the same file (the second would replace the first;
+ * compared as files, so "a" and "./a" are one), and an output that cannot
  * be opened (a missing directory: each absent or regular one is opened and
  * dropped at once, as common/atomic_file.h opens it; FIFOs and devices are
- * left alone), so that a failed run leaves none of them
- * written. Prints "PROG: FILE: ..." and returns CLI_EXIT_USAGE or
+ * left alone), so that a failed run leaves none of them written. Prints
+ * "PROG: OPT: ..." or "PROG: FILE: ..." and returns CLI_EXIT_USAGE or
  * CLI_EXIT_FAILURE; 0 when all can be written. A write that fails later
  * (a full disk) can still leave the outputs committed before it. */
-int cli_outputs_ok(const char *prog, const char *const *paths, int n);
+int cli_outputs_ok(const char *prog, const char *const *options, const char *const *paths, int n);
+
+/* 1 if one of paths[n] is stdout ("-"): the tool's human report then stays
+ * off stdout, so that the output can be parsed. */
+int cli_writes_stdout(const char *const *paths, int n);
+
+/* The end of a tool that printed its report on stdout: exit_code unless it
+ * is CLI_EXIT_OK; then flushes stdout and, if a write to it failed (a full
+ * disk, a closed pipe), prints "PROG: stdout: write failed: REASON" and
+ * returns CLI_EXIT_FAILURE. */
+int cli_stdout_done(const char *prog, int exit_code);
 
 /* Prints "PROG: <moeplace_last_error()>" and returns the exit code for the
  * status (CLI_EXIT_USAGE for argument and format errors). */

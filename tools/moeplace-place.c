@@ -107,6 +107,27 @@ static int write_plan(const moeplace_transfer *tr, size_t n, int S, const char *
   return CLI_EXIT_OK;
 }
 
+/* The human report on stdout: the figures of moeplace-place's result. */
+static void print_report(const moeplace_place_stats *st, const moeplace_place_options *opt,
+                         const moeplace_topology *topo, int64_t used, int L, int E, long long slots,
+                         int with_current) {
+  printf("steps %" PRId64 "  layers %d  experts %d  ranks %d  slots %lld\n", used, L, E,
+         moeplace_topology_ranks(topo), slots);
+  printf("imbalance %.6f  lower_bound %.6f  gap %.4f%%  solve_ms %.3f\n", st->imbalance,
+         st->lower_bound, 100 * st->gap, st->solve_ms);
+  if (st->groups > 1) printf("groups %d  nodes %d  split_groups %d\n", st->groups,
+                            moeplace_topology_nodes(topo), st->split_groups);
+  printf("shares %s  imbalance %.6f  lower_bound %.6f  gap %.4f%%  solve_ms %.3f\n",
+         opt->shares == MOEPLACE_SHARES_EVEN ? "even" : "weighted", st->imbalance, st->lower_bound,
+         100 * st->gap, st->solve_ms);
+  if (!with_current) return;
+  printf("current_imbalance %.6f  kept_current %s  moves %" PRId64
+         "  bytes_moved %.0f  cross_node_bytes %.0f\n",
+         st->current_imbalance, st->kept_current ? "yes" : "no", st->moves, st->bytes_moved,
+         st->cross_node_bytes);
+  printf("migration_s %.6f  saving_s %.6f\n", st->migration_s, st->saving_s);
+}
+
 int main(int argc, char **argv) {
   static const struct option opts[] = {
       {"loads", required_argument, NULL, 'l'},     {"steps", required_argument, NULL, 'p'},
@@ -125,7 +146,8 @@ int main(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   const char *loads_path = NULL, *topo_path = NULL, *cur_path = NULL, *json_path = NULL,
              *plan_path = NULL;
-  long long ranks = 0, nodes = 1, slots = 0, iters = -1, groups = 0, horizon = -1;
+  // nodes 0: --nodes not given
+  long long ranks = 0, nodes = 0, slots = 0, iters = -1, groups = 0, horizon = -1;
   int64_t step_a = 0, step_b = INT64_MAX;
   moeplace_place_options opt;
   moeplace_place_options_init(&opt);
@@ -179,15 +201,22 @@ int main(int argc, char **argv) {
             prog, ranks && topo_path ? ", not both" : "");
     return CLI_EXIT_USAGE;
   }
+  if (topo_path && nodes) {
+    fprintf(stderr, "%s: --nodes goes with --ranks; with --topology the file gives the nodes\n",
+            prog);
+    return CLI_EXIT_USAGE;
+  }
+  if (!nodes) nodes = 1;
   const char *in_opts[] = {"--loads", "--topology", "--current"};
   const char *inputs[] = {loads_path, topo_path, cur_path};
-  if (cli_one_stdin(prog, in_opts, inputs, 3)) return CLI_EXIT_USAGE;
+  if (cli_inputs_ok(prog, in_opts, inputs, 3)) return CLI_EXIT_USAGE;
   if (plan_path && !cur_path) {
     fprintf(stderr, "%s: --plan needs --current\n", prog);
     return CLI_EXIT_USAGE;
   }
+  const char *out_opts[] = {"--json", "--plan"};
   const char *outputs[] = {json_path, plan_path};
-  int bad_out = cli_outputs_ok(prog, outputs, 2);
+  int bad_out = cli_outputs_ok(prog, out_opts, outputs, 2);
   if (bad_out) return bad_out;
   moeplace_topology *topo = NULL;
   moeplace_placement *cur = NULL, *res = NULL;
@@ -217,7 +246,7 @@ int main(int argc, char **argv) {
   int64_t step, used = 0;
   while ((rc = moeplace_trace_read_step(tr, &step, counts)) == 1) {
     if (step < step_a) continue;
-    if (step >= step_b) break;
+    if (step >= step_b) continue; // read on: a malformed line later is still an error
     for (size_t i = 0; i < (size_t)L * E; i++) loads[i] += (double)counts[i];
     used++;
   }
@@ -251,21 +280,7 @@ int main(int argc, char **argv) {
   }
   moeplace_place_stats st;
   if ((rc = moeplace_place(topo, L, E, (int)slots, loads, cur, &opt, &res, &st))) goto fail;
-  printf("steps %" PRId64 "  layers %d  experts %d  ranks %d  slots %lld\n", used, L, E,
-         moeplace_topology_ranks(topo), slots);
-  printf("imbalance %.6f  lower_bound %.6f  gap %.4f%%  solve_ms %.3f\n", st.imbalance,
-         st.lower_bound, 100 * st.gap, st.solve_ms);
-  if (st.groups > 1) printf("groups %d  nodes %d  split_groups %d\n", st.groups,
-                            moeplace_topology_nodes(topo), st.split_groups);
-  printf("shares %s  imbalance %.6f  lower_bound %.6f  gap %.4f%%  solve_ms %.3f\n",
-         opt.shares == MOEPLACE_SHARES_EVEN ? "even" : "weighted", st.imbalance, st.lower_bound,
-         100 * st.gap, st.solve_ms);
-  if (cur)
-    printf("current_imbalance %.6f  kept_current %s  moves %" PRId64
-           "  bytes_moved %.0f  cross_node_bytes %.0f\n",
-           st.current_imbalance, st.kept_current ? "yes" : "no", st.moves, st.bytes_moved,
-           st.cross_node_bytes);
-  if (cur) printf("migration_s %.6f  saving_s %.6f\n", st.migration_s, st.saving_s);
+  if (!cli_writes_stdout(outputs, 2)) print_report(&st, &opt, topo, used, L, E, slots, cur != NULL);
   if (json_path && (rc = moeplace_placement_write_json(res, &st, json_path))) goto fail;
   if (plan_path) {
     moeplace_transfer *t;
@@ -285,5 +300,5 @@ out:
   moeplace_placement_destroy(res);
   free(counts);
   free(loads);
-  return exit_code;
+  return cli_stdout_done(prog, exit_code);
 }

@@ -298,8 +298,9 @@ static int open_series(const options *o, mp_atomic_file *af, FILE **f, const cha
 }
 
 static int run_backtest(const options *o) {
+  const char *out_opts[] = {"--json", "--series"};
   const char *outputs[] = {o->json, o->series};
-  int bad_out = cli_outputs_ok(prog, outputs, 2);
+  int bad_out = cli_outputs_ok(prog, out_opts, outputs, 2);
   if (bad_out) return bad_out;
   moeplace_trace *t;
   int rc = moeplace_trace_open(&t, o->trace);
@@ -342,7 +343,7 @@ static int run_backtest(const options *o) {
   } else if (ctx.ser && stream_commit(o->series, &ser_file, ctx.ser)) {
     ret = CLI_EXIT_FAILURE;
   }
-  if (ret == CLI_EXIT_OK && !o->quiet) print_table(o, &res);
+  if (ret == CLI_EXIT_OK && !o->quiet && !cli_writes_stdout(outputs, 2)) print_table(o, &res);
   if (ret == CLI_EXIT_OK && o->json && (rc = write_json(o, &res))) ret = cli_report(prog, rc);
   moeplace_backtest_result_free(&res);
   return ret;
@@ -576,10 +577,16 @@ int main(int argc, char **argv) {
             o.cfg.window);
     return CLI_EXIT_USAGE;
   }
-  if (o.bench) return run_bench(&o);
+  if (o.bench && o.trace) {
+    fprintf(stderr, "%s: --bench makes its own loads; it takes no --trace\n", prog);
+    return CLI_EXIT_USAGE;
+  }
+  if (o.bench) return cli_stdout_done(prog, run_bench(&o));
   if (!o.trace) {
     fprintf(stderr, "%s: --trace FILE is required (see --help)\n", prog);
     return CLI_EXIT_USAGE;
   }
-  return run_backtest(&o);
+  const char *in_opt = "--trace";
+  if (cli_inputs_ok(prog, &in_opt, &o.trace, 1)) return CLI_EXIT_USAGE;
+  return cli_stdout_done(prog, run_backtest(&o));
 }

@@ -245,7 +245,7 @@ int main(int argc, char **argv) {
   mp_replay_config_init(&cfg);
   tool_ctx ctx = {.report = {1, 1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
   const char *trace_path = NULL, *topo_path = NULL, *json_out = NULL, *timeline_out = NULL;
-  long long ranks = 0, nodes = 1, v;
+  long long ranks = 0, nodes = 0, v; // nodes 0: --nodes not given
   double d, bw[MOEPLACE_LINK_CLASSES] = {0}; // GB/s given on the command line (0: not given)
   int c;
 #define INT_OPT(name, lo, hi, dst) \
@@ -307,9 +307,15 @@ int main(int argc, char **argv) {
             prog, ranks && topo_path ? ", not both" : "");
     return CLI_EXIT_USAGE;
   }
+  if (topo_path && nodes) {
+    fprintf(stderr, "%s: --nodes goes with --ranks; with --topology the file gives the nodes\n",
+            prog);
+    return CLI_EXIT_USAGE;
+  }
+  if (!nodes) nodes = 1;
   const char *in_opts[] = {"--trace", "--topology"};
   const char *inputs[] = {trace_path, topo_path};
-  if (cli_one_stdin(prog, in_opts, inputs, 2)) return CLI_EXIT_USAGE;
+  if (cli_inputs_ok(prog, in_opts, inputs, 2)) return CLI_EXIT_USAGE;
   // The library checks these too, naming the config fields; the user typed flags.
   if (cfg.interval % cfg.window) {
     fprintf(stderr, "%s: --interval (%d) must be a positive multiple of --window (%d)\n", prog,
@@ -341,8 +347,9 @@ int main(int argc, char **argv) {
   mp_replay_result res = {0};
   mp_atomic_file timeline_file = {.fd = -1};
   int exit_code = CLI_EXIT_OK;
+  const char *out_opts[] = {"--json", "--timeline"};
   const char *outputs[] = {json_out, timeline_out};
-  if ((exit_code = cli_outputs_ok(prog, outputs, 2))) goto done;
+  if ((exit_code = cli_outputs_ok(prog, out_opts, outputs, 2))) goto done;
   if ((rc = moeplace_trace_open(&trace, trace_path))) {
     exit_code = cli_report(prog, rc);
     goto done;
@@ -396,7 +403,7 @@ int main(int argc, char **argv) {
     json_decref(doc);
     if (rc) exit_code = cli_report(prog, rc);
   }
-  if (!json_out || strcmp(json_out, "-") != 0) {
+  if (exit_code == CLI_EXIT_OK && !cli_writes_stdout(outputs, 2)) {
     printf("%s: %" PRId64 " steps, %d layers x %d experts on %d ranks x %d slots (%d nodes), "
            "interval %d, predictor %s\n",
            trace_path, res.steps, res.layers, res.experts, res.ranks, res.slots,
@@ -408,5 +415,5 @@ done:
   if (timeline_out && timeline_file.tmp_path) mp_atomic_abort(&timeline_file, 0);
   moeplace_trace_close(trace);
   moeplace_topology_destroy(topo);
-  return exit_code;
+  return cli_stdout_done(prog, exit_code);
 }
