@@ -378,6 +378,13 @@ if [ -w /dev/full ]; then
 else
   skip "/dev/full is not writable: stdout write errors not checked"
 fi
+# step gaps are noted by every reader (trace-format.md), place and replay too
+awk -F, 'NR == 1 || $1 % 2 == 0' "$D/t.csv" >"$D/even.csv"
+expect_status 0 "sampled trace (place)" -- "$P" --loads "$D/even.csv" --ranks 2 --slots 3 &&
+  expect_grep "even.csv: steps are sampled every 2 steps" "$D/err" "place notes the gaps"
+expect_status 0 "sampled trace (replay)" -- "$R" --trace "$D/even.csv" --ranks 2 --slots 3 \
+  --interval 2 --window 1 --quiet &&
+  expect_grep "even.csv: steps are sampled every 2 steps" "$D/err" "replay notes the gaps"
 # a malformed line after the --steps range is still an error
 cp "$D/t.csv" "$D/late.csv" && echo "10,0,1,2,3" >>"$D/late.csv"
 expect_status 2 "malformed line after --steps" -- "$P" --loads "$D/late.csv" --steps 0:2 --ranks 2 \

@@ -1,6 +1,7 @@
 #include "tools/cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
@@ -197,4 +198,17 @@ int cli_stdout_done(const char *prog, int exit_code) {
   if (fflush(stdout) == 0 && !ferror(stdout)) return CLI_EXIT_OK;
   fprintf(stderr, "%s: stdout: write failed: %s\n", prog, strerror(errno ? errno : EIO));
   return CLI_EXIT_FAILURE;
+}
+
+void cli_report_gaps(const char *prog, const moeplace_trace *trace) {
+  moeplace_trace_progress p = moeplace_trace_get_progress(trace);
+  if (p.stride > 1)
+    fprintf(stderr, "%s: note: %s: steps are sampled every %" PRId64 " steps\n", prog,
+            moeplace_trace_name(trace), p.stride);
+  if (p.irregular > 0)
+    fprintf(stderr,
+            "%s: note: %s:%ld: steps jump from %" PRId64 " to %" PRId64
+            " (%" PRId64 " irregular step gap%s in all)\n",
+            prog, moeplace_trace_name(trace), p.first_irregular_line, p.irregular_from,
+            p.irregular_to, p.irregular, p.irregular == 1 ? "" : "s");
 }

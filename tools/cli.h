@@ -78,6 +78,12 @@ int cli_writes_stdout(const char *const *paths, int n);
  * returns CLI_EXIT_FAILURE. */
 int cli_stdout_done(const char *prog, int exit_code);
 
+/* Notes on stderr the step gaps the trace reader met so far, as the trace
+ * format asks of every reader: "PROG: note: FILE: steps are sampled every K
+ * steps" and "PROG: note: FILE:LINE: steps jump from A to B (N irregular
+ * step gaps in all)". Nothing for consecutive steps. */
+void cli_report_gaps(const char *prog, const moeplace_trace *trace);
+
 /* Prints "PROG: <moeplace_last_error()>" and returns the exit code for the
  * status (CLI_EXIT_USAGE for argument and format errors). */
 int cli_report(const char *prog, int status);

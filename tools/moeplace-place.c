@@ -251,6 +251,7 @@ int main(int argc, char **argv) {
     used++;
   }
   if (rc < 0) goto fail;
+  cli_report_gaps(prog, tr);
   if (used == 0) {
     fprintf(stderr, "%s: %s: no steps in the requested range\n", prog, moeplace_trace_name(tr));
     exit_code = CLI_EXIT_USAGE;

@@ -378,6 +378,7 @@ int main(int argc, char **argv) {
   cfg.ctx = &ctx;
   rc = mp_replay_run(trace, topo, &cfg, &res);
   if (ctx.tty && !ctx.quiet && ctx.total_steps) fputc('\n', stderr);
+  if (!rc) cli_report_gaps(prog, trace); // intervals and windows count recorded steps
   if (ctx.timeline) {
     errno = 0;
     if ((ferror(ctx.timeline) | fclose(ctx.timeline)) && !ctx.write_errno)
