@@ -401,6 +401,7 @@ int moeplace_topology_load(moeplace_topology **out, const char *path) {
   topo_file tf = {.path = path, .shape = {0, 0, 1, 1}};
   char line[4096];
   int rc = MOEPLACE_OK;
+  errno = 0;
   for (size_t n; rc == MOEPLACE_OK && (n = read_line(f, line, sizeof line)) > 0;) {
     tf.lineno++;
     if (memchr(line, '\0', n - 1)) // fgets would have cut the line there
@@ -410,7 +411,8 @@ int moeplace_topology_load(moeplace_topology **out, const char *path) {
     else // a UTF-8 byte-order mark before the first line is skipped, as in traces
       rc = parse_line(&tf, line + (tf.lineno == 1 && !strncmp(line, "\xef\xbb\xbf", 3) ? 3 : 0));
   }
-  if (rc == MOEPLACE_OK && ferror(f)) rc = mp_fail(MOEPLACE_ERR_IO, "%s: read error", path);
+  if (rc == MOEPLACE_OK && ferror(f)) // errno: why getc failed (EISDIR for a directory)
+    rc = mp_fail(MOEPLACE_ERR_IO, "%s: cannot read: %s", path, strerror(errno ? errno : EIO));
   if (rc == MOEPLACE_OK) rc = topo_from_file(&tf, out);
   if (!from_stdin) fclose(f);
   free(tf.node);

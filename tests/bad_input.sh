@@ -75,6 +75,8 @@ expect_status 1 "missing --loads" -- "$P" --loads "$D/nope.csv" --ranks 2 --slot
   expect_grep "nope.csv: cannot open" "$D/err" "missing --loads names the file"
 expect_status 1 "directory as --current" -- place --current "$D" &&
   expect_grep "$D: cannot read" "$D/err" "directory --current named"
+expect_status 1 "directory as --topology" -- "$P" --loads "$D/t.csv" --topology "$D" --slots 3 &&
+  expect_grep "$D: cannot read: Is a directory" "$D/err" "directory --topology named"
 expect_status 1 "directory as a trace" -- "$T" validate "$D" &&
   expect_grep "$D: cannot read" "$D/err" "directory trace named"
 expect_status 1 "missing trace" -- "$T" stats "$D/nope.csv.gz" &&
