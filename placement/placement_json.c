@@ -147,11 +147,12 @@ static int get_dim(json_t *root, const char *path, const char *key, int *out) {
 
 /* The phy2log rows of the file, [L] arrays of RS entries each: the layer
  * objects' "phy2log" (rows[l] in layer order; shares[l] their "share" or
- * NULL) or, without "placement", the top-level EPLB map. Checks the shape
- * before anything is allocated (memory bounded by the file's size). */
+ * NULL; counts[l] their "logcnt" or NULL) or, without "placement", the
+ * top-level EPLB map. Checks the shape before anything is allocated (memory
+ * bounded by the file's size). */
 typedef struct json_rows {
   int L;
-  const json_t **rows, **shares; // [L]
+  const json_t **rows, **shares, **counts; // [L]
 } json_rows;
 
 static int rows_of_layers(const json_t *arr, const char *path, size_t RS, json_rows *x) {
@@ -171,6 +172,7 @@ static int rows_of_layers(const json_t *arr, const char *path, size_t RS, json_r
                      path, k, RS);
     x->rows[json_integer_value(lj)] = ph;
     x->shares[json_integer_value(lj)] = sh;
+    x->counts[json_integer_value(lj)] = json_object_get(o, "logcnt");
   }
   return MOEPLACE_OK;
 }
@@ -197,7 +199,8 @@ static int json_rows_get(json_t *root, const char *path, size_t RS, json_rows *x
   x->L = (int)json_array_size(src);
   x->rows = calloc((size_t)x->L, sizeof *x->rows);
   x->shares = calloc((size_t)x->L, sizeof *x->shares);
-  if (!x->rows || !x->shares) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
+  x->counts = calloc((size_t)x->L, sizeof *x->counts);
+  if (!x->rows || !x->shares || !x->counts) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
   if (arr) return rows_of_layers(arr, path, RS, x);
   for (size_t l = 0; l < (size_t)x->L; l++) {
     x->rows[l] = json_array_get(top, l);
@@ -259,6 +262,146 @@ static int json_fill(moeplace_placement *p, const char *path, const json_rows *x
   return rc;
 }
 
+/* The maps beside the one the placement is read from. A user reads (and
+ * may edit) the top-level EPLB maps, so a copy that is malformed or says
+ * something else than the placement read is refused, never silently
+ * ignored. They are checked against the map as the file holds it, before
+ * any repair (EPLB's logcnt counts a duplicate on a rank too). */
+
+/* v is an integer in [lo, hi): stored in *out. */
+static int int_in(const json_t *v, json_int_t lo, json_int_t hi, int *out) {
+  if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) >= hi) return 0;
+  *out = (int)json_integer_value(v);
+  return 1;
+}
+
+static int is_layers(const json_t *v, int L) {
+  return json_is_array(v) && json_array_size(v) == (size_t)L;
+}
+
+/* Top-level phy2log with "placement": element by element the same map. */
+static int check_top_phy2log(const json_t *top, const char *path, const moeplace_placement *p) {
+  const int L = p->layers, E = p->experts;
+  const size_t RS = (size_t)p->ranks * p->slots;
+  if (!is_layers(top, L))
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: top-level \"phy2log\" must be an array of %d layers",
+                   path, L);
+  for (int l = 0; l < L; l++) {
+    const json_t *row = json_array_get(top, (size_t)l);
+    const int *a = moeplace_placement_phy2log_const(p, l);
+    if (!json_is_array(row) || json_array_size(row) != RS)
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: top-level \"phy2log\"[%d] must be an array of ranks x slots = %zu", path,
+                     l, RS);
+    for (size_t i = 0; i < RS; i++) {
+      int e;
+      if (!int_in(json_array_get(row, i), -1, E, &e))
+        return mp_fail(MOEPLACE_ERR_FORMAT,
+                       "%s: top-level \"phy2log\"[%d][%zu] must be an integer in [-1, %d)", path,
+                       l, i, E);
+      if (e != a[i])
+        return mp_fail(MOEPLACE_ERR_FORMAT,
+                       "%s: top-level \"phy2log\"[%d][%zu] is %d but \"placement\" layer %d has "
+                       "%d there (the top-level maps must agree with \"placement\")",
+                       path, l, i, e, l, a[i]);
+    }
+  }
+  return MOEPLACE_OK;
+}
+
+/* One layer's logcnt (`name`, e.g. "logcnt"[3]) against cnt[E], the replica
+ * counts of the layer's phy2log. */
+static int check_logcnt_row(const json_t *row, const char *path, const char *name, int l,
+                            const int *cnt, int E) {
+  if (!json_is_array(row) || json_array_size(row) != (size_t)E)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s must be an array of %d replica counts (layer %d)",
+                   path, name, E, l);
+  for (int e = 0; e < E; e++) {
+    const json_t *v = json_array_get(row, (size_t)e);
+    if (!json_is_integer(v) || json_integer_value(v) != cnt[e])
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: %s[%d] must be %d: layer %d's phy2log holds expert %d %d time(s)", path,
+                     name, e, cnt[e], l, e, cnt[e]);
+  }
+  return MOEPLACE_OK;
+}
+
+/* One layer of log2phy [E][W]: row e lists exactly the slots of phy2log
+ * holding e (any order, as EPLB orders them by replica), -1 elsewhere.
+ * seen[RS] marks slots listed in this layer with l + 1. */
+static int check_log2phy_layer(const json_t *m, const char *path, int l, const int *ph,
+                               const int *cnt, size_t RS, int *seen) {
+  const size_t E = json_array_size(m), W = json_array_size(json_array_get(m, 0));
+  for (size_t e = 0; e < E; e++) {
+    const json_t *row = json_array_get(m, e);
+    if (!json_is_array(row) || json_array_size(row) != W)
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: \"log2phy\"[%d][%zu] must be an array of %zu slots, as [%d][0]", path,
+                     l, e, W, l);
+    int n = 0;
+    for (size_t k = 0; k < W; k++) {
+      const json_t *v = json_array_get(row, k);
+      int i;
+      if (json_is_integer(v) && json_integer_value(v) == -1) continue;
+      if (!int_in(v, 0, (json_int_t)RS, &i) || ph[i] != (int)e || seen[i] == l + 1)
+        return mp_fail(MOEPLACE_ERR_FORMAT,
+                       "%s: \"log2phy\"[%d][%zu][%zu] must be -1 or a slot of phy2log[%d] "
+                       "holding expert %zu, listed once",
+                       path, l, e, k, l, e);
+      seen[i] = l + 1;
+      n++;
+    }
+    if (n != cnt[e])
+      return mp_fail(MOEPLACE_ERR_FORMAT,
+                     "%s: \"log2phy\"[%d][%zu] lists %d slot(s) but phy2log[%d] holds expert %zu "
+                     "%d time(s)",
+                     path, l, e, n, l, e, cnt[e]);
+  }
+  return MOEPLACE_OK;
+}
+
+/* Layer l's logcnt copies and log2phy against p's phy2log. */
+static int check_layer_maps(const json_t *lc, const json_t *l2p, const char *path,
+                            const moeplace_placement *p, const json_rows *x, int l, int *cnt,
+                            int *seen) {
+  const int E = p->experts;
+  const json_t *m = l2p ? json_array_get(l2p, (size_t)l) : NULL;
+  char name[64];
+  int rc = moeplace_placement_logcnt(p, l, cnt);
+  snprintf(name, sizeof name, "\"placement\" layer %d: \"logcnt\"", l);
+  if (!rc && x->counts[l]) rc = check_logcnt_row(x->counts[l], path, name, l, cnt, E);
+  snprintf(name, sizeof name, "\"logcnt\"[%d]", l);
+  if (!rc && lc) rc = check_logcnt_row(json_array_get(lc, (size_t)l), path, name, l, cnt, E);
+  if (!rc && m && (!json_is_array(m) || json_array_size(m) != (size_t)E))
+    rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: \"log2phy\"[%d] must be an array of %d experts", path,
+                 l, E);
+  if (!rc && m)
+    rc = check_log2phy_layer(m, path, l, moeplace_placement_phy2log_const(p, l), cnt,
+                             (size_t)p->ranks * p->slots, seen);
+  return rc;
+}
+
+static int check_maps(json_t *root, const char *path, const moeplace_placement *p,
+                      const json_rows *x) {
+  const json_t *lc = json_object_get(root, "logcnt"), *l2p = json_object_get(root, "log2phy");
+  const json_t *top = json_object_get(root, "phy2log");
+  const int L = p->layers;
+  int rc;
+  if (json_object_get(root, "placement") && top && (rc = check_top_phy2log(top, path, p)))
+    return rc;
+  const char *bad = lc && !is_layers(lc, L) ? "logcnt" : l2p && !is_layers(l2p, L) ? "log2phy" : 0;
+  if (bad)
+    return mp_fail(MOEPLACE_ERR_FORMAT, "%s: top-level \"%s\" must be an array of %d layers",
+                   path, bad, L);
+  int *cnt = malloc((size_t)p->experts * sizeof *cnt);
+  int *seen = calloc((size_t)p->ranks * p->slots, sizeof *seen);
+  rc = !cnt || !seen ? mp_fail(MOEPLACE_ERR_NOMEM, "out of memory checking %s", path) : 0;
+  for (int l = 0; l < L && !rc; l++) rc = check_layer_maps(lc, l2p, path, p, x, l, cnt, seen);
+  free(cnt);
+  free(seen);
+  return rc;
+}
+
 static int read_json(moeplace_placement **out, const char *path, int *repaired) {
   if (!out || !path) return mp_fail(MOEPLACE_ERR_ARG, "placement read: NULL argument");
   *out = NULL;
@@ -282,13 +425,14 @@ static int read_json(moeplace_placement **out, const char *path, int *repaired) 
     rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: %s", path, moeplace_last_error());
     goto done;
   }
-  if ((rc = json_fill(p, path, &x))) goto done;
+  if ((rc = json_fill(p, path, &x)) || (rc = check_maps(root, path, p, &x))) goto done;
   if (repaired) moeplace_placement_repair(p, repaired);
   if ((rc = moeplace_placement_validate(p)))
     rc = mp_fail(MOEPLACE_ERR_FORMAT, "%s: invalid placement: %s", path, moeplace_last_error());
 done:
   free(x.rows);
   free(x.shares);
+  free(x.counts);
   json_decref(root);
   if (rc) {
     moeplace_placement_destroy(p);

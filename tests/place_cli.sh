@@ -97,7 +97,7 @@ expect_status 1 "--plan in a missing directory" -- "$P" --loads "$TR" --ranks 8 
   expect_status 1 "... and --json was not written" -- test -e "$D/never.json"
 expect_status 2 "--json and --plan the same file" -- "$P" --loads "$TR" --ranks 8 --nodes 2 \
   --slots 3 --current "$D/p1.json" --json "$D/both.json" --plan "$D/both.json" &&
-  expect_grep "both.json: named for two outputs" "$WORK/err" "says why"
+  expect_grep "name one file" "$WORK/err" "says why"
 # without the budget, then the same loads again: nothing to gain, nothing moves
 "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --steps 500:1000 --current "$D/p2.json" \
   --json "$D/p3.json" >"$D/o3" || die "third placement"
@@ -213,6 +213,60 @@ for t in plan["transfers"]:  # global slots and their local parts agree
         g = t[side + "_slot"]
         assert g // S == t[side + "_rank"] and g % S == t[side + "_local_slot"], t
 PY
+# the top-level EPLB maps are what users read (and edit): beside
+# "placement" they must agree with it; a copy that is malformed or says
+# another thing is refused, naming the key and where, never ignored
+"$P" --loads "$TR" --ranks 4 --slots 5 --steps 0:500 --json "$D/m.json" >/dev/null ||
+  die "4 x 5 placement"
+"$PYTHON3" - "$D/m.json" "$D" <<'PY' || die "editing the EPLB maps"
+import json, sys
+d = json.load(open(sys.argv[1]))
+def edit(name, base=d, **kw):
+    json.dump(dict(base, **kw), open("%s/m-%s.json" % (sys.argv[2], name), "w"))
+def rows():
+    return [r[:] for r in d["phy2log"]]
+other = [list(range(16)) + [0, 1, 2, 3]] * 4  # a valid map, not this one
+assert other[0] != d["phy2log"][0]
+edit("other", phy2log=other)
+edit("str", phy2log="x")
+ph = rows(); ph[2][7] = 16; edit("e16", phy2log=ph)
+ph = rows(); ph[1][0] = 2 ** 40; edit("e2p40", phy2log=ph)
+ph = rows(); ph[3].pop(); edit("short", phy2log=ph)
+lc = [r[:] for r in d["logcnt"]]; lc[3][5] += 1; edit("logcnt", logcnt=lc)
+l2p = [[r[:] for r in m] for m in d["log2phy"]]
+l2p[1][4][0], l2p[1][5][0] = l2p[1][5][0], l2p[1][4][0]
+edit("log2phy", log2phy=l2p)
+lay = [dict(o) for o in d["placement"]]; lay[2]["logcnt"] = [1] * 16
+edit("laycnt", placement=lay)
+# accepted: EPLB orders a row of log2phy by replica, and pads it wider
+edit("l2p-eplb", log2phy=[[r[::-1] + [-1] for r in m] for m in d["log2phy"]])
+# an EPLB map with its logcnt / log2phy, a replica duplicated on a rank
+# (counted by EPLB's logcnt): accepted, repaired
+ph = rows(); S = d["slots"]
+r = next(r for r in range(d["ranks"]) if -1 in ph[0][r * S:(r + 1) * S])
+e = next(e for e in ph[0][r * S:(r + 1) * S] if e >= 0)
+ph[0][r * S + ph[0][r * S:(r + 1) * S].index(-1)] = e
+cnt = [[row.count(e) for e in range(16)] for row in ph]
+l2p = [[[i for i, x in enumerate(row) if x == e] + [-1] * (max(map(max, cnt)) - c[e])
+        for e in range(16)] for row, c in zip(ph, cnt)]
+edit("eplb", base={"ranks": d["ranks"], "slots": S}, phy2log=ph, logcnt=cnt, log2phy=l2p)
+PY
+cur() { # edited-file: place from it
+  "$P" --loads "$TR" --ranks 4 --slots 5 --steps 500:1000 --current "$D/m-$1.json"
+}
+expect_usage 'm-other.json: top-level "phy2log"\[0\]\[[0-9]*\] is [0-9]* but "placement" layer 0 has' cur other
+expect_usage 'm-str.json: top-level "phy2log" must be an array of 4 layers' cur str
+expect_usage 'm-e16.json: top-level "phy2log"\[2\]\[7\] must be an integer in \[-1, 16)' cur e16
+expect_usage 'm-e2p40.json: top-level "phy2log"\[1\]\[0\] must be an integer' cur e2p40
+expect_usage 'm-short.json: top-level "phy2log"\[3\] must be an array of ranks x slots = 20' cur short
+expect_usage 'm-logcnt.json: "logcnt"\[3\]\[5\] must be' cur logcnt
+expect_usage 'm-log2phy.json: "log2phy"\[1\]\[4\]\[0\] must be -1 or a slot' cur log2phy
+expect_usage 'm-laycnt.json: "placement" layer 2: "logcnt"' cur laycnt
+expect_status 0 "the unedited JSON" -- "$P" --loads "$TR" --ranks 4 --slots 5 --steps 500:1000 \
+  --current "$D/m.json"
+expect_status 0 "log2phy in EPLB's order, padded" -- cur l2p-eplb
+expect_status 0 "EPLB maps with a duplicate" -- cur eplb &&
+  expect_grep "warning: .*m-eplb.json: 1 replica(s) duplicated" "$WORK/err" "duplicate warning"
 expect_usage "must divide the experts" "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --groups 3
 expect_usage "multiple of the nodes" "$P" --loads "$TR" --ranks 8 --nodes 4 --slots 3 --groups 2
 printf 'rank 0 0 0 0\nrank 1 0 0 0\nrank 2 0 0 0\nrank 3 1 0 0\n' >"$D/uneq.txt"
