@@ -23,15 +23,41 @@ static int grow_series(mp_trace_stats *s, size_t *cap) {
   return MOEPLACE_OK;
 }
 
-/* ring: [k][experts] the last k window proportions of one layer, in any
- * order (slot = window % k; the figures do not depend on the order). */
-static void detector_figures(const double *ring, int k, int E, double *var_max,
+/* The window proportions of the last k windows, [slots][L][E] (slot =
+ * window % k). Grown as windows arrive, up to k slots, so that a k larger
+ * than the trace's windows costs only the windows it has. */
+typedef struct window_ring {
+  double *q;
+  size_t slots; /* allocated; k once the trace has k windows */
+} window_ring;
+
+/* Makes room for the slot of window w (0-based) of s. */
+static int ring_reserve(window_ring *ring, const mp_trace_stats *s, int64_t w) {
+  const size_t LE = (size_t)s->layers * s->experts;
+  if (w < (int64_t)ring->slots || ring->slots == (size_t)s->k) return MOEPLACE_OK;
+  size_t n = ring->slots ? 2 * ring->slots : 16;
+  if (n > (size_t)s->k) n = (size_t)s->k;
+  double *q = n <= SIZE_MAX / sizeof *q / LE ? realloc(ring->q, n * LE * sizeof *q) : NULL;
+  if (!q)
+    return mp_fail(MOEPLACE_ERR_NOMEM, "trace stats: out of memory for the window proportions of "
+                   "%zu of the last k = %d windows (of %d steps) x %d layers x %d experts "
+                   "(%.3g GB); a smaller k or a larger window needs less", n, s->k, s->window,
+                   s->layers, s->experts, (double)n * LE * sizeof *q / 1e9);
+  ring->q = q;
+  ring->slots = n;
+  return MOEPLACE_OK;
+}
+
+/* ring: [k][stride] the last k window proportions of one layer (E of every
+ * stride), in any order (slot = window % k; the figures do not depend on
+ * the order). */
+static void detector_figures(const double *ring, int k, size_t stride, int E, double *var_max,
                              double *range_max) {
   double vmax = 0, rmax = 0;
   for (int e = 0; e < E; e++) {
     double mean = 0, lo = INFINITY, hi = -INFINITY;
     for (int j = 0; j < k; j++) {
-      double q = ring[(size_t)j * E + e];
+      double q = ring[(size_t)j * stride + e];
       mean += q;
       lo = q < lo ? q : lo;
       hi = q > hi ? q : hi;
@@ -39,7 +65,7 @@ static void detector_figures(const double *ring, int k, int E, double *var_max,
     mean /= k;
     double var = 0;
     for (int j = 0; j < k; j++) {
-      double d = ring[(size_t)j * E + e] - mean;
+      double d = ring[(size_t)j * stride + e] - mean;
       var += d * d;
     }
     var /= k;
@@ -54,8 +80,8 @@ static void detector_figures(const double *ring, int k, int E, double *var_max,
  * line `line`) to the layer's and the trace's token totals, exactly: they
  * are printed and written to JSON as signed 64-bit integers, so a sum past
  * 2^63 - 1 is an error naming the row, never a wrapped figure. */
-static int add_tokens(const moeplace_trace *trace, int64_t step, long line, int l,
-                      const uint64_t *c, int E, uint64_t *layer, uint64_t *all) {
+static int add_tokens(const char *name, int64_t step, long line, int l, const uint64_t *c, int E,
+                      uint64_t *layer, uint64_t *all) {
   uint64_t row = 0;
   int over = 0;
   for (int e = 0; e < E; e++) over |= __builtin_add_overflow(row, c[e], &row);
@@ -63,29 +89,62 @@ static int add_tokens(const moeplace_trace *trace, int64_t step, long line, int 
   over |= __builtin_add_overflow(*all, row, all) || *all > INT64_MAX;
   if (!over) return MOEPLACE_OK;
   return mp_fail(MOEPLACE_ERR_FORMAT, "%s:%ld: step %" PRId64 ": layer %d: token totals exceed "
-                 "2^63 - 1", moeplace_trace_name(trace), line, step, l);
+                 "2^63 - 1", name, line, step, l);
 }
 
-/* What mp_trace_stats_compute adds per step beyond the window's totals:
- * the trace's totals total [L][E] and the token totals of s, checked row by
- * row so that a sum past its limit names the file:line of the row that made
- * it (common/trace_window.h). */
-typedef struct stats_step {
-  moeplace_trace *trace;
-  mp_trace_stats *s;
-  uint64_t *total;
-} stats_step;
+int mp_trace_totals_init(mp_trace_totals *t, const moeplace_trace *trace) {
+  const int L = moeplace_trace_layers(trace), E = moeplace_trace_experts(trace);
+  t->name = moeplace_trace_name(trace);
+  t->layers = L;
+  t->experts = E;
+  t->all = 0;
+  t->expert = calloc((size_t)L * E, sizeof *t->expert);
+  t->layer = calloc((size_t)L, sizeof *t->layer);
+  if (t->expert && t->layer) return MOEPLACE_OK;
+  mp_trace_totals_free(t);
+  return mp_fail(MOEPLACE_ERR_NOMEM, "%s: out of memory for the totals of %d layers x %d experts",
+                 moeplace_trace_name(trace), L, E);
+}
 
-static int add_step(void *ctx, int64_t step, const uint64_t *counts, const long *lines) {
-  const stats_step *x = ctx;
-  mp_trace_stats *s = x->s;
-  const int L = s->layers, E = s->experts;
-  int rc = mp_window_add(x->total, counts, (size_t)L * E, E, moeplace_trace_name(x->trace), step,
-                         lines, "trace");
+int mp_trace_totals_add(mp_trace_totals *t, int64_t step, const uint64_t *counts,
+                        const long *lines) {
+  const int L = t->layers, E = t->experts;
+  int rc = mp_window_add(t->expert, counts, (size_t)L * E, E, t->name, step, lines, "trace");
   for (int l = 0; l < L && !rc; l++)
-    rc = add_tokens(x->trace, step, lines[l], l, counts + (size_t)l * E, E, &s->layer[l].tokens,
-                    &s->tokens);
+    rc = add_tokens(t->name, step, lines[l], l, counts + (size_t)l * E, E, &t->layer[l], &t->all);
   return rc;
+}
+
+void mp_trace_totals_free(mp_trace_totals *t) {
+  free(t->expert);
+  free(t->layer);
+  t->expert = NULL;
+  t->layer = NULL;
+}
+
+/* mp_trace_stats_compute's hook per step (common/trace_window.h): the
+ * trace's totals, checked row by row so that a sum past its limit names
+ * the file:line of the row that made it. */
+static int add_step(void *ctx, int64_t step, const uint64_t *counts, const long *lines) {
+  return mp_trace_totals_add(ctx, step, counts, lines);
+}
+
+/* The whole-trace figures of layer l from its totals t[E]. */
+static int layer_figures(mp_layer_stats *ls, const uint64_t *t, int E) {
+  ls->proportion = malloc((size_t)E * sizeof *ls->proportion);
+  if (!ls->proportion) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
+  mp_proportions_from_counts(t, E, ls->proportion);
+  double mean = 1.0 / E, var = 0;
+  ls->prop_min = INFINITY;
+  ls->prop_max = -INFINITY;
+  for (int e = 0; e < E; e++) {
+    const double p = ls->proportion[e];
+    ls->prop_min = p < ls->prop_min ? p : ls->prop_min;
+    ls->prop_max = p > ls->prop_max ? p : ls->prop_max;
+    var += (p - mean) * (p - mean);
+  }
+  ls->prop_cv = sqrt(var / E) / mean;
+  return MOEPLACE_OK;
 }
 
 int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_stats *s) {
@@ -102,68 +161,49 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
   const size_t LE = (size_t)L * E;
   uint64_t *counts = malloc(LE * sizeof *counts); /* [L][E] one step */
   uint64_t *win = malloc(LE * sizeof *win);    /* [L][E] window totals */
-  uint64_t *total = calloc(LE, sizeof *total); /* [L][E] trace totals */
-  double *ring = malloc((size_t)k * LE * sizeof *ring); /* [L][k][E] */
+  mp_trace_totals total;
+  int rc = mp_trace_totals_init(&total, trace);
+  window_ring ring = {NULL, 0};
   s->layer = calloc((size_t)L, sizeof *s->layer);
-  int rc = MOEPLACE_OK;
   size_t cap = 0;
-  if (!counts || !win || !total || !ring || !s->layer) {
-    rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
-    goto out;
-  }
-  for (;;) {
+  if (rc == MOEPLACE_OK && (!counts || !win || !s->layer)) rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
+  while (rc == MOEPLACE_OK) {
     int64_t first;
     int nsteps;
     int got = mp_trace_read_window_with(trace, window, counts, &first, &nsteps, win, add_step,
-                                        &(stats_step){trace, s, total});
-    if (got < 0) {
+                                        &total);
+    if (got <= 0) {
       rc = got;
-      goto out;
+      break;
     }
-    if (got == 0) break;
     if (s->first_step < 0) s->first_step = first;
     s->steps += nsteps;
     if (nsteps < window) break; /* last partial window: totals only */
-    const int slot = (int)(s->windows % k);
-    for (int l = 0; l < L; l++) {
-      mp_proportions_from_counts(win + (size_t)l * E, E, ring + ((size_t)l * k + slot) * E);
-    }
+    if ((rc = ring_reserve(&ring, s, s->windows))) break;
+    double *slot = ring.q + (size_t)(s->windows % k) * LE;
+    for (int l = 0; l < L; l++)
+      mp_proportions_from_counts(win + (size_t)l * E, E, slot + (size_t)l * E);
     s->windows++;
     if (s->windows >= k) {
-      if ((rc = grow_series(s, &cap))) goto out;
+      if ((rc = grow_series(s, &cap))) break;
       for (int l = 0; l < L; l++)
-        detector_figures(ring + (size_t)l * k * E, k, E, &s->layer[l].window_var_max[s->n_series],
+        detector_figures(ring.q + (size_t)l * E, k, LE, E,
+                         &s->layer[l].window_var_max[s->n_series],
                          &s->layer[l].window_range_max[s->n_series]);
       s->n_series++;
     }
   }
   s->progress = moeplace_trace_get_progress(trace);
   s->last_step = s->progress.last_step;
-  for (int l = 0; l < L; l++) {
-    mp_layer_stats *ls = &s->layer[l];
-    ls->proportion = malloc((size_t)E * sizeof *ls->proportion);
-    if (!ls->proportion) {
-      rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
-      goto out;
-    }
-    const uint64_t *t = total + (size_t)l * E;
-    mp_proportions_from_counts(t, E, ls->proportion);
-    double mean = 1.0 / E, var = 0;
-    ls->prop_min = INFINITY;
-    ls->prop_max = -INFINITY;
-    for (int e = 0; e < E; e++) {
-      const double p = ls->proportion[e];
-      ls->prop_min = p < ls->prop_min ? p : ls->prop_min;
-      ls->prop_max = p > ls->prop_max ? p : ls->prop_max;
-      var += (p - mean) * (p - mean);
-    }
-    ls->prop_cv = sqrt(var / E) / mean;
+  s->tokens = total.all;
+  for (int l = 0; l < L && rc == MOEPLACE_OK; l++) {
+    s->layer[l].tokens = total.layer[l];
+    rc = layer_figures(&s->layer[l], total.expert + (size_t)l * E, E);
   }
-out:
   free(counts);
   free(win);
-  free(total);
-  free(ring);
+  mp_trace_totals_free(&total);
+  free(ring.q);
   if (rc) mp_trace_stats_free(s);
   return rc;
 }

@@ -1,9 +1,11 @@
 /* The replay loop. The trace is read one rebalance interval at a time (a
  * block of `interval` steps), so the counts held are one interval's whatever
  * the trace length (the result still keeps one decision record per interval
- * and policy). At the start of each block every policy decides its
- * placement; then every step of the block is scored under every policy;
- * then the block's windows are fed to the forecaster. */
+ * and policy); the block's buffers grow as its steps are read, so an
+ * interval longer than the trace costs only the steps it holds. At the
+ * start of each block every policy decides its placement; then every step
+ * of the block is scored under every policy; then the block's windows are
+ * fed to the forecaster. */
 #include "replay/replay.h"
 
 #include <math.h>
@@ -59,9 +61,10 @@ typedef struct replay_state {
   int L, E, R, S;
   moeplace_placement *in_force[MP_POLICY_COUNT];
   moeplace_forecaster *forecaster;
-  uint64_t *block;      /* [interval][L][E] counts of the current block */
-  int64_t *block_step;  /* [interval] their trace step numbers */
-  long *block_lines;    /* [interval][L] the lines of their rows (for messages) */
+  uint64_t *block;      /* [block_cap][L][E] counts of the current block */
+  int64_t *block_step;  /* [block_cap] their trace step numbers */
+  long *block_lines;    /* [block_cap][L] the lines of their rows (for messages) */
+  int block_cap;        /* steps the three above hold; grows up to the interval */
   const char *trace_name;
   double *block_loads;  /* [L][E] token sums of the current block */
   double *prev_loads;   /* [L][E] token sums of the previous block */
@@ -232,9 +235,8 @@ static int check_config(const moeplace_trace *trace, const moeplace_topology *to
   if (cfg->slots <= 0) return mp_fail(MOEPLACE_ERR_ARG, "replay: slots must be > 0, got %d", cfg->slots);
   if (cfg->warmup != MP_REPLAY_WARMUP_AUTO &&
       (cfg->warmup < 0 || cfg->warmup >= cfg->interval || cfg->warmup % cfg->window))
-    return mp_fail(MOEPLACE_ERR_ARG, "replay: warmup (%d) must be 0, MP_REPLAY_WARMUP_AUTO or a "
-                   "multiple of the window (%d) below the interval (%d)", cfg->warmup, cfg->window,
-                   cfg->interval);
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: warmup (%d) must be 0, auto or a multiple of the "
+                   "window (%d) below the interval (%d)", cfg->warmup, cfg->window, cfg->interval);
   if ((long)R * cfg->slots < E)
     return mp_fail(MOEPLACE_ERR_ARG,
                    "%d ranks x %d slots = %ld slots cannot hold the trace's %d experts", R,
@@ -264,6 +266,31 @@ static void free_state(replay_state *st) {
   free(st->window_sum);
 }
 
+/* Steps the block buffers hold at first: a block grows from there, doubling,
+ * up to the interval, as its steps are read (read_block). */
+#define BLOCK_START 1024
+
+/* Makes the block buffers hold `cap` steps (cap <= the interval), keeping
+ * the steps they hold. On failure the buffers are left as they were (still
+ * freed by free_state). */
+static int grow_block(replay_state *st, int cap) {
+  const size_t LE = (size_t)st->L * st->E;
+  if ((size_t)cap > SIZE_MAX / sizeof *st->block / (LE ? LE : 1))
+    return mp_fail(MOEPLACE_ERR_NOMEM, "replay: %d layers x %d experts x %d steps overflow the "
+                   "address space", st->L, st->E, cap);
+  uint64_t *block = realloc(st->block, (size_t)cap * LE * sizeof *block);
+  if (block) st->block = block;
+  int64_t *step = realloc(st->block_step, (size_t)cap * sizeof *step);
+  if (step) st->block_step = step;
+  long *lines = realloc(st->block_lines, (size_t)cap * st->L * sizeof *lines);
+  if (lines) st->block_lines = lines;
+  if (!block || !step || !lines)
+    return mp_fail(MOEPLACE_ERR_NOMEM, "replay: out of memory for %d layers x %d experts x %d "
+                   "steps of an interval of %d", st->L, st->E, cap, st->cfg->interval);
+  st->block_cap = cap;
+  return MOEPLACE_OK;
+}
+
 static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_topology *topo,
                       const mp_replay_config *cfg) {
   memset(st, 0, sizeof *st);
@@ -275,9 +302,6 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   st->S = cfg->slots;
   st->horizon = cfg->interval;
   const size_t LE = (size_t)st->L * st->E;
-  st->block = malloc((size_t)cfg->interval * LE * sizeof *st->block);
-  st->block_step = malloc((size_t)cfg->interval * sizeof *st->block_step);
-  st->block_lines = malloc((size_t)cfg->interval * st->L * sizeof *st->block_lines);
   st->trace_name = moeplace_trace_name(trace);
   st->block_loads = malloc(LE * sizeof *st->block_loads);
   st->prev_loads = calloc(LE, sizeof *st->prev_loads);
@@ -285,10 +309,12 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   st->step_loads = malloc((size_t)st->E * sizeof *st->step_loads);
   st->rank_load = malloc((size_t)st->R * sizeof *st->rank_load);
   st->window_sum = calloc(LE, sizeof *st->window_sum);
-  if (!st->block || !st->block_step || !st->block_lines || !st->block_loads || !st->prev_loads || !st->forecast || !st->step_loads ||
-      !st->rank_load || !st->window_sum)
-    return mp_fail(MOEPLACE_ERR_NOMEM, "replay: out of memory for %d layers x %d experts x %d steps",
-                   st->L, st->E, cfg->interval);
+  if (!st->block_loads || !st->prev_loads || !st->forecast || !st->step_loads || !st->rank_load ||
+      !st->window_sum)
+    return mp_fail(MOEPLACE_ERR_NOMEM, "replay: out of memory for %d layers x %d experts", st->L,
+                   st->E);
+  int rc = grow_block(st, cfg->interval < BLOCK_START ? cfg->interval : BLOCK_START);
+  if (rc) return rc;
 
   moeplace_predict_config pc;
   moeplace_predict_config_init(&pc, st->L, st->E);
@@ -296,7 +322,7 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
   pc.horizon = cfg->horizon ? cfg->horizon : cfg->interval;
   pc.method = cfg->predictor;
   pc.seed = cfg->seed;
-  int rc = moeplace_forecaster_create(&st->forecaster, &pc);
+  rc = moeplace_forecaster_create(&st->forecaster, &pc);
   if (rc) return rc;
 
   /* Before any load is seen, every policy starts from the placement of
@@ -322,7 +348,12 @@ static int read_block(replay_state *st, moeplace_trace *trace, int *n) {
   const size_t LE = (size_t)st->L * st->E;
   memset(st->block_loads, 0, LE * sizeof *st->block_loads);
   *n = 0;
-  while (*n < st->cfg->interval) {
+  const int interval = st->cfg->interval;
+  while (*n < interval) {
+    if (*n == st->block_cap) { // double, up to the interval
+      int rc = grow_block(st, st->block_cap > interval / 2 ? interval : 2 * st->block_cap);
+      if (rc) return rc;
+    }
     int64_t step;
     uint64_t *counts = st->block + (size_t)*n * LE;
     int rc = moeplace_trace_read_step(trace, &step, counts);

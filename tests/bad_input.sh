@@ -111,7 +111,8 @@ expect_status 2 "line of 1 MiB + 2" -- "$T" stats "$D/longline.csv" &&
 expect_status 0 "4096 layers" -- "$T" validate "$D/maxlayers.csv"
 expect_status 2 "layer 4096" -- "$T" validate "$D/overlayer.csv" &&
   expect_grep "overlayer.csv:2: layer 4096 exceeds" "$D/err" "layer limit named"
-expect_status 0 "counts 2^64-1" -- "$T" validate "$D/u64max.csv"
+expect_status 2 "counts 2^64-1 (validate sums as stats)" -- "$T" validate "$D/u64max.csv" &&
+  expect_grep "u64max.csv:2: step 0: layer 0: token totals exceed 2^63 - 1" "$D/err" "validate sums"
 expect_status 2 "count 2^64" -- "$T" convert "$D/u64over.csv" "$D/c.csv" &&
   expect_grep "u64over.csv:2: count for e1 overflows 64 bits" "$D/err" "count overflow named"
 expect_status 0 "step 2^63-1" -- "$T" validate "$D/stepmax.csv"

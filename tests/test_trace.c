@@ -7,7 +7,9 @@
 #include <moeplace.h>
 
 #include "common/error.h"
+#include "common/metrics.h"
 #include "common/trace_stats.h"
+#include "common/trace_window.h"
 #include "tests/test_util.h"
 
 static const char good_trace[] =
@@ -316,6 +318,82 @@ START_TEST(stats_match_numpy_bundled) {
 }
 END_TEST
 
+/* The detector figures with a k the ring reaches by doubling (16, 32, 40)
+ * and then wraps, against a plain recomputation over the last k windows in
+ * order (summed in another order: 1e-15). */
+START_TEST(stats_ring_grows_to_k) {
+  enum { W = 10, K = 40, L = 4, E = 16, N = 400 };
+  static double q[N][L][E];
+  moeplace_trace *t;
+  ck_assert_int_eq(moeplace_trace_open(&t, test_src_path("data/pycode-L4-E16-top2-4k.csv.gz")), 0);
+  uint64_t win[L * E];
+  int64_t first;
+  int n;
+  for (int w = 0; w < N; w++) {
+    ck_assert_int_eq(moeplace_trace_read_window(t, W, &first, &n, win), 1);
+    for (int l = 0; l < L; l++) mp_proportions_from_counts(win + l * E, E, q[w][l]);
+  }
+  moeplace_trace_close(t);
+  ck_assert_int_eq(moeplace_trace_open(&t, test_src_path("data/pycode-L4-E16-top2-4k.csv.gz")), 0);
+  mp_trace_stats s;
+  ck_assert_int_eq(mp_trace_stats_compute(t, W, K, &s), 0);
+  ck_assert_uint_eq(s.n_series, N - K + 1);
+  for (size_t i = 0; i < s.n_series; i++)
+    for (int l = 0; l < L; l++) {
+      double vmax = 0, rmax = 0;
+      for (int e = 0; e < E; e++) {
+        double mean = 0, lo = INFINITY, hi = -INFINITY, var = 0;
+        for (int j = 0; j < K; j++) mean += q[i + j][l][e] / K;
+        for (int j = 0; j < K; j++) {
+          const double x = q[i + j][l][e];
+          var += (x - mean) * (x - mean) / K;
+          lo = fmin(lo, x);
+          hi = fmax(hi, x);
+        }
+        vmax = fmax(vmax, var);
+        rmax = fmax(rmax, hi - lo);
+      }
+      ck_assert_double_eq_tol(s.layer[l].window_var_max[i], vmax, 1e-15);
+      ck_assert_double_eq_tol(s.layer[l].window_range_max[i], rmax, 1e-15);
+    }
+  mp_trace_stats_free(&s);
+  moeplace_trace_close(t);
+}
+END_TEST
+
+/* The trace's totals (what validate checks): exact up to their limits, an
+ * error naming the row past them. */
+START_TEST(totals_refuse_overflow) {
+  static const char ok[] = "step,layer,e0,e1\n0,0,9223372036854775806,0\n1,0,0,1\n";
+  static const char over[] = "step,layer,e0,e1\n0,0,9223372036854775806,0\n1,0,1,1\n";
+  static const char wide[] = "step,layer,e0\n0,0,1\n1,0,18446744073709551615\n";
+  const char *text[] = {ok, over, wide};
+  const char *want[] = {NULL, "t.csv:3: step 1: layer 0: token totals exceed 2^63 - 1",
+                        "t.csv:3: step 1: layer 0 expert e0: counts summed over the trace exceed "
+                        "2^64 - 1"};
+  for (int i = 0; i < 3; i++) {
+    moeplace_trace *t;
+    ck_assert_int_eq(moeplace_trace_open_memory(&t, text[i], strlen(text[i]), "t.csv"), 0);
+    mp_trace_totals tot;
+    ck_assert_int_eq(mp_trace_totals_init(&tot, t), 0);
+    uint64_t c[2];
+    int64_t step;
+    int rc;
+    while ((rc = moeplace_trace_read_step(t, &step, c)) > 0)
+      if ((rc = mp_trace_totals_add(&tot, step, c, mp_trace_step_lines(t)))) break;
+    if (want[i]) {
+      ck_assert_int_eq(rc, MOEPLACE_ERR_FORMAT);
+      ck_assert_str_eq(moeplace_last_error(), want[i]);
+    } else {
+      ck_assert_int_eq(rc, 0);
+      ck_assert(tot.all == INT64_MAX && tot.layer[0] == INT64_MAX && tot.expert[1] == 1);
+    }
+    mp_trace_totals_free(&tot);
+    moeplace_trace_close(t);
+  }
+}
+END_TEST
+
 /* Run by tests/trace_shared.sh, which skips (exit 77) when the shared
  * traces are absent, as in a release tarball: a missing file is never a pass. */
 START_TEST(stats_match_numpy_shared) {
@@ -365,6 +443,8 @@ static Suite *trace_suite(void) {
   TCase *st = tcase_create("stats");
   tcase_set_timeout(st, 60);
   tcase_add_test(st, stats_match_numpy_bundled);
+  tcase_add_test(st, stats_ring_grows_to_k);
+  tcase_add_test(st, totals_refuse_overflow);
   suite_add_tcase(s, st);
   return s;
 }

@@ -30,7 +30,30 @@ layer-range|step,layer,e0\n0,0,1\n0,1,1\n1,0,1\n1,5,1\n|5|layer 5 out of range
 layer-repeat|step,layer,e0\n0,0,1\n0,1,1\n1,1,1\n1,1,2\n|5|layer 1 appears twice in step 1
 backwards|step,layer,e0\n7,0,1\n8,0,1\n3,0,1\n|4|step 3 goes backwards after step 8
 missing-layer|step,layer,e0\n0,0,1\n0,1,1\n1,0,1\n|4|step 1 has 1 of 2 layers
+u64-row|step,layer,e0,e1\n0,0,18446744073709551615,1\n|2|step 0: layer 0: token totals exceed 2^63 - 1
+u64-one|step,layer,e0,e1\n0,0,0,0\n1,0,18446744073709551615,0\n|3|step 1: layer 0: token totals exceed 2^63 - 1
+i64-all|step,layer,e0,e1\n0,0,9223372036854775807,9223372036854775807\n0,1,9223372036854775807,9223372036854775807\n|2|step 0: layer 0: token totals exceed 2^63 - 1
+i64-steps|step,layer,e0\n0,0,9223372036854775807\n1,0,9223372036854775807\n2,0,9223372036854775807\n|3|step 1: layer 0: token totals exceed 2^63 - 1
 CASES
+# validate refuses the sums stats refuses, with the same message (one check,
+# common/trace_stats.h: a trace validate accepts is one every tool reads).
+for name in u64-row u64-one i64-all i64-steps; do
+  expect_status 2 "stats $name" -- "$TRACE" stats --window 1 "$WORK/$name.csv" &&
+    "$TRACE" validate "$WORK/$name.csv" 2>"$WORK/err.validate" >/dev/null
+  CHECKS=$((CHECKS + 1))
+  cmp -s "$WORK/err" "$WORK/err.validate" || fail "validate and stats differ on $name: $(cat "$WORK/err.validate")"
+done
+# An expert's sum over the trace past 2^64 - 1 (the token totals are checked
+# after it, so this is the message both give).
+printf 'step,layer,e0,e1\n0,0,1,0\n1,0,18446744073709551615,0\n' >"$WORK/u64-trace.csv"
+expect_status 2 "validate u64-trace" -- "$TRACE" validate "$WORK/u64-trace.csv" &&
+  expect_grep "u64-trace.csv:3: step 1: layer 0 expert e0: counts summed over the trace exceed 2^64 - 1" \
+    "$WORK/err" "validate u64-trace"
+# The largest sums that fit are valid.
+printf 'step,layer,e0,e1\n0,0,9223372036854775806,0\n1,0,1,0\n' >"$WORK/i64-max.csv"
+expect_status 0 "validate i64-max" -- "$TRACE" validate "$WORK/i64-max.csv"
+expect_status 0 "stats i64-max" -- "$TRACE" stats --window 1 "$WORK/i64-max.csv" &&
+  expect_grep "^tokens     9223372036854775807" "$WORK/out" "stats i64-max"
 
 # Binary garbage, an overlong line, a truncated gzip file.
 head -c 4096 /dev/urandom >"$WORK/garbage.bin" 2>/dev/null
@@ -78,6 +101,55 @@ expect_status 2 "stats bad window" -- "$TRACE" stats --window 0 "$DATA" &&
 expect_status 2 "stats bad number" -- "$TRACE" stats --window 1x "$DATA" &&
   expect_grep "'1x' is not an integer" "$WORK/err" "stats bad number"
 expect_status 1 "stats json unwritable" -- "$TRACE" stats --json /nonexistent-dir/s.json "$DATA"
+# A k larger than the trace's windows costs the windows it has: 3 windows of
+# 65536 experts with --k 2^20 (the old ring of k windows: 512 GB). Under 2 GB
+# of address space without a sanitizer (ASan reserves terabytes and refuses
+# the old allocation itself).
+"$PYTHON3" -c '
+import sys
+E = 65536
+with open(sys.argv[1], "w") as f:
+    f.write("step,layer," + ",".join("e%d" % e for e in range(E)) + "\n")
+    for s in range(3):
+        f.write("%d,0," % s + ",".join(str((s + e) % 7) for e in range(E)) + "\n")
+' "$WORK/wide64k.csv"
+CHECKS=$((CHECKS + 1))
+(ulimit -v 2097152 && exec "$TRACE" stats --window 1 --k 1048576 --json "$WORK/wide.json" \
+  "$WORK/wide64k.csv") >"$WORK/out" 2>"$WORK/err"
+st=$?
+if grep -q "Sanitizer" "$WORK/err"; then
+  "$TRACE" stats --window 1 --k 1048576 --json "$WORK/wide.json" "$WORK/wide64k.csv" \
+    >"$WORK/out" 2>"$WORK/err"
+  st=$?
+fi
+[ "$st" -eq 0 ] || { fail "stats --k 1048576 on 65536 experts: exit status $st"; cat "$WORK/err" >&2; }
+expect_grep "3 complete windows of 1 steps; detector figures over the last k=1048576" "$WORK/out" \
+  "stats --k past the trace's windows"
+# k <= windows: the ring wraps; the figures are those of the last k windows
+# (the state detector's), whatever the order of the ring's slots.
+expect_status 0 "stats --k 3 --window 7" -- "$TRACE" stats --window 7 --k 3 --json "$WORK/k3.json" "$DATA"
+CHECKS=$((CHECKS + 1))
+"$PYTHON3" - "$WORK/k3.json" "$DATA" <<'PY' || fail "stats figures of the last k windows"
+import csv, gzip, json, sys
+d = json.load(open(sys.argv[1]))
+rows = [r for r in csv.reader(l for l in gzip.open(sys.argv[2], "rt") if not l.startswith("#"))][1:]
+L, E, W, K = 4, 16, 7, 3
+win = {}  # (window, layer) -> counts
+for r in rows:
+    w = int(r[0]) // W
+    c = win.setdefault((w, int(r[1])), [0] * E)
+    for e in range(E): c[e] += int(r[2 + e])
+n = 4000 // W
+assert d["windows"] == n and len(d["per_layer"][0]["window_variance_max"]) == n - K + 1
+for l in range(L):
+    q = [[x / sum(win[(w, l)]) for x in win[(w, l)]] for w in range(n)]
+    for i in (0, 1, n // 2, n - K):
+        span = q[i:i + K]
+        var = max(sum((s[e] - sum(t[e] for t in span) / K) ** 2 for s in span) / K for e in range(E))
+        rng = max(max(s[e] for s in span) - min(s[e] for s in span) for e in range(E))
+        assert abs(d["per_layer"][l]["window_variance_max"][i] - var) < 1e-12, (l, i)
+        assert abs(d["per_layer"][l]["window_range_max"][i] - rng) < 1e-12, (l, i)
+PY
 
 # --- convert --------------------------------------------------------------
 expect_status 0 "convert every 4" -- "$TRACE" convert --every 4 --layers 1,3 "$DATA" "$WORK/sampled.csv.gz"

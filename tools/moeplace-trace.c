@@ -9,6 +9,7 @@
 
 #include "common/json_file.h"
 #include "common/trace_stats.h"
+#include "common/trace_window.h"
 #include "tools/cli.h"
 
 static const char *prog = "moeplace-trace";
@@ -32,21 +33,20 @@ static void usage(FILE *out) {
           "Exit status: 0 success, 1 failure (I/O), 2 bad usage or malformed input.\n");
 }
 
-/* Warn (stderr) about step gaps, as the trace format asks of readers. */
-static void report_gaps(const moeplace_trace *t) {
-  moeplace_trace_progress p = moeplace_trace_get_progress(t);
-  if (p.stride > 1)
-    fprintf(stderr, "%s: note: %s: steps are sampled every %" PRId64 " steps\n", prog,
-            moeplace_trace_name(t), p.stride);
-  if (p.irregular > 0)
-    fprintf(stderr,
-            "%s: note: %s:%ld: steps jump from %" PRId64 " to %" PRId64
-            " (%" PRId64 " irregular step gap%s in all)\n",
-            prog, moeplace_trace_name(t), p.first_irregular_line, p.irregular_from, p.irregular_to,
-            p.irregular, p.irregular == 1 ? "" : "s");
-}
-
 /* ---- validate --------------------------------------------------------- */
+
+/* Reads the rest of t, adding every step to the trace's totals: a trace
+ * whose sums stats or the replay would refuse is not valid either, and the
+ * error names the row that made a sum overflow (common/trace_stats.h). */
+static int read_checked(moeplace_trace *t, uint64_t *counts) {
+  mp_trace_totals totals;
+  int rc = mp_trace_totals_init(&totals, t);
+  int64_t step;
+  while (rc == MOEPLACE_OK && (rc = moeplace_trace_read_step(t, &step, counts)) > 0)
+    rc = mp_trace_totals_add(&totals, step, counts, mp_trace_step_lines(t));
+  mp_trace_totals_free(&totals);
+  return rc;
+}
 
 static int cmd_validate(int argc, char **argv) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
@@ -56,7 +56,9 @@ static int cmd_validate(int argc, char **argv) {
   while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
     if (c == 'h') {
       printf("Usage: moeplace-trace validate [--quiet] FILE\n\n"
-             "Reads the whole trace and checks every rule of docs/trace-format.md.\n"
+             "Reads the whole trace and checks every rule of docs/trace-format.md,\n"
+             "its sums included: an expert's counts over the trace must fit in 64 bits\n"
+             "and the token totals in 63, as stats requires.\n"
              "Prints a one-line summary (unless --quiet) and exits 0, or prints the\n"
              "first error as FILE:LINE: reason and exits 2.\n");
       return CLI_EXIT_OK;
@@ -73,26 +75,25 @@ static int cmd_validate(int argc, char **argv) {
   if (rc) return cli_report(prog, rc);
   const size_t n = (size_t)moeplace_trace_layers(t) * moeplace_trace_experts(t);
   uint64_t *counts = malloc(n * sizeof *counts);
-  int64_t step;
   if (!counts) {
     moeplace_trace_close(t);
     fprintf(stderr, "%s: out of memory\n", prog);
     return CLI_EXIT_FAILURE;
   }
-  while ((rc = moeplace_trace_read_step(t, &step, counts)) > 0) {}
+  rc = read_checked(t, counts);
   free(counts);
   if (rc < 0) {
     moeplace_trace_close(t);
     return cli_report(prog, rc);
   }
   moeplace_trace_progress p = moeplace_trace_get_progress(t);
-  report_gaps(t);
+  cli_report_gaps(prog, t);
   if (!quiet)
     printf("%s: valid: %" PRId64 " steps (%" PRId64 "..%" PRId64 "), %d layers, %d experts\n",
            moeplace_trace_name(t), p.steps_read, p.first_step, p.last_step,
            moeplace_trace_layers(t), moeplace_trace_experts(t));
   moeplace_trace_close(t);
-  return CLI_EXIT_OK;
+  return cli_stdout_done(prog, CLI_EXIT_OK);
 }
 
 /* ---- stats ------------------------------------------------------------ */
@@ -173,7 +174,7 @@ static int cmd_stats(int argc, char **argv) {
     moeplace_trace_close(t);
     return cli_report(prog, rc);
   }
-  report_gaps(t);
+  cli_report_gaps(prog, t);
   int exit_code = CLI_EXIT_OK;
   if (json_out) {
     json_t *doc = mp_trace_stats_to_json(&s, t);
@@ -184,7 +185,7 @@ static int cmd_stats(int argc, char **argv) {
   if (!json_out || strcmp(json_out, "-") != 0) print_stats(&s, t);
   mp_trace_stats_free(&s);
   moeplace_trace_close(t);
-  return exit_code;
+  return cli_stdout_done(prog, exit_code);
 }
 
 /* ---- convert ---------------------------------------------------------- */
@@ -299,7 +300,7 @@ static int cmd_convert(int argc, char **argv) {
   } else if ((rc = moeplace_trace_writer_commit(out))) {
     exit_code = cli_report(prog, rc);
   }
-  if (exit_code == CLI_EXIT_OK) report_gaps(in);
+  if (exit_code == CLI_EXIT_OK) cli_report_gaps(prog, in);
 done:
   free(selected);
   free(counts);
