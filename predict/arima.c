@@ -16,8 +16,6 @@ typedef struct arima_pred {
   int64_t *fitted_at;  /* [experts]: window count at each expert's last refit; -1: never */
   mp_arima_warm *warm; /* [experts]: previous optimum of every order */
   double *series;      /* scratch: one expert's series, oldest first: [history] */
-  double *path;        /* scratch: forecast path: [path_cap] */
-  int path_cap;
 } arima_pred;
 
 void mp_arima_config_init(mp_arima_config *cfg) {
@@ -39,7 +37,6 @@ static void arima_destroy(void *state) {
   free(a->warm);
   free(a->fitted_at);
   free(a->series);
-  free(a->path);
   free(a);
 }
 
@@ -109,12 +106,6 @@ static int arima_forecast(void *state, int horizon_windows, double *out) {
     mp_normalize_proportions(out, E);
     return MOEPLACE_OK;
   }
-  if (horizon_windows > a->path_cap) {
-    double *p = realloc(a->path, (size_t)horizon_windows * sizeof *p);
-    MP_CHECK_ALLOC(p);
-    a->path = p;
-    a->path_cap = horizon_windows;
-  }
   const mp_arima_opts opts = {a->cfg.tol, a->cfg.max_iter, 0};
   const int64_t now = a->hist.count;
   for (int e = 0; e < E; e++) {
@@ -128,11 +119,8 @@ static int arima_forecast(void *state, int horizon_windows, double *out) {
       // about E / refit_every experts instead of all of them at once.
       a->fitted_at[e] = a->fitted_at[e] < 0 ? now - e % a->cfg.refit_every : now;
     }
-    int rc = mp_arima_forecast(&a->fit[e], a->series, n, horizon_windows, a->path);
+    int rc = mp_arima_forecast_mean(&a->fit[e], a->series, n, horizon_windows, &out[e]);
     if (rc) return rc;
-    double sum = 0;
-    for (int j = 0; j < horizon_windows; j++) sum += a->path[j];
-    out[e] = sum / horizon_windows;
   }
   mp_normalize_proportions(out, E);
   return MOEPLACE_OK;

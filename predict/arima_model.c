@@ -350,10 +350,19 @@ int mp_arima_select_warm(const double *y, int n, int pmax, int dmax, int qmax,
   return MOEPLACE_OK;
 }
 
-int mp_arima_forecast(const mp_arima_fit *fit, const double *y, int n, int h, double *out) {
+/* The forecasts of y_{n+1} .. y_{n+h} one after the other: into out[h] if
+ * out is not NULL, and their sum into *sum if sum is not NULL (so that a
+ * mean over a long horizon needs no buffer of h values). */
+static int forecast_walk(const mp_arima_fit *fit, const double *y, int n, int h, double *out,
+                         double *sum) {
   if (n < 1 || h < 1) return mp_fail(MOEPLACE_ERR_ARG, "arima forecast: n=%d, h=%d", n, h);
+  double total = 0;
   if (fit->degenerate) {
-    for (int j = 0; j < h; j++) out[j] = y[n - 1];
+    for (int j = 0; j < h; j++) {
+      if (out) out[j] = y[n - 1];
+      total += y[n - 1];
+    }
+    if (sum) *sum = total;
     return MOEPLACE_OK;
   }
   const int d = fit->d, m = n - d;
@@ -369,17 +378,31 @@ int mp_arima_forecast(const mp_arima_fit *fit, const double *y, int n, int h, do
   // x_{n+j} forecasts: first element of T^{j-1} a
   double level = y[n - 1];
   for (int j = 0; j < h; j++) {
-    double xf = a[0];
+    double xf = a[0], yj;
     if (d) {
       level += xf;
-      out[j] = level;
+      yj = level;
     } else {
-      out[j] = fit->mean + xf;
+      yj = fit->mean + xf;
     }
+    if (out) out[j] = yj;
+    total += yj;
     double an[MAXR] = {0};
     for (int i = 0; i < s.r; i++)
       for (int k = 0; k < s.r; k++) an[i] += s.T[i][k] * a[k];
     memcpy(a, an, sizeof a);
   }
+  if (sum) *sum = total;
   return MOEPLACE_OK;
+}
+
+int mp_arima_forecast(const mp_arima_fit *fit, const double *y, int n, int h, double *out) {
+  return forecast_walk(fit, y, n, h, out, NULL);
+}
+
+int mp_arima_forecast_mean(const mp_arima_fit *fit, const double *y, int n, int h, double *mean) {
+  double sum = 0;
+  int rc = forecast_walk(fit, y, n, h, NULL, &sum);
+  if (rc == MOEPLACE_OK) *mean = sum / h;
+  return rc;
 }

@@ -66,5 +66,8 @@ int mp_arima_select_warm(const double *y, int n, int pmax, int dmax, int qmax,
 /* Point forecasts of y_{n+1} .. y_{n+h} from the model, after running the
  * filter over y[n] with the fitted parameters: out[h]. */
 int mp_arima_forecast(const mp_arima_fit *fit, const double *y, int n, int h, double *out);
+/* The mean of those h forecasts into *mean, with no buffer of h values (a
+ * horizon of an interval of 1e9 steps is only a long loop). */
+int mp_arima_forecast_mean(const mp_arima_fit *fit, const double *y, int n, int h, double *mean);
 
 #endif

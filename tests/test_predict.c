@@ -356,6 +356,30 @@ START_TEST(test_arima_vs_statsmodels) {
 }
 END_TEST
 
+/* The mean over a horizon is walked without a path buffer (a replay
+ * interval of 1e9 steps asked for 800 MB there); it must be the path's mean
+ * exactly, summed in the same order, for d = 0 and d = 1 models. */
+START_TEST(test_arima_forecast_mean) {
+  double rw[200], ar[200], lvl = 0, prev = 0, path[97];
+  for (int t = 0; t < 200; t++) { // a random walk and an AR(1) of phi 0.5
+    lvl += nrand();
+    rw[t] = lvl;
+    ar[t] = prev = 0.5 * prev + nrand();
+  }
+  const mp_arima_opts opts = {1e-4, 200, 0};
+  const double *series[2] = {rw, ar};
+  for (int k = 0; k < 2; k++) {
+    mp_arima_fit f;
+    ck_assert_int_eq(mp_arima_select(series[k], 200, 2, 1, 1, &opts, &f), 0);
+    ck_assert_int_eq(mp_arima_forecast(&f, series[k], 200, 97, path), 0);
+    double sum = 0, mean = -1;
+    for (int j = 0; j < 97; j++) sum += path[j];
+    ck_assert_int_eq(mp_arima_forecast_mean(&f, series[k], 200, 97, &mean), 0);
+    ck_assert(mean == sum / 97);
+  }
+}
+END_TEST
+
 START_TEST(test_arima_degenerate) {
   double y[30];
   for (int t = 0; t < 30; t++) y[t] = 0.25;
@@ -681,6 +705,7 @@ static Suite *predict_suite(void) {
   tcase_add_test(tc, test_forecaster_states);
   tcase_add_test(tc, test_arima_vs_statsmodels);
   tcase_add_test(tc, test_arima_degenerate);
+  tcase_add_test(tc, test_arima_forecast_mean);
   tcase_add_test(tc, test_arima_warm_start);
   tcase_add_test(tc, test_auto_stationary);
   tcase_add_test(tc, test_auto_drifting);
