@@ -11,9 +11,10 @@
 #include "replay/replay.h"
 #include "tests/test_util.h"
 
-/* Replays `text` on one node of `ranks` ranks with the sw_avg predictor. */
+/* Replays `text` on one node of `ranks` ranks with the sw_avg predictor
+ * and the given warm-up (MP_REPLAY_WARMUP_AUTO: the default). */
 static int replay_text(const char *text, int ranks, int slots, int interval, int window,
-                       mp_replay_result *res) {
+                       int warmup, mp_replay_result *res) {
   moeplace_trace *t;
   moeplace_topology *topo;
   ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
@@ -24,6 +25,7 @@ static int replay_text(const char *text, int ranks, int slots, int interval, int
   cfg.interval = interval;
   cfg.window = window;
   cfg.predictor = "sw_avg";
+  cfg.warmup = warmup;
   memset(res, 0, sizeof *res);
   int rc = mp_replay_run(t, topo, &cfg, res);
   moeplace_trace_close(t);
@@ -39,7 +41,7 @@ START_TEST(two_by_two_by_hand) {
                              "0,0,30,10\n1,0,30,10\n2,0,20,20\n3,0,10,30\n"
                              "4,0,30,10\n5,0,30,10\n6,0,20,20\n7,0,10,30\n";
   mp_replay_result res;
-  ck_assert_int_eq(replay_text(text, 2, 1, 4, 2, &res), 0);
+  ck_assert_int_eq(replay_text(text, 2, 1, 4, 2, MP_REPLAY_WARMUP_AUTO, &res), 0);
   ck_assert_int_eq(res.steps, 8);
   const double want = (1.5 + 1.5 + 1.0 + 1.5) * 2 / 8; /* 30/20, 30/20, 20/20, 30/20 */
   for (int p = 0; p < MP_POLICY_COUNT; p++) {
@@ -62,7 +64,7 @@ START_TEST(oracle_balances_skew) {
   static const char text[] = "step,layer,e0,e1,e2\n"
                              "0,0,60,10,10\n1,0,60,10,10\n2,0,10,10,60\n3,0,10,10,60\n";
   mp_replay_result res;
-  ck_assert_int_eq(replay_text(text, 2, 2, 2, 1, &res), 0);
+  ck_assert_int_eq(replay_text(text, 2, 2, 2, 1, MP_REPLAY_WARMUP_AUTO, &res), 0);
   ck_assert_double_eq_tol(res.policy[MP_POLICY_ORACLE].imbalance, 1.0, 1e-9);
   /* at best 40/40 in one half and 65/40 in the other */
   ck_assert(res.policy[MP_POLICY_STATIC].imbalance >= (1.0 + 65.0 / 40) / 2 - 1e-9);
@@ -127,21 +129,8 @@ START_TEST(interval_longer_than_trace) {
     p += sprintf(p, "%d,0,%d,%d,%d\n", s, 10 + s % 7, 20 + (s / 100) % 13, 5 + (s * s) % 11);
   mp_replay_result res[2];
   const int interval[2] = {STEPS, 1000000000};
-  for (int i = 0; i < 2; i++) {
-    moeplace_trace *t;
-    moeplace_topology *topo;
-    ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
-    ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, 2, 1, 1), 0);
-    mp_replay_config cfg;
-    mp_replay_config_init(&cfg);
-    cfg.slots = 2;
-    cfg.interval = interval[i];
-    cfg.predictor = "sw_avg";
-    cfg.warmup = 0;
-    ck_assert_int_eq(mp_replay_run(t, topo, &cfg, &res[i]), 0);
-    moeplace_trace_close(t);
-    moeplace_topology_destroy(topo);
-  }
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(replay_text(text, 2, 2, interval[i], 10, 0, &res[i]), 0);
   ck_assert_int_eq(res[1].steps, STEPS);
   for (int pol = 0; pol < MP_POLICY_COUNT; pol++) {
     const mp_policy_result *a = &res[0].policy[pol], *b = &res[1].policy[pol];
@@ -165,21 +154,7 @@ static void warmup_run_interval(int warmup, int interval, mp_replay_result *res)
   char text[2048] = "step,layer,e0,e1,e2,e3\n";
   for (int s = 0; s < 32; s++)
     snprintf(text + strlen(text), sizeof text - strlen(text), "%d,0,10,10,10,90\n", s);
-  moeplace_trace *t;
-  moeplace_topology *topo;
-  ck_assert_int_eq(moeplace_trace_open_memory(&t, text, strlen(text), "t.csv"), 0);
-  ck_assert_int_eq(moeplace_topology_create_shape(&topo, 1, 2, 1, 1), 0);
-  mp_replay_config cfg;
-  mp_replay_config_init(&cfg);
-  cfg.slots = 3;
-  cfg.interval = interval;
-  cfg.window = 2;
-  cfg.predictor = "sw_avg";
-  cfg.warmup = warmup;
-  memset(res, 0, sizeof *res);
-  ck_assert_int_eq(mp_replay_run(t, topo, &cfg, res), 0);
-  moeplace_trace_close(t);
-  moeplace_topology_destroy(topo);
+  ck_assert_int_eq(replay_text(text, 2, 3, interval, 2, warmup, res), 0);
 }
 
 static void warmup_run(int warmup, mp_replay_result *res) { warmup_run_interval(warmup, 16, res); }
