@@ -44,6 +44,7 @@ typedef struct mp_place_layer {
   uint64_t *c_rk0, *c_rk1;    // [max(E, RS, R)]
   int *t_int;                 // [16 R] transfer components and trees
   double *t_dbl;              // [R]
+  unsigned char *ev_mark;     // [R] zero between uses: mp_even_eval marks
   int hcap;                   // lazy heaps of the transfers: 2 x hcap entries
   double *h_key;
   int *h_val, *h_stamp;

@@ -51,11 +51,9 @@ void mp_even_reset_loads(mp_place_layer *st) {
 }
 
 void mp_ev_add(mp_even_eval *v, int r, double d) {
-  if (v->dl[r] == 0) {
-    int k;
-    for (k = 0; k < v->nt; k++)
-      if (v->touched[k] == r) break;
-    if (k == v->nt) v->touched[v->nt++] = r;
+  if (!v->mark[r]) { // a recount of an expert of c replicas stays O(c)
+    v->mark[r] = 1;
+    v->touched[v->nt++] = r;
   }
   v->dl[r] += d;
 }
@@ -110,6 +108,7 @@ static void ev_score(even_search *s, int kind, int i, int j, int q, double price
     dsq += b * b - a * a;
     dx += (b > s->T ? b - s->T : 0) - (a > s->T ? a - s->T : 0);
     v->dl[r] = 0;
+    v->mark[r] = 0;
   }
   v->nt = 0;
   if (!ok) return;
@@ -437,7 +436,8 @@ void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
                    .add_x = st->dscratch + st->R,
                    .add_d = st->dscratch + st->R + st->S,
                    .add_p = st->dscratch + st->R + 2 * st->S,
-                   .v = {.dl = st->dscratch, .touched = st->iscratch, .nt = 0}};
+                   .v = {.dl = st->dscratch, .touched = st->iscratch, .nt = 0,
+                         .mark = st->ev_mark}};
   for (int r = 0; r < st->R; r++) {
     s.v.dl[r] = 0;
     s.order[r] = r;

@@ -93,11 +93,13 @@ double mp_slot_cost(const mp_place_layer *st, int i);
 /* A change under evaluation with equal splits: the rank-load deltas it
  * makes (dl [R], zero outside the touched ranks, listed in touched [nt]). */
 typedef struct mp_even_eval {
-  double *dl;   // [R]
-  int *touched; // [R]
+  double *dl;          // [R]
+  int *touched;        // [R]
   int nt;
+  unsigned char *mark; // [R] 1 where listed in touched: O(1) "listed once"
 } mp_even_eval;
-/* Adds d to rank r's load change, listing r once. */
+/* Adds d to rank r's load change, listing r once (marked). Whoever clears
+ * dl of the touched ranks clears their marks too. */
 void mp_ev_add(mp_even_eval *v, int r, double d);
 /* Load change of re-counting e from its count to c2 replicas on its present
  * ranks (skip: a slot not counted, -1 for none). */

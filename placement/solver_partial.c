@@ -31,19 +31,13 @@
  * (a few), so the busiest untouched rank is almost always among them. */
 #define WALK_TOP 8
 
-/* 1 if rank q is among tl [nt]. */
-static int listed(const int *tl, int nt, int q) {
-  for (int k = 0; k < nt; k++)
-    if (tl[k] == q) return 1;
-  return 0;
-}
-
 /* Max rank load and change of the sum of squared loads once the touched
  * ranks' loads change by v (v->dl [R], cleared here). top [ntop]: the
  * busiest ranks, by decreasing load. */
 static void eval_score(const mp_place_layer *st, const mp_even_eval *v, const int *top, int ntop,
                        double *mx, double *dsq) {
   double *dl = v->dl;
+  const unsigned char *listed = v->mark;
   const int *tl = v->touched, nt = v->nt;
   double m = 0, d = 0;
   for (int k = 0; k < nt; k++) {
@@ -54,13 +48,16 @@ static void eval_score(const mp_place_layer *st, const mp_even_eval *v, const in
   }
   // the busiest rank left alone: among the WALK_TOP busiest, else any
   int f = 0;
-  while (f < ntop && listed(tl, nt, top[f])) f++;
+  while (f < ntop && listed[top[f]]) f++;
   if (f < ntop)
     m = fmax(m, st->load[top[f]]);
   else
     for (int r = 0; r < st->R; r++)
-      if (!listed(tl, nt, r)) m = fmax(m, st->load[r]);
-  for (int k = 0; k < nt; k++) dl[tl[k]] = 0;
+      if (!listed[r]) m = fmax(m, st->load[r]);
+  for (int k = 0; k < nt; k++) {
+    dl[tl[k]] = 0;
+    v->mark[tl[k]] = 0;
+  }
   *mx = m;
   *dsq = d;
 }
@@ -70,7 +67,7 @@ static void eval_score(const mp_place_layer *st, const mp_even_eval *v, const in
 static void eval_change(const mp_place_layer *st, int i, int b, const int *top, int ntop, double *dl,
                         int *tl, double *mx, double *dsq) {
   const int a = st->slot_e[i], r0 = i / st->S;
-  mp_even_eval v = {dl, tl, 0};
+  mp_even_eval v = {dl, tl, 0, st->ev_mark};
   if (a >= 0) { // a leaves slot i: its other replicas grow
     mp_ev_recount(&v, st, a, st->cnt[a] - 1, i);
     mp_ev_add(&v, r0, -st->w[a] / st->cnt[a]);
@@ -88,7 +85,7 @@ static void eval_swap(const mp_place_layer *st, int i, int j, const int *top, in
                       int *tl, double *mx, double *dsq) {
   const int a = st->slot_e[i], b = st->slot_e[j];
   const double delta = st->w[b] / st->cnt[b] - st->w[a] / st->cnt[a];
-  mp_even_eval v = {dl, tl, 0};
+  mp_even_eval v = {dl, tl, 0, st->ev_mark};
   mp_ev_add(&v, i / st->S, delta);
   mp_ev_add(&v, j / st->S, -delta);
   eval_score(st, &v, top, ntop, mx, dsq);

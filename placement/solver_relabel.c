@@ -68,41 +68,80 @@ typedef struct node_lists {
   int *first, *next;
 } node_lists;
 
-/* Per-rank scratch of bin_savings: best [R] (an expert's cheapest arrival
- * per rank), seen [R] and mark [R] (zero between calls), list [R]. */
+/* Per-rank scratch of expert_prices: best [R] (an expert's cheapest
+ * arrival per rank), seen [R] (zero between calls), list [R]; mark [R]
+ * (zero between calls) for bin_savings. */
 typedef struct save_scratch {
   double *best;
   int *seen, *mark, *list;
 } save_scratch;
 
+/* Every expert's arrival price on the ranks of its holders' nodes, below
+ * its far price (other node): expert e's are rank[k], price[k] for k in
+ * [start[e], start[e + 1]). Computed once per layer: an expert of c
+ * replicas sits in about c bins of the fresh placement, so pricing it per
+ * bin cost c times as much (1024 ranks on one node, 16 experts: 64x). */
+typedef struct expert_prices {
+  int *start, *rank; // [E + 1], [n]
+  double *price;     // [n]
+  size_t n, cap;
+} expert_prices;
+
+/* Appends expert e's prices (mp_move_cost's rule: the cheapest link from a
+ * holder, 0 on a holder), in the order its holders and their nodes' ranks
+ * are met. Returns -1 without memory. */
+static int price_expert(const mp_place_layer *st, const node_lists *nl, int e, expert_prices *ep,
+                        save_scratch *sc) {
+  const moeplace_topology *t = st->topo;
+  const double xb = st->expert_bytes, far = xb * (t ? t->cost[MOEPLACE_LINK_OTHER_NODE] : 1.0);
+  int nl2 = 0;
+  for (int h = st->cur_head[e]; h >= 0; h = st->cur_next[h]) {
+    const int hr = h / st->S;
+    for (int r = t ? nl->first[t->node[hr]] : hr; r >= 0; r = t ? nl->next[r] : -1) {
+      const double c = r == hr ? 0 : xb * t->cost[mp_place_link_class(t, hr, r)];
+      if (!sc->seen[r]) sc->seen[r] = 1, sc->best[r] = c, sc->list[nl2++] = r;
+      else if (c < sc->best[r]) sc->best[r] = c;
+    }
+  }
+  int rc = 0;
+  for (int m = 0; m < nl2; m++) {
+    const int r = sc->list[m];
+    sc->seen[r] = 0;
+    if (sc->best[r] >= far || rc) continue;
+    if (ep->n == ep->cap) {
+      size_t cap = ep->cap ? 2 * ep->cap : 1024;
+      int *rk = realloc(ep->rank, cap * sizeof *rk);
+      if (rk) ep->rank = rk;
+      double *pr = realloc(ep->price, cap * sizeof *pr);
+      if (pr) ep->price = pr;
+      if (!rk || !pr) {
+        rc = -1;
+        continue;
+      }
+      ep->cap = cap;
+    }
+    ep->rank[ep->n] = r;
+    ep->price[ep->n++] = sc->best[r];
+  }
+  return rc;
+}
+
 /* What bin b's replicas save on each rank r against the price they have far
  * from every current holder (on another node): save [R] (zero on entry and
  * outside the listed ranks), non-zero only on the ranks of a holder's node,
- * listed in near [*nn]. A replica's price on r is that of the cheapest link
- * from a holder (mp_move_cost's rule), 0 on a holder. */
-static void bin_savings(const mp_place_layer *st, const node_lists *nl, int b, double *save,
+ * listed in near [*nn]. */
+static void bin_savings(const mp_place_layer *st, const expert_prices *ep, int b, double *save,
                         int *near, int *nn, save_scratch *sc) {
   const moeplace_topology *t = st->topo;
-  const double xb = st->expert_bytes, far = xb * (t ? t->cost[MOEPLACE_LINK_OTHER_NODE] : 1.0);
+  const double far = st->expert_bytes * (t ? t->cost[MOEPLACE_LINK_OTHER_NODE] : 1.0);
   const int *bin = st->slot_e + (size_t)b * st->S;
   *nn = 0;
   for (int k = 0; k < st->S; k++) {
     if (bin[k] < 0) continue;
-    int nl2 = 0;
-    for (int h = st->cur_head[bin[k]]; h >= 0; h = st->cur_next[h]) {
-      const int hr = h / st->S;
-      for (int r = t ? nl->first[t->node[hr]] : hr; r >= 0; r = t ? nl->next[r] : -1) {
-        const double c = r == hr ? 0 : xb * t->cost[mp_place_link_class(t, hr, r)];
-        if (!sc->seen[r]) sc->seen[r] = 1, sc->best[r] = c, sc->list[nl2++] = r;
-        else if (c < sc->best[r]) sc->best[r] = c;
-      }
-    }
-    for (int m = 0; m < nl2; m++) {
-      const int r = sc->list[m];
-      sc->seen[r] = 0;
-      if (sc->best[r] >= far) continue;
+    for (int m = ep->start[bin[k]]; m < ep->start[bin[k] + 1]; m++) {
+      const int r = ep->rank[m];
       if (!sc->mark[r]) sc->mark[r] = 1, near[(*nn)++] = r;
-      save[r] += far - sc->best[r];
+      save[r] += far - ep->price[m];
     }
   }
   for (int m = 0; m < *nn; m++) sc->mark[near[m]] = 0;
@@ -185,11 +224,17 @@ static int best_labels(const mp_place_layer *st, relabel_work *w, double *saved,
       nl.first[t->node[r]] = r;
     }
   }
-  int rc = 0;
+  expert_prices ep = {malloc(((size_t)st->E + 1) * sizeof *ep.start), NULL, NULL, 0, 0};
+  int rc = ep.start ? 0 : -1;
+  for (int e = 0; e < st->E && !rc; e++) {
+    ep.start[e] = (int)ep.n;
+    rc = price_expert(st, &nl, e, &ep, &w->sc);
+  }
+  if (!rc) ep.start[st->E] = (int)ep.n;
   *saved_now = 0;
-  for (int b = 0; b < R; b++) {
+  for (int b = 0; b < R && !rc; b++) {
     int nn;
-    bin_savings(st, &nl, b, w->save, w->near, &nn, &w->sc);
+    bin_savings(st, &ep, b, w->save, w->near, &nn, &w->sc);
     *saved_now += w->save[b];
     if (exact)
       for (int r = 0; r < R; r++) w->cost[(size_t)b * R + r] = -w->save[r];
@@ -201,6 +246,9 @@ static int best_labels(const mp_place_layer *st, relabel_work *w, double *saved,
       w->save[r] = 0;
     }
   }
+  free(ep.start);
+  free(ep.rank);
+  free(ep.price);
   if (rc) return -1;
   if (!exact) {
     w->start[R] = (int)w->npairs;

@@ -58,7 +58,9 @@ int mp_place_layer_init(mp_place_layer *st, int E, int R, int S, const moeplace_
   st->h_val = malloc(2 * (size_t)st->hcap * sizeof(int));
   st->h_stamp = malloc(2 * (size_t)st->hcap * sizeof(int));
   st->t_dbl = malloc((size_t)R * sizeof(double));
-  if (!st->c_rtmp || !st->c_rk0 || !st->c_rk1 || !st->t_int || !st->t_dbl || !st->h_key || !st->h_val || !st->h_stamp) {
+  st->ev_mark = calloc((size_t)R, 1);
+  if (!st->c_rtmp || !st->c_rk0 || !st->c_rk1 || !st->t_int || !st->t_dbl || !st->ev_mark ||
+      !st->h_key || !st->h_val || !st->h_stamp) {
     mp_place_layer_free(st);
     return -1;
   }
@@ -108,6 +110,7 @@ void mp_place_layer_free(mp_place_layer *st) {
   free(st->c_rk0);
   free(st->c_rk1);
   free(st->t_dbl);
+  free(st->ev_mark);
   free(st->h_key);
   free(st->h_val);
   free(st->h_stamp);
