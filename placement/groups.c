@@ -546,7 +546,8 @@ static int solve_again(const grp_ctx *c, moeplace_placement *res, const int *sel
                               : moeplace_placement_create(&alt, k, c->E, R, c->S);
   for (int i = 0; i < k && !rc; i++) {
     memcpy(s.gnode + (size_t)i * G, c->alt + (size_t)sel[i] * G, (size_t)G * sizeof *s.gnode);
-    memcpy(loads + (size_t)i * c->E, c->loads + (size_t)sel[i] * c->E, (size_t)c->E * sizeof *loads);
+    memcpy(loads + (size_t)i * c->E, c->loads + (size_t)sel[i] * c->E,
+           (size_t)c->E * sizeof *loads);
   }
   s.loads = loads;
   if (!rc) rc = solve_nodes(&s, alt);

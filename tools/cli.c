@@ -139,7 +139,8 @@ int cli_parse_step_range(const char *prog, const char *option, const char *text,
  * else the same name in the same directory (realpath of the directory). */
 static int same_file(const char *a, const char *b) {
   struct stat sa, sb;
-  if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   char da[PATH_MAX], db[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
   snprintf(da, sizeof da, "%s", a);
   snprintf(db, sizeof db, "%s", b);
