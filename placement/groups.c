@@ -615,10 +615,7 @@ int mp_place_grouped(const moeplace_topology *topo, int layers, int experts, int
     s.groups = c.G;
     s.split_groups = 0;
   } else {
-    for (size_t i = 0; i < (size_t)layers * experts; i++)
-      if (!(loads[i] >= 0) || !isfinite(loads[i]))
-        return mp_fail(MOEPLACE_ERR_ARG, "load of layer %zu expert %zu is %g: loads must be "
-                       "finite and >= 0", i / (size_t)experts, i % (size_t)experts, loads[i]);
+    if ((rc = mp_place_check_loads(layers, experts, loads))) return rc;
     if (current && (current->layers != layers || current->experts != experts ||
                     current->ranks != topo->ranks || current->slots != slots))
       return mp_fail(MOEPLACE_ERR_ARG, "current placement has shape %d layers x %d experts x "

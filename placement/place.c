@@ -157,10 +157,7 @@ static int place_ctx_init(place_ctx *c, const moeplace_topology *topo, int layer
   const int R = topo->ranks, E = experts, S = slots, L = layers;
   rc = mp_place_check_shape(L, E, R, S);
   if (rc) return rc;
-  for (size_t i = 0; i < (size_t)L * E; i++)
-    if (!(loads[i] >= 0) || !isfinite(loads[i]))
-      return mp_fail(MOEPLACE_ERR_ARG, "load of layer %zu expert %zu is %g: loads must be finite "
-                     "and >= 0", i / (size_t)E, i % (size_t)E, loads[i]);
+  if ((rc = mp_place_check_loads(L, E, loads))) return rc;
   if (current) {
     if (current->layers != L || current->experts != E || current->ranks != R ||
         current->slots != S)

@@ -38,6 +38,15 @@ int mp_place_check_shape(int layers, int experts, int ranks, int slots) {
   return MOEPLACE_OK;
 }
 
+int mp_place_check_loads(int layers, int experts, const double *loads) {
+  for (size_t i = 0; i < (size_t)layers * experts; i++)
+    if (!(loads[i] >= 0) || !(loads[i] <= MP_PLACE_LOAD_MAX))
+      return mp_fail(MOEPLACE_ERR_ARG, "load of layer %zu expert %zu is %g: loads must be finite, "
+                     ">= 0 and <= %g (scale them down: a placement does not depend on their scale)",
+                     i / (size_t)experts, i % (size_t)experts, loads[i], MP_PLACE_LOAD_MAX);
+  return MOEPLACE_OK;
+}
+
 int moeplace_placement_create(moeplace_placement **out, int layers, int experts, int ranks,
                               int slots) {
   if (!out) return mp_fail(MOEPLACE_ERR_ARG, "placement: out is NULL");

@@ -23,6 +23,15 @@ int mp_placement_set_groups(moeplace_placement *p, const moeplace_topology *topo
 /* Bounds the placement code accepts for L, E, R, S (and R*S). */
 int mp_place_check_shape(int layers, int experts, int ranks, int slots);
 
+/* The largest load accepted: the solver sums loads and squares them (sums
+ * of squared rank loads), which must stay finite; a placement does not
+ * depend on the loads' scale, so larger loads are to be scaled down. */
+#define MP_PLACE_LOAD_MAX 1e150
+
+/* Loads [layers][experts] finite, >= 0 and <= MP_PLACE_LOAD_MAX, else
+ * MOEPLACE_ERR_ARG naming the first bad one. */
+int mp_place_check_loads(int layers, int experts, const double *loads);
+
 /* The figures every moeplace_place result reports, into *s (imbalance,
  * current_imbalance and kept_current set by the caller stay): moves, bytes,
  * cross-node bytes and cost against current (if not NULL; the byte budget

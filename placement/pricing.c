@@ -5,6 +5,7 @@
 #include "config.h"
 #endif
 
+#include <math.h>
 #include <stdlib.h>
 
 #include <moeplace.h>
@@ -30,6 +31,11 @@ int moeplace_migration_seconds(const moeplace_topology *topo, const moeplace_tra
       free(send);
       return mp_fail(MOEPLACE_ERR_ARG, "migration seconds: transfer %zu has ranks %d -> %d, "
                      "outside the topology's %d", i, t->src_rank, t->dst_rank, R);
+    }
+    if (!(t->bytes >= 0) || !isfinite(t->bytes)) {
+      free(send);
+      return mp_fail(MOEPLACE_ERR_ARG, "migration seconds: transfer %zu has %g bytes (must be "
+                     "finite and >= 0)", i, t->bytes);
     }
     if (t->src_rank == t->dst_rank) continue; // a local copy: no link
     const double s = t->bytes / topo->bandwidth[mp_place_link_class(topo, t->src_rank,

@@ -14,7 +14,9 @@
 #include "common/error.h"
 
 /* The exact (real) part of replica i, recomputed by the same expression
- * each time it is needed, so that every use sees the same double. */
+ * each time it is needed, so that every use sees the same double. Shares
+ * are divided by a scale, 1 unless their sum overflows (then the largest
+ * share): x / 1 is x, so ordinary shares split exactly as before. */
 static double exact_part(uint64_t tokens, double share, double total) {
   return (double)tokens * (share / total);
 }
@@ -22,12 +24,18 @@ static double exact_part(uint64_t tokens, double share, double total) {
 int moeplace_split_tokens(uint64_t tokens, const double *shares, int n, uint64_t *out) {
   if (!shares || !out || n <= 0)
     return mp_fail(MOEPLACE_ERR_ARG, "split_tokens: need shares and out of n > 0 entries (n = %d)", n);
-  double total = 0.0;
+  double total = 0.0, scale = 1.0, top = 0.0;
   for (int i = 0; i < n; i++) {
     if (!isfinite(shares[i]) || shares[i] < 0.0)
       return mp_fail(MOEPLACE_ERR_ARG, "split_tokens: share %d is %g (must be finite and >= 0)",
                      i, shares[i]);
     total += shares[i];
+    top = shares[i] > top ? shares[i] : top;
+  }
+  if (!isfinite(total)) { // finite shares whose sum overflows: split shares / the largest
+    scale = top;
+    total = 0.0;
+    for (int i = 0; i < n; i++) total += shares[i] / scale;
   }
   if (!(total > 0.0)) {
     if (tokens) return mp_fail(MOEPLACE_ERR_ARG, "split_tokens: shares sum to 0 for %llu tokens",
@@ -39,7 +47,7 @@ int moeplace_split_tokens(uint64_t tokens, const double *shares, int n, uint64_t
   // remainders, ties to the lower index (slot order).
   uint64_t given = 0;
   for (int i = 0; i < n; i++) {
-    double x = floor(exact_part(tokens, shares[i], total));
+    double x = floor(exact_part(tokens, shares[i] / scale, total));
     out[i] = x >= (double)tokens ? tokens : (uint64_t)x;
     given += out[i];
   }
@@ -54,7 +62,7 @@ int moeplace_split_tokens(uint64_t tokens, const double *shares, int n, uint64_t
     int best = -1;
     double best_rem = -1.0;
     for (int i = 0; i < n; i++) {
-      double x = exact_part(tokens, shares[i], total);
+      double x = exact_part(tokens, shares[i] / scale, total);
       if (out[i] != (uint64_t)floor(x)) continue; // already got its extra token
       double rem = x - floor(x);
       if (rem > best_rem) { // strict: a tie keeps the lower index

@@ -339,7 +339,8 @@ typedef struct moeplace_place_stats {
   uint64_t reserved[4]; /* zeroed by the library (ABI: moeplace/base.h) */
 } moeplace_place_stats;
 
-/* Computes a placement for loads [layers][experts] (non-negative, finite).
+/* Computes a placement for loads [layers][experts] (non-negative, at most
+ * 1e150: the solver squares them; scale larger ones down).
  * topo gives R; slots is S. current may be NULL (a fresh placement);
  * otherwise it must have the same shape, and the result stays close to it
  * (moves are counted relative to it, the byte budget applies, and the

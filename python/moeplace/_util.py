@@ -91,7 +91,33 @@ def ptr(a):
     return a.ctypes.data_as(__import__("ctypes").c_void_p)
 
 
-class Owned:
+class NoCopy:
+    """Base of the classes that hold a C handle: copy.copy() would share it
+    and both copies would free it. A class with a copy() method is copied
+    with it (a new C object); the others refuse with TypeError."""
+    _kind = "object"
+
+    def __copy__(self):
+        if callable(getattr(self, "copy", None)):
+            return self.copy()
+        raise TypeError("a %s owns a C object and cannot be copied" % self._kind)
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+
+class AttrDict(dict):
+    """A dict whose keys are also attributes (an unknown one is an
+    AttributeError, so hasattr, getattr(..., default) and copy work)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Owned(NoCopy):
     """Base of the classes that own one C object (``self._h``, freed with
     the C function named by ``_destroy`` from ``self._lib``): close() frees
     it, and so do the end of a ``with`` block and the garbage collector;
@@ -118,3 +144,4 @@ class Owned:
 
     def __del__(self):
         self.close()
+

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import check
-from ._util import Owned, array, as_float, as_int, path_bytes, ptr
+from ._util import AttrDict, Owned, array, as_float, as_int, path_bytes, ptr
 
 __all__ = ["Topology", "Placement", "PlaceStats", "place", "plan", "LINK_CLASSES",
            "TRANSFER_DTYPE"]
@@ -114,14 +114,13 @@ class Topology(Owned):
                                                         as_float(bytes_per_s, "bytes_per_s")))
 
 
-class PlaceStats(dict):
+class PlaceStats(AttrDict):
     """The solver's figures (moeplace_place_stats) as a dict whose keys are
     also attributes: imbalance, lower_bound, gap, current_imbalance,
     kept_current, moves, bytes_moved, cross_node_bytes, migration_cost,
     migration_s, saving_s, solve_ms, layers, experts, ranks, slots, groups,
     split_groups, shares ("weighted" or "even")."""
 
-    __getattr__ = dict.__getitem__
 
 
 class Placement(Owned):

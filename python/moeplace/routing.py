@@ -32,7 +32,7 @@ def split_tokens(tokens, shares):
     s = s.astype(np.float64)
     if not np.all(np.isfinite(s)) or (s < 0).any():
         raise ValueError("shares must be finite and non-negative")
-    if tokens and not s.sum() > 0:
+    if tokens and not (s > 0).any():
         raise ValueError("shares sum to 0")
     if tokens >= 2**63:
         raise ValueError("tokens must be < 2**63")

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import check
-from ._util import array, as_float, as_int, as_str, path_bytes
+from ._util import AttrDict, NoCopy, array, as_float, as_int, as_str, path_bytes
 from .placement import as_shares
 
 __all__ = ["Runtime", "StepInfo", "comm_handle"]
@@ -38,14 +38,12 @@ def comm_handle(comm):
     return lib.moeplace_mpi_comm_f2c(comm.py2f())
 
 
-class StepInfo(dict):
+class StepInfo(AttrDict):
     """What a step did (moeplace_step_info), as a dict whose keys are also
     attributes: step, window_closed, rebalance_checked, rebalanced, moves,
     bytes_moved, migration_s, decision_s, predicted_imbalance_old,
     predicted_imbalance_new, decision_wait_s (the last four: coordinator
     only), plan_pending (plan-only mode: a plan waits for confirm())."""
-
-    __getattr__ = dict.__getitem__
 
 
 _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
@@ -86,7 +84,7 @@ def _writable_buffer(obj):
     return (orig, obj, mv, head), ctypes.addressof(head), mv.nbytes
 
 
-class Runtime:
+class Runtime(NoCopy):
     """One moeplace runtime over an MPI communicator (collective create).
 
     ``Runtime(comm, layers, experts, slots_per_rank, **config)`` with an
@@ -113,6 +111,7 @@ class Runtime:
     destroy() is collective: call it on every rank (or use ``with``); it is
     never called by the garbage collector, which may run at different times
     on different ranks or after MPI_Finalize."""
+    _kind = "runtime"
 
     def __init__(self, comm, layers, experts, slots_per_rank, resume=None, **config):
         """Creates the runtime (collective over comm); moeplace.Error on every

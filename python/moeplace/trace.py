@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import check
-from ._util import Owned, array, as_int, as_str, path_bytes, ptr
+from ._util import NoCopy, Owned, array, as_int, as_str, path_bytes, ptr
 
 __all__ = ["Trace", "read_trace", "write_trace", "TraceWriter"]
 
@@ -113,11 +113,12 @@ def read_trace(path):
         return steps, counts, t.meta
 
 
-class TraceWriter:
+class TraceWriter(NoCopy):
     """An atomic trace writer (moeplace_trace_writer_*): steps go to a
     temporary file beside ``path`` that commit() renames into place; leaving
     the ``with`` block by an exception (or abort()) removes it, so a failed
     write never leaves a half-written trace. ``.gz`` paths are compressed."""
+    _kind = "trace writer"
 
     def __init__(self, path, layers, experts, meta=None):
         """Opens the writer for [layers][experts] counts; meta: a dict of
@@ -146,6 +147,8 @@ class TraceWriter:
         step = int(step) if isinstance(step, (int, np.integer)) else None
         if step is None:
             raise TypeError("step must be an integer")
+        if not 0 <= step < 2**63:  # ctypes would wrap it through int64
+            raise ValueError("step must be in [0, 2**63), got %d" % step)
         c = array(counts, "uint64", (self.layers, self.experts), "counts")
         check(self._lib.moeplace_trace_writer_write_step(self._h, step, ptr(c)))
 

@@ -65,6 +65,37 @@ def test_plan_between_placements():
     assert moeplace.migration_seconds(t, topo) == pytest.approx(2.0)
     with pytest.raises(moeplace.Error):
         topo.set_bandwidth("same_node", 0)
+    for bad in (np.nan, -100.0):  # were priced 0 s
+        t["bytes"][0] = bad
+        with pytest.raises(moeplace.Error, match="bytes"):
+            moeplace.migration_seconds(t, topo)
+
+
+def test_copies_and_stats_attributes():
+    # copy.copy shared the C handle: both copies freed it (double free)
+    import copy
+    p = moeplace.place(np.ones((1, 4)), ranks=2, slots=2)
+    q = copy.copy(p)
+    r = copy.deepcopy(p)
+    ph = p.phy2log.copy()
+    del p
+    assert (q.phy2log == ph).all() and (r.phy2log == ph).all()
+    for obj in (moeplace.Topology.shape(2, 2), moeplace.Forecaster(2, 4)):
+        with pytest.raises(TypeError, match="cannot be copied"):
+            copy.copy(obj)
+    st = moeplace.place(np.ones((1, 4)), ranks=2, slots=2).stats
+    assert not hasattr(st, "no_such_figure") and getattr(st, "moves", None) == 0
+    assert copy.deepcopy(st) == st
+
+
+def test_huge_loads_refused():
+    # 1e308 gave NaN figures and 1e306 a lower bound of 0 (sums of squares
+    # overflowed); such loads are refused, naming the bound
+    for x in (1e308, 1e200):
+        with pytest.raises(moeplace.Error, match="1e[+]150"):
+            moeplace.place(np.full((1, 8), x), ranks=4, slots=3)
+    p = moeplace.place(np.full((1, 8), 1e150), ranks=4, slots=3)
+    assert p.stats.imbalance == pytest.approx(1.0)
 
 
 def test_place_migration_aware():

@@ -19,6 +19,12 @@ def test_split_sums_and_rounding():
         n = int(rng.integers(0, 1000))
         out = moeplace.split_tokens(n, s)
         assert out.sum() == n and np.all(np.abs(out - n * s / s.sum()) < 1)
+    # finite shares whose sum overflows: split as equal shares (their sum was
+    # inf, every exact part 0, and 2**40 tokens went one per pass: a hang)
+    assert moeplace.split_tokens(10, [1e308] * 3).tolist() == [4, 3, 3]
+    assert moeplace.split_tokens(5, [1e308, 1e308]).tolist() == [3, 2]
+    big = moeplace.split_tokens(2**40, [1e308] * 3)
+    assert big.sum() == 2**40 and big.max() - big.min() <= 1
 
 
 def test_split_errors():

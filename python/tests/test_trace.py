@@ -63,6 +63,16 @@ def test_from_bytes_and_format_error():
     assert e.value.status == -4 and "bad.csv:2" in e.value.message
 
 
+def test_writer_step_range(tmp_path):
+    # ctypes wrapped 2**64 + 6 to step 6 through int64
+    w = moeplace.TraceWriter(str(tmp_path / "x.csv"), 1, 2)
+    w.write_step(5, np.ones((1, 2), int))
+    for bad in (2**64 + 6, 2**63, -1):
+        with pytest.raises(ValueError, match="step must be in"):
+            w.write_step(bad, np.ones((1, 2), int))
+    w.abort()
+
+
 def test_missing_file():
     with pytest.raises(moeplace.Error) as e:
         moeplace.read_trace("/nonexistent/x.csv")
