@@ -68,7 +68,7 @@ typedef struct node_lists {
   int *first, *next;
 } node_lists;
 
-/* Per-rank scratch of expert_prices: best [R] (an expert's cheapest
+/* Per-rank scratch of price_expert: best [R] (an expert's cheapest
  * arrival per rank), seen [R] (zero between calls), list [R]; mark [R]
  * (zero between calls) for bin_savings. */
 typedef struct save_scratch {
@@ -76,20 +76,21 @@ typedef struct save_scratch {
   int *seen, *mark, *list;
 } save_scratch;
 
-/* Every expert's arrival price on the ranks of its holders' nodes, below
- * its far price (other node): expert e's are rank[k], price[k] for k in
- * [start[e], start[e + 1]). Computed once per layer: an expert of c
- * replicas sits in about c bins of the fresh placement, so pricing it per
- * bin cost c times as much (1024 ranks on one node, 16 experts: 64x). */
+/* What a replica of each expert saves on the ranks of its holders' nodes
+ * against its far price (other node), where it saves anything: expert e's
+ * are rank[k], save[k] for k in [start[e], start[e + 1]). Computed once per
+ * layer: an expert of c replicas sits in about c bins of the fresh
+ * placement, so pricing it per bin cost c times as much (1024 ranks on one
+ * node, 16 experts: 64x). */
 typedef struct expert_prices {
   int *start, *rank; // [E + 1], [n]
-  double *price;     // [n]
+  double *save;      // [n]
   size_t n, cap;
 } expert_prices;
 
-/* Appends expert e's prices (mp_move_cost's rule: the cheapest link from a
- * holder, 0 on a holder), in the order its holders and their nodes' ranks
- * are met. Returns -1 without memory. */
+/* Appends expert e's savings (its price on a rank: mp_move_cost's rule,
+ * the cheapest link from a holder, 0 on a holder), in the order its holders
+ * and their nodes' ranks are met. Returns -1 without memory. */
 static int price_expert(const mp_place_layer *st, const node_lists *nl, int e, expert_prices *ep,
                         save_scratch *sc) {
   const moeplace_topology *t = st->topo;
@@ -112,16 +113,16 @@ static int price_expert(const mp_place_layer *st, const node_lists *nl, int e, e
       size_t cap = ep->cap ? 2 * ep->cap : 1024;
       int *rk = realloc(ep->rank, cap * sizeof *rk);
       if (rk) ep->rank = rk;
-      double *pr = realloc(ep->price, cap * sizeof *pr);
-      if (pr) ep->price = pr;
-      if (!rk || !pr) {
+      double *sv = realloc(ep->save, cap * sizeof *sv);
+      if (sv) ep->save = sv;
+      if (!rk || !sv) {
         rc = -1;
         continue;
       }
       ep->cap = cap;
     }
     ep->rank[ep->n] = r;
-    ep->price[ep->n++] = sc->best[r];
+    ep->save[ep->n++] = far - sc->best[r];
   }
   return rc;
 }
@@ -132,8 +133,6 @@ static int price_expert(const mp_place_layer *st, const node_lists *nl, int e, e
  * listed in near [*nn]. */
 static void bin_savings(const mp_place_layer *st, const expert_prices *ep, int b, double *save,
                         int *near, int *nn, save_scratch *sc) {
-  const moeplace_topology *t = st->topo;
-  const double far = st->expert_bytes * (t ? t->cost[MOEPLACE_LINK_OTHER_NODE] : 1.0);
   const int *bin = st->slot_e + (size_t)b * st->S;
   *nn = 0;
   for (int k = 0; k < st->S; k++) {
@@ -141,7 +140,7 @@ static void bin_savings(const mp_place_layer *st, const expert_prices *ep, int b
     for (int m = ep->start[bin[k]]; m < ep->start[bin[k] + 1]; m++) {
       const int r = ep->rank[m];
       if (!sc->mark[r]) sc->mark[r] = 1, near[(*nn)++] = r;
-      save[r] += far - ep->price[m];
+      save[r] += ep->save[m];
     }
   }
   for (int m = 0; m < *nn; m++) sc->mark[near[m]] = 0;
@@ -248,7 +247,7 @@ static int best_labels(const mp_place_layer *st, relabel_work *w, double *saved,
   }
   free(ep.start);
   free(ep.rank);
-  free(ep.price);
+  free(ep.save);
   if (rc) return -1;
   if (!exact) {
     w->start[R] = (int)w->npairs;
