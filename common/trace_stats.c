@@ -166,7 +166,8 @@ int mp_trace_stats_compute(moeplace_trace *trace, int window, int k, mp_trace_st
   window_ring ring = {NULL, 0};
   s->layer = calloc((size_t)L, sizeof *s->layer);
   size_t cap = 0;
-  if (rc == MOEPLACE_OK && (!counts || !win || !s->layer)) rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
+  if (rc == MOEPLACE_OK && (!counts || !win || !s->layer))
+    rc = mp_fail(MOEPLACE_ERR_NOMEM, "out of memory");
   while (rc == MOEPLACE_OK) {
     int64_t first;
     int nsteps;

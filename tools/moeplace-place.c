@@ -247,8 +247,7 @@ int main(int argc, char **argv) {
   }
   int64_t step, used = 0;
   while ((rc = moeplace_trace_read_step(tr, &step, counts)) == 1) {
-    if (step < step_a) continue;
-    if (step >= step_b) continue; // read on: a malformed line later is still an error
+    if (step < step_a || step >= step_b) continue; // read to the end: a bad line is an error
     for (size_t i = 0; i < (size_t)L * E; i++) loads[i] += (double)counts[i];
     used++;
   }

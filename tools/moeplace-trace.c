@@ -182,7 +182,7 @@ static int cmd_stats(int argc, char **argv) {
     json_decref(doc);
     if (rc) exit_code = cli_report(prog, rc);
   }
-  if (!json_out || strcmp(json_out, "-") != 0) print_stats(&s, t);
+  if (!cli_writes_stdout(&json_out, 1)) print_stats(&s, t);
   mp_trace_stats_free(&s);
   moeplace_trace_close(t);
   return cli_stdout_done(prog, exit_code);
