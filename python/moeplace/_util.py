@@ -144,4 +144,3 @@ class Owned(NoCopy):
 
     def __del__(self):
         self.close()
-

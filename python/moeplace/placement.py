@@ -122,7 +122,6 @@ class PlaceStats(AttrDict):
     split_groups, shares ("weighted" or "even")."""
 
 
-
 class Placement(Owned):
     """A placement of E logical experts of L layers onto R ranks x S slots.
     Arrays are copies (numpy): phy2log [L][R*S] (expert per slot, -1 empty),
