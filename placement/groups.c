@@ -41,6 +41,9 @@ int moeplace_placement_split_groups(const moeplace_placement *p, const moeplace_
   if (topo->ranks != p->ranks)
     return mp_fail(MOEPLACE_ERR_ARG, "split groups: topology has %d ranks, placement %d",
                    topo->ranks, p->ranks);
+  if (groups < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "split groups: groups must be >= 0 (0 or 1: one), got %d",
+                   groups);
   const int G = groups > 1 ? groups : 1, E = p->experts, S = p->slots;
   if (E % G)
     return mp_fail(MOEPLACE_ERR_ARG, "groups (%d) must divide the experts (%d)", groups, E);

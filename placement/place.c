@@ -84,6 +84,8 @@ static int check_options(const moeplace_place_options *o) {
   if (o->step_time_s > 0 && (!isfinite(o->horizon_steps) || !(o->horizon_steps > 0)))
     return mp_fail(MOEPLACE_ERR_ARG, "horizon_steps must be finite and > 0, got %g",
                    o->horizon_steps);
+  if (isnan(o->time_limit_ms))
+    return mp_fail(MOEPLACE_ERR_ARG, "time_limit_ms is NaN (< 0 for no limit)");
   if (isnan(o->time_budget_s) || isinf(o->time_budget_s))
     return mp_fail(MOEPLACE_ERR_ARG, "time_budget_s must be finite (< 0 for unlimited)");
   return MOEPLACE_OK;

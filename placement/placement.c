@@ -252,6 +252,8 @@ int moeplace_placement_rank_loads(const moeplace_placement *p, int layer, const 
 int moeplace_placement_imbalance(const moeplace_placement *p, const double *loads,
                                  double *imbalance) {
   if (!p || !loads || !imbalance) return mp_fail(MOEPLACE_ERR_ARG, "imbalance: bad argument");
+  int rc = mp_place_check_loads(p->layers, p->experts, loads);
+  if (rc) return rc;
   double *rl = malloc((size_t)p->ranks * sizeof *rl);
   MP_CHECK_ALLOC(rl);
   mp_imbalance_sums sums = {0, 0};

@@ -157,7 +157,7 @@ int moeplace_placement_repair(moeplace_placement *p, int *removed);
 
 /* Groups of each layer whose experts' replicas are on more than one node:
  * split [L] (per layer, 0..groups). groups must divide the expert count
- * (groups <= 1: one group, the whole layer); the topology must have the
+ * (0 or 1: one group, the whole layer); the topology must have the
  * placement's rank count. MOEPLACE_ERR_ARG otherwise (named). */
 int moeplace_placement_split_groups(const moeplace_placement *p, const moeplace_topology *topo,
                                     int groups, int *split);
@@ -176,7 +176,8 @@ int moeplace_placement_rank_loads(const moeplace_placement *p, int layer, const 
 
 /* docs/metrics.md's imbalance of `loads` [L][E] under this placement, into
  * *imbalance: sum over layers of the max rank load / sum over layers of the
- * mean rank load (1.0 when there is no load). MOEPLACE_ERR_ARG for NULL,
+ * mean rank load (1.0 when there is no load). MOEPLACE_ERR_ARG for NULL
+ * or a load that moeplace_place() would refuse (negative, NaN, > 1e150),
  * MOEPLACE_ERR_NOMEM. */
 int moeplace_placement_imbalance(const moeplace_placement *p, const double *loads,
                                  double *imbalance);
@@ -264,8 +265,8 @@ typedef struct moeplace_place_options {
   /* Local-search effort: improvement iterations per layer (default 64). */
   int max_iterations;
   /* Soft wall-clock limit in ms for the local search; MOEPLACE_NO_LIMIT
-   * (< 0, the default): none; 0: no local search. The constructive steps
-   * always run to the end. */
+   * (< 0, the default): none; 0: no local search; NaN: MOEPLACE_ERR_ARG.
+   * The constructive steps always run to the end. */
   double time_limit_ms;
   /* Keep-or-move priced in seconds (docs/PLACEMENT.md): > 0 turns it on.
    * The time the experts' part of one training step takes at imbalance 1.0

@@ -24,7 +24,10 @@ def _link(cls):
         if cls not in LINK_CLASSES:
             raise ValueError("unknown link class %r (known: %s)" % (cls, ", ".join(LINK_CLASSES)))
         return LINK_CLASSES.index(cls)
-    return as_int(cls, "link class")
+    i = as_int(cls, "link class")
+    if not 0 <= i < len(LINK_CLASSES):
+        raise ValueError("link class %d out of range [0, %d)" % (i, len(LINK_CLASSES)))
+    return i
 
 
 class Topology(Owned):

@@ -157,6 +157,25 @@ def test_errors():
         moeplace.Topology.shape(1, 2).link_class(0, 7)
 
 
+def test_accessors_refuse_bad_arguments():
+    """Each of these was accepted and gave a meaningless figure."""
+    topo = moeplace.Topology.shape(2, 2)
+    for bad in (7, -1):
+        with pytest.raises(ValueError, match="link class"):
+            topo.cost(bad)
+        with pytest.raises(ValueError, match="link class"):
+            topo.bandwidth(bad)
+    p = moeplace.place(np.ones((1, 4)), topology=topo, slots=1)
+    with pytest.raises(moeplace.Error, match="load of layer 0 expert 0 is -1"):
+        p.imbalance(-np.ones((1, 4)))
+    with pytest.raises(ValueError):
+        p.imbalance(np.full((1, 4), np.nan))
+    with pytest.raises(moeplace.Error, match="groups must be >= 0"):
+        p.split_groups(topo, -1)
+    with pytest.raises(moeplace.Error, match="time_limit_ms is NaN"):
+        moeplace.place(np.ones((1, 4)), topology=topo, slots=1, time_limit_ms=float("nan"))
+
+
 def test_place_groups_node_limited(tmp_path):
     rng = np.random.default_rng(7)
     loads = rng.lognormal(0, 1, (3, 32)) * 1000
