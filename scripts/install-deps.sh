@@ -4,10 +4,10 @@
 #
 #   scripts/install-deps.sh          build, run and test (incl. sanitizers,
 #                                    valgrind, fuzzing, the Slurm and
-#                                    multihost tests)
+#                                    multihost tests, the PyTorch trainer)
 #   scripts/install-deps.sh --extra  also the Python packages that regenerate
 #                                    fixtures, run reference benchmarks and
-#                                    draw plots (statsmodels, torch, matplotlib)
+#                                    draw plots (statsmodels, matplotlib)
 set -eu
 
 BUILD="build-essential autoconf automake libtool pkg-config make gzip
@@ -16,10 +16,11 @@ BUILD="build-essential autoconf automake libtool pkg-config make gzip
 # Slurm: the daemons and client only (slurm-wlm would add every plugin).
 # iproute2 (ip, tc) and util-linux (unshare): the emulated hosts of
 # scripts/multihost.sh (make check-multihost); pytest and mpi4py: the
-# Python binding's tests.
-TEST="python3 python3-numpy python3-pytest python3-mpi4py clang valgrind slurmctld slurmd
-  slurm-client munge procps iproute2 util-linux"
-EXTRA="python3-statsmodels python3-torch python3-matplotlib"
+# Python binding's tests; torch: examples/torch_moe (tests/torch_moe.sh) and
+# the optimizer-state tests, which skip without it (about 80 s to install).
+TEST="python3 python3-numpy python3-pytest python3-mpi4py python3-torch clang valgrind
+  slurmctld slurmd slurm-client munge procps iproute2 util-linux"
+EXTRA="python3-statsmodels python3-matplotlib"
 
 wanted="$BUILD $TEST"
 case "${1:-}" in
