@@ -19,12 +19,20 @@
 
 #include "placement/solver_internal.h"
 
-/* Max-heap of experts keyed by w[e] / cnt[e]. */
+/* 1 if expert a's next replica comes before b's: larger w / c first, ties
+ * by smaller index (EPLB's argmax), so that tied loads (integer counts
+ * often are) get the counts EPLB's construction gives. */
+static int count_before(const double *w, const int *c, int a, int b) {
+  const double x = w[a] * c[b], y = w[b] * c[a];
+  return x > y || (x == y && a < b);
+}
+
+/* Max-heap of experts keyed by w[e] / cnt[e] (count_before). */
 static void heap_sift_down(int *h, int n, int i, const double *w, const int *c) {
   for (;;) {
     int l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && w[h[l]] * c[h[m]] > w[h[m]] * c[h[l]]) m = l;
-    if (r < n && w[h[r]] * c[h[m]] > w[h[m]] * c[h[r]]) m = r;
+    if (l < n && count_before(w, c, h[l], h[m])) m = l;
+    if (r < n && count_before(w, c, h[r], h[m])) m = r;
     if (m == i) return;
     int t = h[i];
     h[i] = h[m];

@@ -238,7 +238,23 @@ def test_even_no_worse_than_valid_eplb():
         if ours > ref * (1 + 1e-9):
             worse.append((E, R, S, ours / ref - 1))
         n += 1
-    assert len(worse) <= 1 and all(g < 1e-3 for *_, g in worse), worse
+    assert not worse, worse
+
+
+def test_even_counts_break_ties_as_eplb():
+    # Layers of eplb_compare.py random 500 --seed S (index i) where the
+    # fresh even solver lost to EPLB's valid construction by 0.04-2.0%
+    # (E=50 R=12 S=6: 1.0280 against 1.0080): tied loads (integer counts
+    # often are) got their extra replicas in heap order, not EPLB's (the
+    # lowest index first), and no local search step undid it.
+    for seed, index in ((1, 249), (2, 18), (2, 240), (3, 36), (3, 319), (3, 361), (5, 9),
+                        (7, 273)):
+        rng = np.random.default_rng(seed)
+        for i in range(index + 1):
+            E, R, S, w = eplb_compare.random_layer(rng, i % 3)
+        p = moeplace.place(w[None, :], ranks=R, slots=S, shares="even")
+        ref = eplb_reference.valid_max(w, R, S) / (w.sum() / R)
+        assert p.stats.imbalance <= ref * (1 + 1e-9), (seed, index, p.stats.imbalance, ref)
 
 
 def test_groups_even_no_worse_than_eplb_hierarchical():
