@@ -72,15 +72,18 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
   if (!mp_rt_predictor_known(c->predictor))
     return mp_fail(MOEPLACE_ERR_ARG, "config: unknown predictor \"%s\" (see moeplace_predict_method_name)",
                    c->predictor ? c->predictor : "(null)");
-  if (!(c->migration_tradeoff >= 0.0))
-    return mp_fail(MOEPLACE_ERR_ARG, "config: migration_tradeoff must be >= 0, got %g", c->migration_tradeoff);
+  // an infinite price or gain would pass here and make every decision fail
+  // in moeplace_place (its options are finite)
+  if (!(c->migration_tradeoff >= 0.0) || isinf(c->migration_tradeoff))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: migration_tradeoff must be finite and >= 0, got %g",
+                   c->migration_tradeoff);
   if (!moeplace_share_policy_name(c->shares))
     return mp_fail(MOEPLACE_ERR_ARG, "config: shares must be MOEPLACE_SHARES_WEIGHTED or "
                    "MOEPLACE_SHARES_EVEN, got %d", (int)c->shares);
   if (isnan(c->step_time_s) || isinf(c->step_time_s))
     return mp_fail(MOEPLACE_ERR_ARG, "config: step_time_s must be finite, got %g", c->step_time_s);
-  if (!(c->min_gain >= 0.0))
-    return mp_fail(MOEPLACE_ERR_ARG, "config: min_gain must be >= 0, got %g", c->min_gain);
+  if (!(c->min_gain >= 0.0) || isinf(c->min_gain))
+    return mp_fail(MOEPLACE_ERR_ARG, "config: min_gain must be finite and >= 0, got %g", c->min_gain);
   if (c->groups < 0 || (c->groups > 1 && c->experts % c->groups))
     return mp_fail(MOEPLACE_ERR_ARG, "config: groups must be 0, 1 or divide experts=%d, got %d",
                    c->experts, c->groups);

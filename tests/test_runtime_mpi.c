@@ -30,6 +30,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <sched.h>
 
 #include <stdint.h>
@@ -272,6 +273,12 @@ static void case_config(int R) {
   cfg.spread = my_rank == 0 ? 1.0 : 0.0;
   create_refused(&cfg, MOEPLACE_ERR_MISMATCH, "spread", "differing spread");
   cfg.spread = 0.0;
+  cfg.migration_tradeoff = INFINITY; // accepted once; every decision then failed
+  create_refused(&cfg, MOEPLACE_ERR_ARG, "migration_tradeoff", "infinite tradeoff refused");
+  cfg.migration_tradeoff = 0.05;
+  cfg.min_gain = INFINITY;
+  create_refused(&cfg, MOEPLACE_ERR_ARG, "min_gain", "infinite min_gain refused");
+  cfg.min_gain = 0.02;
   cfg.decision_wait = 2;
   create_refused(&cfg, MOEPLACE_ERR_ARG, "decision_wait", "decision_wait 2 refused");
   cfg.decision_wait = 0;
