@@ -18,13 +18,21 @@ py=/usr/bin/python3
 mkdir -p "$out"
 
 # name | corpus files | gen_trace options (small d/ffn/seq so a trace takes minutes)
+# Each corpus is the files of packages every Debian 12 build machine has
+# (libc6-dev, libpython3.11-stdlib, perl-modules-5.36, libstdc++-12-dev and
+# the Priority: required packages), so that the traces do not depend on what
+# else is installed: "the first 400 headers of /usr/include" were torch's
+# ATen headers once python3-torch was there. Sorted in the C locale.
 corpus() {
   case $1 in
-    cheaders) find /usr/include -name '*.h' | sort | head -400 ;;
-    pystdlib) ls /usr/lib/python3.11/*.py | sort ;;
-    perlmods) find /usr/share/perl -name '*.pm' | sort | head -300 ;;
-    copyright) ls /usr/share/doc/*/copyright | sort | head -600 ;;
-    cxx) find /usr/include/c++/12 -type f | sort | head -400 ;;
+    cheaders) dpkg -L libc6-dev | grep '\.h$' | LC_ALL=C sort | head -400 ;;
+    pystdlib) ls /usr/lib/python3.11/*.py | LC_ALL=C sort ;;
+    perlmods) find /usr/share/perl -name '*.pm' | LC_ALL=C sort | head -300 ;;
+    copyright)
+      dpkg-query -W -f='${Package} ${Priority}\n' | awk '$2 == "required" { print $1 }' |
+        while read -r p; do [ -f "/usr/share/doc/$p/copyright" ] && echo "/usr/share/doc/$p/copyright"; done |
+        LC_ALL=C sort ;;
+    cxx) find /usr/include/c++/12 -type f | LC_ALL=C sort | head -400 ;;
   esac
 }
 declare -A opts=(
@@ -45,7 +53,10 @@ for name in "${names[@]}"; do
   set -- $spec
   src=$1; shift
   mapfile -t files < <(corpus "$src")
-  echo "make $f ($src, ${#files[@]} files: $*)"
+  # the corpus's digest, so that two machines can tell whether they made the same trace
+  digest=$(cat "${files[@]}" | sha256sum | cut -c1-16)
+  echo "make $f ($src, ${#files[@]} files, corpus sha256 $digest...: $*)"
+  echo "$src ${#files[@]} files sha256 $digest" > "$out/$name.corpus"
   "$py" "$gen" --corpus "${files[@]}" --out "$f.part.csv.gz" --steps "${STEPS:-4000}" \
     --d 64 --ffn 128 --seq 64 --batch 8 --threads 1 "$@" > "$out/$name.log" 2>&1
   mv "$f.part.csv.gz" "$f"
