@@ -99,6 +99,20 @@ def moeplace_even(weight, ranks, slots):
     return np.array(p.phy2log), p.stats, ms
 
 
+def moeplace_eplb_api(weight, ranks, slots, nodes, groups, repeat):
+    """moeplace.eplb.rebalance_experts (EPLB's interface, every slot filled,
+    node-limited groups when nodes divide them) on weight: best time of
+    `repeat` in ms, and its equal-split imbalance."""
+    from moeplace.eplb import rebalance_experts
+    best = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        ph, _, _ = rebalance_experts(weight, ranks * slots, groups, nodes, ranks)
+        ms = (time.perf_counter() - t0) * 1e3
+        best = ms if best is None else min(best, ms)
+    return best, equal_split_imbalance(weight, ph, ranks, slots)
+
+
 def policies(groups, nodes):
     out = [("global", 1, 1)]
     if nodes > 1 and groups % nodes == 0:
@@ -148,6 +162,8 @@ def loads(path, specs, eplb_dir, repeat):
             best_ms = res[2] if best_ms is None else min(best_ms, res[2])
         ours = equal_split_imbalance(weight, res[0], ranks, slots)
         line = f"{name:22s} moeplace-even {ours:.5f} {best_ms:.1f} ms"
+        api_ms, api = moeplace_eplb_api(weight, ranks, slots, nodes, groups, repeat)
+        line += f" | moeplace.eplb (every slot filled) {api:.5f} {api_ms:.1f} ms"
         if eplb:
             t0 = time.perf_counter()
             ph = run_real(eplb, torch, weight, ranks * slots, 1, 1, ranks)

@@ -5,6 +5,7 @@ MPI runtime, libmoeplace-mpi). See docs/PYTHON.md.
   read_trace / write_trace / Trace / TraceWriter   expert-load traces
   Forecaster / StateDetector                       forecasting, state detection
   place / plan / Placement / Topology              placement and migration plans
+  moeplace.eplb.rebalance_experts                  DeepSeek EPLB's interface, answered by moeplace
   Runtime                                          the MPI runtime (mpi4py)
   ReplicaGroups                                    gradient sums across an expert's replicas
   split_tokens / dispatch_counts                   whole-token split by routing shares

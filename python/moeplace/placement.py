@@ -151,10 +151,12 @@ class Placement(Owned):
         return self
 
     @classmethod
-    def from_arrays(cls, phy2log, share=None, *, experts, ranks, slots):
+    def from_arrays(cls, phy2log, share=None, *, experts, ranks, slots, repair=False):
         """A placement from phy2log [L][R*S] (or [L][R][S]) and share of the
         same shape (None: equal shares per replica); validated
-        (moeplace.Error ERR_ARG names the layer and slot)."""
+        (moeplace.Error ERR_ARG names the layer and slot). repair=True first
+        merges two replicas of one expert on one rank (legal in EPLB's maps;
+        see repair()); the count merged is in ``repaired``."""
         p = np.asarray(phy2log)
         ranks, slots = as_int(ranks, "ranks", 1), as_int(slots, "slots", 1)
         if p.ndim not in (2, 3):
@@ -176,6 +178,7 @@ class Placement(Owned):
                            p[l].nbytes)
             ctypes.memmove(self._lib.moeplace_placement_share(self._h, l), ptr(s[l]),
                            s[l].nbytes)
+        self.repaired = self.repair() if repair else 0
         check(self._lib.moeplace_placement_validate(self._h))
         return self
 

@@ -1,0 +1,175 @@
+"""moeplace behind DeepSeek EPLB's interface: a drop-in rebalance_experts.
+
+vLLM (AbstractEplbPolicy.rebalance_experts), SGLang and DeepSeek's EPLB
+all call one function of the same shape:
+
+    phy2log, log2phy, logcnt = rebalance_experts(weight, num_replicas,
+                                                 num_groups, num_nodes, num_ranks)
+
+and route an expert's tokens equally among its replicas. This module
+answers that call with moeplace's even-share placement (docs/PLACEMENT.md),
+in EPLB's conventions (docs/PYTHON.md, "As an EPLB policy"):
+
+  - every one of the num_replicas physical slots holds a replica (consumers
+    index weights by phy2log, so no slot may be empty), global physical
+    slot = rank * (num_replicas / num_ranks) + local slot;
+  - log2phy is [layers][experts][num_replicas - experts + 1], padded -1;
+  - node-limited groups when num_nodes divides num_groups (EPLB's
+    hierarchical policy), one global pool otherwise (EPLB's fallback);
+  - torch tensors in, int64 torch tensors out (on the CPU, as EPLB);
+    numpy in, numpy out.
+
+Unlike EPLB it never puts two replicas of one expert on one rank, and it
+can take the map in force (``current=``): the new map then stays close to
+it (moves are priced), which EPLB cannot do.
+"""
+
+import numpy as np
+
+from .placement import Placement, Topology, place
+from ._util import as_int
+
+
+class EplbArgumentError(ValueError, AssertionError):
+    """A bad argument: a ValueError, and an AssertionError as EPLB's own
+    asserts raise, so that callers written for EPLB catch it."""
+
+
+def _as_numpy(weight):
+    """weight as a float64 numpy array [L][E], and whether it was a torch tensor."""
+    is_torch = type(weight).__module__.startswith("torch")
+    w = weight.detach().to("cpu").double().numpy() if is_torch else np.asarray(weight, float)
+    if w.ndim != 2:
+        raise EplbArgumentError("weight must have shape [layers][experts], got %d dimensions" % w.ndim)
+    return w, is_torch
+
+
+def _shape(experts, num_replicas, num_groups, num_nodes, num_ranks):
+    """Slots per rank and the group count moeplace uses (0: one pool)."""
+    num_replicas = as_int(num_replicas, "num_replicas", 1)
+    num_groups = as_int(num_groups, "num_groups", 1)
+    num_nodes = as_int(num_nodes, "num_nodes", 1)
+    num_ranks = as_int(num_ranks, "num_ranks", 1)
+    if num_replicas % num_ranks:
+        raise EplbArgumentError("num_replicas (%d) must be a multiple of num_ranks (%d)"
+                         % (num_replicas, num_ranks))
+    if num_ranks % num_nodes:
+        raise EplbArgumentError("num_ranks (%d) must be a multiple of num_nodes (%d)"
+                         % (num_ranks, num_nodes))
+    slots = num_replicas // num_ranks
+    if num_replicas < experts or slots > experts:
+        raise EplbArgumentError("num_replicas (%d) must be at least the experts (%d), with at most "
+                         "one slot per expert on a rank (%d slots per rank)"
+                         % (num_replicas, experts, slots))
+    hierarchical = num_nodes > 1 and num_groups % num_nodes == 0
+    if hierarchical and experts % num_groups:
+        raise EplbArgumentError("num_groups (%d) must divide the experts (%d)" % (num_groups, experts))
+    return slots, num_groups if hierarchical else 0
+
+
+def _rank_loads(w, ph, R, S):
+    """Rank loads [R] of one layer's map ph [R*S] with equal splits."""
+    cnt = np.bincount(ph[ph >= 0], minlength=w.size)
+    x = np.where(ph >= 0, w[np.maximum(ph, 0)] / np.maximum(cnt[np.maximum(ph, 0)], 1), 0.0)
+    return x.reshape(R, S).sum(1)
+
+
+def _fill_layer(w, ph, R, S):
+    """Gives every empty slot of one layer's map ph [R*S] (in place) a
+    replica of an expert its rank does not hold: the one whose equal split
+    then leaves the lowest max rank load (ties: lowest sum of squares, then
+    lowest index). An idle expert changes no load. O(E x R) per slot."""
+    E = w.size
+    for g in np.flatnonzero(ph < 0):
+        r = g // S
+        grid = ph.reshape(R, S)
+        held = np.zeros((E, R))  # held[e][q]: replicas of e on rank q (0 or 1)
+        np.add.at(held, (grid[grid >= 0], np.nonzero(grid >= 0)[0]), 1)
+        cnt = held.sum(1)
+        rl = _rank_loads(w, ph, R, S)
+        new_x = w / (cnt + 1)  # [E] each replica's part once e has one more
+        # [E][R]: the rank loads with a replica of e added on r
+        loads = rl[None, :] + held * (new_x - w / np.maximum(cnt, 1))[:, None]
+        loads[:, r] += new_x
+        key_max, key_sq = loads.max(1), (loads * loads).sum(1)
+        ok = held[:, r] == 0
+        if not ok.any():  # cannot happen: S <= E, so the rank misses an expert
+            raise RuntimeError("slot %d: rank %d holds every expert" % (g, r))
+        cand = np.flatnonzero(ok)
+        ph[g] = cand[np.lexsort((cand, key_sq[cand], key_max[cand]))[0]]
+    return ph
+
+
+def _filled(p, w):
+    """p's phy2log [L][R*S] with every slot filled (_fill_layer), int64."""
+    ph = np.array(p.phy2log, dtype=np.int64)
+    for l in range(p.layers):
+        _fill_layer(w[l], ph[l], p.ranks, p.slots)
+    return ph
+
+
+def _log2phy(phy2log, experts, width):
+    """EPLB's log2phy [L][E][width] of phy2log [L][P], replicas in slot order."""
+    layers = phy2log.shape[0]
+    out = np.full((layers, experts, width), -1, dtype=np.int64)
+    cnt = np.zeros((layers, experts), dtype=np.int64)
+    for l in range(layers):
+        for g, e in enumerate(phy2log[l]):
+            out[l, e, cnt[l, e]] = g
+            cnt[l, e] += 1
+    return out, cnt
+
+
+def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *, current=None,
+                      **options):
+    """EPLB's rebalance_experts, answered by moeplace (module docstring).
+
+    weight [layers][experts]: load per logical expert (non-negative).
+    num_replicas: physical slots in all (a multiple of num_ranks, at least
+    the experts). num_groups, num_nodes, num_ranks: as EPLB's.
+    current: the phy2log [layers][num_replicas] in force (EPLB's or ours;
+    two replicas of one expert on a rank are merged first): the result
+    stays close to it. options: more of moeplace.place()'s options
+    (expert_bytes, min_gain, step_time_s, ...).
+    Returns (phy2log [L][num_replicas], log2phy [L][E][num_replicas - E + 1],
+    logcnt [L][E]), int64, as torch tensors when weight is one."""
+    w, is_torch = _as_numpy(weight)
+    layers, experts = w.shape
+    slots, groups = _shape(experts, num_replicas, num_groups, num_nodes, num_ranks)
+    topo = Topology.shape(as_int(num_nodes, "num_nodes", 1), num_ranks // num_nodes)
+    try:
+        cur = None
+        if current is not None:
+            c = current.detach().cpu().numpy() if hasattr(current, "detach") else current
+            cur = Placement.from_arrays(c, experts=experts, ranks=num_ranks, slots=slots,
+                                        repair=True)
+        kw = dict(topology=topo, slots=slots, current=cur, shares="even", groups=groups)
+        # two candidates per layer: every slot placed by the solver (with even
+        # shares, spread > 0 means only that), and its best replica total
+        # with the slots left empty filled afterwards (fewer replicas often
+        # balance better: a rank need not hold exactly S items)
+        # (against a current map only the first: its replicas stay in place)
+        full = _filled(place(w, spread=1.0, **kw, **options), w)
+        free = None if cur else _filled(place(w, **kw, **options), w)
+    finally:
+        topo.close()
+    phy2log = full
+    for l in range(layers if free is not None else 0):
+        if _rank_loads(w[l], free[l], num_ranks, slots).max() < \
+                _rank_loads(w[l], full[l], num_ranks, slots).max():
+            phy2log[l] = free[l]
+    log2phy, logcnt = _log2phy(phy2log, experts, num_replicas - experts + 1)
+    if not is_torch:
+        return phy2log, log2phy, logcnt
+    import torch
+    return tuple(torch.from_numpy(a) for a in (phy2log, log2phy, logcnt))
+
+
+class EplbPolicy:
+    """rebalance_experts as a class method, the shape of vLLM's
+    AbstractEplbPolicy (duck-typed: vLLM is not imported)."""
+
+    @classmethod
+    def rebalance_experts(cls, weight, num_replicas, num_groups, num_nodes, num_ranks):
+        """moeplace.eplb.rebalance_experts with EPLB's five arguments."""
+        return rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks)

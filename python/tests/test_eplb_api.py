@@ -1,0 +1,148 @@
+"""moeplace.eplb.rebalance_experts: EPLB's interface and conventions, and
+its balance against EPLB (scripts/eplb_reference.py) scored the way EPLB's
+routers split (equal parts per replica)."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from moeplace.eplb import EplbPolicy, rebalance_experts
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+import eplb_compare  # noqa: E402  (scripts/: the EPLB test inputs, equal-split scoring)
+import eplb_reference  # noqa: E402  (scripts/: EPLB re-implemented)
+
+
+def check_maps(phy2log, log2phy, logcnt, experts, num_replicas, ranks):
+    """EPLB's conventions, recomputed independently."""
+    layers = phy2log.shape[0]
+    S = num_replicas // ranks
+    assert phy2log.shape == (layers, num_replicas)
+    assert log2phy.shape == (layers, experts, num_replicas - experts + 1)
+    assert logcnt.shape == (layers, experts)
+    assert ((phy2log >= 0) & (phy2log < experts)).all()  # every slot holds a replica
+    for l in range(layers):
+        assert (logcnt[l] == np.bincount(phy2log[l], minlength=experts)).all()
+        for e in range(experts):
+            slots = log2phy[l, e][log2phy[l, e] >= 0]
+            assert (log2phy[l, e][len(slots):] == -1).all() and len(slots) == logcnt[l, e]
+            assert (phy2log[l, slots] == e).all() and (np.diff(slots) > 0).all()
+        for r in range(ranks):  # moeplace's rule: no rank holds an expert twice
+            held = phy2log[l, r * S:(r + 1) * S]
+            assert len(set(held.tolist())) == S
+
+
+def eplb_imbalance(w, num_replicas, groups, nodes, ranks):
+    hier = nodes > 1 and groups % nodes == 0
+    ph, _ = eplb_reference.rebalance(w, num_replicas, groups if hier else 1, nodes if hier else 1,
+                                     ranks)
+    return eplb_compare.equal_split_imbalance(w, np.asarray(ph), ranks, num_replicas // ranks)
+
+
+def test_eplb_test_inputs():
+    # The inputs of DeepSeek's EPLB README and vLLM's EPLB tests
+    # (eplb_compare.CASES). Less balanced than EPLB only where no map
+    # without two replicas of one expert on a rank can match it: 4 experts
+    # on 2 ranks x 3 slots ("device"), 6 on 2 x 5 ("two-distributions"):
+    # each rank then misses exactly one expert a and the other one b, so the
+    # max is total / 2 + |w_a - w_b| / 2 at best (1.10 and 1.0242).
+    best_without_duplicates = {"device": 1.1, "two-distributions": (537 + 13) / 537}
+    for name, w, P, G, N, R in eplb_compare.CASES:
+        w = np.array(w, dtype=float)
+        ph, l2p, cnt = rebalance_experts(w, P, G, N, R)
+        assert isinstance(ph, np.ndarray) and ph.dtype == np.int64
+        check_maps(ph, l2p, cnt, w.shape[1], P, R)
+        ours = eplb_compare.equal_split_imbalance(w, ph, R, P // R)
+        if name in best_without_duplicates:
+            assert ours == pytest.approx(best_without_duplicates[name], rel=1e-12), name
+        else:
+            assert ours <= eplb_imbalance(w, P, G, N, R) * (1 + 1e-12), name
+
+
+def test_torch_in_torch_out_and_policy_class():
+    torch = pytest.importorskip("torch")
+    w = torch.tensor([[90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86],
+                      [20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27]])
+    out = EplbPolicy.rebalance_experts(w, 16, 4, 2, 8)
+    assert all(isinstance(t, torch.Tensor) and t.dtype == torch.int64 for t in out)
+    check_maps(*(t.numpy() for t in out), 12, 16, 8)
+    ph = out[0].numpy()
+    node = np.arange(16) // 8  # 2 nodes of 4 ranks x 2 slots: groups of 3 experts on one node
+    for l in range(2):
+        for g in range(4):
+            assert len(set(node[np.isin(ph[l], range(3 * g, 3 * g + 3))].tolist())) == 1
+
+
+def test_idle_experts_fill_every_slot():
+    # EPLB starts from zero loads; no slot may stay empty (-1), which
+    # consumers would use as an index.
+    for w in (np.zeros((2, 12)), np.array([[5.0] + [0] * 11])):
+        ph, l2p, cnt = rebalance_experts(w, 16, 4, 2, 8)
+        check_maps(ph, l2p, cnt, 12, 16, 8)
+        assert cnt.sum() == 16 * w.shape[0]
+
+
+def test_random_layers_lose_only_where_eplb_holds_a_duplicate():
+    # 300 random layers: moeplace is as balanced as EPLB everywhere EPLB's
+    # map has no rank holding two replicas of one expert (a double share
+    # there, an uneven split no map of moeplace's holds). Where it has one,
+    # the second candidate (the solver's own replica total, its spare slots
+    # filled afterwards) cuts the losses: 24 layers (by up to 6.5%) with
+    # every slot placed by the solver alone, 9 (up to 2.9%) with both.
+    rng = np.random.default_rng(5)
+    worse, lost, n = [], 0, 0
+    while n < 300:
+        E, R, S, w = eplb_compare.random_layer(rng, n % 3)
+        if S > E:
+            continue
+        n += 1
+        ph, l2p, cnt = rebalance_experts(w[None, :], R * S, 1, 1, R)
+        check_maps(ph, l2p, cnt, E, R * S, R)
+        e_ph, _ = eplb_reference.rebalance(w[None, :], R * S, 1, 1, R)
+        e_ph = np.asarray(e_ph)
+        ours = eplb_compare.equal_split_imbalance(w[None, :], ph, R, S)
+        theirs = eplb_compare.equal_split_imbalance(w[None, :], e_ph, R, S)
+        dup = any(len(set(x)) < S for x in e_ph[0].reshape(R, S))
+        lost += ours > theirs * (1 + 1e-9)
+        if ours > theirs * (1 + 1e-9) and not dup:
+            worse.append((E, R, S, ours, theirs))
+    assert not worse, worse
+    assert lost <= 9, lost
+
+
+def test_current_map_with_duplicates_is_repaired_and_kept_close():
+    # EPLB's own map as the one in force (it may hold duplicates), loads
+    # drifted by 5%: moeplace (default options) is at least as balanced as
+    # EPLB re-placing from scratch, for under a third of its moves (measured:
+    # 1.0140 against 1.0163, 31 moves against 110).
+    rng = np.random.default_rng(3)
+    w = rng.lognormal(0, 1, (4, 32)) * 100
+    R, S = 8, 5
+    old, _ = eplb_reference.rebalance(w, R * S, 1, 1, R)
+    old = np.asarray(old)
+    w2 = w * rng.normal(1, 0.05, w.shape).clip(0.5)
+    ph, l2p, cnt = rebalance_experts(w2, R * S, 1, 1, R, current=old)
+    check_maps(ph, l2p, cnt, 32, R * S, R)
+    fresh, _ = eplb_reference.rebalance(w2, R * S, 1, 1, R)
+
+    def moves(a, b):  # (layer, expert, rank) in b and not in a
+        held = lambda m: {(l, e, g // S) for l in range(m.shape[0]) for g, e in enumerate(m[l])}
+        return len(held(b) - held(a))
+
+    fresh = np.asarray(fresh)
+    assert moves(old, ph) * 3 < moves(old, fresh)
+    score = lambda m: eplb_compare.equal_split_imbalance(w2, m, R, S)
+    assert score(ph) <= score(fresh) < score(old)
+
+
+def test_bad_arguments_raise_as_eplb_asserts_do():
+    w = np.array([[10.0, 20, 30, 40]])
+    # 7 slots on 4 ranks; 4 ranks on 3 nodes; 2 slots for 4 experts; 10 slots per rank > 4 experts
+    for args in ((7, 2, 2, 4), (8, 2, 3, 4), (2, 1, 1, 1), (20, 1, 1, 2)):
+        with pytest.raises(ValueError) as e:
+            rebalance_experts(w, *args)
+        assert isinstance(e.value, AssertionError), args
+    with pytest.raises(ValueError):
+        rebalance_experts(np.ones(4), 8, 1, 1, 4)
