@@ -64,6 +64,9 @@ def _shape(experts, num_replicas, num_groups, num_nodes, num_ranks):
     hierarchical = num_nodes > 1 and num_groups % num_nodes == 0
     if hierarchical and experts % num_groups:
         raise EplbArgumentError("num_groups (%d) must divide the experts (%d)" % (num_groups, experts))
+    if hierarchical and slots > experts // num_nodes:
+        raise EplbArgumentError("%d slots per rank, but a node's groups hold %d experts: a rank "
+                                "would hold one twice" % (slots, experts // num_nodes))
     return slots, num_groups if hierarchical else 0
 
 
@@ -74,11 +77,12 @@ def _rank_loads(w, ph, R, S):
     return x.reshape(R, S).sum(1)
 
 
-def _fill_layer(w, ph, R, S):
+def _fill_layer(w, ph, R, S, allowed):
     """Gives every empty slot of one layer's map ph [R*S] (in place) a
-    replica of an expert its rank does not hold: the one whose equal split
-    then leaves the lowest max rank load (ties: lowest sum of squares, then
-    lowest index). An idle expert changes no load. O(E x R) per slot."""
+    replica of an expert its rank does not hold and may hold (allowed
+    [R][E]: node-limited groups): the one whose equal split then leaves the
+    lowest max rank load (ties: lowest sum of squares, then lowest index).
+    An idle expert changes no load. O(E x R) per slot."""
     E = w.size
     for g in np.flatnonzero(ph < 0):
         r = g // S
@@ -92,19 +96,30 @@ def _fill_layer(w, ph, R, S):
         loads = rl[None, :] + held * (new_x - w / np.maximum(cnt, 1))[:, None]
         loads[:, r] += new_x
         key_max, key_sq = loads.max(1), (loads * loads).sum(1)
-        ok = held[:, r] == 0
-        if not ok.any():  # cannot happen: S <= E, so the rank misses an expert
-            raise RuntimeError("slot %d: rank %d holds every expert" % (g, r))
-        cand = np.flatnonzero(ok)
+        cand = np.flatnonzero((held[:, r] == 0) & allowed[r])
+        if not cand.size:  # cannot happen: _shape checked S against the experts a rank may hold
+            raise RuntimeError("slot %d: rank %d holds every expert it may hold" % (g, r))
         ph[g] = cand[np.lexsort((cand, key_sq[cand], key_max[cand]))[0]]
     return ph
 
 
-def _filled(p, w):
-    """p's phy2log [L][R*S] with every slot filled (_fill_layer), int64."""
+def _filled(p, w, nodes, groups):
+    """p's phy2log [L][R*S] with every slot filled (_fill_layer), int64;
+    with groups (node-limited), a rank takes only experts of its node's
+    groups."""
+    R, E = p.ranks, p.experts
     ph = np.array(p.phy2log, dtype=np.int64)
+    rank_node = np.arange(R) // (R // nodes)
     for l in range(p.layers):
-        _fill_layer(w[l], ph[l], p.ranks, p.slots)
+        allowed = np.ones((R, E), dtype=bool)
+        if groups:
+            slot_node = np.repeat(rank_node, p.slots)
+            group_node = np.empty(groups, dtype=np.int64)
+            for e, n in zip(ph[l], slot_node):  # every group has a replica: its node
+                if e >= 0:
+                    group_node[e // (E // groups)] = n
+            allowed = rank_node[:, None] == group_node[np.arange(E) // (E // groups)][None, :]
+        _fill_layer(w[l], ph[l], R, p.slots, allowed)
     return ph
 
 
@@ -136,7 +151,8 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *,
     w, is_torch = _as_numpy(weight)
     layers, experts = w.shape
     slots, groups = _shape(experts, num_replicas, num_groups, num_nodes, num_ranks)
-    topo = Topology.shape(as_int(num_nodes, "num_nodes", 1), num_ranks // num_nodes)
+    num_replicas, num_nodes, num_ranks = int(num_replicas), int(num_nodes), int(num_ranks)
+    topo = Topology.shape(num_nodes, num_ranks // num_nodes)
     try:
         cur = None
         if current is not None:
@@ -149,8 +165,8 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *,
         # with the slots left empty filled afterwards (fewer replicas often
         # balance better: a rank need not hold exactly S items)
         # (against a current map only the first: its replicas stay in place)
-        full = _filled(place(w, spread=1.0, **kw, **options), w)
-        free = None if cur else _filled(place(w, **kw, **options), w)
+        full = _filled(place(w, spread=1.0, **kw, **options), w, num_nodes, groups)
+        free = None if cur else _filled(place(w, **kw, **options), w, num_nodes, groups)
     finally:
         topo.close()
     phy2log = full
