@@ -70,19 +70,13 @@ def _shape(experts, num_replicas, num_groups, num_nodes, num_ranks):
     return slots, num_groups if hierarchical else 0
 
 
-def _rank_loads(w, ph, R, S):
-    """Rank loads [R] of one layer's map ph [R*S] with equal splits."""
-    cnt = np.bincount(ph[ph >= 0], minlength=w.size)
-    x = np.where(ph >= 0, w[np.maximum(ph, 0)] / np.maximum(cnt[np.maximum(ph, 0)], 1), 0.0)
-    return x.reshape(R, S).sum(1)
-
-
-def _fill_layer(w, ph, R, S, allowed):
+def _fill_layer(w, ph, R, S, allowed, rl):
     """Gives every empty slot of one layer's map ph [R*S] (in place) a
     replica of an expert its rank does not hold and may hold (allowed
     [R][E]: node-limited groups): the one whose equal split then leaves the
     lowest max rank load (ties: lowest sum of squares, then lowest index).
-    An idle expert changes no load. O(E x R) per slot."""
+    rl [R], the rank loads with equal splits, follows (in place). An idle
+    expert changes no load. O(E x R) per slot."""
     E = w.size
     for g in np.flatnonzero(ph < 0):
         r = g // S
@@ -90,7 +84,6 @@ def _fill_layer(w, ph, R, S, allowed):
         held = np.zeros((E, R))  # held[e][q]: replicas of e on rank q (0 or 1)
         np.add.at(held, (grid[grid >= 0], np.nonzero(grid >= 0)[0]), 1)
         cnt = held.sum(1)
-        rl = _rank_loads(w, ph, R, S)
         new_x = w / (cnt + 1)  # [E] each replica's part once e has one more
         # [E][R]: the rank loads with a replica of e added on r
         loads = rl[None, :] + held * (new_x - w / np.maximum(cnt, 1))[:, None]
@@ -99,16 +92,19 @@ def _fill_layer(w, ph, R, S, allowed):
         cand = np.flatnonzero((held[:, r] == 0) & allowed[r])
         if not cand.size:  # cannot happen: _shape checked S against the experts a rank may hold
             raise RuntimeError("slot %d: rank %d holds every expert it may hold" % (g, r))
-        ph[g] = cand[np.lexsort((cand, key_sq[cand], key_max[cand]))[0]]
+        e = cand[np.lexsort((cand, key_sq[cand], key_max[cand]))[0]]
+        ph[g] = e
+        rl[:] = loads[e]
     return ph
 
 
 def _filled(p, w, nodes, groups):
-    """p's phy2log [L][R*S] with every slot filled (_fill_layer), int64;
-    with groups (node-limited), a rank takes only experts of its node's
-    groups."""
+    """p's phy2log [L][R*S] with every slot filled (_fill_layer), int64,
+    and its rank loads [L][R]; with groups (node-limited), a rank takes only
+    experts of its node's groups."""
     R, E = p.ranks, p.experts
     ph = np.array(p.phy2log, dtype=np.int64)
+    rl = p.rank_loads(w)  # the library's equal splits (shares="even")
     rank_node = np.arange(R) // (R // nodes)
     for l in range(p.layers):
         allowed = np.ones((R, E), dtype=bool)
@@ -119,8 +115,8 @@ def _filled(p, w, nodes, groups):
                 if e >= 0:
                     group_node[e // (E // groups)] = n
             allowed = rank_node[:, None] == group_node[np.arange(E) // (E // groups)][None, :]
-        _fill_layer(w[l], ph[l], R, p.slots, allowed)
-    return ph
+        _fill_layer(w[l], ph[l], R, p.slots, allowed, rl[l])
+    return ph, rl
 
 
 def _log2phy(phy2log, experts, width):
@@ -169,11 +165,10 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *,
         free = None if cur else _filled(place(w, **kw, **options), w, num_nodes, groups)
     finally:
         topo.close()
-    phy2log = full
-    for l in range(layers if free is not None else 0):
-        if _rank_loads(w[l], free[l], num_ranks, slots).max() < \
-                _rank_loads(w[l], full[l], num_ranks, slots).max():
-            phy2log[l] = free[l]
+    phy2log, loads = full
+    if free is not None:
+        better = free[1].max(1) < loads.max(1)  # [L]
+        phy2log[better] = free[0][better]
     log2phy, logcnt = _log2phy(phy2log, experts, num_replicas - experts + 1)
     if not is_torch:
         return phy2log, log2phy, logcnt
