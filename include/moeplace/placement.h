@@ -300,7 +300,9 @@ typedef struct moeplace_place_options {
    * noise"), >= 0. 0 (the default): the forecast mean loads are balanced
    * exactly (weighted shares reach the lower bound where slots allow) and a
    * fresh placement leaves the slots of idle replicas empty. mu > 0: every
-   * slot of a fresh placement holds a replica (as EPLB's maps do), replicas
+   * slot of a fresh placement holds a replica (as EPLB's maps do; with even
+   * shares, every slot an expert with load can take: idle experts get no
+   * second replica, so their slots may stay empty), replicas
    * already in place are never dropped for being idle, and weighted shares
    * minimise sum of squared rank loads + mu x sum of squared slot loads
    * (each expert's tokens split more evenly over its replicas, which
