@@ -23,7 +23,9 @@ two replicas of one expert, which EPLB allows, gets two parts).
   eplb_compare.py loads LOADS_FILE NAME:RANKS:SLOTS:NODES:GROUPS ... [--eplb-dir DIR]
       [--repeat N]
       DeepSeek-sized loads (bench_place --loads-out): moeplace (Python
-      binding, --shares even) and EPLB on the same loads, with times.
+      binding, --shares even), moeplace.eplb.rebalance_experts (EPLB's
+      interface: every slot filled, node-limited as EPLB's hierarchical
+      policy) and EPLB on the same loads, with times.
 
 EPLB is scripts/eplb_reference.py (our re-implementation) and, with
 --eplb-dir DIR (a checkout of github.com/deepseek-ai/EPLB, never copied into
