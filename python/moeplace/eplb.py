@@ -40,34 +40,34 @@ def _as_numpy(weight):
     is_torch = type(weight).__module__.startswith("torch")
     w = weight.detach().to("cpu").double().numpy() if is_torch else np.asarray(weight, float)
     if w.ndim != 2:
-        raise EplbArgumentError("weight must have shape [layers][experts], got %d dimensions" % w.ndim)
+        raise EplbArgumentError("weight must have shape [layers][experts], got %d dimensions"
+                                % w.ndim)
     return w, is_torch
 
 
 def _shape(experts, num_replicas, num_groups, num_nodes, num_ranks):
-    """Slots per rank and the group count moeplace uses (0: one pool)."""
-    num_replicas = as_int(num_replicas, "num_replicas", 1)
-    num_groups = as_int(num_groups, "num_groups", 1)
-    num_nodes = as_int(num_nodes, "num_nodes", 1)
-    num_ranks = as_int(num_ranks, "num_ranks", 1)
-    if num_replicas % num_ranks:
-        raise EplbArgumentError("num_replicas (%d) must be a multiple of num_ranks (%d)"
-                         % (num_replicas, num_ranks))
-    if num_ranks % num_nodes:
-        raise EplbArgumentError("num_ranks (%d) must be a multiple of num_nodes (%d)"
-                         % (num_ranks, num_nodes))
-    slots = num_replicas // num_ranks
-    if num_replicas < experts or slots > experts:
-        raise EplbArgumentError("num_replicas (%d) must be at least the experts (%d), with at most "
-                         "one slot per expert on a rank (%d slots per rank)"
-                         % (num_replicas, experts, slots))
-    hierarchical = num_nodes > 1 and num_groups % num_nodes == 0
-    if hierarchical and experts % num_groups:
-        raise EplbArgumentError("num_groups (%d) must divide the experts (%d)" % (num_groups, experts))
-    if hierarchical and slots > experts // num_nodes:
-        raise EplbArgumentError("%d slots per rank, but a node's groups hold %d experts: a rank "
-                                "would hold one twice" % (slots, experts // num_nodes))
-    return slots, num_groups if hierarchical else 0
+    """(num_replicas, num_nodes, num_ranks) as ints, slots per rank, and the
+    group count moeplace uses (0: one pool); EplbArgumentError if EPLB
+    would refuse them or a rank would have to hold an expert twice."""
+    P, G = as_int(num_replicas, "num_replicas", 1), as_int(num_groups, "num_groups", 1)
+    N, R = as_int(num_nodes, "num_nodes", 1), as_int(num_ranks, "num_ranks", 1)
+    S = P // R
+    hierarchical = N > 1 and G % N == 0
+    if P % R:
+        problem = "num_replicas (%d) must be a multiple of num_ranks (%d)" % (P, R)
+    elif R % N:
+        problem = "num_ranks (%d) must be a multiple of num_nodes (%d)" % (R, N)
+    elif P < experts or S > experts:
+        problem = ("num_replicas (%d) must be at least the experts (%d), with at most one slot "
+                   "per expert on a rank (%d slots per rank)" % (P, experts, S))
+    elif hierarchical and experts % G:
+        problem = "num_groups (%d) must divide the experts (%d)" % (G, experts)
+    elif hierarchical and S > experts // N:
+        problem = ("%d slots per rank, but a node's groups hold %d experts: a rank would hold "
+                   "one twice" % (S, experts // N))
+    else:
+        return P, N, R, S, G if hierarchical else 0
+    raise EplbArgumentError(problem)
 
 
 def _fill_layer(w, ph, R, S, allowed, rl):
@@ -119,18 +119,6 @@ def _filled(p, w, nodes, groups):
     return ph, rl
 
 
-def _log2phy(phy2log, experts, width):
-    """EPLB's log2phy [L][E][width] of phy2log [L][P], replicas in slot order."""
-    layers = phy2log.shape[0]
-    out = np.full((layers, experts, width), -1, dtype=np.int64)
-    cnt = np.zeros((layers, experts), dtype=np.int64)
-    for l in range(layers):
-        for g, e in enumerate(phy2log[l]):
-            out[l, e, cnt[l, e]] = g
-            cnt[l, e] += 1
-    return out, cnt
-
-
 def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *, current=None,
                       **options):
     """EPLB's rebalance_experts, answered by moeplace (module docstring).
@@ -146,8 +134,8 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *,
     logcnt [L][E]), int64, as torch tensors when weight is one."""
     w, is_torch = _as_numpy(weight)
     layers, experts = w.shape
-    slots, groups = _shape(experts, num_replicas, num_groups, num_nodes, num_ranks)
-    num_replicas, num_nodes, num_ranks = int(num_replicas), int(num_nodes), int(num_ranks)
+    num_replicas, num_nodes, num_ranks, slots, groups = _shape(experts, num_replicas, num_groups,
+                                                               num_nodes, num_ranks)
     topo = Topology.shape(num_nodes, num_ranks // num_nodes)
     try:
         cur = None
@@ -162,14 +150,22 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *,
         # balance better: a rank need not hold exactly S items)
         # (against a current map only the first: its replicas stay in place)
         full = _filled(place(w, spread=1.0, **kw, **options), w, num_nodes, groups)
-        free = None if cur else _filled(place(w, **kw, **options), w, num_nodes, groups)
+        free = None if cur is not None else _filled(place(w, **kw, **options), w, num_nodes,
+                                                    groups)
     finally:
         topo.close()
     phy2log, loads = full
     if free is not None:
         better = free[1].max(1) < loads.max(1)  # [L]
         phy2log[better] = free[0][better]
-    log2phy, logcnt = _log2phy(phy2log, experts, num_replicas - experts + 1)
+    # the library's maps of the result (validated: every invariant holds),
+    # log2phy padded to EPLB's width
+    cnt = np.array([np.bincount(row, minlength=experts) for row in phy2log])  # [L][E]
+    share = 1.0 / np.take_along_axis(cnt, phy2log, axis=1)  # equal splits, [L][P]
+    final = Placement.from_arrays(phy2log, share, experts=experts, ranks=num_ranks, slots=slots)
+    logcnt = final.logcnt.astype(np.int64)
+    log2phy = np.full((layers, experts, num_replicas - experts + 1), -1, dtype=np.int64)
+    log2phy[:, :, :final.max_replicas] = final.log2phy
     if not is_torch:
         return phy2log, log2phy, logcnt
     import torch
