@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import moeplace
 from moeplace.eplb import EplbPolicy, rebalance_experts
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
@@ -184,3 +185,24 @@ def test_bad_arguments_raise_as_eplb_asserts_do():
         assert isinstance(e.value, AssertionError), args
     with pytest.raises(ValueError):
         rebalance_experts(np.ones(4), 8, 1, 1, 4)
+
+
+def test_malformed_input_gives_clear_errors():
+    # Bad weights, shapes and current maps: a clear exception naming the
+    # problem, never a crash or a map.
+    w = np.array([[10.0, 20, 30, 40]])
+    cases = [
+        ((np.array([[np.nan, 1, 2, 3]]), 8, 1, 1, 4), {}, ValueError, "finite"),
+        ((-w, 8, 1, 1, 4), {}, ValueError, "non-negative"),
+        ((np.array([[1e200, 1, 2, 3]]), 8, 1, 1, 4), {}, moeplace.Error, r"<= 1e\+150"),
+        ((w, 8, 0, 1, 4), {}, ValueError, "num_groups"),
+        ((w, 8, 1, 0, 4), {}, ValueError, "num_nodes"),
+        ((w, 8.5, 1, 1, 4), {}, TypeError, "num_replicas"),
+        ((w, 8, 1, 1, 4), {"current": np.zeros((1, 7), int)}, ValueError, "shape"),
+        ((w, 8, 1, 1, 4), {"current": np.full((1, 8), 9)}, moeplace.Error, "out of range"),
+        ((w, 8, 1, 1, 4), {"current": np.zeros((1, 8), int)}, moeplace.Error, "no replica"),
+        ((w, 8, 1, 1, 4), {"bogus": 1}, TypeError, "unknown option"),
+    ]
+    for args, kw, exc, text in cases:
+        with pytest.raises(exc, match=text):
+            rebalance_experts(*args, **kw)
