@@ -160,9 +160,7 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *,
         phy2log[better] = free[0][better]
     # the library's maps of the result (validated: every invariant holds),
     # log2phy padded to EPLB's width
-    cnt = np.array([np.bincount(row, minlength=experts) for row in phy2log])  # [L][E]
-    share = 1.0 / np.take_along_axis(cnt, phy2log, axis=1)  # equal splits, [L][P]
-    final = Placement.from_arrays(phy2log, share, experts=experts, ranks=num_ranks, slots=slots)
+    final = Placement.from_arrays(phy2log, experts=experts, ranks=num_ranks, slots=slots)
     logcnt = final.logcnt.astype(np.int64)
     log2phy = np.full((layers, experts, num_replicas - experts + 1), -1, dtype=np.int64)
     log2phy[:, :, :final.max_replicas] = final.log2phy

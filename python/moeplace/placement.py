@@ -164,20 +164,18 @@ class Placement(Owned):
         layers = p.shape[0]
         p = array(p.reshape(layers, -1) if p.size else p, "int32", (layers, ranks * slots),
                   "phy2log")
-        if share is None:
-            share = np.zeros(p.shape)
-            for l in range(layers):
-                for e in np.unique(p[l][p[l] >= 0]):
-                    m = p[l] == e
-                    share[l][m] = 1.0 / m.sum()
-        s = np.asarray(share)
-        s = array(s.reshape(layers, -1) if s.ndim == 3 else s, "float", p.shape, "share")
+        if share is not None:
+            s = np.asarray(share)
+            s = array(s.reshape(layers, -1) if s.ndim == 3 else s, "float", p.shape, "share")
         self = cls(layers, experts, ranks, slots)
         for l in range(layers):
             ctypes.memmove(self._lib.moeplace_placement_phy2log(self._h, l), ptr(p[l]),
                            p[l].nbytes)
-            ctypes.memmove(self._lib.moeplace_placement_share(self._h, l), ptr(s[l]),
-                           s[l].nbytes)
+            if share is not None:
+                ctypes.memmove(self._lib.moeplace_placement_share(self._h, l), ptr(s[l]),
+                               s[l].nbytes)
+        if share is None:
+            check(self._lib.moeplace_placement_equal_shares(self._h))
         self.repaired = self.repair() if repair else 0
         check(self._lib.moeplace_placement_validate(self._h))
         return self
