@@ -78,12 +78,12 @@ def _fill_layer(w, ph, R, S, allowed, rl):
     rl [R], the rank loads with equal splits, follows (in place). An idle
     expert changes no load. O(E x R) per slot."""
     E = w.size
+    grid = ph.reshape(R, S)
+    held = np.zeros((E, R))  # held[e][q]: replicas of e on rank q (0 or 1)
+    np.add.at(held, (grid[grid >= 0], np.nonzero(grid >= 0)[0]), 1)
+    cnt = held.sum(1)  # [E]
     for g in np.flatnonzero(ph < 0):
         r = g // S
-        grid = ph.reshape(R, S)
-        held = np.zeros((E, R))  # held[e][q]: replicas of e on rank q (0 or 1)
-        np.add.at(held, (grid[grid >= 0], np.nonzero(grid >= 0)[0]), 1)
-        cnt = held.sum(1)
         new_x = w / (cnt + 1)  # [E] each replica's part once e has one more
         # [E][R]: the rank loads with a replica of e added on r
         loads = rl[None, :] + held * (new_x - w / np.maximum(cnt, 1))[:, None]
@@ -95,6 +95,8 @@ def _fill_layer(w, ph, R, S, allowed, rl):
         e = cand[np.lexsort((cand, key_sq[cand], key_max[cand]))[0]]
         ph[g] = e
         rl[:] = loads[e]
+        held[e, r] += 1
+        cnt[e] += 1
     return ph
 
 
@@ -106,14 +108,13 @@ def _filled(p, w, nodes, groups):
     ph = np.array(p.phy2log, dtype=np.int64)
     rl = p.rank_loads(w)  # the library's equal splits (shares="even")
     rank_node = np.arange(R) // (R // nodes)
+    slot_node = np.repeat(rank_node, p.slots)
+    allowed = np.ones((R, E), dtype=bool)
     for l in range(p.layers):
-        allowed = np.ones((R, E), dtype=bool)
         if groups:
-            slot_node = np.repeat(rank_node, p.slots)
+            placed = ph[l] >= 0  # every group has a replica, on its node
             group_node = np.empty(groups, dtype=np.int64)
-            for e, n in zip(ph[l], slot_node):  # every group has a replica: its node
-                if e >= 0:
-                    group_node[e // (E // groups)] = n
+            group_node[ph[l][placed] // (E // groups)] = slot_node[placed]
             allowed = rank_node[:, None] == group_node[np.arange(E) // (E // groups)][None, :]
         _fill_layer(w[l], ph[l], R, p.slots, allowed, rl[l])
     return ph, rl
