@@ -1,9 +1,11 @@
 /* Expert groups and node-limited placement (moeplace_place with
  * options.groups > 1, docs/PLACEMENT.md "Expert groups"). The experts of a
  * layer form G contiguous groups of E / G, as EPLB's num_groups. On N > 1
- * nodes (N dividing G, nodes of equal rank counts) every replica of a
- * group's experts stays on one node, so a router limited to a few nodes per
- * token (DeepSeek-V3's group-limited routing) can use the placement:
+ * nodes (N dividing G, nodes of equal rank counts:
+ * moeplace_groups_node_limited) every replica of a group's experts stays on
+ * one node, so a router limited to a few nodes per token (DeepSeek-V3's
+ * group-limited routing) can use the placement (on other topologies the
+ * groups are only counted, as EPLB falls back to its global policy):
  *
  *  1. per layer, the groups go onto the nodes, G / N each, balancing the
  *     node loads; with a current placement a group stays on the node that
@@ -65,6 +67,29 @@ int moeplace_placement_split_groups(const moeplace_placement *p, const moeplace_
   return MOEPLACE_OK;
 }
 
+int moeplace_groups_node_limited(const moeplace_topology *topo, int groups) {
+  if (!topo || groups <= 1 || topo->nodes <= 1 || groups % topo->nodes) return 0;
+  const int N = topo->nodes, Rn = topo->ranks / N;
+  if (topo->ranks % N) return 0;
+  int *fill = calloc((size_t)N, sizeof *fill);
+  int equal = fill != NULL; // without memory: not node-limited (the caller's solve still runs)
+  for (int r = 0; r < topo->ranks && equal; r++) equal = ++fill[topo->node[r]] <= Rn;
+  free(fill);
+  return equal;
+}
+
+/* *total = the sum over layers of moeplace_placement_split_groups. */
+static int split_total(const moeplace_placement *p, const moeplace_topology *topo, int groups,
+                       int *total) {
+  int *split = malloc((size_t)p->layers * sizeof *split);
+  MP_CHECK_ALLOC(split);
+  int rc = moeplace_placement_split_groups(p, topo, groups, split);
+  *total = 0;
+  for (int l = 0; l < p->layers && !rc; l++) *total += split[l];
+  free(split);
+  return rc;
+}
+
 /* The problem of one call with groups. */
 typedef struct grp_ctx {
   const moeplace_topology *topo;
@@ -80,15 +105,10 @@ typedef struct grp_ctx {
   double forced;    // bytes the group moves force (replicas a node must receive)
 } grp_ctx;
 
-/* Checks the shape the groups need; fills the sizes and node_ranks. */
-static int grp_check(grp_ctx *c) {
+/* Fills the sizes and node_ranks of a node-limited shape
+ * (moeplace_groups_node_limited holds). */
+static int grp_shape(grp_ctx *c) {
   const moeplace_topology *t = c->topo;
-  if (c->E % c->G)
-    return mp_fail(MOEPLACE_ERR_ARG, "groups (%d) must divide the experts (%d)", c->G, c->E);
-  if (c->G % c->N)
-    return mp_fail(MOEPLACE_ERR_ARG,
-                   "groups (%d) must be a multiple of the nodes (%d) for node-limited placement",
-                   c->G, c->N);
   c->Rn = t->ranks / c->N;
   c->node_ranks = malloc((size_t)t->ranks * sizeof *c->node_ranks);
   int *fill = calloc((size_t)c->N, sizeof *fill);
@@ -96,19 +116,11 @@ static int grp_check(grp_ctx *c) {
     free(fill);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the groups");
   }
-  int rc = MOEPLACE_OK;
-  for (int r = 0; r < t->ranks && !rc; r++) {
+  for (int r = 0; r < t->ranks; r++) {
     int n = t->node[r];
-    if (fill[n] == c->Rn)
-      rc = mp_fail(MOEPLACE_ERR_ARG,
-                   "node-limited groups need nodes of equal rank counts: node %d has more than "
-                   "%d of the %d ranks",
-                   n, c->Rn, t->ranks);
-    else
-      c->node_ranks[(size_t)n * c->Rn + fill[n]++] = r;
+    c->node_ranks[(size_t)n * c->Rn + fill[n]++] = r;
   }
   free(fill);
-  if (rc) return rc;
   c->Eg = c->E / c->G;
   c->Gn = c->G / c->N;
   c->En = c->E / c->N;
@@ -462,12 +474,7 @@ static int grp_stats(const grp_ctx *c, const moeplace_placement *res, moeplace_p
   rc = mp_place_stats_fill(c->current, res, c->topo, &c->opt, lb, den, s);
   if (rc) return rc;
   s->groups = c->G;
-  int *split = malloc((size_t)c->L * sizeof *split);
-  MP_CHECK_ALLOC(split);
-  rc = moeplace_placement_split_groups(res, c->topo, c->G, split);
-  for (int l = 0; l < c->L && !rc; l++) s->split_groups += split[l];
-  free(split);
-  return rc;
+  return split_total(res, c->topo, c->G, &s->split_groups);
 }
 
 /* The busiest node's mean rank load of layer l with the groups on gn [G]:
@@ -612,11 +619,13 @@ int mp_place_grouped(const moeplace_topology *topo, int layers, int experts, int
     return mp_fail(MOEPLACE_ERR_ARG, "groups (%d) must divide the experts (%d)", c.G, experts);
   moeplace_placement *res = NULL;
   moeplace_place_stats s;
-  if (c.N == 1) { // one node: nothing to limit; the groups are only reported
+  if (!moeplace_groups_node_limited(topo, c.G)) {
+    // One node: nothing to limit. N not dividing G or unequal nodes: EPLB
+    // falls back to its global policy, and so does this. Only reported.
     rc = moeplace_place(topo, layers, experts, slots, loads, current, &c.opt, &res, &s);
     if (rc) return rc;
     s.groups = c.G;
-    s.split_groups = 0;
+    rc = split_total(res, topo, c.G, &s.split_groups);
   } else {
     if ((rc = mp_place_check_loads(layers, experts, loads))) return rc;
     if (current && (current->layers != layers || current->experts != experts ||
@@ -627,7 +636,7 @@ int mp_place_grouped(const moeplace_topology *topo, int layers, int experts, int
                      topo->ranks, slots);
     if (current && (rc = moeplace_placement_validate(current)))
       return mp_fail(rc, "current placement: %s", moeplace_last_error());
-    rc = grp_check(&c);
+    rc = grp_shape(&c);
     if (!rc) rc = moeplace_placement_create(&res, layers, experts, topo->ranks, slots);
     if (!rc) rc = grp_solve(&c, res);
     if (!rc) rc = grp_stats(&c, res, &s);

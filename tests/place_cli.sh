@@ -268,9 +268,19 @@ expect_status 0 "log2phy in EPLB's order, padded" -- cur l2p-eplb
 expect_status 0 "EPLB maps with a duplicate" -- cur eplb &&
   expect_grep "warning: .*m-eplb.json: 1 replica(s) duplicated" "$WORK/err" "duplicate warning"
 expect_usage "must divide the experts" "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --groups 3
-expect_usage "multiple of the nodes" "$P" --loads "$TR" --ranks 8 --nodes 4 --slots 3 --groups 2
+# Groups the nodes cannot limit: EPLB's global fallback, with a warning and
+# the split groups counted.
+expect_status 0 "groups not a multiple of the nodes" -- "$P" --loads "$TR" --ranks 8 --nodes 4 \
+  --slots 3 --groups 2 &&
+  expect_grep "warning: 2 groups on 4 nodes cannot be node-limited" "$WORK/err" "groups warning" &&
+  expect_grep "groups 2  nodes 4  split_groups [1-9]" "$WORK/out" "split groups counted"
 printf 'rank 0 0 0 0\nrank 1 0 0 0\nrank 2 0 0 0\nrank 3 1 0 0\n' >"$D/uneq.txt"
-expect_usage "equal rank counts" "$P" --loads "$TR" --topology "$D/uneq.txt" --slots 4 --groups 2
+expect_status 0 "groups on unequal nodes" -- "$P" --loads "$TR" --topology "$D/uneq.txt" \
+  --slots 4 --groups 2 &&
+  expect_grep "warning: 2 groups on 2 nodes cannot be node-limited" "$WORK/err" "unequal warning"
+expect_status 0 "node-limited groups" -- "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --groups 4 &&
+  expect_grep "split_groups 0" "$WORK/out" "node-limited" &&
+  { ! grep -q warning "$WORK/err" || fail "node-limited groups warned"; }
 printf 'step,layer,e0,e1\n0,0,5,-3\n' >"$D/neg.csv"
 expect_usage "neg.csv:2" "$P" --loads "$D/neg.csv" --ranks 2 --slots 1
 printf 'nodes 2\nranks_per_node four\n' >"$D/topo.txt"

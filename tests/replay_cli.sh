@@ -69,6 +69,11 @@ d = json.load(open(sys.argv[1]))
 assert d["groups"] == 4 and d["nodes"] == 2
 assert all(p["imbalance"] >= 1 for p in d["policies"].values())
 PY
+# 4 groups on 3 nodes: every policy places without the node limit, as EPLB
+# falls back to its global policy (the replay failed on it before).
+expect_status 0 "groups the nodes do not divide" -- "$REPLAY" --trace "$DATA" --ranks 6 --nodes 3 \
+  --slots 2 --predictor sw_avg --groups 4 --json "$WORK/g3.json" --quiet &&
+  expect_grep "warning: 4 groups on 3 nodes cannot be node-limited" "$WORK/err" "groups warning"
 expect_status 2 "groups not dividing the experts" -- "$REPLAY" --trace "$DATA" --ranks 4 --nodes 2 \
   --slots 3 --groups 3 --quiet &&
   expect_grep "groups (3) must divide the experts (8)" "$WORK/err" "groups"

@@ -1102,7 +1102,7 @@ START_TEST(test_groups_errors) {
   } cases[] = {{3, 16, 4, 0, "must divide the experts"},
                {-1, 16, 4, 0, "groups must be >= 0"},
                {8, 12, 4, 0, "must divide the experts"},
-               {2, 16, 8, 1, "equal rank counts"}};
+               {3, 16, 8, 1, "must divide the experts"}};
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     o.groups = cases[k].groups;
     p = (moeplace_placement *)&o;
@@ -1113,24 +1113,74 @@ START_TEST(test_groups_errors) {
     ck_assert_msg(strstr(moeplace_last_error(), cases[k].msg), "case %zu: '%s'", k,
                   moeplace_last_error());
   }
-  // 3 groups on 2 nodes: not a multiple
-  moeplace_topology *t3;
-  ck_assert_int_eq(moeplace_topology_create_shape(&t3, 2, 3, 1, 1), 0);
-  o.groups = 3;
-  ck_assert_int_eq(moeplace_place(t3, 1, 12, 4, w, NULL, &o, &p, NULL), MOEPLACE_ERR_ARG);
-  ck_assert_ptr_nonnull(strstr(moeplace_last_error(), "multiple of the nodes"));
   // one node: groups constrain nothing, reported
   moeplace_topology *t1;
   moeplace_place_stats st;
   ck_assert_int_eq(moeplace_topology_create_shape(&t1, 1, 4, 1, 1), 0);
+  o.groups = 3;
   ck_assert_int_eq(moeplace_place(t1, 1, 12, 4, w, NULL, &o, &p, &st), 0);
   ck_assert_int_eq(st.groups, 3);
   ck_assert_int_eq(st.split_groups, 0);
   moeplace_placement_destroy(p);
   moeplace_topology_destroy(t1);
-  moeplace_topology_destroy(t3);
   moeplace_topology_destroy(uneq);
   moeplace_topology_destroy(t);
+}
+END_TEST
+
+/* Groups the nodes cannot limit (N not dividing G, unequal nodes): placed
+ * as without groups, as EPLB falls back to its global policy (vLLM's
+ * test_parameter_validation asks this of EPLB: 3 groups on 2 nodes), with
+ * split_groups counted on the result. */
+START_TEST(test_groups_fallback_global) {
+  moeplace_topology *t3, *uneq, *t2;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t3, 2, 3, 1, 1), 0);
+  ck_assert_int_eq(moeplace_topology_create_shape(&t2, 2, 2, 1, 1), 0);
+  const int node[4] = {0, 0, 0, 1}, zero[4] = {0};
+  ck_assert_int_eq(moeplace_topology_create_table(&uneq, 4, node, zero, zero), 0);
+  ck_assert_int_eq(moeplace_groups_node_limited(t2, 2), 1);
+  ck_assert_int_eq(moeplace_groups_node_limited(t2, 4), 1);
+  ck_assert_int_eq(moeplace_groups_node_limited(t2, 1), 0);
+  ck_assert_int_eq(moeplace_groups_node_limited(t3, 3), 0); // 2 nodes do not divide 3
+  ck_assert_int_eq(moeplace_groups_node_limited(uneq, 2), 0);
+  ck_assert_int_eq(moeplace_groups_node_limited(NULL, 2), 0);
+  static const struct {
+    int groups, experts, slots, unequal;
+  } cases[] = {{3, 12, 4, 0}, {2, 16, 8, 1}, {4, 16, 8, 1}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const moeplace_topology *t = cases[k].unequal ? uneq : t3;
+    const int L = 2, E = cases[k].experts, S = cases[k].slots;
+    double w[2 * 16];
+    for (int i = 0; i < L * E; i++) w[i] = 1 + (i * 7) % 11;
+    for (int even = 0; even < 2; even++) {
+      moeplace_place_options o;
+      moeplace_place_options_init(&o);
+      o.shares = even ? MOEPLACE_SHARES_EVEN : MOEPLACE_SHARES_WEIGHTED;
+      moeplace_placement *flat, *grouped;
+      moeplace_place_stats st;
+      ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, &o, &flat, NULL), 0);
+      o.groups = cases[k].groups;
+      ck_assert_int_eq(moeplace_place(t, L, E, S, w, NULL, &o, &grouped, &st), 0);
+      int split[2], total = 0;
+      ck_assert_int_eq(moeplace_placement_split_groups(grouped, t, o.groups, split), 0);
+      for (int l = 0; l < L; l++) {
+        total += split[l];
+        for (int i = 0; i < moeplace_topology_ranks(t) * S; i++)
+          ck_assert_msg(moeplace_placement_phy2log_const(flat, l)[i] ==
+                            moeplace_placement_phy2log_const(grouped, l)[i],
+                        "case %zu even %d: layer %d slot %d differs from the global placement",
+                        k, even, l, i);
+      }
+      ck_assert_int_eq(st.groups, o.groups);
+      ck_assert_int_eq(st.split_groups, total);
+      ck_assert_int_gt(total, 0); // the experts do span nodes: the count is real
+      moeplace_placement_destroy(flat);
+      moeplace_placement_destroy(grouped);
+    }
+  }
+  moeplace_topology_destroy(t3);
+  moeplace_topology_destroy(t2);
+  moeplace_topology_destroy(uneq);
 }
 END_TEST
 
@@ -1755,6 +1805,7 @@ int main(void) {
   tcase_add_test(tc, test_groups_node_limited);
   tcase_add_test(tc, test_groups_migration_aware);
   tcase_add_test(tc, test_groups_errors);
+  tcase_add_test(tc, test_groups_fallback_global);
   tcase_add_test(tc, test_eplb_maps);
   tcase_add_test(tc, test_repair_duplicates);
   tcase_add_test(tc, test_spread);

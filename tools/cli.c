@@ -201,6 +201,16 @@ int cli_stdout_done(const char *prog, int exit_code) {
   return CLI_EXIT_FAILURE;
 }
 
+void cli_warn_groups(const char *prog, const moeplace_topology *topo, int groups) {
+  const int nodes = moeplace_topology_nodes(topo);
+  if (groups <= 1 || nodes <= 1 || moeplace_groups_node_limited(topo, groups)) return;
+  fprintf(stderr,
+          "%s: warning: %d groups on %d nodes cannot be node-limited (the nodes must be equal "
+          "and divide the groups): placed as without groups, as EPLB's global policy; "
+          "split_groups counts the groups that span nodes\n",
+          prog, groups, nodes);
+}
+
 void cli_report_gaps(const char *prog, const moeplace_trace *trace) {
   moeplace_trace_progress p = moeplace_trace_get_progress(trace);
   if (p.stride > 1)

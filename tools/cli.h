@@ -84,6 +84,13 @@ int cli_stdout_done(const char *prog, int exit_code);
  * step gaps in all)". Nothing for consecutive steps. */
 void cli_report_gaps(const char *prog, const moeplace_trace *trace);
 
+/* Warns on stderr when --groups G > 1 asks for node-limited placement on
+ * N > 1 nodes that cannot have it (N not dividing G, unequal nodes;
+ * moeplace_groups_node_limited): the placements are then made as without
+ * groups, as EPLB falls back to its global policy, and split_groups counts
+ * the groups that span nodes. */
+void cli_warn_groups(const char *prog, const moeplace_topology *topo, int groups);
+
 /* Prints "PROG: <moeplace_last_error()>" and returns the exit code for the
  * status (CLI_EXIT_USAGE for argument and format errors). */
 int cli_report(const char *prog, int status);

@@ -343,6 +343,7 @@ int main(int argc, char **argv) {
     moeplace_topology_destroy(topo);
     return cli_report(prog, rc);
   }
+  cli_warn_groups(prog, topo, cfg.groups);
   moeplace_trace *trace = NULL;
   mp_replay_result res = {0};
   mp_atomic_file timeline_file = {.fd = -1};

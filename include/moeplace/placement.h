@@ -162,6 +162,14 @@ int moeplace_placement_repair(moeplace_placement *p, int *removed);
 int moeplace_placement_split_groups(const moeplace_placement *p, const moeplace_topology *topo,
                                     int groups, int *split);
 
+/* Whether G = groups keeps every group on one node on this topology
+ * (node-limited placement, moeplace_place_options.groups): 1 when the
+ * topology has N > 1 nodes of equal rank counts and N divides G, else 0
+ * (G <= 1, one node, N not dividing G, unequal nodes). Where it is 0,
+ * moeplace_place with groups places as without them, as EPLB falls back
+ * to its global policy, and reports split_groups. 0 for a NULL topology. */
+int moeplace_groups_node_limited(const moeplace_topology *topo, int groups);
+
 /* Sets every replica's share to 1 / the replica count of its expert in its
  * layer, and every empty slot's share (and that of a slot whose expert is
  * out of range) to 0: the routing of "every replica gets the same part".
@@ -287,10 +295,12 @@ typedef struct moeplace_place_options {
   double time_budget_s;
   /* Expert groups (EPLB's num_groups): 0 or 1, none; G > 1, the experts
    * form G contiguous groups of E / G (E must be a multiple of G). With a
-   * topology of N > 1 nodes of equal rank counts and G a multiple of N, the
-   * placement is node-limited: every replica of a group's experts is on one
-   * node, G / N groups per node (docs/PLACEMENT.md, "Expert groups"). With
-   * one node, groups constrain nothing (only split_groups is reported). */
+   * topology of N > 1 nodes of equal rank counts and G a multiple of N
+   * (moeplace_groups_node_limited), the placement is node-limited: every
+   * replica of a group's experts is on one node, G / N groups per node
+   * (docs/PLACEMENT.md, "Expert groups"). Otherwise (one node, N not
+   * dividing G, unequal nodes) groups constrain nothing, as EPLB then uses
+   * its global policy: only split_groups is reported. */
   int groups;
   /* Share policy (default MOEPLACE_SHARES_WEIGHTED). With EVEN, the result's
    * shares are exactly 1 / replica count, imbalance and lower_bound are those

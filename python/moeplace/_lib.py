@@ -216,6 +216,7 @@ FUNCTIONS = {
     "moeplace_placement_read_json_repair": (c_int, [P(vp), c_char_p, P(c_int)]),
     "moeplace_placement_repair": (c_int, [vp, P(c_int)]),
     "moeplace_placement_split_groups": (c_int, [vp, vp, c_int, vp]),
+    "moeplace_groups_node_limited": (c_int, [vp, c_int]),
     "moeplace_place_options_init": (None, [P(PlaceOptions)]),
     "moeplace_share_policy_name": (c_char_p, [c_int]),
     "moeplace_share_policy_parse": (c_int, [c_char_p, P(c_int)]),

@@ -90,6 +90,14 @@ class Topology(Owned):
         """Node index of a rank."""
         return check(self._lib.moeplace_topology_rank_node(self._handle(), as_int(rank, "rank")))
 
+    def node_limited(self, groups):
+        """Whether ``groups`` expert groups can each stay on one node here
+        (N > 1 equal nodes, N dividing groups). Where not, ``place(...,
+        groups=G)`` places as without groups, as EPLB falls back to its
+        global policy, and reports split_groups."""
+        return bool(self._lib.moeplace_groups_node_limited(self._handle(),
+                                                           as_int(groups, "groups")))
+
     def link_class(self, a, b):
         """Link class of ranks a and b, as a name of LINK_CLASSES."""
         c = self._lib.moeplace_topology_class(self._handle(), as_int(a, "a"), as_int(b, "b"))

@@ -195,6 +195,12 @@ def test_place_groups_node_limited(tmp_path):
     assert p.stats.imbalance >= free.stats.lower_bound - 1e-12
     with pytest.raises(moeplace.Error, match="must divide the experts"):
         moeplace.place(loads, topology=topo, slots=5, groups=5)
+    assert topo.node_limited(8) and topo.node_limited(4) and not topo.node_limited(2)
+    assert not topo.node_limited(1) and not topo.node_limited(0)
+    # 2 groups on 4 nodes: EPLB's global fallback, the groups spread and counted
+    g2 = moeplace.place(loads, topology=topo, slots=5, groups=2)
+    assert (g2.phy2log == free.phy2log).all()
+    assert g2.stats.split_groups == g2.split_groups(topo, 2).sum() > 0
 
 
 def test_eplb_map_with_duplicates(tmp_path):
