@@ -173,9 +173,32 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *,
 
 class EplbPolicy:
     """rebalance_experts as a class method, the shape of vLLM's
-    AbstractEplbPolicy (duck-typed: vLLM is not imported)."""
+    AbstractEplbPolicy in releases whose policies return the three maps
+    (duck-typed: vLLM is not imported). For releases whose policies return
+    phy2log alone, VllmEplbPolicy."""
 
     @classmethod
     def rebalance_experts(cls, weight, num_replicas, num_groups, num_nodes, num_ranks):
         """moeplace.eplb.rebalance_experts with EPLB's five arguments."""
         return rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks)
+
+
+class VllmEplbPolicy:
+    """The policy shape of vLLM releases whose DefaultEplbPolicy returns
+    phy2log alone (vLLM derives log2phy and logcnt from it) and takes the
+    map in force as old_global_expert_indices. moeplace uses that map as
+    ``current``: the new map stays close to it, on every rank and not only
+    within one (vLLM's own policy re-places from scratch, then keeps the
+    local slots of experts that stay on a rank; moeplace keeps those slots
+    too). A map in force of another shape (the ranks or slots changed,
+    elastic EP) is ignored, as vLLM's slot preservation ignores it."""
+
+    @classmethod
+    def rebalance_experts(cls, weight, num_replicas, num_groups, num_nodes, num_ranks,
+                          old_global_expert_indices=None):
+        """phy2log [layers][num_replicas] of moeplace.eplb.rebalance_experts."""
+        current = old_global_expert_indices
+        if current is not None and tuple(np.shape(current)) != (np.shape(weight)[0], num_replicas):
+            current = None
+        return rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks,
+                                 current=current)[0]
