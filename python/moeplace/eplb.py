@@ -45,14 +45,23 @@ def _as_numpy(weight):
     return w, is_torch
 
 
-def _shape(experts, num_replicas, num_groups, num_nodes, num_ranks):
+def _shape(experts, num_replicas, num_groups, num_nodes, num_ranks, hierarchical=None):
     """(num_replicas, num_nodes, num_ranks) as ints, slots per rank, and the
     group count moeplace uses (0: one pool); EplbArgumentError if EPLB
-    would refuse them or a rank would have to hold an expert twice."""
-    P, G = as_int(num_replicas, "num_replicas", 1), as_int(num_groups, "num_groups", 1)
+    would refuse them or a rank would have to hold an expert twice.
+    hierarchical: None, EPLB's rule (num_nodes divides num_groups); False,
+    one pool; True, node-limited or an error (SGLang's enable_hierarchical).
+    num_groups None (SGLang's "no groups") is one group."""
+    P = as_int(num_replicas, "num_replicas", 1)
+    G = 1 if num_groups is None else as_int(num_groups, "num_groups", 1)
     N, R = as_int(num_nodes, "num_nodes", 1), as_int(num_ranks, "num_ranks", 1)
     S = P // R
-    hierarchical = N > 1 and G % N == 0
+    if hierarchical is None:
+        hierarchical = N > 1 and G % N == 0
+    elif hierarchical and G % N:
+        raise EplbArgumentError("enable_hierarchical: num_groups (%d) must be a multiple of "
+                                "num_nodes (%d)" % (G, N))
+    hierarchical = bool(hierarchical) and N > 1
     if P % R:
         problem = "num_replicas (%d) must be a multiple of num_ranks (%d)" % (P, R)
     elif R % N:
@@ -120,23 +129,29 @@ def _filled(p, w, nodes, groups):
     return ph, rl
 
 
-def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, *, current=None,
-                      **options):
+def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks=None, *,
+                      num_gpus=None, enable_hierarchical=None, current=None, **options):
     """EPLB's rebalance_experts, answered by moeplace (module docstring).
 
     weight [layers][experts]: load per logical expert (non-negative).
     num_replicas: physical slots in all (a multiple of num_ranks, at least
-    the experts). num_groups, num_nodes, num_ranks: as EPLB's.
+    the experts). num_groups, num_nodes, num_ranks: as EPLB's; num_gpus is
+    DeepSeek's and SGLang's name for num_ranks (give one of the two).
+    enable_hierarchical: SGLang's switch (None: node-limited exactly when
+    num_nodes divides num_groups, as DeepSeek's EPLB and vLLM decide).
     current: the phy2log [layers][num_replicas] in force (EPLB's or ours;
     two replicas of one expert on a rank are merged first): the result
     stays close to it. options: more of moeplace.place()'s options
     (expert_bytes, min_gain, step_time_s, ...).
     Returns (phy2log [L][num_replicas], log2phy [L][E][num_replicas - E + 1],
     logcnt [L][E]), int64, as torch tensors when weight is one."""
+    if (num_ranks is None) == (num_gpus is None):
+        raise EplbArgumentError("give num_ranks or num_gpus (the same thing), once")
     w, is_torch = _as_numpy(weight)
     layers, experts = w.shape
-    num_replicas, num_nodes, num_ranks, slots, groups = _shape(experts, num_replicas, num_groups,
-                                                               num_nodes, num_ranks)
+    num_replicas, num_nodes, num_ranks, slots, groups = _shape(
+        experts, num_replicas, num_groups, num_nodes,
+        num_ranks if num_gpus is None else num_gpus, enable_hierarchical)
     topo = Topology.shape(num_nodes, num_ranks // num_nodes)
     try:
         cur = None

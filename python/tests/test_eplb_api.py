@@ -219,6 +219,26 @@ def test_vllm_phy2log_policy_keeps_the_map_in_force():
     assert (other == fresh).all()
 
 
+def test_sglang_keywords():
+    """SGLang calls DeepSeek's function with keywords: num_gpus (DeepSeek's
+    name for the ranks), enable_hierarchical, num_groups possibly None."""
+    w = np.array(eplb_compare.CASES[0][1], dtype=float)
+    hier = rebalance_experts(w, 16, 4, 2, 8)
+    flat = rebalance_experts(w, 16, 1, 1, 8)
+    kw = dict(weight=w, num_replicas=16, num_groups=4, num_nodes=2, num_gpus=8)
+    for got, want in ((rebalance_experts(**kw, enable_hierarchical=True), hier),
+                      (rebalance_experts(**kw, enable_hierarchical=False), flat),
+                      (rebalance_experts(**kw), hier),
+                      (rebalance_experts(w, 16, None, 2, num_gpus=8), flat)):
+        assert all((a == b).all() for a, b in zip(got, want))
+    with pytest.raises(AssertionError, match="multiple of num_nodes"):
+        rebalance_experts(w, 16, 3, 2, num_gpus=8, enable_hierarchical=True)
+    with pytest.raises(AssertionError, match="num_ranks or num_gpus"):
+        rebalance_experts(w, 16, 4, 2, 8, num_gpus=8)
+    with pytest.raises(AssertionError, match="num_ranks or num_gpus"):
+        rebalance_experts(w, 16, 4, 2)
+
+
 def test_bad_arguments_raise_as_eplb_asserts_do():
     w = np.array([[10.0, 20, 30, 40]])
     # 7 slots on 4 ranks; 4 ranks on 3 nodes; 2 slots for 4 experts; 10 slots per rank > 4 experts
