@@ -211,6 +211,54 @@ static void bench_shape(const char *name, const double *loads, int L, int E, int
 
 /* Imbalance of p on loads with every replica's share 1 / its replica count
  * (how EPLB's routers split tokens). */
+/* A rebalance against a current placement on big nodes (the relabelling
+ * of placement/solver_relabel.c prices each bin per NUMA domain, not per
+ * rank: R^2 on a node of R ranks before): 4 layers of `loads` [4][E] placed
+ * fresh with even shares on N nodes of Rn ranks (2 packages x 2 NUMA
+ * domains each), then again from the loads drifted by lognormal(0, 0.2)
+ * against that placement. Prints the median times of both (the fresh solve
+ * is the baseline of the same run) and the moves. */
+static void bench_big_nodes(const double *loads, int E, int repeat) {
+  static const struct { int N, Rn; } shapes[] = {{1, 2048}, {4, 1024}, {16, 128}, {128, 8}};
+  const int L = 4, S = 2;
+  double *drift = malloc((size_t)L * E * sizeof *drift), *ms = malloc(repeat * sizeof *ms);
+  for (int i = 0; i < L * E; i++) drift[i] = loads[i] * exp(0.2 * nrand());
+  for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+    const int N = shapes[k].N, Rn = shapes[k].Rn;
+    moeplace_topology *topo;
+    moeplace_place_options o;
+    moeplace_place_options_init(&o);
+    o.shares = MOEPLACE_SHARES_EVEN;
+    o.expert_bytes = 64.0 * 1024 * 1024;
+    moeplace_place_stats st;
+    if (moeplace_topology_create_shape(&topo, N, Rn, 2, 2)) {
+      fprintf(stderr, "topology: %s\n", moeplace_last_error());
+      exit(1);
+    }
+    moeplace_placement *cur = solve_timed(topo, L, E, S, loads, &o, repeat, ms, &st), *p = NULL;
+    const double fresh_ms = ms[repeat / 2];
+    for (int r = 0; r < repeat; r++) {
+      moeplace_placement_destroy(p);
+      double t0 = mp_now_s();
+      if (moeplace_place(topo, L, E, S, drift, cur, &o, &p, &st)) {
+        fprintf(stderr, "place: %s\n", moeplace_last_error());
+        exit(1);
+      }
+      ms[r] = (mp_now_s() - t0) * 1e3;
+    }
+    qsort(ms, repeat, sizeof *ms, cmp_double);
+    printf("big-nodes %3d x %4d ranks, %d layers x %d experts x %d slots: fresh %.2f ms, "
+           "with current %.2f ms (%.1fx), moves %lld\n", N, Rn, L, E, S, fresh_ms,
+           ms[repeat / 2], ms[repeat / 2] / fresh_ms, (long long)st.moves);
+    fflush(stdout);
+    moeplace_placement_destroy(p);
+    moeplace_placement_destroy(cur);
+    moeplace_topology_destroy(topo);
+  }
+  free(drift);
+  free(ms);
+}
+
 static double equal_share_imbalance(const moeplace_placement *p, const double *loads) {
   moeplace_placement *q;
   double imb = -1;
@@ -414,6 +462,7 @@ int main(int argc, char **argv) {
     bench_shape("deepseek-64x5-2nodes", loads, L, E, 2, 64, 5, repeat);
     bench_shape("scale-1024x1", big, L2, E, 128, 1024, 1, repeat < 5 ? repeat : 5);
     bench_shape("scale-1024x2", big, L2, E, 128, 1024, 2, repeat < 5 ? repeat : 5);
+    bench_big_nodes(big, E, repeat < 5 ? repeat : 5);
   }
   if (!skip_groups) {
     static const struct { const char *name; int R, S, N, G; } gs[] = {

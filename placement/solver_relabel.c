@@ -11,7 +11,8 @@
  * potentials (Kuhn-Munkres, O(R^3)) up to RELABEL_EXACT_RANKS ranks,
  * greedily above. The costs are gathered sparsely: a replica costs less
  * than its far (other-node) price only on the ranks of a node that holds
- * its expert now. */
+ * its expert now, and the same on every rank of one NUMA domain but its
+ * holders (struct domains). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -63,90 +64,162 @@ static void assign_min_cost(int n, const double *cost, double *u, double *v, dou
  * exact method is O(R^3), about 3 ms per layer at 128 ranks. */
 #define RELABEL_EXACT_RANKS 128
 
-/* Node rank lists of the layer's topology: first [nodes], next [R]. */
-typedef struct node_lists {
-  int *first, *next;
-} node_lists;
+/* Domains: the ranks of one (node, package, NUMA) label triple. A replica
+ * arriving at a rank that does not hold its expert costs the same on every
+ * rank of a domain (the link class depends only on those labels), so the
+ * savings of a bin are one figure per domain plus extras on the ranks that
+ * hold its experts now: O(replicas + domains) per bin instead of one figure
+ * per rank (R^2 for a node of R ranks). */
+typedef struct domains {
+  int D;              // domains; 0 without a topology (every arrival is far)
+  int *of;            // [R] domain of each rank
+  int *first, *next;  // [D], [R]: each domain's ranks, ascending
+  int *node_first;    // [nodes + 1]: the domains of node n are node_first[n] .. [n + 1] - 1
+} domains;
 
-/* Per-rank scratch of price_expert: best [R] (an expert's cheapest
- * arrival per rank), seen [R] (zero between calls), list [R]; mark [R]
- * (zero between calls) for bin_savings. */
-typedef struct save_scratch {
-  double *best;
-  int *seen, *mark, *list;
-} save_scratch;
+typedef struct rank_key {
+  int node, package, numa, r;
+} rank_key;
 
-/* What a replica of each expert saves on the ranks of its holders' nodes
- * against its far price (other node), where it saves anything: expert e's
- * are rank[k], save[k] for k in [start[e], start[e + 1]). Computed once per
- * layer: an expert of c replicas sits in about c bins of the fresh
- * placement, so pricing it per bin cost c times as much (1024 ranks on one
- * node, 16 experts: 64x). */
+/* Orders by node, package, NUMA label, then rank; 0 only for one rank. */
+static int cmp_rank_key(const void *pa, const void *pb) {
+  const rank_key *a = pa, *b = pb;
+  if (a->node != b->node) return a->node < b->node ? -1 : 1;
+  if (a->package != b->package) return a->package < b->package ? -1 : 1;
+  if (a->numa != b->numa) return a->numa < b->numa ? -1 : 1;
+  return (a->r > b->r) - (a->r < b->r);
+}
+
+static int same_domain(const rank_key *a, const rank_key *b) {
+  return a->node == b->node && a->package == b->package && a->numa == b->numa;
+}
+
+/* Fills dm (arrays sized R, R, R, nodes + 1 by the caller) from the
+ * topology. Returns -1 without memory. */
+static int find_domains(const moeplace_topology *t, int R, domains *dm) {
+  dm->D = 0;
+  if (!t) return 0;
+  rank_key *k = malloc((size_t)R * sizeof *k);
+  if (!k) return -1;
+  for (int r = 0; r < R; r++) k[r] = (rank_key){t->node[r], t->package[r], t->numa[r], r};
+  qsort(k, (size_t)R, sizeof *k, cmp_rank_key);
+  for (int n = 0; n <= t->nodes; n++) dm->node_first[n] = -1;
+  int *last = NULL; // the tail of the current domain's rank list
+  for (int i = 0; i < R; i++) {
+    const int r = k[i].r;
+    if (i == 0 || !same_domain(&k[i - 1], &k[i])) {
+      if (dm->node_first[k[i].node] < 0) dm->node_first[k[i].node] = dm->D;
+      last = &dm->first[dm->D++];
+    }
+    dm->of[r] = dm->D - 1;
+    *last = r;
+    last = &dm->next[r];
+    *last = -1;
+  }
+  dm->node_first[t->nodes] = dm->D;
+  for (int n = t->nodes - 1; n >= 0; n--) // nodes without ranks: an empty range
+    if (dm->node_first[n] < 0) dm->node_first[n] = dm->node_first[n + 1];
+  free(k);
+  return 0;
+}
+
+/* What a replica of each expert saves against its far price (other node):
+ * on the non-holder ranks of domain dom[k], save[k] for k in [dstart[e],
+ * dstart[e + 1]); on the holder rank rank[k], extra[k] more than its
+ * domain's figure, for k in [hstart[e], hstart[e + 1]). Once per layer. */
 typedef struct expert_prices {
-  int *start, *rank; // [E + 1], [n]
-  double *save;      // [n]
-  size_t n, cap;
+  int *dstart, *hstart;  // [E + 1] each
+  int *dom, *rank;       // [nd], [nh]
+  double *save, *extra;  // [nd], [nh]
+  size_t nd, nh, dcap, hcap;
 } expert_prices;
 
-/* Appends expert e's savings (its price on a rank: mp_move_cost's rule,
- * the cheapest link from a holder, 0 on a holder), in the order its holders
- * and their nodes' ranks are met. Returns -1 without memory. */
-static int price_expert(const mp_place_layer *st, const node_lists *nl, int e, expert_prices *ep,
+/* Grows one of the two entry lists to hold one more; -1 without memory. */
+static int grow_entries(int **idx, double **val, size_t n, size_t *cap) {
+  if (n < *cap) return 0;
+  size_t c = *cap ? 2 * *cap : 1024;
+  int *i = realloc(*idx, c * sizeof *i);
+  if (i) *idx = i;
+  double *v = realloc(*val, c * sizeof *v);
+  if (v) *val = v;
+  if (!i || !v) return -1;
+  *cap = c;
+  return 0;
+}
+
+/* Per-domain and per-rank scratch: best [D] (zero-marked by seen [D],
+ * listed in list [D]); dsave [D], dmark [D], dlist [D]; rsave [R],
+ * rmark [R], rlist [R]. The marks and sums are zero between calls. */
+typedef struct save_scratch {
+  double *best, *dsave, *rsave;
+  int *seen, *list, *dmark, *dlist, *rmark, *rlist;
+} save_scratch;
+
+/* A rank of domain d other than h, -1 if h is its only rank. */
+static int other_rank(const domains *dm, int d, int h) {
+  const int r = dm->first[d];
+  return r != h ? r : dm->next[r];
+}
+
+/* Appends expert e's entries (mp_move_cost's rule: the cheapest link from
+ * a holder, 0 on a holder). Returns -1 without memory. */
+static int price_expert(const mp_place_layer *st, const domains *dm, int e, expert_prices *ep,
                         save_scratch *sc) {
   const moeplace_topology *t = st->topo;
   const double xb = st->expert_bytes, far = xb * (t ? t->cost[MOEPLACE_LINK_OTHER_NODE] : 1.0);
-  int nl2 = 0;
-  for (int h = st->cur_head[e]; h >= 0; h = st->cur_next[h]) {
-    const int hr = h / st->S;
-    for (int r = t ? nl->first[t->node[hr]] : hr; r >= 0; r = t ? nl->next[r] : -1) {
-      const double c = r == hr ? 0 : xb * t->cost[mp_place_link_class(t, hr, r)];
-      if (!sc->seen[r]) sc->seen[r] = 1, sc->best[r] = c, sc->list[nl2++] = r;
-      else if (c < sc->best[r]) sc->best[r] = c;
+  int nl = 0, rc = 0;
+  for (int h = st->cur_head[e]; h >= 0 && dm->D; h = st->cur_next[h]) {
+    const int hr = h / st->S, n = t->node[hr];
+    for (int d = dm->node_first[n]; d < dm->node_first[n + 1]; d++) {
+      const int r = other_rank(dm, d, hr);
+      if (r < 0) continue;
+      const double c = xb * t->cost[mp_place_link_class(t, hr, r)];
+      if (!sc->seen[d]) sc->seen[d] = 1, sc->best[d] = c, sc->list[nl++] = d;
+      else if (c < sc->best[d]) sc->best[d] = c;
     }
   }
-  int rc = 0;
-  for (int m = 0; m < nl2; m++) {
-    const int r = sc->list[m];
-    sc->seen[r] = 0;
-    if (sc->best[r] >= far || rc) continue;
-    if (ep->n == ep->cap) {
-      size_t cap = ep->cap ? 2 * ep->cap : 1024;
-      int *rk = realloc(ep->rank, cap * sizeof *rk);
-      if (rk) ep->rank = rk;
-      double *sv = realloc(ep->save, cap * sizeof *sv);
-      if (sv) ep->save = sv;
-      if (!rk || !sv) {
-        rc = -1;
-        continue;
-      }
-      ep->cap = cap;
-    }
-    ep->rank[ep->n] = r;
-    ep->save[ep->n++] = far - sc->best[r];
+  for (int m = 0; m < nl && !rc; m++) {
+    const int d = sc->list[m];
+    if (sc->best[d] >= far) continue;
+    if ((rc = grow_entries(&ep->dom, &ep->save, ep->nd, &ep->dcap))) break;
+    ep->dom[ep->nd] = d;
+    ep->save[ep->nd++] = far - sc->best[d];
   }
+  for (int h = st->cur_head[e]; h >= 0 && !rc; h = st->cur_next[h]) {
+    const int hr = h / st->S, d = dm->D ? dm->of[hr] : -1;
+    if ((rc = grow_entries(&ep->rank, &ep->extra, ep->nh, &ep->hcap))) break;
+    ep->rank[ep->nh] = hr; // saves far; its domain's figure (if any) is far - best[d]
+    ep->extra[ep->nh++] = d >= 0 && sc->seen[d] && sc->best[d] < far ? sc->best[d] : far;
+  }
+  for (int m = 0; m < nl; m++) sc->seen[sc->list[m]] = 0;
   return rc;
 }
 
-/* What bin b's replicas save on each rank r against the price they have far
- * from every current holder (on another node): save [R] (zero on entry and
- * outside the listed ranks), non-zero only on the ranks of a holder's node,
- * listed in near [*nn]. */
-static void bin_savings(const mp_place_layer *st, const expert_prices *ep, int b, double *save,
-                        int *near, int *nn, save_scratch *sc) {
+/* Bin b's savings: dsave [D] on the non-holder ranks of each domain listed
+ * in dlist [*nd], rsave [R] more on the holder ranks listed in rlist [*nr]
+ * (both zero elsewhere; the caller zeroes the listed entries after use). */
+static void bin_savings(const mp_place_layer *st, const expert_prices *ep, int b, int *nd,
+                        int *nr, save_scratch *sc) {
   const int *bin = st->slot_e + (size_t)b * st->S;
-  *nn = 0;
+  *nd = *nr = 0;
   for (int k = 0; k < st->S; k++) {
-    if (bin[k] < 0) continue;
-    for (int m = ep->start[bin[k]]; m < ep->start[bin[k] + 1]; m++) {
+    const int e = bin[k];
+    if (e < 0) continue;
+    for (int m = ep->dstart[e]; m < ep->dstart[e + 1]; m++) {
+      const int d = ep->dom[m];
+      if (!sc->dmark[d]) sc->dmark[d] = 1, sc->dlist[(*nd)++] = d;
+      sc->dsave[d] += ep->save[m];
+    }
+    for (int m = ep->hstart[e]; m < ep->hstart[e + 1]; m++) {
       const int r = ep->rank[m];
-      if (!sc->mark[r]) sc->mark[r] = 1, near[(*nn)++] = r;
-      save[r] += ep->save[m];
+      if (!sc->rmark[r]) sc->rmark[r] = 1, sc->rlist[(*nr)++] = r;
+      sc->rsave[r] += ep->extra[m];
     }
   }
-  for (int m = 0; m < *nn; m++) sc->mark[near[m]] = 0;
 }
 
-/* A rank a bin could go to, with its saving (the greedy's candidates). */
+/* A greedy candidate of a bin: rank r >= 0, or any free rank of domain
+ * -1 - r, with its saving. */
 typedef struct relabel_pair {
   double save;
   int r;
@@ -154,26 +227,38 @@ typedef struct relabel_pair {
 
 /* Scratch of one relabelling. */
 typedef struct relabel_work {
-  double *save, *cost, *u, *v, *minv; // [R], [R][R] (exact), [R + 1] x 3
-  int *near, *to, *p, *way, *used, *first, *next;
+  double *cost, *u, *v, *minv; // [R][R] (exact), [R + 1] x 3
+  int *to, *p, *way, *used;     // [R], [R + 1] x 3
+  int *dfree, *dnext;           // [D] free ranks left in each domain, the next one to try
+  domains dm;
   save_scratch sc;
   relabel_pair *pairs; // greedy: bin b's candidates are pairs [start[b] .. start[b + 1])
   int *start;          // [R + 1]
   size_t npairs, cap;
 } relabel_work;
 
+/* Takes rank r for bin b. */
+static void take_rank(relabel_work *w, int b, int r) {
+  w->to[b] = r;
+  w->used[r] = 1;
+  if (w->dm.D) w->dfree[w->dm.of[r]]--;
+}
+
 /* Greedy assignment: bins in decreasing order of their best saving, each
- * to its best rank still free; bins left over take the ranks left over, in
- * order. O(pairs + R log R). Returns the saving. */
+ * to its best rank still free (a holder rank before a domain of the same
+ * saving); bins left over take the ranks left over, in order.
+ * O(pairs + R log R). Returns the saving. */
 static double assign_greedy(const mp_place_layer *st, relabel_work *w) {
   const int R = st->R;
-  int *ord = w->way, *taken = w->used;
+  int *ord = w->way;
   double *key = w->u;
+  for (int d = 0; d < w->dm.D; d++) w->dfree[d] = 0, w->dnext[d] = w->dm.first[d];
   for (int b = 0; b < R; b++) {
     ord[b] = b;
     key[b] = 0;
-    taken[b] = 0;
+    w->used[b] = 0;
     w->to[b] = -1;
+    if (w->dm.D) w->dfree[w->dm.of[b]]++;
     for (int k = w->start[b]; k < w->start[b + 1]; k++) key[b] = fmax(key[b], w->pairs[k].save);
   }
   mp_radix_sort_desc(ord, R, key, st->c_rtmp, st->c_rk0, st->c_rk1);
@@ -181,18 +266,27 @@ static double assign_greedy(const mp_place_layer *st, relabel_work *w) {
   for (int n = 0; n < R; n++) {
     const int b = ord[n];
     int best = -1;
-    for (int k = w->start[b]; k < w->start[b + 1]; k++)
-      if (!taken[w->pairs[k].r] && (best < 0 || w->pairs[k].save > w->pairs[best].save)) best = k;
+    for (int k = w->start[b]; k < w->start[b + 1]; k++) {
+      const relabel_pair *c = &w->pairs[k];
+      if (c->r >= 0 ? w->used[c->r] : !w->dfree[-1 - c->r]) continue;
+      if (best < 0 || c->save > w->pairs[best].save ||
+          (c->save == w->pairs[best].save && c->r >= 0 && w->pairs[best].r < 0))
+        best = k;
+    }
     if (best < 0) continue;
-    w->to[b] = w->pairs[best].r;
-    taken[w->to[b]] = 1;
+    int r = w->pairs[best].r;
+    if (r < 0) { // the domain's first free rank (ranks are only ever taken)
+      int *nx = &w->dnext[-1 - r];
+      while (w->used[*nx]) *nx = w->dm.next[*nx];
+      r = *nx;
+    }
+    take_rank(w, b, r);
     saved += w->pairs[best].save;
   }
   for (int b = 0, r = 0; b < R; b++) {
     if (w->to[b] >= 0) continue;
-    while (taken[r]) r++;
-    w->to[b] = r;
-    taken[r] = 1;
+    while (w->used[r]) r++;
+    take_rank(w, b, r);
   }
   return saved;
 }
@@ -210,44 +304,61 @@ static int push_pair(relabel_work *w, double save, int r) {
   return 0;
 }
 
+/* Bin b's row of the exact cost matrix (its saving on every rank, negated),
+ * or its greedy candidates; then zeroes its savings. Returns its saving on
+ * its present rank b, or -1 without memory (savings are >= 0). */
+static double bin_row(const mp_place_layer *st, relabel_work *w, int b, int exact, int nd,
+                      int nr) {
+  save_scratch *sc = &w->sc;
+  const int R = st->R, *of = w->dm.of, D = w->dm.D;
+  const double now = (D ? sc->dsave[of[b]] : 0) + sc->rsave[b];
+  int rc = 0;
+  if (exact)
+    for (int r = 0; r < R; r++) w->cost[(size_t)b * R + r] = -((D ? sc->dsave[of[r]] : 0) + sc->rsave[r]);
+  else
+    w->start[b] = (int)w->npairs;
+  for (int m = 0; m < nr; m++) {
+    const int r = sc->rlist[m];
+    const double s = (D ? sc->dsave[of[r]] : 0) + sc->rsave[r];
+    if (!exact && s > 0 && !rc) rc = push_pair(w, s, r);
+  }
+  for (int m = 0; m < nd; m++) {
+    const int d = sc->dlist[m];
+    if (!exact && sc->dsave[d] > 0 && !rc) rc = push_pair(w, sc->dsave[d], -1 - d);
+  }
+  for (int m = 0; m < nr; m++) sc->rsave[sc->rlist[m]] = 0, sc->rmark[sc->rlist[m]] = 0;
+  for (int m = 0; m < nd; m++) sc->dsave[sc->dlist[m]] = 0, sc->dmark[sc->dlist[m]] = 0;
+  return rc ? -1 : now;
+}
+
 /* The rank of each bin (to [R]), the saving of that labelling and of the
  * present one. Returns -1 without memory. */
 static int best_labels(const mp_place_layer *st, relabel_work *w, double *saved, double *saved_now) {
   const int R = st->R, exact = R <= RELABEL_EXACT_RANKS;
-  node_lists nl = {w->first, w->next};
-  const moeplace_topology *t = st->topo;
-  if (t) {
-    for (int n = 0; n < t->nodes; n++) nl.first[n] = -1;
-    for (int r = R - 1; r >= 0; r--) {
-      nl.next[r] = nl.first[t->node[r]];
-      nl.first[t->node[r]] = r;
-    }
-  }
-  expert_prices ep = {malloc(((size_t)st->E + 1) * sizeof *ep.start), NULL, NULL, 0, 0};
-  int rc = ep.start ? 0 : -1;
+  expert_prices ep = {0};
+  ep.dstart = malloc(((size_t)st->E + 1) * sizeof *ep.dstart);
+  ep.hstart = malloc(((size_t)st->E + 1) * sizeof *ep.hstart);
+  int rc = ep.dstart && ep.hstart ? find_domains(st->topo, R, &w->dm) : -1;
   for (int e = 0; e < st->E && !rc; e++) {
-    ep.start[e] = (int)ep.n;
-    rc = price_expert(st, &nl, e, &ep, &w->sc);
+    ep.dstart[e] = (int)ep.nd;
+    ep.hstart[e] = (int)ep.nh;
+    rc = price_expert(st, &w->dm, e, &ep, &w->sc);
   }
-  if (!rc) ep.start[st->E] = (int)ep.n;
+  if (!rc) ep.dstart[st->E] = (int)ep.nd, ep.hstart[st->E] = (int)ep.nh;
   *saved_now = 0;
   for (int b = 0; b < R && !rc; b++) {
-    int nn;
-    bin_savings(st, &ep, b, w->save, w->near, &nn, &w->sc);
-    *saved_now += w->save[b];
-    if (exact)
-      for (int r = 0; r < R; r++) w->cost[(size_t)b * R + r] = -w->save[r];
-    else
-      w->start[b] = (int)w->npairs;
-    for (int m = 0; m < nn; m++) {
-      const int r = w->near[m];
-      if (!exact && w->save[r] > 0 && !rc) rc = push_pair(w, w->save[r], r);
-      w->save[r] = 0;
-    }
+    int nd, nr;
+    bin_savings(st, &ep, b, &nd, &nr, &w->sc);
+    const double now = bin_row(st, w, b, exact, nd, nr);
+    if (now < 0) rc = -1;
+    else *saved_now += now;
   }
-  free(ep.start);
+  free(ep.dstart);
+  free(ep.hstart);
+  free(ep.dom);
   free(ep.rank);
   free(ep.save);
+  free(ep.extra);
   if (rc) return -1;
   if (!exact) {
     w->start[R] = (int)w->npairs;
@@ -264,33 +375,42 @@ void mp_place_layer_relabel(mp_place_layer *st) {
   const int R = st->R, S = st->S;
   if (!st->cur || R < 2) return;
   const int exact = R <= RELABEL_EXACT_RANKS, nodes = st->topo ? st->topo->nodes : 1;
-  const size_t R1 = (size_t)R + 1;
+  const size_t R1 = (size_t)R + 1, Rz = (size_t)R;
   relabel_work w = {0};
-  // doubles: save [R], best [R], cost [R][R] (exact), u, v, minv [R + 1];
-  // ints: near, to [R], p, way, used [R + 1], next, list [R], first [nodes],
-  // start [R + 1]; seen, mark [R]
-  double *dbl = calloc(2 * (size_t)R + (exact ? (size_t)R * R : 0) + 3 * R1, sizeof *dbl);
-  int *in = malloc((4 * (size_t)R + 4 * R1 + (size_t)nodes) * sizeof *in);
-  int *zero = calloc(2 * (size_t)R, sizeof *zero);
+  // doubles: cost [R][R] (exact), u, v, minv [R + 1]; best, dsave [R] (D <= R), rsave [R]
+  // ints: to [R], p, way, used [R + 1], dfree, dnext [R], domains: of, first, next [R],
+  // node_first [nodes + 1], start [R + 1], seen, list, dlist, rlist [R];
+  // zeroed: dmark, rmark [R]
+  double *dbl = calloc((exact ? Rz * R : 0) + 3 * R1 + 3 * Rz, sizeof *dbl);
+  int *in = malloc((11 * Rz + 4 * R1 + (size_t)nodes + 1) * sizeof *in);
+  int *zero = calloc(2 * Rz, sizeof *zero);
   double saved = 0, saved_now = 0;
   if (dbl && in && zero) {
-    w.save = dbl;
-    w.sc.best = w.save + R;
-    w.cost = w.sc.best + R;
-    w.u = w.cost + (exact ? (size_t)R * R : 0);
+    w.cost = dbl;
+    w.u = w.cost + (exact ? Rz * R : 0);
     w.v = w.u + R1;
     w.minv = w.v + R1;
-    w.near = in;
-    w.to = w.near + R;
-    w.p = w.to + R;
+    w.sc.best = w.minv + R1;
+    w.sc.dsave = w.sc.best + Rz;
+    w.sc.rsave = w.sc.dsave + Rz;
+    w.to = in;
+    w.p = w.to + Rz;
     w.way = w.p + R1;
     w.used = w.way + R1;
-    w.next = w.used + R1;
-    w.sc.list = w.next + R;
-    w.start = w.sc.list + R;
-    w.first = w.start + R1;
-    w.sc.seen = zero;
-    w.sc.mark = zero + R;
+    w.dfree = w.used + R1;
+    w.dnext = w.dfree + Rz;
+    w.dm.of = w.dnext + Rz;
+    w.dm.first = w.dm.of + Rz;
+    w.dm.next = w.dm.first + Rz;
+    w.start = w.dm.next + Rz;
+    w.sc.seen = w.start + R1;
+    w.sc.list = w.sc.seen + Rz;
+    w.sc.dlist = w.sc.list + Rz;
+    w.sc.rlist = w.sc.dlist + Rz;
+    w.dm.node_first = w.sc.rlist + Rz;
+    w.sc.dmark = zero;
+    w.sc.rmark = zero + R;
+    for (int i = 0; i < R; i++) w.sc.seen[i] = 0;
     if (best_labels(st, &w, &saved, &saved_now)) saved = saved_now; // no memory: keep
   }
   if (saved > saved_now) { // else the labels stay (an optimisation only)

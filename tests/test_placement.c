@@ -1409,25 +1409,32 @@ START_TEST(test_relabel_min_moves) {
     for (int i = 0; i < R * S; i++) ck_assert_int_eq(st.slot_e[i], cur[i]);
     mp_place_layer_free(&st);
   }
-  // above 128 ranks the assignment is greedy: a rotation is still undone
+  // above 128 ranks the assignment is greedy: a rotation is still undone,
+  // without a topology and on one with NUMA domains (a rank's savings are
+  // its domain's plus its own as a holder)
   const int R = 300, S = 2, E = 500;
-  mp_place_layer st;
-  ck_assert_int_eq(mp_place_layer_init(&st, E, R, S, NULL), 0);
-  st.even = 1;
-  double *w = malloc(E * sizeof *w);
-  int *cur = malloc(R * S * sizeof *cur);
-  random_fresh_even(&st, w);
-  memcpy(cur, st.slot_e, sizeof(int) * R * S);
-  mp_st_clear(&st);
-  for (int i = 0; i < R * S; i++)
-    if (cur[i] >= 0) mp_st_put(&st, (i + 7 * S) % (R * S), cur[i], 1);
-  mp_place_layer_set_current(&st, cur, 1);
-  ck_assert_int_gt(count_moves(&st, cur), R * S / 2);
-  mp_place_layer_relabel(&st);
-  ck_assert_int_eq(count_moves(&st, cur), 0);
-  mp_place_layer_free(&st);
-  free(w);
-  free(cur);
+  moeplace_topology *t;
+  ck_assert_int_eq(moeplace_topology_create_shape(&t, 2, R / 2, 2, 2), 0);
+  for (int with_topo = 0; with_topo < 2; with_topo++) {
+    mp_place_layer st;
+    ck_assert_int_eq(mp_place_layer_init(&st, E, R, S, with_topo ? t : NULL), 0);
+    st.even = 1;
+    double *w = malloc(E * sizeof *w);
+    int *cur = malloc(R * S * sizeof *cur);
+    random_fresh_even(&st, w);
+    memcpy(cur, st.slot_e, sizeof(int) * R * S);
+    mp_st_clear(&st);
+    for (int i = 0; i < R * S; i++)
+      if (cur[i] >= 0) mp_st_put(&st, (i + 7 * S) % (R * S), cur[i], 1);
+    mp_place_layer_set_current(&st, cur, 1);
+    ck_assert_int_gt(count_moves(&st, cur), R * S / 2);
+    mp_place_layer_relabel(&st);
+    ck_assert_int_eq(count_moves(&st, cur), 0);
+    mp_place_layer_free(&st);
+    free(w);
+    free(cur);
+  }
+  moeplace_topology_destroy(t);
 }
 END_TEST
 
