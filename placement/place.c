@@ -76,6 +76,11 @@ static int check_options(const moeplace_place_options *o) {
                    "MOEPLACE_SHARES_EVEN (1), got %d", (int)o->shares);
   if (!isfinite(o->spread) || o->spread < 0)
     return mp_fail(MOEPLACE_ERR_ARG, "spread must be finite and >= 0, got %g", o->spread);
+  if (o->fill_slots != 0 && o->fill_slots != 1)
+    return mp_fail(MOEPLACE_ERR_ARG, "fill_slots must be 0 or 1, got %d", o->fill_slots);
+  if (o->fill_slots && o->shares != MOEPLACE_SHARES_EVEN)
+    return mp_fail(MOEPLACE_ERR_ARG, "fill_slots needs shares = even (weighted placements "
+                   "fill every slot with spread > 0)");
   if (o->max_iterations < 0)
     return mp_fail(MOEPLACE_ERR_ARG, "max_iterations must be >= 0, got %d", o->max_iterations);
   if (!isfinite(o->step_time_s) || o->step_time_s < 0)
@@ -347,6 +352,16 @@ static void place_layer_from_current(place_ctx *c, int l, const double *w) {
 #define MP_GROUP_FLAT_STOP 2
 #define MP_GROUP_MULTISTART_SLOTS 32
 
+/* Writes c->st into layer l of res, its empty slots filled first with
+ * fill_slots: by transfers too unless a budget caps them (with a current
+ * placement; a fresh placement has nothing to transfer from). */
+static void fill_and_export(place_ctx *c, moeplace_placement *res, int l) {
+  if (c->opt.fill_slots)
+    mp_place_layer_fill(&c->st, !c->current || (c->opt.byte_budget < 0 && c->opt.time_budget_s < 0));
+  mp_place_layer_export(&c->st, moeplace_placement_phy2log(res, l),
+                        moeplace_placement_share(res, l));
+}
+
 /* Solves layer l into res. */
 static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
   const double *w = c->loads + (size_t)l * c->E;
@@ -370,8 +385,7 @@ static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
     place_layer_from_current(c, l, w);
     mp_place_layer_align(&c->st);
   }
-  mp_place_layer_export(&c->st, moeplace_placement_phy2log(res, l),
-                        moeplace_placement_share(res, l));
+  fill_and_export(c, res, l);
 }
 
 /* THE keep-or-move rule: the single decision moeplace_place makes, for the
@@ -418,8 +432,7 @@ static void write_current(place_ctx *c, moeplace_placement *res) {
     mp_place_layer_set_current(&c->st, moeplace_placement_phy2log_const(c->current, l),
                                c->opt.expert_bytes);
     keep_current(c, w);
-    mp_place_layer_export(&c->st, moeplace_placement_phy2log(res, l),
-                          moeplace_placement_share(res, l));
+    fill_and_export(c, res, l);
   }
 }
 

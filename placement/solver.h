@@ -127,6 +127,10 @@ void mp_place_layer_relabel(mp_place_layer *st);
 void mp_place_layer_toward(mp_place_layer *st, const int *target, const mp_place_search *sp);
 /* Puts replicas that stayed on a rank back into their current slot index. */
 void mp_place_layer_align(mp_place_layer *st);
+/* Even shares: gives every empty slot a replica (moeplace_place_options.
+ * fill_slots, solver_fill.c); transfers 0: only replicas the current
+ * placement has on the slot's rank. */
+void mp_place_layer_fill(mp_place_layer *st, int transfers);
 /* Writes phy2log [RS] and share [RS] (exactly 1 / count with even shares). */
 void mp_place_layer_export(const mp_place_layer *st, int *phy2log, double *share);
 /* Copies the layer's slot content from another state of the same shape. */

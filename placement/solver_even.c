@@ -30,8 +30,7 @@
 #include "common/timer.h"
 #include "placement/solver_internal.h"
 
-/* Sets e's replicas to w_e / c_e (after its count changed). */
-static void even_resplit(mp_place_layer *st, int e) {
+void mp_even_resplit(mp_place_layer *st, int e) {
   const double x = st->w[e] / st->cnt[e];
   for (int i = st->head[e]; i >= 0; i = st->next[i]) {
     st->load[i / st->S] += x - st->slot_x[i];
@@ -327,17 +326,17 @@ static void ev_apply(even_search *s) {
       const int a = st->slot_e[j];
       before = mp_slot_bytes(st, j);
       mp_st_take(st, j);
-      even_resplit(st, a);
+      mp_even_resplit(st, a);
     } else {
       jj = mp_st_free_slot(st, s->q);
     }
     mp_st_put(st, jj, b, 0);
-    even_resplit(st, b);
+    mp_even_resplit(st, b);
     after = mp_slot_bytes(st, jj);
   } else { // drop
     before = mp_slot_bytes(st, i);
     mp_st_take(st, i);
-    even_resplit(st, b);
+    mp_even_resplit(st, b);
   }
   *s->bytes_used += after - before;
 }

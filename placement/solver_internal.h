@@ -108,6 +108,8 @@ void mp_even_search(mp_place_layer *st, const mp_place_search *sp, double bound,
                     double *bytes_used);
 /* Every slot's tokens w_e / c_e and the rank loads, recomputed. */
 void mp_even_reset_loads(mp_place_layer *st);
+/* Sets e's replicas to w_e / c_e (after its count changed). */
+void mp_even_resplit(mp_place_layer *st, int e);
 
 /* solver_search.c: up to sp->max_iter improving changes (stops early near
  * the bound or at the deadline), then water-fills; *bytes_used grows by the

@@ -268,6 +268,13 @@ expect_status 0 "log2phy in EPLB's order, padded" -- cur l2p-eplb
 expect_status 0 "EPLB maps with a duplicate" -- cur eplb &&
   expect_grep "warning: .*m-eplb.json: 1 replica(s) duplicated" "$WORK/err" "duplicate warning"
 expect_usage "must divide the experts" "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --groups 3
+# --fill: every slot holds a replica (EPLB's maps), checked independently
+expect_status 0 "--fill" -- "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 4 --shares even --fill \
+  --groups 4 --json "$D/fill.json" &&
+  expect_status 0 "--fill checked" -- "$PYTHON3" "$CHK" "$D/fill.json" "$TR" 0 100000 &&
+  { "$PYTHON3" -c 'import json, sys; m = json.load(open(sys.argv[1]))["phy2log"]
+sys.exit(any(e < 0 for row in m for e in row))' "$D/fill.json" || fail "--fill left a slot empty"; }
+expect_usage "--fill needs --shares even" "$P" --loads "$TR" --ranks 8 --slots 4 --fill
 # Groups the nodes cannot limit: EPLB's global fallback, with a warning and
 # the split groups counted.
 expect_status 0 "groups not a multiple of the nodes" -- "$P" --loads "$TR" --ranks 8 --nodes 4 \

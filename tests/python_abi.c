@@ -78,7 +78,8 @@ int main(void) {
   F(moeplace_place_options, step_time_s); F(moeplace_place_options, horizon_steps);
   F(moeplace_place_options, time_budget_s); F(moeplace_place_options, groups);
   F(moeplace_place_options, shares);
-  F(moeplace_place_options, spread);
+  F(moeplace_place_options, spread); F(moeplace_place_options, fill_slots);
+  F(moeplace_place_options, reserved32);
   F(moeplace_place_options, reserved);
   end();
 

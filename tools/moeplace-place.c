@@ -38,8 +38,9 @@ static void usage(FILE *out) {
           "                          its logcnt/log2phy, and a written JSON's top-level maps,\n"
           "                          must agree with the map read (docs/PLACEMENT.md)\n"
           "  --groups G              experts form G contiguous groups (EPLB's num_groups);\n"
-          "                          with N > 1 nodes (N dividing G) every group's replicas\n"
-          "                          stay on one node (node-limited routing)\n"
+          "                          with N > 1 equal nodes dividing G every group's replicas\n"
+          "                          stay on one node (node-limited routing; otherwise placed\n"
+          "                          as without groups, as EPLB, with a warning)\n"
           "Objective:\n"
           "  --expert-bytes B        bytes of one expert replica (default 1)\n"
           "  --migration-weight W    load units one unit of migration cost is worth\n"
@@ -59,6 +60,8 @@ static void usage(FILE *out) {
           "                          even: every replica of an expert gets 1/n of its tokens,\n"
           "                          as vLLM/SGLang/EPLB routers split (counts and positions\n"
           "                          are optimised for that)\n"
+          "  --fill                  every slot holds a replica, as in EPLB's maps (with\n"
+          "                          --shares even; docs/PLACEMENT.md \"Filling every slot\")\n"
           "Output:\n"
           "  --json FILE             placement and stats as JSON (written atomically;\n"
           "                          accepted back as --current)\n"
@@ -144,7 +147,7 @@ int main(int argc, char **argv) {
       {"time-budget", required_argument, NULL, 'D'},
       {"json", required_argument, NULL, 'j'},      {"plan", required_argument, NULL, 'P'},
       {"groups", required_argument, NULL, 'G'},
-      {"shares", required_argument, NULL, 'x'},
+      {"shares", required_argument, NULL, 'x'},   {"fill", no_argument, NULL, 'f'},
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   const char *loads_path = NULL, *topo_path = NULL, *cur_path = NULL, *json_path = NULL,
              *plan_path = NULL;
@@ -188,6 +191,7 @@ int main(int argc, char **argv) {
     case 'D': bad = cli_parse_double(prog, "--time-budget", optarg, 0, 1e9, &opt.time_budget_s); break;
     case 'G': bad = cli_parse_int(prog, "--groups", optarg, 1, 1 << 20, &groups); break;
     case 'x': bad = cli_parse_shares(prog, optarg, &opt.shares); break;
+    case 'f': opt.fill_slots = 1; break;
     case 'j': json_path = optarg; break;
     case 'P': plan_path = optarg; break;
     default: fprintf(stderr, "%s: see --help\n", prog); return CLI_EXIT_USAGE;
@@ -201,6 +205,11 @@ int main(int argc, char **argv) {
   if (!loads_path || !slots || (!ranks && !topo_path) || (ranks && topo_path)) {
     fprintf(stderr, "%s: need --loads, --slots, and either --ranks or --topology%s (see --help)\n",
             prog, ranks && topo_path ? ", not both" : "");
+    return CLI_EXIT_USAGE;
+  }
+  if (opt.fill_slots && opt.shares != MOEPLACE_SHARES_EVEN) {
+    fprintf(stderr, "%s: --fill needs --shares even (weighted placements keep their shares)\n",
+            prog);
     return CLI_EXIT_USAGE;
   }
   if (topo_path && nodes) {

@@ -312,13 +312,26 @@ typedef struct moeplace_place_options {
    * fresh placement leaves the slots of idle replicas empty. mu > 0: every
    * slot of a fresh placement holds a replica (as EPLB's maps do; with even
    * shares, every slot an expert with load can take: idle experts get no
-   * second replica, so their slots may stay empty), replicas
+   * second replica, so their slots may stay empty: fill_slots fills them), replicas
    * already in place are never dropped for being idle, and weighted shares
    * minimise sum of squared rank loads + mu x sum of squared slot loads
    * (each expert's tokens split more evenly over its replicas, which
    * absorbs the per-step token noise a mean-optimal split concentrates). */
   double spread;
-  uint64_t reserved[3]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
+  /* 1: every slot of the result holds a replica, as in EPLB's maps, whose
+   * consumers index expert weights by phy2log (docs/PLACEMENT.md, "Filling
+   * every slot"); shares must be MOEPLACE_SHARES_EVEN. Each slot the
+   * solver leaves empty gets a replica of the expert its rank does not
+   * hold whose equal split then leaves the lowest max rank load (ties: one
+   * the current placement has on that rank, then the lowest sum of squared
+   * rank loads, then the lowest index). A slot stays empty only where its
+   * rank holds every expert it may hold (node-limited groups), or, under a
+   * byte_budget or time_budget_s, where only a transfer could fill it. The
+   * replicas it adds count in the stats (moves, bytes). 0 (the default):
+   * the solver's slots as they are. */
+  int fill_slots;
+  uint32_t reserved32;  /* zeroed by moeplace_place_options_init() */
+  uint64_t reserved[2]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
 } moeplace_place_options;
 
 /* Writes every default (and zeroes reserved). Accepts NULL (does nothing). */

@@ -24,6 +24,7 @@ c_double = ctypes.c_double
 c_size_t = ctypes.c_size_t
 c_int64 = ctypes.c_int64
 c_uint64 = ctypes.c_uint64
+c_uint32 = ctypes.c_uint32
 c_char_p = ctypes.c_char_p
 c_void_p = ctypes.c_void_p
 P = ctypes.POINTER
@@ -64,7 +65,8 @@ class PlaceOptions(ctypes.Structure):
                 ("expert_bytes", c_double), ("min_gain", c_double), ("max_iterations", c_int),
                 ("time_limit_ms", c_double), ("step_time_s", c_double),
                 ("horizon_steps", c_double), ("time_budget_s", c_double), ("groups", c_int),
-                ("shares", c_int), ("spread", c_double), ("reserved", c_uint64 * 3)]
+                ("shares", c_int), ("spread", c_double), ("fill_slots", c_int),
+                ("reserved32", c_uint32), ("reserved", c_uint64 * 2)]
 
 
 class PlaceStats(ctypes.Structure):

@@ -79,54 +79,10 @@ def _shape(experts, num_replicas, num_groups, num_nodes, num_ranks, hierarchical
     raise EplbArgumentError(problem)
 
 
-def _fill_layer(w, ph, R, S, allowed, rl):
-    """Gives every empty slot of one layer's map ph [R*S] (in place) a
-    replica of an expert its rank does not hold and may hold (allowed
-    [R][E]: node-limited groups): the one whose equal split then leaves the
-    lowest max rank load (ties: lowest sum of squares, then lowest index).
-    rl [R], the rank loads with equal splits, follows (in place). An idle
-    expert changes no load. O(E x R) per slot."""
-    E = w.size
-    grid = ph.reshape(R, S)
-    held = np.zeros((E, R))  # held[e][q]: replicas of e on rank q (0 or 1)
-    np.add.at(held, (grid[grid >= 0], np.nonzero(grid >= 0)[0]), 1)
-    cnt = held.sum(1)  # [E]
-    for g in np.flatnonzero(ph < 0):
-        r = g // S
-        new_x = w / (cnt + 1)  # [E] each replica's part once e has one more
-        # [E][R]: the rank loads with a replica of e added on r
-        loads = rl[None, :] + held * (new_x - w / np.maximum(cnt, 1))[:, None]
-        loads[:, r] += new_x
-        key_max, key_sq = loads.max(1), (loads * loads).sum(1)
-        cand = np.flatnonzero((held[:, r] == 0) & allowed[r])
-        if not cand.size:  # cannot happen: _shape checked S against the experts a rank may hold
-            raise RuntimeError("slot %d: rank %d holds every expert it may hold" % (g, r))
-        e = cand[np.lexsort((cand, key_sq[cand], key_max[cand]))[0]]
-        ph[g] = e
-        rl[:] = loads[e]
-        held[e, r] += 1
-        cnt[e] += 1
-    return ph
-
-
-def _filled(p, w, nodes, groups):
-    """p's phy2log [L][R*S] with every slot filled (_fill_layer), int64,
-    and its rank loads [L][R]; with groups (node-limited), a rank takes only
-    experts of its node's groups."""
-    R, E = p.ranks, p.experts
-    ph = np.array(p.phy2log, dtype=np.int64)
-    rl = p.rank_loads(w)  # the library's equal splits (shares="even")
-    rank_node = np.arange(R) // (R // nodes)
-    slot_node = np.repeat(rank_node, p.slots)
-    allowed = np.ones((R, E), dtype=bool)
-    for l in range(p.layers):
-        if groups:
-            placed = ph[l] >= 0  # every group has a replica, on its node
-            group_node = np.empty(groups, dtype=np.int64)
-            group_node[ph[l][placed] // (E // groups)] = slot_node[placed]
-            allowed = rank_node[:, None] == group_node[np.arange(E) // (E // groups)][None, :]
-        _fill_layer(w[l], ph[l], R, p.slots, allowed, rl[l])
-    return ph, rl
+def _maps(p, w):
+    """p's phy2log [L][R*S] as int64 and its max rank load per layer [L]
+    (equal splits, the library's rank loads)."""
+    return np.array(p.phy2log, dtype=np.int64), p.rank_loads(w).max(1)
 
 
 def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks=None, *,
@@ -159,21 +115,24 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks=Non
             c = current.detach().cpu().numpy() if hasattr(current, "detach") else current
             cur = Placement.from_arrays(c, experts=experts, ranks=num_ranks, slots=slots,
                                         repair=True)
-        kw = dict(topology=topo, slots=slots, current=cur, shares="even", groups=groups)
-        # two candidates per layer: every slot placed by the solver (with even
+        # every slot filled (fill_slots), node-limited when groups > 0; two
+        # candidates per layer: every slot placed by the solver (with even
         # shares, spread > 0 means only that), and its best replica total
-        # with the slots left empty filled afterwards (fewer replicas often
-        # balance better: a rank need not hold exactly S items)
+        # with the slots it leaves empty filled afterwards (fewer replicas
+        # often balance better: a rank need not hold exactly S items)
         # (against a current map only the first: its replicas stay in place)
-        full = _filled(place(w, spread=1.0, **kw, **options), w, num_nodes, groups)
-        free = None if cur is not None else _filled(place(w, **kw, **options), w, num_nodes,
-                                                    groups)
+        kw = dict(topology=topo, slots=slots, current=cur, shares="even", groups=groups,
+                  fill_slots=True)
+        phy2log, top = _maps(place(w, spread=1.0, **kw, **options), w)
+        if cur is None:
+            free, free_top = _maps(place(w, **kw, **options), w)
+            better = free_top < top  # [L]
+            phy2log[better] = free[better]
     finally:
         topo.close()
-    phy2log, loads = full
-    if free is not None:
-        better = free[1].max(1) < loads.max(1)  # [L]
-        phy2log[better] = free[0][better]
+    if (phy2log < 0).any():  # a byte or time budget in options kept a transfer out
+        raise EplbArgumentError("%d slots stay empty under the budget given: EPLB's maps fill "
+                                "every slot" % int((phy2log < 0).sum()))
     # the library's maps of the result (validated: every invariant holds),
     # log2phy padded to EPLB's width
     final = Placement.from_arrays(phy2log, experts=experts, ranks=num_ranks, slots=slots)

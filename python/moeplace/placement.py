@@ -364,7 +364,8 @@ def as_shares(value, name="shares"):
 _OPTIONS = {"migration_weight": as_float, "byte_budget": as_float, "expert_bytes": as_float,
             "min_gain": as_float, "max_iterations": as_int, "time_limit_ms": as_float,
             "step_time_s": as_float, "horizon_steps": as_float, "time_budget_s": as_float,
-            "groups": as_int, "shares": as_shares, "spread": as_float}
+            "groups": as_int, "shares": as_shares, "spread": as_float,
+            "fill_slots": lambda v, name: int(bool(v))}
 
 
 def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
@@ -381,6 +382,8 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     shares ("weighted", the default, or "even": every replica 1/n of its
     expert's tokens, as vLLM/SGLang/EPLB routers split).
     spread (>= 0, default 0: noise-aware placement, docs/PLACEMENT.md).
+    fill_slots (with shares="even": every slot holds a replica, as EPLB's
+    maps; docs/PLACEMENT.md, "Filling every slot").
     Returns a Placement whose ``stats`` holds imbalance, lower_bound, gap,
     moves, bytes_moved, groups, split_groups, ...; its phy2log, log2phy,
     logcnt and share are numpy arrays in EPLB's conventions."""

@@ -247,6 +247,70 @@ def test_even_no_worse_than_valid_eplb():
     assert not worse, worse
 
 
+def fill_reference(w, ph, R, S):
+    """docs/PLACEMENT.md's fill rule in numpy, independently of the C: each
+    empty slot of ph [R*S] (slot order) gets the expert its rank does not
+    hold whose equal split leaves the lowest max rank load, then the lowest
+    sum of squares, then the lowest index."""
+    ph = ph.copy()
+    E = w.size
+    for g in np.flatnonzero(ph < 0):
+        r = g // S
+        best = None
+        for e in range(E):
+            if e in ph[r * S:(r + 1) * S]:
+                continue
+            trial = ph.copy()
+            trial[g] = e
+            cnt = np.bincount(trial[trial >= 0], minlength=E)
+            x = np.where(trial >= 0, w[np.maximum(trial, 0)] / cnt[np.maximum(trial, 0)], 0)
+            loads = x.reshape(R, S).sum(1)
+            key = (loads.max(), (loads * loads).sum(), e)
+            if best is None or key < best:
+                best = key
+        ph[g] = best[2]
+    return ph
+
+
+def test_fill_slots_matches_the_rule():
+    # layers with idle experts (slots only they could take stay empty) and
+    # spare slots, every one then filled by the rule
+    rng = np.random.default_rng(21)
+    filled = 0
+    for trial in range(40):
+        R, S, E = int(rng.integers(2, 6)), int(rng.integers(2, 5)), int(rng.integers(3, 12))
+        if R * S < E or S > E:
+            continue
+        w = rng.lognormal(0, 1.5, (1, E)) * 100
+        w[0, rng.integers(0, E, max(1, E // 3))] = 0
+        p = moeplace.place(w, ranks=R, slots=S, shares="even")
+        q = moeplace.place(w, ranks=R, slots=S, shares="even", fill_slots=True)
+        assert (q.phy2log >= 0).all()
+        filled += int((p.phy2log < 0).sum())
+        ref = fill_reference(w[0], p.phy2log[0].astype(int), R, S)
+        assert (q.phy2log[0] == ref).all(), (trial, p.phy2log[0], q.phy2log[0], ref)
+        assert q.stats.imbalance == pytest.approx(
+            eplb_compare.equal_split_imbalance(w, q.phy2log, R, S), rel=1e-12)
+    assert filled >= 20  # the rule was exercised (measured: 29 slots)
+    with pytest.raises(moeplace.Error, match="fill_slots needs shares = even"):
+        moeplace.place(w, ranks=R, slots=S, fill_slots=True)
+    # node-limited groups: each node's slots filled from its own groups
+    topo = moeplace.Topology.shape(2, 4)
+    w = rng.lognormal(0, 1.5, (3, 16)) * 100
+    w[:, ::3] = 0
+    q = moeplace.place(w, topology=topo, slots=4, shares="even", groups=4, fill_slots=True)
+    assert (q.phy2log >= 0).all() and q.stats.split_groups == 0
+    # against a current placement with an empty slot: filled by a transfer
+    # (counted), except under a byte budget of 0, where it stays empty
+    cur = moeplace.Placement.from_arrays(np.array([[0, 1, 2, -1]]), experts=3, ranks=2, slots=2)
+    w = np.array([[10.0, 1.0, 1.0]])
+    q = moeplace.place(w, ranks=2, slots=2, shares="even", fill_slots=True, current=cur)
+    assert (q.phy2log >= 0).all() and q.stats.moves >= 1
+    q = moeplace.place(w, ranks=2, slots=2, shares="even", fill_slots=True, current=cur,
+                       byte_budget=0)
+    assert q.stats.moves == 0 and (q.phy2log < 0).sum() == 1
+
+
 def test_even_counts_break_ties_as_eplb():
     # Layers of eplb_compare.py random 500 --seed S (index i) where the
     # fresh even solver lost to EPLB's valid construction by 0.04-2.0%
