@@ -85,6 +85,22 @@ int cli_no_operands(const char *prog, int argc, char **argv, int first) {
   return CLI_EXIT_USAGE;
 }
 
+int cli_shape_ok(const char *prog, const char *input_opt, const char *input, long long slots,
+                 long long ranks, const char *topo_path, long long *nodes) {
+  if (!input || !slots || !ranks == !topo_path) {
+    fprintf(stderr, "%s: need %s, --slots, and either --ranks or --topology%s (see --help)\n",
+            prog, input_opt, ranks && topo_path ? ", not both" : "");
+    return CLI_EXIT_USAGE;
+  }
+  if (topo_path && *nodes) {
+    fprintf(stderr, "%s: --nodes goes with --ranks; with --topology the file gives the nodes\n",
+            prog);
+    return CLI_EXIT_USAGE;
+  }
+  if (!*nodes) *nodes = 1;
+  return 0;
+}
+
 static int path_empty(const char *prog, const char *option, const char *path) {
   if (!path || *path) return 0;
   fprintf(stderr, "%s: %s: the path is empty\n", prog, option);

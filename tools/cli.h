@@ -48,6 +48,14 @@ int cli_parse_step_range(const char *prog, const char *option, const char *text,
  * CLI_EXIT_USAGE; else 0. */
 int cli_no_operands(const char *prog, int argc, char **argv, int first);
 
+/* The cluster-shape options every placing tool takes: INPUT_OPT (the
+ * input, e.g. "--loads"), --slots, and either --ranks [--nodes] or
+ * --topology. Prints "PROG: need ..." or "PROG: --nodes goes with --ranks
+ * ..." and returns CLI_EXIT_USAGE on a missing or clashing option; else
+ * sets *nodes to 1 when --nodes was not given (0) and returns 0. */
+int cli_shape_ok(const char *prog, const char *input_opt, const char *input, long long slots,
+                 long long ranks, const char *topo_path, long long *nodes);
+
 /* For tools that read several inputs (paths[n] given by options[n], NULL
  * for an input not asked for): an empty path is refused ("PROG: OPT: the
  * path is empty"), and stdin ("-") can feed only one of them ("PROG: OPT1

@@ -202,22 +202,13 @@ int main(int argc, char **argv) {
   if (horizon > 0) opt.horizon_steps = (double)horizon;
   opt.groups = (int)groups;
   if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
-  if (!loads_path || !slots || (!ranks && !topo_path) || (ranks && topo_path)) {
-    fprintf(stderr, "%s: need --loads, --slots, and either --ranks or --topology%s (see --help)\n",
-            prog, ranks && topo_path ? ", not both" : "");
+  if (cli_shape_ok(prog, "--loads", loads_path, slots, ranks, topo_path, &nodes))
     return CLI_EXIT_USAGE;
-  }
   if (opt.fill_slots && opt.shares != MOEPLACE_SHARES_EVEN) {
     fprintf(stderr, "%s: --fill needs --shares even (weighted placements keep their shares)\n",
             prog);
     return CLI_EXIT_USAGE;
   }
-  if (topo_path && nodes) {
-    fprintf(stderr, "%s: --nodes goes with --ranks; with --topology the file gives the nodes\n",
-            prog);
-    return CLI_EXIT_USAGE;
-  }
-  if (!nodes) nodes = 1;
   const char *in_opts[] = {"--loads", "--topology", "--current"};
   const char *inputs[] = {loads_path, topo_path, cur_path};
   if (cli_inputs_ok(prog, in_opts, inputs, 3)) return CLI_EXIT_USAGE;

@@ -302,17 +302,8 @@ int main(int argc, char **argv) {
     }
   }
   if (cli_no_operands(prog, argc, argv, optind)) return CLI_EXIT_USAGE;
-  if (!trace_path || !cfg.slots || (!ranks == !topo_path)) {
-    fprintf(stderr, "%s: need --trace, --slots, and either --ranks or --topology%s (see --help)\n",
-            prog, ranks && topo_path ? ", not both" : "");
+  if (cli_shape_ok(prog, "--trace", trace_path, cfg.slots, ranks, topo_path, &nodes))
     return CLI_EXIT_USAGE;
-  }
-  if (topo_path && nodes) {
-    fprintf(stderr, "%s: --nodes goes with --ranks; with --topology the file gives the nodes\n",
-            prog);
-    return CLI_EXIT_USAGE;
-  }
-  if (!nodes) nodes = 1;
   const char *in_opts[] = {"--trace", "--topology"};
   const char *inputs[] = {trace_path, topo_path};
   if (cli_inputs_ok(prog, in_opts, inputs, 2)) return CLI_EXIT_USAGE;
