@@ -354,10 +354,15 @@ static void place_layer_from_current(place_ctx *c, int l, const double *w) {
 
 /* Writes c->st into layer l of res, its empty slots filled first with
  * fill_slots: by transfers too unless a budget caps them (with a current
- * placement; a fresh placement has nothing to transfer from). */
+ * placement; a fresh placement has nothing to transfer from). The fill
+ * takes slots in order, so a replica it gives back to a rank that holds it
+ * now is then aligned to its current slot: a slot-to-slot copy on one rank
+ * would be a transfer the budget did not price. */
 static void fill_and_export(place_ctx *c, moeplace_placement *res, int l) {
-  if (c->opt.fill_slots)
+  if (c->opt.fill_slots) {
     mp_place_layer_fill(&c->st, !c->current || (c->opt.byte_budget < 0 && c->opt.time_budget_s < 0));
+    mp_place_layer_align(&c->st);
+  }
   mp_place_layer_export(&c->st, moeplace_placement_phy2log(res, l),
                         moeplace_placement_share(res, l));
 }

@@ -275,6 +275,29 @@ expect_status 0 "--fill" -- "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 4 --s
   { "$PYTHON3" -c 'import json, sys; m = json.load(open(sys.argv[1]))["phy2log"]
 sys.exit(any(e < 0 for row in m for e in row))' "$D/fill.json" || fail "--fill left a slot empty"; }
 expect_usage "--fill needs --shares even" "$P" --loads "$TR" --ranks 8 --slots 4 --fill
+# --fill from a current placement under a byte budget: the experts a rank
+# keeps stay in their slots, so the plan is the moves the JSON counts and
+# fits the budget (the fill once handed slots out in order and the plan
+# copied kept replicas from slot to slot on one rank)
+"$P" --loads "$PERL" --ranks 4 --slots 3 --steps 0:500 --shares even --fill \
+  --json "$D/fc.json" >/dev/null || die "--fill current"
+expect_status 0 "--fill --current --budget" -- "$P" --loads "$PERL" --ranks 4 --slots 3 \
+  --steps 2000: --current "$D/fc.json" --shares even --fill --budget 1 --expert-bytes 1 \
+  --json "$D/fn.json" --plan "$D/fp.json" &&
+  expect_status 0 "... plan within budget, kept replicas in place" -- "$PYTHON3" - "$D/fc.json" \
+    "$D/fn.json" "$D/fp.json" <<'PY'
+import json, sys
+cur, new, plan = (json.load(open(f)) for f in sys.argv[1:])
+t = plan["transfers"]
+assert len(t) == new["moves"] <= 1 and new["bytes_moved"] <= 1, (len(t), new["moves"])
+assert all(x["src_rank"] != x["dst_rank"] for x in t), t
+S = 3
+for l, (a, b) in enumerate(zip(cur["phy2log"], new["phy2log"])):
+    for i, e in enumerate(b):
+        r = i // S
+        if e in a[r * S:(r + 1) * S]:  # a kept replica sits where it was
+            assert a[i] == e, (l, i, a, b)
+PY
 # Groups the nodes cannot limit: EPLB's global fallback, with a warning and
 # the split groups counted.
 expect_status 0 "groups not a multiple of the nodes" -- "$P" --loads "$TR" --ranks 8 --nodes 4 \
