@@ -267,7 +267,8 @@ expect_status 0 "the unedited JSON" -- "$P" --loads "$TR" --ranks 4 --slots 5 --
 expect_status 0 "log2phy in EPLB's order, padded" -- cur l2p-eplb
 expect_status 0 "EPLB maps with a duplicate" -- cur eplb &&
   expect_grep "warning: .*m-eplb.json: 1 replica(s) duplicated" "$WORK/err" "duplicate warning"
-expect_usage "must divide the experts" "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --groups 3
+expect_usage "must divide the experts" "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 3 --groups 3 &&
+  { ! grep -q warning "$WORK/err" || fail "a fallback warning before the groups error"; }
 # --fill: every slot holds a replica (EPLB's maps), checked independently
 expect_status 0 "--fill" -- "$P" --loads "$TR" --ranks 8 --nodes 2 --slots 4 --shares even --fill \
   --groups 4 --json "$D/fill.json" &&

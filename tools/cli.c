@@ -217,9 +217,10 @@ int cli_stdout_done(const char *prog, int exit_code) {
   return CLI_EXIT_FAILURE;
 }
 
-void cli_warn_groups(const char *prog, const moeplace_topology *topo, int groups) {
+void cli_warn_groups(const char *prog, const moeplace_topology *topo, int groups, int experts) {
   const int nodes = moeplace_topology_nodes(topo);
-  if (groups <= 1 || nodes <= 1 || moeplace_groups_node_limited(topo, groups)) return;
+  if (groups <= 1 || nodes <= 1 || experts % groups || moeplace_groups_node_limited(topo, groups))
+    return;
   fprintf(stderr,
           "%s: warning: %d groups on %d nodes cannot be node-limited (the nodes must be equal "
           "and divide the groups): placed as without groups, as EPLB's global policy; "

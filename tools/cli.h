@@ -96,8 +96,9 @@ void cli_report_gaps(const char *prog, const moeplace_trace *trace);
  * N > 1 nodes that cannot have it (N not dividing G, unequal nodes;
  * moeplace_groups_node_limited): the placements are then made as without
  * groups, as EPLB falls back to its global policy, and split_groups counts
- * the groups that span nodes. */
-void cli_warn_groups(const char *prog, const moeplace_topology *topo, int groups);
+ * the groups that span nodes. Silent when G does not divide the experts:
+ * the placement refuses that with its own error. */
+void cli_warn_groups(const char *prog, const moeplace_topology *topo, int groups, int experts);
 
 /* Prints "PROG: <moeplace_last_error()>" and returns the exit code for the
  * status (CLI_EXIT_USAGE for argument and format errors). */

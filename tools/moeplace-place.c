@@ -236,9 +236,9 @@ int main(int argc, char **argv) {
     rc = moeplace_topology_create_shape(&topo, (int)nodes, (int)(ranks / nodes), 1, 1);
   }
   if (rc) return cli_report(prog, rc);
-  cli_warn_groups(prog, topo, opt.groups);
   if ((rc = moeplace_trace_open(&tr, loads_path))) goto fail;
   const int L = moeplace_trace_layers(tr), E = moeplace_trace_experts(tr);
+  cli_warn_groups(prog, topo, opt.groups, E);
   counts = malloc((size_t)L * E * sizeof *counts);
   loads = calloc((size_t)L * E, sizeof *loads);
   if (!counts || !loads) {

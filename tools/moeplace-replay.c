@@ -334,7 +334,6 @@ int main(int argc, char **argv) {
     moeplace_topology_destroy(topo);
     return cli_report(prog, rc);
   }
-  cli_warn_groups(prog, topo, cfg.groups);
   moeplace_trace *trace = NULL;
   mp_replay_result res = {0};
   mp_atomic_file timeline_file = {.fd = -1};
@@ -346,6 +345,7 @@ int main(int argc, char **argv) {
     exit_code = cli_report(prog, rc);
     goto done;
   }
+  cli_warn_groups(prog, topo, cfg.groups, moeplace_trace_experts(trace));
   ctx.total_steps = ctx.quiet ? 0 : count_steps(trace_path);
   if (timeline_out) {
     if ((rc = mp_atomic_open(&timeline_file, timeline_out))) {
