@@ -350,6 +350,13 @@ int mp_arima_select_warm(const double *y, int n, int pmax, int dmax, int qmax,
   return MOEPLACE_OK;
 }
 
+/* Whether every element of the ARMA state a [r] is at most tiny. */
+static int state_below(const double *a, int r, double tiny) {
+  for (int k = 0; k < r; k++)
+    if (!(fabs(a[k]) <= tiny)) return 0;
+  return 1;
+}
+
 /* The forecasts of y_{n+1} .. y_{n+h} one after the other: into out[h] if
  * out is not NULL, and their sum into *sum if sum is not NULL (so that a
  * mean over a long horizon needs no buffer of h values). */
@@ -358,11 +365,8 @@ static int forecast_walk(const mp_arima_fit *fit, const double *y, int n, int h,
   if (n < 1 || h < 1) return mp_fail(MOEPLACE_ERR_ARG, "arima forecast: n=%d, h=%d", n, h);
   double total = 0;
   if (fit->degenerate) {
-    for (int j = 0; j < h; j++) {
-      if (out) out[j] = y[n - 1];
-      total += y[n - 1];
-    }
-    if (sum) *sum = total;
+    for (int j = 0; out && j < h; j++) out[j] = y[n - 1];
+    if (sum) *sum = (double)h * y[n - 1];
     return MOEPLACE_OK;
   }
   const int d = fit->d, m = n - d;
@@ -375,9 +379,17 @@ static int forecast_walk(const mp_arima_fit *fit, const double *y, int n, int h,
   double slog, ssq, a[MAXR];
   if (arma_filter(&s, x, m, &slog, &ssq, a))
     return mp_fail(MOEPLACE_ERR_NUMERIC, "arima forecast: filter failed");
-  // x_{n+j} forecasts: first element of T^{j-1} a
+  // x_{n+j} forecasts: first element of T^{j-1} a. A stationary fit's
+  // state decays geometrically; once it is below the last bit of the
+  // forecast, every later forecast is the same value, so a long horizon's
+  // sum (a replay's interval can be 10^9 steps) ends in one product.
   double level = y[n - 1];
+  const double tiny = 1e-18 * fmax(fmax(fabs(level), fabs(fit->mean)), 1e-300);
   for (int j = 0; j < h; j++) {
+    if (!out && state_below(a, s.r, tiny)) {
+      total += (double)(h - j) * (d ? level : fit->mean);
+      break;
+    }
     double xf = a[0], yj;
     if (d) {
       level += xf;
