@@ -17,6 +17,13 @@ expect_status 2 "detector k larger than the history" -- "$P" --trace "$T" --hori
 expect_status 2 "trace too short" -- "$P" --trace "$T" --horizon 4000 &&
   expect_grep "too short for one forecast origin" "$WORK/err" "says why"
 expect_status 2 "negative window" -- "$P" --trace "$T" --window -3
+# An option the chosen mode would ignore is refused, naming it.
+expect_status 2 "series layer without series" -- "$P" --trace "$T" --series-layer 1 &&
+  expect_grep "--series-layer needs --series" "$WORK/err" "names the option"
+expect_status 2 "bench option without --bench" -- "$P" --trace "$T" --bench-count 3 &&
+  expect_grep "--bench-count needs --bench" "$WORK/err" "names the option"
+expect_status 2 "--json with --bench" -- "$P" --bench --json "$WORK/b.json" &&
+  expect_grep "it takes no --json" "$WORK/err" "names the option"
 expect_status 2 "missing trace" -- "$P" --horizon 100
 expect_status 1 "unreadable trace" -- "$P" --trace "$WORK/nope.csv"
 printf 'step,layer,e0,e1\n0,0,1,x\n' >"$WORK/bad.csv"

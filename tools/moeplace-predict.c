@@ -514,9 +514,11 @@ int main(int argc, char **argv) {
   o.bench_experts = 256;
   o.bench_windows = 200;
   o.bench_count = 32;
-  int c;
+  int c, series_layer_set = 0;
   long long v;
   double d;
+  // the last option given that only one mode reads, named in its refusal
+  const char *bench_opt = NULL, *backtest_opt = NULL;
 #define INT_OPT(field, name, lo, hi)                                                               \
   do {                                                                                             \
     if (cli_parse_int(prog, name, optarg, lo, hi, &v)) return CLI_EXIT_USAGE;                      \
@@ -534,9 +536,19 @@ int main(int argc, char **argv) {
     case 'w': INT_OPT(o.cfg.window, "--window", 1, 1000000); break;
     case 'H': INT_OPT(o.cfg.horizon, "--horizon", 1, 100000000); break;
     case 'p': o.predictor = optarg; break;
-    case 'j': o.json = optarg; break;
-    case O_SER: o.series = optarg; break;
-    case O_SERL: INT_OPT(o.series_layer, "--series-layer", 0, MOEPLACE_TRACE_MAX_LAYERS); break;
+    case 'j':
+      o.json = optarg;
+      backtest_opt = "--json";
+      break;
+    case O_SER:
+      o.series = optarg;
+      backtest_opt = "--series";
+      break;
+    case O_SERL:
+      INT_OPT(o.series_layer, "--series-layer", 0, MOEPLACE_TRACE_MAX_LAYERS);
+      series_layer_set = 1;
+      backtest_opt = "--series-layer";
+      break;
     case O_K: INT_OPT(o.cfg.sw_avg_k, "--k", 1, 1000000); break;
     case O_MINH: INT_OPT(o.min_history, "--min-history", 1, 100000000); break;
     case O_DK: INT_OPT(o.cfg.detector.k, "--detector-k", 2, 1000000); break;
@@ -552,11 +564,26 @@ int main(int argc, char **argv) {
       break;
     case 'q': o.quiet = 1; break;
     case O_BENCH: o.bench = 1; break;
-    case O_BL: INT_OPT(o.bench_layers, "--layers", 1, 4096); break;
-    case O_BE: INT_OPT(o.bench_experts, "--experts", 1, 65536); break;
-    case O_BW: INT_OPT(o.bench_windows, "--bench-windows", 20, 100000); break;
-    case O_BS: o.bench_series = optarg; break;
-    case O_BC: INT_OPT(o.bench_count, "--bench-count", 1, 1000000); break;
+    case O_BL:
+      bench_opt = "--layers";
+      INT_OPT(o.bench_layers, bench_opt, 1, 4096);
+      break;
+    case O_BE:
+      bench_opt = "--experts";
+      INT_OPT(o.bench_experts, bench_opt, 1, 65536);
+      break;
+    case O_BW:
+      bench_opt = "--bench-windows";
+      INT_OPT(o.bench_windows, bench_opt, 20, 100000);
+      break;
+    case O_BS:
+      o.bench_series = optarg;
+      bench_opt = "--bench-series";
+      break;
+    case O_BC:
+      bench_opt = "--bench-count";
+      INT_OPT(o.bench_count, bench_opt, 1, 1000000);
+      break;
     case 'h': usage(stdout); return CLI_EXIT_OK;
     default: usage(stderr); return CLI_EXIT_USAGE;
     }
@@ -579,6 +606,19 @@ int main(int argc, char **argv) {
   }
   if (o.bench && o.trace) {
     fprintf(stderr, "%s: --bench makes its own loads; it takes no --trace\n", prog);
+    return CLI_EXIT_USAGE;
+  }
+  // an option the chosen mode would ignore is a mistake the user should hear of
+  if (o.bench && backtest_opt) {
+    fprintf(stderr, "%s: --bench prints its table; it takes no %s\n", prog, backtest_opt);
+    return CLI_EXIT_USAGE;
+  }
+  if (!o.bench && bench_opt) {
+    fprintf(stderr, "%s: %s needs --bench\n", prog, bench_opt);
+    return CLI_EXIT_USAGE;
+  }
+  if (series_layer_set && !o.series) {
+    fprintf(stderr, "%s: --series-layer needs --series\n", prog);
     return CLI_EXIT_USAGE;
   }
   if (o.bench) return cli_stdout_done(prog, run_bench(&o));
