@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,17 +53,19 @@ static void cleanup_handler(int sig) {
   raise(sig);
 }
 
+static const int cleanup_sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGXFSZ};
+enum { N_CLEANUP_SIGS = sizeof cleanup_sigs / sizeof *cleanup_sigs };
+
 void mp_atomic_install_signal_cleanup(void) {
-  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGXFSZ};
-  for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+  for (size_t i = 0; i < N_CLEANUP_SIGS; i++) {
     struct sigaction old;
-    if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL) continue;
+    if (sigaction(cleanup_sigs[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL) continue;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = cleanup_handler;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND;
-    sigaction(sigs[i], &sa, NULL);
+    sigaction(cleanup_sigs[i], &sa, NULL);
   }
 }
 
@@ -168,15 +171,22 @@ int mp_atomic_open(mp_atomic_file *f, const char *path) {
     if (dir) remove_stale(dir, base);
     free(dir);
   }
+  /* A signal between creating the file and registering it would leave it
+   * behind: hold the cleanup signals until it is registered. */
+  sigset_t hold, prev;
+  sigemptyset(&hold);
+  for (size_t i = 0; i < N_CLEANUP_SIGS; i++) sigaddset(&hold, cleanup_sigs[i]);
+  pthread_sigmask(SIG_BLOCK, &hold, &prev);
   f->fd = mkstemp(f->tmp_path);
+  err = errno;
+  if (f->fd >= 0) registry_add(f->tmp_path);
+  pthread_sigmask(SIG_SETMASK, &prev, NULL);
   if (f->fd < 0) {
-    err = errno;
     free(f->tmp_path);
     f->tmp_path = NULL; /* nothing to remove */
     rc = mp_fail(MOEPLACE_ERR_IO, "%s: cannot create output file: %s", path, strerror(err));
     goto fail;
   }
-  registry_add(f->tmp_path);
   fcntl(f->fd, F_SETFD, FD_CLOEXEC);
   /* mkstemp creates 0600: keep the replaced file's mode, or use the umask's. */
   mode_t mask = umask(0);
