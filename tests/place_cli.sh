@@ -177,6 +177,12 @@ expect_usage() { # message-pattern command...
 }
 expect_usage "more experts" "$P" --loads "$TR" --ranks 4 --slots 3
 expect_usage "current placement is" "$P" --loads "$TR" --ranks 4 --slots 6 --current "$D/p1.json"
+# an EPLB map without "experts" that holds no replica of the last expert
+"$PYTHON3" -c 'import json, sys; m = json.load(open(sys.argv[1])); E = m["experts"]
+print(json.dumps({"ranks": m["ranks"], "slots": m["slots"],
+                  "phy2log": [[-1 if e == E - 1 else e for e in row] for row in m["phy2log"]]}))' \
+  "$D/p1.json" >"$D/nolast.json"
+expect_usage "expert 15 has no replica in it" "$P" --loads "$TR" --ranks 8 --slots 3 --current "$D/nolast.json"
 expect_usage "not both" "$P" --loads "$TR" --ranks 8 --topology "$D/p1.json" --slots 3
 "$PYTHON3" -c 'import json; print(json.dumps({"ranks": 8, "slots": 3, "phy2log": [[2147483647] + [0] * 23] * 4}))' \
   >"$D/bigid.json"

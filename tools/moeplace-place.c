@@ -277,6 +277,8 @@ int main(int argc, char **argv) {
               prog, cur_name, moeplace_placement_layers(cur), moeplace_placement_experts(cur),
               moeplace_placement_ranks(cur), moeplace_placement_slots(cur), L, E,
               moeplace_topology_ranks(topo), slots);
+      if (moeplace_placement_experts(cur) < E) // a map without "experts" counts its largest id
+        fprintf(stderr, "%s: %s: expert %d has no replica in it\n", prog, cur_name, E - 1);
       exit_code = CLI_EXIT_USAGE;
       goto out;
     }
