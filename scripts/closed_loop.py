@@ -163,11 +163,19 @@ def main():
              "EPLB gap | first | bytes moeplace/EPLB | cross-node vs EPLB | misses |",
              "|---" * 13 + "|"]
     failed = both_gap = 0
+    per_target = {k: 0 for k in ("imbalance", "bytes", "gap", "cross-node")}
+    diff, gaps, byte_ratio = [], [], []
     for (t, ranks, nodes, slots, s), (_, pol, first) in zip(jobs, results):
         m, ma, o = pol["moeplace"], reference(pol), pol["oracle"]
         miss = verdict(pol, nodes)
         failed += bool(miss)
         both_gap += "gap" in miss and ma["gap_to_oracle"] >= 0.1
+        for k in miss:
+            per_target[k] += 1
+        diff.append(m["imbalance"] - ma["imbalance"])
+        gaps.append(m["gap_to_oracle"])
+        if ma["bytes_moved"]:
+            byte_ratio.append(m["bytes_moved"] / ma["bytes_moved"])
         xratio = (f"{m['cross_node_bytes'] / ma['cross_node_bytes']:.2f}"
                   if nodes > 1 and ma["cross_node_bytes"] else "-")
         lines.append(f"| {os.path.basename(t).split('.')[0]} | {nodes}x{ranks // nodes}x{slots} | "
@@ -179,7 +187,11 @@ def main():
                      f"{','.join(miss) or 'ok'} |")
     text = "\n".join(lines)
     print(text)
-    print(f"{len(jobs) - failed} of {len(jobs)} rows meet every target")
+    print(f"{len(jobs) - failed} of {len(jobs)} rows meet every target; misses per target: " +
+          ", ".join(f"{k} {v}" for k, v in per_target.items()))
+    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")
+    print(f"mean moeplace - EPLB imbalance {mean(diff):+.4f}, mean gap {mean(gaps):.3f}, "
+          f"mean bytes moeplace/EPLB {mean(byte_ratio):.3f} (max {max(byte_ratio, default=0):.3f})")
     print(f"{both_gap} of the rows that miss the gap target have an EPLB gap >= 0.1 too")
     floor = sum(1 for r in results if r[2] >= 0.1)
     print(f"{floor} of {len(jobs)} rows have a first-interval gap >= 0.1")
