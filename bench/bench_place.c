@@ -3,9 +3,11 @@
  * replicate-then-LPT baseline measured in the same run, and a drift test on
  * real trace intervals (moves per rebalance vs from-scratch placement), and
  * node-limited expert groups on the DeepSeek shapes (4 and 8 nodes, 4 and 8
- * groups) against the same loads without groups.
+ * groups) against the same loads without groups, and a rebalance with 50
+ * load samples against the same rebalance without them.
  *
  *   bench_place [--loads-out FILE] [--trace FILE] [--interval N] [--repeat N]
+ *               [--skip-shapes] [--skip-groups] [--skip-samples]
  *
  * --loads-out writes the lognormal loads used for the DeepSeek shapes so
  * that scripts/eplb_reference.py can time EPLB on exactly the same input
@@ -323,6 +325,71 @@ static void bench_groups(const char *name, const double *loads, int L, int E, in
   moeplace_topology_destroy(topo);
 }
 
+/* ---- load samples (moeplace_place_options.samples) --------------------- */
+
+/* Mean over the n samples x [n][L][E] of metrics.md's imbalance of p. */
+static double samples_imbalance(const moeplace_placement *p, const double *x, int n, int L,
+                                int E) {
+  double tot = 0;
+  for (int t = 0; t < n; t++) {
+    double imb;
+    moeplace_placement_imbalance(p, x + (size_t)t * L * E, &imb);
+    tot += imb;
+  }
+  return tot / n;
+}
+
+/* A rebalance from the placement of `loads` to drifted loads (x lognormal
+ * 0.2), with and without 50 samples around them (x lognormal 0.3 per
+ * expert and sample), even shares, the seconds model: the solve time the
+ * samples cost and the samples' mean imbalance they gain. */
+static void bench_samples(const char *name, const double *loads, int L, int E, int nodes, int R,
+                          int S, int repeat) {
+  const int n = 50;
+  const size_t LE = (size_t)L * E;
+  double *w = malloc(LE * sizeof *w), *x = malloc(n * LE * sizeof *x);
+  double *ms = malloc(2 * (size_t)repeat * sizeof *ms);
+  for (size_t i = 0; i < LE; i++) w[i] = loads[i] * exp(0.2 * nrand());
+  for (int t = 0; t < n; t++)
+    for (size_t i = 0; i < LE; i++) x[t * LE + i] = w[i] * exp(0.3 * nrand());
+  moeplace_topology *topo;
+  moeplace_topology_create_shape(&topo, nodes, R / nodes, 1, 1);
+  moeplace_place_options o;
+  moeplace_place_options_init(&o);
+  o.shares = MOEPLACE_SHARES_EVEN;
+  o.step_time_s = 1e-3;
+  moeplace_placement *cur, *p[2] = {NULL, NULL};
+  moeplace_place_stats st[2];
+  if (moeplace_place(topo, L, E, S, loads, NULL, &o, &cur, NULL)) exit(1);
+  for (int k = 0; k < repeat; k++)
+    for (int with = 0; with < 2; with++) { // interleaved: the same load on the machine
+      o.n_samples = with ? n : 0;
+      o.samples = with ? x : NULL;
+      moeplace_placement_destroy(p[with]);
+      double t0 = mp_now_s();
+      if (moeplace_place(topo, L, E, S, w, cur, &o, &p[with], &st[with])) {
+        fprintf(stderr, "place: %s\n", moeplace_last_error());
+        exit(1);
+      }
+      ms[with * repeat + k] = (mp_now_s() - t0) * 1e3;
+    }
+  qsort(ms, repeat, sizeof *ms, cmp_double);
+  qsort(ms + repeat, repeat, sizeof *ms, cmp_double);
+  printf("%-22s samples %d: solve_ms median %.1f (without %.1f, x%.1f)  moves %lld (without %lld)"
+         "  samples' mean imbalance %.4f (without %.4f)  valid=%s\n",
+         name, n, ms[repeat + repeat / 2], ms[repeat / 2], ms[repeat + repeat / 2] / ms[repeat / 2],
+         (long long)st[1].moves, (long long)st[0].moves, samples_imbalance(p[1], x, n, L, E),
+         samples_imbalance(p[0], x, n, L, E),
+         moeplace_placement_validate(p[1]) == MOEPLACE_OK ? "yes" : "NO");
+  fflush(stdout);
+  for (int k = 0; k < 2; k++) moeplace_placement_destroy(p[k]);
+  moeplace_placement_destroy(cur);
+  moeplace_topology_destroy(topo);
+  free(w);
+  free(x);
+  free(ms);
+}
+
 /* ---- drift on real trace intervals -------------------------------------- */
 
 static double drift_min_gain = -1;
@@ -419,7 +486,7 @@ static void write_loads(const char *path, const double *loads, int L, int E) {
 
 int main(int argc, char **argv) {
   const char *loads_out = NULL, *traces[8];
-  int ntraces = 0, interval = 500, repeat = 21, skip_shapes = 0, skip_groups = 0;
+  int ntraces = 0, interval = 500, repeat = 21, skip_shapes = 0, skip_groups = 0, skip_samples = 0;
   static const struct option opts[] = {{"loads-out", required_argument, NULL, 'o'},
                                        {"trace", required_argument, NULL, 't'},
                                        {"interval", required_argument, NULL, 'i'},
@@ -427,10 +494,11 @@ int main(int argc, char **argv) {
                                        {"min-gain", required_argument, NULL, 'g'},
                                        {"skip-shapes", no_argument, NULL, 's'},
                                        {"skip-groups", no_argument, NULL, 'G'},
+                                       {"skip-samples", no_argument, NULL, 'S'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "o:t:i:r:g:sGh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "o:t:i:r:g:sGSh", opts, NULL)) != -1) {
     if (c == 'o') loads_out = optarg;
     else if (c == 't' && ntraces < 8) traces[ntraces++] = optarg;
     else if (c == 'i') interval = atoi(optarg);
@@ -438,9 +506,10 @@ int main(int argc, char **argv) {
     else if (c == 'g') drift_min_gain = atof(optarg);
     else if (c == 's') skip_shapes = 1;
     else if (c == 'G') skip_groups = 1;
+    else if (c == 'S') skip_samples = 1;
     else {
       printf("Usage: bench_place [--loads-out FILE] [--trace FILE]... [--interval N] "
-             "[--repeat N] [--min-gain G] [--skip-shapes] [--skip-groups]\n");
+             "[--repeat N] [--min-gain G] [--skip-shapes] [--skip-groups] [--skip-samples]\n");
       return c == 'h' ? 0 : 2;
     }
   }
@@ -463,6 +532,10 @@ int main(int argc, char **argv) {
     bench_shape("scale-1024x1", big, L2, E, 128, 1024, 1, repeat < 5 ? repeat : 5);
     bench_shape("scale-1024x2", big, L2, E, 128, 1024, 2, repeat < 5 ? repeat : 5);
     bench_big_nodes(big, E, repeat < 5 ? repeat : 5);
+  }
+  if (!skip_samples) {
+    bench_samples("deepseek-32x9", loads, L, E, 4, 32, 9, repeat < 3 ? repeat : 3);
+    bench_samples("deepseek-64x5", loads, L, E, 8, 64, 5, repeat < 3 ? repeat : 3);
   }
   if (!skip_groups) {
     static const struct { const char *name; int R, S, N, G; } gs[] = {

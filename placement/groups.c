@@ -371,6 +371,8 @@ static int solve_node(grp_ctx *c, int n, double *budget, moeplace_placement *res
     node_current(c, n, map, cur, inv);
   moeplace_place_options o = c->opt;
   o.byte_budget = *budget;
+  o.n_samples = 0; // a node's problem has other experts: samples are ignored in groups
+  o.samples = NULL;
   moeplace_place_stats st = {0}; // only its bytes are used, under a budget: else not computed
   if (!rc)
     rc = mp_place_targeted(sub, c->L, c->En, c->S, loads, cur, &o, c->target, &out,

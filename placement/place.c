@@ -7,6 +7,9 @@
  * relabelled and aligned to the current slots, the partial walk toward it,
  * and the local search from the current placement (even shares: the fresh
  * one, the walk and the even search).
+ * With load samples (options.samples) the candidates are scored by the
+ * samples' mean max rank load, and the chosen one (or the fresh placement)
+ * is refined over the samples (placement/solver_samples.c).
  * Then one rule, keep_or_move(), decides for the whole placement whether the
  * change pays for its migration. */
 #ifdef HAVE_CONFIG_H
@@ -93,6 +96,18 @@ static int check_options(const moeplace_place_options *o) {
     return mp_fail(MOEPLACE_ERR_ARG, "time_limit_ms is NaN (< 0 for no limit)");
   if (isnan(o->time_budget_s) || isinf(o->time_budget_s))
     return mp_fail(MOEPLACE_ERR_ARG, "time_budget_s must be finite (< 0 for unlimited)");
+  if (o->n_samples < 0 || (o->n_samples > 0 && !o->samples))
+    return mp_fail(MOEPLACE_ERR_ARG, "n_samples must be >= 0 with samples non-NULL, got %d%s",
+                   o->n_samples, o->samples ? "" : " and NULL");
+  return MOEPLACE_OK;
+}
+
+/* Every sample's loads as mp_place_check_loads checks the loads. */
+static int check_samples(const moeplace_place_options *o, int L, int E) {
+  for (int t = 0; t < o->n_samples; t++) {
+    int rc = mp_place_check_loads(L, E, o->samples + (size_t)t * L * E);
+    if (rc) return mp_fail(rc, "sample %d: %s", t, moeplace_last_error());
+  }
   return MOEPLACE_OK;
 }
 
@@ -118,6 +133,7 @@ typedef struct place_ctx {
   double per_imbalance_s; // seconds model: step_time_s x horizon_steps (seconds one
                           // imbalance unit costs over the horizon), else 0
   const double *target;   // [L] max rank load good enough per layer (groups), or NULL
+  mp_samples sm;          // the load samples of the layer being solved (sm.n >= 2), or sm.n 0
 } place_ctx;
 
 /* Sum over layers of the mean rank load: the denominator of the imbalance. */
@@ -165,6 +181,7 @@ static int place_ctx_init(place_ctx *c, const moeplace_topology *topo, int layer
   rc = mp_place_check_shape(L, E, R, S);
   if (rc) return rc;
   if ((rc = mp_place_check_loads(L, E, loads))) return rc;
+  if ((rc = check_samples(&c->opt, L, E))) return rc;
   if (current) {
     if (current->layers != L || current->experts != E || current->ranks != R ||
         current->slots != S)
@@ -204,6 +221,15 @@ static void place_ctx_free(place_ctx *c) {
     mp_place_layer_free(&c->bst);
   }
   free(c->fresh_slots);
+  free(c->sm.v);
+  free(c->sm.y);
+  free(c->sm.ymax);
+  free(c->sm.top);
+  free(c->sm.refund);
+  free(c->sm.hot);
+  free(c->sm.ex1);
+  free(c->sm.ex2);
+  free(c->sm.ex1r);
 }
 
 /* The solver states; on failure the caller frees c with place_ctx_free()
@@ -215,6 +241,18 @@ static int place_ctx_alloc(place_ctx *c) {
                       mp_place_layer_init(&c->bst, E, R, S, c->solver_topo) ||
                       !(c->fresh_slots = malloc((size_t)R * S * sizeof *c->fresh_slots)))))
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
+  if (c->opt.n_samples >= 2) {
+    const size_t n = (size_t)c->opt.n_samples;
+    c->sm = (mp_samples){.stride = (size_t)c->L * E, .n = c->opt.n_samples,
+                         .v = malloc(n * R * S * sizeof(double)), .y = malloc(n * R * sizeof(double)),
+                         .ymax = malloc(n * sizeof(double)), .top = malloc(n * 3 * sizeof(int)),
+                         .refund = malloc(2 * (size_t)R * S * sizeof(double)), .hot = malloc((size_t)R),
+                         .ex1 = malloc(n * sizeof(double)), .ex2 = malloc(n * sizeof(double)),
+                         .ex1r = malloc(n * sizeof(int))};
+    if (!c->sm.v || !c->sm.y || !c->sm.ymax || !c->sm.top || !c->sm.refund || !c->sm.hot ||
+        !c->sm.ex1 || !c->sm.ex2 || !c->sm.ex1r)
+      return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d load samples", c->sm.n);
+  }
   c->st.even = c->alt.even = c->bst.even = c->opt.shares == MOEPLACE_SHARES_EVEN;
   c->st.spread = c->alt.spread = c->bst.spread = c->opt.spread;
   return MOEPLACE_OK;
@@ -227,15 +265,17 @@ typedef struct layer_best {
   int have;
 } layer_best;
 
-/* Scores the candidate in c->alt: max load + lambda x cost + min_gain x
- * mean per move (lambda: migration_weight, or the seconds model's price); it replaces the best (in c->bst) if it scores
- * lower and fits in budget_before (< 0: unlimited). */
+/* Scores the candidate in c->alt: max load (with samples, their mean max
+ * load) + lambda x cost + min_gain x mean per move (lambda:
+ * migration_weight, or the seconds model's price); it replaces the best
+ * (in c->bst) if it scores lower and fits in budget_before (< 0:
+ * unlimited). */
 static void consider(place_ctx *c, layer_best *b, double budget_before) {
   int64_t mv;
   double by, cb, cost;
   mp_place_layer_moves(&c->alt, &mv, &by, &cb, &cost);
-  const double score = mp_place_layer_max(&c->alt) + c->sp.lambda * cost +
-                       c->sp.min_gain * (double)mv;
+  const double m = c->sm.n ? mp_samples_max(&c->alt, &c->sm) : mp_place_layer_max(&c->alt);
+  const double score = m + c->sp.lambda * cost + c->sp.min_gain * (double)mv;
   if (score < b->score && (budget_before < 0 || by <= budget_before)) {
     b->score = score;
     b->bytes = by;
@@ -310,7 +350,8 @@ static void keep_current(place_ctx *c, const double *w) {
 
 /* Layer l with a current placement: c->st ends with the best candidate, or
  * the current assignment with re-optimised shares if none beats it within
- * the remaining budget; the budget and the sums of keep_or_move() follow. */
+ * the remaining budget, refined over the load samples if there are any; the
+ * budget and the sums of keep_or_move() follow. */
 static void place_layer_from_current(place_ctx *c, int l, const double *w) {
   const int *cur = moeplace_placement_phy2log_const(c->current, l);
   const double xb = c->opt.expert_bytes;
@@ -320,22 +361,28 @@ static void place_layer_from_current(place_ctx *c, int l, const double *w) {
   keep_current(c, w);
   const double m_keep = mp_place_layer_max(&c->st);
   c->num_keep += m_keep;
+  // with samples, the rule weighs their mean max (the steps' imbalance)
+  const double f_keep = c->sm.n ? mp_samples_max(&c->st, &c->sm) : m_keep;
   // A byte budget is shared fairly: this layer may spend the remaining
   // bytes over the layers left (what it leaves unspent goes to the next
   // ones), so that the first layers cannot spend it all on small gains.
   const double budget_before = c->budget;
   const double allowance = budget_before >= 0 ? budget_before / (c->L - l) : budget_before;
-  layer_best b = {.score = m_keep};
+  layer_best b = {.score = f_keep};
   if (c->st.even)
     run_candidates_even(c, w, &b, allowance);
   else
     run_candidates(c, w, &b, allowance);
   if (b.have) mp_place_layer_copy(&c->st, &c->bst);
-  if (budget_before >= 0) c->budget = budget_before - b.bytes;
+  if (c->sm.n) {
+    double left = allowance >= 0 ? allowance - b.bytes : -1;
+    mp_samples_refine(&c->st, &c->sm, &c->sp, &left);
+  }
   int64_t mv;
   double by, cb, cost;
   mp_place_layer_moves(&c->st, &mv, &by, &cb, &cost);
-  c->gain_total += m_keep - mp_place_layer_max(&c->st);
+  if (budget_before >= 0) c->budget = budget_before - by;
+  c->gain_total += f_keep - (c->sm.n ? mp_samples_max(&c->st, &c->sm) : mp_place_layer_max(&c->st));
   c->cost_total += c->sp.lambda * cost;
 }
 
@@ -380,12 +427,14 @@ static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
   c->sp.flat_stop = c->target ? MP_GROUP_FLAT_STOP : 0;
   c->sp.max_starts = c->target && c->st.RS > MP_GROUP_MULTISTART_SLOTS ? 1 : 0;
   c->lb += mp_place_layer_bound(&c->st, w);
+  if (c->sm.n) c->sm.x = c->opt.samples + (size_t)l * c->E;
   if (!c->current) {
     mp_place_layer_set_current(&c->st, NULL, c->opt.expert_bytes);
     if (c->st.even)
       mp_place_layer_fresh_even(&c->st, w, &c->sp);
     else
       mp_place_layer_fresh(&c->st, w, &c->sp);
+    if (c->sm.n) mp_samples_refine(&c->st, &c->sm, &c->sp, NULL);
   } else {
     place_layer_from_current(c, l, w);
     mp_place_layer_align(&c->st);
@@ -397,7 +446,8 @@ static void place_layer(place_ctx *c, int l, moeplace_placement *res) {
  * whole placement, whether a change from the current placement is worth its
  * migration; moeplace-place --current, moeplace-replay and the MPI runtime
  * all decide through moeplace_place, so through this rule. gain_total is the
- * predicted gain (sum over layers of the max rank load removed), den the sum
+ * predicted gain (sum over layers of the max rank load removed; with load
+ * samples, of the samples' mean max rank load), den the sum
  * over layers of the mean rank load, so gain_total / den is the imbalance
  * removed.
  *  - Seconds model (step_time_s > 0): move only if the time saved over the

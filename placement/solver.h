@@ -133,6 +133,31 @@ void mp_place_layer_align(mp_place_layer *st);
 void mp_place_layer_fill(mp_place_layer *st, int transfers);
 /* Writes phy2log [RS] and share [RS] (exactly 1 / count with even shares). */
 void mp_place_layer_export(const mp_place_layer *st, int *phy2log, double *share);
+/* Load samples of one layer and the scratch their refinement uses
+ * (solver_samples.c; moeplace_place_options.samples). */
+typedef struct mp_samples {
+  const double *x;    // x[t * stride + e]: sample t's load of expert e
+  size_t stride;
+  int n;              // samples (the refinement needs >= 2)
+  double *v;          // [RS][n] load of each slot in each sample
+  double *y;          // [R][n] load of each rank in each sample
+  double *ymax;       // [n] max rank load of each sample
+  int *top;           // [n][3] the three busiest ranks of each sample, -1 past R
+  double *ex1, *ex2;  // [n] each: the max load of the ranks but one, and but two
+  int *ex1r;          // [n] the rank of ex1
+  double *refund;     // [2][RS] price and bytes of each slot's present content
+  unsigned char *hot; // [R] bit 1: a rank a swap takes from, bit 2: one it gives to
+} mp_samples;
+/* Mean over the samples of the layer's max rank load under st. */
+double mp_samples_max(const mp_place_layer *st, mp_samples *sm);
+/* Swaps the contents of two slots of different ranks, the best swap each
+ * time, while one lowers mp_samples_max by more than its migration price
+ * (sp->lambda, sp->min_gain); at most sp->max_iter swaps, until
+ * sp->deadline. bytes_left (NULL or < 0: unlimited) caps the bytes the
+ * swaps add and is decreased by them. Slots keep their token fractions:
+ * the mean loads' shares are not re-optimised. */
+void mp_samples_refine(mp_place_layer *st, mp_samples *sm, const mp_place_search *sp,
+                       double *bytes_left);
 /* Copies the layer's slot content from another state of the same shape. */
 void mp_place_layer_copy(mp_place_layer *dst, const mp_place_layer *src);
 

@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/metrics.h"
 #include "common/timer.h"
+#include "common/load_samples.h"
 #include "common/trace_window.h"
 #include "common/warmup.h"
 #include "replay/eplb.h"
@@ -52,6 +53,7 @@ void mp_replay_config_init(mp_replay_config *cfg) {
   cfg->spread = MP_REPLAY_SPREAD;
   cfg->seed = 1;
   cfg->warmup = MP_REPLAY_WARMUP_AUTO;
+  cfg->samples = MP_REPLAY_SAMPLES;
 }
 
 /* Everything one replay keeps, so the loop below reads as the algorithm. */
@@ -72,6 +74,8 @@ typedef struct replay_state {
   double *step_loads;   /* [E] */
   double *rank_load;    /* [R] */
   uint64_t *window_sum; /* [L][E] */
+  mp_window_ring recent; /* the last cfg->samples windows */
+  double *samples;      /* [cfg->samples][L][E] the moeplace policy's load samples */
   double decision_s[MP_POLICY_COUNT];
   int horizon;          /* steps the moeplace policy's next decision stays in force */
 } replay_state;
@@ -191,6 +195,9 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
     opt.step_time_s = cfg->step_time_s;
     opt.horizon_steps = st->horizon;
     opt.time_budget_s = cfg->time_budget_s;
+    if ((rc = mp_load_samples(&st->recent, loads, st->samples))) return rc;
+    opt.n_samples = st->recent.n;
+    opt.samples = st->samples;
     break;
   }
   default: return mp_fail(MOEPLACE_ERR_ARG, "unknown policy %d", policy);
@@ -237,6 +244,8 @@ static int check_config(const moeplace_trace *trace, const moeplace_topology *to
       (cfg->warmup < 0 || cfg->warmup >= cfg->interval || cfg->warmup % cfg->window))
     return mp_fail(MOEPLACE_ERR_ARG, "replay: warmup (%d) must be 0, auto or a multiple of the "
                    "window (%d) below the interval (%d)", cfg->warmup, cfg->window, cfg->interval);
+  if (cfg->samples < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "replay: samples must be >= 0, got %d", cfg->samples);
   if ((long)R * cfg->slots < E)
     return mp_fail(MOEPLACE_ERR_ARG,
                    "%d ranks x %d slots = %ld slots cannot hold the trace's %d experts", R,
@@ -264,6 +273,8 @@ static void free_state(replay_state *st) {
   free(st->step_loads);
   free(st->rank_load);
   free(st->window_sum);
+  mp_window_ring_free(&st->recent);
+  free(st->samples);
 }
 
 /* Steps the block buffers hold at first: a block grows from there, doubling,
@@ -315,6 +326,9 @@ static int init_state(replay_state *st, moeplace_trace *trace, const moeplace_to
                    st->E);
   int rc = grow_block(st, cfg->interval < BLOCK_START ? cfg->interval : BLOCK_START);
   if (rc) return rc;
+  if ((rc = mp_window_ring_init(&st->recent, cfg->samples, st->L, st->E))) return rc;
+  if (cfg->samples > 0 && !(st->samples = malloc((size_t)cfg->samples * LE * sizeof *st->samples)))
+    return mp_fail(MOEPLACE_ERR_NOMEM, "replay: out of memory for %d load samples", cfg->samples);
 
   moeplace_predict_config pc;
   moeplace_predict_config_init(&pc, st->L, st->E);
@@ -380,6 +394,7 @@ static int feed_windows(replay_state *st, int from, int n, int64_t *steps_in_win
     if (rc < 0) return rc;
     if (++*steps_in_window == st->cfg->window) {
       rc = moeplace_forecaster_observe_counts(st->forecaster, st->window_sum);
+      mp_window_ring_push(&st->recent, st->window_sum);
       if (rc < 0) return rc;
       memset(st->window_sum, 0, LE * sizeof *st->window_sum);
       *steps_in_window = 0;

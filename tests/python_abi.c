@@ -79,7 +79,7 @@ int main(void) {
   F(moeplace_place_options, time_budget_s); F(moeplace_place_options, groups);
   F(moeplace_place_options, shares);
   F(moeplace_place_options, spread); F(moeplace_place_options, fill_slots);
-  F(moeplace_place_options, reserved32);
+  F(moeplace_place_options, n_samples); F(moeplace_place_options, samples);
   F(moeplace_place_options, reserved);
   end();
 

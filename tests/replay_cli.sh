@@ -204,6 +204,17 @@ PY
 expect_status 2 "--warmup 1" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --warmup 1 --quiet &&
   expect_grep "warmup (1) must be 0, auto or a multiple of the window (10)" "$WORK/err" \
     "names the CLI's auto"
+expect_status 2 "--samples -1" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 --samples -1 --quiet &&
+  expect_grep "samples" "$WORK/err" "names --samples"
+# Load samples: 50 windows by default (the JSON says so), 0 turns them off.
+expect_status 0 "replay without samples" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 3 \
+  --predictor sw_avg --policies moeplace --samples 0 --json "$WORK/s0.json" --quiet
+CHECKS=$((CHECKS + 1))
+"$PYTHON3" - "$WORK/r.json" "$WORK/s0.json" <<'PY' || fail "samples in the JSON"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["samples"] == 50 and b["samples"] == 0, (a["samples"], b["samples"])
+PY
 expect_status 2 "unknown share policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 5 --shares x &&
   expect_grep "not a share policy" "$WORK/err" "share policy message"
 finish

@@ -46,6 +46,9 @@ static void usage(FILE *out) {
           "                       2K, 4K, ... below the interval), from the windows\n"
           "                       seen (K a multiple of the window below the interval;\n"
           "                       0: off; default auto: two windows, 20 by default)\n"
+          "  --samples N          moeplace's placements see the last N windows' loads\n"
+          "                       as samples of the steps' noise (0: off; default 50;\n"
+          "                       docs/PLACEMENT.md \"Load samples\")\n"
           "  --groups G           experts form G groups; with N > 1 nodes every policy\n"
           "                       keeps each group on one node (docs/PLACEMENT.md;\n"
           "                       eplb: its hierarchical policy)\n"
@@ -188,7 +191,7 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
     json_object_set_new(policies, mp_policy_name(p), o);
   }
   return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, "
-                   "s:f, s:f, s:i, s:s, s:f, s:i, s:o}",
+                   "s:f, s:f, s:i, s:s, s:f, s:i, s:i, s:o}",
                    "trace", trace, "steps", (json_int_t)res->steps, "layers", res->layers,
                    "experts", res->experts, "ranks", res->ranks, "slots", res->slots, "nodes",
                    nodes, "interval", cfg->interval, "window", cfg->window, "horizon",
@@ -197,7 +200,7 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
                    "budget", cfg->byte_budget, "min_gain", cfg->min_gain, "step_ms",
                    cfg->step_time_s * 1e3, "time_budget_s", cfg->time_budget_s, "groups",
                    cfg->groups, "shares", moeplace_share_policy_name(cfg->shares), "spread",
-                   cfg->spread, "warmup", cfg->warmup, "policies", policies);
+                   cfg->spread, "warmup", cfg->warmup, "samples", cfg->samples, "policies", policies);
 }
 
 static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
@@ -219,7 +222,7 @@ int main(int argc, char **argv) {
   enum { O_TRACE = 256, O_RANKS, O_SLOTS, O_NODES, O_TOPOLOGY, O_INTERVAL, O_WINDOW, O_HORIZON,
          O_PREDICTOR, O_POLICIES, O_SEED, O_BYTES, O_WEIGHT, O_BUDGET, O_BW_NUMA, O_BW_PACKAGE,
          O_BW_NODE, O_BW_NETWORK, O_JSON, O_TIMELINE, O_QUIET, O_MIN_GAIN, O_STEP_MS,
-         O_TIME_BUDGET, O_GROUPS, O_SHARES, O_SPREAD, O_WARMUP };
+         O_TIME_BUDGET, O_GROUPS, O_SHARES, O_SPREAD, O_WARMUP, O_SAMPLES };
   static const struct option opts[] = {
       {"help", no_argument, NULL, 'h'},        {"trace", required_argument, NULL, O_TRACE},
       {"ranks", required_argument, NULL, O_RANKS}, {"slots", required_argument, NULL, O_SLOTS},
@@ -240,7 +243,7 @@ int main(int argc, char **argv) {
       {"json", required_argument, NULL, O_JSON}, {"timeline", required_argument, NULL, O_TIMELINE},
       {"quiet", no_argument, NULL, O_QUIET},   {"shares", required_argument, NULL, O_SHARES},
       {"spread", required_argument, NULL, O_SPREAD}, {"warmup", required_argument, NULL, O_WARMUP},
-      {NULL, 0, NULL, 0}};
+      {"samples", required_argument, NULL, O_SAMPLES}, {NULL, 0, NULL, 0}};
   mp_replay_config cfg;
   mp_replay_config_init(&cfg);
   tool_ctx ctx = {.report = {1, 1, 1, 1, 1}, .tty = isatty(STDERR_FILENO)};
@@ -277,6 +280,7 @@ int main(int argc, char **argv) {
         break;
       }
       INT_OPT("--warmup", 0, 1 << 30, cfg.warmup) break;
+    case O_SAMPLES: INT_OPT("--samples", 0, 1 << 16, cfg.samples) break;
     case O_PREDICTOR: cfg.predictor = optarg; break;
     case O_POLICIES:
       if (parse_policies(optarg, ctx.report)) return CLI_EXIT_USAGE;

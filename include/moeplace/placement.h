@@ -330,8 +330,20 @@ typedef struct moeplace_place_options {
    * replicas it adds count in the stats (moves, bytes). 0 (the default):
    * the solver's slots as they are. */
   int fill_slots;
-  uint32_t reserved32;  /* zeroed by moeplace_place_options_init() */
-  uint64_t reserved[2]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
+  /* Load samples for the step-to-step noise (docs/PLACEMENT.md, "Load
+   * samples"): n_samples >= 0 (default 0: none) arrays of loads
+   * [n_samples][layers][experts], in the units of `loads` (e.g. the
+   * forecast plus each recent window's deviation from the recent mean),
+   * finite and >= 0. With n_samples >= 2 the placement chosen on the mean
+   * loads is then refined by swapping the contents of two slots of
+   * different ranks while that lowers the mean over the samples of the
+   * layer's max rank load by more than the swap's migration price, and the
+   * keep-or-move rule weighs that sample mean: experts whose loads rise
+   * together are kept apart. The caller keeps ownership; not read after
+   * the call. Ignored inside node-limited groups. */
+  int n_samples;
+  const double *samples;
+  uint64_t reserved[1]; /* zeroed by moeplace_place_options_init() (ABI: moeplace/base.h) */
 } moeplace_place_options;
 
 /* Writes every default (and zeroes reserved). Accepts NULL (does nothing). */

@@ -66,7 +66,7 @@ class PlaceOptions(ctypes.Structure):
                 ("time_limit_ms", c_double), ("step_time_s", c_double),
                 ("horizon_steps", c_double), ("time_budget_s", c_double), ("groups", c_int),
                 ("shares", c_int), ("spread", c_double), ("fill_slots", c_int),
-                ("reserved32", c_uint32), ("reserved", c_uint64 * 2)]
+                ("n_samples", c_int), ("samples", ctypes.c_void_p), ("reserved", c_uint64 * 1)]
 
 
 class PlaceStats(ctypes.Structure):

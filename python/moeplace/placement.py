@@ -368,7 +368,7 @@ _OPTIONS = {"migration_weight": as_float, "byte_budget": as_float, "expert_bytes
             "fill_slots": lambda v, name: int(bool(v))}
 
 
-def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
+def place(loads, ranks=None, *, slots, topology=None, current=None, samples=None, **options):
     """Places the experts of every layer for loads [L][E] (non-negative).
 
     Give either ``ranks`` (R ranks, one node) or ``topology`` (a Topology);
@@ -384,6 +384,10 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
     spread (>= 0, default 0: noise-aware placement, docs/PLACEMENT.md).
     fill_slots (with shares="even": every slot holds a replica, as EPLB's
     maps; docs/PLACEMENT.md, "Filling every slot").
+    ``samples``: load samples [n][L][E] (non-negative, the units of loads;
+    e.g. the forecast plus recent windows' deviations): the placement is
+    refined for the mean over them of each layer's max rank load, and the
+    keep-or-move rule weighs that (docs/PLACEMENT.md, "Load samples").
     Returns a Placement whose ``stats`` holds imbalance, lower_bound, gap,
     moves, bytes_moved, groups, split_groups, ...; its phy2log, log2phy,
     logcnt and share are numpy arrays in EPLB's conventions."""
@@ -410,6 +414,15 @@ def place(loads, ranks=None, *, slots, topology=None, current=None, **options):
         if value is None and key in ("byte_budget", "time_limit_ms", "time_budget_s"):
             value = -1.0  # MOEPLACE_NO_LIMIT
         setattr(opt, key, _OPTIONS[key](value, key))
+    if samples is not None:  # kept referenced (sm) until the call returns
+        sm = np.asarray(samples)
+        if sm.ndim != 3:
+            raise ValueError("samples must have shape [n][layers][experts], got %d dimensions"
+                             % sm.ndim)
+        sm = array(sm, "float", (sm.shape[0], layers, experts), "samples")
+        if (sm < 0).any():
+            raise ValueError("samples must be non-negative")
+        opt.n_samples, opt.samples = sm.shape[0], ptr(sm)
     ch = None if current is None else _placement_handle(current, "current")
     out = ctypes.c_void_p()
     st = _lib.PlaceStats()

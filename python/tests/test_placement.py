@@ -108,6 +108,30 @@ def test_place_migration_aware():
     assert free.stats.imbalance <= keep.stats.imbalance + 1e-12
 
 
+def test_samples_keep_bursting_experts_apart():
+    # experts 0 and 1 burst together, 2 and 3 too; equal means. The samples'
+    # mean max is recomputed in numpy from the result's shares.
+    loads = np.ones((1, 4))
+    x = np.array([[[2.0, 2, 0, 0]], [[0, 0, 2, 2]]])
+    cur = moeplace.Placement.from_arrays([[0, 1, 2, 3]], experts=4, ranks=2, slots=2)
+
+    def sample_max(p):
+        share, ph = p.share[0], p.phy2log[0]
+        rank = np.array([[share[i] * xt[0, ph[i]] for i in range(4)] for xt in x])
+        return rank.reshape(len(x), 2, 2).sum(axis=2).max(axis=1).mean()
+
+    kw = dict(ranks=2, slots=2, current=cur, shares="even", step_time_s=1e-3,
+              horizon_steps=1e6)
+    plain = moeplace.place(loads, **kw)
+    assert plain.stats.moves == 0 and sample_max(plain) == 4
+    p = moeplace.place(loads, samples=x, **kw)
+    assert p.stats.moves == 2 and sample_max(p) == 2
+    with pytest.raises(ValueError, match="samples must have shape"):
+        moeplace.place(loads, samples=x[:, :, :3], **kw)
+    with pytest.raises(ValueError, match="non-negative"):
+        moeplace.place(loads, samples=-x, **kw)
+
+
 def test_topology_table_and_json(tmp_path):
     topo = moeplace.Topology.table([0, 0, 1, 1])
     assert topo.nodes == 2
