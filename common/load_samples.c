@@ -18,14 +18,22 @@ int mp_window_ring_init(mp_window_ring *ring, int cap, int L, int E) {
   ring->E = E;
   if (!ring->cap) return MOEPLACE_OK;
   ring->win = malloc((size_t)ring->cap * L * E * sizeof *ring->win);
-  if (!ring->win) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d windows", cap);
+  ring->ptr = malloc((size_t)ring->cap * sizeof *ring->ptr);
+  if (!ring->win || !ring->ptr) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d windows", cap);
   return MOEPLACE_OK;
 }
 
 void mp_window_ring_free(mp_window_ring *ring) {
   free(ring->win);
+  free(ring->ptr);
   ring->win = NULL;
+  ring->ptr = NULL;
   ring->n = 0;
+}
+
+int mp_window_ring_samples(const mp_window_ring *ring, const double *forecast, double *out) {
+  for (int t = 0; t < ring->n; t++) ring->ptr[t] = ring->win + (size_t)t * ring->L * ring->E;
+  return mp_load_samples(ring->ptr, ring->n, ring->L, ring->E, forecast, out);
 }
 
 void mp_window_ring_push(mp_window_ring *ring, const uint64_t *counts) {
@@ -36,15 +44,15 @@ void mp_window_ring_push(mp_window_ring *ring, const uint64_t *counts) {
   if (ring->n < ring->cap) ring->n++;
 }
 
-int mp_load_samples(const mp_window_ring *ring, const double *forecast, double *out) {
-  const int n = ring->n, L = ring->L, E = ring->E;
-  if (n == 0) return MOEPLACE_OK;
+int mp_load_samples(const uint64_t *const *windows, int n, int L, int E, const double *forecast,
+                    double *out) {
+  if (n <= 0) return MOEPLACE_OK;
   double *tot = malloc((size_t)n * sizeof *tot); // [n] one layer's window totals
   if (!tot) return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d load samples", n);
   for (int l = 0; l < L; l++) {
     int full = 0; // windows with tokens in this layer
     for (int t = 0; t < n; t++) {
-      const uint64_t *x = ring->win + ((size_t)t * L + l) * E;
+      const uint64_t *x = windows[t] + (size_t)l * E;
       tot[t] = 0;
       for (int e = 0; e < E; e++) tot[t] += (double)x[e];
       full += tot[t] > 0;
@@ -55,11 +63,11 @@ int mp_load_samples(const mp_window_ring *ring, const double *forecast, double *
     for (int e = 0; e < E; e++) {
       double mean = 0; // mean share over the windows with tokens
       for (int t = 0; t < n; t++)
-        if (tot[t] > 0) mean += (double)ring->win[((size_t)t * L + l) * E + e] / tot[t];
+        if (tot[t] > 0) mean += (double)windows[t][(size_t)l * E + e] / tot[t];
       mean = full ? mean / full : 0;
       for (int t = 0; t < n; t++) {
         double v = f[e];
-        if (tot[t] > 0) v += ((double)ring->win[((size_t)t * L + l) * E + e] / tot[t] - mean) * volume;
+        if (tot[t] > 0) v += ((double)windows[t][(size_t)l * E + e] / tot[t] - mean) * volume;
         out[((size_t)t * L + l) * E + e] = v > 0 ? v : 0;
       }
     }

@@ -2,15 +2,21 @@
  * forecast plus each recent window's deviation from the recent windows'
  * mean, so that the solver sees the forecast level with the step-to-step
  * noise the experts showed together (docs/PLACEMENT.md, "Load samples").
- * One home for the formula: the replay and the runtime both call it. */
+ * One home for the formula: the replay and the runtime both call it; the
+ * replay keeps its recent windows in a ring, the runtime in its history. */
 #ifndef MOEPLACE_COMMON_LOAD_SAMPLES_H
 #define MOEPLACE_COMMON_LOAD_SAMPLES_H
 
 #include <stdint.h>
 
+/* The runtime in libmoeplace-mpi calls mp_load_samples from libmoeplace,
+ * which exports only moeplace_* names (Makefile.am). */
+#define mp_load_samples moeplace_private_load_samples
+
 /* Keeps the last `cap` windows' token counts [L][E] in a ring. */
 typedef struct mp_window_ring {
-  uint64_t *win; // [cap][L][E]
+  uint64_t *win;       // [cap][L][E]
+  const uint64_t **ptr; // [cap] scratch: the windows for mp_load_samples
   int cap, n, head, L, E;
 } mp_window_ring;
 
@@ -20,12 +26,18 @@ void mp_window_ring_free(mp_window_ring *ring);
 /* Copies one window's counts [L][E] in, over the oldest when full. */
 void mp_window_ring_push(mp_window_ring *ring, const uint64_t *counts);
 
-/* Writes ring->n samples into out [n][L][E], window t's sample of layer l,
- * expert e being max(0, forecast + (share - mean share) x volume): share is
- * the expert's part of the layer's tokens in that window, the mean is over
- * the ring's windows with tokens in the layer, volume is the forecast's
- * layer total (forecast [L][E]). A window without tokens in a layer gives
- * the forecast itself. MOEPLACE_OK, or MOEPLACE_ERR_NOMEM. */
-int mp_load_samples(const mp_window_ring *ring, const double *forecast, double *out);
+/* mp_load_samples of the ring's n windows (in storage order: the
+ * samples' order does not matter) into out [n][L][E]. */
+int mp_window_ring_samples(const mp_window_ring *ring, const double *forecast, double *out);
+
+/* Writes n samples into out [n][L][E] from n windows' token counts
+ * windows[t] [L][E]: window t's sample of layer l, expert e is
+ * max(0, forecast + (share - mean share) x volume), where share is the
+ * expert's part of the layer's tokens in that window, the mean is over the
+ * windows with tokens in the layer, and volume is the forecast's layer
+ * total (forecast [L][E]). A window without tokens in a layer gives the
+ * forecast itself. MOEPLACE_OK, or MOEPLACE_ERR_NOMEM. */
+int mp_load_samples(const uint64_t *const *windows, int n, int L, int E, const double *forecast,
+                    double *out);
 
 #endif

@@ -38,6 +38,7 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   cfg->decision_lag_windows = 1;
   cfg->migration_layers_per_step = 0;
   cfg->warmup_steps = MOEPLACE_RUNTIME_WARMUP_AUTO; // resolved at create (common/warmup.h)
+  cfg->load_samples = 50;
 }
 
 int mp_rt_predictor_known(const char *name) {
@@ -111,6 +112,8 @@ int mp_rt_config_validate(const moeplace_runtime_config *c, int ranks) {
                    "or a multiple of window=%d below rebalance_interval=%d, got %lld", c->window,
                    c->rebalance_interval,
                    (long long)c->warmup_steps);
+  if (c->load_samples < 0)
+    return mp_fail(MOEPLACE_ERR_ARG, "config: load_samples must be >= 0, got %d", c->load_samples);
   if (c->plan_only != 0 && c->plan_only != 1)
     return mp_fail(MOEPLACE_ERR_ARG, "config: plan_only must be 0 or 1, got %d", c->plan_only);
   if (c->collective_timeout_s != c->collective_timeout_s || c->collective_timeout_s == 0.0)
@@ -139,7 +142,7 @@ static const char *const field_names[] = {
     "hwloc_synthetic", "chunk_bytes", "max_outstanding", "cluster_file", "shm_transfers",
     "collective_timeout_s", "groups", "shares", "decision_lag_windows",
     "migration_layers_per_step", "step_time_s", "plan_only", "decision_wait", "spread",
-    "warmup_steps"};
+    "warmup_steps", "load_samples"};
 enum { NFIELDS = sizeof field_names / sizeof *field_names };
 
 /* The agreement takes values in (INT64_MIN, INT64_MAX]: 64-bit fields are
@@ -181,6 +184,7 @@ int mp_rt_config_agree(MPI_Comm comm, const moeplace_runtime_config *c, int loca
     v[26] = c->decision_wait;
     v[27] = hash_double(c->spread);
     v[28] = c->warmup_steps;
+    v[29] = c->load_samples;
   }
   int same;
   int64_t mn[NFIELDS], mx[NFIELDS];

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/load_samples.h"
 #include "common/timer.h"
 #include "placement/placement_impl.h"
 #include "placement/topology.h"
@@ -119,6 +120,29 @@ static const moeplace_topology *decision_topology(const mp_rt_decider *d, moepla
   return *own;
 }
 
+/* The load samples of a decision around the forecast p [L][E]: the newest
+ * min(set.samples, windows seen) windows of the history (common/
+ * load_samples.h), into *out [n][L][E] (malloc'd; NULL and *n = 0 when
+ * there are fewer than two, or on out-of-memory: the decision then goes
+ * without, as it does with samples off). */
+static void decision_samples(const mp_rt_decider *d, const double *p, double **out, int *n) {
+  const int k = d->set.samples < mp_rt_history_count(d->history) ? d->set.samples
+                                                                  : mp_rt_history_count(d->history);
+  const size_t LE = (size_t)d->set.L * d->set.E;
+  const uint64_t **win = k >= 2 ? malloc((size_t)k * sizeof *win) : NULL;
+  *out = win ? malloc((size_t)k * LE * sizeof **out) : NULL;
+  *n = 0;
+  if (*out) {
+    for (int t = 0; t < k; t++) win[t] = mp_rt_history_counts(d->history, t);
+    if (mp_load_samples(win, k, d->set.L, d->set.E, p, *out) == MOEPLACE_OK) *n = k;
+  }
+  if (!*n) {
+    free(*out);
+    *out = NULL;
+  }
+  free(win);
+}
+
 /* One decision: forecast (predict engine), then moeplace_place from the
  * placement in force, which also decides whether moving replicas pays.
  * commit when moeplace_place moved replicas, or when it kept them but its
@@ -140,6 +164,9 @@ static void decide(mp_rt_decider *d, int fail) {
     forecast(d, p);
     moeplace_place_options opt;
     place_options(d, &opt);
+    double *samples;
+    decision_samples(d, p, &samples, &opt.n_samples);
+    opt.samples = samples;
     moeplace_placement *next = NULL;
     moeplace_place_stats ps;
     moeplace_topology *own;
@@ -157,6 +184,7 @@ static void decide(mp_rt_decider *d, int fail) {
       res->new_imb = res->commit ? ps.imbalance : res->old_imb;
     }
     moeplace_placement_destroy(next);
+    free(samples);
     res->status = st;
   }
   free(p);

@@ -33,6 +33,8 @@ typedef struct mp_rt_decider_setup {
   int groups;
   moeplace_share_policy shares;
   double spread;
+  int samples;  /* load samples: the last `samples` windows of the history (all it
+                   has if fewer) */
   int threaded; /* 1: a background thread; 0: every job runs inline */
 } mp_rt_decider_setup;
 

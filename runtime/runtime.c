@@ -141,7 +141,8 @@ static int start_decider(moeplace_runtime *rt) {
         .history_windows = c->history_windows, .predictor = rt->predictor_used,
         .migration_tradeoff = c->migration_tradeoff, .min_gain = c->min_gain,
         .migration_budget_bytes = c->migration_budget_bytes, .groups = c->groups,
-        .shares = c->shares, .spread = c->spread, .threaded = threaded};
+        .shares = c->shares, .spread = c->spread, .samples = c->load_samples,
+        .threaded = threaded};
     local = mp_rt_decider_create(&rt->decider, &set);
     if (local == MOEPLACE_OK) mp_rt_decider_bind(rt); // decider_cpus.c
   }

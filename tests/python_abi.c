@@ -123,7 +123,7 @@ int main(void) {
   F(moeplace_runtime_config, step_time_s); F(moeplace_runtime_config, plan_only);
   F(moeplace_runtime_config, decision_wait); F(moeplace_runtime_config, spread);
   F(moeplace_runtime_config, warmup_steps);
-  F(moeplace_runtime_config, reserved);
+  F(moeplace_runtime_config, load_samples); F(moeplace_runtime_config, reserved32);
   end();
 
   S(moeplace_step_info);

@@ -273,6 +273,12 @@ static void case_config(int R) {
   cfg.spread = my_rank == 0 ? 1.0 : 0.0;
   create_refused(&cfg, MOEPLACE_ERR_MISMATCH, "spread", "differing spread");
   cfg.spread = 0.0;
+  CHECK(cfg.load_samples == 50, "load_samples %d by default", cfg.load_samples);
+  cfg.load_samples = -1;
+  create_refused(&cfg, MOEPLACE_ERR_ARG, "load_samples", "negative load_samples");
+  cfg.load_samples = my_rank == 0 ? 10 : 20;
+  create_refused(&cfg, MOEPLACE_ERR_MISMATCH, "load_samples", "differing load_samples");
+  cfg.load_samples = 50;
   cfg.migration_tradeoff = INFINITY; // accepted once; every decision then failed
   create_refused(&cfg, MOEPLACE_ERR_ARG, "migration_tradeoff", "infinite tradeoff refused");
   cfg.migration_tradeoff = 0.05;
@@ -755,6 +761,61 @@ static void case_decider_horizon(int R) {
     CHECK(moved == (h == 1), "horizon %lld steps: replicas moved %d, predicted imbalance %.3f -> %.3f",
           (long long)horizons[h], moved, res.old_imb, res.new_imb);
     if (h == 1) CHECK(res.new_imb < 1.1, "moved to imbalance %.3f", res.new_imb);
+    mp_rt_decider_destroy(d);
+  }
+  moeplace_placement_destroy(in_force);
+  moeplace_placement_destroy(next);
+  moeplace_topology_destroy(shape);
+}
+
+/* Load samples (setup.samples, from config.load_samples): experts 0 and 1
+ * burst together, 2 and 3 too, in alternate windows, so their means are
+ * equal and only the windows tell that the placement in force, {0, 1} on
+ * rank 0 and {2, 3} on rank 1, doubles every window's max. With samples
+ * the decision moves to a crossed pairing; without them (0, or 1 window:
+ * too few) it keeps the placement. Local: rank 0 runs it. */
+static void case_decider_samples(int R) {
+  (void)R;
+  if (my_rank != 0) return;
+  enum { L = 1, E = 4, RR = 2, S = 2 };
+  moeplace_topology *shape = NULL;
+  moeplace_placement *in_force = NULL, *next = NULL;
+  CHECK(moeplace_topology_create_shape(&shape, 1, RR, 1, 1) == MOEPLACE_OK, "shape");
+  CHECK(moeplace_placement_create(&in_force, L, E, RR, S) == MOEPLACE_OK, "placement");
+  CHECK(moeplace_placement_create(&next, L, E, RR, S) == MOEPLACE_OK, "placement");
+  if (!shape || !in_force || !next) return;
+  const int phy2log[RR * S] = {0, 1, 2, 3};
+  memcpy(moeplace_placement_phy2log(in_force, 0), phy2log, sizeof phy2log);
+  CHECK(moeplace_placement_equal_shares(in_force) == MOEPLACE_OK, "shares");
+  const int samples[3] = {0, 1, 8};
+  for (int k = 0; k < 3; k++) {
+    mp_rt_decider_setup set = {.L = L, .E = E, .R = RR, .S = S, .shape = shape, .window = 5,
+                               .horizon = 100, .rebalance_interval = 100, .history_windows = 16,
+                               .predictor = "sw_avg", .migration_budget_bytes = MOEPLACE_NO_LIMIT,
+                               .shares = MOEPLACE_SHARES_EVEN, .samples = samples[k],
+                               .threaded = 0};
+    mp_rt_decider *d = NULL;
+    CHECK(mp_rt_decider_create(&d, &set) == MOEPLACE_OK && d, "decider: %s", moeplace_last_error());
+    if (!d) break;
+    const uint64_t a[E] = {200, 200, 0, 0}, b[E] = {0, 0, 200, 200};
+    for (int w = 0; w < 8; w++) CHECK(mp_rt_decider_observe(d, w % 2 ? b : a) == MOEPLACE_OK, "observe");
+    const size_t bytes[L] = {1000};
+    const double no_bw[MOEPLACE_LINK_CLASSES] = {0};
+    CHECK(mp_rt_decider_request(d, in_force, bytes, no_bw, 1e-3, 0, 1000000) == MOEPLACE_OK,
+          "request");
+    mp_rt_decision res;
+    double waited;
+    CHECK(mp_rt_decider_collect(d, &res, next, &waited) == MOEPLACE_OK && res.status == MOEPLACE_OK,
+          "collect: %s", res.error);
+    const int *got = moeplace_placement_phy2log(next, 0);
+    int apart = 1; // 0 and 1 on different ranks, 2 and 3 too
+    for (int r = 0; r < RR; r++) {
+      int has[E] = {0};
+      for (int s = 0; s < S; s++) has[got[r * S + s]] = 1;
+      apart &= !(has[0] && has[1]) && !(has[2] && has[3]);
+    }
+    CHECK(res.commit == (k == 2) && (res.commit ? apart : 1),
+          "samples %d: commit %d, bursting experts apart %d", samples[k], res.commit, apart);
     mp_rt_decider_destroy(d);
   }
   moeplace_placement_destroy(in_force);
@@ -1342,6 +1403,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "loop_warmup")) case_loop_warmup(R);
   else if (!strcmp(c, "decider_horizon")) case_decider_horizon(R);
   else if (!strcmp(c, "decider_static")) case_decider_static(R);
+  else if (!strcmp(c, "decider_samples")) case_decider_samples(R);
   else if (!strcmp(c, "loop_nostate")) case_loop(R, 0, 1); // routing only: nothing registered
   else if (!strcmp(c, "slow_decision")) case_slow_decision(R);
   else if (!strcmp(c, "decision_fail")) case_decision_fail(R);

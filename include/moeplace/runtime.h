@@ -242,7 +242,13 @@ typedef struct moeplace_runtime_config {
                               windows, or decision_lag_windows windows if
                               longer (0 unless below rebalance_interval):
                               20, 40, 80, 160, 320 for the defaults */
-  uint64_t reserved[1]; /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
+  int load_samples;        /* decisions see the last load_samples windows (the
+                              history keeps history_windows; >= 2 to count) as samples
+                              of the steps' noise around the forecast
+                              (moeplace_place_options.samples, docs/PLACEMENT.md
+                              "Load samples"); 0: none. Default 50, as
+                              moeplace-replay --samples */
+  uint32_t reserved32;  /* zeroed by moeplace_runtime_config_init() (ABI: moeplace/base.h) */
 } moeplace_runtime_config;
 
 /* Sets every field to its documented default (layers/experts/slots to 0,

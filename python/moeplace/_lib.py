@@ -96,7 +96,8 @@ class RuntimeConfig(ctypes.Structure):
                 ("groups", c_int), ("shares", c_int),
                 ("decision_lag_windows", c_int), ("migration_layers_per_step", c_int),
                 ("step_time_s", c_double), ("plan_only", c_int), ("decision_wait", c_int),
-                ("spread", c_double), ("warmup_steps", c_int64), ("reserved", c_uint64 * 1)]
+                ("spread", c_double), ("warmup_steps", c_int64), ("load_samples", c_int),
+                ("reserved32", c_uint32)]
 
 
 class StepInfo(ctypes.Structure):

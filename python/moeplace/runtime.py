@@ -54,7 +54,7 @@ _CONFIG = {"window": as_int, "horizon": as_int, "rebalance_interval": as_int,
            "collective_timeout_s": as_float, "groups": as_int, "shares": as_shares,
            "decision_lag_windows": as_int, "migration_layers_per_step": as_int,
            "step_time_s": as_float, "plan_only": as_int, "decision_wait": as_int,
-           "spread": as_float, "warmup_steps": as_int}
+           "spread": as_float, "warmup_steps": as_int, "load_samples": as_int}
 
 
 def _writable_buffer(obj):
@@ -101,7 +101,8 @@ class Runtime(NoCopy):
     spread (noise-aware placement, >= 0),
     warmup_steps (more rebalances in the first interval, at that step and
     each time the steps seen double; default -1: two windows, or the
-    decision lag if longer; 0: none).
+    decision lag if longer; 0: none), load_samples (the last windows that
+    decisions see as samples of the steps' noise; default 50, 0: none).
     Every rank must pass the same values.
 
     Per training step: record(layer, tokens) for every layer, then step()
