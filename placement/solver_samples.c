@@ -96,13 +96,15 @@ static double swap_delta(const mp_place_layer *st, const mp_samples *sm, int i, 
   const int ri = i / st->S, rj = j / st->S, n = sm->n;
   const double *vi = sm->v + (size_t)i * n, *vj = sm->v + (size_t)j * n;
   const double *yi = sm->y + (size_t)ri * n, *yj = sm->y + (size_t)rj * n;
+  const double *ex1 = sm->ex1, *ex2 = sm->ex2, *ymax = sm->ymax;
+  const int *ex1r = sm->ex1r;
   double tot = 0;
   for (int t = 0; t < n; t++) {
-    const double m = sm->ex1r[t] != rj ? sm->ex1[t] : sm->ex2[t]; // max of the others
-    const double d = vi[t] - vj[t]; // what moves from ri to rj
+    const double m = ex1r[t] != rj ? ex1[t] : ex2[t]; // max of the others
+    const double d = vi[t] - vj[t];                  // what moves from ri to rj
     const double a = yi[t] - d, b = yj[t] + d;
-    const double nm = a > b ? (a > m ? a : m) : (b > m ? b : m);
-    tot += nm - sm->ymax[t];
+    const double ab = a > b ? a : b;
+    tot += (ab > m ? ab : m) - ymax[t];
   }
   return tot / n;
 }
