@@ -98,7 +98,11 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks=Non
     current: the phy2log [layers][num_replicas] in force (EPLB's or ours;
     two replicas of one expert on a rank are merged first): the result
     stays close to it. options: more of moeplace.place()'s options
-    (expert_bytes, min_gain, step_time_s, ...).
+    (expert_bytes, min_gain, step_time_s, ...), samples among them: load
+    samples [n][layers][experts] around weight (e.g. the per-step loads
+    of the window that weight sums, scaled to its total), so that experts
+    that burst together are kept apart (docs/PLACEMENT.md, "Load
+    samples").
     Returns (phy2log [L][num_replicas], log2phy [L][E][num_replicas - E + 1],
     logcnt [L][E]), int64, as torch tensors when weight is one."""
     if (num_ranks is None) == (num_gpus is None):

@@ -219,6 +219,18 @@ def test_vllm_phy2log_policy_keeps_the_map_in_force():
     assert (other == fresh).all()
 
 
+def test_samples_pass_through():
+    # equal means, experts 0 and 2 bursting together, 1 and 3 too (the
+    # pairs the map without samples puts on one rank): with the samples
+    # every rank holds one of each pair (every step's max is 2, not 4)
+    w = np.ones((1, 4))
+    x = np.array([[[2.0, 0, 2, 0]], [[0, 2, 0, 2]]])
+    for samples, apart in ((None, False), (x, True)):
+        ph, _, _ = rebalance_experts(w, 4, 1, 1, 2, samples=samples)
+        held = [set(ph[0, 2 * r:2 * r + 2].tolist()) for r in range(2)]
+        assert (held[0] not in ({0, 2}, {1, 3})) == apart, (samples is None, ph)
+
+
 def test_sglang_keywords():
     """SGLang calls DeepSeek's function with keywords: num_gpus (DeepSeek's
     name for the ranks), enable_hierarchical, num_groups possibly None."""
