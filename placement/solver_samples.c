@@ -70,7 +70,7 @@ double mp_samples_max(const mp_place_layer *st, mp_samples *sm) {
  * load, sm->ex1r [n] its rank, sm->ex2 [n] the max without that rank too
  * (0 where none). A swap from ri then finds the max of the ranks it does
  * not touch in O(1). */
-static void exclude_rank(const mp_place_layer *st, mp_samples *sm, int ri) {
+static void exclude_rank(mp_samples *sm, int ri) {
   const int n = sm->n;
   for (int t = 0; t < n; t++) {
     const int *top = sm->top + (size_t)t * 3;
@@ -87,7 +87,6 @@ static void exclude_rank(const mp_place_layer *st, mp_samples *sm, int ri) {
       }
     }
   }
-  (void)st;
 }
 
 /* Change of the mean over samples of the max rank load if slots i and j
@@ -196,7 +195,7 @@ static void best_swap(const mp_place_layer *st, mp_samples *sm, const mp_place_s
   *bi = *bj = -1;
   for (int i = 0; i < st->RS; i++) {
     if (!(sm->hot[i / st->S] & 1)) continue;
-    if (i % st->S == 0 || i == 0) exclude_rank(st, sm, i / st->S);
+    if (i % st->S == 0) exclude_rank(sm, i / st->S); // a hot rank's first slot
     for (int j = 0; j < st->RS; j++) {
       if (!(sm->hot[j / st->S] & 2) || !swap_ok(st, i, j)) continue;
       const double d = swap_delta(st, sm, i, j);
