@@ -41,7 +41,7 @@ typedef struct opts {
   const char *trace, *json, *predictor, *cluster_file, *commit_log;
   long long ranks_per_node;
   long long groups;
-  long long steps, d, f, slots, window, interval, max_tokens;
+  long long steps, d, f, slots, window, interval, max_tokens, samples;
   double token_scale;
   double timeout_s; /* collective_timeout_s of the runtime (< 0: none) */
   moeplace_share_policy shares;
@@ -77,6 +77,8 @@ static void usage(FILE *out) {
           "                      stay on one node (docs/PLACEMENT.md, default none)\n"
           "  --shares POLICY     weighted (default) or even: the routing of the moeplace run\n"
           "                      (even: every replica 1/n of its expert's tokens)\n"
+          "  --samples N         the last N windows are the decisions' load samples\n"
+          "                      (load_samples; default 50, 0: none; docs/PLACEMENT.md)\n"
           "  --json OUT          write the figures as JSON to OUT\n"
           "  --commit-log PREFIX every rank appends each placement it commits in the moeplace\n"
           "                      run (step, hash of the whole placement) to PREFIX.RANK,\n"
@@ -99,11 +101,12 @@ static int parse(int argc, char **argv, opts *o) {
       {"commit-log", required_argument, NULL, 'c'},
       {"groups", required_argument, NULL, 'G'},
       {"shares", required_argument, NULL, 'S'},
+      {"samples", required_argument, NULL, 'L'},
       {"timeout", required_argument, NULL, 'T'},
       {NULL, 0, NULL, 0}};
   *o = (opts){.trace = MOEPLACE_DATADIR "/pycode-L4-E16-top2-4k.csv.gz", .steps = 0, .d = 64,
               .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0,
-              .predictor = "sw_avg", .timeout_s = MOEPLACE_NO_LIMIT};
+              .predictor = "sw_avg", .timeout_s = MOEPLACE_NO_LIMIT, .samples = 50};
   int c;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (c) {
@@ -122,6 +125,7 @@ static int parse(int argc, char **argv, opts *o) {
     case 'G': if (cli_parse_int(prog, "--groups", optarg, 1, 1000000, &o->groups) < 0) return CLI_EXIT_USAGE; break;
     case 'c': o->commit_log = optarg; break;
     case 'S': if (cli_parse_shares(prog, optarg, &o->shares) < 0) return CLI_EXIT_USAGE; break;
+    case 'L': if (cli_parse_int(prog, "--samples", optarg, 0, 1000000, &o->samples) < 0) return CLI_EXIT_USAGE; break;
     case 'T': if (cli_parse_double(prog, "--timeout", optarg, 1e-3, 1e6, &o->timeout_s) < 0) return CLI_EXIT_USAGE; break;
     case 'h': usage(stdout); return -1;
     default: usage(stderr); return CLI_EXIT_USAGE;
@@ -235,6 +239,7 @@ static int phase_open(const opts *o, int dynamic, phase *ph) {
   cfg.collective_timeout_s = o->timeout_s;
   cfg.groups = dynamic ? (int)o->groups : 0;
   cfg.shares = o->shares;
+  cfg.load_samples = (int)o->samples;
   // Every rebalance at an interval boundary, where the stall statistics
   // look for them: the demo measures the steady state (phases alternate in
   // blocks of an interval), not a job's first interval.
