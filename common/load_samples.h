@@ -13,6 +13,11 @@
  * which exports only moeplace_* names (Makefile.am). */
 #define mp_load_samples moeplace_private_load_samples
 
+/* The default number of recent windows taken as samples, by the replay
+ * (--samples), the runtime (load_samples) and the demo: one default
+ * rebalance interval of the replay (docs/RESULTS.md, "Load samples"). */
+#define MP_LOAD_SAMPLES_DEFAULT 50
+
 /* Keeps the last `cap` windows' token counts [L][E] in a ring. */
 typedef struct mp_window_ring {
   uint64_t *win;       // [cap][L][E]

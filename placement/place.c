@@ -221,15 +221,7 @@ static void place_ctx_free(place_ctx *c) {
     mp_place_layer_free(&c->bst);
   }
   free(c->fresh_slots);
-  free(c->sm.v);
-  free(c->sm.y);
-  free(c->sm.ymax);
-  free(c->sm.top);
-  free(c->sm.refund);
-  free(c->sm.hot);
-  free(c->sm.ex1);
-  free(c->sm.ex2);
-  free(c->sm.ex1r);
+  mp_samples_free(&c->sm);
 }
 
 /* The solver states; on failure the caller frees c with place_ctx_free()
@@ -241,18 +233,9 @@ static int place_ctx_alloc(place_ctx *c) {
                       mp_place_layer_init(&c->bst, E, R, S, c->solver_topo) ||
                       !(c->fresh_slots = malloc((size_t)R * S * sizeof *c->fresh_slots)))))
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for the placement solver");
-  if (c->opt.n_samples >= 2) {
-    const size_t n = (size_t)c->opt.n_samples;
-    c->sm = (mp_samples){.stride = (size_t)c->L * E, .n = c->opt.n_samples,
-                         .v = malloc(n * R * S * sizeof(double)), .y = malloc(n * R * sizeof(double)),
-                         .ymax = malloc(n * sizeof(double)), .top = malloc(n * 3 * sizeof(int)),
-                         .refund = malloc(2 * (size_t)R * S * sizeof(double)), .hot = malloc((size_t)R),
-                         .ex1 = malloc(n * sizeof(double)), .ex2 = malloc(n * sizeof(double)),
-                         .ex1r = malloc(n * sizeof(int))};
-    if (!c->sm.v || !c->sm.y || !c->sm.ymax || !c->sm.top || !c->sm.refund || !c->sm.hot ||
-        !c->sm.ex1 || !c->sm.ex2 || !c->sm.ex1r)
-      return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d load samples", c->sm.n);
-  }
+  if (c->opt.n_samples >= 2 &&
+      mp_samples_init(&c->sm, c->opt.samples, c->opt.n_samples, (size_t)c->L * E, R, S))
+    return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d load samples", c->opt.n_samples);
   c->st.even = c->alt.even = c->bst.even = c->opt.shares == MOEPLACE_SHARES_EVEN;
   c->st.spread = c->alt.spread = c->bst.spread = c->opt.spread;
   return MOEPLACE_OK;
@@ -374,15 +357,16 @@ static void place_layer_from_current(place_ctx *c, int l, const double *w) {
   else
     run_candidates(c, w, &b, allowance);
   if (b.have) mp_place_layer_copy(&c->st, &c->bst);
+  double f_new = mp_place_layer_max(&c->st);
   if (c->sm.n) {
     double left = allowance >= 0 ? allowance - b.bytes : -1;
-    mp_samples_refine(&c->st, &c->sm, &c->sp, &left);
+    f_new = mp_samples_refine(&c->st, &c->sm, &c->sp, &left);
   }
   int64_t mv;
   double by, cb, cost;
   mp_place_layer_moves(&c->st, &mv, &by, &cb, &cost);
   if (budget_before >= 0) c->budget = budget_before - by;
-  c->gain_total += f_keep - (c->sm.n ? mp_samples_max(&c->st, &c->sm) : mp_place_layer_max(&c->st));
+  c->gain_total += f_keep - f_new;
   c->cost_total += c->sp.lambda * cost;
 }
 

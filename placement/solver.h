@@ -148,6 +148,11 @@ typedef struct mp_samples {
   double *refund;     // [2][RS] price and bytes of each slot's present content
   unsigned char *hot; // [R] bit 1: a rank a swap takes from, bit 2: one it gives to
 } mp_samples;
+/* Sets sm up for n >= 2 samples x [n][stride] on R ranks x S slots (the
+ * caller points sm->x at each layer's first expert in turn), allocating
+ * its scratch: 0, or -1 on out-of-memory (mp_samples_free either way). */
+int mp_samples_init(mp_samples *sm, const double *x, int n, size_t stride, int R, int S);
+void mp_samples_free(mp_samples *sm);
 /* Mean over the samples of the layer's max rank load under st. */
 double mp_samples_max(const mp_place_layer *st, mp_samples *sm);
 /* Swaps the contents of two slots of different ranks, the best swap each
@@ -155,9 +160,10 @@ double mp_samples_max(const mp_place_layer *st, mp_samples *sm);
  * (sp->lambda, sp->min_gain); at most sp->max_iter swaps, until
  * sp->deadline. bytes_left (NULL or < 0: unlimited) caps the bytes the
  * swaps add and is decreased by them. Slots keep their token fractions:
- * the mean loads' shares are not re-optimised. */
-void mp_samples_refine(mp_place_layer *st, mp_samples *sm, const mp_place_search *sp,
-                       double *bytes_left);
+ * the mean loads' shares are not re-optimised. Returns mp_samples_max of
+ * the result. */
+double mp_samples_refine(mp_place_layer *st, mp_samples *sm, const mp_place_search *sp,
+                         double *bytes_left);
 /* Copies the layer's slot content from another state of the same shape. */
 void mp_place_layer_copy(mp_place_layer *dst, const mp_place_layer *src);
 

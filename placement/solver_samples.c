@@ -14,8 +14,37 @@
 #include "config.h"
 #endif
 
+#include <stdlib.h>
+
 #include "common/timer.h"
 #include "placement/solver_internal.h"
+
+int mp_samples_init(mp_samples *sm, const double *x, int n, size_t stride, int R, int S) {
+  const size_t N = (size_t)n, RS = (size_t)R * S;
+  *sm = (mp_samples){.x = x, .stride = stride, .n = n,
+                     .v = malloc(N * RS * sizeof(double)), .y = malloc(N * R * sizeof(double)),
+                     .ymax = malloc(N * sizeof(double)), .top = malloc(N * 3 * sizeof(int)),
+                     .ex1 = malloc(N * sizeof(double)), .ex2 = malloc(N * sizeof(double)),
+                     .ex1r = malloc(N * sizeof(int)), .refund = malloc(2 * RS * sizeof(double)),
+                     .hot = malloc((size_t)R)};
+  return sm->v && sm->y && sm->ymax && sm->top && sm->ex1 && sm->ex2 && sm->ex1r && sm->refund &&
+                 sm->hot
+             ? 0
+             : -1;
+}
+
+void mp_samples_free(mp_samples *sm) {
+  free(sm->v);
+  free(sm->y);
+  free(sm->ymax);
+  free(sm->top);
+  free(sm->ex1);
+  free(sm->ex2);
+  free(sm->ex1r);
+  free(sm->refund);
+  free(sm->hot);
+  sm->n = 0;
+}
 
 /* Fraction of its expert's tokens slot i takes. */
 static double slot_fraction(const mp_place_layer *st, int i) {
@@ -59,11 +88,16 @@ static void sample_loads(const mp_place_layer *st, mp_samples *sm) {
   for (int t = 0; t < n; t++) sample_top3(st, sm, t);
 }
 
-double mp_samples_max(const mp_place_layer *st, mp_samples *sm) {
-  sample_loads(st, sm);
+/* The samples' mean max of the loads sample_loads() computed last. */
+static double mean_max(const mp_samples *sm) {
   double tot = 0;
   for (int t = 0; t < sm->n; t++) tot += sm->ymax[t];
   return tot / sm->n;
+}
+
+double mp_samples_max(const mp_place_layer *st, mp_samples *sm) {
+  sample_loads(st, sm);
+  return mean_max(sm);
 }
 
 /* The busiest ranks of each sample other than ri: sm->ex1 [n] the max
@@ -212,19 +246,19 @@ static void best_swap(const mp_place_layer *st, mp_samples *sm, const mp_place_s
   }
 }
 
-void mp_samples_refine(mp_place_layer *st, mp_samples *sm, const mp_place_search *sp,
-                       double *bytes_left) {
-  if (sm->n < 2) return;
+double mp_samples_refine(mp_place_layer *st, mp_samples *sm, const mp_place_search *sp,
+                         double *bytes_left) {
   const double tol = 1e-12 * mp_samples_max(st, sm); // also computes the sample loads
   for (int it = 0; it < sp->max_iter; it++) {
-    if (sp->deadline > 0 && mp_now_s() > sp->deadline) return;
+    if (sp->deadline > 0 && mp_now_s() > sp->deadline) break;
     mark_ranks(st, sm);
     slot_refunds(st, sm, sp, sm->refund, sm->refund + st->RS);
     int bi, bj;
     double by = 0;
     best_swap(st, sm, sp, bytes_left, tol, &bi, &bj, &by);
-    if (bi < 0) return;
-    apply_swap(st, sm, bi, bj);
+    if (bi < 0) break;
+    apply_swap(st, sm, bi, bj); // recomputes the sample loads
     if (bytes_left && *bytes_left >= 0) *bytes_left -= by;
   }
+  return mean_max(sm);
 }

@@ -53,7 +53,7 @@ void mp_replay_config_init(mp_replay_config *cfg) {
   cfg->spread = MP_REPLAY_SPREAD;
   cfg->seed = 1;
   cfg->warmup = MP_REPLAY_WARMUP_AUTO;
-  cfg->samples = MP_REPLAY_SAMPLES;
+  cfg->samples = MP_LOAD_SAMPLES_DEFAULT;
 }
 
 /* Everything one replay keeps, so the loop below reads as the algorithm. */

@@ -46,10 +46,6 @@ int mp_policy_from_name(const char *name);
  * derives 1 ms from the default 64 MiB experts and the traces' tokens). */
 #define MP_REPLAY_STEP_TIME_S 1e-3
 
-/* The replay's default load samples: the windows of one default interval
- * (docs/RESULTS.md, "Load samples"). */
-#define MP_REPLAY_SAMPLES 50
-
 /* mp_replay_config.warmup: chosen from the interval and the window. */
 #define MP_REPLAY_WARMUP_AUTO (-1)
 
@@ -85,7 +81,8 @@ typedef struct mp_replay_config {
   int samples;             /* the moeplace policy's placements see the last `samples`
                               windows as load samples (common/load_samples.h,
                               moeplace_place_options.samples; at least 2 to count);
-                              0: none (default MP_REPLAY_SAMPLES) */
+                              0: none (default MP_LOAD_SAMPLES_DEFAULT,
+                              common/load_samples.h) */
   uint64_t seed;
   /* Optional: called after every step with the imbalance of each policy
    * that step ([MP_POLICY_COUNT]); a non-zero return stops the replay with

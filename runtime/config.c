@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/load_samples.h"
 #include "runtime/internal.h"
 #include "runtime/rt_config.h"
 
@@ -38,7 +39,7 @@ void moeplace_runtime_config_init(moeplace_runtime_config *cfg) {
   cfg->decision_lag_windows = 1;
   cfg->migration_layers_per_step = 0;
   cfg->warmup_steps = MOEPLACE_RUNTIME_WARMUP_AUTO; // resolved at create (common/warmup.h)
-  cfg->load_samples = 50;
+  cfg->load_samples = MP_LOAD_SAMPLES_DEFAULT;
 }
 
 int mp_rt_predictor_known(const char *name) {

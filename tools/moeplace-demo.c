@@ -27,6 +27,7 @@
 #include <xxhash.h>
 
 #include "common/json_file.h"
+#include "common/load_samples.h"
 #include "common/metrics.h"
 #include "common/timer.h"
 #include "tools/cli.h"
@@ -106,7 +107,8 @@ static int parse(int argc, char **argv, opts *o) {
       {NULL, 0, NULL, 0}};
   *o = (opts){.trace = MOEPLACE_DATADIR "/pycode-L4-E16-top2-4k.csv.gz", .steps = 0, .d = 64,
               .f = 128, .slots = 0, .window = 10, .interval = 100, .token_scale = 1.0,
-              .predictor = "sw_avg", .timeout_s = MOEPLACE_NO_LIMIT, .samples = 50};
+              .predictor = "sw_avg", .timeout_s = MOEPLACE_NO_LIMIT,
+              .samples = MP_LOAD_SAMPLES_DEFAULT}; // the runtime's default
   int c;
   while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (c) {
