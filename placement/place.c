@@ -464,7 +464,9 @@ static int change_seconds(const place_ctx *c, const moeplace_placement *res, dou
   return rc;
 }
 
-/* The current assignment with the policy's shares, into every layer of res. */
+/* The current assignment with the policy's shares, into every layer of res
+ * (fill_slots may still have to transfer: e.g. into the slot of a merged
+ * duplicate of an EPLB map). */
 static void write_current(place_ctx *c, moeplace_placement *res) {
   for (int l = 0; l < c->L; l++) {
     const double *w = c->loads + (size_t)l * c->E;
@@ -503,7 +505,7 @@ int mp_place_stats_fill(const moeplace_placement *current, const moeplace_placem
   return MOEPLACE_OK;
 }
 
-/* The stats of the placement res (kept_current may already be set). */
+/* The stats of the placement res (kept_current: no replica moved). */
 static int place_stats(const place_ctx *c, const moeplace_placement *res,
                        moeplace_place_stats *s) {
   int rc = moeplace_placement_imbalance(res, c->loads, &s->imbalance);
@@ -557,8 +559,13 @@ int mp_place_targeted(const moeplace_topology *topo, int layers, int experts, in
     rc = change_seconds(&c, res, &s.migration_s);
     if (rc == MOEPLACE_OK && !keep_or_move(&c, s.migration_s, &s.saving_s)) {
       write_current(&c, res);
-      s.kept_current = 1;
-      s.migration_s = s.saving_s = 0;
+      s.saving_s = 0;
+      // the fill's transfers, if any, are the migration (kept_current is
+      // set from the moves by place_stats)
+      if (c.opt.fill_slots)
+        rc = change_seconds(&c, res, &s.migration_s);
+      else
+        s.migration_s = 0;
     }
   }
   if (rc == MOEPLACE_OK && stats) rc = place_stats(&c, res, &s); // nobody asked: not computed

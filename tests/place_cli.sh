@@ -305,6 +305,17 @@ for l, (a, b) in enumerate(zip(cur["phy2log"], new["phy2log"])):
         if e in a[r * S:(r + 1) * S]:  # a kept replica sits where it was
             assert a[i] == e, (l, i, a, b)
 PY
+# --fill when the rule keeps the current assignment: the fill still
+# transfers into the slots nothing else fills (as a merged duplicate's of an
+# EPLB map), and the stats say so (they once said kept_current yes with
+# moves 2 and migration_s 0)
+printf 'step,layer,e0,e1,e2,e3\n0,0,100,100,100,100\n' >"$D/eq.csv"
+echo '{"ranks": 2, "slots": 3, "phy2log": [[0, 1, -1, 2, 3, -1]]}' >"$D/holes.json"
+expect_status 0 "--fill, kept" -- "$P" --loads "$D/eq.csv" --ranks 2 --slots 3 --shares even \
+  --fill --current "$D/holes.json" --step-ms 1 --expert-bytes 1e9 --plan "$D/hp.json" &&
+  expect_grep "kept_current no  moves 2 " "$WORK/out" "the fill's moves counted" &&
+  expect_grep "migration_s 0\.010000" "$WORK/out" "the fill's moves timed (1 GB at 100 GB/s)" &&
+  expect_status 0 "... plan of 2 transfers" -- test "$(grep -c '"expert"' "$D/hp.json")" = 2
 # Groups the nodes cannot limit: EPLB's global fallback, with a warning and
 # the split groups counted.
 expect_status 0 "groups not a multiple of the nodes" -- "$P" --loads "$TR" --ranks 8 --nodes 4 \

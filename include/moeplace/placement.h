@@ -327,7 +327,9 @@ typedef struct moeplace_place_options {
    * rank loads, then the lowest index). A slot stays empty only where its
    * rank holds every expert it may hold (node-limited groups), or, under a
    * byte_budget or time_budget_s, where only a transfer could fill it. The
-   * replicas it adds count in the stats (moves, bytes). 0 (the default):
+   * replicas it adds count in the stats (moves, bytes, migration_s), also
+   * where the current assignment is kept (kept_current is then 0 if the
+   * fill transferred). 0 (the default):
    * the solver's slots as they are. */
   int fill_slots;
   /* Load samples for the step-to-step noise (docs/PLACEMENT.md, "Load
