@@ -2,38 +2,50 @@
  * forecast plus each recent window's deviation from the recent windows'
  * mean, so that the solver sees the forecast level with the step-to-step
  * noise the experts showed together (docs/PLACEMENT.md, "Load samples").
- * One home for the formula: the replay and the runtime both call it; the
- * replay keeps its recent windows in a ring, the runtime in its history. */
+ * One home for the formula and for the ring of recent windows it reads:
+ * the replay keeps one, the runtime's history (runtime/history.h) another. */
 #ifndef MOEPLACE_COMMON_LOAD_SAMPLES_H
 #define MOEPLACE_COMMON_LOAD_SAMPLES_H
 
 #include <stdint.h>
 
-/* The runtime in libmoeplace-mpi calls mp_load_samples from libmoeplace,
- * which exports only moeplace_* names (Makefile.am). */
-#define mp_load_samples moeplace_private_load_samples
+/* The runtime in libmoeplace-mpi calls the ring from libmoeplace, which
+ * exports only moeplace_* names (Makefile.am). */
+#define mp_window_ring_init moeplace_private_window_ring_init
+#define mp_window_ring_free moeplace_private_window_ring_free
+#define mp_window_ring_push moeplace_private_window_ring_push
+#define mp_window_ring_get moeplace_private_window_ring_get
+#define mp_window_ring_samples moeplace_private_window_ring_samples
 
 /* The default number of recent windows taken as samples, by the replay
  * (--samples), the runtime (load_samples) and the demo: one default
  * rebalance interval of the replay (docs/RESULTS.md, "Load samples"). */
 #define MP_LOAD_SAMPLES_DEFAULT 50
 
-/* Keeps the last `cap` windows' token counts [L][E] in a ring. */
+/* Keeps the last `cap` windows' token counts [L][E] in a ring: memory is
+ * fixed at init and does not grow with the length of training. */
 typedef struct mp_window_ring {
   uint64_t *win;       // [cap][L][E]
   const uint64_t **ptr; // [cap] scratch: the windows for mp_load_samples
-  int cap, n, head, L, E;
+  int cap, n, head, L, E; // n windows held; head: the slot the next push takes
 } mp_window_ring;
 
-/* MOEPLACE_OK, or MOEPLACE_ERR_NOMEM; cap 0 keeps nothing. */
+/* MOEPLACE_OK, or MOEPLACE_ERR_NOMEM (then free it all the same); cap 0
+ * keeps nothing. */
 int mp_window_ring_init(mp_window_ring *ring, int cap, int L, int E);
 void mp_window_ring_free(mp_window_ring *ring);
 /* Copies one window's counts [L][E] in, over the oldest when full. */
 void mp_window_ring_push(mp_window_ring *ring, const uint64_t *counts);
+/* The counts [L][E] of the window `age` pushes back (0: the newest;
+ * 0 <= age < ring->n), owned by the ring until the push that overwrites it. */
+const uint64_t *mp_window_ring_get(const mp_window_ring *ring, int age);
 
-/* mp_load_samples of the ring's n windows (in storage order: the
- * samples' order does not matter) into out [n][L][E]. */
-int mp_window_ring_samples(const mp_window_ring *ring, const double *forecast, double *out);
+/* mp_load_samples of the newest min(k, ring->n) windows into
+ * out [min(k, n)][L][E], in the ring's storage order (the samples' order
+ * means nothing, but the sums over them round by it: a fixed order keeps
+ * decisions repeatable bit for bit). */
+int mp_window_ring_samples(const mp_window_ring *ring, int k, const double *forecast,
+                           double *out);
 
 /* Writes n samples into out [n][L][E] from n windows' token counts
  * windows[t] [L][E]: window t's sample of layer l, expert e is

@@ -195,7 +195,7 @@ static int decide(replay_state *st, int policy, int first, int64_t step, mp_poli
     opt.step_time_s = cfg->step_time_s;
     opt.horizon_steps = st->horizon;
     opt.time_budget_s = cfg->time_budget_s;
-    if ((rc = mp_window_ring_samples(&st->recent, loads, st->samples))) return rc;
+    if ((rc = mp_window_ring_samples(&st->recent, st->recent.n, loads, st->samples))) return rc;
     opt.n_samples = st->recent.n;
     opt.samples = st->samples;
     break;

@@ -128,19 +128,12 @@ static const moeplace_topology *decision_topology(const mp_rt_decider *d, moepla
 static void decision_samples(const mp_rt_decider *d, const double *p, double **out, int *n) {
   const int k = d->set.samples < mp_rt_history_count(d->history) ? d->set.samples
                                                                   : mp_rt_history_count(d->history);
-  const size_t LE = (size_t)d->set.L * d->set.E;
-  const uint64_t **win = k >= 2 ? malloc((size_t)k * sizeof *win) : NULL;
-  *out = win ? malloc((size_t)k * LE * sizeof **out) : NULL;
-  *n = 0;
-  if (*out) {
-    for (int t = 0; t < k; t++) win[t] = mp_rt_history_counts(d->history, t);
-    if (mp_load_samples(win, k, d->set.L, d->set.E, p, *out) == MOEPLACE_OK) *n = k;
-  }
+  *out = k >= 2 ? malloc((size_t)k * d->set.L * d->set.E * sizeof **out) : NULL;
+  *n = *out && mp_window_ring_samples(&d->history->counts, k, p, *out) == MOEPLACE_OK ? k : 0;
   if (!*n) {
     free(*out);
     *out = NULL;
   }
-  free(win);
 }
 
 /* One decision: forecast (predict engine), then moeplace_place from the

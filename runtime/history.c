@@ -20,8 +20,7 @@ int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity) {
   h->E = E;
   h->capacity = capacity;
   h->prop = calloc((size_t)capacity * (size_t)L * (size_t)E, sizeof *h->prop);
-  h->counts = calloc((size_t)capacity * (size_t)L * (size_t)E, sizeof *h->counts);
-  if (!h->prop || !h->counts) {
+  if (!h->prop || mp_window_ring_init(&h->counts, capacity, L, E)) {
     mp_rt_history_destroy(h);
     return mp_fail(MOEPLACE_ERR_NOMEM, "out of memory for %d windows of history", capacity);
   }
@@ -32,14 +31,14 @@ int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity) {
 void mp_rt_history_destroy(mp_rt_history *h) {
   if (!h) return;
   free(h->prop);
-  free(h->counts);
+  mp_window_ring_free(&h->counts);
   free(h);
 }
 
 void mp_rt_history_push(mp_rt_history *h, const uint64_t *totals) {
   int row = (int)(h->pushed % h->capacity);
   double *p = h->prop + (size_t)row * h->L * h->E; // p: [L][E]
-  memcpy(h->counts + (size_t)row * h->L * h->E, totals, (size_t)h->L * h->E * sizeof *totals);
+  mp_window_ring_push(&h->counts, totals);
   for (int l = 0; l < h->L; l++) {
     mp_proportions_from_counts(totals + (size_t)l * h->E, h->E, p + (size_t)l * h->E);
   }
@@ -56,8 +55,7 @@ const double *mp_rt_history_get(const mp_rt_history *h, int age) {
 }
 
 const uint64_t *mp_rt_history_counts(const mp_rt_history *h, int age) {
-  int64_t idx = h->pushed - 1 - age;
-  return h->counts + (size_t)(idx % h->capacity) * h->L * h->E;
+  return mp_window_ring_get(&h->counts, age);
 }
 
 void mp_rt_history_mean(const mp_rt_history *h, int k, double *out) {

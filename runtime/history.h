@@ -8,12 +8,15 @@
 
 #include <stdint.h>
 
+#include "common/load_samples.h"
+
 typedef struct mp_rt_history {
   int L, E, capacity;
-  int64_t pushed;   /* windows pushed since creation */
-  double *prop;     /* [capacity][L][E] proportions; slot pushed % capacity is next */
-  uint64_t *counts; /* [capacity][L][E] the windows' raw totals (checkpoint.c saves
-                       them to replay the forecaster on restart) */
+  int64_t pushed;        /* windows pushed since creation */
+  double *prop;          /* [capacity][L][E] proportions; slot pushed % capacity is next */
+  mp_window_ring counts; /* the windows' raw totals, pushed with prop (the load
+                            samples read them; checkpoint.c saves them to replay
+                            the forecaster on restart) */
 } mp_rt_history;
 
 int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity);

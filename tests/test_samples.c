@@ -51,20 +51,24 @@ START_TEST(test_formula_by_hand) {
   double out[4];
   mp_window_ring_push(&ring, w0);
   mp_window_ring_push(&ring, w1);
-  ck_assert_int_eq(mp_window_ring_samples(&ring, forecast, out), MOEPLACE_OK);
+  ck_assert_int_eq(mp_window_ring_samples(&ring, 2, forecast, out), MOEPLACE_OK);
   // window shares (0.75, 0.25) and (0.5, 0.5), mean (0.625, 0.375)
   const double want[4] = {72.5, 27.5, 47.5, 52.5};
   for (int i = 0; i < 4; i++) ck_assert_double_eq_tol(out[i], want[i], 1e-12);
+  ck_assert_int_eq(mp_window_ring_get(&ring, 0)[0], 1); // w1, then w0
+  ck_assert_int_eq(mp_window_ring_get(&ring, 1)[0], 3);
+  ck_assert_int_eq(mp_window_ring_samples(&ring, 1, forecast, out), MOEPLACE_OK);
+  for (int i = 0; i < 2; i++) ck_assert_double_eq_tol(out[i], forecast[i], 1e-12); // k = 1: w1 alone
   mp_window_ring_push(&ring, w2); // over w0; a window without tokens gives the forecast
   ck_assert_int_eq(ring.n, 2);
-  ck_assert_int_eq(mp_window_ring_samples(&ring, forecast, out), MOEPLACE_OK);
+  ck_assert_int_eq(mp_window_ring_samples(&ring, 2, forecast, out), MOEPLACE_OK);
   const double want2[4] = {60, 40, 60, 40}; // w1 is the only window with tokens: no deviation
   for (int i = 0; i < 4; i++) ck_assert_double_eq_tol(out[i], want2[i], 1e-12);
   const uint64_t a[2] = {1, 0}, b[2] = {0, 1};
   mp_window_ring_push(&ring, a);
   mp_window_ring_push(&ring, b); // over w2, into the ring's first place; a is the second
   const double f2[2] = {10, 90};  // shares (0, 1) and (1, 0), mean (0.5, 0.5)
-  ck_assert_int_eq(mp_window_ring_samples(&ring, f2, out), MOEPLACE_OK);
+  ck_assert_int_eq(mp_window_ring_samples(&ring, 2, f2, out), MOEPLACE_OK);
   const double want3[4] = {0, 140, 60, 40}; // 10 - 50 is clipped at 0
   for (int i = 0; i < 4; i++) ck_assert_double_eq_tol(out[i], want3[i], 1e-12);
   mp_window_ring_free(&ring);
