@@ -93,6 +93,21 @@ def run(build, trace, ranks, nodes, slots, shares, args):
         return cmd, pol, first_interval_gap(timeline, args.interval)
 
 
+def blas_core(build):
+    """The OpenBLAS kernels the replay runs on (it prints them at load with
+    OPENBLAS_VERBOSE=2). The forecasters' sums round differently per
+    kernel, keep-or-move decisions near their threshold flip with the last
+    bit, and the table moves with them (docs/RESULTS.md): pin a kernel with
+    OPENBLAS_CORETYPE to repeat a table made on another machine."""
+    env = dict(os.environ, OPENBLAS_VERBOSE="2")
+    p = subprocess.run([os.path.join(build, "moeplace-replay"), "--help"], env=env,
+                       capture_output=True, text=True)
+    for line in (p.stdout + p.stderr).splitlines():
+        if line.startswith("Core: "):
+            return line[len("Core: "):].strip()
+    return "unknown"
+
+
 def reference(pol):
     """What moeplace is measured against: DeepSeek EPLB re-placing every
     interval from the previous interval's loads (the replay's `eplb`
@@ -195,6 +210,7 @@ def main():
     print(f"{both_gap} of the rows that miss the gap target have an EPLB gap >= 0.1 too")
     floor = sum(1 for r in results if r[2] >= 0.1)
     print(f"{floor} of {len(jobs)} rows have a first-interval gap >= 0.1")
+    print(f"OpenBLAS kernels: {blas_core(args.build)} (OPENBLAS_CORETYPE pins them)")
     if args.plot:
         plot(jobs, results, args.plot)
     if args.md:
