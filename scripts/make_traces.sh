@@ -53,11 +53,15 @@ for name in "${names[@]}"; do
   set -- $spec
   src=$1; shift
   mapfile -t files < <(corpus "$src")
-  # the corpus's digest, so that two machines can tell whether they made the same trace
+  # the corpus's digest, so that two machines can tell whether they trained on the same text
   digest=$(cat "${files[@]}" | sha256sum | cut -c1-16)
   echo "make $f ($src, ${#files[@]} files, corpus sha256 $digest...: $*)"
   echo "$src ${#files[@]} files sha256 $digest" > "$out/$name.corpus"
   "$py" "$gen" --corpus "${files[@]}" --out "$f.part.csv.gz" --steps "${STEPS:-4000}" \
     --d 64 --ffn 128 --seq 64 --batch 8 --threads 1 "$@" > "$out/$name.log" 2>&1
   mv "$f.part.csv.gz" "$f"
+  # the trace's own digest: the same corpus may train into other counts on
+  # another CPU (torch picks its vectorized kernels by CPU; docs/RESULTS.md)
+  echo "$name trace sha256 $(zcat -f "$f" | grep -v '^#' | sha256sum | cut -c1-16)" |
+    tee -a "$out/$name.corpus"
 done
