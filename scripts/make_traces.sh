@@ -60,8 +60,8 @@ for name in "${names[@]}"; do
   "$py" "$gen" --corpus "${files[@]}" --out "$f.part.csv.gz" --steps "${STEPS:-4000}" \
     --d 64 --ffn 128 --seq 64 --batch 8 --threads 1 "$@" > "$out/$name.log" 2>&1
   mv "$f.part.csv.gz" "$f"
-  # the trace's own digest: the same corpus may train into other counts on
-  # another CPU (torch picks its vectorized kernels by CPU; docs/RESULTS.md)
+  # the trace's own digest: the same corpus trained into other counts on
+  # another machine of this kind (docs/RESULTS.md, "On another machine")
   echo "$name trace sha256 $(zcat -f "$f" | grep -v '^#' | sha256sum | cut -c1-16)" |
     tee -a "$out/$name.corpus"
 done
