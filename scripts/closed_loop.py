@@ -89,23 +89,11 @@ def run(build, trace, ranks, nodes, slots, shares, args):
         cmd += args.replay_args.split()
         subprocess.run(cmd + ["--timeline", timeline], check=True, stdout=subprocess.DEVNULL)
         with open(out) as f:
-            pol = json.load(f)["policies"]
-        return cmd, pol, first_interval_gap(timeline, args.interval)
-
-
-def blas_core(build):
-    """The OpenBLAS kernels the replay runs on (it prints them at load with
-    OPENBLAS_VERBOSE=2). The forecasters' sums round differently per
-    kernel, keep-or-move decisions near their threshold flip with the last
-    bit, and the table moves with them (docs/RESULTS.md): pin a kernel with
-    OPENBLAS_CORETYPE to repeat a table made on another machine."""
-    env = dict(os.environ, OPENBLAS_VERBOSE="2")
-    p = subprocess.run([os.path.join(build, "moeplace-replay"), "--help"], env=env,
-                       capture_output=True, text=True)
-    for line in (p.stdout + p.stderr).splitlines():
-        if line.startswith("Core: "):
-            return line[len("Core: "):].strip()
-    return "unknown"
+            data = json.load(f)
+        # blas_core: the OpenBLAS kernels the forecasters ran on; the table
+        # moves with them (docs/REPLAY.md, "Repeating figures")
+        first = first_interval_gap(timeline, args.interval)
+        return cmd, data["policies"], first, data["blas_core"]
 
 
 def reference(pol):
@@ -180,7 +168,7 @@ def main():
     failed = both_gap = 0
     per_target = {k: 0 for k in ("imbalance", "bytes", "gap", "cross-node")}
     diff, gaps, byte_ratio = [], [], []
-    for (t, ranks, nodes, slots, s), (_, pol, first) in zip(jobs, results):
+    for (t, ranks, nodes, slots, s), (_, pol, first, _) in zip(jobs, results):
         m, ma, o = pol["moeplace"], reference(pol), pol["oracle"]
         miss = verdict(pol, nodes)
         failed += bool(miss)
@@ -210,7 +198,8 @@ def main():
     print(f"{both_gap} of the rows that miss the gap target have an EPLB gap >= 0.1 too")
     floor = sum(1 for r in results if r[2] >= 0.1)
     print(f"{floor} of {len(jobs)} rows have a first-interval gap >= 0.1")
-    print(f"OpenBLAS kernels: {blas_core(args.build)} (OPENBLAS_CORETYPE pins them)")
+    print(f"OpenBLAS kernels: {', '.join(sorted({r[3] for r in results}))} "
+          "(OPENBLAS_CORETYPE pins them)")
     if args.plot:
         plot(jobs, results, args.plot)
     if args.md:

@@ -215,6 +215,22 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 assert a["samples"] == 50 and b["samples"] == 0, (a["samples"], b["samples"])
 PY
+# The OpenBLAS kernels the forecasters ran on, in the JSON (figures repeat
+# bit for bit only on the same kernels: docs/REPLAY.md "Repeating figures");
+# pinned to Sandybridge's, which every x86-64 CPU with AVX runs
+if [ "$(uname -m)" = x86_64 ] && grep -qw avx /proc/cpuinfo; then
+  expect_status 0 "replay on pinned kernels" -- env OPENBLAS_CORETYPE=Sandybridge "$REPLAY" \
+    --trace "$DATA" --ranks 4 --slots 3 --predictor sw_avg --policies moeplace \
+    --json "$WORK/k.json" --quiet
+  CHECKS=$((CHECKS + 1))
+  "$PYTHON3" - "$WORK/r.json" "$WORK/k.json" <<'PY' || fail "blas_core in the JSON"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["blas_core"] and b["blas_core"] == "Sandybridge", (a["blas_core"], b["blas_core"])
+PY
+else
+  echo "SKIP: blas_core pinned to Sandybridge: not an x86-64 CPU with AVX" >&2
+fi
 expect_status 2 "unknown share policy" -- "$REPLAY" --trace "$DATA" --ranks 4 --slots 5 --shares x &&
   expect_grep "not a share policy" "$WORK/err" "share policy message"
 finish

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h> // openblas_get_corename
 #include <moeplace.h>
 
 #include "common/atomic_file.h"
@@ -191,7 +192,7 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
     json_object_set_new(policies, mp_policy_name(p), o);
   }
   return json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, "
-                   "s:f, s:f, s:i, s:s, s:f, s:i, s:i, s:o}",
+                   "s:f, s:f, s:i, s:s, s:f, s:i, s:i, s:s, s:o}",
                    "trace", trace, "steps", (json_int_t)res->steps, "layers", res->layers,
                    "experts", res->experts, "ranks", res->ranks, "slots", res->slots, "nodes",
                    nodes, "interval", cfg->interval, "window", cfg->window, "horizon",
@@ -200,7 +201,9 @@ static json_t *results_json(const mp_replay_result *res, const mp_replay_config 
                    "budget", cfg->byte_budget, "min_gain", cfg->min_gain, "step_ms",
                    cfg->step_time_s * 1e3, "time_budget_s", cfg->time_budget_s, "groups",
                    cfg->groups, "shares", moeplace_share_policy_name(cfg->shares), "spread",
-                   cfg->spread, "warmup", cfg->warmup, "samples", cfg->samples, "policies", policies);
+                   cfg->spread, "warmup", cfg->warmup, "samples", cfg->samples,
+                   // the forecasters' sums round by these kernels (docs/REPLAY.md)
+                   "blas_core", openblas_get_corename(), "policies", policies);
 }
 
 static void print_table(const mp_replay_result *res, const tool_ctx *ctx) {
