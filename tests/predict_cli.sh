@@ -53,7 +53,7 @@ if expect_status 0 "backtest" -- "$P" --trace "$T" --horizon 500 --predictor sw_
 import json, sys, csv
 d = json.load(open(sys.argv[1]))
 assert d["steps"] == 4000 and d["layers"] == 4 and d["experts"] == 16, d
-assert d["window"] == 10 and d["horizon"] == 500
+assert d["window"] == 10 and d["horizon"] == 500 and d["blas_core"], d
 p = d["predictors"]
 assert set(p) == {"last", "sw_avg"}, p.keys()
 for name, v in p.items():

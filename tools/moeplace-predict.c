@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h> // openblas_get_corename
 #include <jansson.h>
 #include <moeplace.h>
 
@@ -223,6 +224,8 @@ static int write_json(const options *o, const moeplace_backtest_result *r) {
   json_object_set_new(root, "window", json_integer(o->cfg.window));
   json_object_set_new(root, "horizon", json_integer(o->cfg.horizon));
   json_object_set_new(root, "first_origin_step", json_integer(r->first_origin_step));
+  // ARIMA's and the LSTM's sums round by these kernels (docs/REPLAY.md, "Repeating figures")
+  json_object_set_new(root, "blas_core", json_string(openblas_get_corename()));
   json_t *det_cfg =
       json_pack("{s:i,s:f,s:f,s:f}", "k", o->cfg.detector.k, "var_threshold",
                 o->cfg.detector.var_threshold, "range_threshold", o->cfg.detector.range_threshold,
