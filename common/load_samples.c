@@ -31,17 +31,20 @@ void mp_window_ring_free(mp_window_ring *ring) {
   ring->n = 0;
 }
 
+int mp_window_ring_slot(const mp_window_ring *ring, int age) {
+  return ((ring->head - 1 - age) % ring->cap + ring->cap) % ring->cap;
+}
+
 const uint64_t *mp_window_ring_get(const mp_window_ring *ring, int age) {
-  const int slot = ((ring->head - 1 - age) % ring->cap + ring->cap) % ring->cap;
-  return ring->win + (size_t)slot * ring->L * ring->E;
+  return ring->win + (size_t)mp_window_ring_slot(ring, age) * ring->L * ring->E;
 }
 
 int mp_window_ring_samples(const mp_window_ring *ring, int k, const double *forecast,
                            double *out) {
   int t = 0;
   for (int slot = 0; slot < ring->n; slot++) {
-    const int age = ((ring->head - 1 - slot) % ring->cap + ring->cap) % ring->cap;
-    if (age < k) ring->ptr[t++] = ring->win + (size_t)slot * ring->L * ring->E;
+    if (mp_window_ring_slot(ring, slot) < k) // the slot's age
+      ring->ptr[t++] = ring->win + (size_t)slot * ring->L * ring->E;
   }
   return mp_load_samples(ring->ptr, t, ring->L, ring->E, forecast, out);
 }

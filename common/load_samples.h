@@ -15,6 +15,7 @@
 #define mp_window_ring_free moeplace_private_window_ring_free
 #define mp_window_ring_push moeplace_private_window_ring_push
 #define mp_window_ring_get moeplace_private_window_ring_get
+#define mp_window_ring_slot moeplace_private_window_ring_slot
 #define mp_window_ring_samples moeplace_private_window_ring_samples
 
 /* The default number of recent windows taken as samples, by the replay
@@ -36,6 +37,11 @@ int mp_window_ring_init(mp_window_ring *ring, int cap, int L, int E);
 void mp_window_ring_free(mp_window_ring *ring);
 /* Copies one window's counts [L][E] in, over the oldest when full. */
 void mp_window_ring_push(mp_window_ring *ring, const uint64_t *counts);
+/* The slot [0, cap) of the window `age` pushes back (0: the newest;
+ * 0 <= age < ring->n); it is also the age of slot `age` (the map is its own
+ * inverse). A caller keeping more per window (runtime/history.c) indexes
+ * its own [cap] arrays by it. */
+int mp_window_ring_slot(const mp_window_ring *ring, int age);
 /* The counts [L][E] of the window `age` pushes back (0: the newest;
  * 0 <= age < ring->n), owned by the ring until the push that overwrites it. */
 const uint64_t *mp_window_ring_get(const mp_window_ring *ring, int age);

@@ -18,7 +18,6 @@ int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity) {
   MP_CHECK_ALLOC(h);
   h->L = L;
   h->E = E;
-  h->capacity = capacity;
   h->prop = calloc((size_t)capacity * (size_t)L * (size_t)E, sizeof *h->prop);
   if (!h->prop || mp_window_ring_init(&h->counts, capacity, L, E)) {
     mp_rt_history_destroy(h);
@@ -36,22 +35,20 @@ void mp_rt_history_destroy(mp_rt_history *h) {
 }
 
 void mp_rt_history_push(mp_rt_history *h, const uint64_t *totals) {
-  int row = (int)(h->pushed % h->capacity);
-  double *p = h->prop + (size_t)row * h->L * h->E; // p: [L][E]
+  // p: [L][E], in the slot the push takes
+  double *p = h->prop + (size_t)h->counts.head * h->L * h->E;
   mp_window_ring_push(&h->counts, totals);
   for (int l = 0; l < h->L; l++) {
     mp_proportions_from_counts(totals + (size_t)l * h->E, h->E, p + (size_t)l * h->E);
   }
-  h->pushed++;
 }
 
 int mp_rt_history_count(const mp_rt_history *h) {
-  return h->pushed < h->capacity ? (int)h->pushed : h->capacity;
+  return h->counts.n;
 }
 
 const double *mp_rt_history_get(const mp_rt_history *h, int age) {
-  int64_t idx = h->pushed - 1 - age;
-  return h->prop + (size_t)(idx % h->capacity) * h->L * h->E;
+  return h->prop + (size_t)mp_window_ring_slot(&h->counts, age) * h->L * h->E;
 }
 
 const uint64_t *mp_rt_history_counts(const mp_rt_history *h, int age) {

@@ -11,12 +11,11 @@
 #include "common/load_samples.h"
 
 typedef struct mp_rt_history {
-  int L, E, capacity;
-  int64_t pushed;        /* windows pushed since creation */
-  double *prop;          /* [capacity][L][E] proportions; slot pushed % capacity is next */
-  mp_window_ring counts; /* the windows' raw totals, pushed with prop (the load
-                            samples read them; checkpoint.c saves them to replay
-                            the forecaster on restart) */
+  int L, E;
+  mp_window_ring counts; /* the windows' raw totals (the load samples read them;
+                            checkpoint.c saves them to replay the forecaster on
+                            restart); its slots index prop too */
+  double *prop;          /* [capacity][L][E] proportions, slot for slot with counts */
 } mp_rt_history;
 
 int mp_rt_history_create(mp_rt_history **out, int L, int E, int capacity);
@@ -26,7 +25,7 @@ void mp_rt_history_destroy(mp_rt_history *h);
  * no tokens gets uniform proportions. */
 void mp_rt_history_push(mp_rt_history *h, const uint64_t *totals);
 
-/* Windows available (min(pushed, capacity)). */
+/* Windows available (min(windows pushed, capacity)). */
 int mp_rt_history_count(const mp_rt_history *h);
 
 /* Proportions [L][E] of the window `age` windows back (0 = newest). */
