@@ -17,6 +17,19 @@ py=/usr/bin/python3
 [ -f "$gen" ] || { echo "make_traces.sh: $gen not found (set GEN_TRACE)" >&2; exit 2; }
 mkdir -p "$out"
 
+# A training's routing drifts apart from the last bits of its arithmetic, and
+# two libraries pick their kernels by CPU: OpenBLAS its sgemm (torch's matmuls;
+# some machines also set OPENBLAS_CORETYPE for everything), ATen its vector
+# kernels. Each choice gives other traces (docs/RESULTS.md, "On another
+# machine"), so both are pinned here to ones every x86-64 CPU with AVX2 and
+# FMA runs. Elsewhere the traces are made on the CPU's own kernels and differ
+# from the recorded digests.
+if [ "$(uname -m)" = x86_64 ] && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  export OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2
+else
+  echo "make_traces.sh: no x86-64 AVX2/FMA here: traces on this CPU's own kernels" >&2
+fi
+
 # name | corpus files | gen_trace options (small d/ffn/seq so a trace takes minutes)
 # Each corpus is the files of packages every Debian 12 build machine has
 # (libc6-dev, libpython3.11-stdlib, perl-modules-5.36, libstdc++-12-dev and
