@@ -27,12 +27,16 @@ run the initial placement there while the oracle already places on that
 interval's loads, so it is a floor of the gap of every policy that decides
 at interval boundaries from loads it has seen (sum over the first interval's
 steps of static - oracle, over the steps, over static - oracle).
+Below the table: the OpenBLAS kernels the forecasters ran on and each
+trace's digest (as scripts/make_traces.sh records it), which together say
+whether two tables can be compared row for row.
 `--plot OUT.png` draws that floor beside the gaps of moeplace,
 moving_average and eplb per row (needs python3-matplotlib).
 """
 import argparse
 import concurrent.futures
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -41,11 +45,28 @@ import sys
 import tempfile
 
 
-def trace_experts(path):
-    """Experts of a trace, from its header line (docs/trace-format.md)."""
+def trace_open(path, mode):
+    """A trace, gzipped or not (its name does not say: make_traces.sh's are not)."""
     with open(path, "rb") as f:
         opener = gzip.open if f.read(2) == b"\x1f\x8b" else open
-    with opener(path, "rt") as f:
+    return opener(path, mode)
+
+
+def trace_digest(path):
+    """The first 16 hex digits of the sha256 of the trace's lines other than
+    comments: the digest scripts/make_traces.sh records in NAME.corpus, so that
+    a table says which traces it was made on (docs/RESULTS.md)."""
+    h = hashlib.sha256()
+    with trace_open(path, "rb") as f:
+        for line in f:
+            if not line.startswith(b"#"):
+                h.update(line)
+    return h.hexdigest()[:16]
+
+
+def trace_experts(path):
+    """Experts of a trace, from its header line (docs/trace-format.md)."""
+    with trace_open(path, "rt") as f:
         for line in f:
             if line.startswith("#"):
                 continue
@@ -200,6 +221,10 @@ def main():
     print(f"{floor} of {len(jobs)} rows have a first-interval gap >= 0.1")
     print(f"OpenBLAS kernels: {', '.join(sorted({r[3] for r in results}))} "
           "(OPENBLAS_CORETYPE pins them)")
+    digests = "trace sha256: " + ", ".join(f"{os.path.basename(t).split('.')[0]} {trace_digest(t)}"
+                                           for t in args.traces)
+    print(digests)
+    text += "\n\n" + digests
     if args.plot:
         plot(jobs, results, args.plot)
     if args.md:
