@@ -5,7 +5,7 @@ the targets of issue 11, checked per row.
 
 Usage: scripts/closed_loop.py BUILD_DIR TRACE... [--shares even,weighted]
            [--predictor auto] [--interval 500] [--jobs 2] [--md OUT.md]
-           [--replay-args "--step-ms 100 ..."]
+           [--replay-args "--step-ms 100 ..."] [--blas-core Haswell|env|...]
 
 Shapes, for a trace of E experts (every one has spare slots, as a job that
 wants replicas has): 1 node x 4 ranks, 2 nodes x 4 ranks, 4 nodes x 4 ranks,
@@ -99,6 +99,19 @@ def first_interval_gap(timeline, interval):
     return (sum(static[:interval]) - sum(oracle[:interval])) / len(static) / span
 
 
+def default_blas_core():
+    """Haswell's kernels where the CPU runs them (x86-64 with AVX2 and FMA),
+    as scripts/make_traces.sh pins them: without a pin the table would follow
+    the CPU, or an OPENBLAS_CORETYPE the machine's environment sets; else the
+    environment's choice ("env")."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split() for l in f if l.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return "Haswell" if os.uname().machine == "x86_64" and {"avx2", "fma"} <= set(flags) else "env"
+
+
 def run(build, trace, ranks, nodes, slots, shares, args):
     with tempfile.TemporaryDirectory() as tmp:
         out, timeline = os.path.join(tmp, "replay.json"), os.path.join(tmp, "timeline.csv")
@@ -108,7 +121,8 @@ def run(build, trace, ranks, nodes, slots, shares, args):
         if shares:
             cmd += ["--shares", shares]
         cmd += args.replay_args.split()
-        subprocess.run(cmd + ["--timeline", timeline], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd + ["--timeline", timeline], check=True, stdout=subprocess.DEVNULL,
+                       env=args.env)
         with open(out) as f:
             data = json.load(f)
         # blas_core: the OpenBLAS kernels the forecasters ran on; the table
@@ -173,7 +187,13 @@ def main():
     ap.add_argument("--md")
     ap.add_argument("--plot", help="PNG of the gaps and the first-interval floor per row")
     ap.add_argument("--replay-args", default="", help="more moeplace-replay options, one string")
+    ap.add_argument("--blas-core", default=default_blas_core(),
+                    help="OpenBLAS kernels of the replays' forecasts (OPENBLAS_CORETYPE: Haswell, "
+                         "Sandybridge, ...; env: the environment's; default %(default)s)")
     args = ap.parse_args()
+    args.env = dict(os.environ)
+    if args.blas_core != "env":
+        args.env["OPENBLAS_CORETYPE"] = args.blas_core
     policies = [s for s in args.shares.split(",") if s] or [""]
     jobs = []
     for t in args.traces:
@@ -220,7 +240,7 @@ def main():
     floor = sum(1 for r in results if r[2] >= 0.1)
     print(f"{floor} of {len(jobs)} rows have a first-interval gap >= 0.1")
     print(f"OpenBLAS kernels: {', '.join(sorted({r[3] for r in results}))} "
-          "(OPENBLAS_CORETYPE pins them)")
+          "(--blas-core pins them)")
     digests = "trace sha256: " + ", ".join(f"{os.path.basename(t).split('.')[0]} {trace_digest(t)}"
                                            for t in args.traces)
     print(digests)
