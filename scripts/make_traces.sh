@@ -20,8 +20,8 @@ mkdir -p "$out"
 # A training's routing drifts apart from the last bits of its arithmetic, and
 # two libraries pick their kernels by CPU: OpenBLAS its sgemm (torch's matmuls;
 # some machines also set OPENBLAS_CORETYPE for everything), ATen its vector
-# kernels. Each choice gives other traces (docs/RESULTS.md, "On another
-# machine"), so both are pinned here to ones every x86-64 CPU with AVX2 and
+# kernels. Each choice gives other traces (docs/RESULTS.md, "Why the traces
+# differ"), so both are pinned here to ones every x86-64 CPU with AVX2 and
 # FMA runs. Elsewhere the traces are made on the CPU's own kernels and differ
 # from the recorded digests.
 if [ "$(uname -m)" = x86_64 ] && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
